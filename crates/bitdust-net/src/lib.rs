@@ -1,1 +1,775 @@
-//! placeholder
+//! # bitdust-net
+//!
+//! The libp2p swarm of a bitdust node, run as an actor: TCP + Noise + Yamux, identify, ping, Kademlia
+//! (protocol `/bitdust/kad/1.0.0`, server mode, every stored record validated) and the
+//! `/bitdust/storage/1` request-response protocol ([`codec`]).
+//!
+//! [`Network::start`] spawns the swarm task and returns a cheap-to-clone [`Network`] handle plus a bounded
+//! receiver of [`Inbound`] requests. Every command goes through a bounded channel and gets its reply on a
+//! oneshot, matched by the libp2p request or query id.
+//!
+//! DHT records are [`bitdust_core::record::SignedRecord`]s. With `StoreInserts::FilterBoth`, an inbound
+//! `PutRecord` reaches us instead of the store: we verify its signature and key and refuse a lower revision
+//! than the one held before storing it. Records read from the DHT are verified the same way and the highest
+//! valid revision wins.
+
+pub mod codec;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bitdust_core::record::{self, RecordKind, SignedRecord};
+use bitdust_core::wire::{Request, Response, STORAGE_PROTOCOL};
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    identify, identity::Keypair, kad, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use libp2p::request_response::ResponseChannel;
+
+/// Kademlia protocol name (a private DHT: bitdust nodes only).
+pub const KAD_PROTOCOL: &str = "/bitdust/kad/1.0.0";
+/// Capacity of the command channel into the swarm task.
+const COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the inbound-request channel out of the swarm task; beyond it, requests are answered
+/// "busy" rather than queued without bound.
+const INBOUND_CAPACITY: usize = 256;
+/// Request timeout: a 4 MiB fragment on a slow link plus the supplier's fsync.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Connections idle this long are closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Errors of network operations.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The swarm task has stopped.
+    #[error("network stopped")]
+    Stopped,
+    /// A request failed (dial failure, timeout, connection closed, protocol unsupported).
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A DHT query failed or found nothing valid.
+    #[error("DHT {what}: {reason}")]
+    Dht {
+        /// The operation.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Listening failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// Building the transport failed.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// How to start the network.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0` picks a free port).
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap nodes, each ending in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// An inbound storage request, to answer with [`Network::respond`].
+#[derive(Debug)]
+pub struct Inbound {
+    /// The authenticated sender.
+    pub peer: PeerId,
+    /// The request.
+    pub request: Request,
+    /// Where the answer goes.
+    pub channel: ResponseChannel<Response>,
+}
+
+/// What the network looks like now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NetStatus {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Addresses we listen on.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub connected_peers: Vec<String>,
+    /// Peers in the Kademlia routing table.
+    pub routing_table_size: usize,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    storage: request_response::Behaviour<codec::StorageCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+enum Command {
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    AddAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
+    PutRecord {
+        record: SignedRecord,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetRecord {
+        kind: RecordKind,
+        publisher: PeerId,
+        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    },
+    Bootstrap {
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    Shutdown,
+}
+
+/// A handle to the running swarm. Clone it freely.
+#[derive(Clone)]
+pub struct Network {
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+}
+
+impl Network {
+    /// Builds the swarm, starts listening, dials the bootstrap nodes and spawns the swarm task.
+    /// Returns once every listen address is bound.
+    ///
+    /// # Errors
+    /// [`NetError::Transport`] or [`NetError::Listen`].
+    pub async fn start(
+        keypair: Keypair,
+        config: NetConfig,
+    ) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
+        let local_peer_id = keypair.public().to_peer_id();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_behaviour(|key| {
+                let peer = key.public().to_peer_id();
+                let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+                kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+                kad_config.set_query_timeout(Duration::from_secs(30));
+                let store_config = kad::store::MemoryStoreConfig {
+                    max_records: 65_536,
+                    max_value_bytes: record::MAX_RECORD_BYTES,
+                    max_provided_keys: 1024,
+                    max_providers_per_key: 256,
+                };
+                let store = kad::store::MemoryStore::with_config(peer, store_config);
+                let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
+                kad.set_mode(Some(kad::Mode::Server));
+                let storage = request_response::Behaviour::with_codec(
+                    codec::StorageCodec,
+                    [(
+                        StreamProtocol::new(STORAGE_PROTOCOL),
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(REQUEST_TIMEOUT)
+                        .with_max_concurrent_streams(128),
+                );
+                let identify = identify::Behaviour::new(identify::Config::new(
+                    "/bitdust/id/1".into(),
+                    key.public(),
+                ));
+                Behaviour {
+                    kad,
+                    storage,
+                    identify,
+                    ping: ping::Behaviour::default(),
+                }
+            })
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .build();
+
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        // Wait until each listener reports its address (port 0 becomes a real port).
+        let mut listening = Vec::new();
+        while listening.len() < config.listen.len() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(NetError::Listen {
+                        addr: config.listen[0].clone(),
+                        reason: error.to_string(),
+                    })
+                }
+                SwarmEvent::ListenerClosed {
+                    addresses, reason, ..
+                } => {
+                    return Err(NetError::Listen {
+                        addr: addresses
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| config.listen[0].clone()),
+                        reason: format!("{reason:?}"),
+                    })
+                }
+                _ => {}
+            }
+        }
+        for addr in &config.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                if peer != local_peer_id {
+                    swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    let _ = swarm.dial(addr.clone());
+                }
+            }
+        }
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let driver = Driver {
+            swarm,
+            inbound: inbound_tx,
+            requests: HashMap::new(),
+            queries: HashMap::new(),
+        };
+        tokio::spawn(driver.run(command_rx));
+        Ok((
+            Self {
+                commands,
+                local_peer_id,
+            },
+            inbound_rx,
+        ))
+    }
+
+    /// Our peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Sends a storage request and waits for the response.
+    ///
+    /// # Errors
+    /// [`NetError::Request`] if it fails on the way; [`NetError::Stopped`].
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        self.call(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound request.
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn respond(
+        &self,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::Respond { channel, response })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Tells the swarm an address of `peer` (from its verified identity).
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
+        self.commands
+            .send(Command::AddAddress { peer, addr })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Publishes a signed record to the DHT (and the local store).
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if no peer stored it.
+    pub async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
+        self.call(|reply| Command::PutRecord { record, reply })
+            .await?
+    }
+
+    /// Finds the highest-revision valid record of `kind` published by `publisher`.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if none is found.
+    pub async fn get_record(
+        &self,
+        kind: RecordKind,
+        publisher: PeerId,
+    ) -> Result<SignedRecord, NetError> {
+        self.call(|reply| Command::GetRecord {
+            kind,
+            publisher,
+            reply,
+        })
+        .await?
+    }
+
+    /// Announces this node as a provider of `key` (supplier service, nickname).
+    ///
+    /// # Errors
+    /// [`NetError::Dht`].
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.call(|reply| Command::StartProviding { key, reply })
+            .await?
+    }
+
+    /// Finds providers of `key`.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`].
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
+        self.call(|reply| Command::GetProviders { key, reply })
+            .await?
+    }
+
+    /// Runs a Kademlia bootstrap (fills the routing table).
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if there is no known peer.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.call(|reply| Command::Bootstrap { reply }).await?
+    }
+
+    /// Current network status.
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn status(&self) -> Result<NetStatus, NetError> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Stops the swarm task.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+}
+
+/// The peer id at the end of a multiaddr (`.../p2p/<id>`).
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+enum Query {
+    Put(oneshot::Sender<Result<(), NetError>>),
+    Get {
+        key: Vec<u8>,
+        best: Option<SignedRecord>,
+        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
+    },
+    Provide(oneshot::Sender<Result<(), NetError>>),
+    Providers {
+        found: HashSet<PeerId>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    },
+    Bootstrap(oneshot::Sender<Result<(), NetError>>),
+}
+
+struct Driver {
+    swarm: libp2p::Swarm<Behaviour>,
+    inbound: mpsc::Sender<Inbound>,
+    requests: HashMap<
+        request_response::OutboundRequestId,
+        (PeerId, oneshot::Sender<Result<Response, NetError>>),
+    >,
+    queries: HashMap<kad::QueryId, Query>,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let span = tracing::info_span!("swarm", peer = %self.swarm.local_peer_id());
+        let _enter = span.enter();
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => self.command(cmd),
+                },
+                event = self.swarm.select_next_some() => self.event(event),
+            }
+        }
+        tracing::debug!("swarm task stopped");
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let b = self.swarm.behaviour_mut();
+        match cmd {
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = b.storage.send_request(&peer, request);
+                self.requests.insert(id, (peer, reply));
+            }
+            Command::Respond { channel, response } => {
+                let _ = b.storage.send_response(channel, response);
+            }
+            Command::AddAddress { peer, addr } => {
+                b.kad.add_address(&peer, addr.clone());
+                self.swarm.add_peer_address(peer, addr);
+            }
+            Command::PutRecord { record, reply } => {
+                let key = match record.key() {
+                    Ok(k) => k,
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht {
+                            what: "put",
+                            reason: e.to_string(),
+                        }));
+                        return;
+                    }
+                };
+                let kad_record = kad::Record::new(kad::RecordKey::new(&key), record.encode());
+                match b.kad.put_record(kad_record, kad::Quorum::One) {
+                    Ok(id) => {
+                        self.queries.insert(id, Query::Put(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht {
+                            what: "put",
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::GetRecord {
+                kind,
+                publisher,
+                reply,
+            } => {
+                let key = record::record_key(kind, &publisher);
+                let id = b.kad.get_record(kad::RecordKey::new(&key));
+                self.queries.insert(
+                    id,
+                    Query::Get {
+                        key,
+                        best: None,
+                        reply,
+                    },
+                );
+            }
+            Command::StartProviding { key, reply } => {
+                match b.kad.start_providing(kad::RecordKey::new(&key)) {
+                    Ok(id) => {
+                        self.queries.insert(id, Query::Provide(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht {
+                            what: "provide",
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::GetProviders { key, reply } => {
+                let id = b.kad.get_providers(kad::RecordKey::new(&key));
+                self.queries.insert(
+                    id,
+                    Query::Providers {
+                        found: HashSet::new(),
+                        reply,
+                    },
+                );
+            }
+            Command::Bootstrap { reply } => match b.kad.bootstrap() {
+                Ok(id) => {
+                    self.queries.insert(id, Query::Bootstrap(reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(NetError::Dht {
+                        what: "bootstrap",
+                        reason: e.to_string(),
+                    }));
+                }
+            },
+            Command::Status { reply } => {
+                let routing_table_size = b.kad.kbuckets().map(|k| k.num_entries()).sum();
+                let _ = reply.send(NetStatus {
+                    peer_id: self.swarm.local_peer_id().to_string(),
+                    listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
+                    connected_peers: self
+                        .swarm
+                        .connected_peers()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    routing_table_size,
+                });
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Storage(e)) => self.storage_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.kad_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
+                    for addr in info.listen_addrs.into_iter().take(16) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+            }
+            _ => {}
+        }
+    }
+
+    fn storage_event(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if let Err(e) = self.inbound.try_send(Inbound {
+                        peer,
+                        request,
+                        channel,
+                    }) {
+                        let inbound = match e {
+                            mpsc::error::TrySendError::Full(i)
+                            | mpsc::error::TrySendError::Closed(i) => i,
+                        };
+                        let busy = Response::Error(
+                            bitdust_core::wire::ErrorCode::Internal,
+                            "node busy, retry".into(),
+                        );
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .storage
+                            .send_response(inbound.channel, busy);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((_, reply)) = self.requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
+                if let Some((_, reply)) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest { request } => match request {
+                kad::InboundRequest::PutRecord {
+                    source,
+                    record: Some(record),
+                    ..
+                } => self.inbound_record(source, record),
+                kad::InboundRequest::AddProvider {
+                    record: Some(provider),
+                } => {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .store_mut()
+                        .add_provider(provider);
+                }
+                _ => {}
+            },
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => self.query_progressed(id, result, step.last),
+            _ => {}
+        }
+    }
+
+    /// Validates a record a peer asks us to store: signature, key, size, and no rollback.
+    fn inbound_record(&mut self, source: PeerId, record: kad::Record) {
+        let key = record.key.to_vec();
+        let offered = match SignedRecord::decode_verified(&key, &record.value) {
+            Ok((r, _)) => r,
+            Err(e) => {
+                tracing::info!(%source, error = %e, "refused DHT record");
+                return;
+            }
+        };
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let held = store.get(&record.key).and_then(|r| {
+            SignedRecord::decode_verified(&key, &r.value)
+                .ok()
+                .map(|(r, _)| r)
+        });
+        if let Err(e) = record::accept(held.as_ref(), &offered) {
+            tracing::info!(%source, error = %e, "refused DHT record");
+            return;
+        }
+        let _ = store.put(record);
+    }
+
+    fn query_progressed(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        let Some(mut query) = self.queries.remove(&id) else {
+            return;
+        };
+        let mut done = last;
+        match (&mut query, result) {
+            (
+                Query::Get { key, best, .. },
+                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))),
+            ) => match SignedRecord::decode_verified(key, &found.record.value) {
+                Ok((r, _)) => {
+                    if best.as_ref().is_none_or(|b| r.revision > b.revision) {
+                        *best = Some(r);
+                    }
+                }
+                Err(e) => tracing::info!(error = %e, "ignored invalid DHT record"),
+            },
+            (Query::Get { .. }, kad::QueryResult::GetRecord(_)) => done = true,
+            (Query::Put(_), kad::QueryResult::PutRecord(r)) => {
+                if let Query::Put(reply) = query {
+                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
+                        what: "put",
+                        reason: e.to_string(),
+                    }));
+                }
+                return;
+            }
+            (Query::Provide(_), kad::QueryResult::StartProviding(r)) => {
+                if let Query::Provide(reply) = query {
+                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
+                        what: "provide",
+                        reason: e.to_string(),
+                    }));
+                }
+                return;
+            }
+            (Query::Providers { found, .. }, kad::QueryResult::GetProviders(r)) => match r {
+                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                    found.extend(providers)
+                }
+                Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => done = true,
+                Err(_) => done = true,
+            },
+            (Query::Bootstrap(_), kad::QueryResult::Bootstrap(r)) => {
+                if !last && r.is_ok() {
+                    self.queries.insert(id, query);
+                    return;
+                }
+                if let Query::Bootstrap(reply) = query {
+                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
+                        what: "bootstrap",
+                        reason: e.to_string(),
+                    }));
+                }
+                return;
+            }
+            _ => {}
+        }
+        if !done {
+            self.queries.insert(id, query);
+            return;
+        }
+        match query {
+            Query::Get { best, reply, .. } => {
+                let _ = reply.send(best.ok_or(NetError::Dht {
+                    what: "get",
+                    reason: "no valid record found".into(),
+                }));
+            }
+            Query::Providers { found, reply } => {
+                let _ = reply.send(Ok(found));
+            }
+            Query::Put(reply) | Query::Provide(reply) | Query::Bootstrap(reply) => {
+                let _ = reply.send(Err(NetError::Dht {
+                    what: "query",
+                    reason: "ended without result".into(),
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,831 @@
+//! The customer service: hiring suppliers, backing up, restoring, and recovering the catalog on a new device.
+//!
+//! Backup data flow (bounded memory: at most `blocks_in_flight` encoded blocks plus a 2-block queue):
+//! ```text
+//! scan(path) ─► StreamReader ─4 MiB─► BlockEncoder (blocking thread) ─► queue(2) ─► upload: n PutFragment
+//!   in parallel per block, `blocks_in_flight` blocks at once ─► BlockMeta list ─► catalog revision + 1
+//!   ─► sealed catalog to every supplier
+//! ```
+//! Restore: per block, fetch the k data fragments first (no decoding needed), falling back to parity
+//! fragments when one is missing, unreachable or fails its hash; decode on a blocking thread; write the
+//! stream in order through [`crate::archive::TreeWriter`].
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitdust_core::catalog::{Backup, Catalog, SealedCatalog, Version, CATALOG_FORMAT};
+use bitdust_core::erasure::Layout;
+use bitdust_core::pipeline::{
+    BlockDecoder, BlockEncoder, BlockMeta, EncodedBlock, VersionKeys, BLOCK_SIZE,
+};
+use bitdust_core::record::{RecordKind, SignedRecord, SupplierList, SUPPLIERS_SERVICE_KEY};
+use bitdust_core::wire::{Contract, Request, Response, SignedContract};
+use bitdust_core::PeerId;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::archive::{self, StreamReader, TreeWriter};
+use crate::home::unix_now;
+use crate::node::{Node, Progress};
+
+/// Attempts per fragment upload before the backup fails.
+const UPLOAD_ATTEMPTS: usize = 3;
+/// Contract length: one year; renewal comes with the rebuild work.
+const CONTRACT_SECS: u64 = 365 * 24 * 3600;
+
+/// A hired supplier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SupplierSlot {
+    /// Position (shard index).
+    pub position: u16,
+    /// Peer id bytes.
+    pub peer_id: Vec<u8>,
+    /// The contract both signed (absent when recovered from the DHT on a new device).
+    pub contract: Option<SignedContract>,
+    /// When hired, Unix seconds.
+    pub hired_unix: u64,
+}
+
+impl SupplierSlot {
+    /// The supplier's peer id.
+    ///
+    /// # Errors
+    /// If the stored bytes are not a peer id.
+    pub fn peer(&self) -> Result<PeerId> {
+        PeerId::from_bytes(&self.peer_id)
+            .map_err(|_| anyhow!("corrupt supplier peer id at position {}", self.position))
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupReport {
+    /// Backup name.
+    pub name: String,
+    /// Version number made.
+    pub version: u32,
+    /// Files.
+    pub files: usize,
+    /// Folders.
+    pub folders: usize,
+    /// Symlinks.
+    pub symlinks: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Bytes stored on suppliers (all fragments).
+    pub stored_bytes: u64,
+    /// Blocks.
+    pub blocks: usize,
+    /// Layout.
+    pub layout: String,
+    /// Wall time.
+    pub seconds: f64,
+    /// Special files skipped.
+    pub skipped: Vec<String>,
+    /// Files that changed size during the backup.
+    pub changed: Vec<String>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// Backup name.
+    pub name: String,
+    /// Version restored.
+    pub version: u32,
+    /// Target folder.
+    pub target: String,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Fragments that were missing, unreachable or corrupt and were replaced by others.
+    pub fragments_failed: u64,
+    /// Files that could not be restored (blocks with fewer than k good fragments).
+    pub lost_files: Vec<String>,
+}
+
+impl Node {
+    /// The local catalog (empty if none yet).
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn catalog(&self) -> Result<Catalog> {
+        Ok(self.db.get::<Catalog>("catalog")?.unwrap_or(Catalog {
+            format: CATALOG_FORMAT,
+            revision: 0,
+            backups: vec![],
+        }))
+    }
+
+    /// Hired suppliers, by position.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn suppliers(&self) -> Result<Vec<SupplierSlot>> {
+        let mut s = self
+            .db
+            .get::<Vec<SupplierSlot>>("suppliers")?
+            .unwrap_or_default();
+        s.sort_by_key(|s| s.position);
+        Ok(s)
+    }
+
+    /// Hires suppliers until `customer.suppliers` positions are filled.
+    ///
+    /// # Errors
+    /// "too few suppliers online" if the DHT does not offer enough.
+    pub async fn ensure_suppliers(&self) -> Result<Vec<SupplierSlot>> {
+        let _g = self.customer_lock.lock().await;
+        self.ensure_suppliers_locked().await
+    }
+
+    async fn ensure_suppliers_locked(&self) -> Result<Vec<SupplierSlot>> {
+        let n = self.config.customer.suppliers;
+        Layout::for_suppliers(n).context("customer.suppliers in the config")?;
+        let mut slots = self.suppliers()?;
+        if slots.len() >= n as usize {
+            return Ok(slots);
+        }
+        let me = self.peer_id();
+        let mut taken: HashSet<Vec<u8>> = slots.iter().map(|s| s.peer_id.clone()).collect();
+        let providers = self
+            .net
+            .get_providers(SUPPLIERS_SERVICE_KEY.to_vec())
+            .await
+            .unwrap_or_default();
+        let mut candidates: Vec<PeerId> = providers
+            .into_iter()
+            .filter(|p| *p != me && !taken.contains(&p.to_bytes()))
+            .collect();
+        candidates.sort_by_key(|p| p.to_bytes());
+        let found = candidates.len();
+        let mut errors = Vec::new();
+        for position in 0..n {
+            if slots.iter().any(|s| s.position == position) {
+                continue;
+            }
+            while let Some(peer) = candidates.pop() {
+                match self.hire(peer, position).await {
+                    Ok(slot) => {
+                        taken.insert(slot.peer_id.clone());
+                        slots.push(slot);
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{peer}: {e:#}")),
+                }
+            }
+        }
+        slots.sort_by_key(|s| s.position);
+        self.db.put("suppliers", &slots)?;
+        if slots.len() < n as usize {
+            bail!(
+                "too few suppliers online: hired {} of {n} ({found} candidates found in the DHT{}{})",
+                slots.len(),
+                if errors.is_empty() { "" } else { "; refusals: " },
+                errors.join("; ")
+            );
+        }
+        self.publish_suppliers(&slots).await;
+        Ok(slots)
+    }
+
+    async fn hire(&self, peer: PeerId, position: u16) -> Result<SupplierSlot> {
+        self.lookup_identity(peer).await?;
+        let contract = Contract {
+            customer: self.peer_id().to_bytes(),
+            supplier: peer.to_bytes(),
+            position,
+            needed_bytes: self.config.customer.needed_bytes,
+            start_unix: unix_now(),
+            duration_secs: CONTRACT_SECS,
+            nonce: rand::random(),
+        };
+        let proposed = SignedContract::propose(&self.keys, contract.clone());
+        match self.net.request(peer, Request::Contract(proposed)).await? {
+            Response::ContractAccepted(signed) => {
+                let (_, supplier) = signed.verify().context("supplier's contract signature")?;
+                if signed.contract != contract
+                    || supplier != peer
+                    || signed.supplier_signature.is_none()
+                {
+                    bail!("supplier returned a different or unsigned contract");
+                }
+                Ok(SupplierSlot {
+                    position,
+                    peer_id: peer.to_bytes(),
+                    contract: Some(signed),
+                    hired_unix: unix_now(),
+                })
+            }
+            Response::Error(code, msg) => bail!("refused ({code:?}): {msg}"),
+            other => bail!("unexpected answer {other:?}"),
+        }
+    }
+
+    async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
+        let list = SupplierList {
+            suppliers: slots
+                .iter()
+                .map(|s| (s.position, s.peer_id.clone()))
+                .collect(),
+        };
+        let payload = postcard::to_stdvec(&list).unwrap_or_default();
+        let revision = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let rec = SignedRecord::sign(
+            &self.keys,
+            RecordKind::Suppliers,
+            revision,
+            unix_now(),
+            payload,
+        );
+        if let Err(e) = self.net.put_record(rec).await {
+            tracing::warn!(error = %e, "could not publish the supplier list");
+        }
+    }
+
+    /// Backs up `source` (a folder or a file) as a new version.
+    ///
+    /// # Errors
+    /// If the path is unreadable, too few suppliers are online, or an upload fails.
+    pub async fn backup(
+        self: &Arc<Self>,
+        source: &Path,
+        progress: Progress,
+    ) -> Result<BackupReport> {
+        let started = Instant::now();
+        let _g = self.customer_lock.lock().await;
+        let source = std::fs::canonicalize(source)
+            .with_context(|| format!("cannot back up {}", source.display()))?;
+        let scan = {
+            let s = source.clone();
+            tokio::task::spawn_blocking(move || archive::scan(&s)).await??
+        };
+        progress.set_total(scan.total_bytes);
+        let slots = self.ensure_suppliers_locked().await?;
+        let layout = Layout::for_suppliers(slots.len() as u16)?;
+        let peers: Vec<PeerId> = slots
+            .iter()
+            .map(SupplierSlot::peer)
+            .collect::<Result<_>>()?;
+        let version_id: [u8; 16] = rand::random();
+        let vkeys = VersionKeys::derive(self.keys.master(), version_id);
+
+        // Encoder on a blocking thread, feeding a bounded queue.
+        let (tx, mut rx) = mpsc::channel::<Result<EncodedBlock>>(2);
+        let encoder_keys = vkeys.clone();
+        let src = source.clone();
+        let entries_for_reader = archive::Scan {
+            entries: scan.entries.clone(),
+            total_bytes: scan.total_bytes,
+            skipped: vec![],
+        };
+        let encoder = tokio::task::spawn_blocking(move || -> Vec<String> {
+            let mut reader = StreamReader::new(&src, &entries_for_reader);
+            let mut enc = match BlockEncoder::new(layout, encoder_keys) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    return vec![];
+                }
+            };
+            let mut buf = Vec::with_capacity(BLOCK_SIZE);
+            let mut index = 0u64;
+            loop {
+                if let Err(e) = reader.next_block(&mut buf, BLOCK_SIZE) {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    break;
+                }
+                if buf.is_empty() {
+                    break;
+                }
+                let r = enc.encode(index, &buf).map_err(anyhow::Error::from);
+                if tx.blocking_send(r).is_err() {
+                    break;
+                }
+                index += 1;
+            }
+            reader.changed
+        });
+
+        let mut metas: Vec<BlockMeta> = Vec::new();
+        let mut uploads = FuturesUnordered::new();
+        let limit = self.config.customer.blocks_in_flight.max(1);
+        let mut failure = None;
+        while let Some(block) = rx.recv().await {
+            let block = match block {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            while uploads.len() >= limit {
+                match uploads.next().await {
+                    Some(Ok(meta)) => metas.push(meta),
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            uploads.push(upload_block(
+                self.clone(),
+                peers.clone(),
+                vkeys.clone(),
+                block,
+                progress.clone(),
+            ));
+        }
+        drop(rx);
+        while let Some(r) = uploads.next().await {
+            match r {
+                Ok(meta) => metas.push(meta),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        let changed = encoder.await.unwrap_or_default();
+        if let Some(e) = failure {
+            return Err(e.context("backup failed; the catalog is unchanged"));
+        }
+        metas.sort_by_key(|m| m.index);
+
+        let mut catalog = self.catalog()?;
+        let base = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "root".into());
+        let base: String = base
+            .chars()
+            .map(|c| {
+                if c == '@' || c == '/' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
+        let name = catalog.name_for(&src_bytes, &base);
+        let single_file = scan
+            .entries
+            .first()
+            .is_some_and(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::File { .. }));
+        let version = Version {
+            number: catalog
+                .backup(&name)
+                .and_then(|b| b.versions.last())
+                .map(|v| v.number + 1)
+                .unwrap_or(1),
+            id: version_id,
+            created_unix: unix_now(),
+            layout,
+            suppliers: peers.iter().map(|p| p.to_bytes()).collect(),
+            total_bytes: scan.total_bytes,
+            entries: scan.entries,
+            blocks: metas,
+        };
+        let report = BackupReport {
+            name: name.clone(),
+            version: version.number,
+            files: version.file_count(),
+            folders: version
+                .entries
+                .iter()
+                .filter(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::Dir))
+                .count(),
+            symlinks: version
+                .entries
+                .iter()
+                .filter(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::Symlink { .. }))
+                .count(),
+            bytes: version.total_bytes,
+            stored_bytes: version.stored_bytes(),
+            blocks: version.blocks.len(),
+            layout: layout.to_string(),
+            seconds: 0.0,
+            skipped: scan.skipped,
+            changed,
+        };
+        match catalog.backups.iter_mut().find(|b| b.name == name) {
+            Some(b) => b.versions.push(version),
+            None => catalog.backups.push(Backup {
+                name,
+                source: src_bytes,
+                single_file,
+                versions: vec![version],
+            }),
+        }
+        catalog.revision += 1;
+        self.db.put("catalog", &catalog)?;
+        self.push_catalog(&catalog, &peers).await?;
+        Ok(BackupReport {
+            seconds: started.elapsed().as_secs_f64(),
+            ..report
+        })
+    }
+
+    /// Stores the sealed catalog on every supplier; succeeds if at least one took it.
+    async fn push_catalog(&self, catalog: &Catalog, peers: &[PeerId]) -> Result<()> {
+        let sealed = SealedCatalog::seal(&self.keys, catalog).encode();
+        let mut ok = 0;
+        let mut errors = Vec::new();
+        let results = futures::future::join_all(
+            peers
+                .iter()
+                .map(|p| self.net.request(*p, Request::PutCatalog(sealed.clone()))),
+        )
+        .await;
+        for (p, r) in peers.iter().zip(results) {
+            match r {
+                Ok(Response::Stored) => ok += 1,
+                Ok(other) => errors.push(format!("{p}: {other:?}")),
+                Err(e) => errors.push(format!("{p}: {e}")),
+            }
+        }
+        if ok == 0 {
+            bail!("no supplier stored the catalog: {}", errors.join("; "));
+        }
+        if !errors.is_empty() {
+            tracing::warn!(stored = ok, errors = %errors.join("; "), "catalog not stored everywhere");
+        }
+        Ok(())
+    }
+
+    /// Restores `name` (version `version`, default the latest) into `target`.
+    ///
+    /// # Errors
+    /// If the backup or version does not exist, the target is not empty (without `force`), or blocks are
+    /// lost (the report of what was restored is in the error message).
+    pub async fn restore(
+        self: &Arc<Self>,
+        name: &str,
+        version: Option<u32>,
+        target: &Path,
+        force: bool,
+        progress: Progress,
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let catalog = self.catalog()?;
+        let backup = catalog.backup(name).ok_or_else(|| {
+            let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
+            anyhow!(
+                "no backup named {name:?} (backups: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })?;
+        let v = match version {
+            Some(n) => backup
+                .versions
+                .iter()
+                .find(|v| v.number == n)
+                .ok_or_else(|| {
+                    let nums: Vec<String> = backup
+                        .versions
+                        .iter()
+                        .map(|v| v.number.to_string())
+                        .collect();
+                    anyhow!(
+                        "backup {name:?} has no version {n} (versions: {})",
+                        nums.join(", ")
+                    )
+                })?,
+            None => backup
+                .versions
+                .last()
+                .ok_or_else(|| anyhow!("backup {name:?} has no versions"))?,
+        }
+        .clone();
+        prepare_target(target, force)?;
+        progress.set_total(v.total_bytes);
+        let peers: Vec<Option<PeerId>> = v
+            .suppliers
+            .iter()
+            .map(|b| PeerId::from_bytes(b).ok())
+            .collect();
+        // Learn suppliers' addresses (those offline simply fail).
+        futures::future::join_all(peers.iter().flatten().map(|p| self.lookup_identity(*p))).await;
+
+        let vkeys = VersionKeys::derive(self.keys.master(), v.id);
+        let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
+        let target_buf = target.to_path_buf();
+        let entries = v.entries.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<(u64, u64, Vec<String>)> {
+            let mut w = TreeWriter::new(&target_buf, entries);
+            let mut lost = Vec::new();
+            while let Some((meta, data)) = rx.blocking_recv() {
+                match data {
+                    Ok(d) => w.write(&d)?,
+                    Err(e) => {
+                        tracing::warn!(block = meta.index, error = %format!("{e:#}"), "block lost");
+                        lost.extend(w.skip(meta.plain_len as u64)?);
+                    }
+                }
+            }
+            let (files, bytes) = w.finish()?;
+            Ok((files, bytes, lost))
+        });
+
+        let bad: Arc<Mutex<HashSet<usize>>> = Arc::new(Mutex::new(HashSet::new()));
+        let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let limit = self.config.customer.blocks_in_flight.max(1);
+        let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
+            let node = self.clone();
+            let peers = peers.clone();
+            let vkeys = vkeys.clone();
+            let bad = bad.clone();
+            let failed = failed.clone();
+            let layout = v.layout;
+            async move {
+                let r = fetch_block(&node, layout, &peers, &vkeys, &meta, &bad, &failed).await;
+                (meta, r)
+            }
+        }))
+        .buffered(limit);
+        while let Some((meta, r)) = fetches.next().await {
+            if r.is_ok() {
+                progress.add(meta.plain_len as u64);
+            }
+            if tx.send((meta, r)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let (files, bytes, lost) = writer.await??;
+        let report = RestoreReport {
+            name: name.to_string(),
+            version: v.number,
+            target: target.display().to_string(),
+            files,
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            fragments_failed: failed.load(std::sync::atomic::Ordering::Relaxed),
+            lost_files: lost,
+        };
+        if !report.lost_files.is_empty() {
+            bail!(
+                "restored {} files, but {} could not be restored (more than {} suppliers' fragments lost): {}",
+                report.files,
+                report.lost_files.len(),
+                v.layout.parity(),
+                report.lost_files.join(", ")
+            );
+        }
+        Ok(report)
+    }
+
+    /// Recovers the catalog on a new device: finds the supplier list in the DHT, fetches the sealed catalog
+    /// from the suppliers and keeps the highest revision that opens with our keys.
+    ///
+    /// # Errors
+    /// If no supplier list or no valid catalog is found.
+    pub async fn recover_catalog(&self) -> Result<Catalog> {
+        let _g = self.customer_lock.lock().await;
+        let me = self.peer_id();
+        let rec = self
+            .net
+            .get_record(RecordKind::Suppliers, me)
+            .await
+            .context("finding our suppliers in the DHT")?;
+        let list: SupplierList =
+            postcard::from_bytes(&rec.payload).context("supplier list record")?;
+        let mut best: Option<Catalog> = None;
+        let mut errors = Vec::new();
+        for (_, peer_bytes) in &list.suppliers {
+            let Ok(peer) = PeerId::from_bytes(peer_bytes) else {
+                continue;
+            };
+            let r = async {
+                self.lookup_identity(peer).await?;
+                match self
+                    .net
+                    .request(
+                        peer,
+                        Request::GetCatalog {
+                            owner: me.to_bytes(),
+                        },
+                    )
+                    .await?
+                {
+                    Response::Catalog(bytes) => {
+                        Ok(SealedCatalog::decode(&bytes)?.open(&self.keys)?)
+                    }
+                    other => bail!("{other:?}"),
+                }
+            }
+            .await;
+            match r {
+                Ok(c) => {
+                    if best.as_ref().is_none_or(|b| c.revision > b.revision) {
+                        best = Some(c);
+                    }
+                }
+                Err(e) => errors.push(format!("{peer}: {e:#}")),
+            }
+        }
+        let catalog =
+            best.ok_or_else(|| anyhow!("no supplier returned our catalog: {}", errors.join("; ")))?;
+        let slots: Vec<SupplierSlot> = list
+            .suppliers
+            .iter()
+            .map(|(pos, p)| SupplierSlot {
+                position: *pos,
+                peer_id: p.clone(),
+                contract: None,
+                hired_unix: unix_now(),
+            })
+            .collect();
+        self.db.put("catalog", &catalog)?;
+        self.db.put("suppliers", &slots)?;
+        Ok(catalog)
+    }
+}
+
+async fn upload_block(
+    node: Arc<Node>,
+    peers: Vec<PeerId>,
+    vkeys: VersionKeys,
+    block: EncodedBlock,
+    progress: Progress,
+) -> Result<BlockMeta> {
+    let EncodedBlock { meta, fragments } = block;
+    let puts = fragments.into_iter().enumerate().map(|(position, data)| {
+        let node = node.clone();
+        let peer = peers[position];
+        let id = vkeys.fragment_id(&meta.block_id, position as u16);
+        async move {
+            let mut last = String::new();
+            for attempt in 1..=UPLOAD_ATTEMPTS {
+                let data = if attempt == UPLOAD_ATTEMPTS {
+                    std::mem::take(&mut { data.clone() })
+                } else {
+                    data.clone()
+                };
+                match node
+                    .net
+                    .request(peer, Request::PutFragment { id, data })
+                    .await
+                {
+                    Ok(Response::Stored) => return Ok(()),
+                    Ok(Response::Error(code, msg)) => {
+                        last = format!("{code:?}: {msg}");
+                        if !matches!(code, bitdust_core::wire::ErrorCode::Internal) {
+                            break;
+                        }
+                    }
+                    Ok(other) => last = format!("unexpected answer {other:?}"),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(anyhow!(
+                "supplier at position {position} ({peer}) did not store block {}: {last}",
+                meta.index
+            ))
+        }
+    });
+    futures::future::try_join_all(puts).await?;
+    progress.add(meta.plain_len as u64);
+    Ok(meta)
+}
+
+async fn fetch_block(
+    node: &Arc<Node>,
+    layout: Layout,
+    peers: &[Option<PeerId>],
+    vkeys: &VersionKeys,
+    meta: &BlockMeta,
+    bad: &Arc<Mutex<HashSet<usize>>>,
+    failed: &Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Vec<u8>> {
+    let k = layout.k as usize;
+    let n = layout.n as usize;
+    let known_bad = bad.lock().map(|b| b.clone()).unwrap_or_default();
+    // Data shards first (no decoding needed), positions known to be failing last.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|p| (known_bad.contains(p), *p >= k, *p));
+    let mut order = order.into_iter();
+    let mut pending = FuturesUnordered::new();
+    let fetch = |position: usize| {
+        let node = node.clone();
+        let peer = peers.get(position).copied().flatten();
+        let id = vkeys.fragment_id(&meta.block_id, position as u16);
+        async move {
+            let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
+            match node
+                .net
+                .request(
+                    peer,
+                    Request::GetFragment {
+                        owner: node.peer_id().to_bytes(),
+                        id,
+                    },
+                )
+                .await?
+            {
+                Response::Fragment(bytes) => Ok::<_, anyhow::Error>(bytes),
+                Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
+                other => bail!("position {position}: unexpected {other:?}"),
+            }
+        }
+        .map_result(position)
+    };
+    for p in order.by_ref().take(k) {
+        pending.push(fetch(p));
+    }
+    let decoder_check = BlockDecoder::new(layout, vkeys)?;
+    let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(k);
+    let mut errors = Vec::new();
+    while let Some((position, r)) = pending.next().await {
+        let r = r.and_then(|bytes| {
+            decoder_check.check_fragment(meta, position, &bytes)?;
+            Ok(bytes)
+        });
+        match r {
+            Ok(bytes) => good.push((position, bytes)),
+            Err(e) => {
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut b) = bad.lock() {
+                    b.insert(position);
+                }
+                errors.push(format!("{e:#}"));
+                if let Some(next) = order.next() {
+                    pending.push(fetch(next));
+                }
+            }
+        }
+        if good.len() == k {
+            break;
+        }
+    }
+    if good.len() < k {
+        bail!(
+            "block {}: only {} of the {k} fragments needed are available ({})",
+            meta.index,
+            good.len(),
+            errors.join("; ")
+        );
+    }
+    let meta = meta.clone();
+    let vkeys = vkeys.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut dec = BlockDecoder::new(layout, &vkeys)?;
+        let refs: Vec<(usize, &[u8])> = good.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        Ok(dec.decode(&meta, &refs)?)
+    })
+    .await?
+}
+
+trait MapResult: std::future::Future + Sized {
+    fn map_result(
+        self,
+        position: usize,
+    ) -> futures::future::Map<Self, Box<dyn FnOnce(Self::Output) -> (usize, Self::Output) + Send>>
+    {
+        futures::FutureExt::map(self, Box::new(move |r| (position, r)))
+    }
+}
+impl<F: std::future::Future> MapResult for F {}
+
+/// Checks a restore target: created if missing; must be an empty folder unless `force`.
+///
+/// # Errors
+/// If it is a file, or a non-empty folder without `force`.
+pub fn prepare_target(target: &Path, force: bool) -> Result<()> {
+    match std::fs::metadata(target) {
+        Ok(m) if !m.is_dir() => bail!("restore target {} is not a folder", target.display()),
+        Ok(_) => {
+            let non_empty = std::fs::read_dir(target)?.next().is_some();
+            if non_empty && !force {
+                bail!(
+                    "restore target {} is not empty (use --force to restore into it anyway)",
+                    target.display()
+                );
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::create_dir_all(target)
+            .with_context(|| format!("creating {}", target.display())),
+    }
+}
+
+/// The path a restore of everything puts backup `name` under.
+pub fn restore_all_path(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}

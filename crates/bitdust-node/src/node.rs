@@ -1,0 +1,543 @@
+//! A running node: the network, the supplier service, the customer service and the jobs the API watches.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bitdust_core::identity::SignedIdentity;
+use bitdust_core::keys::NodeKeys;
+use bitdust_core::record::{self, RecordKind, SignedRecord};
+use bitdust_core::wire::{ErrorCode, Request, Response};
+use bitdust_core::{catalog::SealedCatalog, PeerId};
+use bitdust_net::{Inbound, NetConfig, Network};
+use bitdust_store::{FragmentStore, NodeDb};
+use libp2p::Multiaddr;
+use serde::Serialize;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::home::{unix_now, Config, Home};
+
+/// How often the identity, supplier and nickname announcements are refreshed in the DHT once they
+/// succeeded (provider records expire after 48 h in libp2p-kad; records are republished hourly).
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
+/// Retry delay while the DHT has no peers yet.
+const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
+/// Most inbound requests handled at once (bounds memory: each may hold a 4 MiB fragment).
+const INBOUND_CONCURRENCY: usize = 32;
+
+/// Overrides given on the command line to `bitdust daemon`.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Replace the configured listen addresses.
+    pub listen: Vec<String>,
+    /// Add bootstrap nodes.
+    pub bootstrap: Vec<String>,
+    /// Turn the supplier role on with this donated space.
+    pub donate_bytes: Option<u64>,
+    /// Replace the API port.
+    pub api_port: Option<u16>,
+}
+
+/// A long-running operation the API reports on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Id.
+    pub id: u64,
+    /// `backup` or `restore`.
+    pub kind: String,
+    /// What it works on.
+    pub target: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Bytes processed so far.
+    pub done_bytes: u64,
+    /// Bytes in total (0 until known).
+    pub total_bytes: u64,
+    /// Result when done.
+    pub result: Option<serde_json::Value>,
+    /// Error when failed.
+    pub error: Option<String>,
+}
+
+/// Progress reporting handle for a job.
+#[derive(Clone)]
+pub struct Progress {
+    done: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// A detached progress counter (for in-process use).
+    pub fn new() -> Self {
+        Self {
+            done: Arc::new(AtomicU64::new(0)),
+            total: Arc::new(AtomicU64::new(0)),
+        }
+    }
+    /// Sets the total.
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+    /// Adds processed bytes.
+    pub fn add(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+    /// (done, total).
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Peer id.
+    pub peer_id: String,
+    /// `nickname@short`.
+    pub global_id: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Identity revision.
+    pub identity_revision: u64,
+    /// Listen addresses (with `/p2p/`).
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub connected_peers: usize,
+    /// Routing table size.
+    pub routing_table_size: usize,
+    /// Whether the identity record is in the DHT.
+    pub announced: bool,
+    /// Supplier role on.
+    pub supplier: bool,
+    /// Donated bytes.
+    pub donated_bytes: u64,
+    /// Bytes stored for customers.
+    pub stored_bytes: u64,
+    /// Customers served.
+    pub customers: usize,
+    /// Suppliers hired / wanted.
+    pub suppliers_hired: usize,
+    /// Suppliers wanted (n).
+    pub suppliers_wanted: u16,
+    /// Backups in the catalog.
+    pub backups: usize,
+    /// Catalog revision.
+    pub catalog_revision: u64,
+}
+
+/// The node.
+pub struct Node {
+    pub(crate) keys: NodeKeys,
+    pub(crate) home: Home,
+    pub(crate) config: Config,
+    pub(crate) net: Network,
+    pub(crate) db: NodeDb,
+    pub(crate) store: Option<Arc<FragmentStore>>,
+    identity: Mutex<SignedIdentity>,
+    announced: AtomicBool,
+    jobs: Mutex<BTreeMap<u64, (Job, Progress)>>,
+    next_job: AtomicU64,
+    /// Serialises catalog changes and supplier changes.
+    pub(crate) customer_lock: AsyncMutex<()>,
+}
+
+impl Node {
+    /// Starts a node from its home: network, supplier service (if enabled) and DHT announcements.
+    ///
+    /// # Errors
+    /// If the home is not initialised, the config is invalid, or the network cannot start.
+    pub async fn start(home: Home, options: StartOptions) -> Result<Arc<Self>> {
+        let keys = home.keys()?;
+        let mut config = home.config()?;
+        if !options.listen.is_empty() {
+            config.listen = options.listen.clone();
+        }
+        config.bootstrap.extend(options.bootstrap.iter().cloned());
+        if let Some(d) = options.donate_bytes {
+            config.supplier.enabled = true;
+            config.supplier.donated_bytes = d;
+        }
+        if let Some(p) = options.api_port {
+            config.api_port = p;
+        }
+        let parse = |list: &[String], what: &str| -> Result<Vec<Multiaddr>> {
+            list.iter()
+                .map(|a| {
+                    a.parse::<Multiaddr>()
+                        .with_context(|| format!("invalid {what} address {a:?}"))
+                })
+                .collect()
+        };
+        let listen = parse(&config.listen, "listen")?;
+        let bootstrap = parse(&config.bootstrap, "bootstrap")?;
+        for b in &bootstrap {
+            if bitdust_net::peer_of(b).is_none() {
+                anyhow::bail!("bootstrap address {b} must end with /p2p/<peer id>");
+            }
+        }
+        let store = if config.supplier.enabled {
+            let path = home.path("store");
+            let donated = config.supplier.donated_bytes;
+            Some(Arc::new(
+                tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??,
+            ))
+        } else {
+            None
+        };
+        let db = NodeDb::open(&home.path("node.redb"))?;
+        let (net, inbound) =
+            Network::start(keys.keypair(), NetConfig { listen, bootstrap }).await?;
+        let status = net.status().await?;
+        let me = keys.peer_id();
+        let addrs: Vec<String> = status
+            .listen_addrs
+            .iter()
+            .map(|a| format!("{a}/p2p/{me}"))
+            .collect();
+        let mut identity = home.identity()?;
+        if identity.identity.addresses != addrs {
+            identity = identity.with_addresses(&keys, addrs, unix_now());
+            home.save_identity(&identity)?;
+        }
+        let node = Arc::new(Self {
+            keys,
+            home,
+            config,
+            net,
+            db,
+            store,
+            identity: Mutex::new(identity),
+            announced: AtomicBool::new(false),
+            jobs: Mutex::new(BTreeMap::new()),
+            next_job: AtomicU64::new(1),
+            customer_lock: AsyncMutex::new(()),
+        });
+        tokio::spawn(serve_inbound(node.clone(), inbound));
+        tokio::spawn(announce_loop(Arc::downgrade(&node)));
+        Ok(node)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.keys.peer_id()
+    }
+
+    /// The effective config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The network handle.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The supplier store, if the supplier role is on.
+    pub fn store(&self) -> Option<&Arc<FragmentStore>> {
+        self.store.as_ref()
+    }
+
+    /// The current signed identity.
+    pub fn identity(&self) -> SignedIdentity {
+        self.identity
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Listen addresses with `/p2p/<peer id>`.
+    pub fn addresses(&self) -> Vec<String> {
+        self.identity().identity.addresses
+    }
+
+    /// Whether the identity has been published to the DHT.
+    pub fn is_announced(&self) -> bool {
+        self.announced.load(Ordering::Relaxed)
+    }
+
+    /// Stops the network.
+    pub async fn shutdown(&self) {
+        self.net.shutdown().await;
+    }
+
+    /// A status report.
+    ///
+    /// # Errors
+    /// If the network has stopped or the database fails.
+    pub async fn status(&self) -> Result<Status> {
+        let net = self.net.status().await?;
+        let id = self.identity();
+        let usage = match &self.store {
+            Some(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.usage()).await??
+            }
+            None => Vec::new(),
+        };
+        let catalog = self.catalog()?;
+        Ok(Status {
+            peer_id: net.peer_id,
+            global_id: id.identity.global_id(),
+            nickname: id.identity.nickname.clone(),
+            identity_revision: id.identity.revision,
+            listen_addrs: id.identity.addresses.clone(),
+            connected_peers: net.connected_peers.len(),
+            routing_table_size: net.routing_table_size,
+            announced: self.is_announced(),
+            supplier: self.store.is_some(),
+            donated_bytes: self.store.as_ref().map(|s| s.donated_bytes()).unwrap_or(0),
+            stored_bytes: usage.iter().map(|u| u.used_bytes).sum(),
+            customers: usage.len(),
+            suppliers_hired: self.suppliers()?.len(),
+            suppliers_wanted: self.config.customer.suppliers,
+            backups: catalog.backups.len(),
+            catalog_revision: catalog.revision,
+        })
+    }
+
+    /// Starts a job; `work` gets its progress handle.
+    pub fn spawn_job<F, Fut>(self: &Arc<Self>, kind: &str, target: String, work: F) -> u64
+    where
+        F: FnOnce(Arc<Self>, Progress) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+    {
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let progress = Progress::new();
+        let job = Job {
+            id,
+            kind: kind.into(),
+            target,
+            state: "running".into(),
+            done_bytes: 0,
+            total_bytes: 0,
+            result: None,
+            error: None,
+        };
+        if let Ok(mut jobs) = self.jobs.lock() {
+            // keep the last 100 jobs
+            while jobs.len() >= 100 {
+                let Some(first) = jobs.keys().next().copied() else {
+                    break;
+                };
+                jobs.remove(&first);
+            }
+            jobs.insert(id, (job, progress.clone()));
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let result = work(node.clone(), progress).await;
+            if let Ok(mut jobs) = node.jobs.lock() {
+                if let Some((job, _)) = jobs.get_mut(&id) {
+                    match result {
+                        Ok(v) => {
+                            job.state = "done".into();
+                            job.result = Some(v);
+                        }
+                        Err(e) => {
+                            job.state = "failed".into();
+                            job.error = Some(format!("{e:#}"));
+                        }
+                    }
+                }
+            }
+        });
+        id
+    }
+
+    /// A job's current state.
+    pub fn job(&self, id: u64) -> Option<Job> {
+        let jobs = self.jobs.lock().ok()?;
+        let (job, progress) = jobs.get(&id)?;
+        let mut job = job.clone();
+        (job.done_bytes, job.total_bytes) = progress.get();
+        Some(job)
+    }
+
+    /// Publishes identity (and, for suppliers, the service) to the DHT once.
+    async fn announce(&self) -> Result<()> {
+        let id = self.identity();
+        let rec = SignedRecord::sign(
+            &self.keys,
+            RecordKind::Identity,
+            id.identity.revision,
+            unix_now(),
+            id.encode(),
+        );
+        self.net.put_record(rec).await?;
+        self.net
+            .start_providing(record::nickname_key(&id.identity.nickname))
+            .await?;
+        if self.store.is_some() {
+            self.net
+                .start_providing(record::SUPPLIERS_SERVICE_KEY.to_vec())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Looks up a peer's identity in the DHT, verifies it and teaches the swarm its addresses.
+    ///
+    /// # Errors
+    /// If no valid identity record is found.
+    pub async fn lookup_identity(&self, peer: PeerId) -> Result<SignedIdentity> {
+        let rec = self
+            .net
+            .get_record(RecordKind::Identity, peer)
+            .await
+            .with_context(|| format!("identity of {peer}"))?;
+        let id = SignedIdentity::decode_verified(&rec.payload)
+            .with_context(|| format!("identity of {peer}"))?;
+        if id.identity.peer()? != peer {
+            anyhow::bail!("identity record of {peer} names another peer");
+        }
+        for a in &id.identity.addresses {
+            if let Ok(addr) = a.parse::<Multiaddr>() {
+                self.net.add_address(peer, addr).await?;
+            }
+        }
+        Ok(id)
+    }
+}
+
+async fn announce_loop(node: std::sync::Weak<Node>) {
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        let _ = n.net.bootstrap().await;
+        let ok = match n.announce().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "announce failed, will retry");
+                false
+            }
+        };
+        if ok {
+            n.announced.store(true, Ordering::Relaxed);
+        }
+        drop(n);
+        tokio::time::sleep(if ok {
+            ANNOUNCE_INTERVAL
+        } else {
+            ANNOUNCE_RETRY
+        })
+        .await;
+    }
+}
+
+async fn serve_inbound(node: Arc<Node>, mut inbound: tokio::sync::mpsc::Receiver<Inbound>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENCY));
+    while let Some(req) = inbound.recv().await {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let response = node.handle_request(req.peer, req.request).await;
+            let _ = node.net.respond(req.channel, response).await;
+            drop(permit);
+        });
+    }
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error(code, message.into())
+}
+
+impl Node {
+    /// Answers one storage request from the authenticated `peer` (the supplier service).
+    async fn handle_request(&self, peer: PeerId, request: Request) -> Response {
+        let Some(store) = self.store.clone() else {
+            return refuse(ErrorCode::Refused, "this node is not a supplier");
+        };
+        let me = self.peer_id();
+        let keys = self.keys.clone();
+        let result =
+            tokio::task::spawn_blocking(move || -> Result<Response, bitdust_store::StoreError> {
+                Ok(match request {
+                    Request::Contract(proposed) => Response::ContractAccepted(
+                        store.accept_contract(&peer, &me, &proposed, unix_now(), |c| {
+                            c.accept(&keys)
+                        })?,
+                    ),
+                    Request::PutFragment { id, data } => {
+                        store.put_fragment(&peer, &id, &data)?;
+                        Response::Stored
+                    }
+                    Request::GetFragment { owner, id } => {
+                        let owner = PeerId::from_bytes(&owner)
+                            .map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
+                        Response::Fragment(store.get_fragment(&peer, &owner, &id)?)
+                    }
+                    Request::DeleteFragment { id } => {
+                        store.delete_fragment(&peer, &id)?;
+                        Response::Deleted
+                    }
+                    Request::PutCatalog(bytes) => {
+                        let sealed = SealedCatalog::decode(&bytes)
+                            .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                        let owner = sealed
+                            .verify()
+                            .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                        if owner != peer {
+                            return Err(bitdust_store::StoreError::Denied {
+                                requester: peer,
+                                owner,
+                            });
+                        }
+                        store.put_catalog(&peer, sealed.revision, &bytes)?;
+                        Response::Stored
+                    }
+                    Request::GetCatalog { owner } => {
+                        let owner = PeerId::from_bytes(&owner)
+                            .map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
+                        Response::Catalog(store.get_catalog(&peer, &owner)?)
+                    }
+                })
+            })
+            .await;
+        match result {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "request refused");
+                refuse(e.code(), e.to_string())
+            }
+            Err(e) => refuse(ErrorCode::Internal, e.to_string()),
+        }
+    }
+}
+
+/// A pid file written by the daemon and removed when it exits.
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    /// Writes the current pid to `path`.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn create(path: PathBuf) -> Result<Self> {
+        bitdust_store::write_atomic(&path, std::process::id().to_string().as_bytes())?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,267 @@
+//! `bitdust devnet`: a whole local network on 127.0.0.1, each node its own `bitdust daemon` process with
+//! its home under the devnet folder: one bootstrap node, N suppliers and one customer, `alice`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bitdust_core::keys::NodeKeys;
+use bitdust_node::home::{Config, CustomerConfig, SupplierConfig};
+use bitdust_node::Home;
+
+use crate::client::Client;
+
+/// Space each devnet supplier donates (a quota, not a reservation).
+const DEVNET_DONATED_BYTES: u64 = 256 << 30;
+/// Space alice asks each supplier for: room for the 4 GiB benchmark file at 2x.
+const DEVNET_NEEDED_BYTES: u64 = 32 << 30;
+/// How long to wait for the network to come up.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One devnet node.
+pub struct DevNode {
+    /// Nickname and folder name.
+    pub name: String,
+    /// Its home.
+    pub home: Home,
+    /// Its peer id.
+    pub peer_id: String,
+    child: Option<Child>,
+}
+
+/// A running devnet. Dropping it stops every node it started.
+pub struct Devnet {
+    /// The folder holding every node's home.
+    pub dir: PathBuf,
+    /// The nodes: bootstrap, supplier-1..N, alice.
+    pub nodes: Vec<DevNode>,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Devnet {
+    /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
+    /// itself in the DHT.
+    pub fn start(dir: &Path, suppliers: u16) -> Result<Self> {
+        if !(2..=64).contains(&suppliers) {
+            bail!("--suppliers must be between 2 and 64");
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = std::fs::canonicalize(dir)?;
+        let mut names = vec!["bootstrap".to_string()];
+        names.extend((1..=suppliers).map(|i| format!("supplier-{i}")));
+        names.push("alice".to_string());
+        let mut net = Devnet {
+            dir: dir.clone(),
+            nodes: Vec::new(),
+        };
+        for name in &names {
+            let home = Home::new(dir.join(name));
+            if !home.is_initialized() {
+                let is_supplier = name.starts_with("supplier-");
+                let config = Config {
+                    api_port: free_port()?,
+                    listen: vec![format!("/ip4/127.0.0.1/tcp/{}", free_port()?)],
+                    bootstrap: Vec::new(),
+                    supplier: SupplierConfig {
+                        enabled: is_supplier,
+                        donated_bytes: if is_supplier { DEVNET_DONATED_BYTES } else { 0 },
+                    },
+                    customer: CustomerConfig {
+                        suppliers,
+                        needed_bytes: DEVNET_NEEDED_BYTES,
+                        ..CustomerConfig::default()
+                    },
+                };
+                home.init(&NodeKeys::generate(), name, &config)?;
+            }
+            let peer_id = home.keys()?.peer_id().to_string();
+            net.nodes.push(DevNode {
+                name: name.clone(),
+                home,
+                peer_id,
+                child: None,
+            });
+        }
+        // bootstrap first, then everybody else pointing at it
+        net.spawn(0, &[])?;
+        let boot = Client::for_home(&net.nodes[0].home)?;
+        let addrs = wait_for(
+            || {
+                let st = boot.get("/status")?;
+                let addrs: Vec<String> = st["listen_addrs"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if addrs.is_empty() {
+                    bail!("no address yet")
+                }
+                Ok(addrs)
+            },
+            "the bootstrap node",
+            &net.nodes[0].home,
+        )?;
+        for i in 1..net.nodes.len() {
+            net.spawn(i, &addrs)?;
+        }
+        for node in &net.nodes {
+            let c = Client::for_home(&node.home)?;
+            wait_for(
+                || {
+                    let st = c.get("/status")?;
+                    if st["announced"].as_bool() == Some(true) {
+                        Ok(())
+                    } else {
+                        bail!("not announced yet")
+                    }
+                },
+                &node.name,
+                &node.home,
+            )?;
+        }
+        Ok(net)
+    }
+
+    fn spawn(&mut self, i: usize, bootstrap: &[String]) -> Result<()> {
+        let exe = std::env::current_exe()?;
+        let node = &mut self.nodes[i];
+        let _ = std::fs::remove_file(node.home.path("api.port"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.home.path("daemon.log"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("--home").arg(node.home.root()).arg("daemon");
+        for b in bootstrap {
+            cmd.arg("--bootstrap").arg(b);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        node.child = Some(
+            cmd.spawn()
+                .with_context(|| format!("starting {}", node.name))?,
+        );
+        Ok(())
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&DevNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Stops node `name` (SIGTERM, then SIGKILL after 5 s), as a user would with `kill`.
+    pub fn stop(&mut self, name: &str) -> Result<()> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .with_context(|| format!("no node {name}"))?;
+        if let Some(child) = node.child.take() {
+            terminate(child);
+        }
+        Ok(())
+    }
+
+    /// Stops every node.
+    pub fn stop_all(&mut self) {
+        for node in self.nodes.iter_mut().rev() {
+            if let Some(child) = node.child.take() {
+                terminate(child);
+            }
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn terminate(mut child: Child) {
+    // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped); no memory is involved.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Polls `check` until it succeeds or [`READY_TIMEOUT`] passes.
+fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) -> Result<T> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match check() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() > deadline => {
+                bail!(
+                    "{what} did not become ready: {e:#} (see {})",
+                    home.path("daemon.log").display()
+                )
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `bitdust devnet`: starts the network, prints what to type next, waits for Ctrl-C, stops everything.
+pub fn run(dir: &Path, suppliers: u16) -> Result<()> {
+    eprintln!("starting a local bitdust network in {} ...", dir.display());
+    let mut net = Devnet::start(dir, suppliers)?;
+    let alice = net
+        .node("alice")
+        .map(|n| n.home.root().display().to_string())
+        .unwrap_or_default();
+    println!("devnet running: 1 bootstrap node, {suppliers} suppliers, customer home {alice}");
+    for n in &net.nodes {
+        println!(
+            "  {:<12} {}  (pid file {})",
+            n.name,
+            n.peer_id,
+            n.home.path("daemon.pid").display()
+        );
+    }
+    println!();
+    println!("try:");
+    println!("  bitdust --home {alice} backup /usr/share/doc");
+    println!("  bitdust --home {alice} ls");
+    println!("  bitdust --home {alice} suppliers");
+    println!(
+        "  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier",
+        net.dir.display()
+    );
+    println!("  bitdust --home {alice} restore doc --to /tmp/restored");
+    println!();
+    println!("press Ctrl-C to stop every node");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    eprintln!("stopping every node ...");
+    net.stop_all();
+    Ok(())
+}
