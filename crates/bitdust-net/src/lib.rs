@@ -571,11 +571,9 @@ impl Driver {
                 peer_id,
                 info,
                 ..
-            })) => {
-                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
-                    for addr in info.listen_addrs.into_iter().take(16) {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                    }
+            })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
+                for addr in info.listen_addrs.into_iter().take(16) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             SwarmEvent::ConnectionEstablished {

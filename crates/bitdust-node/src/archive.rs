@@ -451,58 +451,6 @@ fn temp_name(dest: &Path) -> PathBuf {
     dest.with_file_name(tmp)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unsafe_paths_are_refused() {
-        for bad in [&b"../x"[..], b"a/../../x", b"/etc/passwd", b"a//b", b"./a"] {
-            assert!(
-                safe_relative(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        assert_eq!(
-            safe_relative(b"a/b c/\xc3\xa9").unwrap(),
-            PathBuf::from("a/b c/é")
-        );
-    }
-
-    #[test]
-    fn tree_round_trips_through_the_stream() {
-        let src = tempfile::tempdir().unwrap();
-        let root = src.path();
-        fs::create_dir_all(root.join("sub dir/empty folder")).unwrap();
-        fs::write(root.join("sub dir/naïve file.txt"), b"hello world").unwrap();
-        fs::write(root.join("empty"), b"").unwrap();
-        fs::write(root.join("big"), vec![42u8; 100_000]).unwrap();
-        std::os::unix::fs::symlink("sub dir/naïve file.txt", root.join("link")).unwrap();
-        fs::set_permissions(root.join("big"), fs::Permissions::from_mode(0o640)).unwrap();
-        let scan = scan(root).unwrap();
-        assert_eq!(scan.total_bytes, 100_011);
-        let mut reader = StreamReader::new(root, &scan);
-        let dst = tempfile::tempdir().unwrap();
-        let mut writer = TreeWriter::new(dst.path(), scan.entries.clone());
-        let mut buf = Vec::new();
-        loop {
-            reader.next_block(&mut buf, 4096).unwrap();
-            if buf.is_empty() {
-                break;
-            }
-            writer.write(&buf).unwrap();
-        }
-        writer.finish().unwrap();
-        let again = super::scan(dst.path()).unwrap();
-        assert_eq!(again.entries, scan.entries);
-        assert_eq!(
-            fs::read(dst.path().join("sub dir/naïve file.txt")).unwrap(),
-            b"hello world"
-        );
-    }
-}
-
 /// Compares two trees entry by entry: names, kinds, sizes, modes, mtimes, symlink targets and file
 /// contents (BLAKE3). Returns the differences in words; empty means equal.
 ///
@@ -570,4 +518,56 @@ fn hash_file(path: &Path) -> Result<blake3::Hash, ArchiveError> {
     let mut f = File::open(path).map_err(io_err(path))?;
     io::copy(&mut f, &mut h).map_err(io_err(path))?;
     Ok(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for bad in [&b"../x"[..], b"a/../../x", b"/etc/passwd", b"a//b", b"./a"] {
+            assert!(
+                safe_relative(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            safe_relative(b"a/b c/\xc3\xa9").unwrap(),
+            PathBuf::from("a/b c/é")
+        );
+    }
+
+    #[test]
+    fn tree_round_trips_through_the_stream() {
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path();
+        fs::create_dir_all(root.join("sub dir/empty folder")).unwrap();
+        fs::write(root.join("sub dir/naïve file.txt"), b"hello world").unwrap();
+        fs::write(root.join("empty"), b"").unwrap();
+        fs::write(root.join("big"), vec![42u8; 100_000]).unwrap();
+        std::os::unix::fs::symlink("sub dir/naïve file.txt", root.join("link")).unwrap();
+        fs::set_permissions(root.join("big"), fs::Permissions::from_mode(0o640)).unwrap();
+        let scan = scan(root).unwrap();
+        assert_eq!(scan.total_bytes, 100_011);
+        let mut reader = StreamReader::new(root, &scan);
+        let dst = tempfile::tempdir().unwrap();
+        let mut writer = TreeWriter::new(dst.path(), scan.entries.clone());
+        let mut buf = Vec::new();
+        loop {
+            reader.next_block(&mut buf, 4096).unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            writer.write(&buf).unwrap();
+        }
+        writer.finish().unwrap();
+        let again = super::scan(dst.path()).unwrap();
+        assert_eq!(again.entries, scan.entries);
+        assert_eq!(
+            fs::read(dst.path().join("sub dir/naïve file.txt")).unwrap(),
+            b"hello world"
+        );
+    }
 }

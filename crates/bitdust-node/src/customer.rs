@@ -727,24 +727,22 @@ async fn fetch_block(
         let peer = peers.get(position).copied().flatten();
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
         async move {
-            let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
-            match node
-                .net
-                .request(
-                    peer,
-                    Request::GetFragment {
-                        owner: node.peer_id().to_bytes(),
-                        id,
-                    },
-                )
-                .await?
-            {
-                Response::Fragment(bytes) => Ok::<_, anyhow::Error>(bytes),
-                Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
-                other => bail!("position {position}: unexpected {other:?}"),
+            let r = async {
+                let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
+                let owner = node.peer_id().to_bytes();
+                match node
+                    .net
+                    .request(peer, Request::GetFragment { owner, id })
+                    .await?
+                {
+                    Response::Fragment(bytes) => Ok::<_, anyhow::Error>(bytes),
+                    Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
+                    other => bail!("position {position}: unexpected {other:?}"),
+                }
             }
+            .await;
+            (position, r)
         }
-        .map_result(position)
     };
     for p in order.by_ref().take(k) {
         pending.push(fetch(p));
@@ -791,17 +789,6 @@ async fn fetch_block(
     })
     .await?
 }
-
-trait MapResult: std::future::Future + Sized {
-    fn map_result(
-        self,
-        position: usize,
-    ) -> futures::future::Map<Self, Box<dyn FnOnce(Self::Output) -> (usize, Self::Output) + Send>>
-    {
-        futures::FutureExt::map(self, Box::new(move |r| (position, r)))
-    }
-}
-impl<F: std::future::Future> MapResult for F {}
 
 /// Checks a restore target: created if missing; must be an empty folder unless `force`.
 ///

@@ -38,7 +38,7 @@ pub struct Config {
 }
 
 /// Supplier settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct SupplierConfig {
     /// Whether this node offers space to customers.
@@ -67,15 +67,6 @@ impl Default for Config {
             bootstrap: Vec::new(),
             supplier: SupplierConfig::default(),
             customer: CustomerConfig::default(),
-        }
-    }
-}
-
-impl Default for SupplierConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            donated_bytes: 0,
         }
     }
 }
@@ -169,7 +160,7 @@ impl Home {
         }
         let text =
             std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(NodeKeys::import_text(&text).with_context(|| format!("reading {}", p.display()))?)
+        NodeKeys::import_text(&text).with_context(|| format!("reading {}", p.display()))
     }
 
     /// Loads and verifies the identity document.
@@ -179,8 +170,8 @@ impl Home {
     pub fn identity(&self) -> Result<SignedIdentity> {
         let p = self.path("identity.bin");
         let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        Ok(SignedIdentity::decode_verified(&bytes)
-            .with_context(|| format!("{} is invalid", p.display()))?)
+        SignedIdentity::decode_verified(&bytes)
+            .with_context(|| format!("{} is invalid", p.display()))
     }
 
     /// Saves the identity document atomically.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,7 +146,7 @@ pub struct Node {
     pub(crate) db: NodeDb,
     pub(crate) store: Option<Arc<FragmentStore>>,
     identity: Mutex<SignedIdentity>,
-    announced: AtomicBool,
+    announced: tokio::sync::watch::Sender<bool>,
     jobs: Mutex<BTreeMap<u64, (Job, Progress)>>,
     next_job: AtomicU64,
     /// Serialises catalog changes and supplier changes.
@@ -219,7 +219,7 @@ impl Node {
             db,
             store,
             identity: Mutex::new(identity),
-            announced: AtomicBool::new(false),
+            announced: tokio::sync::watch::Sender::new(false),
             jobs: Mutex::new(BTreeMap::new()),
             next_job: AtomicU64::new(1),
             customer_lock: AsyncMutex::new(()),
@@ -269,7 +269,13 @@ impl Node {
 
     /// Whether the identity has been published to the DHT.
     pub fn is_announced(&self) -> bool {
-        self.announced.load(Ordering::Relaxed)
+        *self.announced.borrow()
+    }
+
+    /// Waits until the identity has been published to the DHT.
+    pub async fn wait_announced(&self) {
+        let mut rx = self.announced.subscribe();
+        let _ = rx.wait_for(|a| *a).await;
     }
 
     /// Stops the network.
@@ -428,7 +434,7 @@ async fn announce_loop(node: std::sync::Weak<Node>) {
             }
         };
         if ok {
-            n.announced.store(true, Ordering::Relaxed);
+            n.announced.send_replace(true);
         }
         drop(n);
         tokio::time::sleep(if ok {
@@ -496,8 +502,8 @@ impl Node {
                             .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
                         if owner != peer {
                             return Err(bitdust_store::StoreError::Denied {
-                                requester: peer,
-                                owner,
+                                requester: peer.to_string(),
+                                owner: owner.to_string(),
                             });
                         }
                         store.put_catalog(&peer, sealed.revision, &bytes)?;

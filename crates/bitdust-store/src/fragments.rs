@@ -24,15 +24,15 @@ const STORE_FORMAT: u64 = 1;
 pub enum StoreError {
     /// The sender has no contract with this supplier.
     #[error("no contract with customer {0}")]
-    NoContract(PeerId),
+    NoContract(String),
     /// The contract is refused.
     #[error("contract refused: {0}")]
     Refused(String),
     /// Storing would exceed the contract's needed space.
     #[error("quota exceeded for {customer}: {used} + {adding} bytes > {needed} bytes contracted")]
     QuotaExceeded {
-        /// Customer.
-        customer: PeerId,
+        /// Customer peer id.
+        customer: String,
         /// Bytes in use.
         used: u64,
         /// Bytes being added.
@@ -46,10 +46,10 @@ pub enum StoreError {
     /// The requester is not the owner.
     #[error("{requester} may not access data of {owner}")]
     Denied {
-        /// Who asked.
-        requester: PeerId,
-        /// Whose data.
-        owner: PeerId,
+        /// Who asked (peer id).
+        requester: String,
+        /// Whose data (peer id).
+        owner: String,
     },
     /// The data offered is malformed.
     #[error("malformed: {0}")]
@@ -280,7 +280,7 @@ impl FragmentStore {
         fragment::parse(data).map_err(|e| StoreError::Malformed(e.to_string()))?;
         let contract = self
             .contract(owner)?
-            .ok_or(StoreError::NoContract(*owner))?;
+            .ok_or(StoreError::NoContract(owner.to_string()))?;
         let key = fragment_key(owner, id);
         let okey = owner.to_bytes();
         // Check quota first (read), write the file, then commit the index; a concurrent put of the same
@@ -303,7 +303,7 @@ impl FragmentStore {
             let new_used = used - old.min(used) + data.len() as u64;
             if new_used > contract.contract.needed_bytes {
                 return Err(StoreError::QuotaExceeded {
-                    customer: *owner,
+                    customer: owner.to_string(),
                     used,
                     adding: data.len() as u64,
                     needed: contract.contract.needed_bytes,
@@ -330,8 +330,8 @@ impl FragmentStore {
     ) -> Result<Vec<u8>, StoreError> {
         if requester != owner {
             return Err(StoreError::Denied {
-                requester: *requester,
-                owner: *owner,
+                requester: requester.to_string(),
+                owner: owner.to_string(),
             });
         }
         match std::fs::read(self.fragment_path(owner, id)) {
@@ -387,7 +387,7 @@ impl FragmentStore {
         sealed: &[u8],
     ) -> Result<(), StoreError> {
         self.contract(owner)?
-            .ok_or(StoreError::NoContract(*owner))?;
+            .ok_or(StoreError::NoContract(owner.to_string()))?;
         let okey = owner.to_bytes();
         let txn = self.db.begin_write().map_err(io)?;
         {
@@ -415,8 +415,8 @@ impl FragmentStore {
     pub fn get_catalog(&self, requester: &PeerId, owner: &PeerId) -> Result<Vec<u8>, StoreError> {
         if requester != owner {
             return Err(StoreError::Denied {
-                requester: *requester,
-                owner: *owner,
+                requester: requester.to_string(),
+                owner: owner.to_string(),
             });
         }
         match std::fs::read(self.root.join("catalogs").join(owner.to_string())) {
