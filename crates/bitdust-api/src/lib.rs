@@ -67,19 +67,11 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     // compare in time independent of where the strings differ
     let expected = state.token.as_bytes();
     let ok = given.len() == expected.len()
-        && given
-            .as_bytes()
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+        && given.as_bytes().iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if ok {
         Ok(())
     } else {
-        Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong API token".into(),
-        ))
+        Err(ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token".into()))
     }
 }
 
@@ -87,9 +79,7 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 async fn status(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
     authorise(&s, &h)?;
-    Ok(Json(
-        serde_json::to_value(s.node.status().await?).map_err(anyhow::Error::from)?,
-    ))
+    Ok(Json(serde_json::to_value(s.node.status().await?).map_err(anyhow::Error::from)?))
 }
 
 async fn identity(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
@@ -108,12 +98,7 @@ async fn identity(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
 
 async fn suppliers_json(node: &Node) -> Result<Value, ApiError> {
     let slots = node.suppliers()?;
-    let connected = node
-        .network()
-        .status()
-        .await
-        .map_err(anyhow::Error::from)?
-        .connected_peers;
+    let connected = node.network().status().await.map_err(anyhow::Error::from)?.connected_peers;
     let list: Vec<Value> = slots
         .iter()
         .map(|s| {
@@ -165,9 +150,7 @@ async fn backups(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "revision": catalog.revision, "backups": list }),
-    ))
+    Ok(Json(json!({ "revision": catalog.revision, "backups": list })))
 }
 
 #[derive(Deserialize)]
@@ -175,11 +158,7 @@ struct BackupBody {
     path: PathBuf,
 }
 
-async fn start_backup(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    Json(body): Json<BackupBody>,
-) -> ApiResult {
+async fn start_backup(State(s): State<AppState>, h: HeaderMap, Json(body): Json<BackupBody>) -> ApiResult {
     authorise(&s, &h)?;
     if !body.path.is_absolute() {
         return Err(bad_request("path must be absolute"));
@@ -187,14 +166,10 @@ async fn start_backup(
     std::fs::symlink_metadata(&body.path)
         .map_err(|e| bad_request(format!("cannot back up {}: {e}", body.path.display())))?;
     let path = body.path.clone();
-    let id = s.node.spawn_job(
-        "backup",
-        body.path.display().to_string(),
-        move |node, progress| async move {
-            let report = node.backup(&path, progress).await?;
-            Ok(serde_json::to_value(report)?)
-        },
-    );
+    let id = s.node.spawn_job("backup", body.path.display().to_string(), move |node, progress| async move {
+        let report = node.backup(&path, progress).await?;
+        Ok(serde_json::to_value(report)?)
+    });
     Ok(Json(json!({ "job": id })))
 }
 
@@ -207,57 +182,33 @@ struct RestoreBody {
     force: bool,
 }
 
-async fn start_restore(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    Json(body): Json<RestoreBody>,
-) -> ApiResult {
+async fn start_restore(State(s): State<AppState>, h: HeaderMap, Json(body): Json<RestoreBody>) -> ApiResult {
     authorise(&s, &h)?;
     if !body.to.is_absolute() {
         return Err(bad_request("target must be absolute"));
     }
     let catalog = s.node.catalog()?;
     let Some(backup) = catalog.backup(&body.name) else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no backup named {:?}", body.name),
-        ));
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no backup named {:?}", body.name)));
     };
     if let Some(v) = body.version {
         if !backup.versions.iter().any(|x| x.number == v) {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("backup {:?} has no version {v}", body.name),
-            ));
+            return Err(ApiError(StatusCode::NOT_FOUND, format!("backup {:?} has no version {v}", body.name)));
         }
     }
-    bitdust_node::customer::prepare_target(&body.to, body.force)
-        .map_err(|e| bad_request(format!("{e:#}")))?;
-    let target = format!(
-        "{}{}",
-        body.name,
-        body.version.map(|v| format!("@{v}")).unwrap_or_default()
-    );
-    let id = s
-        .node
-        .spawn_job("restore", target, move |node, progress| async move {
-            let report = node
-                .restore(&body.name, body.version, &body.to, true, progress)
-                .await?;
-            Ok(serde_json::to_value(report)?)
-        });
+    bitdust_node::customer::prepare_target(&body.to, body.force).map_err(|e| bad_request(format!("{e:#}")))?;
+    let target = format!("{}{}", body.name, body.version.map(|v| format!("@{v}")).unwrap_or_default());
+    let id = s.node.spawn_job("restore", target, move |node, progress| async move {
+        let report = node.restore(&body.name, body.version, &body.to, true, progress).await?;
+        Ok(serde_json::to_value(report)?)
+    });
     Ok(Json(json!({ "job": id })))
 }
 
 async fn job(State(s): State<AppState>, h: HeaderMap, Path(id): Path<u64>) -> ApiResult {
     authorise(&s, &h)?;
-    let job = s
-        .node
-        .job(id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    Ok(Json(
-        serde_json::to_value(job).map_err(anyhow::Error::from)?,
-    ))
+    let job = s.node.job(id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    Ok(Json(serde_json::to_value(job).map_err(anyhow::Error::from)?))
 }
 
 async fn store(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
@@ -295,11 +246,7 @@ pub fn router(node: Arc<Node>, token: String, shutdown: tokio::sync::mpsc::Sende
         .route("/api/v1/store", get(store))
         .route("/api/v1/shutdown", post(shutdown_handler))
         .fallback(not_found)
-        .with_state(AppState {
-            node,
-            token: Arc::new(token),
-            shutdown,
-        })
+        .with_state(AppState { node, token: Arc::new(token), shutdown })
 }
 
 /// Binds 127.0.0.1:`port` (0 picks a free port) and returns the bound address and the server future.
@@ -329,8 +276,6 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

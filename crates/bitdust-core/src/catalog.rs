@@ -104,19 +104,14 @@ pub struct Version {
 impl Version {
     /// Number of regular files.
     pub fn file_count(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
-            .count()
+        self.entries.iter().filter(|e| matches!(e.kind, EntryKind::File { .. })).count()
     }
 
     /// Bytes stored on suppliers for this version (fragments, headers included).
     pub fn stored_bytes(&self) -> u64 {
         self.blocks
             .iter()
-            .map(|b| {
-                (b.shard_len as u64 + crate::fragment::HEADER_LEN as u64) * self.layout.n as u64
-            })
+            .map(|b| (b.shard_len as u64 + crate::fragment::HEADER_LEN as u64) * self.layout.n as u64)
             .sum()
     }
 }
@@ -197,23 +192,10 @@ impl SealedCatalog {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = Aes256Gcm::new((&catalog_key(keys)).into());
         let aad = aad(&owner, catalog.revision);
-        let ciphertext = cipher
-            .encrypt(
-                &nonce.into(),
-                Payload {
-                    msg: &compressed,
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encrypts");
+        let ciphertext =
+            cipher.encrypt(&nonce.into(), Payload { msg: &compressed, aad: &aad }).expect("AES-GCM encrypts");
         let signature = keys.sign(&signed_bytes(&owner, catalog.revision, &nonce, &ciphertext));
-        Self {
-            owner,
-            revision: catalog.revision,
-            nonce,
-            ciphertext,
-            signature,
-        }
+        Self { owner, revision: catalog.revision, nonce, ciphertext, signature }
     }
 
     /// Checks the owner's signature (what a supplier does; needs no keys). Returns the owner.
@@ -241,22 +223,13 @@ impl SealedCatalog {
         let cipher = Aes256Gcm::new((&catalog_key(keys)).into());
         let aad = aad(&self.owner, self.revision);
         let compressed = cipher
-            .decrypt(
-                &self.nonce.into(),
-                Payload {
-                    msg: &self.ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&self.nonce.into(), Payload { msg: &self.ciphertext, aad: &aad })
             .map_err(|_| CatalogError::Authentication)?;
         let plain = zstd::bulk::decompress(&compressed, MAX_SEALED_CATALOG_BYTES * 4)
             .map_err(|e| CatalogError::Malformed(e.to_string()))?;
-        let catalog: Catalog =
-            postcard::from_bytes(&plain).map_err(|e| CatalogError::Malformed(e.to_string()))?;
+        let catalog: Catalog = postcard::from_bytes(&plain).map_err(|e| CatalogError::Malformed(e.to_string()))?;
         if catalog.revision != self.revision {
-            return Err(CatalogError::Malformed(
-                "revision differs from the sealed revision".into(),
-            ));
+            return Err(CatalogError::Malformed("revision differs from the sealed revision".into()));
         }
         Ok(catalog)
     }
@@ -306,11 +279,7 @@ mod tests {
     #[test]
     fn catalog_seals_and_opens_only_for_its_owner() {
         let keys = NodeKeys::from_seed([5u8; 32]).unwrap();
-        let mut cat = Catalog {
-            format: CATALOG_FORMAT,
-            revision: 3,
-            backups: vec![],
-        };
+        let mut cat = Catalog { format: CATALOG_FORMAT, revision: 3, backups: vec![] };
         cat.backups.push(Backup {
             name: "docs".into(),
             source: b"/x/docs".to_vec(),
@@ -319,10 +288,7 @@ mod tests {
         });
         let sealed = SealedCatalog::seal(&keys, &cat);
         assert_eq!(sealed.verify().unwrap(), keys.peer_id());
-        let back = SealedCatalog::decode(&sealed.encode())
-            .unwrap()
-            .open(&keys)
-            .unwrap();
+        let back = SealedCatalog::decode(&sealed.encode()).unwrap().open(&keys).unwrap();
         assert_eq!(back, cat);
         let other = NodeKeys::from_seed([6u8; 32]).unwrap();
         assert!(matches!(sealed.open(&other), Err(CatalogError::WrongOwner)));

@@ -107,10 +107,7 @@ impl Coder {
     pub fn encode(&mut self, layout: Layout, data: &[&[u8]]) -> Result<Vec<Vec<u8>>, ErasureError> {
         let shard_len = check_shards(layout, data.len(), data.iter().map(|s| s.len()))?;
         if data.len() != layout.k as usize {
-            return Err(ErasureError::BadShards(format!(
-                "{} data shards for {layout}",
-                data.len()
-            )));
+            return Err(ErasureError::BadShards(format!("{} data shards for {layout}", data.len())));
         }
         let (k, m) = (layout.k as usize, layout.parity() as usize);
         let enc = match self.encoder.as_mut() {
@@ -118,9 +115,7 @@ impl Coder {
                 e.reset(k, m, shard_len).map_err(codec)?;
                 e
             }
-            None => self.encoder.insert(
-                reed_solomon_simd::ReedSolomonEncoder::new(k, m, shard_len).map_err(codec)?,
-            ),
+            None => self.encoder.insert(reed_solomon_simd::ReedSolomonEncoder::new(k, m, shard_len).map_err(codec)?),
         };
         for shard in data {
             enc.add_original_shard(shard).map_err(codec)?;
@@ -135,19 +130,13 @@ impl Coder {
     /// # Errors
     /// [`ErasureError::TooFewShards`] with fewer than `k` distinct shards; [`ErasureError::BadShards`] for
     /// out-of-range indexes or unequal lengths.
-    pub fn decode(
-        &mut self,
-        layout: Layout,
-        shards: &[(usize, &[u8])],
-    ) -> Result<Vec<Vec<u8>>, ErasureError> {
+    pub fn decode(&mut self, layout: Layout, shards: &[(usize, &[u8])]) -> Result<Vec<Vec<u8>>, ErasureError> {
         let (k, n) = (layout.k as usize, layout.n as usize);
         let shard_len = check_shards(layout, shards.len(), shards.iter().map(|(_, s)| s.len()))?;
         let mut seen = vec![false; n];
         for (i, _) in shards {
             if *i >= n {
-                return Err(ErasureError::BadShards(format!(
-                    "shard index {i} outside {layout}"
-                )));
+                return Err(ErasureError::BadShards(format!("shard index {i} outside {layout}")));
             }
             seen[*i] = true;
         }
@@ -169,9 +158,9 @@ impl Coder {
                 d.reset(k, n - k, shard_len).map_err(codec)?;
                 d
             }
-            None => self.decoder.insert(
-                reed_solomon_simd::ReedSolomonDecoder::new(k, n - k, shard_len).map_err(codec)?,
-            ),
+            None => {
+                self.decoder.insert(reed_solomon_simd::ReedSolomonDecoder::new(k, n - k, shard_len).map_err(codec)?)
+            }
         };
         let mut added = vec![false; n];
         for (i, s) in shards {
@@ -191,9 +180,7 @@ impl Coder {
         }
         out.into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.ok_or_else(|| ErasureError::Codec(format!("data shard {i} not restored")))
-            })
+            .map(|(i, s)| s.ok_or_else(|| ErasureError::Codec(format!("data shard {i} not restored"))))
             .collect()
     }
 }
@@ -202,33 +189,20 @@ fn codec(e: reed_solomon_simd::Error) -> ErasureError {
     ErasureError::Codec(e.to_string())
 }
 
-fn check_shards(
-    layout: Layout,
-    count: usize,
-    lens: impl Iterator<Item = usize>,
-) -> Result<usize, ErasureError> {
+fn check_shards(layout: Layout, count: usize, lens: impl Iterator<Item = usize>) -> Result<usize, ErasureError> {
     Layout::new(layout.k, layout.n)?;
     let mut shard_len = None;
     for len in lens {
         if len == 0 || len % 2 != 0 {
-            return Err(ErasureError::BadShards(format!(
-                "shard length {len} is not a positive even number"
-            )));
+            return Err(ErasureError::BadShards(format!("shard length {len} is not a positive even number")));
         }
         match shard_len {
             None => shard_len = Some(len),
-            Some(l) if l != len => {
-                return Err(ErasureError::BadShards(format!(
-                    "lengths {l} and {len} differ"
-                )))
-            }
+            Some(l) if l != len => return Err(ErasureError::BadShards(format!("lengths {l} and {len} differ"))),
             Some(_) => {}
         }
     }
-    shard_len.ok_or(ErasureError::TooFewShards {
-        have: count,
-        need: layout.k as usize,
-    })
+    shard_len.ok_or(ErasureError::TooFewShards { have: count, need: layout.k as usize })
 }
 
 #[cfg(test)]
@@ -238,10 +212,7 @@ mod tests {
 
     #[test]
     fn default_layouts_match_bitdust_counts() {
-        let ks: Vec<u16> = STANDARD_SUPPLIER_COUNTS
-            .iter()
-            .map(|n| Layout::for_suppliers(*n).unwrap().k)
-            .collect();
+        let ks: Vec<u16> = STANDARD_SUPPLIER_COUNTS.iter().map(|n| Layout::for_suppliers(*n).unwrap().k).collect();
         assert_eq!(ks, vec![1, 2, 4, 7, 9, 13, 32]);
         assert!(Layout::for_suppliers(1).is_err());
         assert!(Layout::new(2, 2).is_err());

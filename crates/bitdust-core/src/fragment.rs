@@ -53,12 +53,7 @@ pub struct FragmentHeader {
 }
 
 /// Builds a fragment from a shard: header (with the shard's BLAKE3) then shard.
-pub fn build(
-    shard_index: u16,
-    layout: Layout,
-    block_id: [u8; 32],
-    shard: &[u8],
-) -> (Vec<u8>, [u8; 32]) {
+pub fn build(shard_index: u16, layout: Layout, block_id: [u8; 32], shard: &[u8]) -> (Vec<u8>, [u8; 32]) {
     let hash = *blake3::hash(shard).as_bytes();
     let mut out = Vec::with_capacity(HEADER_LEN + shard.len());
     out.extend_from_slice(MAGIC);
@@ -90,8 +85,7 @@ pub fn parse(bytes: &[u8]) -> Result<(FragmentHeader, &[u8]), FragmentError> {
     }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
     let shard_index = u16_at(6);
-    let layout =
-        Layout::new(u16_at(8), u16_at(10)).map_err(|_| FragmentError::Malformed("bad layout"))?;
+    let layout = Layout::new(u16_at(8), u16_at(10)).map_err(|_| FragmentError::Malformed("bad layout"))?;
     if shard_index >= layout.n {
         return Err(FragmentError::Malformed("shard index outside layout"));
     }
@@ -107,14 +101,5 @@ pub fn parse(bytes: &[u8]) -> Result<(FragmentHeader, &[u8]), FragmentError> {
     if blake3::hash(shard).as_bytes() != &shard_hash {
         return Err(FragmentError::HashMismatch);
     }
-    Ok((
-        FragmentHeader {
-            shard_index,
-            layout,
-            shard_len,
-            block_id,
-            shard_hash,
-        },
-        shard,
-    ))
+    Ok((FragmentHeader { shard_index, layout, shard_len, block_id, shard_hash }, shard))
 }

@@ -43,9 +43,7 @@ pub enum IdentityError {
 /// [`IdentityError::BadNickname`] otherwise.
 pub fn validate_nickname(nickname: &str) -> Result<(), IdentityError> {
     let ok = (3..=32).contains(&nickname.len())
-        && nickname
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && nickname.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -129,10 +127,7 @@ impl SignedIdentity {
     /// Signs `identity` (whose peer id must be `keys`' own).
     pub fn sign(keys: &NodeKeys, identity: Identity) -> Self {
         let signature = keys.sign(&signed_bytes(&identity));
-        Self {
-            identity,
-            signature,
-        }
+        Self { identity, signature }
     }
 
     /// The next revision with new addresses, signed.
@@ -174,8 +169,7 @@ impl SignedIdentity {
         if bytes.len() > MAX_IDENTITY_BYTES {
             return Err(IdentityError::TooLarge);
         }
-        let doc: Self =
-            postcard::from_bytes(bytes).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+        let doc: Self = postcard::from_bytes(bytes).map_err(|e| IdentityError::Malformed(e.to_string()))?;
         doc.verify()?;
         Ok(doc)
     }
@@ -194,14 +188,8 @@ mod tests {
 
     fn sample() -> (NodeKeys, SignedIdentity) {
         let keys = NodeKeys::from_seed([7u8; 32]).unwrap();
-        let id = SignedIdentity::create(
-            &keys,
-            "alice",
-            vec!["/ip4/127.0.0.1/tcp/4001".into()],
-            1,
-            1_700_000_000,
-        )
-        .unwrap();
+        let id =
+            SignedIdentity::create(&keys, "alice", vec!["/ip4/127.0.0.1/tcp/4001".into()], 1, 1_700_000_000).unwrap();
         (keys, id)
     }
 

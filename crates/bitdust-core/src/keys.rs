@@ -48,9 +48,7 @@ pub struct NodeKeys {
 
 impl std::fmt::Debug for NodeKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeKeys")
-            .field("peer_id", &self.peer_id())
-            .finish_non_exhaustive()
+        f.debug_struct("NodeKeys").field("peer_id", &self.peer_id()).finish_non_exhaustive()
     }
 }
 
@@ -68,20 +66,11 @@ impl NodeKeys {
     /// [`KeyError::BadSeed`] if the seed is rejected by the Ed25519 implementation.
     pub fn from_seed(seed: [u8; 32]) -> Result<Self, KeyError> {
         let mut copy = seed;
-        let secret = ed25519::SecretKey::try_from_bytes(&mut copy)
-            .map_err(|e| KeyError::BadSeed(e.to_string()))?;
+        let secret = ed25519::SecretKey::try_from_bytes(&mut copy).map_err(|e| KeyError::BadSeed(e.to_string()))?;
         let keypair = ed25519::Keypair::from(secret);
         let x = blake3::derive_key("bitdust 2026-11 x25519 encryption key v1", &seed);
-        let master = MasterSecret(blake3::derive_key(
-            "bitdust 2026-11 master secret v1",
-            &seed,
-        ));
-        Ok(Self {
-            seed,
-            keypair,
-            encryption_secret: x25519_dalek::StaticSecret::from(x),
-            master,
-        })
+        let master = MasterSecret(blake3::derive_key("bitdust 2026-11 master secret v1", &seed));
+        Ok(Self { seed, keypair, encryption_secret: x25519_dalek::StaticSecret::from(x), master })
     }
 
     /// The 32-byte seed every other key derives from. Secret.
@@ -124,10 +113,7 @@ impl NodeKeys {
     /// # Errors
     /// [`KeyError::BadKeyText`] if the text is not in that format.
     pub fn import_text(text: &str) -> Result<Self, KeyError> {
-        let hex_part = text
-            .trim()
-            .strip_prefix(EXPORT_PREFIX)
-            .ok_or(KeyError::BadKeyText)?;
+        let hex_part = text.trim().strip_prefix(EXPORT_PREFIX).ok_or(KeyError::BadKeyText)?;
         let bytes = hex::decode(hex_part).map_err(|_| KeyError::BadKeyText)?;
         let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadKeyText)?;
         Self::from_seed(seed)
@@ -157,10 +143,8 @@ pub fn public_key_of(peer: &PeerId) -> Result<ed25519::PublicKey, SignatureError
     if mh.code() != 0 {
         return Err(SignatureError::NoPublicKey(peer.to_string()));
     }
-    let key = PublicKey::try_decode_protobuf(mh.digest())
-        .map_err(|_| SignatureError::NoPublicKey(peer.to_string()))?;
-    key.try_into_ed25519()
-        .map_err(|_| SignatureError::NoPublicKey(peer.to_string()))
+    let key = PublicKey::try_decode_protobuf(mh.digest()).map_err(|_| SignatureError::NoPublicKey(peer.to_string()))?;
+    key.try_into_ed25519().map_err(|_| SignatureError::NoPublicKey(peer.to_string()))
 }
 
 /// Verifies that `signature` over `message` was made by `peer`'s key.
@@ -200,10 +184,7 @@ mod tests {
         let back = NodeKeys::import_text(&keys.export_text()).unwrap();
         assert_eq!(keys.peer_id(), back.peer_id());
         assert_eq!(keys.encryption_public_key(), back.encryption_public_key());
-        assert_eq!(
-            keys.master().derive("t", b"x"),
-            back.master().derive("t", b"x")
-        );
+        assert_eq!(keys.master().derive("t", b"x"), back.master().derive("t", b"x"));
     }
 
     #[test]

@@ -50,13 +50,9 @@ pub fn human_bytes(bytes: u64) -> String {
 /// A message naming the bad input.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. 10G, 512M, 4096"))?;
+    let num: f64 = num.parse().map_err(|_| format!("invalid size {text:?}: expected e.g. 10G, 512M, 4096"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,

@@ -135,15 +135,9 @@ impl BlockEncoder {
     /// [`PipelineError::Decompress`] if zstd cannot be initialised (out of memory).
     pub fn new(layout: Layout, keys: VersionKeys) -> Result<Self, PipelineError> {
         let cipher = Aes256Gcm::new((&keys.data_key).into());
-        let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-            .map_err(|e| PipelineError::Decompress(0, e.to_string()))?;
-        Ok(Self {
-            layout,
-            keys,
-            cipher,
-            coder: Coder::new(),
-            compressor,
-        })
+        let compressor =
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| PipelineError::Decompress(0, e.to_string()))?;
+        Ok(Self { layout, keys, cipher, coder: Coder::new(), compressor })
     }
 
     /// Encodes block `index` of `plain` (at most [`BLOCK_SIZE`] bytes).
@@ -155,24 +149,14 @@ impl BlockEncoder {
             return Err(PipelineError::TooLarge(plain.len()));
         }
         let block_id = self.keys.block_id(index);
-        let compressed = self
-            .compressor
-            .compress(plain)
-            .ok()
-            .filter(|c| c.len() < plain.len());
+        let compressed = self.compressor.compress(plain).ok().filter(|c| c.len() < plain.len());
         let (body, is_compressed) = match &compressed {
             Some(c) => (c.as_slice(), true),
             None => (plain, false),
         };
         let ciphertext = self
             .cipher
-            .encrypt(
-                &nonce(index),
-                Payload {
-                    msg: body,
-                    aad: &block_id,
-                },
-            )
+            .encrypt(&nonce(index), Payload { msg: body, aad: &block_id })
             .map_err(|_| PipelineError::Authentication(index))?;
         let layout = self.layout;
         let k = layout.k as usize;
@@ -184,12 +168,7 @@ impl BlockEncoder {
         let parity = self.coder.encode(layout, &data)?;
         let mut fragments = Vec::with_capacity(layout.n as usize);
         let mut shard_hashes = Vec::with_capacity(layout.n as usize);
-        for (j, shard) in data
-            .iter()
-            .copied()
-            .chain(parity.iter().map(Vec::as_slice))
-            .enumerate()
-        {
+        for (j, shard) in data.iter().copied().chain(parity.iter().map(Vec::as_slice)).enumerate() {
             let (frag, hash) = fragment::build(j as u16, layout, block_id, shard);
             fragments.push(frag);
             shard_hashes.push(hash);
@@ -227,8 +206,7 @@ impl BlockDecoder {
             layout,
             cipher: Aes256Gcm::new((&keys.data_key).into()),
             coder: Coder::new(),
-            decompressor: zstd::bulk::Decompressor::new()
-                .map_err(|e| PipelineError::Decompress(0, e.to_string()))?,
+            decompressor: zstd::bulk::Decompressor::new().map_err(|e| PipelineError::Decompress(0, e.to_string()))?,
         })
     }
 
@@ -243,19 +221,14 @@ impl BlockDecoder {
         position: usize,
         fragment_bytes: &'a [u8],
     ) -> Result<&'a [u8], PipelineError> {
-        let err = |source| PipelineError::Fragment {
-            shard_index: position,
-            source,
-        };
+        let err = |source| PipelineError::Fragment { shard_index: position, source };
         let (header, shard) = fragment::parse(fragment_bytes).map_err(err)?;
         if header.shard_index as usize != position
             || header.layout != self.layout
             || header.block_id != meta.block_id
             || header.shard_len != meta.shard_len
         {
-            return Err(err(FragmentError::Malformed(
-                "header does not match the catalog",
-            )));
+            return Err(err(FragmentError::Malformed("header does not match the catalog")));
         }
         if meta.shard_hashes.get(position) != Some(&header.shard_hash) {
             return Err(err(FragmentError::HashMismatch));
@@ -269,11 +242,7 @@ impl BlockDecoder {
     ///
     /// # Errors
     /// [`PipelineError`] if too few valid fragments remain, the tag fails or decompression fails.
-    pub fn decode(
-        &mut self,
-        meta: &BlockMeta,
-        fragments: &[(usize, &[u8])],
-    ) -> Result<Vec<u8>, PipelineError> {
+    pub fn decode(&mut self, meta: &BlockMeta, fragments: &[(usize, &[u8])]) -> Result<Vec<u8>, PipelineError> {
         let mut shards = Vec::with_capacity(fragments.len());
         for (position, bytes) in fragments {
             shards.push((*position, self.check_fragment(meta, *position, bytes)?));
@@ -289,13 +258,7 @@ impl BlockDecoder {
         ciphertext.truncate(meta.cipher_len as usize);
         let body = self
             .cipher
-            .decrypt(
-                &nonce(meta.index),
-                Payload {
-                    msg: &ciphertext,
-                    aad: &meta.block_id,
-                },
-            )
+            .decrypt(&nonce(meta.index), Payload { msg: &ciphertext, aad: &meta.block_id })
             .map_err(|_| PipelineError::Authentication(meta.index))?;
         let plain = if meta.compressed {
             self.decompressor
@@ -305,10 +268,7 @@ impl BlockDecoder {
             body
         };
         if plain.len() != meta.plain_len as usize {
-            return Err(PipelineError::Decompress(
-                meta.index,
-                "length differs from the catalog".into(),
-            ));
+            return Err(PipelineError::Decompress(meta.index, "length differs from the catalog".into()));
         }
         Ok(plain)
     }
@@ -389,19 +349,11 @@ mod tests {
     fn wrong_key_fails_authentication() {
         let layout = Layout::for_suppliers(4).unwrap();
         let plain = data(5, 10_000, false);
-        let block = BlockEncoder::new(layout, keys())
-            .unwrap()
-            .encode(3, &plain)
-            .unwrap();
-        let other =
-            VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [9u8; 16]);
+        let block = BlockEncoder::new(layout, keys()).unwrap().encode(3, &plain).unwrap();
+        let other = VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [9u8; 16]);
         let mut dec = BlockDecoder::new(layout, &other).unwrap();
-        let frags: Vec<(usize, &[u8])> =
-            (0..2).map(|j| (j, block.fragments[j].as_slice())).collect();
-        assert!(matches!(
-            dec.decode(&block.meta, &frags),
-            Err(PipelineError::Authentication(3))
-        ));
+        let frags: Vec<(usize, &[u8])> = (0..2).map(|j| (j, block.fragments[j].as_slice())).collect();
+        assert!(matches!(dec.decode(&block.meta, &frags), Err(PipelineError::Authentication(3))));
     }
 
     #[test]
@@ -409,8 +361,7 @@ mod tests {
         let k = keys();
         let b = k.block_id(0);
         assert_ne!(k.fragment_id(&b, 0), k.fragment_id(&b, 1));
-        let other =
-            VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [3u8; 16]);
+        let other = VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [3u8; 16]);
         assert_ne!(k.block_id(0), other.block_id(0));
     }
 }

@@ -104,29 +104,10 @@ pub struct SignedRecord {
 
 impl SignedRecord {
     /// Signs a new record.
-    pub fn sign(
-        keys: &NodeKeys,
-        kind: RecordKind,
-        revision: u64,
-        timestamp_unix: u64,
-        payload: Vec<u8>,
-    ) -> Self {
+    pub fn sign(keys: &NodeKeys, kind: RecordKind, revision: u64, timestamp_unix: u64, payload: Vec<u8>) -> Self {
         let publisher = keys.peer_id().to_bytes();
-        let signature = keys.sign(&signed_bytes(
-            kind,
-            &publisher,
-            revision,
-            timestamp_unix,
-            &payload,
-        ));
-        Self {
-            kind,
-            publisher,
-            revision,
-            timestamp_unix,
-            payload,
-            signature,
-        }
+        let signature = keys.sign(&signed_bytes(kind, &publisher, revision, timestamp_unix, &payload));
+        Self { kind, publisher, revision, timestamp_unix, payload, signature }
     }
 
     /// The DHT key this record belongs under.
@@ -134,10 +115,7 @@ impl SignedRecord {
     /// # Errors
     /// [`RecordError::Signature`] if the publisher bytes are not a peer id.
     pub fn key(&self) -> Result<Vec<u8>, RecordError> {
-        Ok(record_key(
-            self.kind,
-            &keys::peer_id_from_bytes(&self.publisher)?,
-        ))
+        Ok(record_key(self.kind, &keys::peer_id_from_bytes(&self.publisher)?))
     }
 
     /// Encodes to bytes (postcard).
@@ -154,58 +132,42 @@ impl SignedRecord {
         if value.len() > MAX_RECORD_BYTES {
             return Err(RecordError::TooLarge(value.len()));
         }
-        let record: Self =
-            postcard::from_bytes(value).map_err(|e| RecordError::Malformed(e.to_string()))?;
+        let record: Self = postcard::from_bytes(value).map_err(|e| RecordError::Malformed(e.to_string()))?;
         let publisher = keys::peer_id_from_bytes(&record.publisher)?;
         if record_key(record.kind, &publisher) != key {
             return Err(RecordError::WrongKey);
         }
         keys::verify(
             &publisher,
-            &signed_bytes(
-                record.kind,
-                &record.publisher,
-                record.revision,
-                record.timestamp_unix,
-                &record.payload,
-            ),
+            &signed_bytes(record.kind, &record.publisher, record.revision, record.timestamp_unix, &record.payload),
             &record.signature,
         )?;
         Ok((record, publisher))
     }
 }
 
-/// Decides whether a verified `offered` record may replace `held`: refuses a lower revision.
+/// Decides whether a verified `offered` record may replace `held`: refuses a lower revision, and the
+/// same revision with a different payload.
 ///
 /// # Errors
-/// [`RecordError::Stale`] if `offered.revision < held.revision`.
+/// [`RecordError::Stale`] if `offered.revision < held.revision`, or equal with another payload.
 pub fn accept(held: Option<&SignedRecord>, offered: &SignedRecord) -> Result<(), RecordError> {
     match held {
-        Some(h) if offered.revision < h.revision => Err(RecordError::Stale {
-            offered: offered.revision,
-            held: h.revision,
-        }),
+        // a lower revision, or the same revision with other content (revisions increase on every change)
+        Some(h)
+            if offered.revision < h.revision || (offered.revision == h.revision && offered.payload != h.payload) =>
+        {
+            Err(RecordError::Stale { offered: offered.revision, held: h.revision })
+        }
         _ => Ok(()),
     }
 }
 
-fn signed_bytes(
-    kind: RecordKind,
-    publisher: &[u8],
-    revision: u64,
-    timestamp_unix: u64,
-    payload: &[u8],
-) -> Vec<u8> {
+fn signed_bytes(kind: RecordKind, publisher: &[u8], revision: u64, timestamp_unix: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = RECORD_PURPOSE.to_vec();
     out.extend(
-        postcard::to_stdvec(&Unsigned {
-            kind,
-            publisher,
-            revision,
-            timestamp_unix,
-            payload,
-        })
-        .expect("record serializes"),
+        postcard::to_stdvec(&Unsigned { kind, publisher, revision, timestamp_unix, payload })
+            .expect("record serializes"),
     );
     out
 }
@@ -224,13 +186,7 @@ mod tests {
 
     fn sample() -> (NodeKeys, SignedRecord) {
         let keys = NodeKeys::from_seed([3u8; 32]).unwrap();
-        let rec = SignedRecord::sign(
-            &keys,
-            RecordKind::Suppliers,
-            5,
-            1_700_000_000,
-            b"payload".to_vec(),
-        );
+        let rec = SignedRecord::sign(&keys, RecordKind::Suppliers, 5, 1_700_000_000, b"payload".to_vec());
         (keys, rec)
     }
 
@@ -248,31 +204,19 @@ mod tests {
         let (_, rec) = sample();
         let other = NodeKeys::from_seed([4u8; 32]).unwrap();
         let key = record_key(RecordKind::Suppliers, &other.peer_id());
-        assert_eq!(
-            SignedRecord::decode_verified(&key, &rec.encode()).unwrap_err(),
-            RecordError::WrongKey
-        );
+        assert_eq!(SignedRecord::decode_verified(&key, &rec.encode()).unwrap_err(), RecordError::WrongKey);
     }
 
     #[test]
     fn lower_revision_is_refused() {
         let (keys, rec) = sample();
-        let older = SignedRecord::sign(
-            &keys,
-            RecordKind::Suppliers,
-            4,
-            1_700_000_000,
-            b"old".to_vec(),
-        );
-        assert!(matches!(
-            accept(Some(&rec), &older),
-            Err(RecordError::Stale {
-                offered: 4,
-                held: 5
-            })
-        ));
+        let older = SignedRecord::sign(&keys, RecordKind::Suppliers, 4, 1_700_000_000, b"old".to_vec());
+        assert!(matches!(accept(Some(&rec), &older), Err(RecordError::Stale { offered: 4, held: 5 })));
         assert!(accept(Some(&older), &rec).is_ok());
         assert!(accept(None, &older).is_ok());
+        let same_revision = SignedRecord::sign(&keys, RecordKind::Suppliers, 5, 1_700_000_001, b"other".to_vec());
+        assert!(accept(Some(&rec), &same_revision).is_err());
+        assert!(accept(Some(&rec), &rec).is_ok());
     }
 
     #[test]

@@ -65,11 +65,7 @@ impl SignedContract {
     /// Signs `contract` as its customer.
     pub fn propose(keys: &NodeKeys, contract: Contract) -> Self {
         let customer_signature = keys.sign(&contract_bytes(&contract));
-        Self {
-            contract,
-            customer_signature,
-            supplier_signature: None,
-        }
+        Self { contract, customer_signature, supplier_signature: None }
     }
 
     /// Adds the supplier's signature.
@@ -193,10 +189,7 @@ mod tests {
 
     #[test]
     fn contract_signatures_verify_and_bind_terms() {
-        let (c, s) = (
-            NodeKeys::from_seed([1; 32]).unwrap(),
-            NodeKeys::from_seed([2; 32]).unwrap(),
-        );
+        let (c, s) = (NodeKeys::from_seed([1; 32]).unwrap(), NodeKeys::from_seed([2; 32]).unwrap());
         let signed = SignedContract::propose(&c, contract(&c, &s)).accept(&s);
         assert_eq!(signed.verify().unwrap(), (c.peer_id(), s.peer_id()));
         let mut changed = signed.clone();

@@ -26,20 +26,14 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
     let mut buf = Vec::with_capacity(len.min(4 * 1024 * 1024 + 4096));
     io.take(len as u64).read_to_end(&mut buf).await?;
     if buf.len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "message truncated",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "message truncated"));
     }
     Ok(buf)
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "message too large",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large"));
     }
     io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
     io.write_all(bytes).await?;
@@ -47,17 +41,12 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed message: {e}"),
-        )
-    })
+    postcard::from_bytes(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("malformed message: {e}")))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(value)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+    postcard::to_stdvec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
 
 #[async_trait]
@@ -80,24 +69,14 @@ impl libp2p::request_response::Codec for StorageCodec {
         decode(&read_frame(io).await?)
     }
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Request,
-    ) -> io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Request) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &encode(&req)?).await
     }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Response,
-    ) -> io::Result<()>
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Response) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -119,17 +98,10 @@ mod tests {
     async fn request_round_trips() {
         let mut buf = Vec::new();
         StorageCodec
-            .write_request(
-                &proto(),
-                &mut Cursor::new(&mut buf),
-                Request::DeleteFragment { id: [3; 32] },
-            )
+            .write_request(&proto(), &mut Cursor::new(&mut buf), Request::DeleteFragment { id: [3; 32] })
             .await
             .unwrap();
-        let back = StorageCodec
-            .read_request(&proto(), &mut Cursor::new(buf))
-            .await
-            .unwrap();
+        let back = StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.unwrap();
         assert!(matches!(back, Request::DeleteFragment { id } if id == [3; 32]));
     }
 
@@ -137,10 +109,7 @@ mod tests {
     async fn oversized_length_is_refused_before_allocation() {
         let mut buf = ((MAX_MESSAGE_BYTES + 1) as u32).to_le_bytes().to_vec();
         buf.extend([0u8; 16]);
-        let err = StorageCodec
-            .read_request(&proto(), &mut Cursor::new(buf))
-            .await
-            .unwrap_err();
+        let err = StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
@@ -148,15 +117,9 @@ mod tests {
     async fn malformed_and_truncated_messages_are_errors() {
         let mut buf = 3u32.to_le_bytes().to_vec();
         buf.extend([0xff, 0xff, 0xff]);
-        assert!(StorageCodec
-            .read_request(&proto(), &mut Cursor::new(buf))
-            .await
-            .is_err());
+        assert!(StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.is_err());
         let mut buf = 100u32.to_le_bytes().to_vec();
         buf.extend([0u8; 10]);
-        assert!(StorageCodec
-            .read_request(&proto(), &mut Cursor::new(buf))
-            .await
-            .is_err());
+        assert!(StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.is_err());
     }
 }

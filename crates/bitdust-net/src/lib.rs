@@ -24,8 +24,7 @@ use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, identity::Keypair, kad, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId,
-    StreamProtocol,
+    identify, identity::Keypair, kad, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -120,42 +119,15 @@ struct Behaviour {
 }
 
 enum Command {
-    Request {
-        peer: PeerId,
-        request: Request,
-        reply: oneshot::Sender<Result<Response, NetError>>,
-    },
-    Respond {
-        channel: ResponseChannel<Response>,
-        response: Response,
-    },
-    AddAddress {
-        peer: PeerId,
-        addr: Multiaddr,
-    },
-    PutRecord {
-        record: SignedRecord,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    GetRecord {
-        kind: RecordKind,
-        publisher: PeerId,
-        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
-    },
-    StartProviding {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    GetProviders {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
-    },
-    Bootstrap {
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    Status {
-        reply: oneshot::Sender<NetStatus>,
-    },
+    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, NetError>> },
+    Respond { channel: ResponseChannel<Response>, response: Response },
+    AddAddress { peer: PeerId, addr: Multiaddr },
+    PutRecord { record: SignedRecord, reply: oneshot::Sender<Result<(), NetError>> },
+    GetRecord { kind: RecordKind, publisher: PeerId, reply: oneshot::Sender<Result<SignedRecord, NetError>> },
+    StartProviding { key: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
+    GetProviders { key: Vec<u8>, reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>> },
+    Bootstrap { reply: oneshot::Sender<Result<(), NetError>> },
+    Status { reply: oneshot::Sender<NetStatus> },
     Shutdown,
 }
 
@@ -172,18 +144,11 @@ impl Network {
     ///
     /// # Errors
     /// [`NetError::Transport`] or [`NetError::Listen`].
-    pub async fn start(
-        keypair: Keypair,
-        config: NetConfig,
-    ) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
+    pub async fn start(keypair: Keypair, config: NetConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let local_peer_id = keypair.public().to_peer_id();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| NetError::Transport(e.to_string()))?
             .with_behaviour(|key| {
                 let peer = key.public().to_peer_id();
@@ -201,24 +166,13 @@ impl Network {
                 kad.set_mode(Some(kad::Mode::Server));
                 let storage = request_response::Behaviour::with_codec(
                     codec::StorageCodec,
-                    [(
-                        StreamProtocol::new(STORAGE_PROTOCOL),
-                        request_response::ProtocolSupport::Full,
-                    )],
+                    [(StreamProtocol::new(STORAGE_PROTOCOL), request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(REQUEST_TIMEOUT)
                         .with_max_concurrent_streams(128),
                 );
-                let identify = identify::Behaviour::new(identify::Config::new(
-                    "/bitdust/id/1".into(),
-                    key.public(),
-                ));
-                Behaviour {
-                    kad,
-                    storage,
-                    identify,
-                    ping: ping::Behaviour::default(),
-                }
+                let identify = identify::Behaviour::new(identify::Config::new("/bitdust/id/1".into(), key.public()));
+                Behaviour { kad, storage, identify, ping: ping::Behaviour::default() }
             })
             .map_err(|e| NetError::Transport(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
@@ -227,10 +181,7 @@ impl Network {
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
-                .map_err(|e| NetError::Listen {
-                    addr: addr.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
         }
         // Wait until each listener reports its address (port 0 becomes a real port).
         let mut listening = Vec::new();
@@ -238,19 +189,11 @@ impl Network {
             match swarm.select_next_some().await {
                 SwarmEvent::NewListenAddr { address, .. } => listening.push(address),
                 SwarmEvent::ListenerError { error, .. } => {
-                    return Err(NetError::Listen {
-                        addr: config.listen[0].clone(),
-                        reason: error.to_string(),
-                    })
+                    return Err(NetError::Listen { addr: config.listen[0].clone(), reason: error.to_string() })
                 }
-                SwarmEvent::ListenerClosed {
-                    addresses, reason, ..
-                } => {
+                SwarmEvent::ListenerClosed { addresses, reason, .. } => {
                     return Err(NetError::Listen {
-                        addr: addresses
-                            .first()
-                            .cloned()
-                            .unwrap_or_else(|| config.listen[0].clone()),
+                        addr: addresses.first().cloned().unwrap_or_else(|| config.listen[0].clone()),
                         reason: format!("{reason:?}"),
                     })
                 }
@@ -267,20 +210,9 @@ impl Network {
         }
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
-        let driver = Driver {
-            swarm,
-            inbound: inbound_tx,
-            requests: HashMap::new(),
-            queries: HashMap::new(),
-        };
+        let driver = Driver { swarm, inbound: inbound_tx, requests: HashMap::new(), queries: HashMap::new() };
         tokio::spawn(driver.run(command_rx));
-        Ok((
-            Self {
-                commands,
-                local_peer_id,
-            },
-            inbound_rx,
-        ))
+        Ok((Self { commands, local_peer_id }, inbound_rx))
     }
 
     /// Our peer id.
@@ -288,15 +220,9 @@ impl Network {
         self.local_peer_id
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NetError> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| NetError::Stopped)?;
+        self.commands.send(make(tx)).await.map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
     }
 
@@ -305,27 +231,15 @@ impl Network {
     /// # Errors
     /// [`NetError::Request`] if it fails on the way; [`NetError::Stopped`].
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
-        self.call(|reply| Command::Request {
-            peer,
-            request,
-            reply,
-        })
-        .await?
+        self.call(|reply| Command::Request { peer, request, reply }).await?
     }
 
     /// Answers an inbound request.
     ///
     /// # Errors
     /// [`NetError::Stopped`].
-    pub async fn respond(
-        &self,
-        channel: ResponseChannel<Response>,
-        response: Response,
-    ) -> Result<(), NetError> {
-        self.commands
-            .send(Command::Respond { channel, response })
-            .await
-            .map_err(|_| NetError::Stopped)
+    pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) -> Result<(), NetError> {
+        self.commands.send(Command::Respond { channel, response }).await.map_err(|_| NetError::Stopped)
     }
 
     /// Tells the swarm an address of `peer` (from its verified identity).
@@ -333,10 +247,7 @@ impl Network {
     /// # Errors
     /// [`NetError::Stopped`].
     pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
-        self.commands
-            .send(Command::AddAddress { peer, addr })
-            .await
-            .map_err(|_| NetError::Stopped)
+        self.commands.send(Command::AddAddress { peer, addr }).await.map_err(|_| NetError::Stopped)
     }
 
     /// Publishes a signed record to the DHT (and the local store).
@@ -344,25 +255,15 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`] if no peer stored it.
     pub async fn put_record(&self, record: SignedRecord) -> Result<(), NetError> {
-        self.call(|reply| Command::PutRecord { record, reply })
-            .await?
+        self.call(|reply| Command::PutRecord { record, reply }).await?
     }
 
     /// Finds the highest-revision valid record of `kind` published by `publisher`.
     ///
     /// # Errors
     /// [`NetError::Dht`] if none is found.
-    pub async fn get_record(
-        &self,
-        kind: RecordKind,
-        publisher: PeerId,
-    ) -> Result<SignedRecord, NetError> {
-        self.call(|reply| Command::GetRecord {
-            kind,
-            publisher,
-            reply,
-        })
-        .await?
+    pub async fn get_record(&self, kind: RecordKind, publisher: PeerId) -> Result<SignedRecord, NetError> {
+        self.call(|reply| Command::GetRecord { kind, publisher, reply }).await?
     }
 
     /// Announces this node as a provider of `key` (supplier service, nickname).
@@ -370,8 +271,7 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`].
     pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
-        self.call(|reply| Command::StartProviding { key, reply })
-            .await?
+        self.call(|reply| Command::StartProviding { key, reply }).await?
     }
 
     /// Finds providers of `key`.
@@ -379,8 +279,7 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`].
     pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
-        self.call(|reply| Command::GetProviders { key, reply })
-            .await?
+        self.call(|reply| Command::GetProviders { key, reply }).await?
     }
 
     /// Runs a Kademlia bootstrap (fills the routing table).
@@ -415,26 +314,16 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 
 enum Query {
     Put(oneshot::Sender<Result<(), NetError>>),
-    Get {
-        key: Vec<u8>,
-        best: Option<SignedRecord>,
-        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
-    },
+    Get { key: Vec<u8>, best: Option<SignedRecord>, reply: oneshot::Sender<Result<SignedRecord, NetError>> },
     Provide(oneshot::Sender<Result<(), NetError>>),
-    Providers {
-        found: HashSet<PeerId>,
-        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
-    },
+    Providers { found: HashSet<PeerId>, reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>> },
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
 }
 
 struct Driver {
     swarm: libp2p::Swarm<Behaviour>,
     inbound: mpsc::Sender<Inbound>,
-    requests: HashMap<
-        request_response::OutboundRequestId,
-        (PeerId, oneshot::Sender<Result<Response, NetError>>),
-    >,
+    requests: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     queries: HashMap<kad::QueryId, Query>,
 }
 
@@ -457,11 +346,7 @@ impl Driver {
     fn command(&mut self, cmd: Command) {
         let b = self.swarm.behaviour_mut();
         match cmd {
-            Command::Request {
-                peer,
-                request,
-                reply,
-            } => {
+            Command::Request { peer, request, reply } => {
                 let id = b.storage.send_request(&peer, request);
                 self.requests.insert(id, (peer, reply));
             }
@@ -476,10 +361,7 @@ impl Driver {
                 let key = match record.key() {
                     Ok(k) => k,
                     Err(e) => {
-                        let _ = reply.send(Err(NetError::Dht {
-                            what: "put",
-                            reason: e.to_string(),
-                        }));
+                        let _ = reply.send(Err(NetError::Dht { what: "put", reason: e.to_string() }));
                         return;
                     }
                 };
@@ -489,61 +371,33 @@ impl Driver {
                         self.queries.insert(id, Query::Put(reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(NetError::Dht {
-                            what: "put",
-                            reason: e.to_string(),
-                        }));
+                        let _ = reply.send(Err(NetError::Dht { what: "put", reason: e.to_string() }));
                     }
                 }
             }
-            Command::GetRecord {
-                kind,
-                publisher,
-                reply,
-            } => {
+            Command::GetRecord { kind, publisher, reply } => {
                 let key = record::record_key(kind, &publisher);
                 let id = b.kad.get_record(kad::RecordKey::new(&key));
-                self.queries.insert(
-                    id,
-                    Query::Get {
-                        key,
-                        best: None,
-                        reply,
-                    },
-                );
+                self.queries.insert(id, Query::Get { key, best: None, reply });
             }
-            Command::StartProviding { key, reply } => {
-                match b.kad.start_providing(kad::RecordKey::new(&key)) {
-                    Ok(id) => {
-                        self.queries.insert(id, Query::Provide(reply));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(NetError::Dht {
-                            what: "provide",
-                            reason: e.to_string(),
-                        }));
-                    }
+            Command::StartProviding { key, reply } => match b.kad.start_providing(kad::RecordKey::new(&key)) {
+                Ok(id) => {
+                    self.queries.insert(id, Query::Provide(reply));
                 }
-            }
+                Err(e) => {
+                    let _ = reply.send(Err(NetError::Dht { what: "provide", reason: e.to_string() }));
+                }
+            },
             Command::GetProviders { key, reply } => {
                 let id = b.kad.get_providers(kad::RecordKey::new(&key));
-                self.queries.insert(
-                    id,
-                    Query::Providers {
-                        found: HashSet::new(),
-                        reply,
-                    },
-                );
+                self.queries.insert(id, Query::Providers { found: HashSet::new(), reply });
             }
             Command::Bootstrap { reply } => match b.kad.bootstrap() {
                 Ok(id) => {
                     self.queries.insert(id, Query::Bootstrap(reply));
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(NetError::Dht {
-                        what: "bootstrap",
-                        reason: e.to_string(),
-                    }));
+                    let _ = reply.send(Err(NetError::Dht { what: "bootstrap", reason: e.to_string() }));
                 }
             },
             Command::Status { reply } => {
@@ -551,11 +405,7 @@ impl Driver {
                 let _ = reply.send(NetStatus {
                     peer_id: self.swarm.local_peer_id().to_string(),
                     listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
-                    connected_peers: self
-                        .swarm
-                        .connected_peers()
-                        .map(|p| p.to_string())
-                        .collect(),
+                    connected_peers: self.swarm.connected_peers().map(|p| p.to_string()).collect(),
                     routing_table_size,
                 });
             }
@@ -567,18 +417,14 @@ impl Driver {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Storage(e)) => self.storage_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.kad_event(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) =>
+            {
                 for addr in info.listen_addrs.into_iter().take(16) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
-            SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
-            } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
             }
             _ => {}
@@ -588,49 +434,24 @@ impl Driver {
     fn storage_event(&mut self, event: request_response::Event<Request, Response>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if let Err(e) = self.inbound.try_send(Inbound {
-                        peer,
-                        request,
-                        channel,
-                    }) {
+                request_response::Message::Request { request, channel, .. } => {
+                    if let Err(e) = self.inbound.try_send(Inbound { peer, request, channel }) {
                         let inbound = match e {
-                            mpsc::error::TrySendError::Full(i)
-                            | mpsc::error::TrySendError::Closed(i) => i,
+                            mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
                         };
-                        let busy = Response::Error(
-                            bitdust_core::wire::ErrorCode::Internal,
-                            "node busy, retry".into(),
-                        );
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .storage
-                            .send_response(inbound.channel, busy);
+                        let busy = Response::Error(bitdust_core::wire::ErrorCode::Internal, "node busy, retry".into());
+                        let _ = self.swarm.behaviour_mut().storage.send_response(inbound.channel, busy);
                     }
                 }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
+                request_response::Message::Response { request_id, response } => {
                     if let Some((_, reply)) = self.requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
-            request_response::Event::OutboundFailure {
-                request_id,
-                error,
-                peer,
-                ..
-            } => {
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
                 if let Some((_, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
+                    let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -643,26 +464,17 @@ impl Driver {
     fn kad_event(&mut self, event: kad::Event) {
         match event {
             kad::Event::InboundRequest { request } => match request {
-                kad::InboundRequest::PutRecord {
-                    source,
-                    record: Some(record),
-                    ..
-                } => self.inbound_record(source, record),
-                kad::InboundRequest::AddProvider {
-                    record: Some(provider),
-                } => {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .kad
-                        .store_mut()
-                        .add_provider(provider);
+                kad::InboundRequest::PutRecord { source, record: Some(record), .. } => {
+                    self.inbound_record(source, record)
+                }
+                kad::InboundRequest::AddProvider { record: Some(provider) } => {
+                    let _ = self.swarm.behaviour_mut().kad.store_mut().add_provider(provider);
                 }
                 _ => {}
             },
-            kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            } => self.query_progressed(id, result, step.last),
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => {
+                self.query_progressed(id, result, step.last)
+            }
             _ => {}
         }
     }
@@ -678,11 +490,8 @@ impl Driver {
             }
         };
         let store = self.swarm.behaviour_mut().kad.store_mut();
-        let held = store.get(&record.key).and_then(|r| {
-            SignedRecord::decode_verified(&key, &r.value)
-                .ok()
-                .map(|(r, _)| r)
-        });
+        let held =
+            store.get(&record.key).and_then(|r| SignedRecord::decode_verified(&key, &r.value).ok().map(|(r, _)| r));
         if let Err(e) = record::accept(held.as_ref(), &offered) {
             tracing::info!(%source, error = %e, "refused DHT record");
             return;
@@ -696,40 +505,32 @@ impl Driver {
         };
         let mut done = last;
         match (&mut query, result) {
-            (
-                Query::Get { key, best, .. },
-                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))),
-            ) => match SignedRecord::decode_verified(key, &found.record.value) {
-                Ok((r, _)) => {
-                    if best.as_ref().is_none_or(|b| r.revision > b.revision) {
-                        *best = Some(r);
+            (Query::Get { key, best, .. }, kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found)))) => {
+                match SignedRecord::decode_verified(key, &found.record.value) {
+                    Ok((r, _)) => {
+                        if best.as_ref().is_none_or(|b| r.revision > b.revision) {
+                            *best = Some(r);
+                        }
                     }
+                    Err(e) => tracing::info!(error = %e, "ignored invalid DHT record"),
                 }
-                Err(e) => tracing::info!(error = %e, "ignored invalid DHT record"),
-            },
+            }
             (Query::Get { .. }, kad::QueryResult::GetRecord(_)) => done = true,
             (Query::Put(_), kad::QueryResult::PutRecord(r)) => {
                 if let Query::Put(reply) = query {
-                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
-                        what: "put",
-                        reason: e.to_string(),
-                    }));
+                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht { what: "put", reason: e.to_string() }));
                 }
                 return;
             }
             (Query::Provide(_), kad::QueryResult::StartProviding(r)) => {
                 if let Query::Provide(reply) = query {
-                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
-                        what: "provide",
-                        reason: e.to_string(),
-                    }));
+                    let _ =
+                        reply.send(r.map(|_| ()).map_err(|e| NetError::Dht { what: "provide", reason: e.to_string() }));
                 }
                 return;
             }
             (Query::Providers { found, .. }, kad::QueryResult::GetProviders(r)) => match r {
-                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                    found.extend(providers)
-                }
+                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => found.extend(providers),
                 Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => done = true,
                 Err(_) => done = true,
             },
@@ -739,10 +540,8 @@ impl Driver {
                     return;
                 }
                 if let Query::Bootstrap(reply) = query {
-                    let _ = reply.send(r.map(|_| ()).map_err(|e| NetError::Dht {
-                        what: "bootstrap",
-                        reason: e.to_string(),
-                    }));
+                    let _ = reply
+                        .send(r.map(|_| ()).map_err(|e| NetError::Dht { what: "bootstrap", reason: e.to_string() }));
                 }
                 return;
             }
@@ -754,19 +553,13 @@ impl Driver {
         }
         match query {
             Query::Get { best, reply, .. } => {
-                let _ = reply.send(best.ok_or(NetError::Dht {
-                    what: "get",
-                    reason: "no valid record found".into(),
-                }));
+                let _ = reply.send(best.ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() }));
             }
             Query::Providers { found, reply } => {
                 let _ = reply.send(Ok(found));
             }
             Query::Put(reply) | Query::Provide(reply) | Query::Bootstrap(reply) => {
-                let _ = reply.send(Err(NetError::Dht {
-                    what: "query",
-                    reason: "ended without result".into(),
-                }));
+                let _ = reply.send(Err(NetError::Dht { what: "query", reason: "ended without result".into() }));
             }
         }
     }

@@ -38,10 +38,7 @@ pub enum ArchiveError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
-    move |source| ArchiveError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ArchiveError::Io { path: path.to_path_buf(), source }
 }
 
 /// The result of [`scan`].
@@ -73,18 +70,8 @@ pub fn scan(source: &Path) -> Result<Scan, ArchiveError> {
     let meta = fs::symlink_metadata(source).map_err(io_err(source))?;
     let mut scan = Scan::default();
     if meta.is_file() {
-        let name = source
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_else(|| b"file".to_vec());
-        scan.entries.push(entry_for(
-            &meta,
-            name,
-            EntryKind::File {
-                size: meta.len(),
-                offset: 0,
-            },
-        ));
+        let name = source.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_else(|| b"file".to_vec());
+        scan.entries.push(entry_for(&meta, name, EntryKind::File { size: meta.len(), offset: 0 }));
         scan.total_bytes = meta.len();
         return Ok(scan);
     }
@@ -94,8 +81,7 @@ pub fn scan(source: &Path) -> Result<Scan, ArchiveError> {
             source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file or folder"),
         });
     }
-    scan.entries
-        .push(entry_for(&meta, Vec::new(), EntryKind::Dir));
+    scan.entries.push(entry_for(&meta, Vec::new(), EntryKind::Dir));
     walk(source, Vec::new(), &mut scan)?;
     Ok(scan)
 }
@@ -121,24 +107,14 @@ fn walk(dir: &Path, rel: Vec<u8>, scan: &mut Scan) -> Result<(), ArchiveError> {
             scan.entries.push(entry_for(
                 &meta,
                 child_rel,
-                EntryKind::Symlink {
-                    target: target.into_os_string().into_vec(),
-                },
+                EntryKind::Symlink { target: target.into_os_string().into_vec() },
             ));
         } else if ft.is_dir() {
-            scan.entries
-                .push(entry_for(&meta, child_rel.clone(), EntryKind::Dir));
+            scan.entries.push(entry_for(&meta, child_rel.clone(), EntryKind::Dir));
             walk(&path, child_rel, scan)?;
         } else if ft.is_file() {
             let size = meta.len();
-            scan.entries.push(entry_for(
-                &meta,
-                child_rel,
-                EntryKind::File {
-                    size,
-                    offset: scan.total_bytes,
-                },
-            ));
+            scan.entries.push(entry_for(&meta, child_rel, EntryKind::File { size, offset: scan.total_bytes }));
             scan.total_bytes += size;
         } else {
             scan.skipped.push(path.display().to_string());
@@ -162,10 +138,7 @@ pub struct StreamReader {
 impl StreamReader {
     /// A reader over the files of `scan` (taken from `source`).
     pub fn new(source: &Path, scan: &Scan) -> Self {
-        let single_file = scan
-            .entries
-            .first()
-            .is_some_and(|e| matches!(e.kind, EntryKind::File { .. }));
+        let single_file = scan.entries.first().is_some_and(|e| matches!(e.kind, EntryKind::File { .. }));
         let files = scan
             .entries
             .iter()
@@ -174,14 +147,7 @@ impl StreamReader {
                 _ => None,
             })
             .collect();
-        Self {
-            root: source.to_path_buf(),
-            single_file,
-            files,
-            next: 0,
-            current: None,
-            changed: Vec::new(),
-        }
+        Self { root: source.to_path_buf(), single_file, files, next: 0, current: None, changed: Vec::new() }
     }
 
     fn path_of(&self, rel: &[u8]) -> PathBuf {
@@ -283,9 +249,7 @@ fn safe_relative(path: &[u8]) -> Result<PathBuf, ArchiveError> {
     }
     for comp in path.split(|b| *b == b'/') {
         if comp.is_empty() || comp == b"." || comp == b".." || comp.contains(&0) {
-            return Err(ArchiveError::UnsafePath(
-                String::from_utf8_lossy(path).into_owned(),
-            ));
+            return Err(ArchiveError::UnsafePath(String::from_utf8_lossy(path).into_owned()));
         }
         out.push(std::ffi::OsStr::from_bytes(comp));
     }
@@ -322,8 +286,7 @@ impl TreeWriter {
                 EntryKind::Symlink { target } => {
                     let tmp = temp_name(&dest);
                     let _ = fs::remove_file(&tmp);
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp)
-                        .map_err(io_err(&tmp))?;
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp).map_err(io_err(&tmp))?;
                     fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
                     let mtime = filetime::FileTime::from_unix_time(e.mtime_secs, e.mtime_nanos);
                     let _ = filetime::set_symlink_file_times(&dest, mtime, mtime);
@@ -331,13 +294,7 @@ impl TreeWriter {
                 EntryKind::File { size, .. } => {
                     let tmp = temp_name(&dest);
                     let file = File::create(&tmp).map_err(io_err(&tmp))?;
-                    self.current = Some(OpenFile {
-                        file,
-                        tmp,
-                        dest,
-                        remaining: *size,
-                        entry: i,
-                    });
+                    self.current = Some(OpenFile { file, tmp, dest, remaining: *size, entry: i });
                     self.finish_if_complete()?;
                 }
             }
@@ -353,8 +310,7 @@ impl TreeWriter {
             let e = &self.entries[open.entry];
             open.file.sync_data().map_err(io_err(&open.tmp))?;
             drop(open.file);
-            fs::set_permissions(&open.tmp, fs::Permissions::from_mode(e.mode))
-                .map_err(io_err(&open.tmp))?;
+            fs::set_permissions(&open.tmp, fs::Permissions::from_mode(e.mode)).map_err(io_err(&open.tmp))?;
             let mtime = filetime::FileTime::from_unix_time(e.mtime_secs, e.mtime_nanos);
             filetime::set_file_times(&open.tmp, mtime, mtime).map_err(io_err(&open.tmp))?;
             fs::rename(&open.tmp, &open.dest).map_err(io_err(&open.dest))?;
@@ -371,9 +327,7 @@ impl TreeWriter {
         while !data.is_empty() {
             self.advance()?;
             let Some(open) = self.current.as_mut() else {
-                return Err(ArchiveError::UnsafePath(
-                    "archive stream longer than its entries".into(),
-                ));
+                return Err(ArchiveError::UnsafePath("archive stream longer than its entries".into()));
             };
             let n = (open.remaining.min(data.len() as u64)) as usize;
             open.file.write_all(&data[..n]).map_err(io_err(&open.tmp))?;
@@ -441,10 +395,7 @@ impl TreeWriter {
 }
 
 fn temp_name(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
     tmp.push(".bitdust-partial");
@@ -459,8 +410,7 @@ fn temp_name(dest: &Path) -> PathBuf {
 pub fn compare_trees(a: &Path, b: &Path) -> Result<Vec<String>, ArchiveError> {
     let (sa, sb) = (scan(a)?, scan(b)?);
     let mut diffs = Vec::new();
-    let index: std::collections::HashMap<&[u8], &Entry> =
-        sb.entries.iter().map(|e| (e.path.as_slice(), e)).collect();
+    let index: std::collections::HashMap<&[u8], &Entry> = sb.entries.iter().map(|e| (e.path.as_slice(), e)).collect();
     for e in &sa.entries {
         let name = String::from_utf8_lossy(&e.path).into_owned();
         let Some(o) = index.get(e.path.as_slice()) else {
@@ -492,10 +442,7 @@ pub fn compare_trees(a: &Path, b: &Path) -> Result<Vec<String>, ArchiveError> {
             _ => {}
         }
         if e.mode != o.mode {
-            diffs.push(format!(
-                "mode differs: {name} ({:o} vs {:o})",
-                e.mode, o.mode
-            ));
+            diffs.push(format!("mode differs: {name} ({:o} vs {:o})", e.mode, o.mode));
         }
         if !matches!(e.kind, EntryKind::Symlink { .. })
             && (e.mtime_secs, e.mtime_nanos) != (o.mtime_secs, o.mtime_nanos)
@@ -503,8 +450,7 @@ pub fn compare_trees(a: &Path, b: &Path) -> Result<Vec<String>, ArchiveError> {
             diffs.push(format!("mtime differs: {name}"));
         }
     }
-    let mine: std::collections::HashSet<&[u8]> =
-        sa.entries.iter().map(|e| e.path.as_slice()).collect();
+    let mine: std::collections::HashSet<&[u8]> = sa.entries.iter().map(|e| e.path.as_slice()).collect();
     for e in &sb.entries {
         if !mine.contains(e.path.as_slice()) {
             diffs.push(format!("extra: {}", String::from_utf8_lossy(&e.path)));
@@ -527,16 +473,9 @@ mod tests {
     #[test]
     fn unsafe_paths_are_refused() {
         for bad in [&b"../x"[..], b"a/../../x", b"/etc/passwd", b"a//b", b"./a"] {
-            assert!(
-                safe_relative(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(safe_relative(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(
-            safe_relative(b"a/b c/\xc3\xa9").unwrap(),
-            PathBuf::from("a/b c/é")
-        );
+        assert_eq!(safe_relative(b"a/b c/\xc3\xa9").unwrap(), PathBuf::from("a/b c/é"));
     }
 
     #[test]
@@ -565,9 +504,6 @@ mod tests {
         writer.finish().unwrap();
         let again = super::scan(dst.path()).unwrap();
         assert_eq!(again.entries, scan.entries);
-        assert_eq!(
-            fs::read(dst.path().join("sub dir/naïve file.txt")).unwrap(),
-            b"hello world"
-        );
+        assert_eq!(fs::read(dst.path().join("sub dir/naïve file.txt")).unwrap(), b"hello world");
     }
 }

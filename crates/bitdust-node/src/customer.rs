@@ -18,9 +18,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use bitdust_core::catalog::{Backup, Catalog, SealedCatalog, Version, CATALOG_FORMAT};
 use bitdust_core::erasure::Layout;
-use bitdust_core::pipeline::{
-    BlockDecoder, BlockEncoder, BlockMeta, EncodedBlock, VersionKeys, BLOCK_SIZE,
-};
+use bitdust_core::pipeline::{BlockDecoder, BlockEncoder, BlockMeta, EncodedBlock, VersionKeys, BLOCK_SIZE};
 use bitdust_core::record::{RecordKind, SignedRecord, SupplierList, SUPPLIERS_SERVICE_KEY};
 use bitdust_core::wire::{Contract, Request, Response, SignedContract};
 use bitdust_core::PeerId;
@@ -56,8 +54,7 @@ impl SupplierSlot {
     /// # Errors
     /// If the stored bytes are not a peer id.
     pub fn peer(&self) -> Result<PeerId> {
-        PeerId::from_bytes(&self.peer_id)
-            .map_err(|_| anyhow!("corrupt supplier peer id at position {}", self.position))
+        PeerId::from_bytes(&self.peer_id).map_err(|_| anyhow!("corrupt supplier peer id at position {}", self.position))
     }
 }
 
@@ -129,10 +126,7 @@ impl Node {
     /// # Errors
     /// On database failure.
     pub fn suppliers(&self) -> Result<Vec<SupplierSlot>> {
-        let mut s = self
-            .db
-            .get::<Vec<SupplierSlot>>("suppliers")?
-            .unwrap_or_default();
+        let mut s = self.db.get::<Vec<SupplierSlot>>("suppliers")?.unwrap_or_default();
         s.sort_by_key(|s| s.position);
         Ok(s)
     }
@@ -155,15 +149,9 @@ impl Node {
         }
         let me = self.peer_id();
         let mut taken: HashSet<Vec<u8>> = slots.iter().map(|s| s.peer_id.clone()).collect();
-        let providers = self
-            .net
-            .get_providers(SUPPLIERS_SERVICE_KEY.to_vec())
-            .await
-            .unwrap_or_default();
-        let mut candidates: Vec<PeerId> = providers
-            .into_iter()
-            .filter(|p| *p != me && !taken.contains(&p.to_bytes()))
-            .collect();
+        let providers = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+        let mut candidates: Vec<PeerId> =
+            providers.into_iter().filter(|p| *p != me && !taken.contains(&p.to_bytes())).collect();
         candidates.sort_by_key(|p| p.to_bytes());
         let found = candidates.len();
         let mut errors = Vec::new();
@@ -211,18 +199,10 @@ impl Node {
         match self.net.request(peer, Request::Contract(proposed)).await? {
             Response::ContractAccepted(signed) => {
                 let (_, supplier) = signed.verify().context("supplier's contract signature")?;
-                if signed.contract != contract
-                    || supplier != peer
-                    || signed.supplier_signature.is_none()
-                {
+                if signed.contract != contract || supplier != peer || signed.supplier_signature.is_none() {
                     bail!("supplier returned a different or unsigned contract");
                 }
-                Ok(SupplierSlot {
-                    position,
-                    peer_id: peer.to_bytes(),
-                    contract: Some(signed),
-                    hired_unix: unix_now(),
-                })
+                Ok(SupplierSlot { position, peer_id: peer.to_bytes(), contract: Some(signed), hired_unix: unix_now() })
             }
             Response::Error(code, msg) => bail!("refused ({code:?}): {msg}"),
             other => bail!("unexpected answer {other:?}"),
@@ -230,24 +210,13 @@ impl Node {
     }
 
     async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
-        let list = SupplierList {
-            suppliers: slots
-                .iter()
-                .map(|s| (s.position, s.peer_id.clone()))
-                .collect(),
-        };
+        let list = SupplierList { suppliers: slots.iter().map(|s| (s.position, s.peer_id.clone())).collect() };
         let payload = postcard::to_stdvec(&list).unwrap_or_default();
         let revision = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let rec = SignedRecord::sign(
-            &self.keys,
-            RecordKind::Suppliers,
-            revision,
-            unix_now(),
-            payload,
-        );
+        let rec = SignedRecord::sign(&self.keys, RecordKind::Suppliers, revision, unix_now(), payload);
         if let Err(e) = self.net.put_record(rec).await {
             tracing::warn!(error = %e, "could not publish the supplier list");
         }
@@ -257,15 +226,10 @@ impl Node {
     ///
     /// # Errors
     /// If the path is unreadable, too few suppliers are online, or an upload fails.
-    pub async fn backup(
-        self: &Arc<Self>,
-        source: &Path,
-        progress: Progress,
-    ) -> Result<BackupReport> {
+    pub async fn backup(self: &Arc<Self>, source: &Path, progress: Progress) -> Result<BackupReport> {
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
-        let source = std::fs::canonicalize(source)
-            .with_context(|| format!("cannot back up {}", source.display()))?;
+        let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
         let scan = {
             let s = source.clone();
             tokio::task::spawn_blocking(move || archive::scan(&s)).await??
@@ -273,10 +237,7 @@ impl Node {
         progress.set_total(scan.total_bytes);
         let slots = self.ensure_suppliers_locked().await?;
         let layout = Layout::for_suppliers(slots.len() as u16)?;
-        let peers: Vec<PeerId> = slots
-            .iter()
-            .map(SupplierSlot::peer)
-            .collect::<Result<_>>()?;
+        let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
         let version_id: [u8; 16] = rand::random();
         let vkeys = VersionKeys::derive(self.keys.master(), version_id);
 
@@ -284,11 +245,8 @@ impl Node {
         let (tx, mut rx) = mpsc::channel::<Result<EncodedBlock>>(2);
         let encoder_keys = vkeys.clone();
         let src = source.clone();
-        let entries_for_reader = archive::Scan {
-            entries: scan.entries.clone(),
-            total_bytes: scan.total_bytes,
-            skipped: vec![],
-        };
+        let entries_for_reader =
+            archive::Scan { entries: scan.entries.clone(), total_bytes: scan.total_bytes, skipped: vec![] };
         let encoder = tokio::task::spawn_blocking(move || -> Vec<String> {
             let mut reader = StreamReader::new(&src, &entries_for_reader);
             let mut enc = match BlockEncoder::new(layout, encoder_keys) {
@@ -342,13 +300,7 @@ impl Node {
             if failure.is_some() {
                 break;
             }
-            uploads.push(upload_block(
-                self.clone(),
-                peers.clone(),
-                vkeys.clone(),
-                block,
-                progress.clone(),
-            ));
+            uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, progress.clone()));
         }
         drop(rx);
         while let Some(r) = uploads.next().await {
@@ -364,32 +316,14 @@ impl Node {
         metas.sort_by_key(|m| m.index);
 
         let mut catalog = self.catalog()?;
-        let base = source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".into());
-        let base: String = base
-            .chars()
-            .map(|c| {
-                if c == '@' || c == '/' || c.is_control() {
-                    '_'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+        let base: String = base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect();
         let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
         let name = catalog.name_for(&src_bytes, &base);
-        let single_file = scan
-            .entries
-            .first()
-            .is_some_and(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::File { .. }));
+        let single_file =
+            scan.entries.first().is_some_and(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::File { .. }));
         let version = Version {
-            number: catalog
-                .backup(&name)
-                .and_then(|b| b.versions.last())
-                .map(|v| v.number + 1)
-                .unwrap_or(1),
+            number: catalog.backup(&name).and_then(|b| b.versions.last()).map(|v| v.number + 1).unwrap_or(1),
             id: version_id,
             created_unix: unix_now(),
             layout,
@@ -402,11 +336,7 @@ impl Node {
             name: name.clone(),
             version: version.number,
             files: version.file_count(),
-            folders: version
-                .entries
-                .iter()
-                .filter(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::Dir))
-                .count(),
+            folders: version.entries.iter().filter(|e| matches!(e.kind, bitdust_core::catalog::EntryKind::Dir)).count(),
             symlinks: version
                 .entries
                 .iter()
@@ -422,20 +352,12 @@ impl Node {
         };
         match catalog.backups.iter_mut().find(|b| b.name == name) {
             Some(b) => b.versions.push(version),
-            None => catalog.backups.push(Backup {
-                name,
-                source: src_bytes,
-                single_file,
-                versions: vec![version],
-            }),
+            None => catalog.backups.push(Backup { name, source: src_bytes, single_file, versions: vec![version] }),
         }
         catalog.revision += 1;
         self.db.put("catalog", &catalog)?;
         self.push_catalog(&catalog, &peers).await?;
-        Ok(BackupReport {
-            seconds: started.elapsed().as_secs_f64(),
-            ..report
-        })
+        Ok(BackupReport { seconds: started.elapsed().as_secs_f64(), ..report })
     }
 
     /// Stores the sealed catalog on every supplier; succeeds if at least one took it.
@@ -443,12 +365,9 @@ impl Node {
         let sealed = SealedCatalog::seal(&self.keys, catalog).encode();
         let mut ok = 0;
         let mut errors = Vec::new();
-        let results = futures::future::join_all(
-            peers
-                .iter()
-                .map(|p| self.net.request(*p, Request::PutCatalog(sealed.clone()))),
-        )
-        .await;
+        let results =
+            futures::future::join_all(peers.iter().map(|p| self.net.request(*p, Request::PutCatalog(sealed.clone()))))
+                .await;
         for (p, r) in peers.iter().zip(results) {
             match r {
                 Ok(Response::Stored) => ok += 1,
@@ -484,42 +403,20 @@ impl Node {
             let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
             anyhow!(
                 "no backup named {name:?} (backups: {})",
-                if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "none".into() } else { names.join(", ") }
             )
         })?;
         let v = match version {
-            Some(n) => backup
-                .versions
-                .iter()
-                .find(|v| v.number == n)
-                .ok_or_else(|| {
-                    let nums: Vec<String> = backup
-                        .versions
-                        .iter()
-                        .map(|v| v.number.to_string())
-                        .collect();
-                    anyhow!(
-                        "backup {name:?} has no version {n} (versions: {})",
-                        nums.join(", ")
-                    )
-                })?,
-            None => backup
-                .versions
-                .last()
-                .ok_or_else(|| anyhow!("backup {name:?} has no versions"))?,
+            Some(n) => backup.versions.iter().find(|v| v.number == n).ok_or_else(|| {
+                let nums: Vec<String> = backup.versions.iter().map(|v| v.number.to_string()).collect();
+                anyhow!("backup {name:?} has no version {n} (versions: {})", nums.join(", "))
+            })?,
+            None => backup.versions.last().ok_or_else(|| anyhow!("backup {name:?} has no versions"))?,
         }
         .clone();
         prepare_target(target, force)?;
         progress.set_total(v.total_bytes);
-        let peers: Vec<Option<PeerId>> = v
-            .suppliers
-            .iter()
-            .map(|b| PeerId::from_bytes(b).ok())
-            .collect();
+        let peers: Vec<Option<PeerId>> = v.suppliers.iter().map(|b| PeerId::from_bytes(b).ok()).collect();
         // Learn suppliers' addresses (those offline simply fail).
         futures::future::join_all(peers.iter().flatten().map(|p| self.lookup_identity(*p))).await;
 
@@ -599,13 +496,8 @@ impl Node {
     pub async fn recover_catalog(&self) -> Result<Catalog> {
         let _g = self.customer_lock.lock().await;
         let me = self.peer_id();
-        let rec = self
-            .net
-            .get_record(RecordKind::Suppliers, me)
-            .await
-            .context("finding our suppliers in the DHT")?;
-        let list: SupplierList =
-            postcard::from_bytes(&rec.payload).context("supplier list record")?;
+        let rec = self.net.get_record(RecordKind::Suppliers, me).await.context("finding our suppliers in the DHT")?;
+        let list: SupplierList = postcard::from_bytes(&rec.payload).context("supplier list record")?;
         let mut best: Option<Catalog> = None;
         let mut errors = Vec::new();
         for (_, peer_bytes) in &list.suppliers {
@@ -614,19 +506,8 @@ impl Node {
             };
             let r = async {
                 self.lookup_identity(peer).await?;
-                match self
-                    .net
-                    .request(
-                        peer,
-                        Request::GetCatalog {
-                            owner: me.to_bytes(),
-                        },
-                    )
-                    .await?
-                {
-                    Response::Catalog(bytes) => {
-                        Ok(SealedCatalog::decode(&bytes)?.open(&self.keys)?)
-                    }
+                match self.net.request(peer, Request::GetCatalog { owner: me.to_bytes() }).await? {
+                    Response::Catalog(bytes) => Ok(SealedCatalog::decode(&bytes)?.open(&self.keys)?),
                     other => bail!("{other:?}"),
                 }
             }
@@ -640,17 +521,11 @@ impl Node {
                 Err(e) => errors.push(format!("{peer}: {e:#}")),
             }
         }
-        let catalog =
-            best.ok_or_else(|| anyhow!("no supplier returned our catalog: {}", errors.join("; ")))?;
+        let catalog = best.ok_or_else(|| anyhow!("no supplier returned our catalog: {}", errors.join("; ")))?;
         let slots: Vec<SupplierSlot> = list
             .suppliers
             .iter()
-            .map(|(pos, p)| SupplierSlot {
-                position: *pos,
-                peer_id: p.clone(),
-                contract: None,
-                hired_unix: unix_now(),
-            })
+            .map(|(pos, p)| SupplierSlot { position: *pos, peer_id: p.clone(), contract: None, hired_unix: unix_now() })
             .collect();
         self.db.put("catalog", &catalog)?;
         self.db.put("suppliers", &slots)?;
@@ -673,16 +548,9 @@ async fn upload_block(
         async move {
             let mut last = String::new();
             for attempt in 1..=UPLOAD_ATTEMPTS {
-                let data = if attempt == UPLOAD_ATTEMPTS {
-                    std::mem::take(&mut { data.clone() })
-                } else {
-                    data.clone()
-                };
-                match node
-                    .net
-                    .request(peer, Request::PutFragment { id, data })
-                    .await
-                {
+                let data =
+                    if attempt == UPLOAD_ATTEMPTS { std::mem::take(&mut { data.clone() }) } else { data.clone() };
+                match node.net.request(peer, Request::PutFragment { id, data }).await {
                     Ok(Response::Stored) => return Ok(()),
                     Ok(Response::Error(code, msg)) => {
                         last = format!("{code:?}: {msg}");
@@ -694,10 +562,7 @@ async fn upload_block(
                     Err(e) => last = e.to_string(),
                 }
             }
-            Err(anyhow!(
-                "supplier at position {position} ({peer}) did not store block {}: {last}",
-                meta.index
-            ))
+            Err(anyhow!("supplier at position {position} ({peer}) did not store block {}: {last}", meta.index))
         }
     });
     futures::future::try_join_all(puts).await?;
@@ -730,11 +595,7 @@ async fn fetch_block(
             let r = async {
                 let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
                 let owner = node.peer_id().to_bytes();
-                match node
-                    .net
-                    .request(peer, Request::GetFragment { owner, id })
-                    .await?
-                {
+                match node.net.request(peer, Request::GetFragment { owner, id }).await? {
                     Response::Fragment(bytes) => Ok::<_, anyhow::Error>(bytes),
                     Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
                     other => bail!("position {position}: unexpected {other:?}"),
@@ -800,15 +661,11 @@ pub fn prepare_target(target: &Path, force: bool) -> Result<()> {
         Ok(_) => {
             let non_empty = std::fs::read_dir(target)?.next().is_some();
             if non_empty && !force {
-                bail!(
-                    "restore target {} is not empty (use --force to restore into it anyway)",
-                    target.display()
-                );
+                bail!("restore target {} is not empty (use --force to restore into it anyway)", target.display());
             }
             Ok(())
         }
-        Err(_) => std::fs::create_dir_all(target)
-            .with_context(|| format!("creating {}", target.display())),
+        Err(_) => std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display())),
     }
 }
 

@@ -73,11 +73,7 @@ impl Default for Config {
 
 impl Default for CustomerConfig {
     fn default() -> Self {
-        Self {
-            suppliers: 4,
-            needed_bytes: 16 << 30,
-            blocks_in_flight: 8,
-        }
+        Self { suppliers: 4, needed_bytes: 16 << 30, blocks_in_flight: 8 }
     }
 }
 
@@ -101,9 +97,7 @@ impl Home {
         if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
             return PathBuf::from(x).join("bitdust");
         }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         home.join(".local/share/bitdust")
     }
 
@@ -129,14 +123,10 @@ impl Home {
     /// If the home holds an identity already, the nickname is invalid, or a write fails.
     pub fn init(&self, keys: &NodeKeys, nickname: &str, config: &Config) -> Result<SignedIdentity> {
         if self.is_initialized() {
-            bail!(
-                "{} already holds an identity; refusing to overwrite it (use another --home)",
-                self.root.display()
-            );
+            bail!("{} already holds an identity; refusing to overwrite it (use another --home)", self.root.display());
         }
         let identity = SignedIdentity::create(keys, nickname, Vec::new(), 1, unix_now())?;
-        std::fs::create_dir_all(&self.root)
-            .with_context(|| format!("creating {}", self.root.display()))?;
+        std::fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
         write_secret(&self.path("identity.key"), keys.export_text().as_bytes())?;
         let token: [u8; 32] = rand::random();
         write_secret(&self.path("api.token"), hex::encode(token).as_bytes())?;
@@ -158,8 +148,7 @@ impl Home {
                 self.root.display()
             );
         }
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         NodeKeys::import_text(&text).with_context(|| format!("reading {}", p.display()))
     }
 
@@ -170,8 +159,7 @@ impl Home {
     pub fn identity(&self) -> Result<SignedIdentity> {
         let p = self.path("identity.bin");
         let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        SignedIdentity::decode_verified(&bytes)
-            .with_context(|| format!("{} is invalid", p.display()))
+        SignedIdentity::decode_verified(&bytes).with_context(|| format!("{} is invalid", p.display()))
     }
 
     /// Saves the identity document atomically.
@@ -179,8 +167,7 @@ impl Home {
     /// # Errors
     /// On write failure.
     pub fn save_identity(&self, id: &SignedIdentity) -> Result<()> {
-        bitdust_store::write_atomic(&self.path("identity.bin"), &id.encode())
-            .context("writing identity")
+        bitdust_store::write_atomic(&self.path("identity.bin"), &id.encode()).context("writing identity")
     }
 
     /// Loads the config (defaults for missing fields).
@@ -192,8 +179,7 @@ impl Home {
         if !p.exists() {
             return Ok(Config::default());
         }
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         toml::from_str(&text).with_context(|| format!("{} is not a valid config", p.display()))
     }
 
@@ -203,8 +189,7 @@ impl Home {
     /// On write failure.
     pub fn save_config(&self, config: &Config) -> Result<()> {
         let text = toml::to_string(config).context("serializing config")?;
-        bitdust_store::write_atomic(&self.path("config.toml"), text.as_bytes())
-            .context("writing config")
+        bitdust_store::write_atomic(&self.path("config.toml"), text.as_bytes()).context("writing config")
     }
 
     /// The API bearer token.
@@ -213,10 +198,7 @@ impl Home {
     /// If unreadable.
     pub fn api_token(&self) -> Result<String> {
         let p = self.path("api.token");
-        Ok(std::fs::read_to_string(&p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .trim()
-            .to_string())
+        Ok(std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string())
     }
 }
 
@@ -225,18 +207,14 @@ impl Home {
 /// # Errors
 /// On write failure.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    bitdust_store::write_atomic(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
+    bitdust_store::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("setting mode of {}", path.display()))
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -249,16 +227,10 @@ mod tests {
         let home = Home::new(dir.path().join("h"));
         let keys = NodeKeys::generate();
         home.init(&keys, "alice", &Config::default()).unwrap();
-        assert!(home
-            .init(&NodeKeys::generate(), "bob", &Config::default())
-            .is_err());
+        assert!(home.init(&NodeKeys::generate(), "bob", &Config::default()).is_err());
         assert_eq!(home.keys().unwrap().peer_id(), keys.peer_id());
         assert_eq!(home.identity().unwrap().identity.revision, 1);
-        let mode = std::fs::metadata(home.path("identity.key"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = std::fs::metadata(home.path("identity.key")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(home.config().unwrap(), Config::default());
     }

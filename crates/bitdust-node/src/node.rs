@@ -39,6 +39,9 @@ pub struct StartOptions {
     pub donate_bytes: Option<u64>,
     /// Replace the API port.
     pub api_port: Option<u16>,
+    /// Do not publish anything in the DHT (used while recovering an identity on a new device, so that the
+    /// placeholder identity never competes with the real one).
+    pub quiet: bool,
 }
 
 /// A long-running operation the API reports on.
@@ -72,10 +75,7 @@ pub struct Progress {
 impl Progress {
     /// A detached progress counter (for in-process use).
     pub fn new() -> Self {
-        Self {
-            done: Arc::new(AtomicU64::new(0)),
-            total: Arc::new(AtomicU64::new(0)),
-        }
+        Self { done: Arc::new(AtomicU64::new(0)), total: Arc::new(AtomicU64::new(0)) }
     }
     /// Sets the total.
     pub fn set_total(&self, total: u64) {
@@ -87,10 +87,7 @@ impl Progress {
     }
     /// (done, total).
     pub fn get(&self) -> (u64, u64) {
-        (
-            self.done.load(Ordering::Relaxed),
-            self.total.load(Ordering::Relaxed),
-        )
+        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
     }
 }
 
@@ -174,10 +171,7 @@ impl Node {
         }
         let parse = |list: &[String], what: &str| -> Result<Vec<Multiaddr>> {
             list.iter()
-                .map(|a| {
-                    a.parse::<Multiaddr>()
-                        .with_context(|| format!("invalid {what} address {a:?}"))
-                })
+                .map(|a| a.parse::<Multiaddr>().with_context(|| format!("invalid {what} address {a:?}")))
                 .collect()
         };
         let listen = parse(&config.listen, "listen")?;
@@ -190,22 +184,15 @@ impl Node {
         let store = if config.supplier.enabled {
             let path = home.path("store");
             let donated = config.supplier.donated_bytes;
-            Some(Arc::new(
-                tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??,
-            ))
+            Some(Arc::new(tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??))
         } else {
             None
         };
         let db = NodeDb::open(&home.path("node.redb"))?;
-        let (net, inbound) =
-            Network::start(keys.keypair(), NetConfig { listen, bootstrap }).await?;
+        let (net, inbound) = Network::start(keys.keypair(), NetConfig { listen, bootstrap }).await?;
         let status = net.status().await?;
         let me = keys.peer_id();
-        let addrs: Vec<String> = status
-            .listen_addrs
-            .iter()
-            .map(|a| format!("{a}/p2p/{me}"))
-            .collect();
+        let addrs: Vec<String> = status.listen_addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect();
         let mut identity = home.identity()?;
         if identity.identity.addresses != addrs {
             identity = identity.with_addresses(&keys, addrs, unix_now());
@@ -225,7 +212,7 @@ impl Node {
             customer_lock: AsyncMutex::new(()),
         });
         tokio::spawn(serve_inbound(node.clone(), inbound));
-        tokio::spawn(announce_loop(Arc::downgrade(&node)));
+        tokio::spawn(announce_loop(Arc::downgrade(&node), !options.quiet));
         Ok(node)
     }
 
@@ -254,12 +241,31 @@ impl Node {
         self.store.as_ref()
     }
 
+    /// Replaces our identity with `found` (our own, read from the DHT on a new device) at a higher
+    /// revision, keeping the current addresses, and saves it.
+    ///
+    /// # Errors
+    /// If `found` is not ours or cannot be saved.
+    pub fn adopt_identity(&self, found: &SignedIdentity) -> Result<SignedIdentity> {
+        if found.verify()? != self.peer_id() {
+            anyhow::bail!("that identity belongs to another peer");
+        }
+        let current = self.identity();
+        let mut ident = found.identity.clone();
+        ident.revision = ident.revision.max(current.identity.revision) + 1;
+        ident.addresses = current.identity.addresses.clone();
+        ident.updated_unix = unix_now();
+        let signed = SignedIdentity::sign(&self.keys, ident);
+        self.home.save_identity(&signed)?;
+        if let Ok(mut id) = self.identity.lock() {
+            *id = signed.clone();
+        }
+        Ok(signed)
+    }
+
     /// The current signed identity.
     pub fn identity(&self) -> SignedIdentity {
-        self.identity
-            .lock()
-            .map(|i| i.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        self.identity.lock().map(|i| i.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Listen addresses with `/p2p/<peer id>`.
@@ -379,21 +385,11 @@ impl Node {
     /// Publishes identity (and, for suppliers, the service) to the DHT once.
     async fn announce(&self) -> Result<()> {
         let id = self.identity();
-        let rec = SignedRecord::sign(
-            &self.keys,
-            RecordKind::Identity,
-            id.identity.revision,
-            unix_now(),
-            id.encode(),
-        );
+        let rec = SignedRecord::sign(&self.keys, RecordKind::Identity, id.identity.revision, unix_now(), id.encode());
         self.net.put_record(rec).await?;
-        self.net
-            .start_providing(record::nickname_key(&id.identity.nickname))
-            .await?;
+        self.net.start_providing(record::nickname_key(&id.identity.nickname)).await?;
         if self.store.is_some() {
-            self.net
-                .start_providing(record::SUPPLIERS_SERVICE_KEY.to_vec())
-                .await?;
+            self.net.start_providing(record::SUPPLIERS_SERVICE_KEY.to_vec()).await?;
         }
         Ok(())
     }
@@ -403,13 +399,9 @@ impl Node {
     /// # Errors
     /// If no valid identity record is found.
     pub async fn lookup_identity(&self, peer: PeerId) -> Result<SignedIdentity> {
-        let rec = self
-            .net
-            .get_record(RecordKind::Identity, peer)
-            .await
-            .with_context(|| format!("identity of {peer}"))?;
-        let id = SignedIdentity::decode_verified(&rec.payload)
-            .with_context(|| format!("identity of {peer}"))?;
+        let rec =
+            self.net.get_record(RecordKind::Identity, peer).await.with_context(|| format!("identity of {peer}"))?;
+        let id = SignedIdentity::decode_verified(&rec.payload).with_context(|| format!("identity of {peer}"))?;
         if id.identity.peer()? != peer {
             anyhow::bail!("identity record of {peer} names another peer");
         }
@@ -422,11 +414,18 @@ impl Node {
     }
 }
 
-async fn announce_loop(node: std::sync::Weak<Node>) {
+async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
     loop {
         let Some(n) = node.upgrade() else { return };
-        let _ = n.net.bootstrap().await;
-        let ok = match n.announce().await {
+        let bootstrapped = n.net.bootstrap().await.is_ok();
+        let result = if publish {
+            n.announce().await
+        } else if bootstrapped {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("no peers"))
+        };
+        let ok = match result {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "announce failed, will retry");
@@ -437,12 +436,7 @@ async fn announce_loop(node: std::sync::Weak<Node>) {
             n.announced.send_replace(true);
         }
         drop(n);
-        tokio::time::sleep(if ok {
-            ANNOUNCE_INTERVAL
-        } else {
-            ANNOUNCE_RETRY
-        })
-        .await;
+        tokio::time::sleep(if ok { ANNOUNCE_INTERVAL } else { ANNOUNCE_RETRY }).await;
     }
 }
 
@@ -473,50 +467,47 @@ impl Node {
         };
         let me = self.peer_id();
         let keys = self.keys.clone();
-        let result =
-            tokio::task::spawn_blocking(move || -> Result<Response, bitdust_store::StoreError> {
-                Ok(match request {
-                    Request::Contract(proposed) => Response::ContractAccepted(
-                        store.accept_contract(&peer, &me, &proposed, unix_now(), |c| {
-                            c.accept(&keys)
-                        })?,
-                    ),
-                    Request::PutFragment { id, data } => {
-                        store.put_fragment(&peer, &id, &data)?;
-                        Response::Stored
+        let result = tokio::task::spawn_blocking(move || -> Result<Response, bitdust_store::StoreError> {
+            Ok(match request {
+                Request::Contract(proposed) => {
+                    Response::ContractAccepted(
+                        store.accept_contract(&peer, &me, &proposed, unix_now(), |c| c.accept(&keys))?,
+                    )
+                }
+                Request::PutFragment { id, data } => {
+                    store.put_fragment(&peer, &id, &data)?;
+                    Response::Stored
+                }
+                Request::GetFragment { owner, id } => {
+                    let owner =
+                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
+                    Response::Fragment(store.get_fragment(&peer, &owner, &id)?)
+                }
+                Request::DeleteFragment { id } => {
+                    store.delete_fragment(&peer, &id)?;
+                    Response::Deleted
+                }
+                Request::PutCatalog(bytes) => {
+                    let sealed = SealedCatalog::decode(&bytes)
+                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                    let owner = sealed.verify().map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                    if owner != peer {
+                        return Err(bitdust_store::StoreError::Denied {
+                            requester: peer.to_string(),
+                            owner: owner.to_string(),
+                        });
                     }
-                    Request::GetFragment { owner, id } => {
-                        let owner = PeerId::from_bytes(&owner)
-                            .map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                        Response::Fragment(store.get_fragment(&peer, &owner, &id)?)
-                    }
-                    Request::DeleteFragment { id } => {
-                        store.delete_fragment(&peer, &id)?;
-                        Response::Deleted
-                    }
-                    Request::PutCatalog(bytes) => {
-                        let sealed = SealedCatalog::decode(&bytes)
-                            .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                        let owner = sealed
-                            .verify()
-                            .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                        if owner != peer {
-                            return Err(bitdust_store::StoreError::Denied {
-                                requester: peer.to_string(),
-                                owner: owner.to_string(),
-                            });
-                        }
-                        store.put_catalog(&peer, sealed.revision, &bytes)?;
-                        Response::Stored
-                    }
-                    Request::GetCatalog { owner } => {
-                        let owner = PeerId::from_bytes(&owner)
-                            .map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                        Response::Catalog(store.get_catalog(&peer, &owner)?)
-                    }
-                })
+                    store.put_catalog(&peer, sealed.revision, &bytes)?;
+                    Response::Stored
+                }
+                Request::GetCatalog { owner } => {
+                    let owner =
+                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
+                    Response::Catalog(store.get_catalog(&peer, &owner)?)
+                }
             })
-            .await;
+        })
+        .await;
         match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

@@ -17,9 +17,7 @@ use filetime::FileTime;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
 struct Net {
@@ -39,18 +37,15 @@ async fn start(
 ) -> Arc<Node> {
     let home = Home::new(dir.join(name));
     if !home.is_initialized() {
-        let config = Config {
-            customer,
-            ..Config::default()
-        };
-        home.init(&keys.unwrap_or_else(NodeKeys::generate), name, &config)
-            .unwrap();
+        let config = Config { customer, ..Config::default() };
+        home.init(&keys.unwrap_or_else(NodeKeys::generate), name, &config).unwrap();
     }
     let opts = StartOptions {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         bootstrap: bootstrap.to_vec(),
         donate_bytes: donate,
         api_port: None,
+        quiet: false,
     };
     Node::start(home, opts).await.unwrap()
 }
@@ -58,15 +53,7 @@ async fn start(
 impl Net {
     async fn new(suppliers: usize, donate: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let boot = start(
-            dir.path(),
-            "bootstrap",
-            &[],
-            None,
-            CustomerConfig::default(),
-            None,
-        )
-        .await;
+        let boot = start(dir.path(), "bootstrap", &[], None, CustomerConfig::default(), None).await;
         let boot_addr = boot.addresses()[0].clone();
         let mut list = Vec::new();
         for i in 0..suppliers {
@@ -85,12 +72,7 @@ impl Net {
         for s in &list {
             within("supplier announced", s.wait_announced()).await;
         }
-        Self {
-            dir,
-            _boot: boot,
-            boot_addr,
-            suppliers: list,
-        }
+        Self { dir, _boot: boot, boot_addr, suppliers: list }
     }
 
     async fn customer(&self, name: &str, suppliers: u16, needed: u64) -> Arc<Node> {
@@ -99,11 +81,7 @@ impl Net {
             name,
             &[self.boot_addr.clone()],
             None,
-            CustomerConfig {
-                suppliers,
-                needed_bytes: needed,
-                blocks_in_flight: 4,
-            },
+            CustomerConfig { suppliers, needed_bytes: needed, blocks_in_flight: 4 },
             None,
         )
         .await;
@@ -113,17 +91,8 @@ impl Net {
 
     fn supplier_of(&self, customer: &Node, position: u16) -> Arc<Node> {
         let slots = customer.suppliers().unwrap();
-        let peer = slots
-            .iter()
-            .find(|s| s.position == position)
-            .unwrap()
-            .peer()
-            .unwrap();
-        self.suppliers
-            .iter()
-            .find(|s| s.peer_id() == peer)
-            .unwrap()
-            .clone()
+        let peer = slots.iter().find(|s| s.position == position).unwrap().peer().unwrap();
+        self.suppliers.iter().find(|s| s.peer_id() == peer).unwrap().clone()
     }
 }
 
@@ -133,17 +102,9 @@ fn make_tree(root: &Path, seed: u8) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(root.join("docs/empty folder")).unwrap();
     std::fs::create_dir_all(root.join("naïve café/日本語")).unwrap();
-    std::fs::write(
-        root.join("docs/read me.txt"),
-        format!("hello {seed}\n").repeat(1000),
-    )
-    .unwrap();
+    std::fs::write(root.join("docs/read me.txt"), format!("hello {seed}\n").repeat(1000)).unwrap();
     std::fs::write(root.join("docs/empty"), b"").unwrap();
-    std::fs::write(
-        root.join("naïve café/日本語/ファイル.bin"),
-        vec![seed; 3000],
-    )
-    .unwrap();
+    std::fs::write(root.join("naïve café/日本語/ファイル.bin"), vec![seed; 3000]).unwrap();
     let mut x = 0x9e3779b97f4a7c15u64 ^ seed as u64;
     let big: Vec<u8> = (0..9_000_000)
         .map(|_| {
@@ -156,16 +117,8 @@ fn make_tree(root: &Path, seed: u8) {
     std::fs::write(root.join("big.bin"), big).unwrap();
     std::os::unix::fs::symlink("docs/read me.txt", root.join("link to readme")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
-    std::fs::set_permissions(
-        root.join("docs/read me.txt"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        root.join("naïve café"),
-        std::fs::Permissions::from_mode(0o750),
-    )
-    .unwrap();
+    std::fs::set_permissions(root.join("docs/read me.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(root.join("naïve café"), std::fs::Permissions::from_mode(0o750)).unwrap();
     for p in [
         "docs/read me.txt",
         "docs/empty",
@@ -193,16 +146,12 @@ async fn versions_restore_byte_for_byte_with_n_minus_k_suppliers_stopped() {
     let alice = net.customer("alice", 4, 256 << 20).await;
     let src = net.dir.path().join("src");
     make_tree(&src, 1);
-    let r1 = within("backup 1", alice.backup(&src, Progress::new()))
-        .await
-        .unwrap();
+    let r1 = within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
     assert_eq!((r1.version, r1.files, r1.symlinks), (1, 4, 2));
     // a second version of the same path, with changed contents
     std::fs::remove_dir_all(&src).unwrap();
     make_tree(&src, 2);
-    let r2 = within("backup 2", alice.backup(&src, Progress::new()))
-        .await
-        .unwrap();
+    let r2 = within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
     assert_eq!((r2.name.as_str(), r2.version), (r1.name.as_str(), 2));
     assert!(alice.status().await.unwrap().catalog_revision >= 2);
 
@@ -211,43 +160,18 @@ async fn versions_restore_byte_for_byte_with_n_minus_k_suppliers_stopped() {
         net.supplier_of(&alice, pos).shutdown().await;
     }
     let out1 = net.dir.path().join("out1");
-    let rep = within(
-        "restore 1",
-        alice.restore(&r1.name, Some(1), &out1, false, Progress::new()),
-    )
-    .await
-    .unwrap();
-    assert!(
-        rep.fragments_failed > 0,
-        "the stopped suppliers were not noticed"
-    );
+    let rep = within("restore 1", alice.restore(&r1.name, Some(1), &out1, false, Progress::new())).await.unwrap();
+    assert!(rep.fragments_failed > 0, "the stopped suppliers were not noticed");
     let expect1 = net.dir.path().join("expect1");
     make_tree(&expect1, 1);
     assert_same(&expect1, &out1);
     let out2 = net.dir.path().join("out2");
-    within(
-        "restore 2",
-        alice.restore(&r1.name, None, &out2, false, Progress::new()),
-    )
-    .await
-    .unwrap();
+    within("restore 2", alice.restore(&r1.name, None, &out2, false, Progress::new())).await.unwrap();
     assert_same(&src, &out2);
     // a non-empty target is refused unless forced
-    let err = alice
-        .restore(&r1.name, None, &out2, false, Progress::new())
-        .await
-        .unwrap_err();
+    let err = alice.restore(&r1.name, None, &out2, false, Progress::new()).await.unwrap_err();
     assert!(format!("{err:#}").contains("not empty"), "{err:#}");
-    let err = alice
-        .restore(
-            "nope",
-            None,
-            &net.dir.path().join("x"),
-            false,
-            Progress::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = alice.restore("nope", None, &net.dir.path().join("x"), false, Progress::new()).await.unwrap_err();
     assert!(format!("{err:#}").contains("no backup named"), "{err:#}");
 }
 
@@ -273,9 +197,7 @@ async fn corrupted_and_deleted_fragments_are_detected_and_routed_around() {
     let alice = net.customer("alice", 4, 256 << 20).await;
     let src = net.dir.path().join("src");
     make_tree(&src, 3);
-    let r = within("backup", alice.backup(&src, Progress::new()))
-        .await
-        .unwrap();
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
     // position 0: flip one byte in every fragment; position 2: delete every fragment
     let corrupt = fragment_files(&net.supplier_of(&alice, 0));
     assert_eq!(corrupt.len(), r.blocks);
@@ -289,12 +211,7 @@ async fn corrupted_and_deleted_fragments_are_detected_and_routed_around() {
         std::fs::remove_file(f).unwrap();
     }
     let out = net.dir.path().join("out");
-    let rep = within(
-        "restore",
-        alice.restore(&r.name, None, &out, false, Progress::new()),
-    )
-    .await
-    .unwrap();
+    let rep = within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
     assert!(rep.fragments_failed >= r.blocks as u64, "{rep:?}");
     assert_same(&src, &out);
 
@@ -303,21 +220,10 @@ async fn corrupted_and_deleted_fragments_are_detected_and_routed_around() {
         std::fs::remove_file(f).unwrap();
     }
     let out = net.dir.path().join("out-lost");
-    let err = within(
-        "restore",
-        alice.restore(&r.name, None, &out, false, Progress::new()),
-    )
-    .await
-    .unwrap_err();
+    let err = within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(
-        msg.contains("could not be restored") && msg.contains("big.bin"),
-        "{msg}"
-    );
-    assert!(
-        !out.join("big.bin").exists(),
-        "a lost file must not appear under its real name"
-    );
+    assert!(msg.contains("could not be restored") && msg.contains("big.bin"), "{msg}");
+    assert!(!out.join("big.bin").exists(), "a lost file must not appear under its real name");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,13 +233,9 @@ async fn a_stranger_cannot_read_or_delete_another_customers_fragments() {
     let src = net.dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("secret.txt"), b"alice's secret").unwrap();
-    let r = within("backup", alice.backup(&src, Progress::new()))
-        .await
-        .unwrap();
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
     let mallory = net.customer("mallory", 2, 64 << 20).await;
-    within("mallory hires", mallory.ensure_suppliers())
-        .await
-        .unwrap();
+    within("mallory hires", mallory.ensure_suppliers()).await.unwrap();
 
     // the id of alice's first fragment at position 0
     let catalog = alice.catalog().unwrap();
@@ -345,84 +247,33 @@ async fn a_stranger_cannot_read_or_delete_another_customers_fragments() {
 
     let read = mallory
         .network()
-        .request(
-            supplier.peer_id(),
-            Request::GetFragment {
-                owner: alice.peer_id().to_bytes(),
-                id,
-            },
-        )
+        .request(supplier.peer_id(), Request::GetFragment { owner: alice.peer_id().to_bytes(), id })
         .await
         .unwrap();
-    assert!(
-        matches!(read, Response::Error(ErrorCode::Denied, _)),
-        "{read:?}"
-    );
+    assert!(matches!(read, Response::Error(ErrorCode::Denied, _)), "{read:?}");
     let get_cat = mallory
         .network()
-        .request(
-            supplier.peer_id(),
-            Request::GetCatalog {
-                owner: alice.peer_id().to_bytes(),
-            },
-        )
+        .request(supplier.peer_id(), Request::GetCatalog { owner: alice.peer_id().to_bytes() })
         .await
         .unwrap();
-    assert!(
-        matches!(get_cat, Response::Error(ErrorCode::Denied, _)),
-        "{get_cat:?}"
-    );
+    assert!(matches!(get_cat, Response::Error(ErrorCode::Denied, _)), "{get_cat:?}");
     // a delete can only name the sender's own fragments: alice's stays
-    let del = mallory
-        .network()
-        .request(supplier.peer_id(), Request::DeleteFragment { id })
-        .await
-        .unwrap();
+    let del = mallory.network().request(supplier.peer_id(), Request::DeleteFragment { id }).await.unwrap();
     assert!(matches!(del, Response::Deleted));
     let own = alice
         .network()
-        .request(
-            supplier.peer_id(),
-            Request::GetFragment {
-                owner: alice.peer_id().to_bytes(),
-                id,
-            },
-        )
+        .request(supplier.peer_id(), Request::GetFragment { owner: alice.peer_id().to_bytes(), id })
         .await
         .unwrap();
     assert!(matches!(own, Response::Fragment(_)), "{own:?}");
     // a node without a contract cannot store at all
     let eve = net.customer("eve", 2, 64 << 20).await;
-    let put = eve
-        .network()
-        .request(
-            supplier.peer_id(),
-            Request::PutFragment {
-                id,
-                data: vec![0; 100],
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            put,
-            Response::Error(ErrorCode::Malformed | ErrorCode::NoContract, _)
-        ),
-        "{put:?}"
-    );
+    let put = eve.network().request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100] }).await.unwrap();
+    assert!(matches!(put, Response::Error(ErrorCode::Malformed | ErrorCode::NoContract, _)), "{put:?}");
 
     let out = net.dir.path().join("out");
-    within(
-        "restore",
-        alice.restore(&r.name, None, &out, false, Progress::new()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        std::fs::read(out.join("secret.txt")).unwrap(),
-        b"alice's secret"
-    );
+    within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_eq!(std::fs::read(out.join("secret.txt")).unwrap(), b"alice's secret");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,9 +282,7 @@ async fn restore_from_key_on_a_new_device() {
     let alice = net.customer("alice", 4, 256 << 20).await;
     let src = net.dir.path().join("src");
     make_tree(&src, 4);
-    let r = within("backup", alice.backup(&src, Progress::new()))
-        .await
-        .unwrap();
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
     let key_text = alice.home().keys().unwrap().export_text();
     alice.shutdown().await;
     drop(alice);
@@ -461,12 +310,7 @@ async fn restore_from_key_on_a_new_device() {
     .await;
     assert_eq!(catalog.backups.len(), 1);
     let out = net.dir.path().join("out");
-    within(
-        "restore",
-        fresh.restore(&r.name, None, &out, false, Progress::new()),
-    )
-    .await
-    .unwrap();
+    within("restore", fresh.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
 }
 
@@ -477,36 +321,19 @@ async fn over_quota_and_too_few_suppliers_are_clear_errors() {
     make_tree(&src, 5);
     // asks each supplier for 1 MiB: the 9 MB file does not fit
     let small = net.customer("small", 2, 1 << 20).await;
-    let err = within("backup", small.backup(&src, Progress::new()))
-        .await
-        .unwrap_err();
+    let err = within("backup", small.backup(&src, Progress::new())).await.unwrap_err();
     assert!(format!("{err:#}").contains("QuotaExceeded"), "{err:#}");
-    assert_eq!(
-        small.catalog().unwrap().backups.len(),
-        0,
-        "a failed backup must not enter the catalog"
-    );
+    assert_eq!(small.catalog().unwrap().backups.len(), 0, "a failed backup must not enter the catalog");
     // wants 4 suppliers, only 2 exist
     let greedy = net.customer("greedy", 4, 1 << 20).await;
-    let err = within("backup", greedy.backup(&src, Progress::new()))
-        .await
-        .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("too few suppliers online: hired 2 of 4"),
-        "{err:#}"
-    );
+    let err = within("backup", greedy.backup(&src, Progress::new())).await.unwrap_err();
+    assert!(format!("{err:#}").contains("too few suppliers online: hired 2 of 4"), "{err:#}");
     // asks for more than anyone donates
     let huge = net.customer("huge", 2, 2 << 30).await;
     let err = within("hire", huge.ensure_suppliers()).await.unwrap_err();
-    assert!(
-        format!("{err:#}").contains("not enough donated space"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("not enough donated space"), "{err:#}");
     // a missing path
-    let err = small
-        .backup(&net.dir.path().join("missing"), Progress::new())
-        .await
-        .unwrap_err();
+    let err = small.backup(&net.dir.path().join("missing"), Progress::new()).await.unwrap_err();
     assert!(format!("{err:#}").contains("cannot back up"), "{err:#}");
 }
 
@@ -527,19 +354,10 @@ async fn dht_refuses_stale_and_forged_records() {
     let reader = &net.suppliers[0];
 
     let new = SignedRecord::sign(&alice_keys, RecordKind::Suppliers, 10, 1, b"new".to_vec());
-    within("put", alice.network().put_record(new))
-        .await
-        .unwrap();
+    within("put", alice.network().put_record(new)).await.unwrap();
     let old = SignedRecord::sign(&alice_keys, RecordKind::Suppliers, 5, 1, b"old".to_vec());
     let _ = within("put stale", alice.network().put_record(old)).await;
-    let got = within(
-        "get",
-        reader
-            .network()
-            .get_record(RecordKind::Suppliers, alice.peer_id()),
-    )
-    .await
-    .unwrap();
+    let got = within("get", reader.network().get_record(RecordKind::Suppliers, alice.peer_id())).await.unwrap();
     assert_eq!((got.revision, got.payload.as_slice()), (10, &b"new"[..]));
 
     // mallory signs a record claiming alice as publisher, with a higher revision
@@ -554,28 +372,13 @@ async fn dht_refuses_stale_and_forged_records() {
     )
     .await;
     within("mallory announced", mallory.wait_announced()).await;
-    let mut forged = SignedRecord::sign(
-        &mallory_keys,
-        RecordKind::Suppliers,
-        99,
-        1,
-        b"forged".to_vec(),
-    );
+    let mut forged = SignedRecord::sign(&mallory_keys, RecordKind::Suppliers, 99, 1, b"forged".to_vec());
     forged.publisher = alice.peer_id().to_bytes();
     let _ = within("put forged", mallory.network().put_record(forged)).await;
-    let got = within(
-        "get",
-        reader
-            .network()
-            .get_record(RecordKind::Suppliers, alice.peer_id()),
-    )
-    .await
-    .unwrap();
+    let got = within("get", reader.network().get_record(RecordKind::Suppliers, alice.peer_id())).await.unwrap();
     assert_eq!((got.revision, got.payload.as_slice()), (10, &b"new"[..]));
 
     // identities are found and verified
-    let id = within("identity", reader.lookup_identity(alice.peer_id()))
-        .await
-        .unwrap();
+    let id = within("identity", reader.lookup_identity(alice.peer_id())).await.unwrap();
     assert_eq!(id.identity.nickname, "alice");
 }

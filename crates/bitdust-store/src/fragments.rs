@@ -136,11 +136,7 @@ impl FragmentStore {
             txn.open_table(CATALOGS).map_err(io)?;
         }
         txn.commit().map_err(io)?;
-        Ok(Self {
-            root: root.to_path_buf(),
-            db,
-            donated_bytes,
-        })
+        Ok(Self { root: root.to_path_buf(), db, donated_bytes })
     }
 
     /// Total donated space in bytes.
@@ -162,29 +158,19 @@ impl FragmentStore {
         now_unix: u64,
         sign: impl FnOnce(SignedContract) -> SignedContract,
     ) -> Result<SignedContract, StoreError> {
-        let (customer, supplier) = proposed
-            .verify()
-            .map_err(|e| StoreError::Refused(e.to_string()))?;
+        let (customer, supplier) = proposed.verify().map_err(|e| StoreError::Refused(e.to_string()))?;
         if customer != *sender {
-            return Err(StoreError::Refused(
-                "contract not signed by the sender".into(),
-            ));
+            return Err(StoreError::Refused("contract not signed by the sender".into()));
         }
         if supplier != *me {
-            return Err(StoreError::Refused(
-                "contract addressed to another supplier".into(),
-            ));
+            return Err(StoreError::Refused("contract addressed to another supplier".into()));
         }
         if customer == *me {
-            return Err(StoreError::Refused(
-                "a node cannot be its own supplier".into(),
-            ));
+            return Err(StoreError::Refused("a node cannot be its own supplier".into()));
         }
         let c = &proposed.contract;
         if c.start_unix.abs_diff(now_unix) > CONTRACT_CLOCK_SKEW_SECS {
-            return Err(StoreError::Refused(
-                "contract start time too far from now (clock skew or replay)".into(),
-            ));
+            return Err(StoreError::Refused("contract start time too far from now (clock skew or replay)".into()));
         }
         let key = sender.to_bytes();
         let txn = self.db.begin_write().map_err(io)?;
@@ -204,16 +190,10 @@ impl FragmentStore {
                 }
             }
             if previous_start.is_some_and(|p| p > c.start_unix) {
-                return Err(StoreError::Refused(
-                    "an older contract than the one in force (replay)".into(),
-                ));
+                return Err(StoreError::Refused("an older contract than the one in force (replay)".into()));
             }
             let usage = txn.open_table(USAGE).map_err(io)?;
-            let used = usage
-                .get(key.as_slice())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let used = usage.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             if c.needed_bytes < used {
                 return Err(StoreError::Refused(format!(
                     "needed space {} is below the {used} bytes already stored",
@@ -230,9 +210,7 @@ impl FragmentStore {
             }
             let accepted = sign(proposed.clone());
             let bytes = postcard::to_stdvec(&accepted).map_err(io)?;
-            contracts
-                .insert(key.as_slice(), bytes.as_slice())
-                .map_err(io)?;
+            contracts.insert(key.as_slice(), bytes.as_slice()).map_err(io)?;
             accepted
         };
         txn.commit().map_err(io)?;
@@ -252,11 +230,7 @@ impl FragmentStore {
 
     fn fragment_path(&self, owner: &PeerId, id: &[u8; 32]) -> PathBuf {
         let h = hex_id(id);
-        self.root
-            .join("fragments")
-            .join(owner.to_string())
-            .join(&h[..2])
-            .join(h)
+        self.root.join("fragments").join(owner.to_string()).join(&h[..2]).join(h)
     }
 
     /// Stores (or overwrites) fragment `id` of `owner`, who must be the authenticated sender. Checks the
@@ -265,22 +239,12 @@ impl FragmentStore {
     /// # Errors
     /// [`StoreError::NoContract`], [`StoreError::QuotaExceeded`], [`StoreError::Malformed`],
     /// [`StoreError::Io`]. On error nothing is changed.
-    pub fn put_fragment(
-        &self,
-        owner: &PeerId,
-        id: &[u8; 32],
-        data: &[u8],
-    ) -> Result<(), StoreError> {
+    pub fn put_fragment(&self, owner: &PeerId, id: &[u8; 32], data: &[u8]) -> Result<(), StoreError> {
         if data.len() > fragment::MAX_FRAGMENT_LEN {
-            return Err(StoreError::Malformed(format!(
-                "fragment of {} bytes is too large",
-                data.len()
-            )));
+            return Err(StoreError::Malformed(format!("fragment of {} bytes is too large", data.len())));
         }
         fragment::parse(data).map_err(|e| StoreError::Malformed(e.to_string()))?;
-        let contract = self
-            .contract(owner)?
-            .ok_or(StoreError::NoContract(owner.to_string()))?;
+        let contract = self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
         let key = fragment_key(owner, id);
         let okey = owner.to_bytes();
         // Check quota first (read), write the file, then commit the index; a concurrent put of the same
@@ -290,16 +254,8 @@ impl FragmentStore {
         {
             let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
             let mut usage = txn.open_table(USAGE).map_err(io)?;
-            let old = frags
-                .get(key.as_slice())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let used = usage
-                .get(okey.as_slice())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let old = frags.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             let new_used = used - old.min(used) + data.len() as u64;
             if new_used > contract.contract.needed_bytes {
                 return Err(StoreError::QuotaExceeded {
@@ -310,9 +266,7 @@ impl FragmentStore {
                 });
             }
             crate::write_atomic(&path, data).map_err(io)?;
-            frags
-                .insert(key.as_slice(), data.len() as u64)
-                .map_err(io)?;
+            frags.insert(key.as_slice(), data.len() as u64).map_err(io)?;
             usage.insert(okey.as_slice(), new_used).map_err(io)?;
         }
         txn.commit().map_err(io)
@@ -322,17 +276,9 @@ impl FragmentStore {
     ///
     /// # Errors
     /// [`StoreError::Denied`] unless `requester == owner`; [`StoreError::NotFound`]; [`StoreError::Io`].
-    pub fn get_fragment(
-        &self,
-        requester: &PeerId,
-        owner: &PeerId,
-        id: &[u8; 32],
-    ) -> Result<Vec<u8>, StoreError> {
+    pub fn get_fragment(&self, requester: &PeerId, owner: &PeerId, id: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
         if requester != owner {
-            return Err(StoreError::Denied {
-                requester: requester.to_string(),
-                owner: owner.to_string(),
-            });
+            return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
         }
         match std::fs::read(self.fragment_path(owner, id)) {
             Ok(b) => Ok(b),
@@ -353,19 +299,9 @@ impl FragmentStore {
         {
             let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
             let mut usage = txn.open_table(USAGE).map_err(io)?;
-            let old = frags
-                .remove(key.as_slice())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let used = usage
-                .get(okey.as_slice())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            usage
-                .insert(okey.as_slice(), used.saturating_sub(old))
-                .map_err(io)?;
+            let old = frags.remove(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            usage.insert(okey.as_slice(), used.saturating_sub(old)).map_err(io)?;
             match std::fs::remove_file(self.fragment_path(owner, id)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -380,14 +316,8 @@ impl FragmentStore {
     ///
     /// # Errors
     /// [`StoreError::NoContract`], [`StoreError::Stale`], [`StoreError::Io`].
-    pub fn put_catalog(
-        &self,
-        owner: &PeerId,
-        revision: u64,
-        sealed: &[u8],
-    ) -> Result<(), StoreError> {
-        self.contract(owner)?
-            .ok_or(StoreError::NoContract(owner.to_string()))?;
+    pub fn put_catalog(&self, owner: &PeerId, revision: u64, sealed: &[u8]) -> Result<(), StoreError> {
+        self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
         let okey = owner.to_bytes();
         let txn = self.db.begin_write().map_err(io)?;
         {
@@ -395,14 +325,10 @@ impl FragmentStore {
             let held = cats.get(okey.as_slice()).map_err(io)?.map(|v| v.value());
             if let Some(held) = held {
                 if revision < held {
-                    return Err(StoreError::Stale {
-                        offered: revision,
-                        held,
-                    });
+                    return Err(StoreError::Stale { offered: revision, held });
                 }
             }
-            crate::write_atomic(&self.root.join("catalogs").join(owner.to_string()), sealed)
-                .map_err(io)?;
+            crate::write_atomic(&self.root.join("catalogs").join(owner.to_string()), sealed).map_err(io)?;
             cats.insert(okey.as_slice(), revision).map_err(io)?;
         }
         txn.commit().map_err(io)
@@ -414,10 +340,7 @@ impl FragmentStore {
     /// [`StoreError::Denied`] unless `requester == owner`; [`StoreError::NotFound`]; [`StoreError::Io`].
     pub fn get_catalog(&self, requester: &PeerId, owner: &PeerId) -> Result<Vec<u8>, StoreError> {
         if requester != owner {
-            return Err(StoreError::Denied {
-                requester: requester.to_string(),
-                owner: owner.to_string(),
-            });
+            return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
         }
         match std::fs::read(self.root.join("catalogs").join(owner.to_string())) {
             Ok(b) => Ok(b),
@@ -444,11 +367,7 @@ impl FragmentStore {
             let Ok(customer) = PeerId::from_bytes(k.value()) else {
                 continue;
             };
-            let used = usage
-                .get(k.value())
-                .map_err(io)?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let used = usage.get(k.value()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             let prefix = k.value().to_vec();
             let mut count = 0u64;
             for f in frags.range(prefix.as_slice()..).map_err(io)? {
@@ -517,61 +436,29 @@ mod tests {
             },
         );
         store
-            .accept_contract(
-                &customer.peer_id(),
-                &supplier.peer_id(),
-                &proposed,
-                1000,
-                |c| c.accept(&supplier),
-            )
+            .accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier))
             .unwrap();
         (dir, store, customer, supplier)
     }
 
     fn frag(len: usize) -> Vec<u8> {
-        fragment::build(
-            0,
-            Layout::for_suppliers(4).unwrap(),
-            [1; 32],
-            &vec![7u8; len],
-        )
-        .0
+        fragment::build(0, Layout::for_suppliers(4).unwrap(), [1; 32], &vec![7u8; len]).0
     }
 
     #[test]
     fn owner_reads_back_and_strangers_are_denied() {
         let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
         let f = frag(100);
-        store
-            .put_fragment(&customer.peer_id(), &[9; 32], &f)
-            .unwrap();
-        assert_eq!(
-            store
-                .get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32])
-                .unwrap(),
-            f
-        );
+        store.put_fragment(&customer.peer_id(), &[9; 32], &f).unwrap();
+        assert_eq!(store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]).unwrap(), f);
         let stranger = NodeKeys::generate().peer_id();
-        assert!(matches!(
-            store.get_fragment(&stranger, &customer.peer_id(), &[9; 32]),
-            Err(StoreError::Denied { .. })
-        ));
+        assert!(matches!(store.get_fragment(&stranger, &customer.peer_id(), &[9; 32]), Err(StoreError::Denied { .. })));
         // a stranger's delete only touches the stranger's own namespace
         store.delete_fragment(&stranger, &[9; 32]).unwrap();
-        assert_eq!(
-            store
-                .get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32])
-                .unwrap(),
-            f
-        );
+        assert_eq!(store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]).unwrap(), f);
         // and a stranger without a contract cannot store
-        assert!(matches!(
-            store.put_fragment(&stranger, &[9; 32], &f),
-            Err(StoreError::NoContract(_))
-        ));
-        store
-            .delete_fragment(&customer.peer_id(), &[9; 32])
-            .unwrap();
+        assert!(matches!(store.put_fragment(&stranger, &[9; 32], &f), Err(StoreError::NoContract(_))));
+        store.delete_fragment(&customer.peer_id(), &[9; 32]).unwrap();
         assert!(matches!(
             store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]),
             Err(StoreError::NotFound)
@@ -583,18 +470,10 @@ mod tests {
     fn over_quota_is_refused_and_overwrite_counts_once() {
         let (_d, store, customer, _) = setup(1 << 20, 1000);
         let f = frag(400);
-        store
-            .put_fragment(&customer.peer_id(), &[1; 32], &f)
-            .unwrap();
-        store
-            .put_fragment(&customer.peer_id(), &[1; 32], &f)
-            .unwrap();
-        store
-            .put_fragment(&customer.peer_id(), &[2; 32], &f)
-            .unwrap();
-        let err = store
-            .put_fragment(&customer.peer_id(), &[3; 32], &f)
-            .unwrap_err();
+        store.put_fragment(&customer.peer_id(), &[1; 32], &f).unwrap();
+        store.put_fragment(&customer.peer_id(), &[1; 32], &f).unwrap();
+        store.put_fragment(&customer.peer_id(), &[2; 32], &f).unwrap();
+        let err = store.put_fragment(&customer.peer_id(), &[3; 32], &f).unwrap_err();
         assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
         assert!(matches!(
             store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[3; 32]),
@@ -618,22 +497,11 @@ mod tests {
             nonce: [0; 16],
         };
         let proposed = SignedContract::propose(&customer, c);
-        let r = store.accept_contract(
-            &customer.peer_id(),
-            &supplier.peer_id(),
-            &proposed,
-            1000,
-            |c| c.accept(&supplier),
-        );
+        let r =
+            store.accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier));
         assert!(matches!(r, Err(StoreError::Refused(_))));
         // signed by someone else than the sender
-        let r = store.accept_contract(
-            &supplier.peer_id(),
-            &supplier.peer_id(),
-            &proposed,
-            1000,
-            |c| c,
-        );
+        let r = store.accept_contract(&supplier.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c);
         assert!(matches!(r, Err(StoreError::Refused(_))));
     }
 
@@ -642,25 +510,14 @@ mod tests {
         let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
         let mut f = frag(100);
         f[90] ^= 1;
-        assert!(matches!(
-            store.put_fragment(&customer.peer_id(), &[1; 32], &f),
-            Err(StoreError::Malformed(_))
-        ));
+        assert!(matches!(store.put_fragment(&customer.peer_id(), &[1; 32], &f), Err(StoreError::Malformed(_))));
     }
 
     #[test]
     fn catalog_rollback_is_refused() {
         let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
         store.put_catalog(&customer.peer_id(), 5, b"five").unwrap();
-        assert!(matches!(
-            store.put_catalog(&customer.peer_id(), 4, b"four"),
-            Err(StoreError::Stale { .. })
-        ));
-        assert_eq!(
-            store
-                .get_catalog(&customer.peer_id(), &customer.peer_id())
-                .unwrap(),
-            b"five"
-        );
+        assert!(matches!(store.put_catalog(&customer.peer_id(), 4, b"four"), Err(StoreError::Stale { .. })));
+        assert_eq!(store.get_catalog(&customer.peer_id(), &customer.peer_id()).unwrap(), b"five");
     }
 }

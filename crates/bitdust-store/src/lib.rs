@@ -20,9 +20,7 @@ pub use nodedb::{NodeDb, NodeDbError};
 /// Any I/O error; `path` is then untouched.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("path has no parent folder"))?;
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent folder"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{:016x}",

@@ -30,11 +30,8 @@ impl NodeDb {
     /// [`NodeDbError::Io`].
     pub fn open(path: &Path) -> Result<Self, NodeDbError> {
         let db = Database::create(path).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let txn = db
-            .begin_write()
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
-        txn.open_table(VALUES)
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let txn = db.begin_write().map_err(|e| NodeDbError::Io(e.to_string()))?;
+        txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
         txn.commit().map_err(|e| NodeDbError::Io(e.to_string()))?;
         Ok(Self { db })
     }
@@ -44,19 +41,12 @@ impl NodeDb {
     /// # Errors
     /// [`NodeDbError`] on failure or a corrupt value.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, NodeDbError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let t = txn
-            .open_table(VALUES)
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let txn = self.db.begin_read().map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
         let Some(v) = t.get(name).map_err(|e| NodeDbError::Io(e.to_string()))? else {
             return Ok(None);
         };
-        postcard::from_bytes(v.value())
-            .map(Some)
-            .map_err(|e| NodeDbError::Corrupt(name.into(), e.to_string()))
+        postcard::from_bytes(v.value()).map(Some).map_err(|e| NodeDbError::Corrupt(name.into(), e.to_string()))
     }
 
     /// Writes value `name` atomically.
@@ -65,16 +55,10 @@ impl NodeDb {
     /// [`NodeDbError::Io`].
     pub fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), NodeDbError> {
         let bytes = postcard::to_stdvec(value).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(|e| NodeDbError::Io(e.to_string()))?;
         {
-            let mut t = txn
-                .open_table(VALUES)
-                .map_err(|e| NodeDbError::Io(e.to_string()))?;
-            t.insert(name, bytes.as_slice())
-                .map_err(|e| NodeDbError::Io(e.to_string()))?;
+            let mut t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
+            t.insert(name, bytes.as_slice()).map_err(|e| NodeDbError::Io(e.to_string()))?;
         }
         txn.commit().map_err(|e| NodeDbError::Io(e.to_string()))
     }
@@ -84,21 +68,11 @@ impl NodeDb {
     /// # Errors
     /// [`NodeDbError::Io`].
     pub fn names(&self) -> Result<Vec<String>, NodeDbError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let t = txn
-            .open_table(VALUES)
-            .map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let txn = self.db.begin_read().map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| NodeDbError::Io(e.to_string()))? {
-            out.push(
-                row.map_err(|e| NodeDbError::Io(e.to_string()))?
-                    .0
-                    .value()
-                    .to_string(),
-            );
+            out.push(row.map_err(|e| NodeDbError::Io(e.to_string()))?.0.value().to_string());
         }
         Ok(out)
     }

@@ -39,7 +39,9 @@ impl Client {
     fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value> {
         match r {
             Ok(resp) => resp.into_json::<Value>().context("reading the daemon's answer"),
-            Err(ureq::Error::Status(401, _)) => bail!("the daemon refused our API token (wrong token in {}/api.token?)", self.home),
+            Err(ureq::Error::Status(401, _)) => {
+                bail!("the daemon refused our API token (wrong token in {}/api.token?)", self.home)
+            }
             Err(ureq::Error::Status(code, resp)) => {
                 let body: Value = resp.into_json().unwrap_or(Value::Null);
                 let msg = body.get("error").and_then(Value::as_str).unwrap_or("no details").to_string();
@@ -54,10 +56,7 @@ impl Client {
     }
 
     fn agent() -> ureq::Agent {
-        ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(3))
-            .timeout(Duration::from_secs(600))
-            .build()
+        ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).timeout(Duration::from_secs(600)).build()
     }
 
     /// GET `path`.

@@ -21,8 +21,7 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
 /// Runs the demo on `path` with `suppliers` suppliers; returns the report as JSON.
 pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Value> {
     let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_DEMO_PATH));
-    let path = std::fs::canonicalize(&path)
-        .with_context(|| format!("cannot back up {}", path.display()))?;
+    let path = std::fs::canonicalize(&path).with_context(|| format!("cannot back up {}", path.display()))?;
     let tmp = tempfile::Builder::new().prefix("bitdust-demo-").tempdir()?;
     let say = |s: String| {
         if !json_out {
@@ -53,21 +52,12 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
     let mut stopped = Vec::new();
     for s in list.iter().take((n - k) as usize) {
         let peer = s["peer_id"].as_str().unwrap_or("");
-        if let Some(node) = net
-            .nodes
-            .iter()
-            .find(|x| x.peer_id == peer)
-            .map(|x| x.name.clone())
-        {
+        if let Some(node) = net.nodes.iter().find(|x| x.peer_id == peer).map(|x| x.name.clone()) {
             stopped.push(format!("{node} (position {})", s["position"]));
             net.stop(&node)?;
         }
     }
-    say(format!(
-        "3. stopped {} of {n} suppliers: {}",
-        stopped.len(),
-        stopped.join(", ")
-    ));
+    say(format!("3. stopped {} of {n} suppliers: {}", stopped.len(), stopped.join(", ")));
 
     let target = tmp.path().join("restored");
     say(format!("4. restoring into {}", target.display()));
@@ -77,11 +67,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
     let restore_secs = t.elapsed().as_secs_f64();
 
     say("5. verifying the restored tree against the original".into());
-    let restored_root = if path.is_dir() {
-        target.clone()
-    } else {
-        target.join(path.file_name().unwrap_or_default())
-    };
+    let restored_root = if path.is_dir() { target.clone() } else { target.join(path.file_name().unwrap_or_default()) };
     let diffs = bitdust_node::archive::compare_trees(&path, &restored_root)?;
     net.stop_all();
 
@@ -124,10 +110,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
             human_bytes(stored),
             stored as f64 / bytes.max(1) as f64
         );
-        println!(
-            "  backup       {backup_secs:.2} s, {:.1} MB/s",
-            mbps(bytes, backup_secs)
-        );
+        println!("  backup       {backup_secs:.2} s, {:.1} MB/s", mbps(bytes, backup_secs));
         println!("  stopped      {}", stopped.join(", "));
         println!(
             "  restore      {restore_secs:.2} s, {:.1} MB/s, {} fragments failed over",
@@ -145,10 +128,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         }
     }
     if !diffs.is_empty() {
-        bail!(
-            "the restored tree differs from the original ({} differences)",
-            diffs.len()
-        );
+        bail!("the restored tree differs from the original ({} differences)", diffs.len());
     }
     Ok(report)
 }

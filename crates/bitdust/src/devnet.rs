@@ -39,9 +39,7 @@ pub struct Devnet {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Devnet {
@@ -56,10 +54,7 @@ impl Devnet {
         let mut names = vec!["bootstrap".to_string()];
         names.extend((1..=suppliers).map(|i| format!("supplier-{i}")));
         names.push("alice".to_string());
-        let mut net = Devnet {
-            dir: dir.clone(),
-            nodes: Vec::new(),
-        };
+        let mut net = Devnet { dir: dir.clone(), nodes: Vec::new() };
         for name in &names {
             let home = Home::new(dir.join(name));
             if !home.is_initialized() {
@@ -81,12 +76,7 @@ impl Devnet {
                 home.init(&NodeKeys::generate(), name, &config)?;
             }
             let peer_id = home.keys()?.peer_id().to_string();
-            net.nodes.push(DevNode {
-                name: name.clone(),
-                home,
-                peer_id,
-                child: None,
-            });
+            net.nodes.push(DevNode { name: name.clone(), home, peer_id, child: None });
         }
         // bootstrap first, then everybody else pointing at it
         net.spawn(0, &[])?;
@@ -96,11 +86,7 @@ impl Devnet {
                 let st = boot.get("/status")?;
                 let addrs: Vec<String> = st["listen_addrs"]
                     .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
                     .unwrap_or_default();
                 if addrs.is_empty() {
                     bail!("no address yet")
@@ -135,22 +121,14 @@ impl Devnet {
         let exe = std::env::current_exe()?;
         let node = &mut self.nodes[i];
         let _ = std::fs::remove_file(node.home.path("api.port"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(node.home.path("daemon.log"))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.home.path("daemon.log"))?;
         let mut cmd = Command::new(exe);
         cmd.arg("--home").arg(node.home.root()).arg("daemon");
         for b in bootstrap {
             cmd.arg("--bootstrap").arg(b);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        node.child = Some(
-            cmd.spawn()
-                .with_context(|| format!("starting {}", node.name))?,
-        );
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        node.child = Some(cmd.spawn().with_context(|| format!("starting {}", node.name))?);
         Ok(())
     }
 
@@ -161,11 +139,7 @@ impl Devnet {
 
     /// Stops node `name` (SIGTERM, then SIGKILL after 5 s), as a user would with `kill`.
     pub fn stop(&mut self, name: &str) -> Result<()> {
-        let node = self
-            .nodes
-            .iter_mut()
-            .find(|n| n.name == name)
-            .with_context(|| format!("no node {name}"))?;
+        let node = self.nodes.iter_mut().find(|n| n.name == name).with_context(|| format!("no node {name}"))?;
         if let Some(child) = node.child.take() {
             terminate(child);
         }
@@ -211,10 +185,7 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
         match check() {
             Ok(v) => return Ok(v),
             Err(e) if Instant::now() > deadline => {
-                bail!(
-                    "{what} did not become ready: {e:#} (see {})",
-                    home.path("daemon.log").display()
-                )
+                bail!("{what} did not become ready: {e:#} (see {})", home.path("daemon.log").display())
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -225,34 +196,21 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
 pub fn run(dir: &Path, suppliers: u16) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
     let mut net = Devnet::start(dir, suppliers)?;
-    let alice = net
-        .node("alice")
-        .map(|n| n.home.root().display().to_string())
-        .unwrap_or_default();
+    let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
     println!("devnet running: 1 bootstrap node, {suppliers} suppliers, customer home {alice}");
     for n in &net.nodes {
-        println!(
-            "  {:<12} {}  (pid file {})",
-            n.name,
-            n.peer_id,
-            n.home.path("daemon.pid").display()
-        );
+        println!("  {:<12} {}  (pid file {})", n.name, n.peer_id, n.home.path("daemon.pid").display());
     }
     println!();
     println!("try:");
     println!("  bitdust --home {alice} backup /usr/share/doc");
     println!("  bitdust --home {alice} ls");
     println!("  bitdust --home {alice} suppliers");
-    println!(
-        "  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier",
-        net.dir.display()
-    );
+    println!("  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier", net.dir.display());
     println!("  bitdust --home {alice} restore doc --to /tmp/restored");
     println!();
     println!("press Ctrl-C to stop every node");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

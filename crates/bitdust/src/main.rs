@@ -139,10 +139,7 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BITDUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,bitdust=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let json = cli.json;
     if let Err(e) = run(cli) {
         if json {
@@ -156,10 +153,7 @@ fn main() {
 
 fn print(json_out: bool, value: &Value, text: impl FnOnce(&Value) -> String) {
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
         println!("{}", text(value));
     }
@@ -169,27 +163,16 @@ fn run(cli: Cli) -> Result<()> {
     let home = Home::new(cli.home.clone().unwrap_or_else(Home::default_root));
     let j = cli.json;
     match cli.command {
-        Cmd::Init {
-            nickname,
-            from_key,
-            bootstrap,
-            restore_to,
-            api_port,
-        } => init(
-            &home, nickname, from_key, bootstrap, restore_to, api_port, j,
-        ),
-        Cmd::Daemon {
-            listen,
-            bootstrap,
-            supplier,
-            donate,
-            api_port,
-        } => {
+        Cmd::Init { nickname, from_key, bootstrap, restore_to, api_port } => {
+            init(&home, nickname, from_key, bootstrap, restore_to, api_port, j)
+        }
+        Cmd::Daemon { listen, bootstrap, supplier, donate, api_port } => {
             let opts = StartOptions {
                 listen,
                 bootstrap,
                 donate_bytes: if supplier { donate } else { None },
                 api_port,
+                quiet: false,
             };
             tokio::runtime::Runtime::new()?.block_on(daemon(home, opts))
         }
@@ -216,10 +199,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 s += &format!(
                     "customer    {} of {} suppliers hired, {} backups (catalog revision {})",
-                    v["suppliers_hired"],
-                    v["suppliers_wanted"],
-                    v["backups"],
-                    v["catalog_revision"]
+                    v["suppliers_hired"], v["suppliers_wanted"], v["backups"], v["catalog_revision"]
                 );
                 s
             });
@@ -227,30 +207,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Suppliers { hire } => {
             let c = Client::for_home(&home)?;
-            let v = if hire {
-                c.post("/suppliers/hire", json!({}))?
-            } else {
-                c.get("/suppliers")?
-            };
+            let v = if hire { c.post("/suppliers/hire", json!({}))? } else { c.get("/suppliers")? };
             print(j, &v, |v| {
                 let list = v["suppliers"].as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
-                    return format!("no suppliers hired yet (wanted: {}); `bitdust suppliers --hire` or a first backup hires them", v["wanted"]);
+                    return format!(
+                        "no suppliers hired yet (wanted: {}); `bitdust suppliers --hire` or a first backup hires them",
+                        v["wanted"]
+                    );
                 }
-                let mut s = format!(
-                    "{} of {} suppliers\nPOS  STATE         PEER ID",
-                    list.len(),
-                    v["wanted"]
-                );
+                let mut s = format!("{} of {} suppliers\nPOS  STATE         PEER ID", list.len(), v["wanted"]);
                 for x in list {
                     s += &format!(
                         "\n{:<4} {:<13} {}",
                         x["position"],
-                        if x["connected"].as_bool() == Some(true) {
-                            "connected"
-                        } else {
-                            "not connected"
-                        },
+                        if x["connected"].as_bool() == Some(true) { "connected" } else { "not connected" },
                         x["peer_id"].as_str().unwrap_or("")
                     );
                 }
@@ -259,10 +230,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Backup { path } => {
-            let abs = std::path::absolute(&path)
-                .with_context(|| format!("cannot back up {}", path.display()))?;
-            std::fs::symlink_metadata(&abs)
-                .with_context(|| format!("cannot back up {}", path.display()))?;
+            let abs = std::path::absolute(&path).with_context(|| format!("cannot back up {}", path.display()))?;
+            std::fs::symlink_metadata(&abs).with_context(|| format!("cannot back up {}", path.display()))?;
             let c = Client::for_home(&home)?;
             let job = c.post("/backups", json!({ "path": abs }))?;
             let v = c.wait_job(job["job"].as_u64().unwrap_or(0), "backup ", j)?;
@@ -281,10 +250,7 @@ fn run(cli: Cli) -> Result<()> {
                     human_bytes(v["stored_bytes"].as_u64().unwrap_or(0)),
                     v["layout"].as_str().unwrap_or("")
                 );
-                for (key, what) in [
-                    ("skipped", "skipped (special file)"),
-                    ("changed", "changed during backup"),
-                ] {
+                for (key, what) in [("skipped", "skipped (special file)"), ("changed", "changed during backup")] {
                     for p in v[key].as_array().into_iter().flatten() {
                         s += &format!("\n  {what}: {}", p.as_str().unwrap_or(""));
                     }
@@ -300,7 +266,9 @@ fn run(cli: Cli) -> Result<()> {
                 if list.is_empty() {
                     return "no backups yet".into();
                 }
-                let mut s = String::from("NAME@VERSION          FILES        SIZE      STORED  LAYOUT     CREATED (unix)  SOURCE");
+                let mut s = String::from(
+                    "NAME@VERSION          FILES        SIZE      STORED  LAYOUT     CREATED (unix)  SOURCE",
+                );
                 for b in list {
                     for ver in b["versions"].as_array().into_iter().flatten() {
                         s += &format!(
@@ -323,10 +291,7 @@ fn run(cli: Cli) -> Result<()> {
             let (name, version) = split_version(&name)?;
             let to = std::path::absolute(&to)?;
             let c = Client::for_home(&home)?;
-            let job = c.post(
-                "/restores",
-                json!({ "name": name, "version": version, "to": to, "force": force }),
-            )?;
+            let job = c.post("/restores", json!({ "name": name, "version": version, "to": to, "force": force }))?;
             let v = c.wait_job(job["job"].as_u64().unwrap_or(0), "restore", j)?;
             print(j, &v, |v| {
                 let bytes = v["bytes"].as_u64().unwrap_or(0);
@@ -342,17 +307,13 @@ fn run(cli: Cli) -> Result<()> {
                     bytes as f64 / 1e6 / secs.max(1e-9),
                     match v["fragments_failed"].as_u64() {
                         Some(0) | None => String::new(),
-                        Some(n) => format!(
-                            "; {n} fragments were missing or bad and were replaced by others"
-                        ),
+                        Some(n) => format!("; {n} fragments were missing or bad and were replaced by others"),
                     }
                 )
             });
             Ok(())
         }
-        Cmd::Key {
-            command: KeyCmd::Export { file },
-        } => {
+        Cmd::Key { command: KeyCmd::Export { file } } => {
             let keys = home.keys()?;
             if file.exists() {
                 bail!("{} exists; refusing to overwrite it", file.display());
@@ -382,9 +343,7 @@ fn run(cli: Cli) -> Result<()> {
 fn split_version(spec: &str) -> Result<(String, Option<u32>)> {
     match spec.rsplit_once('@') {
         Some((name, v)) => {
-            let v: u32 = v
-                .parse()
-                .with_context(|| format!("invalid version in {spec:?}: expected NAME@NUMBER"))?;
+            let v: u32 = v.parse().with_context(|| format!("invalid version in {spec:?}: expected NAME@NUMBER"))?;
             Ok((name.to_string(), Some(v)))
         }
         None => Ok((spec.to_string(), None)),
@@ -396,22 +355,14 @@ async fn daemon(home: Home, opts: StartOptions) -> Result<()> {
     let _pid = bitdust_node::node::PidFile::create(home.path("daemon.pid"))?;
     let token = home.api_token()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let (addr, listener, router) =
-        bitdust_api::bind(node.clone(), token, node.config().api_port, tx).await?;
+    let (addr, listener, router) = bitdust_api::bind(node.clone(), token, node.config().api_port, tx).await?;
     bitdust_store::write_atomic(&home.path("api.port"), addr.port().to_string().as_bytes())?;
     let id = node.identity();
-    println!(
-        "bitdust daemon {} ({})",
-        id.identity.global_id(),
-        node.peer_id()
-    );
+    println!("bitdust daemon {} ({})", id.identity.global_id(), node.peer_id());
     for a in &id.identity.addresses {
         println!("  listening on {a}");
     }
-    println!(
-        "  API on http://{addr}/api/v1 (token in {})",
-        home.path("api.token").display()
-    );
+    println!("  API on http://{addr}/api/v1 (token in {})", home.path("api.token").display());
     if let Some(store) = node.store() {
         println!("  supplier: {} donated", human_bytes(store.donated_bytes()));
     }
@@ -438,10 +389,7 @@ fn init(
     api_port: Option<u16>,
     j: bool,
 ) -> Result<()> {
-    let mut config = Config {
-        bootstrap: bootstrap.clone(),
-        ..Config::default()
-    };
+    let mut config = Config { bootstrap: bootstrap.clone(), ..Config::default() };
     if let Some(p) = api_port {
         config.api_port = p;
     }
@@ -462,10 +410,9 @@ fn init(
         });
         return Ok(());
     };
-    let text = std::fs::read_to_string(&key_file)
-        .with_context(|| format!("reading {}", key_file.display()))?;
-    let keys = NodeKeys::import_text(&text)
-        .with_context(|| format!("{} is not a bitdust key file", key_file.display()))?;
+    let text = std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?;
+    let keys =
+        NodeKeys::import_text(&text).with_context(|| format!("{} is not a bitdust key file", key_file.display()))?;
     if bootstrap.is_empty() {
         bail!("--from-key needs at least one --bootstrap node to find your suppliers");
     }
@@ -499,10 +446,7 @@ fn init(
 async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Value> {
     let node: Arc<Node> = Node::start(
         home.clone(),
-        StartOptions {
-            listen: vec!["/ip4/0.0.0.0/tcp/0".into()],
-            ..StartOptions::default()
-        },
+        StartOptions { listen: vec!["/ip4/0.0.0.0/tcp/0".into()], quiet: true, ..StartOptions::default() },
     )
     .await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -516,13 +460,9 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Valu
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
         }
     };
-    // Adopt the nickname of the published identity, with a higher revision.
+    // Adopt the identity published from the old device (nickname), with a higher revision.
     if let Ok(found) = node.lookup_identity(node.peer_id()).await {
-        let keys = home.keys()?;
-        let mut ident = found.identity.clone();
-        ident.revision = ident.revision.max(node.identity().identity.revision) + 1;
-        ident.updated_unix = bitdust_node::home::unix_now();
-        home.save_identity(&bitdust_core::identity::SignedIdentity::sign(&keys, ident))?;
+        node.adopt_identity(&found)?;
     }
     let mut restored = Vec::new();
     if let Some(root) = restore_to {
@@ -532,9 +472,7 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Valu
             if !j {
                 eprintln!("restoring {} into {} ...", b.name, target.display());
             }
-            let r = node
-                .restore(&b.name, None, &target, false, bitdust_node::Progress::new())
-                .await?;
+            let r = node.restore(&b.name, None, &target, false, bitdust_node::Progress::new()).await?;
             restored.push(serde_json::to_value(r)?);
         }
     }

@@ -1,0 +1,189 @@
+//! The real binary as a black box: multi-process devnets, the demo, restore from key, and error messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bitdust() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bitdust"));
+    c.env_remove("BITDUST_HOME").env("BITDUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bitdust().args(args).output().expect("bitdust runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "bitdust {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "bitdust {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ok(&a)).expect("JSON output")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Polls `check` until true; panics after 60 s.
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn terminate(child: &mut Child) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "process did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("dir with spaces/ünïcödé/empty")).unwrap();
+    std::fs::write(root.join("dir with spaces/ünïcödé/file.txt"), b"caf\xc3\xa9\n".repeat(5000)).unwrap();
+    std::fs::write(root.join("empty file"), b"").unwrap();
+    let data: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(root.join("data.bin"), data).unwrap();
+    std::os::unix::fs::symlink("dir with spaces", root.join("a link")).unwrap();
+}
+
+fn assert_same(a: &Path, b: &Path) {
+    let diffs = bitdust_node::archive::compare_trees(a, b).unwrap();
+    assert!(diffs.is_empty(), "trees differ: {diffs:?}");
+}
+
+#[test]
+fn demo_restores_usr_share_doc_with_n_minus_k_suppliers_stopped() {
+    let report = json(&["demo", "/usr/share/doc"]);
+    assert_eq!(report["identical"], Value::Bool(true), "{report}");
+    assert_eq!(report["suppliers_stopped"].as_array().unwrap().len(), 2, "{report}");
+    assert!(report["files"].as_u64().unwrap() > 1000, "{report}");
+    assert!(report["symlinks"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut devnet = bitdust()
+        .args(["devnet", "--dir", s(&dir), "--suppliers", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("devnet printed its instructions").unwrap();
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+    }
+    let alice = dir.join("alice");
+    let src = tmp.path().join("src");
+    make_tree(&src);
+
+    let text = ok(&["--home", s(&alice), "backup", s(&src)]);
+    assert!(text.contains("backed up") && text.contains("src@1"), "{text}");
+    let ls = json(&["--home", s(&alice), "ls"]);
+    assert_eq!(ls["backups"][0]["name"], "src");
+    assert!(ok(&["--home", s(&alice), "status"]).contains("4 of 4 suppliers hired"));
+    let sup = json(&["--home", s(&alice), "suppliers"]);
+    assert_eq!(sup["suppliers"].as_array().unwrap().len(), 4);
+
+    let key = tmp.path().join("alice.key");
+    ok(&["--home", s(&alice), "key", "export", s(&key)]);
+    assert!(fails(&["--home", s(&alice), "key", "export", s(&key)]).contains("refusing to overwrite"));
+
+    // stop two suppliers by hand, as a user would, with their pid files
+    for name in ["supplier-1", "supplier-3"] {
+        let pid: i32 = std::fs::read_to_string(dir.join(name).join("daemon.pid")).unwrap().trim().parse().unwrap();
+        // SAFETY: kill(2) on a pid read from the devnet's pid file.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        wait_until("supplier stopped", || !dir.join(name).join("daemon.pid").exists());
+    }
+    let out = tmp.path().join("out");
+    let text = ok(&["--home", s(&alice), "restore", "src", "--to", s(&out)]);
+    assert!(text.contains("restored src@1"), "{text}");
+    assert_same(&src, &out);
+    assert!(fails(&["--home", s(&alice), "restore", "src", "--to", s(&out)]).contains("not empty"));
+    assert!(
+        fails(&["--home", s(&alice), "restore", "src@7", "--to", s(&tmp.path().join("o7"))]).contains("no version 7")
+    );
+
+    // a new device with only the key
+    let boot = json(&["--home", s(&dir.join("bootstrap")), "status"]);
+    let boot_addr = boot["listen_addrs"][0].as_str().unwrap().to_string();
+    let fresh = tmp.path().join("new-device");
+    let all = tmp.path().join("all");
+    let rec =
+        json(&["--home", s(&fresh), "init", "--from-key", s(&key), "--bootstrap", &boot_addr, "--restore-to", s(&all)]);
+    assert_eq!(rec["backups"][0], "src", "{rec}");
+    assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
+    assert_same(&src, &all.join("src"));
+
+    terminate(&mut devnet);
+    for n in ["bootstrap", "supplier-2", "supplier-4", "alice"] {
+        assert!(!dir.join(n).join("daemon.pid").exists(), "{n} still running after the devnet stopped");
+    }
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    assert!(fails(&["--home", s(&home), "status"]).contains("no identity"));
+    assert!(fails(&["--home", s(&home), "init", "--nickname", "Bad Name"]).contains("invalid nickname"));
+    ok(&["--home", s(&home), "init", "--nickname", "solo", "--api-port", "0"]);
+    assert!(fails(&["--home", s(&home), "init", "--nickname", "solo"]).contains("refusing to overwrite"));
+    let err = fails(&["--home", s(&home), "status"]);
+    assert!(err.contains("daemon is not running"), "{err}");
+    let out = run(&["--home", s(&home), "--json", "status"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("not running"));
+
+    let mut daemon = bitdust()
+        .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
+    assert!(fails(&["--home", s(&home), "backup", s(&tmp.path().join("missing"))]).contains("cannot back up"));
+    let err = fails(&["--home", s(&home), "backup", s(tmp.path())]);
+    assert!(err.contains("too few suppliers online"), "{err}");
+    let token = std::fs::read_to_string(home.join("api.token")).unwrap();
+    std::fs::write(home.join("api.token"), "wrong").unwrap();
+    assert!(fails(&["--home", s(&home), "status"]).contains("API token"));
+    std::fs::write(home.join("api.token"), token).unwrap();
+    terminate(&mut daemon);
+    assert!(!home.join("daemon.pid").exists());
+}
