@@ -105,9 +105,8 @@ pub enum Request {
     PutFragment {
         /// Keyed fragment id.
         id: [u8; 32],
-        /// Fragment bytes, header included.
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        /// Fragment bytes, header included (reference-counted: retries and concurrent sends share them).
+        data: bytes::Bytes,
     },
     /// Read a fragment of `owner` (must be the sender).
     GetFragment {
@@ -161,7 +160,7 @@ pub enum Response {
     /// A fragment or catalog was stored.
     Stored,
     /// The requested fragment.
-    Fragment(#[serde(with = "serde_bytes")] Vec<u8>),
+    Fragment(bytes::Bytes),
     /// The fragment was deleted (or did not exist).
     Deleted,
     /// The requested sealed catalog.
@@ -204,7 +203,7 @@ mod tests {
         #[test]
         fn requests_round_trip(id in any::<[u8; 32]>(), data in prop::collection::vec(any::<u8>(), 0..512)) {
             for req in [
-                Request::PutFragment { id, data: data.clone() },
+                Request::PutFragment { id, data: data.clone().into() },
                 Request::GetFragment { owner: data.clone(), id },
                 Request::DeleteFragment { id },
                 Request::PutCatalog(data.clone()),
@@ -214,7 +213,7 @@ mod tests {
                 let back: Request = postcard::from_bytes(&bytes).unwrap();
                 prop_assert_eq!(format!("{back:?}"), format!("{req:?}"));
             }
-            for resp in [Response::Stored, Response::Fragment(data.clone()), Response::Deleted, Response::Catalog(data.clone()), Response::Error(ErrorCode::Denied, "x".into())] {
+            for resp in [Response::Stored, Response::Fragment(data.clone().into()), Response::Deleted, Response::Catalog(data.clone()), Response::Error(ErrorCode::Denied, "x".into())] {
                 let bytes = postcard::to_stdvec(&resp).unwrap();
                 let back: Response = postcard::from_bytes(&bytes).unwrap();
                 prop_assert_eq!(format!("{back:?}"), format!("{resp:?}"));

@@ -542,15 +542,14 @@ async fn upload_block(
 ) -> Result<BlockMeta> {
     let EncodedBlock { meta, fragments } = block;
     let puts = fragments.into_iter().enumerate().map(|(position, data)| {
+        let data = bytes::Bytes::from(data);
         let node = node.clone();
         let peer = peers[position];
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
         async move {
             let mut last = String::new();
-            for attempt in 1..=UPLOAD_ATTEMPTS {
-                let data =
-                    if attempt == UPLOAD_ATTEMPTS { std::mem::take(&mut { data.clone() }) } else { data.clone() };
-                match node.net.request(peer, Request::PutFragment { id, data }).await {
+            for _attempt in 1..=UPLOAD_ATTEMPTS {
+                match node.net.request(peer, Request::PutFragment { id, data: data.clone() }).await {
                     Ok(Response::Stored) => return Ok(()),
                     Ok(Response::Error(code, msg)) => {
                         last = format!("{code:?}: {msg}");
@@ -596,7 +595,7 @@ async fn fetch_block(
                 let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
                 let owner = node.peer_id().to_bytes();
                 match node.net.request(peer, Request::GetFragment { owner, id }).await? {
-                    Response::Fragment(bytes) => Ok::<_, anyhow::Error>(bytes),
+                    Response::Fragment(bytes) => Ok::<_, anyhow::Error>(Vec::from(bytes)),
                     Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
                     other => bail!("position {position}: unexpected {other:?}"),
                 }

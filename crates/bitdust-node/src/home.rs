@@ -73,7 +73,7 @@ impl Default for Config {
 
 impl Default for CustomerConfig {
     fn default() -> Self {
-        Self { suppliers: 4, needed_bytes: 16 << 30, blocks_in_flight: 8 }
+        Self { suppliers: 4, needed_bytes: 16 << 30, blocks_in_flight: 4 }
     }
 }
 

@@ -481,7 +481,7 @@ impl Node {
                 Request::GetFragment { owner, id } => {
                     let owner =
                         PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                    Response::Fragment(store.get_fragment(&peer, &owner, &id)?)
+                    Response::Fragment(store.get_fragment(&peer, &owner, &id)?.into())
                 }
                 Request::DeleteFragment { id } => {
                     store.delete_fragment(&peer, &id)?;

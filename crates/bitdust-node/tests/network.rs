@@ -268,7 +268,7 @@ async fn a_stranger_cannot_read_or_delete_another_customers_fragments() {
     assert!(matches!(own, Response::Fragment(_)), "{own:?}");
     // a node without a contract cannot store at all
     let eve = net.customer("eve", 2, 64 << 20).await;
-    let put = eve.network().request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100] }).await.unwrap();
+    let put = eve.network().request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100].into() }).await.unwrap();
     assert!(matches!(put, Response::Error(ErrorCode::Malformed | ErrorCode::NoContract, _)), "{put:?}");
 
     let out = net.dir.path().join("out");

@@ -3,6 +3,7 @@
 //! Commands that need the network talk to the running daemon through its local API ([`client`]);
 //! `init`, `key export` and `daemon` work on the home folder directly.
 
+mod bench;
 mod client;
 mod demo;
 mod devnet;
@@ -111,6 +112,18 @@ enum Cmd {
         /// Number of suppliers.
         #[arg(long, default_value_t = 4)]
         suppliers: u16,
+    },
+    /// End-to-end benchmark: upload and restore a random file over a devnet, with customer peak memory.
+    Bench {
+        /// File size, e.g. 1G.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        size: u64,
+        /// Number of suppliers.
+        #[arg(long, default_value_t = 4)]
+        suppliers: u16,
+        /// Where to put the temp folder (default the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// A first look: devnet, backup, stop n-k suppliers, restore, verify, report.
     Demo {
@@ -330,6 +343,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Devnet { dir, suppliers } => devnet::run(&dir, suppliers),
+        Cmd::Bench { size, suppliers, dir } => {
+            let report = bench::run(size, suppliers, dir.as_deref(), j)?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
         Cmd::Demo { path, suppliers } => {
             let report = demo::run(path, suppliers, j)?;
             if j {

@@ -1,0 +1,125 @@
+//! `bitdust bench`: end-to-end throughput and customer memory over a local devnet.
+//!
+//! Writes a file of random bytes, starts a devnet (one process per node), backs the file up, restores it
+//! with every supplier up and again with n-k suppliers stopped, checks the restored bytes (BLAKE3), and
+//! reports MB/s and the customer daemon's peak resident memory (`VmHWM` in `/proc/<pid>/status`).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bitdust_core::human_bytes;
+use serde_json::{json, Value};
+
+use crate::client::Client;
+use crate::devnet::Devnet;
+
+fn write_random(path: &Path, bytes: u64) -> Result<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x: u64 = rand::random::<u64>() | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<blake3::Hash> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(std::fs::File::open(path)?)?;
+    Ok(h.finalize())
+}
+
+fn peak_rss_bytes(home: &Path) -> Option<u64> {
+    let pid = std::fs::read_to_string(home.join("daemon.pid")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs the benchmark with a file of `size` bytes on `suppliers` suppliers, in `dir` (a temp folder if
+/// `None`).
+pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Result<Value> {
+    let tmp = tempfile::Builder::new().prefix("bitdust-bench-").tempdir_in(dir.unwrap_or(&std::env::temp_dir()))?;
+    let say = |s: String| {
+        if !json_out {
+            eprintln!("{s}");
+        }
+    };
+    let src = tmp.path().join("random.bin");
+    say(format!("writing {} of random bytes to {}", human_bytes(size), src.display()));
+    write_random(&src, size)?;
+    let src_hash = hash_file(&src)?;
+    let mut net = Devnet::start(&tmp.path().join("net"), suppliers)?;
+    let alice_home = net.node("alice").context("alice")?.home.root().to_path_buf();
+    let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
+
+    say("backing up".into());
+    let t = Instant::now();
+    let job = alice.post("/backups", json!({ "path": src }))?;
+    let backup = alice.wait_job(job["job"].as_u64().unwrap_or(0), "backup ", json_out)?;
+    let up = t.elapsed().as_secs_f64();
+
+    let restore = |to: &Path| -> Result<f64> {
+        let t = Instant::now();
+        let job = alice.post("/restores", json!({ "name": backup["name"], "to": to }))?;
+        alice.wait_job(job["job"].as_u64().unwrap_or(0), "restore", json_out)?;
+        let secs = t.elapsed().as_secs_f64();
+        let got = hash_file(&to.join("random.bin"))?;
+        anyhow::ensure!(got == src_hash, "restored bytes differ from the original");
+        std::fs::remove_dir_all(to)?;
+        Ok(secs)
+    };
+    say("restoring with every supplier up".into());
+    let down_all = restore(&tmp.path().join("out-all"))?;
+    let sup = alice.get("/suppliers")?;
+    let list = sup["suppliers"].as_array().cloned().unwrap_or_default();
+    let n = list.len() as u16;
+    let k = n.div_ceil(2);
+    for s in list.iter().take((n - k) as usize) {
+        let peer = s["peer_id"].as_str().unwrap_or("");
+        if let Some(name) = net.nodes.iter().find(|x| x.peer_id == peer).map(|x| x.name.clone()) {
+            net.stop(&name)?;
+        }
+    }
+    say(format!("restoring with {} of {n} suppliers stopped", n - k));
+    let down_degraded = restore(&tmp.path().join("out-degraded"))?;
+    let peak = peak_rss_bytes(&alice_home);
+    net.stop_all();
+    std::fs::remove_file(&src)?;
+    let mb = size as f64 / 1e6;
+    let report = json!({
+        "bytes": size,
+        "suppliers": n,
+        "layout": backup["layout"],
+        "stored_bytes": backup["stored_bytes"],
+        "upload_seconds": up,
+        "upload_mb_per_s": mb / up,
+        "restore_seconds": down_all,
+        "restore_mb_per_s": mb / down_all,
+        "degraded_restore_seconds": down_degraded,
+        "degraded_restore_mb_per_s": mb / down_degraded,
+        "customer_peak_rss_bytes": peak,
+    });
+    if !json_out {
+        println!("bitdust bench: {} random file, {} on {n} suppliers (one process each, 127.0.0.1)", human_bytes(size), backup["layout"].as_str().unwrap_or(""));
+        println!("  upload             {up:8.2} s {:8.1} MB/s", mb / up);
+        println!("  restore            {down_all:8.2} s {:8.1} MB/s", mb / down_all);
+        println!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);
+        println!("  stored             {}", human_bytes(backup["stored_bytes"].as_u64().unwrap_or(0)));
+        println!("  customer peak RSS  {}", peak.map(human_bytes).unwrap_or_else(|| "unknown".into()));
+    }
+    Ok(report)
+}
