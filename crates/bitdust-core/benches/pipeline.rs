@@ -45,11 +45,15 @@ fn bench(c: &mut Criterion) {
         let mut dec = BlockDecoder::new(layout, &keys).expect("decoder");
         let k = layout.k as usize;
         let data: Vec<(usize, &[u8])> = (0..k).map(|j| (j, block.fragments[j].as_slice())).collect();
-        g.bench_function(BenchmarkId::new("decode-data", n), |b| b.iter(|| dec.decode(&block.meta, &data).expect("decode")));
+        g.bench_function(BenchmarkId::new("decode-data", n), |b| {
+            b.iter(|| dec.decode(&block.meta, &data).expect("decode"))
+        });
         let parity_start = n as usize - k;
         let worst: Vec<(usize, &[u8])> =
             (parity_start..n as usize).map(|j| (j, block.fragments[j].as_slice())).collect();
-        g.bench_function(BenchmarkId::new("decode-parity", n), |b| b.iter(|| dec.decode(&block.meta, &worst).expect("decode")));
+        g.bench_function(BenchmarkId::new("decode-parity", n), |b| {
+            b.iter(|| dec.decode(&block.meta, &worst).expect("decode"))
+        });
     }
     g.finish();
 }

@@ -61,7 +61,7 @@ impl Net {
                 start(
                     dir.path(),
                     &format!("supplier-{i}"),
-                    &[boot_addr.clone()],
+                    std::slice::from_ref(&boot_addr),
                     Some(donate),
                     CustomerConfig::default(),
                     None,
@@ -79,7 +79,7 @@ impl Net {
         let c = start(
             self.dir.path(),
             name,
-            &[self.boot_addr.clone()],
+            std::slice::from_ref(&self.boot_addr),
             None,
             CustomerConfig { suppliers, needed_bytes: needed, blocks_in_flight: 4 },
             None,
@@ -268,7 +268,11 @@ async fn a_stranger_cannot_read_or_delete_another_customers_fragments() {
     assert!(matches!(own, Response::Fragment(_)), "{own:?}");
     // a node without a contract cannot store at all
     let eve = net.customer("eve", 2, 64 << 20).await;
-    let put = eve.network().request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100].into() }).await.unwrap();
+    let put = eve
+        .network()
+        .request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100].into() })
+        .await
+        .unwrap();
     assert!(matches!(put, Response::Error(ErrorCode::Malformed | ErrorCode::NoContract, _)), "{put:?}");
 
     let out = net.dir.path().join("out");
@@ -292,7 +296,7 @@ async fn restore_from_key_on_a_new_device() {
     let fresh = start(
         net.dir.path(),
         "alice-new-device",
-        &[net.boot_addr.clone()],
+        std::slice::from_ref(&net.boot_addr),
         None,
         CustomerConfig::default(),
         Some(keys),
@@ -344,7 +348,7 @@ async fn dht_refuses_stale_and_forged_records() {
     let alice = start(
         net.dir.path(),
         "alice",
-        &[net.boot_addr.clone()],
+        std::slice::from_ref(&net.boot_addr),
         None,
         CustomerConfig::default(),
         Some(alice_keys.clone()),
@@ -365,7 +369,7 @@ async fn dht_refuses_stale_and_forged_records() {
     let mallory = start(
         net.dir.path(),
         "mallory",
-        &[net.boot_addr.clone()],
+        std::slice::from_ref(&net.boot_addr),
         None,
         CustomerConfig::default(),
         Some(mallory_keys.clone()),

@@ -114,7 +114,11 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         "customer_peak_rss_bytes": peak,
     });
     if !json_out {
-        println!("bitdust bench: {} random file, {} on {n} suppliers (one process each, 127.0.0.1)", human_bytes(size), backup["layout"].as_str().unwrap_or(""));
+        println!(
+            "bitdust bench: {} random file, {} on {n} suppliers (one process each, 127.0.0.1)",
+            human_bytes(size),
+            backup["layout"].as_str().unwrap_or("")
+        );
         println!("  upload             {up:8.2} s {:8.1} MB/s", mb / up);
         println!("  restore            {down_all:8.2} s {:8.1} MB/s", mb / down_all);
         println!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);

@@ -45,10 +45,10 @@ enum Cmd {
         /// from the suppliers found through the DHT.
         #[arg(long, value_name = "FILE")]
         from_key: Option<PathBuf>,
-        /// Bootstrap nodes (multiaddr ending in /p2p/<peer id>), saved in the config.
+        /// Bootstrap nodes (multiaddr ending in /p2p/PEER_ID), saved in the config.
         #[arg(long, value_name = "MULTIADDR")]
         bootstrap: Vec<String>,
-        /// With --from-key: also restore the latest version of every backup into DIR/<name>.
+        /// With --from-key: also restore the latest version of every backup into DIR/NAME.
         #[arg(long, value_name = "DIR", requires = "from_key")]
         restore_to: Option<PathBuf>,
         /// Local API port to save in the config.
@@ -60,7 +60,7 @@ enum Cmd {
         /// libp2p listen address (repeatable), e.g. /ip4/0.0.0.0/tcp/4001.
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
-        /// Bootstrap node (repeatable), ending in /p2p/<peer id>.
+        /// Bootstrap node (repeatable), ending in /p2p/PEER_ID.
         #[arg(long, value_name = "MULTIADDR")]
         bootstrap: Vec<String>,
         /// Offer space to customers.
