@@ -129,7 +129,9 @@ pub struct StreamReader {
     single_file: bool,
     files: Vec<(Vec<u8>, u64)>,
     next: usize,
-    current: Option<(File, u64)>,
+    /// The file being read (`None` once it turned out shorter than scanned: the rest reads as zeros)
+    /// and the bytes left to produce for it.
+    current: Option<(Option<File>, u64)>,
     /// Files that changed size during the backup (the stream keeps the scanned size: a shrunk file is
     /// padded with zeros, a grown one cut).
     pub changed: Vec<String>,
@@ -172,48 +174,45 @@ impl StreamReader {
                 self.next += 1;
                 let path = self.path_of(&rel);
                 let f = File::open(&path).map_err(io_err(&path))?;
-                self.current = Some((f, size));
+                self.current = Some((Some(f), size));
             }
             let Some((file, remaining)) = self.current.as_mut() else {
                 break;
             };
-            if *remaining == 0 {
-                self.current = None;
-                continue;
-            }
             let want = (max - buf.len()).min(*remaining as usize);
             let start = buf.len();
             buf.resize(start + want, 0);
             let mut got = 0;
-            while got < want {
-                let n = match file.read(&mut buf[start + got..start + want]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let path = self.path_of(&self.files[self.next - 1].0);
-                        return Err(ArchiveError::Io { path, source: e });
+            let mut shrank = false;
+            if let Some(f) = file.as_mut() {
+                while got < want {
+                    let n = match f.read(&mut buf[start + got..start + want]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let path = self.path_of(&self.files[self.next - 1].0);
+                            return Err(ArchiveError::Io { path, source: e });
+                        }
+                    };
+                    if n == 0 {
+                        shrank = true;
+                        break;
                     }
-                };
-                if n == 0 {
-                    break;
+                    got += n;
                 }
-                got += n;
             }
-            if got < want {
+            if shrank {
                 // The file shrank since the scan: keep the stream aligned with the catalog by padding with
                 // zeros (`buf` is already zero past `got`); the rest of the file reads as zeros too.
+                *file = None;
                 let path = self.path_of(&self.files[self.next - 1].0);
                 self.changed.push(path.display().to_string());
-                if let Some((file, _)) = self.current.as_mut() {
-                    *file = File::open("/dev/zero").map_err(io_err(Path::new("/dev/zero")))?;
-                }
             }
-            let Some((_, remaining)) = self.current.as_mut() else {
-                break;
-            };
-            *remaining -= want as u64;
-            if *remaining == 0 {
-                self.current = None;
+            if let Some((_, remaining)) = self.current.as_mut() {
+                *remaining -= want as u64;
+                if *remaining == 0 {
+                    self.current = None;
+                }
             }
         }
         Ok(())
@@ -239,6 +238,8 @@ struct OpenFile {
     dest: PathBuf,
     remaining: u64,
     entry: usize,
+    /// Some of its bytes were lost: the rest is consumed, then the temp file is removed, never renamed.
+    lost: bool,
 }
 
 /// Checks a catalog path: relative, `/`-separated, no `.`, `..` or empty components.
@@ -294,7 +295,7 @@ impl TreeWriter {
                 EntryKind::File { size, .. } => {
                     let tmp = temp_name(&dest);
                     let file = File::create(&tmp).map_err(io_err(&tmp))?;
-                    self.current = Some(OpenFile { file, tmp, dest, remaining: *size, entry: i });
+                    self.current = Some(OpenFile { file, tmp, dest, remaining: *size, entry: i, lost: false });
                     self.finish_if_complete()?;
                 }
             }
@@ -307,6 +308,10 @@ impl TreeWriter {
             let Some(open) = self.current.take() else {
                 return Ok(());
             };
+            if open.lost {
+                drop(open.file);
+                return fs::remove_file(&open.tmp).map_err(io_err(&open.tmp));
+            }
             let e = &self.entries[open.entry];
             open.file.sync_data().map_err(io_err(&open.tmp))?;
             drop(open.file);
@@ -330,7 +335,9 @@ impl TreeWriter {
                 return Err(ArchiveError::UnsafePath("archive stream longer than its entries".into()));
             };
             let n = (open.remaining.min(data.len() as u64)) as usize;
-            open.file.write_all(&data[..n]).map_err(io_err(&open.tmp))?;
+            if !open.lost {
+                open.file.write_all(&data[..n]).map_err(io_err(&open.tmp))?;
+            }
             open.remaining -= n as u64;
             self.bytes_written += n as u64;
             data = &data[n..];
@@ -347,6 +354,7 @@ impl TreeWriter {
         self.advance()?;
         if self.current.is_some() || self.next < self.entries.len() {
             if let Some(open) = self.current.take() {
+                drop(open.file);
                 let _ = fs::remove_file(&open.tmp);
             }
             return Err(ArchiveError::Truncated);
@@ -374,21 +382,12 @@ impl TreeWriter {
             let n = open.remaining.min(len);
             open.remaining -= n;
             len -= n;
+            open.lost = true;
             let path = open.dest.display().to_string();
             if !lost.contains(&path) {
                 lost.push(path);
             }
-            if open.remaining == 0 {
-                if let Some(open) = self.current.take() {
-                    let _ = fs::remove_file(&open.tmp);
-                }
-            } else {
-                // mark the file as lost: its remaining bytes are still consumed, then it is dropped
-                let tmp = open.tmp.clone();
-                let _ = fs::remove_file(&tmp);
-                open.file = File::create("/dev/null").map_err(io_err(Path::new("/dev/null")))?;
-                open.tmp = PathBuf::from("/dev/null");
-            }
+            self.finish_if_complete()?;
         }
         Ok(lost)
     }
@@ -469,6 +468,31 @@ fn hash_file(path: &Path) -> Result<blake3::Hash, ArchiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: skipping a lost block once pointed the open file at /dev/null and then removed "its temp
+    /// file", deleting /dev/null itself when run as root.
+    #[test]
+    fn skipping_a_lost_block_touches_nothing_outside_the_target() {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("a"), vec![1u8; 1000]).unwrap();
+        fs::write(src.path().join("b"), vec![2u8; 1000]).unwrap();
+        fs::write(src.path().join("c"), vec![3u8; 1000]).unwrap();
+        let scan = scan(src.path()).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let mut w = TreeWriter::new(dst.path(), scan.entries.clone());
+        w.write(&[1u8; 900]).unwrap();
+        // stream bytes 900..1500 are lost: the end of `a` and the start of `b`
+        let lost = w.skip(600).unwrap();
+        w.write(&[2u8; 500]).unwrap();
+        w.write(&[3u8; 1000]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(lost.len(), 2, "{lost:?}");
+        assert!(!dst.path().join("a").exists() && !dst.path().join("b").exists());
+        assert_eq!(fs::read(dst.path().join("c")).unwrap(), vec![3u8; 1000]);
+        let left: Vec<_> = fs::read_dir(dst.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("c")], "no partial files left behind");
+        assert!(!fs::metadata("/dev/null").unwrap().is_file(), "/dev/null must stay a device");
+    }
 
     #[test]
     fn unsafe_paths_are_refused() {

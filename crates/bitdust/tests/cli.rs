@@ -65,6 +65,17 @@ fn terminate(child: &mut Child) {
     }
 }
 
+/// Stops a child process when dropped, also when a test fails half-way.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            terminate(&mut self.0);
+        }
+    }
+}
+
 fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("dir with spaces/ünïcödé/empty")).unwrap();
     std::fs::write(root.join("dir with spaces/ünïcödé/file.txt"), b"caf\xc3\xa9\n".repeat(5000)).unwrap();
@@ -92,13 +103,15 @@ fn demo_restores_usr_share_doc_with_n_minus_k_suppliers_stopped() {
 fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let mut devnet = bitdust()
-        .args(["devnet", "--dir", s(&dir), "--suppliers", "4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(devnet.stdout.take().unwrap()).lines();
+    let mut devnet = Running(
+        bitdust()
+            .args(["devnet", "--dir", s(&dir), "--suppliers", "4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("devnet printed its instructions").unwrap();
         if line.contains("press Ctrl-C") {
@@ -150,7 +163,7 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
     assert_same(&src, &all.join("src"));
 
-    terminate(&mut devnet);
+    terminate(&mut devnet.0);
     for n in ["bootstrap", "supplier-2", "supplier-4", "alice"] {
         assert!(!dir.join(n).join("daemon.pid").exists(), "{n} still running after the devnet stopped");
     }
@@ -170,12 +183,14 @@ fn bad_input_gets_clear_errors() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["error"].as_str().unwrap().contains("not running"));
 
-    let mut daemon = bitdust()
-        .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running(
+        bitdust()
+            .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
     assert!(fails(&["--home", s(&home), "backup", s(&tmp.path().join("missing"))]).contains("cannot back up"));
     let err = fails(&["--home", s(&home), "backup", s(tmp.path())]);
@@ -184,6 +199,6 @@ fn bad_input_gets_clear_errors() {
     std::fs::write(home.join("api.token"), "wrong").unwrap();
     assert!(fails(&["--home", s(&home), "status"]).contains("API token"));
     std::fs::write(home.join("api.token"), token).unwrap();
-    terminate(&mut daemon);
+    terminate(&mut daemon.0);
     assert!(!home.join("daemon.pid").exists());
 }
