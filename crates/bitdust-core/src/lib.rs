@@ -17,12 +17,14 @@
 //! assert_eq!(plain, b"hello");
 //! ```
 
+pub mod automata;
 pub mod catalog;
 pub mod erasure;
 pub mod fragment;
 pub mod identity;
 pub mod keys;
 pub mod pipeline;
+pub mod rebuild;
 pub mod record;
 pub mod wire;
 

@@ -129,7 +129,36 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         owner: Vec<u8>,
     },
+    /// Are you there, and do you still hold our contract?
+    Heartbeat,
+    /// Proof of storage: the BLAKE3 verified-streaming (Bao) slice `[start, start + len)` of the shard of
+    /// fragment `id` of `owner` (must be the sender). The customer checks it against the shard hash it
+    /// recorded, so only the real bytes pass.
+    Audit {
+        /// Owner peer id bytes.
+        #[serde(with = "serde_bytes")]
+        owner: Vec<u8>,
+        /// Keyed fragment id.
+        id: [u8; 32],
+        /// First byte of the slice within the shard.
+        start: u64,
+        /// Slice length, at most [`MAX_AUDIT_SLICE`].
+        len: u32,
+    },
+    /// List the ids of the sender's fragments, in order, after `after`, at most `limit`
+    /// (≤ [`MAX_LIST`]).
+    ListFragments {
+        /// Start after this id.
+        after: Option<[u8; 32]>,
+        /// Most ids to return.
+        limit: u32,
+    },
 }
+
+/// Largest audited slice in bytes.
+pub const MAX_AUDIT_SLICE: u32 = 64 * 1024;
+/// Most ids in one [`Response::FragmentList`].
+pub const MAX_LIST: u32 = 100_000;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +194,17 @@ pub enum Response {
     Deleted,
     /// The requested sealed catalog.
     Catalog(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Answer to a heartbeat: the contract holds; usage.
+    Alive {
+        /// Bytes of the sender's fragments stored.
+        used_bytes: u64,
+        /// Number of the sender's fragments.
+        fragments: u64,
+    },
+    /// The Bao slice answering an audit.
+    AuditProof(bytes::Bytes),
+    /// Fragment ids, ascending.
+    FragmentList(Vec<[u8; 32]>),
     /// Refused, with a code and a human message.
     Error(ErrorCode, String),
 }

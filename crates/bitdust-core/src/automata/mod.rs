@@ -1,0 +1,69 @@
+//! Automata: the explicit finite state machines of bitdust's long-lived processes.
+//!
+//! Each automaton is a value with one entry point, `handle(event, now_ms) -> Vec<Action>`: a pure transition
+//! function (time is an input, so tests are deterministic). A driver (an actor in `bitdust-node`) feeds it
+//! events and performs the actions. Each declares its transition table ([`Transition`]), from which
+//! [`mermaid`] and [`dot`] draw its diagram, and which its tests check it follows.
+//!
+//! - [`supplier_connection`]: one per hired supplier: connecting, connected, suspect, offline, refused, fired.
+//! - [`hire_fire`]: one per customer: decides replacements, one at a time with a cool-down, so a short outage
+//!   fires nobody and churn causes no storm.
+//! - [`rebuild`]: one per customer: idle, planning, rebuilding, waiting for suppliers.
+
+pub mod hire_fire;
+pub mod rebuild;
+pub mod supplier_connection;
+
+/// One edge of an automaton's diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// State name before.
+    pub from: &'static str,
+    /// Event (or condition) name.
+    pub event: &'static str,
+    /// State name after.
+    pub to: &'static str,
+}
+
+const fn t(from: &'static str, event: &'static str, to: &'static str) -> Transition {
+    Transition { from, event, to }
+}
+
+/// The automata kinds bitdust runs, by name, with their transition tables.
+pub const KINDS: &[(&str, &[Transition])] = &[
+    (supplier_connection::NAME, supplier_connection::TRANSITIONS),
+    (hire_fire::NAME, hire_fire::TRANSITIONS),
+    (rebuild::NAME, rebuild::TRANSITIONS),
+];
+
+/// The transition table of automaton kind `name`.
+pub fn transitions(name: &str) -> Option<&'static [Transition]> {
+    KINDS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// A Mermaid `stateDiagram-v2` of a transition table.
+pub fn mermaid(table: &[Transition]) -> String {
+    let mut out = String::from("stateDiagram-v2\n");
+    if let Some(first) = table.first() {
+        out.push_str(&format!("    [*] --> {}\n", first.from));
+    }
+    for tr in table {
+        out.push_str(&format!("    {} --> {}: {}\n", tr.from, tr.to, tr.event));
+    }
+    out
+}
+
+/// A Graphviz DOT digraph of a transition table.
+pub fn dot(name: &str, table: &[Transition]) -> String {
+    let mut out = format!("digraph \"{name}\" {{\n    rankdir=LR;\n");
+    for tr in table {
+        out.push_str(&format!("    \"{}\" -> \"{}\" [label=\"{}\"];\n", tr.from, tr.to, tr.event));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Checks that `from --event--> to` is in `table` (used by the automata's tests and debug assertions).
+pub fn allowed(table: &[Transition], from: &str, event: &str, to: &str) -> bool {
+    from == to || table.iter().any(|t| t.from == from && t.to == to && t.event == event)
+}
