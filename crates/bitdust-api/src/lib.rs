@@ -9,6 +9,9 @@
 //! | GET | `/api/v1/identity` | | the signed identity (fields + hex of the encoded document) |
 //! | GET | `/api/v1/suppliers` | | positions, peer ids, contracts, connected |
 //! | POST | `/api/v1/suppliers/hire` | | hires up to n suppliers; the list |
+//! | POST | `/api/v1/suppliers/{position}/replace` | | asks hire/fire to replace that supplier |
+//! | GET | `/api/v1/automata` | | every automaton instance: kind, state, since, details |
+//! | GET | `/api/v1/health` | | per version: blocks full / degraded / lost, lost files; rebuild queue |
 //! | GET | `/api/v1/backups` | | backups and their versions |
 //! | POST | `/api/v1/backups` | `{"path": "/abs/path"}` | `{"job": id}` |
 //! | POST | `/api/v1/restores` | `{"name", "version"?, "to", "force"?}` | `{"job": id}` |
@@ -99,6 +102,8 @@ async fn identity(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
 async fn suppliers_json(node: &Node) -> Result<Value, ApiError> {
     let slots = node.suppliers()?;
     let connected = node.network().status().await.map_err(anyhow::Error::from)?.connected_peers;
+    let automata = node.automata();
+    let conn = |pos: u16| automata.iter().find(|a| a.name == format!("supplier_connection/{pos}")).cloned();
     let list: Vec<Value> = slots
         .iter()
         .map(|s| {
@@ -107,6 +112,9 @@ async fn suppliers_json(node: &Node) -> Result<Value, ApiError> {
                 "position": s.position,
                 "peer_id": peer,
                 "connected": connected.contains(&peer),
+                "state": conn(s.position).map(|a| a.state),
+                "held_bytes": conn(s.position).and_then(|a| a.details["held_bytes"].as_u64()),
+                "held_fragments": conn(s.position).and_then(|a| a.details["held_fragments"].as_u64()),
                 "needed_bytes": s.contract.as_ref().map(|c| c.contract.needed_bytes),
                 "contract_start_unix": s.contract.as_ref().map(|c| c.contract.start_unix),
                 "hired_unix": s.hired_unix,
@@ -229,6 +237,27 @@ async fn shutdown_handler(State(s): State<AppState>, h: HeaderMap) -> ApiResult 
     Ok(Json(json!({ "stopping": true })))
 }
 
+async fn automata(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
+    authorise(&s, &h)?;
+    Ok(Json(json!({ "automata": s.node.automata() })))
+}
+
+async fn health(State(s): State<AppState>, h: HeaderMap) -> ApiResult {
+    authorise(&s, &h)?;
+    let queue = s.node.rebuild_queue()?;
+    Ok(Json(json!({
+        "versions": s.node.health()?,
+        "rebuild_queue_blocks": queue.len(),
+        "rebuild_queue_fragments": queue.iter().map(|q| q.positions.len()).sum::<usize>(),
+    })))
+}
+
+async fn replace(State(s): State<AppState>, h: HeaderMap, Path(position): Path<u16>) -> ApiResult {
+    authorise(&s, &h)?;
+    s.node.request_replacement(position).await.map_err(|e| bad_request(format!("{e:#}")))?;
+    Ok(Json(json!({ "replacing": position })))
+}
+
 async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such API path".into())
 }
@@ -240,6 +269,9 @@ pub fn router(node: Arc<Node>, token: String, shutdown: tokio::sync::mpsc::Sende
         .route("/api/v1/identity", get(identity))
         .route("/api/v1/suppliers", get(suppliers))
         .route("/api/v1/suppliers/hire", post(hire))
+        .route("/api/v1/suppliers/{position}/replace", post(replace))
+        .route("/api/v1/automata", get(automata))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/backups", get(backups).post(start_backup))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/jobs/{id}", get(job))

@@ -17,6 +17,7 @@
 //! assert_eq!(plain, b"hello");
 //! ```
 
+pub mod audit;
 pub mod automata;
 pub mod catalog;
 pub mod erasure;

@@ -63,8 +63,7 @@ pub fn plan_block(layout: Layout, missing: &[u16], unavailable: &[u16]) -> Optio
     if missing.is_empty() {
         return None;
     }
-    let sources: Vec<u16> =
-        (0..layout.n).filter(|p| !missing.contains(p) && !unavailable.contains(p)).collect();
+    let sources: Vec<u16> = (0..layout.n).filter(|p| !missing.contains(p) && !unavailable.contains(p)).collect();
     if sources.len() < layout.k as usize {
         return None;
     }
@@ -98,9 +97,18 @@ pub enum RegenerateError {
 ///
 /// # Errors
 /// [`FragmentError`] if it is malformed or its hash differs from the recorded one.
-pub fn check_source<'a>(layout: Layout, meta: &BlockMeta, position: u16, bytes: &'a [u8]) -> Result<&'a [u8], FragmentError> {
+pub fn check_source<'a>(
+    layout: Layout,
+    meta: &BlockMeta,
+    position: u16,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], FragmentError> {
     let (header, shard) = fragment::parse(bytes)?;
-    if header.shard_index != position || header.layout != layout || header.block_id != meta.block_id || header.shard_len != meta.shard_len {
+    if header.shard_index != position
+        || header.layout != layout
+        || header.block_id != meta.block_id
+        || header.shard_len != meta.shard_len
+    {
         return Err(FragmentError::Malformed("header does not match the catalog"));
     }
     if meta.shard_hashes.get(position as usize) != Some(&header.shard_hash) {

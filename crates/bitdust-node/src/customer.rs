@@ -149,6 +149,7 @@ impl Node {
         }
         let me = self.peer_id();
         let mut taken: HashSet<Vec<u8>> = slots.iter().map(|s| s.peer_id.clone()).collect();
+        taken.extend(self.db.get::<Vec<Vec<u8>>>("fired_suppliers")?.unwrap_or_default());
         let providers = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
         let mut candidates: Vec<PeerId> =
             providers.into_iter().filter(|p| *p != me && !taken.contains(&p.to_bytes())).collect();
@@ -182,6 +183,37 @@ impl Node {
         }
         self.publish_suppliers(&slots).await;
         Ok(slots)
+    }
+
+    /// Hires a supplier for `position` among the DHT's candidates that hold no position of ours, are not in
+    /// `excluded` (fired before) and are not ourselves. The caller holds the customer lock and saves slots.
+    pub(crate) async fn hire_position(&self, position: u16, excluded: &[Vec<u8>]) -> Result<SupplierSlot> {
+        let me = self.peer_id();
+        let taken: HashSet<Vec<u8>> = self.suppliers()?.iter().map(|s| s.peer_id.clone()).collect();
+        let providers = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+        let mut candidates: Vec<PeerId> = providers
+            .into_iter()
+            .filter(|p| *p != me && !taken.contains(&p.to_bytes()) && !excluded.contains(&p.to_bytes()))
+            .collect();
+        candidates.sort_by_key(|p| p.to_bytes());
+        let found = candidates.len();
+        let mut errors = Vec::new();
+        while let Some(peer) = candidates.pop() {
+            match self.hire(peer, position).await {
+                Ok(slot) => return Ok(slot),
+                Err(e) => errors.push(format!("{peer}: {e:#}")),
+            }
+        }
+        bail!(
+            "no replacement for position {position}: {found} new candidates in the DHT{}{}",
+            if errors.is_empty() { "" } else { "; " },
+            errors.join("; ")
+        )
+    }
+
+    /// Publishes the supplier list record (public for the maintenance actor).
+    pub(crate) async fn publish_suppliers_record(&self, slots: &[SupplierSlot]) {
+        self.publish_suppliers(slots).await
     }
 
     async fn hire(&self, peer: PeerId, position: u16) -> Result<SupplierSlot> {
@@ -416,9 +448,11 @@ impl Node {
         .clone();
         prepare_target(target, force)?;
         progress.set_total(v.total_bytes);
-        let peers: Vec<Option<PeerId>> = v.suppliers.iter().map(|b| PeerId::from_bytes(b).ok()).collect();
+        // Per position, the current supplier first, then the one at backup time.
+        let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v, p)).collect();
         // Learn suppliers' addresses (those offline simply fail).
-        futures::future::join_all(peers.iter().flatten().map(|p| self.lookup_identity(*p))).await;
+        let all: HashSet<PeerId> = peers.iter().flatten().copied().collect();
+        futures::future::join_all(all.iter().map(|p| self.lookup_identity(*p))).await;
 
         let vkeys = VersionKeys::derive(self.keys.master(), v.id);
         let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
@@ -572,7 +606,7 @@ async fn upload_block(
 async fn fetch_block(
     node: &Arc<Node>,
     layout: Layout,
-    peers: &[Option<PeerId>],
+    peers: &[Vec<PeerId>],
     vkeys: &VersionKeys,
     meta: &BlockMeta,
     bad: &Arc<Mutex<HashSet<usize>>>,
@@ -588,17 +622,24 @@ async fn fetch_block(
     let mut pending = FuturesUnordered::new();
     let fetch = |position: usize| {
         let node = node.clone();
-        let peer = peers.get(position).copied().flatten();
+        let candidates = peers.get(position).cloned().unwrap_or_default();
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
         async move {
             let r = async {
-                let peer = peer.ok_or_else(|| anyhow!("no supplier at position {position}"))?;
                 let owner = node.peer_id().to_bytes();
-                match node.net.request(peer, Request::GetFragment { owner, id }).await? {
-                    Response::Fragment(bytes) => Ok::<_, anyhow::Error>(Vec::from(bytes)),
-                    Response::Error(code, msg) => bail!("position {position}: {code:?} {msg}"),
-                    other => bail!("position {position}: unexpected {other:?}"),
+                let mut errors = Vec::new();
+                for peer in candidates {
+                    match node.net.request(peer, Request::GetFragment { owner: owner.clone(), id }).await {
+                        Ok(Response::Fragment(bytes)) => return Ok::<_, anyhow::Error>(Vec::from(bytes)),
+                        Ok(Response::Error(code, msg)) => errors.push(format!("{code:?} {msg}")),
+                        Ok(other) => errors.push(format!("unexpected {other:?}")),
+                        Err(e) => errors.push(e.to_string()),
+                    }
                 }
+                bail!(
+                    "position {position}: {}",
+                    if errors.is_empty() { "no supplier".into() } else { errors.join("; ") }
+                )
             }
             .await;
             (position, r)

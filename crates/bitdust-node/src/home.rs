@@ -35,6 +35,71 @@ pub struct Config {
     pub supplier: SupplierConfig,
     /// Customer role.
     pub customer: CustomerConfig,
+    /// Supplier monitoring, replacement, audits and rebuilding (customer side).
+    pub maintenance: MaintenanceConfig,
+}
+
+/// Timings of the customer's automata, in milliseconds. Defaults suit the internet; `bitdust devnet`
+/// writes [`MaintenanceConfig::devnet`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MaintenanceConfig {
+    /// Heartbeat period per supplier.
+    pub heartbeat_ms: u64,
+    /// Silence before a supplier is suspect.
+    pub suspect_after_ms: u64,
+    /// Silence before it is offline.
+    pub offline_after_ms: u64,
+    /// Silence before it is fired and replaced (the hysteresis against short outages).
+    pub fire_after_ms: u64,
+    /// Pause after each replacement (against firing storms).
+    pub cool_down_ms: u64,
+    /// Time between audits of one supplier.
+    pub audit_interval_ms: u64,
+    /// Delay before blocked rebuild work is retried.
+    pub rebuild_retry_ms: u64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        let t = bitdust_core::automata::supplier_connection::Timings::INTERNET;
+        Self {
+            heartbeat_ms: t.heartbeat_ms,
+            suspect_after_ms: t.suspect_after_ms,
+            offline_after_ms: t.offline_after_ms,
+            fire_after_ms: t.fire_after_ms,
+            cool_down_ms: 10 * 60 * 1000,
+            audit_interval_ms: 60 * 60 * 1000,
+            rebuild_retry_ms: 60 * 1000,
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    /// Short timings for a local network: a stopped supplier is replaced within about 20 s, a restart of a
+    /// few seconds fires nobody, each supplier is audited every 5 s.
+    pub fn devnet() -> Self {
+        let t = bitdust_core::automata::supplier_connection::Timings::DEVNET;
+        Self {
+            heartbeat_ms: t.heartbeat_ms,
+            suspect_after_ms: t.suspect_after_ms,
+            offline_after_ms: t.offline_after_ms,
+            fire_after_ms: t.fire_after_ms,
+            cool_down_ms: 2_000,
+            audit_interval_ms: 5_000,
+            rebuild_retry_ms: 2_000,
+        }
+    }
+
+    /// The supplier connection timings.
+    pub fn timings(&self) -> bitdust_core::automata::supplier_connection::Timings {
+        bitdust_core::automata::supplier_connection::Timings {
+            heartbeat_ms: self.heartbeat_ms,
+            suspect_after_ms: self.suspect_after_ms,
+            offline_after_ms: self.offline_after_ms,
+            fire_after_ms: self.fire_after_ms,
+        }
+    }
 }
 
 /// Supplier settings.
@@ -67,6 +132,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             supplier: SupplierConfig::default(),
             customer: CustomerConfig::default(),
+            maintenance: MaintenanceConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod customer;
 pub mod home;
+pub mod maintenance;
 pub mod node;
 
 pub use customer::{BackupReport, RestoreReport, SupplierSlot};

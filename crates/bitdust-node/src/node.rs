@@ -148,6 +148,14 @@ pub struct Node {
     next_job: AtomicU64,
     /// Serialises catalog changes and supplier changes.
     pub(crate) customer_lock: AsyncMutex<()>,
+    /// Serialises rebuild-queue read-modify-writes.
+    pub(crate) queue_lock: Mutex<()>,
+    /// Every automaton instance, for the API.
+    pub(crate) registry: crate::maintenance::Registry,
+    /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
+    pub(crate) down_positions: Mutex<Vec<u16>>,
+    /// Inbox of the maintenance actor.
+    pub(crate) maintenance: tokio::sync::mpsc::Sender<crate::maintenance::Command>,
 }
 
 impl Node {
@@ -198,6 +206,7 @@ impl Node {
             identity = identity.with_addresses(&keys, addrs, unix_now());
             home.save_identity(&identity)?;
         }
+        let (maintenance_tx, maintenance_rx) = tokio::sync::mpsc::channel(crate::maintenance::INBOX_CAPACITY);
         let node = Arc::new(Self {
             keys,
             home,
@@ -210,9 +219,14 @@ impl Node {
             jobs: Mutex::new(BTreeMap::new()),
             next_job: AtomicU64::new(1),
             customer_lock: AsyncMutex::new(()),
+            queue_lock: Mutex::new(()),
+            registry: crate::maintenance::Registry::default(),
+            down_positions: Mutex::new(Vec::new()),
+            maintenance: maintenance_tx,
         });
         tokio::spawn(serve_inbound(node.clone(), inbound));
         tokio::spawn(announce_loop(Arc::downgrade(&node), !options.quiet));
+        tokio::spawn(crate::maintenance::run(Arc::downgrade(&node), maintenance_rx));
         Ok(node)
     }
 
@@ -499,6 +513,27 @@ impl Node {
                     }
                     store.put_catalog(&peer, sealed.revision, &bytes)?;
                     Response::Stored
+                }
+                Request::Heartbeat => {
+                    if store.contract(&peer)?.is_none() {
+                        return Err(bitdust_store::StoreError::NoContract(peer.to_string()));
+                    }
+                    let (used_bytes, fragments) = store.usage_of(&peer)?;
+                    Response::Alive { used_bytes, fragments }
+                }
+                Request::Audit { owner, id, start, len } => {
+                    let owner =
+                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
+                    let bytes = store.get_fragment(&peer, &owner, &id)?;
+                    let (_, shard) = bitdust_core::fragment::parse(&bytes)
+                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                    let proof = bitdust_core::audit::prove(shard, start, len)
+                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
+                    Response::AuditProof(proof.into())
+                }
+                Request::ListFragments { after, limit } => {
+                    let limit = limit.min(bitdust_core::wire::MAX_LIST) as usize;
+                    Response::FragmentList(store.list_fragments(&peer, after, limit)?)
                 }
                 Request::GetCatalog { owner } => {
                     let owner =

@@ -1,144 +1,16 @@
-//! In-process networks: a bootstrap node, suppliers and customers in one process on 127.0.0.1, each with
-//! its own home in a temp folder. Every wait has a timeout.
+//! In-process networks: backup, restore, security and DHT behaviour.
 
-use std::future::Future;
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bitdust_core::keys::NodeKeys;
 use bitdust_core::pipeline::VersionKeys;
 use bitdust_core::record::{RecordKind, SignedRecord};
 use bitdust_core::wire::{ErrorCode, Request, Response};
-use bitdust_node::home::{Config, CustomerConfig};
-use bitdust_node::{archive, Home, Node, Progress, StartOptions};
-use filetime::FileTime;
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-struct Net {
-    dir: tempfile::TempDir,
-    _boot: Arc<Node>,
-    boot_addr: String,
-    suppliers: Vec<Arc<Node>>,
-}
-
-async fn start(
-    dir: &Path,
-    name: &str,
-    bootstrap: &[String],
-    donate: Option<u64>,
-    customer: CustomerConfig,
-    keys: Option<NodeKeys>,
-) -> Arc<Node> {
-    let home = Home::new(dir.join(name));
-    if !home.is_initialized() {
-        let config = Config { customer, ..Config::default() };
-        home.init(&keys.unwrap_or_else(NodeKeys::generate), name, &config).unwrap();
-    }
-    let opts = StartOptions {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-        bootstrap: bootstrap.to_vec(),
-        donate_bytes: donate,
-        api_port: None,
-        quiet: false,
-    };
-    Node::start(home, opts).await.unwrap()
-}
-
-impl Net {
-    async fn new(suppliers: usize, donate: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let boot = start(dir.path(), "bootstrap", &[], None, CustomerConfig::default(), None).await;
-        let boot_addr = boot.addresses()[0].clone();
-        let mut list = Vec::new();
-        for i in 0..suppliers {
-            list.push(
-                start(
-                    dir.path(),
-                    &format!("supplier-{i}"),
-                    std::slice::from_ref(&boot_addr),
-                    Some(donate),
-                    CustomerConfig::default(),
-                    None,
-                )
-                .await,
-            );
-        }
-        for s in &list {
-            within("supplier announced", s.wait_announced()).await;
-        }
-        Self { dir, _boot: boot, boot_addr, suppliers: list }
-    }
-
-    async fn customer(&self, name: &str, suppliers: u16, needed: u64) -> Arc<Node> {
-        let c = start(
-            self.dir.path(),
-            name,
-            std::slice::from_ref(&self.boot_addr),
-            None,
-            CustomerConfig { suppliers, needed_bytes: needed, blocks_in_flight: 4 },
-            None,
-        )
-        .await;
-        within("customer announced", c.wait_announced()).await;
-        c
-    }
-
-    fn supplier_of(&self, customer: &Node, position: u16) -> Arc<Node> {
-        let slots = customer.suppliers().unwrap();
-        let peer = slots.iter().find(|s| s.position == position).unwrap().peer().unwrap();
-        self.suppliers.iter().find(|s| s.peer_id() == peer).unwrap().clone()
-    }
-}
-
-/// A tree with the awkward cases: non-ASCII names and spaces, empty files and folders, symlinks, modes,
-/// fixed mtimes, a multi-block file. The same `seed` gives the same tree.
-fn make_tree(root: &Path, seed: u8) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(root.join("docs/empty folder")).unwrap();
-    std::fs::create_dir_all(root.join("naïve café/日本語")).unwrap();
-    std::fs::write(root.join("docs/read me.txt"), format!("hello {seed}\n").repeat(1000)).unwrap();
-    std::fs::write(root.join("docs/empty"), b"").unwrap();
-    std::fs::write(root.join("naïve café/日本語/ファイル.bin"), vec![seed; 3000]).unwrap();
-    let mut x = 0x9e3779b97f4a7c15u64 ^ seed as u64;
-    let big: Vec<u8> = (0..9_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(root.join("big.bin"), big).unwrap();
-    std::os::unix::fs::symlink("docs/read me.txt", root.join("link to readme")).unwrap();
-    std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
-    std::fs::set_permissions(root.join("docs/read me.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::set_permissions(root.join("naïve café"), std::fs::Permissions::from_mode(0o750)).unwrap();
-    for p in [
-        "docs/read me.txt",
-        "docs/empty",
-        "big.bin",
-        "naïve café/日本語/ファイル.bin",
-        "docs/empty folder",
-        "naïve café/日本語",
-        "naïve café",
-        "docs",
-        "",
-    ] {
-        let t = FileTime::from_unix_time(1_600_000_000 + p.len() as i64, 123_456_789);
-        filetime::set_file_times(root.join(p), t, t).unwrap();
-    }
-}
-
-fn assert_same(a: &Path, b: &Path) {
-    let diffs = archive::compare_trees(a, b).unwrap();
-    assert!(diffs.is_empty(), "trees differ: {diffs:?}");
-}
+use bitdust_node::home::CustomerConfig;
+use bitdust_node::Progress;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_restore_byte_for_byte_with_n_minus_k_suppliers_stopped() {
@@ -173,22 +45,6 @@ async fn versions_restore_byte_for_byte_with_n_minus_k_suppliers_stopped() {
     assert!(format!("{err:#}").contains("not empty"), "{err:#}");
     let err = alice.restore("nope", None, &net.dir.path().join("x"), false, Progress::new()).await.unwrap_err();
     assert!(format!("{err:#}").contains("no backup named"), "{err:#}");
-}
-
-fn fragment_files(supplier: &Node) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![supplier.home().path("store/fragments")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

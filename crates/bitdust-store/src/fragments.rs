@@ -272,7 +272,9 @@ impl FragmentStore {
         txn.commit().map_err(io)
     }
 
-    /// Reads fragment `id` of `owner` on behalf of `requester`.
+    /// Reads fragment `id` of `owner` on behalf of `requester`. The fragment is checked first (format and
+    /// BLAKE3 of its shard): a fragment damaged on disk is removed and reported missing, so that the owner
+    /// rebuilds it rather than receiving bad bytes.
     ///
     /// # Errors
     /// [`StoreError::Denied`] unless `requester == owner`; [`StoreError::NotFound`]; [`StoreError::Io`].
@@ -280,11 +282,69 @@ impl FragmentStore {
         if requester != owner {
             return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
         }
-        match std::fs::read(self.fragment_path(owner, id)) {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
-            Err(e) => Err(io(e)),
+        let bytes = match std::fs::read(self.fragment_path(owner, id)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // keep the index honest if the file vanished
+                self.delete_fragment(owner, id)?;
+                return Err(StoreError::NotFound);
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if fragment::parse(&bytes).is_err() {
+            tracing::warn!(%owner, id = %hex_id(id), "fragment damaged on disk; removed");
+            self.delete_fragment(owner, id)?;
+            return Err(StoreError::NotFound);
         }
+        Ok(bytes)
+    }
+
+    /// Ids of `owner`'s fragments in ascending order, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn list_fragments(
+        &self,
+        owner: &PeerId,
+        after: Option<[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let prefix = owner.to_bytes();
+        let start = match after {
+            Some(a) => {
+                let mut k = fragment_key(owner, &a);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let txn = self.db.begin_read().map_err(io)?;
+        let frags = txn.open_table(FRAGMENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in frags.range(start.as_slice()..).map_err(io)? {
+            let (k, _) = row.map_err(io)?;
+            let k = k.value();
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            // list only what is really on disk: an index entry whose file vanished is not held
+            if let Ok(id) = <[u8; 32]>::try_from(&k[prefix.len()..]) {
+                if self.fragment_path(owner, &id).exists() {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes and number of fragments stored for `owner`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn usage_of(&self, owner: &PeerId) -> Result<(u64, u64), StoreError> {
+        let u = self.usage()?;
+        let o = owner.to_string();
+        Ok(u.iter().find(|u| u.customer == o).map(|u| (u.used_bytes, u.fragments)).unwrap_or((0, 0)))
     }
 
     /// Deletes fragment `id` of `owner` (the authenticated sender; nobody can name another owner).
@@ -503,6 +563,23 @@ mod tests {
         // signed by someone else than the sender
         let r = store.accept_contract(&supplier.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c);
         assert!(matches!(r, Err(StoreError::Refused(_))));
+    }
+
+    #[test]
+    fn a_fragment_damaged_on_disk_is_removed_and_reported_missing() {
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        let me = customer.peer_id();
+        store.put_fragment(&me, &[1; 32], &frag(100)).unwrap();
+        store.put_fragment(&me, &[2; 32], &frag(100)).unwrap();
+        assert_eq!(store.list_fragments(&me, None, 10).unwrap(), vec![[1; 32], [2; 32]]);
+        assert_eq!(store.list_fragments(&me, Some([1; 32]), 10).unwrap(), vec![[2; 32]]);
+        let path = store.fragment_file(&me, &[1; 32]);
+        let mut b = std::fs::read(&path).unwrap();
+        b[100] ^= 1;
+        std::fs::write(&path, b).unwrap();
+        assert!(matches!(store.get_fragment(&me, &me, &[1; 32]), Err(StoreError::NotFound)));
+        assert_eq!(store.list_fragments(&me, None, 10).unwrap(), vec![[2; 32]]);
+        assert_eq!(store.usage_of(&me).unwrap(), (frag(100).len() as u64, 1));
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
     say(format!("writing {} of random bytes to {}", human_bytes(size), src.display()));
     write_random(&src, size)?;
     let src_hash = hash_file(&src)?;
-    let mut net = Devnet::start(&tmp.path().join("net"), suppliers)?;
+    let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 0)?;
     let alice_home = net.node("alice").context("alice")?.home.root().to_path_buf();
     let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
 

@@ -33,7 +33,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         tmp.path().display()
     ));
     let t = Instant::now();
-    let mut net = Devnet::start(&tmp.path().join("net"), suppliers)?;
+    let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 0)?;
     let startup = t.elapsed().as_secs_f64();
     let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
 

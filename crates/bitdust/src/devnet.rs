@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bitdust_core::keys::NodeKeys;
-use bitdust_node::home::{Config, CustomerConfig, SupplierConfig};
+use bitdust_node::home::{Config, CustomerConfig, MaintenanceConfig, SupplierConfig};
 use bitdust_node::Home;
 
 use crate::client::Client;
@@ -45,14 +45,14 @@ fn free_port() -> Result<u16> {
 impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
-    pub fn start(dir: &Path, suppliers: u16) -> Result<Self> {
-        if !(2..=64).contains(&suppliers) {
-            bail!("--suppliers must be between 2 and 64");
+    pub fn start(dir: &Path, suppliers: u16, spares: u16) -> Result<Self> {
+        if !(2..=64).contains(&suppliers) || spares > 16 {
+            bail!("--suppliers must be between 2 and 64, --spares at most 16");
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = std::fs::canonicalize(dir)?;
         let mut names = vec!["bootstrap".to_string()];
-        names.extend((1..=suppliers).map(|i| format!("supplier-{i}")));
+        names.extend((1..=suppliers + spares).map(|i| format!("supplier-{i}")));
         names.push("alice".to_string());
         let mut net = Devnet { dir: dir.clone(), nodes: Vec::new() };
         for name in &names {
@@ -72,6 +72,7 @@ impl Devnet {
                         needed_bytes: DEVNET_NEEDED_BYTES,
                         ..CustomerConfig::default()
                     },
+                    maintenance: MaintenanceConfig::devnet(),
                 };
                 home.init(&NodeKeys::generate(), name, &config)?;
             }
@@ -193,11 +194,14 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
 }
 
 /// `bitdust devnet`: starts the network, prints what to type next, waits for Ctrl-C, stops everything.
-pub fn run(dir: &Path, suppliers: u16) -> Result<()> {
+pub fn run(dir: &Path, suppliers: u16, spares: u16) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
-    let mut net = Devnet::start(dir, suppliers)?;
+    let mut net = Devnet::start(dir, suppliers, spares)?;
     let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
-    println!("devnet running: 1 bootstrap node, {suppliers} suppliers, customer home {alice}");
+    println!(
+        "devnet running: 1 bootstrap node, {} suppliers ({suppliers} to hire, {spares} spare), customer home {alice}",
+        suppliers + spares
+    );
     for n in &net.nodes {
         println!("  {:<12} {}  (pid file {})", n.name, n.peer_id, n.home.path("daemon.pid").display());
     }
@@ -206,7 +210,9 @@ pub fn run(dir: &Path, suppliers: u16) -> Result<()> {
     println!("  bitdust --home {alice} backup /usr/share/doc");
     println!("  bitdust --home {alice} ls");
     println!("  bitdust --home {alice} suppliers");
-    println!("  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier", net.dir.display());
+    println!("  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier: it is replaced and its data rebuilt within about a minute", net.dir.display());
+    println!("  bitdust --home {alice} automata                # watch the state machines");
+    println!("  bitdust --home {alice} health");
     println!("  bitdust --home {alice} restore doc --to /tmp/restored");
     println!();
     println!("press Ctrl-C to stop every node");

@@ -99,6 +99,22 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// List every state machine with its state; or print one kind's diagram.
+    Automata {
+        /// Print the diagram of this automaton kind (supplier_connection, hire_fire, rebuild) and exit.
+        #[arg(long, value_name = "KIND")]
+        diagram: Option<String>,
+        /// With --diagram: Graphviz DOT instead of Mermaid.
+        #[arg(long, requires = "diagram")]
+        dot: bool,
+    },
+    /// Per backup version: blocks at full redundancy, degraded (and how many more losses they take), lost.
+    Health,
+    /// Supplier management.
+    Supplier {
+        #[command(subcommand)]
+        command: SupplierCmd,
+    },
     /// Key management.
     Key {
         #[command(subcommand)]
@@ -109,9 +125,12 @@ enum Cmd {
         /// Folder for every node's home.
         #[arg(long)]
         dir: PathBuf,
-        /// Number of suppliers.
+        /// Number of suppliers the customer hires.
         #[arg(long, default_value_t = 4)]
         suppliers: u16,
+        /// Spare suppliers beyond those, ready to replace one that goes away.
+        #[arg(long, default_value_t = 2)]
+        spares: u16,
     },
     /// End-to-end benchmark: upload and restore a random file over a devnet, with customer peak memory.
     Bench {
@@ -132,6 +151,15 @@ enum Cmd {
         /// Number of suppliers.
         #[arg(long, default_value_t = 4)]
         suppliers: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum SupplierCmd {
+    /// Fire the supplier at POSITION and hire another; its fragments are rebuilt on the new one.
+    Replace {
+        /// Position (0-based shard index), as `bitdust suppliers` shows.
+        position: u16,
     },
 }
 
@@ -229,12 +257,25 @@ fn run(cli: Cli) -> Result<()> {
                         v["wanted"]
                     );
                 }
-                let mut s = format!("{} of {} suppliers\nPOS  STATE         PEER ID", list.len(), v["wanted"]);
+                let mut s = format!(
+                    "{} of {} suppliers\nPOS  STATE        HOLDS                  PEER ID",
+                    list.len(),
+                    v["wanted"]
+                );
                 for x in list {
+                    let holds = match (x["held_fragments"].as_u64(), x["held_bytes"].as_u64()) {
+                        (Some(f), Some(b)) => format!("{f} fragments, {}", human_bytes(b)),
+                        _ => "?".into(),
+                    };
                     s += &format!(
-                        "\n{:<4} {:<13} {}",
+                        "\n{:<4} {:<12} {:<22} {}",
                         x["position"],
-                        if x["connected"].as_bool() == Some(true) { "connected" } else { "not connected" },
+                        x["state"].as_str().unwrap_or(if x["connected"].as_bool() == Some(true) {
+                            "connected"
+                        } else {
+                            "unknown"
+                        }),
+                        holds,
                         x["peer_id"].as_str().unwrap_or("")
                     );
                 }
@@ -326,6 +367,80 @@ fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
+        Cmd::Automata { diagram: Some(kind), dot } => {
+            let table = bitdust_core::automata::transitions(&kind).with_context(|| {
+                let kinds: Vec<&str> = bitdust_core::automata::KINDS.iter().map(|(k, _)| *k).collect();
+                format!("no automaton kind {kind:?} (kinds: {})", kinds.join(", "))
+            })?;
+            let text =
+                if dot { bitdust_core::automata::dot(&kind, table) } else { bitdust_core::automata::mermaid(table) };
+            print(j, &json!({ "kind": kind, "diagram": text }), |_| text.trim_end().to_string());
+            Ok(())
+        }
+        Cmd::Automata { diagram: None, .. } => {
+            let v = Client::for_home(&home)?.get("/automata")?;
+            print(j, &v, |v| {
+                let list = v["automata"].as_array().cloned().unwrap_or_default();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                let mut s = String::from("AUTOMATON                 STATE          FOR      DETAILS");
+                for a in list {
+                    let since = a["since_unix_ms"].as_u64().unwrap_or(now);
+                    let details: Vec<String> = a["details"]
+                        .as_object()
+                        .map(|o| o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| format!("{k}={v}")).collect())
+                        .unwrap_or_default();
+                    s += &format!(
+                        "\n{:<25} {:<14} {:>6}s  {}",
+                        a["name"].as_str().unwrap_or(""),
+                        a["state"].as_str().unwrap_or(""),
+                        now.saturating_sub(since) / 1000,
+                        details.join(" ")
+                    );
+                }
+                s
+            });
+            Ok(())
+        }
+        Cmd::Health => {
+            let v = Client::for_home(&home)?.get("/health")?;
+            print(j, &v, |v| {
+                let list = v["versions"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    return "no backups yet".into();
+                }
+                let mut s = String::from("NAME@VERSION          BLOCKS    FULL  DEGRADED  CAN STILL LOSE  LOST");
+                for x in &list {
+                    s += &format!(
+                        "\n{:<20} {:>7} {:>7} {:>9} {:>15} {:>5}",
+                        format!("{}@{}", x["name"].as_str().unwrap_or(""), x["version"]),
+                        x["blocks"],
+                        x["full"],
+                        x["degraded"],
+                        x["can_still_lose"],
+                        x["lost"]
+                    );
+                    for f in x["lost_files"].as_array().into_iter().flatten() {
+                        s += &format!("\n  cannot be restored: {}", f.as_str().unwrap_or(""));
+                    }
+                }
+                s += &format!(
+                    "\nrebuild queue: {} blocks, {} fragments",
+                    v["rebuild_queue_blocks"], v["rebuild_queue_fragments"]
+                );
+                s
+            });
+            Ok(())
+        }
+        Cmd::Supplier { command: SupplierCmd::Replace { position } } => {
+            let v = Client::for_home(&home)?.post(&format!("/suppliers/{position}/replace"), json!({}))?;
+            print(j, &v, |_| {
+                format!("replacing the supplier at position {position}; watch it with `bitdust automata`")
+            });
+            Ok(())
+        }
         Cmd::Key { command: KeyCmd::Export { file } } => {
             let keys = home.keys()?;
             if file.exists() {
@@ -342,7 +457,7 @@ fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
-        Cmd::Devnet { dir, suppliers } => devnet::run(&dir, suppliers),
+        Cmd::Devnet { dir, suppliers, spares } => devnet::run(&dir, suppliers, spares),
         Cmd::Bench { size, suppliers, dir } => {
             let report = bench::run(size, suppliers, dir.as_deref(), j)?;
             if j {

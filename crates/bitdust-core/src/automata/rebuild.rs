@@ -90,7 +90,15 @@ pub struct Rebuild {
 impl Rebuild {
     /// A new automaton; blocked work is retried after `retry_ms`.
     pub fn new(retry_ms: u64, now_ms: u64) -> Self {
-        Self { state: State::Idle, since_ms: now_ms, queued: 0, fragments_rebuilt: 0, bytes_sent: 0, blocked: None, retry_ms }
+        Self {
+            state: State::Idle,
+            since_ms: now_ms,
+            queued: 0,
+            fragments_rebuilt: 0,
+            bytes_sent: 0,
+            blocked: None,
+            retry_ms,
+        }
     }
 
     fn go(&mut self, to: State, event: &str, now_ms: u64) {

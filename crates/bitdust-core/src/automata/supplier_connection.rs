@@ -152,7 +152,12 @@ impl SupplierConnection {
     }
 
     fn go(&mut self, to: State, event: &str, now_ms: u64) {
-        debug_assert!(super::allowed(TRANSITIONS, self.state.name(), event, to.name()), "{} --{event}--> {}", self.state.name(), to.name());
+        debug_assert!(
+            super::allowed(TRANSITIONS, self.state.name(), event, to.name()),
+            "{} --{event}--> {}",
+            self.state.name(),
+            to.name()
+        );
         if self.state.name() != to.name() {
             self.since_ms = now_ms;
         }
