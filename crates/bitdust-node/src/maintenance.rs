@@ -101,7 +101,7 @@ pub enum Command {
 enum Done {
     Heartbeat { position: u16, peer: PeerId, result: Result<Response, String> },
     Replaced { position: u16, result: Result<PeerId, String> },
-    Rebuilt(Result<Option<(u64, u64)>, String>),
+    Rebuilt(Result<Option<(u64, u64, u64)>, String>),
     Audited { position: u16, peer: PeerId, outcome: AuditOutcome },
     Swept,
 }
@@ -187,7 +187,9 @@ pub(crate) async fn run(node: Weak<Node>, mut commands: mpsc::Receiver<Command>)
                 Done::Rebuilt(result) => {
                     rebuild_running = false;
                     match result {
-                        Ok(Some((fragments, bytes))) => rb_events.push(rebuild_fsm::Event::Done { fragments, bytes }),
+                        Ok(Some((fragments, bytes_sent, bytes_fetched))) => {
+                            rb_events.push(rebuild_fsm::Event::Done { fragments, bytes_sent, bytes_fetched })
+                        }
                         Ok(None) => {}
                         Err(e) => rb_events.push(rebuild_fsm::Event::Blocked(e)),
                     }
@@ -376,6 +378,7 @@ pub(crate) async fn run(node: Weak<Node>, mut commands: mpsc::Receiver<Command>)
                 "queued_blocks": rb.queued,
                 "fragments_rebuilt": rb.fragments_rebuilt,
                 "bytes_sent": rb.bytes_sent,
+                "bytes_fetched": rb.bytes_fetched,
                 "blocked": rb.blocked,
             }),
         });
@@ -504,21 +507,43 @@ impl Node {
         bail!("position {position}: {}", if errors.is_empty() { "no supplier".into() } else { errors.join("; ") })
     }
 
-    /// Runs the first item of the rebuild queue. `down` are positions whose supplier is unreachable.
-    /// Returns `(fragments stored, bytes sent)`, or `None` if the queue is empty.
+    /// Runs the first items of the rebuild queue (`customer.blocks_in_flight` blocks concurrently). `down`
+    /// are positions whose supplier is unreachable.
+    /// Returns `(fragments stored, bytes sent, bytes fetched)`, or `None` if the queue is empty.
     ///
     /// # Errors
-    /// If the block cannot be rebuilt now (too few sources, target unreachable); it stays queued.
-    pub async fn rebuild_next(&self, down: &[u16]) -> Result<Option<(u64, u64)>> {
-        let Some(item) = self.rebuild_queue()?.into_iter().next() else { return Ok(None) };
+    /// If no block could be rebuilt now (too few sources, target unreachable); they stay queued.
+    pub async fn rebuild_next(&self, down: &[u16]) -> Result<Option<(u64, u64, u64)>> {
+        let batch: Vec<QueueItem> =
+            self.rebuild_queue()?.into_iter().take(self.config.customer.blocks_in_flight.max(1)).collect();
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let results = futures::future::join_all(batch.into_iter().map(|item| self.rebuild_item(item, down))).await;
+        let mut total = (0, 0, 0);
+        let mut errors = Vec::new();
+        for r in results {
+            match r {
+                Ok((f, s, g)) => total = (total.0 + f, total.1 + s, total.2 + g),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if total.0 == 0 && !errors.is_empty() {
+            bail!("{}", errors.join("; "));
+        }
+        Ok(Some(total))
+    }
+
+    /// Rebuilds one queued block. Returns `(fragments stored, bytes sent, bytes fetched)`.
+    async fn rebuild_item(&self, item: QueueItem, down: &[u16]) -> Result<(u64, u64, u64)> {
         let catalog = self.catalog()?;
         let Some(version) = find_version(&catalog, &item.version_id) else {
             self.finish_item(item.version_id, item.block, &item.positions, false)?;
-            return Ok(Some((0, 0)));
+            return Ok((0, 0, 0));
         };
         let Some(meta) = version.blocks.get(item.block as usize) else {
             self.finish_item(item.version_id, item.block, &item.positions, false)?;
-            return Ok(Some((0, 0)));
+            return Ok((0, 0, 0));
         };
         let layout = version.layout;
         // targets whose supplier is down wait for its replacement
@@ -561,6 +586,7 @@ impl Node {
             self.finish_item(item.version_id, item.block, &[], true)?;
             bail!("block {}: only {} of {} sources answered", item.block, sources.len(), layout.k);
         }
+        let bytes_fetched: u64 = sources.iter().map(|(_, b)| b.len() as u64).sum();
         let meta_c = meta.clone();
         let targets_c = plan.targets.clone();
         let regenerated = tokio::task::spawn_blocking(move || {
@@ -591,7 +617,7 @@ impl Node {
         if !errors.is_empty() {
             bail!("block {}: {}", item.block, errors.join("; "));
         }
-        Ok(Some((stored.len() as u64, bytes_sent)))
+        Ok((stored.len() as u64, bytes_sent, bytes_fetched))
     }
 
     /// Fires the supplier at `position` (if `old` is still there) and hires another, never one already

@@ -1,8 +1,9 @@
 //! `bitdust bench`: end-to-end throughput and customer memory over a local devnet.
 //!
 //! Writes a file of random bytes, starts a devnet (one process per node), backs the file up, restores it
-//! with every supplier up and again with n-k suppliers stopped, checks the restored bytes (BLAKE3), and
-//! reports MB/s and the customer daemon's peak resident memory (`VmHWM` in `/proc/<pid>/status`).
+//! with every supplier up, stops one supplier for good and times the return to full redundancy (with the
+//! bytes the rebuild moved), restores again with n-k suppliers stopped, checks the restored bytes (BLAKE3),
+//! and reports MB/s and the customer daemon's peak resident memory (`VmHWM` in `/proc/<pid>/status`).
 
 use std::io::Write;
 use std::path::Path;
@@ -62,7 +63,7 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
     say(format!("writing {} of random bytes to {}", human_bytes(size), src.display()));
     write_random(&src, size)?;
     let src_hash = hash_file(&src)?;
-    let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 0)?;
+    let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 1)?;
     let alice_home = net.node("alice").context("alice")?.home.root().to_path_buf();
     let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
 
@@ -84,6 +85,45 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
     };
     say("restoring with every supplier up".into());
     let down_all = restore(&tmp.path().join("out-all"))?;
+
+    // Lose one supplier for good: time until it is replaced (detection + hysteresis + hiring) and until
+    // every block is back at full redundancy, and the bytes the rebuild moved.
+    let peers = |v: &Value| -> Vec<String> {
+        v["suppliers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["peer_id"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let before = peers(&alice.get("/suppliers")?);
+    let lost = before.first().cloned().context("no suppliers")?;
+    let lost_name = net.nodes.iter().find(|x| x.peer_id == lost).map(|x| x.name.clone()).context("lost supplier")?;
+    say(format!("stopping {lost_name} (position 0) for good; waiting for the replacement and the rebuild"));
+    let t = Instant::now();
+    net.stop(&lost_name)?;
+    let mut replaced_after = None;
+    let rebuilt_after = loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if replaced_after.is_none() && peers(&alice.get("/suppliers")?).first() != Some(&lost) {
+            replaced_after = Some(t.elapsed().as_secs_f64());
+        }
+        let h = alice.get("/health")?;
+        if replaced_after.is_some()
+            && h["rebuild_queue_blocks"] == 0
+            && h["versions"][0]["full"] == h["versions"][0]["blocks"]
+        {
+            break t.elapsed().as_secs_f64();
+        }
+        anyhow::ensure!(t.elapsed().as_secs() < 900, "no full redundancy after 15 minutes");
+    };
+    let automata = alice.get("/automata")?;
+    let rb = automata["automata"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["kind"] == "rebuild").cloned())
+        .unwrap_or(Value::Null);
+    let (sent, fetched) =
+        (rb["details"]["bytes_sent"].as_u64().unwrap_or(0), rb["details"]["bytes_fetched"].as_u64().unwrap_or(0));
+    let replaced_after = replaced_after.unwrap_or(rebuilt_after);
+
     let sup = alice.get("/suppliers")?;
     let list = sup["suppliers"].as_array().cloned().unwrap_or_default();
     let n = list.len() as u16;
@@ -112,6 +152,11 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         "degraded_restore_seconds": down_degraded,
         "degraded_restore_mb_per_s": mb / down_degraded,
         "customer_peak_rss_bytes": peak,
+        "lost_supplier_replaced_after_seconds": replaced_after,
+        "full_redundancy_after_seconds": rebuilt_after,
+        "rebuild_seconds": rebuilt_after - replaced_after,
+        "rebuild_bytes_fetched": fetched,
+        "rebuild_bytes_sent": sent,
     });
     if !json_out {
         println!(
@@ -124,6 +169,15 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         println!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);
         println!("  stored             {}", human_bytes(backup["stored_bytes"].as_u64().unwrap_or(0)));
         println!("  customer peak RSS  {}", peak.map(human_bytes).unwrap_or_else(|| "unknown".into()));
+        println!(
+            "  lost 1 supplier    replaced after {replaced_after:.1} s (devnet hysteresis), full redundancy after {rebuilt_after:.1} s"
+        );
+        println!(
+            "  rebuild            {:.1} s, fetched {}, sent {}",
+            rebuilt_after - replaced_after,
+            human_bytes(fetched),
+            human_bytes(sent)
+        );
     }
     Ok(report)
 }

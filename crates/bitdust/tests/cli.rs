@@ -53,6 +53,15 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `check` until true; panics after `limit`.
+fn wait_until_long(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn terminate(child: &mut Child) {
     // SAFETY: kill(2) on a child we spawned and have not reaped.
     unsafe {
@@ -167,6 +176,73 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     for n in ["bootstrap", "supplier-2", "supplier-4", "alice"] {
         assert!(!dir.join(n).join("daemon.pid").exists(), "{n} still running after the devnet stopped");
     }
+}
+
+#[test]
+fn devnet_heals_a_stopped_supplier_and_shows_its_state_machines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut devnet = Running(
+        bitdust()
+            .args(["devnet", "--dir", s(&dir), "--suppliers", "4", "--spares", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
+    while !lines.next().expect("devnet output").unwrap().contains("press Ctrl-C") {}
+    let alice = dir.join("alice");
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    ok(&["--home", s(&alice), "backup", s(&src)]);
+
+    let diagram = ok(&["automata", "--diagram", "supplier_connection"]);
+    assert!(diagram.contains("stateDiagram-v2") && diagram.contains("suspect --> offline"), "{diagram}");
+    assert!(ok(&["automata", "--diagram", "hire_fire", "--dot"]).contains("digraph"));
+
+    let peers = |v: &Value| -> Vec<String> {
+        v["suppliers"].as_array().unwrap().iter().map(|x| x["peer_id"].as_str().unwrap().to_string()).collect()
+    };
+    let before = peers(&json(&["--home", s(&alice), "suppliers"]));
+    // stop the supplier at position 1 for good, by hand
+    let name = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("daemon.log")).is_ok_and(|log| log.contains(&before[1]))
+                && p.join("daemon.pid").exists()
+        })
+        .expect("the supplier's home");
+    let pid: i32 = std::fs::read_to_string(name.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) on a pid read from the devnet's pid file.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let started = Instant::now();
+    wait_until_long("replacement and rebuild", Duration::from_secs(120), || {
+        let now = peers(&json(&["--home", s(&alice), "suppliers"]));
+        let health = json(&["--home", s(&alice), "health"]);
+        now[1] != before[1]
+            && health["rebuild_queue_blocks"] == 0
+            && health["versions"][0]["full"] == health["versions"][0]["blocks"]
+    });
+    eprintln!("healed in {:.1} s", started.elapsed().as_secs_f64());
+    let automata = ok(&["--home", s(&alice), "automata"]);
+    assert!(
+        automata.contains("supplier_connection/1") && automata.contains("hire_fire") && automata.contains("rebuild"),
+        "{automata}"
+    );
+    assert!(ok(&["--home", s(&alice), "health"]).contains("src@1"));
+
+    // replace another by hand
+    ok(&["--home", s(&alice), "supplier", "replace", "0"]);
+    wait_until_long("replacement by hand", Duration::from_secs(60), || {
+        let health = json(&["--home", s(&alice), "health"]);
+        peers(&json(&["--home", s(&alice), "suppliers"]))[0] != before[0] && health["rebuild_queue_blocks"] == 0
+    });
+    assert!(fails(&["--home", s(&alice), "supplier", "replace", "9"]).contains("no supplier at position 9"));
+    terminate(&mut devnet.0);
 }
 
 #[test]

@@ -53,8 +53,10 @@ pub enum Event {
     Done {
         /// Fragments stored.
         fragments: u64,
-        /// Bytes sent.
-        bytes: u64,
+        /// Bytes sent (regenerated fragments).
+        bytes_sent: u64,
+        /// Bytes fetched (source fragments).
+        bytes_fetched: u64,
     },
     /// A task could not run (too few sources, target unreachable).
     Blocked(String),
@@ -82,6 +84,8 @@ pub struct Rebuild {
     pub fragments_rebuilt: u64,
     /// Bytes sent for rebuilding since start.
     pub bytes_sent: u64,
+    /// Bytes fetched for rebuilding since start.
+    pub bytes_fetched: u64,
     /// Last reason for blocking.
     pub blocked: Option<String>,
     retry_ms: u64,
@@ -96,6 +100,7 @@ impl Rebuild {
             queued: 0,
             fragments_rebuilt: 0,
             bytes_sent: 0,
+            bytes_fetched: 0,
             blocked: None,
             retry_ms,
         }
@@ -127,9 +132,10 @@ impl Rebuild {
                     _ => vec![],
                 }
             }
-            Event::Done { fragments, bytes } => {
+            Event::Done { fragments, bytes_sent, bytes_fetched } => {
                 self.fragments_rebuilt += fragments;
-                self.bytes_sent += bytes;
+                self.bytes_sent += bytes_sent;
+                self.bytes_fetched += bytes_fetched;
                 self.blocked = None;
                 vec![]
             }
@@ -163,7 +169,7 @@ mod tests {
     fn runs_waits_and_retries() {
         let mut r = Rebuild::new(1_000, 0);
         assert_eq!(r.handle(Event::Queued(3), 0), vec![Action::RunNext]);
-        r.handle(Event::Done { fragments: 1, bytes: 10 }, 1);
+        r.handle(Event::Done { fragments: 1, bytes_sent: 10, bytes_fetched: 20 }, 1);
         r.handle(Event::Blocked("too few".into()), 2);
         assert_eq!(r.state, State::Waiting);
         assert!(r.handle(Event::Tick, 500).is_empty());
