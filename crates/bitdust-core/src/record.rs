@@ -48,6 +48,9 @@ pub fn nickname_key(nickname: &str) -> Vec<u8> {
 /// The DHT key under which nodes offering supplier service announce themselves as providers.
 pub const SUPPLIERS_SERVICE_KEY: &[u8] = b"/bitdust/service/supplier/v1";
 
+/// The DHT key under which relay servers ("proxy routers") announce themselves as providers.
+pub const RELAYS_SERVICE_KEY: &[u8] = b"/bitdust/service/relay/v1";
+
 /// Errors from validating a record.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {

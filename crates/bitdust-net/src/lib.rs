@@ -22,9 +22,12 @@ use bitdust_core::record::{self, RecordKind, SignedRecord};
 use bitdust_core::wire::{Request, Response, STORAGE_PROTOCOL};
 use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    identify, identity::Keypair, kad, noise, ping, request_response, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+    autonat, dcutr, identify, identity::Keypair, kad, noise, ping, relay, request_response, tcp, yamux, Multiaddr,
+    PeerId, StreamProtocol,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,12 +81,56 @@ pub enum NetError {
 }
 
 /// How to start the network.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NetConfig {
-    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0` picks a free port).
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0` picks a free port; `/udp/0/quic-v1` for QUIC).
     pub listen: Vec<Multiaddr>,
     /// Bootstrap nodes, each ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// Serve as a relay for nodes behind NAT, with these limits (`None`: not a relay).
+    pub relay_server: Option<RelayLimits>,
+    /// Relays to reserve a slot on at once (each ending in `/p2p/<relay peer id>`), whatever AutoNAT says.
+    pub relays: Vec<Multiaddr>,
+}
+
+/// Limits of a relay server (libp2p circuit relay v2), so a public node helping others stays bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelayLimits {
+    /// Reservations held at once.
+    pub max_reservations: usize,
+    /// Circuits relayed at once.
+    pub max_circuits: usize,
+    /// Bytes per circuit (each direction) before it is closed.
+    pub max_circuit_bytes: u64,
+    /// Seconds a circuit may last.
+    pub max_circuit_secs: u64,
+    /// Seconds a reservation lasts before renewal.
+    pub reservation_secs: u64,
+}
+
+impl Default for RelayLimits {
+    /// 128 reservations, 32 circuits, 4 GiB and 2 hours per circuit (enough for a backup through a relay
+    /// while direct connections are attempted), reservations renewed hourly.
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_circuits: 32,
+            max_circuit_bytes: 4 << 30,
+            max_circuit_secs: 2 * 3600,
+            reservation_secs: 3600,
+        }
+    }
+}
+
+/// One open connection, for status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionInfo {
+    /// Remote peer id.
+    pub peer_id: String,
+    /// Remote address.
+    pub address: String,
+    /// Whether it goes through a relay (`/p2p-circuit`) rather than directly.
+    pub relayed: bool,
 }
 
 /// An inbound storage request, to answer with [`Network::respond`].
@@ -108,6 +155,12 @@ pub struct NetStatus {
     pub connected_peers: Vec<String>,
     /// Peers in the Kademlia routing table.
     pub routing_table_size: usize,
+    /// `public`, `private` or `unknown`, from AutoNAT.
+    pub reachability: String,
+    /// Relays holding a reservation for us.
+    pub relays: Vec<String>,
+    /// Open connections, direct or relayed.
+    pub connections: Vec<ConnectionInfo>,
 }
 
 #[derive(NetworkBehaviour)]
@@ -116,6 +169,10 @@ struct Behaviour {
     storage: request_response::Behaviour<codec::StorageCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    relay_client: relay::client::Behaviour,
+    relay_server: Toggle<relay::Behaviour>,
+    autonat: autonat::Behaviour,
+    dcutr: dcutr::Behaviour,
 }
 
 enum Command {
@@ -128,6 +185,7 @@ enum Command {
     GetProviders { key: Vec<u8>, reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>> },
     Bootstrap { reply: oneshot::Sender<Result<(), NetError>> },
     Status { reply: oneshot::Sender<NetStatus> },
+    UseRelay { addr: Multiaddr },
     Shutdown,
 }
 
@@ -136,6 +194,8 @@ enum Command {
 pub struct Network {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    addresses: tokio::sync::watch::Receiver<Vec<Multiaddr>>,
+    reachability: tokio::sync::watch::Receiver<String>,
 }
 
 impl Network {
@@ -146,11 +206,15 @@ impl Network {
     /// [`NetError::Transport`] or [`NetError::Listen`].
     pub async fn start(keypair: Keypair, config: NetConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let local_peer_id = keypair.public().to_peer_id();
+        let relay_limits = config.relay_server;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_behaviour(|key| {
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| NetError::Transport(e.to_string()))?
+            .with_behaviour(|key, relay_client| {
                 let peer = key.public().to_peer_id();
                 let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
                 kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
@@ -172,7 +236,38 @@ impl Network {
                         .with_max_concurrent_streams(128),
                 );
                 let identify = identify::Behaviour::new(identify::Config::new("/bitdust/id/1".into(), key.public()));
-                Behaviour { kad, storage, identify, ping: ping::Behaviour::default() }
+                let relay_server = relay_limits.map(|l| {
+                    relay::Behaviour::new(
+                        peer,
+                        relay::Config {
+                            max_reservations: l.max_reservations,
+                            max_circuits: l.max_circuits,
+                            max_circuit_bytes: l.max_circuit_bytes,
+                            max_circuit_duration: Duration::from_secs(l.max_circuit_secs),
+                            reservation_duration: Duration::from_secs(l.reservation_secs),
+                            ..relay::Config::default()
+                        },
+                    )
+                });
+                // Private address ranges count: the lab and home networks use them.
+                let autonat = autonat::Behaviour::new(
+                    peer,
+                    autonat::Config {
+                        only_global_ips: false,
+                        boot_delay: Duration::from_secs(2),
+                        ..autonat::Config::default()
+                    },
+                );
+                Behaviour {
+                    kad,
+                    storage,
+                    identify,
+                    ping: ping::Behaviour::default(),
+                    relay_client,
+                    relay_server: Toggle::from(relay_server),
+                    autonat,
+                    dcutr: dcutr::Behaviour::new(peer),
+                }
             })
             .map_err(|e| NetError::Transport(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
@@ -208,11 +303,36 @@ impl Network {
                 }
             }
         }
+        if config.relay_server.is_some() {
+            for a in &listening {
+                swarm.add_external_address(a.clone());
+            }
+        }
+        // Listening through a relay needs a connection to it first: dial now, listen once it identified.
+        let mut pending_relays = HashMap::new();
+        for relay in &config.relays {
+            if let Some(peer) = peer_of(relay) {
+                let _ = swarm.dial(relay.clone());
+                pending_relays.insert(peer, relay.clone());
+            }
+        }
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
-        let driver = Driver { swarm, inbound: inbound_tx, requests: HashMap::new(), queries: HashMap::new() };
+        let (addresses_tx, addresses) = tokio::sync::watch::channel(listening);
+        let (reachability_tx, reachability) = tokio::sync::watch::channel("unknown".to_string());
+        let driver = Driver {
+            swarm,
+            inbound: inbound_tx,
+            requests: HashMap::new(),
+            queries: HashMap::new(),
+            connections: HashMap::new(),
+            relays: HashSet::new(),
+            pending_relays,
+            addresses: addresses_tx,
+            reachability: reachability_tx,
+        };
         tokio::spawn(driver.run(command_rx));
-        Ok((Self { commands, local_peer_id }, inbound_rx))
+        Ok((Self { commands, local_peer_id, addresses, reachability }, inbound_rx))
     }
 
     /// Our peer id.
@@ -298,6 +418,24 @@ impl Network {
         self.call(|reply| Command::Status { reply }).await
     }
 
+    /// Reserves a slot on the relay at `addr` (ending in `/p2p/<relay peer id>`) and listens through it.
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn use_relay(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.commands.send(Command::UseRelay { addr }).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The addresses we can be reached at (listen addresses, relayed ones included); changes are signalled.
+    pub fn addresses(&self) -> tokio::sync::watch::Receiver<Vec<Multiaddr>> {
+        self.addresses.clone()
+    }
+
+    /// AutoNAT's verdict: `public`, `private` or `unknown`; changes are signalled.
+    pub fn reachability(&self) -> tokio::sync::watch::Receiver<String> {
+        self.reachability.clone()
+    }
+
     /// Stops the swarm task.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
@@ -325,6 +463,17 @@ struct Driver {
     inbound: mpsc::Sender<Inbound>,
     requests: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     queries: HashMap<kad::QueryId, Query>,
+    connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
+    relays: HashSet<PeerId>,
+    /// Relays to listen through once connected and identified.
+    pending_relays: HashMap<PeerId, Multiaddr>,
+    addresses: tokio::sync::watch::Sender<Vec<Multiaddr>>,
+    reachability: tokio::sync::watch::Sender<String>,
+}
+
+/// Whether an address goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
 impl Driver {
@@ -407,13 +556,47 @@ impl Driver {
                     listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
                     connected_peers: self.swarm.connected_peers().map(|p| p.to_string()).collect(),
                     routing_table_size,
+                    reachability: self.reachability.borrow().clone(),
+                    relays: self.relays.iter().map(|p| p.to_string()).collect(),
+                    connections: self
+                        .connections
+                        .values()
+                        .map(|(p, a)| ConnectionInfo {
+                            peer_id: p.to_string(),
+                            address: a.to_string(),
+                            relayed: is_relayed(a),
+                        })
+                        .collect(),
                 });
+            }
+            Command::UseRelay { addr } => {
+                if let Some(relay) = peer_of(&addr) {
+                    self.swarm.behaviour_mut().kad.add_address(&relay, addr.clone());
+                    if self.swarm.is_connected(&relay) {
+                        self.listen_via(addr);
+                    } else {
+                        let _ = self.swarm.dial(addr.clone());
+                        self.pending_relays.insert(relay, addr);
+                    }
+                }
             }
             Command::Shutdown => {}
         }
     }
 
+    fn listen_via(&mut self, relay: Multiaddr) {
+        if let Err(e) = self.swarm.listen_on(relay.clone().with(Protocol::P2pCircuit)) {
+            tracing::warn!(%relay, error = %e, "cannot listen through relay");
+        }
+    }
+
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        if let SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, .. })) = &event {
+            if let Some(addr) = self.pending_relays.remove(peer_id) {
+                self.listen_via(addr);
+            }
+        }
+
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Storage(e)) => self.storage_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.kad_event(e),
@@ -424,8 +607,46 @@ impl Driver {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.connections.insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
+            }
+            SwarmEvent::ConnectionClosed { connection_id, .. } => {
+                self.connections.remove(&connection_id);
+            }
+            SwarmEvent::NewListenAddr { address, .. }
+                if self.swarm.behaviour().relay_server.is_enabled() && !is_relayed(&address) =>
+            {
+                // A relay is public by configuration: its listen addresses are the external addresses it hands
+                // out in reservations (without one, clients would get a reservation with no address).
+                self.swarm.add_external_address(address);
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                self.addresses.send_replace(addrs);
+            }
+            SwarmEvent::NewListenAddr { .. }
+            | SwarmEvent::ExpiredListenAddr { .. }
+            | SwarmEvent::ListenerClosed { .. } => {
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                self.addresses.send_replace(addrs);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                ..
+            })) => {
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+                self.relays.insert(relay_peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. })) => {
+                let r = match new {
+                    autonat::NatStatus::Public(_) => "public",
+                    autonat::NatStatus::Private => "private",
+                    autonat::NatStatus::Unknown => "unknown",
+                };
+                tracing::info!(reachability = r, "AutoNAT");
+                self.reachability.send_replace(r.to_string());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => {
+                tracing::info!(peer = %e.remote_peer_id, result = ?e.result.as_ref().map(|_| ()), "hole punching");
             }
             _ => {}
         }

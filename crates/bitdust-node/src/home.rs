@@ -37,6 +37,21 @@ pub struct Config {
     pub customer: CustomerConfig,
     /// Supplier monitoring, replacement, audits and rebuilding (customer side).
     pub maintenance: MaintenanceConfig,
+    /// NAT traversal: relays to use, and whether this node serves as a relay.
+    pub nat: NatConfig,
+}
+
+/// NAT traversal settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct NatConfig {
+    /// Relays to reserve a slot on at start (multiaddrs ending in `/p2p/<peer id>`). Without any, a node
+    /// that AutoNAT finds private looks relays up in the DHT.
+    pub relays: Vec<String>,
+    /// Serve as a relay ("proxy router") for nodes behind NAT; only useful on a public address.
+    pub relay_server: bool,
+    /// Limits of the relay service.
+    pub relay_limits: bitdust_net::RelayLimits,
 }
 
 /// Timings of the customer's automata, in milliseconds. Defaults suit the internet; `bitdust devnet`
@@ -128,11 +143,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             api_port: DEFAULT_API_PORT,
-            listen: vec!["/ip4/0.0.0.0/tcp/0".into()],
+            listen: vec!["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()],
             bootstrap: Vec::new(),
             supplier: SupplierConfig::default(),
             customer: CustomerConfig::default(),
             maintenance: MaintenanceConfig::default(),
+            nat: NatConfig::default(),
         }
     }
 }

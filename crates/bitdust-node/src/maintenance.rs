@@ -636,24 +636,16 @@ impl Node {
                 }
                 self.db.put(FIRED_KEY, &fired)?;
             }
+            // The old supplier keeps its slot until a replacement signs: a failed hire changes nothing.
+            let slot = self.hire_position(position, &fired).await?;
+            let peer = slot.peer()?;
             let mut slots = self.suppliers()?;
-            let before = slots.clone();
             slots.retain(|s| s.position != position);
+            slots.push(slot);
+            slots.sort_by_key(|s| s.position);
             self.db.put("suppliers", &slots)?;
-            match self.hire_position(position, &fired).await {
-                Ok(slot) => {
-                    let peer = slot.peer()?;
-                    slots.push(slot);
-                    slots.sort_by_key(|s| s.position);
-                    self.db.put("suppliers", &slots)?;
-                    self.publish_suppliers_record(&slots).await;
-                    peer
-                }
-                Err(e) => {
-                    self.db.put("suppliers", &before)?;
-                    return Err(e);
-                }
-            }
+            self.publish_suppliers_record(&slots).await;
+            peer
         };
         let catalog = self.catalog()?;
         let items: Vec<([u8; 16], u64, u16)> = catalog
@@ -762,7 +754,8 @@ impl Node {
     /// On database failure.
     pub fn health(&self) -> Result<Vec<VersionHealth>> {
         let catalog = self.catalog()?;
-        let down: Vec<u16> = self.down_positions.lock().map(|d| d.clone()).unwrap_or_default();
+        let mut down: Vec<u16> = self.down_positions.lock().map(|d| d.clone()).unwrap_or_default();
+        let held: HashSet<u16> = self.suppliers()?.iter().map(|s| s.position).collect();
         let mut queued: HashMap<([u8; 16], u64), Vec<u16>> = HashMap::new();
         for it in self.rebuild_queue()? {
             queued.insert((it.version_id, it.block), it.positions);
@@ -782,6 +775,11 @@ impl Node {
                 };
                 let mut offset = 0u64;
                 let mut lost_ranges = Vec::new();
+                for p in 0..v.layout.n {
+                    if !held.contains(&p) && !down.contains(&p) {
+                        down.push(p);
+                    }
+                }
                 for (i, m) in v.blocks.iter().enumerate() {
                     let mut unavailable = down.clone();
                     if let Some(q) = queued.get(&(v.id, i as u64)) {

@@ -39,6 +39,10 @@ pub struct StartOptions {
     pub donate_bytes: Option<u64>,
     /// Replace the API port.
     pub api_port: Option<u16>,
+    /// Add relays to reserve a slot on.
+    pub relays: Vec<String>,
+    /// Serve as a relay.
+    pub relay_server: bool,
     /// Do not publish anything in the DHT (used while recovering an identity on a new device, so that the
     /// placeholder identity never competes with the real one).
     pub quiet: bool,
@@ -132,6 +136,14 @@ pub struct Status {
     pub backups: usize,
     /// Catalog revision.
     pub catalog_revision: u64,
+    /// `public`, `private` or `unknown` (AutoNAT).
+    pub reachability: String,
+    /// Relays holding a reservation for us.
+    pub relays: Vec<String>,
+    /// Whether this node serves as a relay.
+    pub relay_server: bool,
+    /// Open connections, direct or relayed.
+    pub connections: Vec<bitdust_net::ConnectionInfo>,
 }
 
 /// The node.
@@ -177,6 +189,8 @@ impl Node {
         if let Some(p) = options.api_port {
             config.api_port = p;
         }
+        config.nat.relays.extend(options.relays.iter().cloned());
+        config.nat.relay_server |= options.relay_server;
         let parse = |list: &[String], what: &str| -> Result<Vec<Multiaddr>> {
             list.iter()
                 .map(|a| a.parse::<Multiaddr>().with_context(|| format!("invalid {what} address {a:?}")))
@@ -197,7 +211,14 @@ impl Node {
             None
         };
         let db = NodeDb::open(&home.path("node.redb"))?;
-        let (net, inbound) = Network::start(keys.keypair(), NetConfig { listen, bootstrap }).await?;
+        let relays = parse(&config.nat.relays, "relay")?;
+        let net_config = NetConfig {
+            listen,
+            bootstrap,
+            relay_server: config.nat.relay_server.then_some(config.nat.relay_limits),
+            relays,
+        };
+        let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
         let status = net.status().await?;
         let me = keys.peer_id();
         let addrs: Vec<String> = status.listen_addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect();
@@ -227,6 +248,8 @@ impl Node {
         tokio::spawn(serve_inbound(node.clone(), inbound));
         tokio::spawn(announce_loop(Arc::downgrade(&node), !options.quiet));
         tokio::spawn(crate::maintenance::run(Arc::downgrade(&node), maintenance_rx));
+        tokio::spawn(follow_addresses(Arc::downgrade(&node), !options.quiet));
+        tokio::spawn(find_relays(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -335,6 +358,10 @@ impl Node {
             suppliers_wanted: self.config.customer.suppliers,
             backups: catalog.backups.len(),
             catalog_revision: catalog.revision,
+            reachability: net.reachability,
+            relays: net.relays,
+            relay_server: self.config.nat.relay_server,
+            connections: net.connections,
         })
     }
 
@@ -405,6 +432,28 @@ impl Node {
         if self.store.is_some() {
             self.net.start_providing(record::SUPPLIERS_SERVICE_KEY.to_vec()).await?;
         }
+        if self.config.nat.relay_server {
+            self.net.start_providing(record::RELAYS_SERVICE_KEY.to_vec()).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-signs the identity with `addresses` (next revision) if they changed, saves and publishes it.
+    async fn update_addresses(&self, addresses: Vec<String>, publish: bool) -> Result<()> {
+        let current = self.identity();
+        if current.identity.addresses == addresses {
+            return Ok(());
+        }
+        let next = current.with_addresses(&self.keys, addresses, unix_now());
+        self.home.save_identity(&next)?;
+        if let Ok(mut id) = self.identity.lock() {
+            *id = next.clone();
+        }
+        if publish {
+            let rec =
+                SignedRecord::sign(&self.keys, RecordKind::Identity, next.identity.revision, unix_now(), next.encode());
+            self.net.put_record(rec).await?;
+        }
         Ok(())
     }
 
@@ -451,6 +500,58 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
         }
         drop(n);
         tokio::time::sleep(if ok { ANNOUNCE_INTERVAL } else { ANNOUNCE_RETRY }).await;
+    }
+}
+
+/// Keeps the identity's addresses equal to what the swarm listens on (relayed addresses included).
+async fn follow_addresses(node: std::sync::Weak<Node>, publish: bool) {
+    let Some(mut rx) = node.upgrade().map(|n| n.net.addresses()) else { return };
+    while rx.changed().await.is_ok() {
+        let Some(n) = node.upgrade() else { return };
+        let me = n.peer_id();
+        let addrs: Vec<String> = rx.borrow_and_update().iter().map(|a| format!("{a}/p2p/{me}")).collect();
+        if let Err(e) = n.update_addresses(addrs, publish).await {
+            tracing::debug!(error = %format!("{e:#}"), "identity address update not published yet");
+        }
+    }
+}
+
+/// When AutoNAT finds this node private and no relay is configured, reserves a slot on up to two relays
+/// found in the DHT.
+async fn find_relays(node: std::sync::Weak<Node>) {
+    let Some(mut rx) = node.upgrade().map(|n| n.net.reachability()) else { return };
+    while rx.changed().await.is_ok() {
+        if rx.borrow_and_update().as_str() != "private" {
+            continue;
+        }
+        let Some(n) = node.upgrade() else { return };
+        if !n.config.nat.relays.is_empty() {
+            continue;
+        }
+        let Ok(status) = n.net.status().await else { return };
+        if !status.relays.is_empty() {
+            continue;
+        }
+        let providers = n.net.get_providers(record::RELAYS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+        let mut used = 0;
+        for relay in providers.into_iter().filter(|p| *p != n.peer_id()) {
+            let Ok(id) = n.lookup_identity(relay).await else { continue };
+            let Some(addr) = id
+                .identity
+                .addresses
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .find(|a| !bitdust_net::is_relayed(a))
+            else {
+                continue;
+            };
+            if n.net.use_relay(addr).await.is_ok() {
+                used += 1;
+            }
+            if used >= 2 {
+                break;
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bitdust_core::keys::NodeKeys;
-use bitdust_node::home::{Config, CustomerConfig, MaintenanceConfig, SupplierConfig};
+use bitdust_node::home::{Config, CustomerConfig, MaintenanceConfig, NatConfig, SupplierConfig};
 use bitdust_node::Home;
 
 use crate::client::Client;
@@ -42,6 +42,10 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
@@ -61,7 +65,10 @@ impl Devnet {
                 let is_supplier = name.starts_with("supplier-");
                 let config = Config {
                     api_port: free_port()?,
-                    listen: vec![format!("/ip4/127.0.0.1/tcp/{}", free_port()?)],
+                    listen: vec![
+                        format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
+                        format!("/ip4/127.0.0.1/udp/{}/quic-v1", free_udp_port()?),
+                    ],
                     bootstrap: Vec::new(),
                     supplier: SupplierConfig {
                         enabled: is_supplier,
@@ -73,6 +80,8 @@ impl Devnet {
                         ..CustomerConfig::default()
                     },
                     maintenance: MaintenanceConfig::devnet(),
+                    // the bootstrap node is public: it also relays for nodes behind NAT
+                    nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
                 };
                 home.init(&NodeKeys::generate(), name, &config)?;
             }

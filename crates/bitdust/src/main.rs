@@ -72,6 +72,12 @@ enum Cmd {
         /// Local API port (overrides the config).
         #[arg(long)]
         api_port: Option<u16>,
+        /// Serve as a relay ("proxy router") for nodes behind NAT (for public nodes).
+        #[arg(long)]
+        relay: bool,
+        /// Reserve a slot on this relay (repeatable), ending in /p2p/PEER_ID.
+        #[arg(long, value_name = "MULTIADDR")]
+        use_relay: Vec<String>,
     },
     /// Show this node's state.
     Status,
@@ -207,13 +213,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Init { nickname, from_key, bootstrap, restore_to, api_port } => {
             init(&home, nickname, from_key, bootstrap, restore_to, api_port, j)
         }
-        Cmd::Daemon { listen, bootstrap, supplier, donate, api_port } => {
+        Cmd::Daemon { listen, bootstrap, supplier, donate, api_port, relay, use_relay } => {
             let opts = StartOptions {
                 listen,
                 bootstrap,
                 donate_bytes: if supplier { donate } else { None },
                 api_port,
                 quiet: false,
+                relays: use_relay,
+                relay_server: relay,
             };
             tokio::runtime::Runtime::new()?.block_on(daemon(home, opts))
         }
@@ -239,9 +247,25 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 s += &format!(
-                    "customer    {} of {} suppliers hired, {} backups (catalog revision {})",
+                    "customer    {} of {} suppliers hired, {} backups (catalog revision {})\n",
                     v["suppliers_hired"], v["suppliers_wanted"], v["backups"], v["catalog_revision"]
                 );
+                let relays: Vec<&str> =
+                    v["relays"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                s += &format!(
+                    "nat         reachability {}; relays in use: {}{}",
+                    v["reachability"].as_str().unwrap_or("unknown"),
+                    if relays.is_empty() { "none".to_string() } else { relays.join(", ") },
+                    if v["relay_server"].as_bool() == Some(true) { "; serving as a relay" } else { "" }
+                );
+                for c in v["connections"].as_array().into_iter().flatten() {
+                    s += &format!(
+                        "\n  {} {:<8} {}",
+                        c["peer_id"].as_str().unwrap_or(""),
+                        if c["relayed"].as_bool() == Some(true) { "relayed" } else { "direct" },
+                        c["address"].as_str().unwrap_or("")
+                    );
+                }
                 s
             });
             Ok(())

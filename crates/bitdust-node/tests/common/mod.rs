@@ -78,8 +78,7 @@ pub async fn start_with(
         listen: vec![listen.into()],
         bootstrap: bootstrap.to_vec(),
         donate_bytes: donate,
-        api_port: None,
-        quiet: false,
+        ..StartOptions::default()
     };
     Node::start(home, opts).await.unwrap()
 }
