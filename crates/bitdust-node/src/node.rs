@@ -221,7 +221,7 @@ impl Node {
         let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
         let status = net.status().await?;
         let me = keys.peer_id();
-        let addrs: Vec<String> = status.listen_addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect();
+        let addrs: Vec<String> = status.listen_addrs.iter().map(|a| with_peer(a, &me)).collect();
         let mut identity = home.identity()?;
         if identity.identity.addresses != addrs {
             identity = identity.with_addresses(&keys, addrs, unix_now());
@@ -503,13 +503,23 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
     }
 }
 
+/// `addr` ending in `/p2p/<me>` (relayed listen addresses already do).
+fn with_peer(addr: &str, me: &PeerId) -> String {
+    let suffix = format!("/p2p/{me}");
+    if addr.ends_with(&suffix) {
+        addr.to_string()
+    } else {
+        format!("{addr}{suffix}")
+    }
+}
+
 /// Keeps the identity's addresses equal to what the swarm listens on (relayed addresses included).
 async fn follow_addresses(node: std::sync::Weak<Node>, publish: bool) {
     let Some(mut rx) = node.upgrade().map(|n| n.net.addresses()) else { return };
     while rx.changed().await.is_ok() {
         let Some(n) = node.upgrade() else { return };
         let me = n.peer_id();
-        let addrs: Vec<String> = rx.borrow_and_update().iter().map(|a| format!("{a}/p2p/{me}")).collect();
+        let addrs: Vec<String> = rx.borrow_and_update().iter().map(|a| with_peer(&a.to_string(), &me)).collect();
         if let Err(e) = n.update_addresses(addrs, publish).await {
             tracing::debug!(error = %format!("{e:#}"), "identity address update not published yet");
         }
