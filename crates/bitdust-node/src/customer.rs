@@ -150,7 +150,17 @@ impl Node {
         let me = self.peer_id();
         let mut taken: HashSet<Vec<u8>> = slots.iter().map(|s| s.peer_id.clone()).collect();
         taken.extend(self.db.get::<Vec<Vec<u8>>>("fired_suppliers")?.unwrap_or_default());
-        let providers = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+        // A young network may not have spread every provider record yet: ask a few times before giving up.
+        let missing = n as usize - slots.len();
+        let mut providers = HashSet::new();
+        for attempt in 0..3 {
+            providers.extend(self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default());
+            let usable = providers.iter().filter(|p| **p != me && !taken.contains(&p.to_bytes())).count();
+            if usable >= missing || attempt == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
         let mut candidates: Vec<PeerId> =
             providers.into_iter().filter(|p| *p != me && !taken.contains(&p.to_bytes())).collect();
         candidates.sort_by_key(|p| p.to_bytes());

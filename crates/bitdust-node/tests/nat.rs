@@ -74,6 +74,19 @@ async fn a_supplier_reachable_only_through_a_relay_serves_backup_and_restore() {
     .await
     .unwrap();
     within("alice announced", alice.wait_announced()).await;
+    within("alice sees both suppliers in the DHT", async {
+        while alice
+            .network()
+            .get_providers(bitdust_core::record::SUPPLIERS_SERVICE_KEY.to_vec())
+            .await
+            .unwrap_or_default()
+            .len()
+            < 2
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
 
     let src = dir.path().join("src");
     make_tree(&src, 13);
