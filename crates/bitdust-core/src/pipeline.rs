@@ -222,18 +222,8 @@ impl BlockDecoder {
         fragment_bytes: &'a [u8],
     ) -> Result<&'a [u8], PipelineError> {
         let err = |source| PipelineError::Fragment { shard_index: position, source };
-        let (header, shard) = fragment::parse(fragment_bytes).map_err(err)?;
-        if header.shard_index as usize != position
-            || header.layout != self.layout
-            || header.block_id != meta.block_id
-            || header.shard_len != meta.shard_len
-        {
-            return Err(err(FragmentError::Malformed("header does not match the catalog")));
-        }
-        if meta.shard_hashes.get(position) != Some(&header.shard_hash) {
-            return Err(err(FragmentError::HashMismatch));
-        }
-        Ok(shard)
+        let position = u16::try_from(position).map_err(|_| err(FragmentError::Malformed("position out of range")))?;
+        crate::rebuild::check_source(self.layout, meta, position, fragment_bytes).map_err(err)
     }
 
     /// Decodes a block from at least `k` fragments given as `(position, fragment bytes)`. Every fragment

@@ -458,7 +458,11 @@ pub fn compare_trees(a: &Path, b: &Path) -> Result<Vec<String>, ArchiveError> {
     Ok(diffs)
 }
 
-fn hash_file(path: &Path) -> Result<blake3::Hash, ArchiveError> {
+/// BLAKE3 of a file's contents.
+///
+/// # Errors
+/// [`ArchiveError::Io`] if it cannot be read.
+pub fn hash_file(path: &Path) -> Result<blake3::Hash, ArchiveError> {
     let mut h = blake3::Hasher::new();
     let mut f = File::open(path).map_err(io_err(path))?;
     io::copy(&mut f, &mut h).map_err(io_err(path))?;

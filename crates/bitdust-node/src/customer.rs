@@ -147,23 +147,8 @@ impl Node {
         if slots.len() >= n as usize {
             return Ok(slots);
         }
-        let me = self.peer_id();
-        let mut taken: HashSet<Vec<u8>> = slots.iter().map(|s| s.peer_id.clone()).collect();
-        taken.extend(self.db.get::<Vec<Vec<u8>>>("fired_suppliers")?.unwrap_or_default());
-        // A young network may not have spread every provider record yet: ask a few times before giving up.
-        let missing = n as usize - slots.len();
-        let mut providers = HashSet::new();
-        for attempt in 0..3 {
-            providers.extend(self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default());
-            let usable = providers.iter().filter(|p| **p != me && !taken.contains(&p.to_bytes())).count();
-            if usable >= missing || attempt == 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        let mut candidates: Vec<PeerId> =
-            providers.into_iter().filter(|p| *p != me && !taken.contains(&p.to_bytes())).collect();
-        candidates.sort_by_key(|p| p.to_bytes());
+        let fired: Vec<Vec<u8>> = self.db.get("fired_suppliers")?.unwrap_or_default();
+        let mut candidates = self.candidates(&fired, n as usize - slots.len()).await?;
         let found = candidates.len();
         let mut errors = Vec::new();
         for position in 0..n {
@@ -173,7 +158,6 @@ impl Node {
             while let Some(peer) = candidates.pop() {
                 match self.hire(peer, position).await {
                     Ok(slot) => {
-                        taken.insert(slot.peer_id.clone());
                         slots.push(slot);
                         break;
                     }
@@ -195,17 +179,32 @@ impl Node {
         Ok(slots)
     }
 
-    /// Hires a supplier for `position` among the DHT's candidates that hold no position of ours, are not in
-    /// `excluded` (fired before) and are not ourselves. The caller holds the customer lock and saves slots.
-    pub(crate) async fn hire_position(&self, position: u16, excluded: &[Vec<u8>]) -> Result<SupplierSlot> {
+    /// Supplier candidates from the DHT, sorted so that `pop` tries them in a fixed order: never ourselves,
+    /// a node already holding one of our positions, or one in `excluded` (fired before). A young network may
+    /// not have spread every provider record yet, so the DHT is asked up to three times until `wanted`
+    /// candidates are known.
+    async fn candidates(&self, excluded: &[Vec<u8>], wanted: usize) -> Result<Vec<PeerId>> {
         let me = self.peer_id();
         let taken: HashSet<Vec<u8>> = self.suppliers()?.iter().map(|s| s.peer_id.clone()).collect();
-        let providers = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
-        let mut candidates: Vec<PeerId> = providers
-            .into_iter()
-            .filter(|p| *p != me && !taken.contains(&p.to_bytes()) && !excluded.contains(&p.to_bytes()))
-            .collect();
+        let usable = |p: &PeerId| *p != me && !taken.contains(&p.to_bytes()) && !excluded.contains(&p.to_bytes());
+        let mut candidates: HashSet<PeerId> = HashSet::new();
+        for attempt in 0..3 {
+            let found = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+            candidates.extend(found.into_iter().filter(|p| usable(p)));
+            if candidates.len() >= wanted || attempt == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        let mut candidates: Vec<PeerId> = candidates.into_iter().collect();
         candidates.sort_by_key(|p| p.to_bytes());
+        Ok(candidates)
+    }
+
+    /// Hires a supplier for `position` among [`Node::candidates`]. The caller holds the customer lock and
+    /// saves the slots.
+    pub(crate) async fn hire_position(&self, position: u16, excluded: &[Vec<u8>]) -> Result<SupplierSlot> {
+        let mut candidates = self.candidates(excluded, 1).await?;
         let found = candidates.len();
         let mut errors = Vec::new();
         while let Some(peer) = candidates.pop() {
@@ -219,11 +218,6 @@ impl Node {
             if errors.is_empty() { "" } else { "; " },
             errors.join("; ")
         )
-    }
-
-    /// Publishes the supplier list record (public for the maintenance actor).
-    pub(crate) async fn publish_suppliers_record(&self, slots: &[SupplierSlot]) {
-        self.publish_suppliers(slots).await
     }
 
     async fn hire(&self, peer: PeerId, position: u16) -> Result<SupplierSlot> {
@@ -251,7 +245,8 @@ impl Node {
         }
     }
 
-    async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
+    /// Publishes the signed supplier list record, so a new device finds our suppliers from the key alone.
+    pub(crate) async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
         let list = SupplierList { suppliers: slots.iter().map(|s| (s.position, s.peer_id.clone())).collect() };
         let payload = postcard::to_stdvec(&list).unwrap_or_default();
         let revision = std::time::SystemTime::now()
@@ -635,23 +630,7 @@ async fn fetch_block(
         let candidates = peers.get(position).cloned().unwrap_or_default();
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
         async move {
-            let r = async {
-                let owner = node.peer_id().to_bytes();
-                let mut errors = Vec::new();
-                for peer in candidates {
-                    match node.net.request(peer, Request::GetFragment { owner: owner.clone(), id }).await {
-                        Ok(Response::Fragment(bytes)) => return Ok::<_, anyhow::Error>(Vec::from(bytes)),
-                        Ok(Response::Error(code, msg)) => errors.push(format!("{code:?} {msg}")),
-                        Ok(other) => errors.push(format!("unexpected {other:?}")),
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                }
-                bail!(
-                    "position {position}: {}",
-                    if errors.is_empty() { "no supplier".into() } else { errors.join("; ") }
-                )
-            }
-            .await;
+            let r = node.fetch_fragment(&candidates, position as u16, id).await;
             (position, r)
         }
     };

@@ -485,19 +485,15 @@ impl Node {
         out
     }
 
-    /// Fetches fragment `position` of `block` of `version`, trying [`Node::peers_for`] in turn.
-    pub(crate) async fn fetch_fragment(
-        &self,
-        version: &Version,
-        vkeys: &VersionKeys,
-        block: usize,
-        position: u16,
-    ) -> Result<Vec<u8>> {
-        let meta = version.blocks.get(block).ok_or_else(|| anyhow!("no block {block}"))?;
-        let id = vkeys.fragment_id(&meta.block_id, position);
+    /// Fetches our fragment `id` (for `position`) from the first of `peers` that has it (see
+    /// [`Node::peers_for`]).
+    ///
+    /// # Errors
+    /// If none of them returns it; the message has each peer's answer.
+    pub(crate) async fn fetch_fragment(&self, peers: &[PeerId], position: u16, id: [u8; 32]) -> Result<Vec<u8>> {
         let mut errors = Vec::new();
-        for peer in self.peers_for(version, position) {
-            match self.net.request(peer, Request::GetFragment { owner: self.peer_id().to_bytes(), id }).await {
+        for peer in peers {
+            match self.net.request(*peer, Request::GetFragment { owner: self.peer_id().to_bytes(), id }).await {
                 Ok(Response::Fragment(bytes)) => return Ok(Vec::from(bytes)),
                 Ok(Response::Error(code, msg)) => errors.push(format!("{code:?}: {msg}")),
                 Ok(other) => errors.push(format!("unexpected {other:?}")),
@@ -570,7 +566,8 @@ impl Node {
             if sources.len() == layout.k as usize {
                 break;
             }
-            match self.fetch_fragment(version, &vkeys, item.block as usize, p).await {
+            let id = vkeys.fragment_id(&meta.block_id, p);
+            match self.fetch_fragment(&self.peers_for(version, p), p, id).await {
                 Ok(bytes) if bitdust_core::rebuild::check_source(layout, meta, p, &bytes).is_ok() => {
                     sources.push((p, bytes))
                 }
@@ -597,8 +594,10 @@ impl Node {
         let mut stored = Vec::new();
         let mut bytes_sent = 0u64;
         let mut errors = Vec::new();
+        let current: HashMap<u16, PeerId> =
+            self.suppliers()?.iter().filter_map(|s| Some((s.position, s.peer().ok()?))).collect();
         for (p, frag) in regenerated {
-            let Some(peer) = self.suppliers()?.into_iter().find(|s| s.position == p).and_then(|s| s.peer().ok()) else {
+            let Some(&peer) = current.get(&p) else {
                 errors.push(format!("no supplier at position {p}"));
                 continue;
             };
@@ -644,7 +643,7 @@ impl Node {
             slots.push(slot);
             slots.sort_by_key(|s| s.position);
             self.db.put("suppliers", &slots)?;
-            self.publish_suppliers_record(&slots).await;
+            self.publish_suppliers(&slots).await;
             peer
         };
         let catalog = self.catalog()?;

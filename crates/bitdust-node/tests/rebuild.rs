@@ -10,7 +10,7 @@ use std::time::Duration;
 use bitdust_core::fragment;
 use bitdust_core::pipeline::VersionKeys;
 use bitdust_node::home::{Config, CustomerConfig};
-use bitdust_node::{Home, Node, Progress, StartOptions};
+use bitdust_node::{Node, Progress, StartOptions};
 use common::*;
 
 async fn healing_customer(net: &Net, name: &str, n: u16) -> Arc<Node> {
@@ -129,21 +129,13 @@ async fn a_short_outage_fires_nobody() {
     let state = |node: &Node| node.automata().into_iter().find(|a| a.name == "supplier_connection/2").map(|a| a.state);
     until("the customer notices", || matches!(state(&alice).as_deref(), Some("suspect" | "offline"))).await;
     // restart on the same address (its database is free once the old node is gone)
-    let restarted = within("restart", async {
-        loop {
-            let opts = StartOptions {
-                listen: vec![listen.clone()],
-                donate_bytes: Some(1 << 30),
-                bootstrap: vec![net.boot_addr.clone()],
-                ..StartOptions::default()
-            };
-            match Node::start(Home::new(home.root()), opts).await {
-                Ok(n) => break n,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    })
-    .await;
+    let opts = StartOptions {
+        listen: vec![listen],
+        donate_bytes: Some(1 << 30),
+        bootstrap: vec![net.boot_addr.clone()],
+        ..StartOptions::default()
+    };
+    let restarted = restart(&home, opts).await;
     until("connected again", || state(&alice).as_deref() == Some("connected")).await;
     // Absence of an event: wait past the firing delay and check nobody was replaced.
     tokio::time::sleep(Duration::from_millis(fast_maintenance().fire_after_ms + 1_000)).await;
@@ -207,20 +199,12 @@ async fn a_customer_restarted_mid_rebuild_resumes_and_finishes() {
     let queued = alice.rebuild_queue().unwrap().len();
     assert!(queued >= 1, "nothing left to resume");
     drop(alice);
-    let alice = within("restart", async {
-        loop {
-            let opts = StartOptions {
-                listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
-                bootstrap: vec![net.boot_addr.clone()],
-                ..StartOptions::default()
-            };
-            match Node::start(Home::new(home.root()), opts).await {
-                Ok(n) => break n,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    })
-    .await;
+    let opts = StartOptions {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap: vec![net.boot_addr.clone()],
+        ..StartOptions::default()
+    };
+    let alice = restart(&home, opts).await;
     until("the rebuild resumes and finishes", || held_fragments(&supplier) == r.blocks && fully_redundant(&alice))
         .await;
     net.supplier_of(&alice, 1).shutdown().await;

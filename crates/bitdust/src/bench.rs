@@ -36,12 +36,6 @@ fn write_random(path: &Path, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-fn hash_file(path: &Path) -> Result<blake3::Hash> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(std::fs::File::open(path)?)?;
-    Ok(h.finalize())
-}
-
 fn peak_rss_bytes(home: &Path) -> Option<u64> {
     let pid = std::fs::read_to_string(home.join("daemon.pid")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).ok()?;
@@ -62,7 +56,7 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
     let src = tmp.path().join("random.bin");
     say(format!("writing {} of random bytes to {}", human_bytes(size), src.display()));
     write_random(&src, size)?;
-    let src_hash = hash_file(&src)?;
+    let src_hash = bitdust_node::archive::hash_file(&src)?;
     let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 1)?;
     let alice_home = net.node("alice").context("alice")?.home.root().to_path_buf();
     let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
@@ -78,7 +72,7 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         let job = alice.post("/restores", json!({ "name": backup["name"], "to": to }))?;
         alice.wait_job(job["job"].as_u64().unwrap_or(0), "restore", json_out)?;
         let secs = t.elapsed().as_secs_f64();
-        let got = hash_file(&to.join("random.bin"))?;
+        let got = bitdust_node::archive::hash_file(&to.join("random.bin"))?;
         anyhow::ensure!(got == src_hash, "restored bytes differ from the original");
         std::fs::remove_dir_all(to)?;
         Ok(secs)

@@ -60,6 +60,20 @@ pub async fn start(
     start_with(dir, name, bootstrap, donate, config, keys, "/ip4/127.0.0.1/tcp/0").await
 }
 
+/// Restarts the node of `home` once the previous instance has released its database (it is dropped
+/// asynchronously after `shutdown`).
+pub async fn restart(home: &Home, opts: StartOptions) -> Arc<Node> {
+    within("restart", async {
+        loop {
+            match Node::start(Home::new(home.root()), opts.clone()).await {
+                Ok(n) => break n,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+}
+
 /// Starts (or restarts) node `name` with a full config and a listen address.
 pub async fn start_with(
     dir: &Path,
