@@ -1,47 +1,113 @@
 #!/usr/bin/env bash
-# Lab test (root, iproute2, nftables): a customer behind an endpoint-independent NAT backs up to two
-# suppliers, one behind another endpoint-independent NAT and one behind a symmetric NAT, through the relay
-# on the public bootstrap node, and restores byte for byte. Tears the lab down on exit, also after a failure.
-# usage: lab/test-nat.sh [path/to/bitdust]
+# The NAT lab's tests (root; iproute2, nftables, iptables). One lab (lab/nat-lab.sh), five daemons:
+#   pub   public, bootstrap node and relay          pub2  public, a second relay
+#   h1    customer behind an endpoint-independent NAT
+#   h2    supplier behind another endpoint-independent NAT
+#   h3    supplier behind a symmetric NAT
+# Checks, in order:
+#   1. the customer backs up to both suppliers and restores byte for byte;
+#   2. h1-h2 becomes a direct connection (hole punching, DCUtR); h1-h3 stays relayed;
+#   3. h2's internet link is cut for CUT_SECS mid-upload and restored: the backup completes, restores exactly,
+#      and no half-written fragment is left on the supplier;
+#   4. 5% loss both ways and 100 ms latency on the customer's link: backup and restore complete;
+#   5. the relay in use is stopped: every private node moves to pub2, and backup/restore work again.
+#   6. no packet leaves the lab: no lab interface in the machine's namespace, no route out of a lab host.
+# Prints the timings of each transfer. Tears the lab down on exit, also after a failure.
+# usage: lab/test-nat.sh [DIR WITH bitdust AND lab-delay]
+# env: LAB_MIB (default 8), LOSSY_MIB (default 2: the size sent under loss and latency), CUT_SECS (default 8),
+#      KEEP_LOGS (keep the daemons' logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=$(realpath "${1:-target/debug/bitdust}")
+BIN=$(realpath "${1:-target/debug}")
+B=$BIN/bitdust
 L=$(realpath lab/nat-lab.sh)
+MIB=${LAB_MIB:-8}
 W=$(mktemp -d /tmp/bitdust-nat-lab.XXXXXX)
-cleanup() {
-    for h in pub h1 h2 h3; do [ -f "$W/$h/daemon.pid" ] && kill "$(cat "$W/$h/daemon.pid")" 2>/dev/null || true; done
-    sleep 0.5
-    "$L" down
-    rm -rf "$W"
-}
-trap cleanup EXIT
+source lab/common.sh
+trap stop_all EXIT
 "$L" up
-wait_for() { # wait_for SECONDS CMD...: retries CMD until it succeeds
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || { echo "timed out: $*" >&2; return 1; }
-        sleep 0.2
-    done
+step() { echo "--- $*"; }
+
+start_public pub 198.51.100.10 --relay
+PUB=$(json pub "[a for a in s['listen_addrs'] if '/tcp/' in a][0]")
+PUBQ=$(json pub "[a for a in s['listen_addrs'] if '/quic-v1' in a][0]")
+PUB_ID=$(json pub "s['peer_id']")
+start_public pub2 198.51.100.11 --bootstrap "$PUB" --relay
+wait_for 30 check pub2 "s['announced']"
+PUB2_ID=$(json pub2 "s['peer_id']")
+bd h1 init --nickname lab-h1 >/dev/null
+sed -i 's/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 4294967296/' "$W/h1/config.toml"
+for h in h2 h3; do start_private "$h" --supplier --donate 10G; done
+start_private h1
+for h in h1 h2 h3; do wait_for 60 check "$h" "s['relays'] and s['announced']"; done
+H2_ID=$(json h2 "s['peer_id']")
+H3_ID=$(json h3 "s['peer_id']")
+head -c $((MIB << 20)) /dev/urandom >"$W/data.bin"
+head -c $((96 << 20)) /dev/urandom >"$W/big.bin"
+backup_restore() { # backup_restore LABEL: backs up data.bin, restores it, compares
+    rm -rf "$W/out"
+    timed "$1: backup $MIB MiB" bd h1 backup "$W/data.bin"
+    timed "$1: restore $MIB MiB" bd h1 restore data.bin --to "$W/out"
+    cmp "$W/data.bin" "$W/out/data.bin"
 }
-for h in pub h1 h2 h3; do "$B" --home "$W/$h" init --nickname "lab-$h" >/dev/null; done
-sed -i 's/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 1073741824/' "$W/h1/config.toml"
-"$L" exec bd-pub "$B" --home "$W/pub" daemon --listen /ip4/198.51.100.10/tcp/4001 \
-    --listen /ip4/198.51.100.10/udp/4001/quic-v1 --relay >"$W/pub.log" 2>&1 &
-wait_for 30 "$L" exec bd-pub "$B" --home "$W/pub" status
-PUB=$("$L" exec bd-pub "$B" --home "$W/pub" --json status |
-    python3 -c "import json,sys; print([a for a in json.load(sys.stdin)['listen_addrs'] if '/tcp/' in a][0])")
-for h in h2 h3; do
-    "$L" exec "bd-$h" "$B" --home "$W/$h" daemon --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1 \
-        --bootstrap "$PUB" --use-relay "$PUB" --supplier --donate 10G >"$W/$h.log" 2>&1 &
+
+step "1. customer behind NAT, suppliers behind other NATs"
+backup_restore "across NATs"
+
+step "2. hole punching: direct between EIM NATs, relayed with the symmetric NAT"
+wait_for 30 check h1 "any(c['peer_id'] == '$H2_ID' and not c['relayed'] for c in s['connections'])"
+assert h1 "any(c['peer_id'] == '$H3_ID' for c in s['connections'])"
+assert h1 "not any(c['peer_id'] == '$H3_ID' and not c['relayed'] for c in s['connections'])"
+bd h1 status | sed -n '/^nat/,$p'
+
+step "3. 96 MiB backup, h2's link cut for ${CUT_SECS:-8} s mid-upload"
+used() { du -sb "$W/h2/store/fragments" 2>/dev/null | cut -f1; }
+before=$(used)
+bd h1 backup "$W/big.bin" >"$W/cut-backup.log" 2>&1 &
+backup=$!
+grew() { [ "$(used)" -gt "$before" ]; }
+wait_for 60 grew
+"$L" cut bd-r2
+t0=$SECONDS
+sleep "${CUT_SECS:-8}" # the outage itself (the one fixed wait in this script)
+"$L" restore bd-r2
+wait "$backup" || { cat "$W/cut-backup.log"; exit 1; }
+echo "backup survived the cut ($((SECONDS - t0)) s from cut to completion): $(tail -1 "$W/cut-backup.log")"
+if find "$W/h2/store" -name '.*.tmp-*' | grep -q .; then echo "half-written fragment left" >&2; exit 1; fi
+rm -rf "$W/out"
+bd h1 restore big.bin --to "$W/out" >/dev/null
+cmp "$W/big.bin" "$W/out/big.bin"
+
+step "4. 5% loss and 100 ms latency on the customer's link"
+"$L" loss bd-r1 5
+"$L" delay bd-r1 100 "$BIN/lab-delay"
+MIB=${LOSSY_MIB:-2}
+head -c $((MIB << 20)) /dev/urandom >"$W/data.bin"
+backup_restore "5% loss + 100 ms"
+"$L" restore bd-r1
+
+step "5. the relay in use stops: nodes move to the other relay"
+kill "$(cat "$W/pub/daemon.pid")"
+for h in h1 h2 h3; do wait_for 90 check "$h" "s['relays'] == ['$PUB2_ID']"; done
+assert h1 "'$PUB_ID' not in s['relays']"
+backup_restore "through the second relay"
+bd h1 automata | grep relay_connection
+
+step "6. nothing leaves the lab"
+# The lab's namespaces have no link to this machine's own network: the root namespace has none of the lab's
+# interfaces, and a lab host has no route to anything outside the lab's addresses.
+if ip -o link show | grep -E ': (br0|pub2?|r[1-5])[@:]' ; then echo "a lab interface is in the root namespace" >&2; exit 1; fi
+for ns in bd-h1 bd-r1 bd-pub; do
+    "$L" exec "$ns" python3 -c "
+import socket, sys
+for dst in ['192.0.2.1', '8.8.8.8', '10.0.2.2']:
+    try:
+        socket.create_connection((dst, 80), timeout=2)
+    except OSError as e:
+        if 'unreachable' not in str(e).lower() and not isinstance(e, TimeoutError): sys.exit(f'{dst}: {e}')
+    else:
+        sys.exit(f'$ns reached {dst} outside the lab')
+"
 done
-"$L" exec bd-h1 "$B" --home "$W/h1" daemon --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1 \
-    --bootstrap "$PUB" --use-relay "$PUB" >"$W/h1.log" 2>&1 &
-relayed() { "$L" exec "bd-$1" "$B" --home "$W/$1" --json status | python3 -c "
-import json,sys; s=json.load(sys.stdin); sys.exit(0 if s['relays'] and s['announced'] else 1)"; }
-for h in h1 h2 h3; do wait_for 60 relayed "$h"; done
-head -c 20000000 /dev/urandom >"$W/data.bin"
-"$L" exec bd-h1 "$B" --home "$W/h1" backup "$W/data.bin"
-"$L" exec bd-h1 "$B" --home "$W/h1" restore data.bin --to "$W/out"
-cmp "$W/data.bin" "$W/out/data.bin"
-"$L" exec bd-h1 "$B" --home "$W/h1" status | sed -n '/^nat/,$p'
-echo "nat lab: backup and restore across NATs through the relay: OK"
+
+echo "nat lab: all checks passed"

@@ -21,6 +21,7 @@ use std::time::Duration;
 use bitdust_core::record::{self, RecordKind, SignedRecord};
 use bitdust_core::wire::{Request, Response, STORAGE_PROTOCOL};
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -43,6 +44,9 @@ const INBOUND_CAPACITY: usize = 256;
 /// Request timeout: a 4 MiB fragment on a slow link plus the supplier's fsync.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Connections idle this long are closed.
+/// A record lookup ends once this many valid copies were found (the newest revision among them wins), or when
+/// the query ends.
+const GET_COPIES: usize = 4;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors of network operations.
@@ -51,7 +55,15 @@ pub enum NetError {
     /// The swarm task has stopped.
     #[error("network stopped")]
     Stopped,
-    /// A request failed (dial failure, timeout, connection closed, protocol unsupported).
+    /// No known address of the peer could be dialed (its addresses may have changed: look them up again).
+    #[error("cannot reach {peer}: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A request failed (timeout, connection closed, protocol unsupported).
     #[error("request to {peer} failed: {reason}")]
     Request {
         /// The peer.
@@ -178,7 +190,7 @@ struct Behaviour {
 enum Command {
     Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, NetError>> },
     Respond { channel: ResponseChannel<Response>, response: Response },
-    AddAddress { peer: PeerId, addr: Multiaddr },
+    SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
     PutRecord { record: SignedRecord, reply: oneshot::Sender<Result<(), NetError>> },
     GetRecord { kind: RecordKind, publisher: PeerId, reply: oneshot::Sender<Result<SignedRecord, NetError>> },
     StartProviding { key: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
@@ -196,6 +208,7 @@ pub struct Network {
     local_peer_id: PeerId,
     addresses: tokio::sync::watch::Receiver<Vec<Multiaddr>>,
     reachability: tokio::sync::watch::Receiver<String>,
+    relays: tokio::sync::watch::Receiver<Vec<PeerId>>,
 }
 
 impl Network {
@@ -235,7 +248,11 @@ impl Network {
                         .with_request_timeout(REQUEST_TIMEOUT)
                         .with_max_concurrent_streams(128),
                 );
-                let identify = identify::Behaviour::new(identify::Config::new("/bitdust/id/1".into(), key.public()));
+                // No address cache in identify: a peer's listen addresses go through `advertised` into Kademlia instead (the
+                // cache would dial them unfiltered, loopback included).
+                let identify = identify::Behaviour::new(
+                    identify::Config::new("/bitdust/id/1".into(), key.public()).with_cache_size(0),
+                );
                 let relay_server = relay_limits.map(|l| {
                     relay::Behaviour::new(
                         peer,
@@ -320,6 +337,7 @@ impl Network {
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
         let (addresses_tx, addresses) = tokio::sync::watch::channel(listening);
         let (reachability_tx, reachability) = tokio::sync::watch::channel("unknown".to_string());
+        let (relays_tx, relays) = tokio::sync::watch::channel(Vec::new());
         let driver = Driver {
             swarm,
             inbound: inbound_tx,
@@ -327,12 +345,14 @@ impl Network {
             queries: HashMap::new(),
             connections: HashMap::new(),
             relays: HashSet::new(),
+            relays_watch: relays_tx,
+            relay_listeners: HashMap::new(),
             pending_relays,
             addresses: addresses_tx,
             reachability: reachability_tx,
         };
         tokio::spawn(driver.run(command_rx));
-        Ok((Self { commands, local_peer_id, addresses, reachability }, inbound_rx))
+        Ok((Self { commands, local_peer_id, addresses, reachability, relays }, inbound_rx))
     }
 
     /// Our peer id.
@@ -362,12 +382,13 @@ impl Network {
         self.commands.send(Command::Respond { channel, response }).await.map_err(|_| NetError::Stopped)
     }
 
-    /// Tells the swarm an address of `peer` (from its verified identity).
+    /// Replaces the addresses the swarm dials `peer` at (from its verified identity): stale ones, such as a
+    /// circuit through a relay that has gone, are forgotten.
     ///
     /// # Errors
     /// [`NetError::Stopped`].
-    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
-        self.commands.send(Command::AddAddress { peer, addr }).await.map_err(|_| NetError::Stopped)
+    pub async fn set_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+        self.commands.send(Command::SetAddresses { peer, addrs }).await.map_err(|_| NetError::Stopped)
     }
 
     /// Publishes a signed record to the DHT (and the local store).
@@ -436,6 +457,11 @@ impl Network {
         self.reachability.clone()
     }
 
+    /// The relays holding a reservation for us (sorted); changes (accepted, lost) are signalled.
+    pub fn relays(&self) -> tokio::sync::watch::Receiver<Vec<PeerId>> {
+        self.relays.clone()
+    }
+
     /// Stops the swarm task.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
@@ -452,9 +478,18 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 
 enum Query {
     Put(oneshot::Sender<Result<(), NetError>>),
-    Get { key: Vec<u8>, best: Option<SignedRecord>, reply: oneshot::Sender<Result<SignedRecord, NetError>> },
+    Get {
+        key: Vec<u8>,
+        best: Option<SignedRecord>,
+        /// Valid copies seen so far.
+        copies: usize,
+        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
+    },
     Provide(oneshot::Sender<Result<(), NetError>>),
-    Providers { found: HashSet<PeerId>, reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>> },
+    Providers {
+        found: HashSet<PeerId>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    },
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
 }
 
@@ -463,12 +498,42 @@ struct Driver {
     inbound: mpsc::Sender<Inbound>,
     requests: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
     queries: HashMap<kad::QueryId, Query>,
-    connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
+    /// Open connections: peer, remote address (for an inbound relayed one, the relayed listen address), relayed.
+    connections: HashMap<ConnectionId, (PeerId, Multiaddr, bool)>,
     relays: HashSet<PeerId>,
+    relays_watch: tokio::sync::watch::Sender<Vec<PeerId>>,
+    /// The listener through each relay.
+    relay_listeners: HashMap<PeerId, ListenerId>,
     /// Relays to listen through once connected and identified.
     pending_relays: HashMap<PeerId, Multiaddr>,
     addresses: tokio::sync::watch::Sender<Vec<Multiaddr>>,
     reachability: tokio::sync::watch::Sender<String>,
+}
+
+/// The addresses worth giving to other peers: without loopback ones when there is anything else (a node that
+/// listens on all interfaces also listens on 127.0.0.1, and a remote peer dialing that reaches itself, which
+/// makes libp2p abandon the whole dial with "unexpected peer id"). Nodes that have only loopback addresses (a
+/// devnet on one machine) keep them. Unspecified addresses (0.0.0.0, ::) are never dialable.
+pub fn advertised(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    let loopback = |a: &Multiaddr| {
+        a.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        })
+    };
+    let unspecified = |a: &Multiaddr| {
+        a.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_unspecified(),
+            Protocol::Ip6(ip) => ip.is_unspecified(),
+            _ => false,
+        })
+    };
+    let usable: Vec<Multiaddr> = addrs.iter().filter(|a| !unspecified(a)).cloned().collect();
+    if usable.iter().all(&loopback) {
+        return usable;
+    }
+    usable.into_iter().filter(|a| !loopback(a)).collect()
 }
 
 /// Whether an address goes through a relay.
@@ -502,9 +567,14 @@ impl Driver {
             Command::Respond { channel, response } => {
                 let _ = b.storage.send_response(channel, response);
             }
-            Command::AddAddress { peer, addr } => {
-                b.kad.add_address(&peer, addr.clone());
-                self.swarm.add_peer_address(peer, addr);
+            Command::SetAddresses { peer, addrs } => {
+                if !addrs.is_empty() {
+                    b.kad.remove_peer(&peer);
+                }
+                for addr in addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.swarm.add_peer_address(peer, addr);
+                }
             }
             Command::PutRecord { record, reply } => {
                 let key = match record.key() {
@@ -527,7 +597,7 @@ impl Driver {
             Command::GetRecord { kind, publisher, reply } => {
                 let key = record::record_key(kind, &publisher);
                 let id = b.kad.get_record(kad::RecordKey::new(&key));
-                self.queries.insert(id, Query::Get { key, best: None, reply });
+                self.queries.insert(id, Query::Get { key, best: None, copies: 0, reply });
             }
             Command::StartProviding { key, reply } => match b.kad.start_providing(kad::RecordKey::new(&key)) {
                 Ok(id) => {
@@ -561,16 +631,17 @@ impl Driver {
                     connections: self
                         .connections
                         .values()
-                        .map(|(p, a)| ConnectionInfo {
+                        .map(|(p, a, relayed)| ConnectionInfo {
                             peer_id: p.to_string(),
                             address: a.to_string(),
-                            relayed: is_relayed(a),
+                            relayed: *relayed,
                         })
                         .collect(),
                 });
             }
             Command::UseRelay { addr } => {
-                if let Some(relay) = peer_of(&addr) {
+                // A listener through this relay is already there: its reservation is held or on its way.
+                if let Some(relay) = peer_of(&addr).filter(|p| !self.relay_listeners.contains_key(p)) {
                     self.swarm.behaviour_mut().kad.add_address(&relay, addr.clone());
                     if self.swarm.is_connected(&relay) {
                         self.listen_via(addr);
@@ -585,9 +656,31 @@ impl Driver {
     }
 
     fn listen_via(&mut self, relay: Multiaddr) {
-        if let Err(e) = self.swarm.listen_on(relay.clone().with(Protocol::P2pCircuit)) {
-            tracing::warn!(%relay, error = %e, "cannot listen through relay");
+        match self.swarm.listen_on(relay.clone().with(Protocol::P2pCircuit)) {
+            Ok(id) => {
+                if let Some(old) = peer_of(&relay).and_then(|p| self.relay_listeners.insert(p, id)) {
+                    self.swarm.remove_listener(old);
+                }
+            }
+            Err(e) => tracing::warn!(%relay, error = %e, "cannot listen through relay"),
         }
+    }
+
+    /// Forgets a relay whose reservation is gone, and the listener through it.
+    fn relay_lost(&mut self, relay: PeerId) {
+        if let Some(id) = self.relay_listeners.remove(&relay) {
+            self.swarm.remove_listener(id);
+        }
+        if self.relays.remove(&relay) {
+            tracing::info!(%relay, "relay reservation lost");
+            self.publish_relays();
+        }
+    }
+
+    fn publish_relays(&self) {
+        let mut relays: Vec<PeerId> = self.relays.iter().copied().collect();
+        relays.sort();
+        self.relays_watch.send_replace(relays);
     }
 
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -603,16 +696,42 @@ impl Driver {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
                 if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) =>
             {
-                for addr in info.listen_addrs.into_iter().take(16) {
+                for addr in advertised(&info.listen_addrs).into_iter().take(16) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
-                self.connections.insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
+                // An inbound circuit's remote address is only `/p2p/<peer>`: it is relayed if our listen address is.
+                let relayed = endpoint.is_relayed();
+                let addr = match &endpoint {
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } if relayed => local_addr.clone(),
+                    e => e.get_remote_address().clone(),
+                };
+                self.connections.insert(connection_id, (peer_id, addr, relayed));
             }
-            SwarmEvent::ConnectionClosed { connection_id, .. } => {
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::ConnectionClosed { connection_id, peer_id, num_established, .. } => {
                 self.connections.remove(&connection_id);
+                if num_established == 0
+                    && (self.relays.contains(&peer_id) || self.relay_listeners.contains_key(&peer_id))
+                {
+                    self.relay_lost(peer_id);
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. }
+                if self.relay_listeners.values().any(|id| *id == listener_id) =>
+            {
+                tracing::info!(?reason, "listener through relay closed");
+                let relays: Vec<PeerId> =
+                    self.relay_listeners.iter().filter(|(_, id)| **id == listener_id).map(|(p, _)| *p).collect();
+                for relay in relays {
+                    self.relay_lost(relay);
+                }
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                self.addresses.send_replace(addrs);
             }
             SwarmEvent::NewListenAddr { address, .. }
                 if self.swarm.behaviour().relay_server.is_enabled() && !is_relayed(&address) =>
@@ -634,7 +753,9 @@ impl Driver {
                 ..
             })) => {
                 tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
-                self.relays.insert(relay_peer_id);
+                if self.relays.insert(relay_peer_id) {
+                    self.publish_relays();
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. })) => {
                 let r = match new {
@@ -644,6 +765,13 @@ impl Driver {
                 };
                 tracing::info!(reachability = r, "AutoNAT");
                 self.reachability.send_replace(r.to_string());
+            }
+            // A relay that stops answering pings is gone (libp2p keeps a connection open after ping failures).
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(e) }))
+                if self.relays.contains(&peer) =>
+            {
+                tracing::info!(relay = %peer, error = %e, "relay stopped answering pings");
+                self.swarm.close_connection(connection);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => {
                 tracing::info!(peer = %e.remote_peer_id, result = ?e.result.as_ref().map(|_| ()), "hole punching");
@@ -672,7 +800,11 @@ impl Driver {
             },
             request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
                 if let Some((_, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request { peer, reason: error.to_string() }));
+                    let reason = error.to_string();
+                    let _ = reply.send(Err(match error {
+                        request_response::OutboundFailure::DialFailure => NetError::Unreachable { peer, reason },
+                        _ => NetError::Request { peer, reason },
+                    }));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -726,11 +858,23 @@ impl Driver {
         };
         let mut done = last;
         match (&mut query, result) {
-            (Query::Get { key, best, .. }, kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found)))) => {
+            (
+                Query::Get { key, best, copies, .. },
+                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))),
+            ) => {
                 match SignedRecord::decode_verified(key, &found.record.value) {
                     Ok((r, _)) => {
                         if best.as_ref().is_none_or(|b| r.revision > b.revision) {
                             *best = Some(r);
+                        }
+                        // Enough copies to pick the newest: do not wait for the slowest peers (a dead peer
+                        // costs a whole dial timeout).
+                        *copies += 1;
+                        if *copies >= GET_COPIES {
+                            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                                q.finish();
+                            }
+                            done = true;
                         }
                     }
                     Err(e) => tracing::info!(error = %e, "ignored invalid DHT record"),
@@ -783,5 +927,29 @@ impl Driver {
                 let _ = reply.send(Err(NetError::Dht { what: "query", reason: "ended without result".into() }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<Multiaddr> {
+        list.iter().map(|a| a.parse().expect("test address")).collect()
+    }
+
+    #[test]
+    fn loopback_is_advertised_only_when_there_is_nothing_else() {
+        let all = addrs(&[
+            "/ip4/127.0.0.1/udp/4001/quic-v1",
+            "/ip4/10.1.0.10/tcp/4001",
+            "/ip6/::1/tcp/4001",
+            "/ip4/198.51.100.10/tcp/4001/p2p/12D3KooWEx9UhvHT9RhTPppGKfySRibbLGTrfTytDom5rLhJxVUs/p2p-circuit",
+            "/ip4/0.0.0.0/tcp/4001",
+        ]);
+        assert_eq!(advertised(&all), vec![all[1].clone(), all[3].clone()]);
+        let devnet = addrs(&["/ip4/127.0.0.1/tcp/4001", "/ip4/0.0.0.0/tcp/4002"]);
+        assert_eq!(advertised(&devnet), vec![devnet[0].clone()]);
+        assert!(advertised(&[]).is_empty());
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitdust_core::catalog::{Backup, Catalog, SealedCatalog, Version, CATALOG_FORMAT};
@@ -31,7 +31,10 @@ use crate::home::unix_now;
 use crate::node::{Node, Progress};
 
 /// Attempts per fragment upload before the backup fails.
-const UPLOAD_ATTEMPTS: usize = 3;
+const UPLOAD_ATTEMPTS: usize = 6;
+/// Pause before the second attempt to store a fragment; doubled before each later one (1 + 2 + 4 + 8 + 16 s in
+/// all: time for a supplier that moved to another relay to publish its new address).
+const UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
 /// Contract length: one year; renewal comes with the rebuild work.
 const CONTRACT_SECS: u64 = 365 * 24 * 3600;
 
@@ -194,7 +197,7 @@ impl Node {
             if candidates.len() >= wanted || attempt == 2 {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let mut candidates: Vec<PeerId> = candidates.into_iter().collect();
         candidates.sort_by_key(|p| p.to_bytes());
@@ -232,7 +235,7 @@ impl Node {
             nonce: rand::random(),
         };
         let proposed = SignedContract::propose(&self.keys, contract.clone());
-        match self.net.request(peer, Request::Contract(proposed)).await? {
+        match self.request(peer, Request::Contract(proposed)).await? {
             Response::ContractAccepted(signed) => {
                 let (_, supplier) = signed.verify().context("supplier's contract signature")?;
                 if signed.contract != contract || supplier != peer || signed.supplier_signature.is_none() {
@@ -403,7 +406,7 @@ impl Node {
         let mut ok = 0;
         let mut errors = Vec::new();
         let results =
-            futures::future::join_all(peers.iter().map(|p| self.net.request(*p, Request::PutCatalog(sealed.clone()))))
+            futures::future::join_all(peers.iter().map(|p| self.request(*p, Request::PutCatalog(sealed.clone()))))
                 .await;
         for (p, r) in peers.iter().zip(results) {
             match r {
@@ -539,18 +542,17 @@ impl Node {
         let list: SupplierList = postcard::from_bytes(&rec.payload).context("supplier list record")?;
         let mut best: Option<Catalog> = None;
         let mut errors = Vec::new();
-        for (_, peer_bytes) in &list.suppliers {
-            let Ok(peer) = PeerId::from_bytes(peer_bytes) else {
-                continue;
-            };
-            let r = async {
-                self.lookup_identity(peer).await?;
-                match self.net.request(peer, Request::GetCatalog { owner: me.to_bytes() }).await? {
-                    Response::Catalog(bytes) => Ok(SealedCatalog::decode(&bytes)?.open(&self.keys)?),
-                    other => bail!("{other:?}"),
-                }
+        // All suppliers at once: one that is down costs a dial timeout, not one per supplier before it.
+        let peers: Vec<PeerId> = list.suppliers.iter().filter_map(|(_, p)| PeerId::from_bytes(p).ok()).collect();
+        let answers = futures::future::join_all(peers.iter().map(|&peer| async move {
+            self.lookup_identity(peer).await?;
+            match self.request(peer, Request::GetCatalog { owner: me.to_bytes() }).await? {
+                Response::Catalog(bytes) => Ok(SealedCatalog::decode(&bytes)?.open(&self.keys)?),
+                other => bail!("{other:?}"),
             }
-            .await;
+        }))
+        .await;
+        for (peer, r) in peers.iter().zip(answers) {
             match r {
                 Ok(c) => {
                     if best.as_ref().is_none_or(|b| c.revision > b.revision) {
@@ -587,8 +589,11 @@ async fn upload_block(
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
         async move {
             let mut last = String::new();
-            for _attempt in 1..=UPLOAD_ATTEMPTS {
-                match node.net.request(peer, Request::PutFragment { id, data: data.clone() }).await {
+            for attempt in 1..=UPLOAD_ATTEMPTS {
+                if attempt > 1 {
+                    tokio::time::sleep(UPLOAD_BACKOFF * 2u32.pow(attempt as u32 - 2)).await;
+                }
+                match node.request(peer, Request::PutFragment { id, data: data.clone() }).await {
                     Ok(Response::Stored) => return Ok(()),
                     Ok(Response::Error(code, msg)) => {
                         last = format!("{code:?}: {msg}");

@@ -11,6 +11,7 @@ pub mod customer;
 pub mod home;
 pub mod maintenance;
 pub mod node;
+mod relay;
 
 pub use customer::{BackupReport, RestoreReport, SupplierSlot};
 pub use home::{Config, Home};

@@ -57,7 +57,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    fn set(&self, info: AutomatonInfo) {
+    pub(crate) fn set(&self, info: AutomatonInfo) {
         if let Ok(mut m) = self.inner.lock() {
             m.insert(info.name.clone(), info);
         }
@@ -121,7 +121,7 @@ pub enum AuditOutcome {
     Nothing,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -260,7 +260,7 @@ pub(crate) async fn run(node: Weak<Node>, mut commands: mpsc::Receiver<Command>)
                         let limit = Duration::from_millis(cfg.heartbeat_ms.clamp(1_000, 10_000));
                         tokio::spawn(async move {
                             let beat =
-                                || async { tokio::time::timeout(limit, n.net.request(peer, Request::Heartbeat)).await };
+                                || async { tokio::time::timeout(limit, n.probe(peer, Request::Heartbeat)).await };
                             let mut r = beat().await;
                             if !matches!(r, Ok(Ok(_))) {
                                 // it may have restarted elsewhere: read its identity again, then retry once
@@ -493,7 +493,7 @@ impl Node {
     pub(crate) async fn fetch_fragment(&self, peers: &[PeerId], position: u16, id: [u8; 32]) -> Result<Vec<u8>> {
         let mut errors = Vec::new();
         for peer in peers {
-            match self.net.request(*peer, Request::GetFragment { owner: self.peer_id().to_bytes(), id }).await {
+            match self.request(*peer, Request::GetFragment { owner: self.peer_id().to_bytes(), id }).await {
                 Ok(Response::Fragment(bytes)) => return Ok(Vec::from(bytes)),
                 Ok(Response::Error(code, msg)) => errors.push(format!("{code:?}: {msg}")),
                 Ok(other) => errors.push(format!("unexpected {other:?}")),
@@ -603,7 +603,7 @@ impl Node {
             };
             let id = vkeys.fragment_id(&meta.block_id, p);
             let len = frag.len() as u64;
-            match self.net.request(peer, Request::PutFragment { id, data: frag.into() }).await {
+            match self.request(peer, Request::PutFragment { id, data: frag.into() }).await {
                 Ok(Response::Stored) => {
                     stored.push(p);
                     bytes_sent += len;
@@ -657,7 +657,7 @@ impl Node {
         self.enqueue_rebuild(items)?;
         let sealed = SealedCatalog::seal(&self.keys, &catalog).encode();
         if catalog.revision > 0 {
-            let _ = self.net.request(new, Request::PutCatalog(sealed)).await;
+            let _ = self.request(new, Request::PutCatalog(sealed)).await;
         }
         Ok(new)
     }
@@ -690,7 +690,7 @@ impl Node {
         let id = vkeys.fragment_id(&meta.block_id, position);
         let (start, len) = bitdust_core::audit::challenge(rand::random(), meta.shard_len);
         let request = Request::Audit { owner: self.peer_id().to_bytes(), id, start, len };
-        let outcome = match self.net.request(peer, request).await {
+        let outcome = match self.request(peer, request).await {
             Ok(Response::AuditProof(slice)) => match meta.shard_hashes.get(position as usize) {
                 Some(hash) => match bitdust_core::audit::verify(hash, start, len, &slice) {
                     Ok(()) => AuditOutcome::Passed,
@@ -718,7 +718,7 @@ impl Node {
         let mut held: HashSet<[u8; 32]> = HashSet::new();
         let mut after = None;
         loop {
-            match self.net.request(peer, Request::ListFragments { after, limit: MAX_LIST }).await? {
+            match self.request(peer, Request::ListFragments { after, limit: MAX_LIST }).await? {
                 Response::FragmentList(ids) => {
                     let last = ids.last().copied();
                     let n = ids.len();

@@ -1,6 +1,6 @@
 //! A running node: the network, the supplier service, the customer service and the jobs the API watches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,9 @@ const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
 const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 /// Most inbound requests handled at once (bounds memory: each may hold a 4 MiB fragment).
 const INBOUND_CONCURRENCY: usize = 32;
+
+/// How long a peer found unreachable is not dialed again by [`Node::request`].
+pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
 
 /// Overrides given on the command line to `bitdust daemon`.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +169,10 @@ pub struct Node {
     pub(crate) registry: crate::maintenance::Registry,
     /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
     pub(crate) down_positions: Mutex<Vec<u16>>,
+    /// The addresses each peer's identity gave at its last lookup (to tell a peer that moved from one that is down).
+    looked_up: Mutex<HashMap<PeerId, Vec<String>>>,
+    /// Peers found unreachable (after a fresh lookup), and when: not dialed again for [`UNREACHABLE_FOR`].
+    unreachable: Mutex<HashMap<PeerId, std::time::Instant>>,
     /// Inbox of the maintenance actor.
     pub(crate) maintenance: tokio::sync::mpsc::Sender<crate::maintenance::Command>,
 }
@@ -221,7 +228,9 @@ impl Node {
         let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
         let status = net.status().await?;
         let me = keys.peer_id();
-        let addrs: Vec<String> = status.listen_addrs.iter().map(|a| with_peer(a, &me)).collect();
+        let listening: Vec<Multiaddr> = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let addrs: Vec<String> =
+            bitdust_net::advertised(&listening).iter().map(|a| with_peer(&a.to_string(), &me)).collect();
         let mut identity = home.identity()?;
         if identity.identity.addresses != addrs {
             identity = identity.with_addresses(&keys, addrs, unix_now());
@@ -243,13 +252,15 @@ impl Node {
             queue_lock: Mutex::new(()),
             registry: crate::maintenance::Registry::default(),
             down_positions: Mutex::new(Vec::new()),
+            looked_up: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
             maintenance: maintenance_tx,
         });
         tokio::spawn(serve_inbound(node.clone(), inbound));
         tokio::spawn(announce_loop(Arc::downgrade(&node), !options.quiet));
         tokio::spawn(crate::maintenance::run(Arc::downgrade(&node), maintenance_rx));
         tokio::spawn(follow_addresses(Arc::downgrade(&node), !options.quiet));
-        tokio::spawn(find_relays(Arc::downgrade(&node)));
+        tokio::spawn(crate::relay::run(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -453,8 +464,61 @@ impl Node {
             let rec =
                 SignedRecord::sign(&self.keys, RecordKind::Identity, next.identity.revision, unix_now(), next.encode());
             self.net.put_record(rec).await?;
+            tracing::info!(revision = next.identity.revision, addresses = ?next.identity.addresses, "identity published");
         }
         Ok(())
+    }
+
+    /// Sends a storage request to `peer`. If no known address of `peer` answers, looks its signed identity up
+    /// in the DHT and, if it gives other addresses than last time (the peer moved, or now listens through another
+    /// relay), tries once more; a peer that is simply down is not dialed twice.
+    ///
+    /// # Errors
+    /// The network's error for the last attempt.
+    /// A peer that stays unreachable after that is not dialed again for [`UNREACHABLE_FOR`] (a dead peer costs
+    /// a dial timeout; a restore would otherwise pay it for every block).
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, bitdust_net::NetError> {
+        self.request_with(peer, request, true).await
+    }
+
+    /// [`Node::request`] that dials even a peer found unreachable a moment ago: heartbeats, which decide when a
+    /// supplier is back.
+    ///
+    /// # Errors
+    /// The network's error for the last attempt.
+    pub async fn probe(&self, peer: PeerId, request: Request) -> Result<Response, bitdust_net::NetError> {
+        self.request_with(peer, request, false).await
+    }
+
+    async fn request_with(
+        &self,
+        peer: PeerId,
+        request: Request,
+        skip_if_down: bool,
+    ) -> Result<Response, bitdust_net::NetError> {
+        let recently_down = self.unreachable.lock().ok().and_then(|m| m.get(&peer).copied());
+        if skip_if_down && recently_down.is_some_and(|t| t.elapsed() < UNREACHABLE_FOR) {
+            return Err(bitdust_net::NetError::Unreachable { peer, reason: "unreachable a moment ago".into() });
+        }
+        let result = match self.net.request(peer, request.clone()).await {
+            Err(e @ bitdust_net::NetError::Unreachable { .. }) => {
+                let before = self.looked_up.lock().ok().and_then(|m| m.get(&peer).cloned());
+                match self.lookup_identity(peer).await {
+                    Ok(id) if before.as_ref() != Some(&id.identity.addresses) => self.net.request(peer, request).await,
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        };
+        if let Ok(mut m) = self.unreachable.lock() {
+            m.retain(|_, t| t.elapsed() < UNREACHABLE_FOR);
+            if matches!(result, Err(bitdust_net::NetError::Unreachable { .. })) {
+                m.insert(peer, std::time::Instant::now());
+            } else {
+                m.remove(&peer);
+            }
+        }
+        result
     }
 
     /// Looks up a peer's identity in the DHT, verifies it and teaches the swarm its addresses.
@@ -468,10 +532,11 @@ impl Node {
         if id.identity.peer()? != peer {
             anyhow::bail!("identity record of {peer} names another peer");
         }
-        for a in &id.identity.addresses {
-            if let Ok(addr) = a.parse::<Multiaddr>() {
-                self.net.add_address(peer, addr).await?;
-            }
+        tracing::debug!(%peer, revision = id.identity.revision, addresses = ?id.identity.addresses, "identity looked up");
+        let addrs: Vec<Multiaddr> = id.identity.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+        self.net.set_addresses(peer, bitdust_net::advertised(&addrs)).await?;
+        if let Ok(mut m) = self.looked_up.lock() {
+            m.insert(peer, id.identity.addresses.clone());
         }
         Ok(id)
     }
@@ -519,48 +584,10 @@ async fn follow_addresses(node: std::sync::Weak<Node>, publish: bool) {
     while rx.changed().await.is_ok() {
         let Some(n) = node.upgrade() else { return };
         let me = n.peer_id();
-        let addrs: Vec<String> = rx.borrow_and_update().iter().map(|a| with_peer(&a.to_string(), &me)).collect();
+        let addrs: Vec<String> =
+            bitdust_net::advertised(&rx.borrow_and_update()).iter().map(|a| with_peer(&a.to_string(), &me)).collect();
         if let Err(e) = n.update_addresses(addrs, publish).await {
             tracing::debug!(error = %format!("{e:#}"), "identity address update not published yet");
-        }
-    }
-}
-
-/// When AutoNAT finds this node private and no relay is configured, reserves a slot on up to two relays
-/// found in the DHT.
-async fn find_relays(node: std::sync::Weak<Node>) {
-    let Some(mut rx) = node.upgrade().map(|n| n.net.reachability()) else { return };
-    while rx.changed().await.is_ok() {
-        if rx.borrow_and_update().as_str() != "private" {
-            continue;
-        }
-        let Some(n) = node.upgrade() else { return };
-        if !n.config.nat.relays.is_empty() {
-            continue;
-        }
-        let Ok(status) = n.net.status().await else { return };
-        if !status.relays.is_empty() {
-            continue;
-        }
-        let providers = n.net.get_providers(record::RELAYS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
-        let mut used = 0;
-        for relay in providers.into_iter().filter(|p| *p != n.peer_id()) {
-            let Ok(id) = n.lookup_identity(relay).await else { continue };
-            let Some(addr) = id
-                .identity
-                .addresses
-                .iter()
-                .filter_map(|a| a.parse::<Multiaddr>().ok())
-                .find(|a| !bitdust_net::is_relayed(a))
-            else {
-                continue;
-            };
-            if n.net.use_relay(addr).await.is_ok() {
-                used += 1;
-            }
-            if used >= 2 {
-                break;
-            }
         }
     }
 }

@@ -9,9 +9,12 @@
 //! - [`hire_fire`]: one per customer: decides replacements, one at a time with a cool-down, so a short outage
 //!   fires nobody and churn causes no storm.
 //! - [`rebuild`]: one per customer: idle, planning, rebuilding, waiting for suppliers.
+//! - [`relay_connection`]: one per node: keeps a relay reservation while the node is unreachable, moves to
+//!   another relay when the one in use goes away.
 
 pub mod hire_fire;
 pub mod rebuild;
+pub mod relay_connection;
 pub mod supplier_connection;
 
 /// One edge of an automaton's diagram.
@@ -34,6 +37,7 @@ pub const KINDS: &[(&str, &[Transition])] = &[
     (supplier_connection::NAME, supplier_connection::TRANSITIONS),
     (hire_fire::NAME, hire_fire::TRANSITIONS),
     (rebuild::NAME, rebuild::TRANSITIONS),
+    (relay_connection::NAME, relay_connection::TRANSITIONS),
 ];
 
 /// The transition table of automaton kind `name`.
