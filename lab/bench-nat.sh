@@ -5,7 +5,9 @@
 #   relayed: customer h1 (EIM NAT), suppliers h3 and h5 behind symmetric NATs: both stay relayed through pub
 # RS(1, 2): each supplier receives the whole file, so each transfer crosses the impaired link twice on upload.
 # usage: lab/bench-nat.sh [direct|relayed|both] [BIN DIR]
-# env: MIB (default 100), LOSS (percent, default 5), DELAY_MS (default 100)
+# env: MIB (default 100), LOSS (percent, default 5), DELAY_MS (default 100), BLOCKS (blocks in flight, default 4:
+#      on a slow relayed path use 1, or a 4 MiB fragment sharing the path with 7 others outlasts the 120 s
+#      request timeout), TCP_ONLY (bootstrap over TCP only, so relayed connections ride TCP rather than QUIC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-both}
@@ -25,7 +27,9 @@ run() { # run direct|relayed
     PUB=$(json pub "[a for a in s['listen_addrs'] if '/tcp/' in a][0]")
     PUBQ=$(json pub "[a for a in s['listen_addrs'] if '/quic-v1' in a][0]")
     bd h1 init --nickname lab-h1 >/dev/null
-    sed -i 's/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 4294967296/' "$W/h1/config.toml"
+    sed -i "s/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 4294967296/;
+        s/^blocks_in_flight = .*/blocks_in_flight = ${BLOCKS:-4}/" "$W/h1/config.toml"
+    grep -q "^blocks_in_flight = ${BLOCKS:-4}$" "$W/h1/config.toml"
     for h in "${suppliers[@]}"; do start_private "$h" --supplier --donate 10G; done
     start_private h1
     for h in h1 "${suppliers[@]}"; do wait_for 60 check "$h" "s['relays'] and s['announced']"; done

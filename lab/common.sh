@@ -29,12 +29,15 @@ start_public() {
         "$@" >"$W/$h.log" 2>&1 &
     wait_for 30 bd "$h" status
 }
-# start_private NAME ARGS...: a daemon behind its NAT, bootstrapped by $PUB and $PUBQ, reserving a slot on $PUB
+# start_private NAME ARGS...: a daemon behind its NAT, bootstrapped by $PUB and $PUBQ (only $PUB if TCP_ONLY is
+# set: then relayed connections ride TCP), reserving a slot on $PUB
 start_private() {
     local h=$1; shift
+    local boot=(--bootstrap "$PUB" --bootstrap "$PUBQ")
+    [ "${TCP_ONLY:-}" ] && boot=(--bootstrap "$PUB")
     [ -d "$W/$h" ] || bd "$h" init --nickname "lab-$h" >/dev/null
     "$L" exec "bd-$h" "$B" --home "$W/$h" daemon --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1 \
-        --bootstrap "$PUB" --bootstrap "$PUBQ" --use-relay "$PUB" "$@" >"$W/$h.log" 2>&1 &
+        "${boot[@]}" --use-relay "$PUB" "$@" >"$W/$h.log" 2>&1 &
 }
 # stop_all: stops every daemon of $W, tears the lab down, removes $W unless KEEP_LOGS is set
 stop_all() {

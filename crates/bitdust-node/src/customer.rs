@@ -31,9 +31,9 @@ use crate::home::unix_now;
 use crate::node::{Node, Progress};
 
 /// Attempts per fragment upload before the backup fails.
-const UPLOAD_ATTEMPTS: usize = 6;
-/// Pause before the second attempt to store a fragment; doubled before each later one (1 + 2 + 4 + 8 + 16 s in
-/// all: time for a supplier that moved to another relay to publish its new address).
+const UPLOAD_ATTEMPTS: usize = 7;
+/// Pause before the second attempt to store a fragment; doubled before each later one (1 + 2 + ... + 32 = 63 s
+/// in all: time for a supplier that moved to another relay to publish its new address, about 10-40 s in the lab).
 const UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
 /// Contract length: one year; renewal comes with the rebuild work.
 const CONTRACT_SECS: u64 = 365 * 24 * 3600;
