@@ -145,7 +145,7 @@ impl Node {
 
     async fn ensure_suppliers_locked(&self) -> Result<Vec<SupplierSlot>> {
         let n = self.config.customer.suppliers;
-        Layout::for_suppliers(n).context("customer.suppliers in the config")?;
+        self.config.customer.layout(n).context("customer.suppliers and customer.data_shards in the config")?;
         let mut slots = self.suppliers()?;
         if slots.len() >= n as usize {
             return Ok(slots);
@@ -276,7 +276,7 @@ impl Node {
         };
         progress.set_total(scan.total_bytes);
         let slots = self.ensure_suppliers_locked().await?;
-        let layout = Layout::for_suppliers(slots.len() as u16)?;
+        let layout = self.config.customer.layout(slots.len() as u16)?;
         let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
         let version_id: [u8; 16] = rand::random();
         let vkeys = VersionKeys::derive(self.keys.master(), version_id);

@@ -131,8 +131,11 @@ pub struct SupplierConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CustomerConfig {
-    /// How many suppliers to hire (n of the ecc layout; k = ceil(n/2)).
+    /// How many suppliers to hire (n of the ecc layout).
     pub suppliers: u16,
+    /// Data shards k of the ecc layout RS(k, n): any k of the n fragments of a block rebuild it. 0 (the default)
+    /// means ceil(n / 2), BitDust's 2x overhead; e.g. 3 with 10 suppliers is Tahoe-LAFS's default 3-of-10.
+    pub data_shards: u16,
     /// Needed space asked from each supplier, in bytes.
     pub needed_bytes: u64,
     /// Blocks uploaded or downloaded concurrently (bounds memory: about 3 x 4 MiB each).
@@ -153,9 +156,22 @@ impl Default for Config {
     }
 }
 
+impl CustomerConfig {
+    /// The ecc layout for `n` hired suppliers: RS(`data_shards`, n), or RS(ceil(n / 2), n) when it is 0.
+    ///
+    /// # Errors
+    /// [`bitdust_core::erasure::ErasureError::BadLayout`] unless `1 <= k < n <= 64`.
+    pub fn layout(&self, n: u16) -> Result<bitdust_core::erasure::Layout, bitdust_core::erasure::ErasureError> {
+        match self.data_shards {
+            0 => bitdust_core::erasure::Layout::for_suppliers(n),
+            k => bitdust_core::erasure::Layout::new(k, n),
+        }
+    }
+}
+
 impl Default for CustomerConfig {
     fn default() -> Self {
-        Self { suppliers: 4, needed_bytes: 16 << 30, blocks_in_flight: 4 }
+        Self { suppliers: 4, data_shards: 0, needed_bytes: 16 << 30, blocks_in_flight: 4 }
     }
 }
 
@@ -302,6 +318,17 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layout_is_half_by_default_and_data_shards_when_set() {
+        let mut c = CustomerConfig::default();
+        assert_eq!(c.layout(4).unwrap(), bitdust_core::erasure::Layout::new(2, 4).unwrap());
+        c.data_shards = 3;
+        assert_eq!(c.layout(10).unwrap(), bitdust_core::erasure::Layout::new(3, 10).unwrap());
+        assert!(c.layout(3).is_err(), "k must be below n");
+        let parsed: Config = toml::from_str("[customer]\nsuppliers = 10\ndata_shards = 3\n").unwrap();
+        assert_eq!(parsed.customer.layout(10).unwrap().k, 3);
+    }
 
     #[test]
     fn init_refuses_to_overwrite_and_writes_secret_modes() {

@@ -59,7 +59,7 @@ async fn a_supplier_reachable_only_through_a_relay_serves_backup_and_restore() {
     .await;
     let alice_home = Home::new(dir.path().join("alice"));
     let config = Config {
-        customer: CustomerConfig { suppliers: 2, needed_bytes: 256 << 20, blocks_in_flight: 4 },
+        customer: CustomerConfig { suppliers: 2, data_shards: 0, needed_bytes: 256 << 20, blocks_in_flight: 4 },
         ..Config::default()
     };
     alice_home.init(&NodeKeys::generate(), "alice", &config).unwrap();

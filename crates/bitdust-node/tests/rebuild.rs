@@ -15,7 +15,7 @@ use common::*;
 
 async fn healing_customer(net: &Net, name: &str, n: u16) -> Arc<Node> {
     let config = Config {
-        customer: CustomerConfig { suppliers: n, needed_bytes: 256 << 20, blocks_in_flight: 4 },
+        customer: CustomerConfig { suppliers: n, data_shards: 0, needed_bytes: 256 << 20, blocks_in_flight: 4 },
         maintenance: fast_maintenance(),
         ..Config::default()
     };

@@ -50,6 +50,14 @@ impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
     pub fn start(dir: &Path, suppliers: u16, spares: u16) -> Result<Self> {
+        Self::start_with(dir, suppliers, 0, spares)
+    }
+
+    /// [`Devnet::start`] with the customer's ecc layout RS(`data_shards`, `suppliers`) (0: the default).
+    ///
+    /// # Errors
+    /// As [`Devnet::start`].
+    pub fn start_with(dir: &Path, suppliers: u16, data_shards: u16, spares: u16) -> Result<Self> {
         if !(2..=64).contains(&suppliers) || spares > 16 {
             bail!("--suppliers must be between 2 and 64, --spares at most 16");
         }
@@ -76,6 +84,7 @@ impl Devnet {
                     },
                     customer: CustomerConfig {
                         suppliers,
+                        data_shards,
                         needed_bytes: DEVNET_NEEDED_BYTES,
                         ..CustomerConfig::default()
                     },
@@ -203,9 +212,9 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
 }
 
 /// `bitdust devnet`: starts the network, prints what to type next, waits for Ctrl-C, stops everything.
-pub fn run(dir: &Path, suppliers: u16, spares: u16) -> Result<()> {
+pub fn run(dir: &Path, suppliers: u16, data_shards: u16, spares: u16) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
-    let mut net = Devnet::start(dir, suppliers, spares)?;
+    let mut net = Devnet::start_with(dir, suppliers, data_shards, spares)?;
     let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
     println!(
         "devnet running: 1 bootstrap node, {} suppliers ({suppliers} to hire, {spares} spare), customer home {alice}",

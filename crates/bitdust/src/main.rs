@@ -134,6 +134,9 @@ enum Cmd {
         /// Number of suppliers the customer hires.
         #[arg(long, default_value_t = 4)]
         suppliers: u16,
+        /// Data shards k of the customer's layout RS(k, suppliers); 0: ceil(suppliers / 2).
+        #[arg(long, default_value_t = 0)]
+        data_shards: u16,
         /// Spare suppliers beyond those, ready to replace one that goes away.
         #[arg(long, default_value_t = 2)]
         spares: u16,
@@ -481,7 +484,7 @@ fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
-        Cmd::Devnet { dir, suppliers, spares } => devnet::run(&dir, suppliers, spares),
+        Cmd::Devnet { dir, suppliers, data_shards, spares } => devnet::run(&dir, suppliers, data_shards, spares),
         Cmd::Bench { size, suppliers, dir } => {
             let report = bench::run(size, suppliers, dir.as_deref(), j)?;
             if j {

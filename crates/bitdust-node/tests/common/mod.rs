@@ -128,7 +128,7 @@ impl Net {
             name,
             std::slice::from_ref(&self.boot_addr),
             None,
-            CustomerConfig { suppliers, needed_bytes: needed, blocks_in_flight: 4 },
+            CustomerConfig { suppliers, data_shards: 0, needed_bytes: needed, blocks_in_flight: 4 },
             None,
         )
         .await;

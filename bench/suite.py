@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""bitdust side by side with Tahoe-LAFS, on the same data, in the same run (issue 5; first part of the suite).
+
+Installs tahoe-lafs from PyPI into a virtualenv (target/bench/tahoe-venv, once), starts a local grid on
+127.0.0.1 (one introducer, 10 storage nodes, one client; shares.needed=3, happy=7, total=10) and two bitdust
+devnets (the default layout, 4 suppliers RS(2, 4), and RS(3, 10) on 10 suppliers like Tahoe), then for each
+size uploads and downloads one random file with each and checks the bytes. It measures wall time, CPU seconds
+(every process of the system: daemons from /proc/PID/stat, command-line clients from rusage), the peak
+resident memory of the client-side daemon (VmHWM of the Tahoe client node, of bitdust's customer daemon) and
+the bytes stored per byte of data, and writes a markdown report with bitdust / Tahoe ratios.
+
+usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--out DIR] [--bitdust PATH]
+  --quick   1 MiB and 16 MiB (under a minute once built and installed); default sizes 1M,100M,1G
+Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAHOE_VERSION = "1.20.0"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_size(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
+
+
+def human(n):
+    for unit in ["B", "KiB", "MiB", "GiB"]:
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / TICKS
+
+
+def peak_rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def du(paths):
+    total = 0
+    for p in paths:
+        for dirpath, _, files in os.walk(p):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    pass
+    return total
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def wait_until(what, check, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class Tahoe:
+    """A local Tahoe-LAFS grid: introducer, 10 storage nodes, one client node."""
+
+    def __init__(self, work):
+        self.venv = os.path.join(ROOT, "target", "bench", "tahoe-venv")
+        self.bin = os.path.join(self.venv, "bin", "tahoe")
+        self.dir = os.path.join(work, "tahoe")
+        self.procs = {}
+
+    def install(self):
+        if os.path.exists(self.bin):
+            return
+        print(f"installing tahoe-lafs {TAHOE_VERSION} into {self.venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", self.venv], check=True)
+        pip = os.path.join(self.venv, "bin", "pip")
+        subprocess.run([pip, "install", "-q", f"tahoe-lafs=={TAHOE_VERSION}"], check=True)
+
+    def tahoe(self, *args, **kw):
+        return subprocess.run([self.bin, *args], check=True, capture_output=True, text=True, **kw)
+
+    def run_node(self, name):
+        log = open(os.path.join(self.dir, f"{name}.log"), "w")
+        self.procs[name] = subprocess.Popen(
+            [self.bin, "run", "--allow-stdin-close", os.path.join(self.dir, name)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self):
+        os.makedirs(self.dir)
+        port = free_port()
+        self.tahoe("create-introducer", "--listen=tcp", f"--port=tcp:{port}:interface=127.0.0.1",
+                   f"--location=tcp:127.0.0.1:{port}", os.path.join(self.dir, "intro"))
+        self.run_node("intro")
+        furl_file = os.path.join(self.dir, "intro", "private", "introducer.furl")
+        wait_until("the introducer", lambda: os.path.exists(furl_file))
+        furl = open(furl_file).read().strip()
+        shares = ["--shares-needed=3", "--shares-happy=7", "--shares-total=10"]
+        for i in range(1, 11):
+            port = free_port()
+            self.tahoe("create-node", f"--nickname=s{i}", f"--introducer={furl}", "--listen=tcp",
+                       f"--port=tcp:{port}:interface=127.0.0.1", f"--location=tcp:127.0.0.1:{port}",
+                       "--webport=none", *shares, os.path.join(self.dir, f"s{i}"))
+            self.run_node(f"s{i}")
+        self.web = free_port()
+        self.tahoe("create-client", f"--introducer={furl}", f"--webport=tcp:{self.web}:interface=127.0.0.1",
+                   *shares, os.path.join(self.dir, "client"))
+        self.run_node("client")
+
+        def connected():
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/?t=json", timeout=2) as r:
+                servers = json.load(r)["servers"]
+            return sum(1 for s in servers if s["connection_status"].lower().startswith("connected")) >= 10
+        wait_until("10 Tahoe storage servers", connected)
+
+    def pids(self):
+        return [p.pid for p in self.procs.values()]
+
+    def client_pid(self):
+        return self.procs["client"].pid
+
+    def stored(self):
+        return du([os.path.join(self.dir, f"s{i}", "storage") for i in range(1, 11)])
+
+    def upload(self, path):
+        self.cap = self.tahoe("-d", os.path.join(self.dir, "client"), "put", path).stdout.strip()
+
+    def download(self, path, out):
+        self.tahoe("-d", os.path.join(self.dir, "client"), "get", self.cap, out)
+        return out
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.wait()
+
+
+class Bitdust:
+    """A bitdust devnet: bootstrap node, `suppliers` suppliers, customer alice, RS(data_shards, suppliers)."""
+
+    def __init__(self, work, binary, suppliers, data_shards, label):
+        self.bin = binary
+        self.dir = os.path.join(work, label.replace(" ", "-").replace("(", "").replace(")", "").replace(",", ""))
+        self.suppliers, self.data_shards, self.label = suppliers, data_shards, label
+
+    def cli(self, *args):
+        return subprocess.run([self.bin, "--home", os.path.join(self.dir, "alice"), *args],
+                              check=True, capture_output=True, text=True)
+
+    def start(self):
+        self.log = open(self.dir + ".log", "w")
+        self.proc = subprocess.Popen(
+            [self.bin, "devnet", "--dir", self.dir, "--suppliers", str(self.suppliers),
+             "--data-shards", str(self.data_shards), "--spares", "0"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        for line in self.proc.stdout:
+            if "press Ctrl-C" in line:
+                break
+
+    def node_dirs(self):
+        return [os.path.join(self.dir, d) for d in os.listdir(self.dir) if os.path.isdir(os.path.join(self.dir, d))]
+
+    def pids(self):
+        out = []
+        for d in self.node_dirs():
+            try:
+                out.append(int(open(os.path.join(d, "daemon.pid")).read().strip()))
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def client_pid(self):
+        return int(open(os.path.join(self.dir, "alice", "daemon.pid")).read().strip())
+
+    def stored(self):
+        return du([os.path.join(d, "store", "fragments") for d in self.node_dirs() if "supplier" in d])
+
+    def upload(self, path):
+        self.name = os.path.basename(path)
+        self.cli("backup", path)
+
+    def download(self, path, out_dir):
+        self.cli("restore", self.name, "--to", out_dir)
+        return os.path.join(out_dir, self.name)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def measure(system, src, work):
+    """Upload then download `src` with `system`; returns the figures."""
+    pids = system.pids()
+    stored0 = system.stored()
+    cpu0, kids0, t0 = cpu_seconds(pids), children_cpu(), time.perf_counter()
+    system.upload(src)
+    up = time.perf_counter() - t0
+    cpu1, kids1 = cpu_seconds(pids), children_cpu()
+    stored = system.stored() - stored0
+    out = tempfile.mkdtemp(dir=work)
+    t1 = time.perf_counter()
+    got = system.download(src, os.path.join(out, "out") if isinstance(system, Tahoe) else out)
+    down = time.perf_counter() - t1
+    cpu2, kids2 = cpu_seconds(pids), children_cpu()
+    if subprocess.run(["cmp", "-s", src, got]).returncode != 0:
+        raise RuntimeError(f"{system.label}: downloaded bytes differ from {src}")
+    shutil.rmtree(out)
+    return {"upload_s": up, "download_s": down,
+            "upload_cpu_s": (cpu1 - cpu0) + (kids1 - kids0), "download_cpu_s": (cpu2 - cpu1) + (kids2 - kids1),
+            "peak_rss": peak_rss(system.client_pid()), "stored": stored}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes")
+    ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "report"))
+    ap.add_argument("--bitdust")
+    args = ap.parse_args()
+    sizes = [parse_size(s) for s in (args.sizes or ("1M,16M" if args.quick else "1M,100M,1G")).split(",")]
+    binary = args.bitdust
+    if not binary:
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "bitdust"], cwd=ROOT, check=True)
+        binary = os.path.join(ROOT, "target", "release", "bitdust")
+    started = time.perf_counter()
+    work = tempfile.mkdtemp(prefix="bitdust-suite-")
+    tahoe = Tahoe(work)
+    tahoe.install()
+    version = subprocess.run([tahoe.bin, "--version"], capture_output=True, text=True).stdout.split()[0]
+    tahoe.label = f"Tahoe-LAFS {version.split('/')[-1]} 3-of-10"
+    systems = [tahoe, Bitdust(work, binary, 10, 3, "bitdust RS(3, 10)"), Bitdust(work, binary, 4, 0, "bitdust RS(2, 4)")]
+    results = []
+    try:
+        for s in systems:
+            s.start()
+        for size in sizes:
+            src = os.path.join(work, f"random-{size}.bin")
+            with open(src, "wb") as f:
+                left = size
+                while left:
+                    n = min(left, 1 << 24)
+                    f.write(os.urandom(n))
+                    left -= n
+            for s in systems:
+                print(f"{s.label}: {human(size)} ...", flush=True)
+                r = measure(s, src, work)
+                results.append({"system": s.label, "size": size, **r})
+            os.remove(src)
+    finally:
+        for s in systems:
+            try:
+                s.stop()
+            except Exception:
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    report = render(results, sizes, tahoe.label, time.perf_counter() - started)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(report)
+    print(report)
+    print(f"written to {args.out}/report.md and results.json")
+
+
+def render(results, sizes, tahoe_label, elapsed):
+    mb = 1e6
+    lines = ["# bitdust vs Tahoe-LAFS, same machine, same data", "",
+             f"{os.cpu_count()} cores; every node on 127.0.0.1; one run, {elapsed:.0f} s in all. "
+             "Upload and download are wall times of the command-line client; CPU is every process of the system "
+             "(daemons and client); peak RSS is the client-side daemon's VmHWM; stored is bytes on the storage "
+             "nodes per byte of data.", ""]
+    for size in sizes:
+        rows = [r for r in results if r["size"] == size]
+        base = next(r for r in rows if r["system"] == tahoe_label)
+        lines += [f"## {human(size)}", "",
+                  "| system | upload s (MB/s) | download s (MB/s) | CPU s up / down | peak RSS | stored / data |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(
+                f"| {r['system']} | {r['upload_s']:.2f} ({size / r['upload_s'] / mb:.1f}) | "
+                f"{r['download_s']:.2f} ({size / r['download_s'] / mb:.1f}) | "
+                f"{r['upload_cpu_s']:.2f} / {r['download_cpu_s']:.2f} | {human(r['peak_rss'])} | "
+                f"{r['stored'] / size:.3f} |")
+        lines += ["", "| ratio bitdust / Tahoe | upload time | download time | CPU up | CPU down | peak RSS | stored |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            if r is base:
+                continue
+            def q(a, b):
+                return f"{a / b:.3f}" if b else "n/a"
+            lines.append(
+                f"| {r['system']} | {q(r['upload_s'], base['upload_s'])} | {q(r['download_s'], base['download_s'])} | "
+                f"{q(r['upload_cpu_s'], base['upload_cpu_s'])} | {q(r['download_cpu_s'], base['download_cpu_s'])} | "
+                f"{q(r['peak_rss'], base['peak_rss'])} | {q(r['stored'], base['stored'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
