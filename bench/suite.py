@@ -7,7 +7,8 @@ devnets (the default layout, 4 suppliers RS(2, 4), and RS(3, 10) on 10 suppliers
 size uploads and downloads one random file with each and checks the bytes. It measures wall time, CPU seconds
 (every process of the system: daemons from /proc/PID/stat, command-line clients from rusage), the peak
 resident memory of the client-side daemon (VmHWM of the Tahoe client node, of bitdust's customer daemon) and
-the bytes stored per byte of data, and writes a markdown report with bitdust / Tahoe ratios.
+the bytes stored per byte of data, and writes a markdown report with bitdust / Tahoe ratios and a PNG chart of
+throughput against file size (matplotlib, installed into the same virtualenv).
 
 usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--out DIR] [--bitdust PATH]
   --quick   1 MiB and 16 MiB (under a minute once built and installed); default sizes 1M,100M,1G
@@ -298,10 +299,46 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
+    if chart(tahoe, args.out):
+        report += "\n![throughput against file size](throughput-vs-size.png)\n"
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)
     print(report)
     print(f"written to {args.out}/report.md and results.json")
+
+
+CHART = r"""
+import json, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+results = json.load(open(sys.argv[1]))
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+for ax, key, title in ((axes[0], "upload_s", "upload"), (axes[1], "download_s", "download")):
+    for system in dict.fromkeys(r["system"] for r in results):
+        rows = sorted((r for r in results if r["system"] == system), key=lambda r: r["size"])
+        ax.plot([r["size"] / 2**20 for r in rows], [r["size"] / r[key] / 1e6 for r in rows], marker="o", label=system)
+    ax.set_xscale("log")
+    ax.set_xlabel("file size (MiB)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+axes[0].set_ylabel("MB/s")
+axes[1].legend()
+fig.tight_layout()
+fig.savefig(sys.argv[2], dpi=110)
+"""
+
+
+def chart(tahoe, out):
+    """Draws throughput against size (matplotlib, installed into the suite's venv). Returns whether it did."""
+    python = os.path.join(tahoe.venv, "bin", "python")
+    if subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        if subprocess.run([python, "-m", "pip", "install", "-q", "matplotlib"]).returncode != 0:
+            print("matplotlib could not be installed: no chart", flush=True)
+            return False
+    r = subprocess.run([python, "-c", CHART, os.path.join(out, "results.json"),
+                        os.path.join(out, "throughput-vs-size.png")])
+    return r.returncode == 0
 
 
 def render(results, sizes, tahoe_label, elapsed):
