@@ -515,21 +515,16 @@ struct Driver {
 /// makes libp2p abandon the whole dial with "unexpected peer id"). Nodes that have only loopback addresses (a
 /// devnet on one machine) keep them. Unspecified addresses (0.0.0.0, ::) are never dialable.
 pub fn advertised(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
-    let loopback = |a: &Multiaddr| {
-        a.iter().any(|p| match p {
-            Protocol::Ip4(ip) => ip.is_loopback(),
-            Protocol::Ip6(ip) => ip.is_loopback(),
-            _ => false,
+    let ip = |a: &Multiaddr| {
+        a.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
         })
     };
-    let unspecified = |a: &Multiaddr| {
-        a.iter().any(|p| match p {
-            Protocol::Ip4(ip) => ip.is_unspecified(),
-            Protocol::Ip6(ip) => ip.is_unspecified(),
-            _ => false,
-        })
-    };
-    let usable: Vec<Multiaddr> = addrs.iter().filter(|a| !unspecified(a)).cloned().collect();
+    let loopback = |a: &Multiaddr| ip(a).is_some_and(|ip| ip.is_loopback());
+    let usable: Vec<Multiaddr> =
+        addrs.iter().filter(|a| !ip(a).is_some_and(|ip| ip.is_unspecified())).cloned().collect();
     if usable.iter().all(&loopback) {
         return usable;
     }
@@ -677,6 +672,10 @@ impl Driver {
         }
     }
 
+    fn publish_addresses(&self) {
+        self.addresses.send_replace(self.swarm.listeners().cloned().collect());
+    }
+
     fn publish_relays(&self) {
         let mut relays: Vec<PeerId> = self.relays.iter().copied().collect();
         relays.sort();
@@ -730,8 +729,7 @@ impl Driver {
                 for relay in relays {
                     self.relay_lost(relay);
                 }
-                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-                self.addresses.send_replace(addrs);
+                self.publish_addresses();
             }
             SwarmEvent::NewListenAddr { address, .. }
                 if self.swarm.behaviour().relay_server.is_enabled() && !is_relayed(&address) =>
@@ -739,15 +737,11 @@ impl Driver {
                 // A relay is public by configuration: its listen addresses are the external addresses it hands
                 // out in reservations (without one, clients would get a reservation with no address).
                 self.swarm.add_external_address(address);
-                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-                self.addresses.send_replace(addrs);
+                self.publish_addresses();
             }
             SwarmEvent::NewListenAddr { .. }
             | SwarmEvent::ExpiredListenAddr { .. }
-            | SwarmEvent::ListenerClosed { .. } => {
-                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-                self.addresses.send_replace(addrs);
-            }
+            | SwarmEvent::ListenerClosed { .. } => self.publish_addresses(),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
                 ..

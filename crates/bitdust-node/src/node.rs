@@ -226,11 +226,7 @@ impl Node {
             relays,
         };
         let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
-        let status = net.status().await?;
-        let me = keys.peer_id();
-        let listening: Vec<Multiaddr> = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
-        let addrs: Vec<String> =
-            bitdust_net::advertised(&listening).iter().map(|a| with_peer(&a.to_string(), &me)).collect();
+        let addrs = identity_addresses(&net.addresses().borrow(), &keys.peer_id());
         let mut identity = home.identity()?;
         if identity.identity.addresses != addrs {
             identity = identity.with_addresses(&keys, addrs, unix_now());
@@ -568,6 +564,12 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
     }
 }
 
+/// The addresses our identity advertises for the swarm's listen addresses: [`bitdust_net::advertised`], each
+/// ending in `/p2p/<me>`.
+fn identity_addresses(listening: &[Multiaddr], me: &PeerId) -> Vec<String> {
+    bitdust_net::advertised(listening).iter().map(|a| with_peer(&a.to_string(), me)).collect()
+}
+
 /// `addr` ending in `/p2p/<me>` (relayed listen addresses already do).
 fn with_peer(addr: &str, me: &PeerId) -> String {
     let suffix = format!("/p2p/{me}");
@@ -583,9 +585,7 @@ async fn follow_addresses(node: std::sync::Weak<Node>, publish: bool) {
     let Some(mut rx) = node.upgrade().map(|n| n.net.addresses()) else { return };
     while rx.changed().await.is_ok() {
         let Some(n) = node.upgrade() else { return };
-        let me = n.peer_id();
-        let addrs: Vec<String> =
-            bitdust_net::advertised(&rx.borrow_and_update()).iter().map(|a| with_peer(&a.to_string(), &me)).collect();
+        let addrs = identity_addresses(&rx.borrow_and_update(), &n.peer_id());
         if let Err(e) = n.update_addresses(addrs, publish).await {
             tracing::debug!(error = %format!("{e:#}"), "identity address update not published yet");
         }
