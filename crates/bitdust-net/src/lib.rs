@@ -22,6 +22,7 @@ use bitdust_core::record::{self, RecordKind, SignedRecord};
 use bitdust_core::wire::{Request, Response, STORAGE_PROTOCOL};
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
+use libp2p::core::Transport as _;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -31,6 +32,7 @@ use libp2p::{
     PeerId, StreamProtocol,
 };
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 pub use libp2p::request_response::ResponseChannel;
 
@@ -43,11 +45,11 @@ const COMMAND_CAPACITY: usize = 1024;
 const INBOUND_CAPACITY: usize = 256;
 /// Request timeout: a 4 MiB fragment on a slow link plus the supplier's fsync.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Connections idle this long are closed.
 /// A record lookup ends once this many valid copies were found (the newest revision among them wins), or when
 /// the query ends.
 const GET_COPIES: usize = 4;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Connections idle this long are closed, unless [`NetConfig::idle_timeout`] says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors of network operations.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,8 @@ pub struct NetConfig {
     pub relay_server: Option<RelayLimits>,
     /// Relays to reserve a slot on at once (each ending in `/p2p/<relay peer id>`), whatever AutoNAT says.
     pub relays: Vec<Multiaddr>,
+    /// How long an unused connection stays open (`None`: [`DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Limits of a relay server (libp2p circuit relay v2), so a public node helping others stays bounded.
@@ -130,6 +134,30 @@ impl Default for RelayLimits {
             max_circuit_bytes: 4 << 30,
             max_circuit_secs: 2 * 3600,
             reservation_secs: 3600,
+        }
+    }
+}
+
+/// What one DHT lookup cost, from libp2p's query statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LookupStats {
+    /// Kademlia requests sent.
+    pub requests: u32,
+    /// Of which answered.
+    pub successes: u32,
+    /// Of which failed or timed out.
+    pub failures: u32,
+    /// Wall time from start to result, in microseconds.
+    pub micros: u64,
+}
+
+impl From<&kad::QueryStats> for LookupStats {
+    fn from(s: &kad::QueryStats) -> Self {
+        Self {
+            requests: s.num_requests(),
+            successes: s.num_successes(),
+            failures: s.num_failures(),
+            micros: s.duration().map_or(0, |d| d.as_micros() as u64),
         }
     }
 }
@@ -188,16 +216,48 @@ struct Behaviour {
 }
 
 enum Command {
-    Request { peer: PeerId, request: Request, reply: oneshot::Sender<Result<Response, NetError>> },
-    Respond { channel: ResponseChannel<Response>, response: Response },
-    SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
-    PutRecord { record: SignedRecord, reply: oneshot::Sender<Result<(), NetError>> },
-    GetRecord { kind: RecordKind, publisher: PeerId, reply: oneshot::Sender<Result<SignedRecord, NetError>> },
-    StartProviding { key: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
-    GetProviders { key: Vec<u8>, reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>> },
-    Bootstrap { reply: oneshot::Sender<Result<(), NetError>> },
-    Status { reply: oneshot::Sender<NetStatus> },
-    UseRelay { addr: Multiaddr },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    SetAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    PutRecord {
+        record: SignedRecord,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetRecord {
+        kind: RecordKind,
+        publisher: PeerId,
+        reply: oneshot::Sender<Result<(SignedRecord, LookupStats), NetError>>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(HashSet<PeerId>, LookupStats), NetError>>,
+    },
+    RoutingTable {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Bootstrap {
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    UseRelay {
+        addr: Multiaddr,
+    },
     Shutdown,
 }
 
@@ -220,75 +280,42 @@ impl Network {
     pub async fn start(keypair: Keypair, config: NetConfig) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let local_peer_id = keypair.public().to_peer_id();
         let relay_limits = config.relay_server;
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_quic()
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_behaviour(|key, relay_client| {
-                let peer = key.public().to_peer_id();
-                let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-                kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
-                kad_config.set_query_timeout(Duration::from_secs(30));
-                let store_config = kad::store::MemoryStoreConfig {
-                    max_records: 65_536,
-                    max_value_bytes: record::MAX_RECORD_BYTES,
-                    max_provided_keys: 1024,
-                    max_providers_per_key: 256,
-                };
-                let store = kad::store::MemoryStore::with_config(peer, store_config);
-                let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
-                kad.set_mode(Some(kad::Mode::Server));
-                let storage = request_response::Behaviour::with_codec(
-                    codec::StorageCodec,
-                    [(StreamProtocol::new(STORAGE_PROTOCOL), request_response::ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(REQUEST_TIMEOUT)
-                        .with_max_concurrent_streams(128),
-                );
-                // No address cache in identify: a peer's listen addresses go through `advertised` into Kademlia instead (the
-                // cache would dial them unfiltered, loopback included).
-                let identify = identify::Behaviour::new(
-                    identify::Config::new("/bitdust/id/1".into(), key.public()).with_cache_size(0),
-                );
-                let relay_server = relay_limits.map(|l| {
-                    relay::Behaviour::new(
-                        peer,
-                        relay::Config {
-                            max_reservations: l.max_reservations,
-                            max_circuits: l.max_circuits,
-                            max_circuit_bytes: l.max_circuit_bytes,
-                            max_circuit_duration: Duration::from_secs(l.max_circuit_secs),
-                            reservation_duration: Duration::from_secs(l.reservation_secs),
-                            ..relay::Config::default()
-                        },
+        let memory = !config.listen.is_empty() && config.listen.iter().all(is_memory);
+        let build_error = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
+        let idle_timeout = config.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+        let swarm_config = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_timeout);
+        let mut swarm = if memory {
+            // In-process networks (the scale simulation): the same protocols over libp2p's memory transport.
+            libp2p::SwarmBuilder::with_existing_identity(keypair)
+                .with_tokio()
+                .with_other_transport(|key| {
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                        libp2p::core::transport::MemoryTransport::default()
+                            .upgrade(libp2p::core::upgrade::Version::V1)
+                            .authenticate(noise::Config::new(key)?)
+                            .multiplex(yamux::Config::default()),
                     )
-                });
-                // Private address ranges count: the lab and home networks use them.
-                let autonat = autonat::Behaviour::new(
-                    peer,
-                    autonat::Config {
-                        only_global_ips: false,
-                        boot_delay: Duration::from_secs(2),
-                        ..autonat::Config::default()
-                    },
-                );
-                Behaviour {
-                    kad,
-                    storage,
-                    identify,
-                    ping: ping::Behaviour::default(),
-                    relay_client,
-                    relay_server: Toggle::from(relay_server),
-                    autonat,
-                    dcutr: dcutr::Behaviour::new(peer),
-                }
-            })
-            .map_err(|e| NetError::Transport(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
-            .build();
+                })
+                .map_err(|e| build_error(&e))?
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(|e| build_error(&e))?
+                .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits))
+                .map_err(|e| build_error(&e))?
+                .with_swarm_config(swarm_config)
+                .build()
+        } else {
+            libp2p::SwarmBuilder::with_existing_identity(keypair)
+                .with_tokio()
+                .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+                .map_err(|e| build_error(&e))?
+                .with_quic()
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(|e| build_error(&e))?
+                .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits))
+                .map_err(|e| build_error(&e))?
+                .with_swarm_config(swarm_config)
+                .build()
+        };
 
         for addr in &config.listen {
             swarm
@@ -320,11 +347,6 @@ impl Network {
                 }
             }
         }
-        if config.relay_server.is_some() {
-            for a in &listening {
-                swarm.add_external_address(a.clone());
-            }
-        }
         // Listening through a relay needs a connection to it first: dial now, listen once it identified.
         let mut pending_relays = HashMap::new();
         for relay in &config.relays {
@@ -338,7 +360,7 @@ impl Network {
         let (addresses_tx, addresses) = tokio::sync::watch::channel(listening);
         let (reachability_tx, reachability) = tokio::sync::watch::channel("unknown".to_string());
         let (relays_tx, relays) = tokio::sync::watch::channel(Vec::new());
-        let driver = Driver {
+        let mut driver = Driver {
             swarm,
             inbound: inbound_tx,
             requests: HashMap::new(),
@@ -349,9 +371,12 @@ impl Network {
             relay_listeners: HashMap::new(),
             pending_relays,
             addresses: addresses_tx,
+            own_external: HashSet::new(),
             reachability: reachability_tx,
         };
-        tokio::spawn(driver.run(command_rx));
+        driver.publish_addresses();
+        // The span is attached to the task (entering it inside would leak it into other tasks at each await).
+        tokio::spawn(driver.run(command_rx).instrument(tracing::info_span!("swarm", peer = %local_peer_id)));
         Ok((Self { commands, local_peer_id, addresses, reachability, relays }, inbound_rx))
     }
 
@@ -404,6 +429,18 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`] if none is found.
     pub async fn get_record(&self, kind: RecordKind, publisher: PeerId) -> Result<SignedRecord, NetError> {
+        Ok(self.get_record_with_stats(kind, publisher).await?.0)
+    }
+
+    /// [`Network::get_record`], with what the lookup cost.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if none is found.
+    pub async fn get_record_with_stats(
+        &self,
+        kind: RecordKind,
+        publisher: PeerId,
+    ) -> Result<(SignedRecord, LookupStats), NetError> {
         self.call(|reply| Command::GetRecord { kind, publisher, reply }).await?
     }
 
@@ -420,7 +457,23 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`].
     pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
+        Ok(self.get_providers_with_stats(key).await?.0)
+    }
+
+    /// [`Network::get_providers`], with what the lookup cost.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`].
+    pub async fn get_providers_with_stats(&self, key: Vec<u8>) -> Result<(HashSet<PeerId>, LookupStats), NetError> {
         self.call(|reply| Command::GetProviders { key, reply }).await?
+    }
+
+    /// The peers in our Kademlia routing table (every k-bucket), for measurements.
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn routing_table(&self) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::RoutingTable { reply }).await
     }
 
     /// Runs a Kademlia bootstrap (fills the routing table).
@@ -468,6 +521,65 @@ impl Network {
     }
 }
 
+/// The behaviour of every bitdust swarm (the transports differ; see [`Network::start`]).
+fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour, relay_limits: Option<RelayLimits>) -> Behaviour {
+    let peer = key.public().to_peer_id();
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    kad_config.set_query_timeout(Duration::from_secs(30));
+    let store_config = kad::store::MemoryStoreConfig {
+        max_records: 65_536,
+        max_value_bytes: record::MAX_RECORD_BYTES,
+        max_provided_keys: 1024,
+        max_providers_per_key: 256,
+    };
+    let store = kad::store::MemoryStore::with_config(peer, store_config);
+    let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
+    kad.set_mode(Some(kad::Mode::Server));
+    let storage = request_response::Behaviour::with_codec(
+        codec::StorageCodec,
+        [(StreamProtocol::new(STORAGE_PROTOCOL), request_response::ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT).with_max_concurrent_streams(128),
+    );
+    // No address cache in identify: a peer's listen addresses go through `advertised` into Kademlia instead (the
+    // cache would dial them unfiltered, loopback included).
+    let identify =
+        identify::Behaviour::new(identify::Config::new("/bitdust/id/1".into(), key.public()).with_cache_size(0));
+    let relay_server = relay_limits.map(|l| {
+        relay::Behaviour::new(
+            peer,
+            relay::Config {
+                max_reservations: l.max_reservations,
+                max_circuits: l.max_circuits,
+                max_circuit_bytes: l.max_circuit_bytes,
+                max_circuit_duration: Duration::from_secs(l.max_circuit_secs),
+                reservation_duration: Duration::from_secs(l.reservation_secs),
+                ..relay::Config::default()
+            },
+        )
+    });
+    // Private address ranges count: the lab and home networks use them.
+    let autonat = autonat::Behaviour::new(
+        peer,
+        autonat::Config { only_global_ips: false, boot_delay: Duration::from_secs(2), ..autonat::Config::default() },
+    );
+    Behaviour {
+        kad,
+        storage,
+        identify,
+        ping: ping::Behaviour::default(),
+        relay_client,
+        relay_server: Toggle::from(relay_server),
+        autonat,
+        dcutr: dcutr::Behaviour::new(peer),
+    }
+}
+
+/// Whether `addr` is a libp2p memory-transport address (`/memory/<port>`), used by in-process networks.
+pub fn is_memory(addr: &Multiaddr) -> bool {
+    matches!(addr.iter().next(), Some(Protocol::Memory(_)))
+}
+
 /// The peer id at the end of a multiaddr (`.../p2p/<id>`).
 pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
@@ -483,12 +595,12 @@ enum Query {
         best: Option<SignedRecord>,
         /// Valid copies seen so far.
         copies: usize,
-        reply: oneshot::Sender<Result<SignedRecord, NetError>>,
+        reply: oneshot::Sender<Result<(SignedRecord, LookupStats), NetError>>,
     },
     Provide(oneshot::Sender<Result<(), NetError>>),
     Providers {
         found: HashSet<PeerId>,
-        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+        reply: oneshot::Sender<Result<(HashSet<PeerId>, LookupStats), NetError>>,
     },
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
 }
@@ -507,6 +619,8 @@ struct Driver {
     /// Relays to listen through once connected and identified.
     pending_relays: HashMap<PeerId, Multiaddr>,
     addresses: tokio::sync::watch::Sender<Vec<Multiaddr>>,
+    /// The external addresses we added ourselves (see `publish_addresses`).
+    own_external: HashSet<Multiaddr>,
     reachability: tokio::sync::watch::Sender<String>,
 }
 
@@ -538,8 +652,6 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let span = tracing::info_span!("swarm", peer = %self.swarm.local_peer_id());
-        let _enter = span.enter();
         loop {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
@@ -614,6 +726,10 @@ impl Driver {
                     let _ = reply.send(Err(NetError::Dht { what: "bootstrap", reason: e.to_string() }));
                 }
             },
+            Command::RoutingTable { reply } => {
+                let peers = b.kad.kbuckets().flat_map(|k| k.iter().map(|e| *e.node.key.preimage()).collect::<Vec<_>>());
+                let _ = reply.send(peers.collect());
+            }
             Command::Status { reply } => {
                 let routing_table_size = b.kad.kbuckets().map(|k| k.num_entries()).sum();
                 let _ = reply.send(NetStatus {
@@ -672,8 +788,24 @@ impl Driver {
         }
     }
 
-    fn publish_addresses(&self) {
-        self.addresses.send_replace(self.swarm.listeners().cloned().collect());
+    /// Publishes the listen addresses (the watch behind [`Network::addresses`]) and keeps the swarm's external
+    /// addresses equal to the advertised ones. Kademlia puts our external addresses into the provider records
+    /// we announce; a provider record without addresses is only handed out by a holder that has us in its
+    /// routing table, so without this most nickname and service lookups in a large network came back empty.
+    /// External addresses confirmed by someone else (AutoNAT) are left alone.
+    fn publish_addresses(&mut self) {
+        let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let wanted: HashSet<Multiaddr> = advertised(&listening).into_iter().collect();
+        for gone in self.own_external.difference(&wanted).cloned().collect::<Vec<_>>() {
+            self.swarm.remove_external_address(&gone);
+            self.own_external.remove(&gone);
+        }
+        for addr in wanted {
+            if self.own_external.insert(addr.clone()) {
+                self.swarm.add_external_address(addr);
+            }
+        }
+        self.addresses.send_replace(listening);
     }
 
     fn publish_relays(&self) {
@@ -729,14 +861,6 @@ impl Driver {
                 for relay in relays {
                     self.relay_lost(relay);
                 }
-                self.publish_addresses();
-            }
-            SwarmEvent::NewListenAddr { address, .. }
-                if self.swarm.behaviour().relay_server.is_enabled() && !is_relayed(&address) =>
-            {
-                // A relay is public by configuration: its listen addresses are the external addresses it hands
-                // out in reservations (without one, clients would get a reservation with no address).
-                self.swarm.add_external_address(address);
                 self.publish_addresses();
             }
             SwarmEvent::NewListenAddr { .. }
@@ -819,8 +943,8 @@ impl Driver {
                 }
                 _ => {}
             },
-            kad::Event::OutboundQueryProgressed { id, result, step, .. } => {
-                self.query_progressed(id, result, step.last)
+            kad::Event::OutboundQueryProgressed { id, result, step, stats } => {
+                self.query_progressed(id, result, step.last, LookupStats::from(&stats))
             }
             _ => {}
         }
@@ -846,7 +970,7 @@ impl Driver {
         let _ = store.put(record);
     }
 
-    fn query_progressed(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+    fn query_progressed(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool, stats: LookupStats) {
         let Some(mut query) = self.queries.remove(&id) else {
             return;
         };
@@ -912,10 +1036,11 @@ impl Driver {
         }
         match query {
             Query::Get { best, reply, .. } => {
-                let _ = reply.send(best.ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() }));
+                let found = best.ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() });
+                let _ = reply.send(found.map(|r| (r, stats)));
             }
             Query::Providers { found, reply } => {
-                let _ = reply.send(Ok(found));
+                let _ = reply.send(Ok((found, stats)));
             }
             Query::Put(reply) | Query::Provide(reply) | Query::Bootstrap(reply) => {
                 let _ = reply.send(Err(NetError::Dht { what: "query", reason: "ended without result".into() }));

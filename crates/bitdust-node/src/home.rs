@@ -39,6 +39,8 @@ pub struct Config {
     pub maintenance: MaintenanceConfig,
     /// NAT traversal: relays to use, and whether this node serves as a relay.
     pub nat: NatConfig,
+    /// Seconds an unused connection stays open (a later request to the same peer skips the handshake).
+    pub idle_timeout_secs: u64,
 }
 
 /// NAT traversal settings.
@@ -152,6 +154,7 @@ impl Default for Config {
             customer: CustomerConfig::default(),
             maintenance: MaintenanceConfig::default(),
             nat: NatConfig::default(),
+            idle_timeout_secs: bitdust_net::DEFAULT_IDLE_TIMEOUT.as_secs(),
         }
     }
 }

@@ -224,6 +224,7 @@ impl Node {
             bootstrap,
             relay_server: config.nat.relay_server.then_some(config.nat.relay_limits),
             relays,
+            idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
         };
         let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
         let addrs = identity_addresses(&net.addresses().borrow(), &keys.peer_id());
@@ -430,8 +431,13 @@ impl Node {
         Some(job)
     }
 
-    /// Publishes identity (and, for suppliers, the service) to the DHT once.
-    async fn announce(&self) -> Result<()> {
+    /// Publishes the identity record and the provider records (nickname; supplier and relay services when
+    /// offered) to the DHT once. The announce loop does this every 10 minutes, so records reach the nodes that
+    /// joined since (the closest nodes to a key change as the network grows).
+    ///
+    /// # Errors
+    /// If no peer stored a record.
+    pub async fn announce(&self) -> Result<()> {
         let id = self.identity();
         let rec = SignedRecord::sign(&self.keys, RecordKind::Identity, id.identity.revision, unix_now(), id.encode());
         self.net.put_record(rec).await?;

@@ -91,6 +91,7 @@ impl Devnet {
                     maintenance: MaintenanceConfig::devnet(),
                     // the bootstrap node is public: it also relays for nodes behind NAT
                     nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
+                    ..Config::default()
                 };
                 home.init(&NodeKeys::generate(), name, &config)?;
             }

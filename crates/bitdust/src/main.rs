@@ -7,6 +7,7 @@ mod bench;
 mod client;
 mod demo;
 mod devnet;
+mod sim;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,6 +153,25 @@ enum Cmd {
         /// Where to put the temp folder (default the system temp folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
+    /// memory per idle node, time to hire n suppliers (one child process per size).
+    Sim {
+        /// Network sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [100usize, 300, 1000])]
+        nodes: Vec<usize>,
+        /// Identity lookups and nickname lookups per size (random pairs).
+        #[arg(long, default_value_t = 200)]
+        lookups: usize,
+        /// Supplier counts a new customer hires, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [4u16, 13, 64])]
+        hire: Vec<u16>,
+        /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Run one size in this process (used by the parent).
+        #[arg(long, hide = true)]
+        child: bool,
     },
     /// A first look: devnet, backup, stop n-k suppliers, restore, verify, report.
     Demo {
@@ -492,6 +512,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Sim { nodes, lookups, hire, dir, child } => match (child, nodes.as_slice()) {
+            (true, [n]) => sim::run_child(*n, lookups, &hire, dir.as_deref()),
+            (true, _) => bail!("a simulation child runs exactly one size"),
+            (false, _) => sim::run(&nodes, lookups, &hire, dir.as_deref(), j),
+        },
         Cmd::Demo { path, suppliers } => {
             let report = demo::run(path, suppliers, j)?;
             if j {
