@@ -10,8 +10,19 @@ resident memory of the client-side daemon (VmHWM of the Tahoe client node, of bi
 the bytes stored per byte of data, and writes a markdown report with bitdust / Tahoe ratios and a PNG chart of
 throughput against file size (matplotlib, installed into the same virtualenv).
 
-usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--out DIR] [--bitdust PATH]
-  --quick   1 MiB and 16 MiB (under a minute once built and installed); default sizes 1M,100M,1G
+Then, bitdust alone:
+- a real folder (default /usr/share in full mode: hundreds of MB, tens of thousands of files; --folder PATH);
+  Tahoe copies it too (`tahoe cp -r`) unless --no-tahoe-folder;
+- upload and restore time against supplier count (a devnet per count, the same file);
+- `bitdust bench`: restore with n - k suppliers stopped, and the time back to full redundancy after a supplier
+  is lost for good;
+- `bitdust sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
+  and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
+Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
+
+usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--out DIR] [--bitdust PATH]
+  --quick   1 MiB and 16 MiB, a small folder, 2 and 4 suppliers, 30 and 60 nodes (about a minute once built and
+            installed); full mode: 1M,100M,1G (add 4G with --sizes), /usr/share, 2..26 suppliers, 100..1000 nodes
 Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
 """
 import argparse
@@ -164,10 +175,20 @@ class Tahoe:
         return du([os.path.join(self.dir, f"s{i}", "storage") for i in range(1, 11)])
 
     def upload(self, path):
-        self.cap = self.tahoe("-d", os.path.join(self.dir, "client"), "put", path).stdout.strip()
+        client = os.path.join(self.dir, "client")
+        if os.path.isdir(path):
+            self.cap = self.tahoe("-d", client, "mkdir").stdout.strip()
+            self.tahoe("-d", client, "cp", "-r", path, self.cap + "/")
+            self.cap += "/" + os.path.basename(path)
+        else:
+            self.cap = self.tahoe("-d", client, "put", path).stdout.strip()
 
     def download(self, path, out):
-        self.tahoe("-d", os.path.join(self.dir, "client"), "get", self.cap, out)
+        client = os.path.join(self.dir, "client")
+        if os.path.isdir(path):
+            self.tahoe("-d", client, "cp", "-r", self.cap, out)
+        else:
+            self.tahoe("-d", client, "get", self.cap, out)
         return out
 
     def stop(self):
@@ -244,7 +265,8 @@ def measure(system, src, work):
     got = system.download(src, os.path.join(out, "out") if isinstance(system, Tahoe) else out)
     down = time.perf_counter() - t1
     cpu2, kids2 = cpu_seconds(pids), children_cpu()
-    if subprocess.run(["cmp", "-s", src, got]).returncode != 0:
+    same = ["diff", "-r", "-q", "--no-dereference", src, got] if os.path.isdir(src) else ["cmp", "-s", src, got]
+    if subprocess.run(same, capture_output=True).returncode != 0:
         raise RuntimeError(f"{system.label}: downloaded bytes differ from {src}")
     shutil.rmtree(out)
     return {"upload_s": up, "download_s": down,
@@ -258,6 +280,8 @@ def main():
     ap.add_argument("--sizes")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench", "report"))
     ap.add_argument("--bitdust")
+    ap.add_argument("--folder", help="a real folder to back up (default: /usr/share, or a small one with --quick)")
+    ap.add_argument("--no-tahoe-folder", action="store_true", help="skip Tahoe on the folder (it is slow)")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in (args.sizes or ("1M,16M" if args.quick else "1M,100M,1G")).split(",")]
     binary = args.bitdust
@@ -288,6 +312,15 @@ def main():
                 r = measure(s, src, work)
                 results.append({"system": s.label, "size": size, **r})
             os.remove(src)
+        folder = args.folder or (quick_folder(work) if args.quick else "/usr/share")
+        if os.path.isdir(folder):
+            count, total = tree_size(folder)
+            for s in systems:
+                if isinstance(s, Tahoe) and args.no_tahoe_folder:
+                    continue
+                print(f"{s.label}: folder {folder} ({count} files, {human(total)}) ...", flush=True)
+                r = measure(s, folder, work)
+                results.append({"system": s.label, "size": total, "folder": folder, "files": count, **r})
     finally:
         for s in systems:
             try:
@@ -296,11 +329,17 @@ def main():
                 pass
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
+    scan = supplier_scan(binary, work, args.quick)
+    heal = heal_bench(binary, args.quick)
+    sim = simulate(binary, args.quick)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim}, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
+    report += render_rest(scan, heal, sim)
     if chart(tahoe, args.out):
-        report += "\n![throughput against file size](throughput-vs-size.png)\n"
+        report += ("\n![throughput against file size](throughput-vs-size.png)\n"
+                   "![throughput against supplier count](throughput-vs-suppliers.png)\n"
+                   "![lookup hops against network size](hops-vs-nodes.png)\n")
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)
     print(report)
@@ -312,7 +351,9 @@ import json, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-results = json.load(open(sys.argv[1]))
+import os
+everything = json.load(open(sys.argv[1]))
+results = [r for r in everything["transfers"] if "folder" not in r]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
 for ax, key, title in ((axes[0], "upload_s", "upload"), (axes[1], "download_s", "download")):
     for system in dict.fromkeys(r["system"] for r in results):
@@ -325,8 +366,135 @@ for ax, key, title in ((axes[0], "upload_s", "upload"), (axes[1], "download_s", 
 axes[0].set_ylabel("MB/s")
 axes[1].legend()
 fig.tight_layout()
-fig.savefig(sys.argv[2], dpi=110)
+fig.savefig(os.path.join(sys.argv[2], "throughput-vs-size.png"), dpi=110)
+
+scan = everything["suppliers"]
+fig, ax = plt.subplots(figsize=(6, 4.2))
+for key, label in (("upload_s", "upload"), ("download_s", "restore")):
+    ax.plot([r["suppliers"] for r in scan], [r["size"] / r[key] / 1e6 for r in scan], marker="o", label=label)
+ax.set_xlabel("suppliers (RS(ceil(n/2), n))")
+ax.set_ylabel("MB/s")
+ax.set_title("bitdust throughput against supplier count")
+ax.grid(True, alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(sys.argv[2], "throughput-vs-suppliers.png"), dpi=110)
+
+sim = everything["sim"]
+fig, ax = plt.subplots(figsize=(6, 4.2))
+xs = [r["nodes"] for r in sim]
+for kind in ("identity", "nickname"):
+    ax.plot(xs, [r[kind]["hops"]["median"] for r in sim], marker="o", label=f"{kind} median")
+    ax.plot(xs, [r[kind]["hops"]["p99"] for r in sim], marker="x", linestyle="--", label=f"{kind} p99")
+ax.plot(xs, [r["hop_bound"] for r in sim], color="grey", label="ceil(log2 N)")
+ax.set_xscale("log")
+ax.set_xlabel("nodes")
+ax.set_ylabel("hops")
+ax.set_title("DHT lookup hops against network size")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(sys.argv[2], "hops-vs-nodes.png"), dpi=110)
 """
+
+
+def tree_size(root):
+    count = total = 0
+    for d, _, files in os.walk(root):
+        for name in files:
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and not os.path.islink(p):
+                count += 1
+                total += os.path.getsize(p)
+    return count, total
+
+
+def quick_folder(work):
+    """A small real folder for quick mode: a copy of the first ~2,000 files under /usr/share (or this repo's docs)."""
+    src = "/usr/share" if os.path.isdir("/usr/share") else os.path.join(ROOT, "docs")
+    dst = os.path.join(work, "share-sample")
+    n = 0
+    for d, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            p = os.path.join(d, name)
+            if n >= 2000 or os.path.islink(p) or not os.path.isfile(p) or not os.access(p, os.R_OK):
+                continue
+            rel = os.path.relpath(p, src)
+            os.makedirs(os.path.join(dst, os.path.dirname(rel)), exist_ok=True)
+            shutil.copy2(p, os.path.join(dst, rel))
+            n += 1
+    return dst
+
+
+def supplier_scan(binary, work, quick):
+    """Upload and restore of one file against supplier count (default layout RS(ceil(n/2), n))."""
+    counts, size = ([2, 4], 8 << 20) if quick else ([2, 4, 7, 13, 18, 26], 128 << 20)
+    src = os.path.join(work, "scan.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(size))
+    rows = []
+    for n in counts:
+        d = Bitdust(work, binary, n, 0, f"scan n={n}")
+        print(f"bitdust {n} suppliers: {human(size)} ...", flush=True)
+        d.start()
+        try:
+            r = measure(d, src, work)
+        finally:
+            d.stop()
+            shutil.rmtree(d.dir, ignore_errors=True)
+        rows.append({"suppliers": n, "size": size, **r})
+    os.remove(src)
+    return rows
+
+
+def heal_bench(binary, quick):
+    """`bitdust bench`: degraded restore (n - k suppliers stopped) and time back to full redundancy."""
+    size = "8M" if quick else "256M"
+    print(f"bitdust bench --size {size} (degraded restore, rebuild) ...", flush=True)
+    r = subprocess.run([binary, "--json", "bench", "--size", size], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def simulate(binary, quick):
+    """`bitdust sim`: the in-process network at several sizes."""
+    nodes, lookups = ("30,60", "50") if quick else ("100,300,1000", "200")
+    print(f"bitdust sim --nodes {nodes} ...", flush=True)
+    r = subprocess.run([binary, "--json", "sim", "--nodes", nodes, "--lookups", lookups, "--hire", "4,13"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def render_rest(scan, heal, sim):
+    lines = ["## Upload and restore against supplier count (bitdust, RS(ceil(n/2), n))", "",
+             "| suppliers | size | upload s (MB/s) | restore s (MB/s) | CPU s up / down | stored / data |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in scan:
+        lines.append(f"| {r['suppliers']} | {human(r['size'])} | {r['upload_s']:.2f} ({r['size'] / r['upload_s'] / 1e6:.1f}) | "
+                     f"{r['download_s']:.2f} ({r['size'] / r['download_s'] / 1e6:.1f}) | "
+                     f"{r['upload_cpu_s']:.1f} / {r['download_cpu_s']:.1f} | {r['stored'] / r['size']:.3f} |")
+    lines += ["", f"## Losing suppliers (`bitdust bench`, {human(heal['bytes'])}, {heal['suppliers']} suppliers, "
+              f"{heal['layout']})", "",
+              f"- restore with every supplier: {heal['restore_seconds']:.2f} s ({heal['restore_mb_per_s']:.1f} MB/s)",
+              f"- restore with n - k suppliers stopped: {heal['degraded_restore_seconds']:.2f} s "
+              f"({heal['degraded_restore_mb_per_s']:.1f} MB/s)",
+              f"- one supplier lost for good: replaced after {heal['lost_supplier_replaced_after_seconds']:.1f} s, full "
+              f"redundancy after {heal['full_redundancy_after_seconds']:.1f} s",
+              "", "## Scale: in-process network (`bitdust sim`, memory transport, full nodes)", "",
+              "| nodes | hop bound ceil(log2 N) | identity hops median / p99 | identity ms median / p99 | "
+              "nickname hops median / p99 | nickname ms median / p99 | failed lookups | MiB per idle node | "
+              "idle CPU % of a core | hire 4 / 13 s | start s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sim:
+        i, n = r["identity"], r["nickname"]
+        hire = " / ".join(f"{h['secs']:.2f}" for h in r["hire"]) or "-"
+        lines.append(f"| {r['nodes']} | {r['hop_bound']} | {i['hops']['median']:.0f} / {i['hops']['p99']:.0f} | "
+                     f"{i['latency_ms']['median']:.1f} / {i['latency_ms']['p99']:.1f} | "
+                     f"{n['hops']['median']:.0f} / {n['hops']['p99']:.0f} | "
+                     f"{n['latency_ms']['median']:.1f} / {n['latency_ms']['p99']:.1f} | "
+                     f"{i['failures'] + n['failures']} | {r['mib_per_node']:.2f} | {r['idle_cpu_percent']:.1f} | "
+                     f"{hire} | {r['start_secs']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def chart(tahoe, out):
@@ -336,8 +504,7 @@ def chart(tahoe, out):
         if subprocess.run([python, "-m", "pip", "install", "-q", "matplotlib"]).returncode != 0:
             print("matplotlib could not be installed: no chart", flush=True)
             return False
-    r = subprocess.run([python, "-c", CHART, os.path.join(out, "results.json"),
-                        os.path.join(out, "throughput-vs-size.png")])
+    r = subprocess.run([python, "-c", CHART, os.path.join(out, "results.json"), out])
     return r.returncode == 0
 
 
@@ -348,10 +515,17 @@ def render(results, sizes, tahoe_label, elapsed):
              "Upload and download are wall times of the command-line client; CPU is every process of the system "
              "(daemons and client); peak RSS is the client-side daemon's VmHWM; stored is bytes on the storage "
              "nodes per byte of data.", ""]
-    for size in sizes:
-        rows = [r for r in results if r["size"] == size]
-        base = next(r for r in rows if r["system"] == tahoe_label)
-        lines += [f"## {human(size)}", "",
+    groups = [(human(size), [r for r in results if r["size"] == size and "folder" not in r]) for size in sizes]
+    folder_rows = [r for r in results if "folder" in r]
+    if folder_rows:
+        f = folder_rows[0]
+        groups.append((f"folder {f['folder']} ({f['files']} files, {human(f['size'])})", folder_rows))
+    for title, rows in groups:
+        if not rows:
+            continue
+        size = rows[0]["size"]
+        base = next((r for r in rows if r["system"] == tahoe_label), None)
+        lines += [f"## {title}", "",
                   "| system | upload s (MB/s) | download s (MB/s) | CPU s up / down | peak RSS | stored / data |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for r in rows:
@@ -363,7 +537,7 @@ def render(results, sizes, tahoe_label, elapsed):
         lines += ["", "| ratio bitdust / Tahoe | upload time | download time | CPU up | CPU down | peak RSS | stored |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
-            if r is base:
+            if base is None or r is base:
                 continue
             def q(a, b):
                 return f"{a / b:.3f}" if b else "n/a"

@@ -50,7 +50,7 @@ const MAX_ROUNDS: u32 = 64;
 const JOIN_WINDOW: usize = 8;
 /// Seconds an unused connection stays open in the simulation (120 on a real node). Shorter so that the idle
 /// state, where only the connections something still uses are open, is reached within the run.
-const SIM_IDLE_TIMEOUT_SECS: u64 = 15;
+const SIM_IDLE_TIMEOUT_SECS: u64 = 5;
 /// Seconds over which idle CPU is measured.
 const IDLE_CPU_WINDOW_SECS: u64 = 10;
 
@@ -111,6 +111,8 @@ pub struct SimReport {
     pub start_secs: f64,
     /// Mean routing-table size.
     pub routing_table_mean: f64,
+    /// Nodes by AutoNAT verdict (`public`, `private`, `unknown`) after the lookups.
+    pub reachability: BTreeMap<String, usize>,
     /// Mean open connections per node just after the lookups.
     pub connections_busy_mean: f64,
     /// Mean open connections per node once idle connections have closed.
@@ -175,7 +177,7 @@ fn print_row(r: &SimReport) {
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
     println!(
         "{} nodes (hop bound {}): started in {:.1} s, {:.2} MiB per idle node ({:.1} connections; {:.1} \
-         after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers\n  \
+         after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, AutoNAT {:?}\n  \
          identity lookup: hops median {} p99 {}, {:.1} / {:.1} ms, {} / {} requests, {} failed\n  \
          nickname lookup: hops median {} p99 {}, {:.1} / {:.1} ms, {} / {} requests, {} failed\n  hire: {}",
         r.nodes,
@@ -186,6 +188,7 @@ fn print_row(r: &SimReport) {
         r.connections_busy_mean,
         r.idle_cpu_percent,
         r.routing_table_mean,
+        r.reachability,
         r.identity.hops.median,
         r.identity.hops.p99,
         r.identity.latency_ms.median,
@@ -320,6 +323,10 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
         nickname.add(ok, ms, requests, hops);
     }
     let rss_busy = rss_mib();
+    let mut reachability: BTreeMap<String, usize> = BTreeMap::new();
+    for node in &nodes {
+        *reachability.entry(node.network().reachability().borrow().clone()).or_default() += 1;
+    }
     let connections_busy_mean = mean_connections(&nodes).await;
     // Idle: wait until the connections nothing uses have closed (they stop falling), then measure.
     let mut connections_idle_mean = connections_busy_mean;
@@ -355,6 +362,7 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
         hop_bound: (n as f64).log2().ceil() as u32,
         start_secs,
         routing_table_mean,
+        reachability,
         connections_busy_mean,
         connections_idle_mean,
         rss_base_mib: base,
