@@ -21,7 +21,7 @@ Then, bitdust alone:
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
 
 usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--out DIR] [--bitdust PATH]
-  --quick   1 MiB and 16 MiB, a small folder, 2 and 4 suppliers, 30 and 60 nodes (about a minute once built and
+  --quick   1 MiB and 16 MiB, a small folder, 2 and 4 suppliers, 30 and 60 nodes (about 3 minutes once built and
             installed); full mode: 1M,100M,1G (add 4G with --sizes), /usr/share, 2..26 suppliers, 100..1000 nodes
 Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
 """
@@ -186,7 +186,8 @@ class Tahoe:
     def download(self, path, out):
         client = os.path.join(self.dir, "client")
         if os.path.isdir(path):
-            self.tahoe("-d", client, "cp", "-r", self.cap, out)
+            self.tahoe("-d", client, "cp", "-r", self.cap, out)  # creates out/<folder name>
+            return os.path.join(out, os.path.basename(path))
         else:
             self.tahoe("-d", client, "get", self.cap, out)
         return out
@@ -244,7 +245,8 @@ class Bitdust:
 
     def download(self, path, out_dir):
         self.cli("restore", self.name, "--to", out_dir)
-        return os.path.join(out_dir, self.name)
+        # a folder's contents go into out_dir itself, a file goes into it under its name
+        return out_dir if os.path.isdir(path) else os.path.join(out_dir, self.name)
 
     def stop(self):
         self.proc.terminate()
@@ -266,8 +268,9 @@ def measure(system, src, work):
     down = time.perf_counter() - t1
     cpu2, kids2 = cpu_seconds(pids), children_cpu()
     same = ["diff", "-r", "-q", "--no-dereference", src, got] if os.path.isdir(src) else ["cmp", "-s", src, got]
-    if subprocess.run(same, capture_output=True).returncode != 0:
-        raise RuntimeError(f"{system.label}: downloaded bytes differ from {src}")
+    check = subprocess.run(same, capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"{system.label}: downloaded bytes differ from {src}: {(check.stdout + check.stderr)[:800]}")
     shutil.rmtree(out)
     return {"upload_s": up, "download_s": down,
             "upload_cpu_s": (cpu1 - cpu0) + (kids1 - kids0), "download_cpu_s": (cpu2 - cpu1) + (kids2 - kids1),
@@ -327,11 +330,13 @@ def main():
                 s.stop()
             except Exception:
                 pass
+    try:
+        scan = supplier_scan(binary, work, args.quick)
+        heal = heal_bench(binary, args.quick)
+        sim = simulate(binary, args.quick)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
-    scan = supplier_scan(binary, work, args.quick)
-    heal = heal_bench(binary, args.quick)
-    sim = simulate(binary, args.quick)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim}, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
@@ -410,7 +415,7 @@ def tree_size(root):
 
 
 def quick_folder(work):
-    """A small real folder for quick mode: a copy of the first ~2,000 files under /usr/share (or this repo's docs)."""
+    """A small real folder for quick mode: a copy of the first 200 files under /usr/share (or this repo's docs)."""
     src = "/usr/share" if os.path.isdir("/usr/share") else os.path.join(ROOT, "docs")
     dst = os.path.join(work, "share-sample")
     n = 0
@@ -418,7 +423,7 @@ def quick_folder(work):
         dirs.sort()
         for name in sorted(files):
             p = os.path.join(d, name)
-            if n >= 2000 or os.path.islink(p) or not os.path.isfile(p) or not os.access(p, os.R_OK):
+            if n >= 200 or os.path.islink(p) or not os.path.isfile(p) or not os.access(p, os.R_OK):
                 continue
             rel = os.path.relpath(p, src)
             os.makedirs(os.path.join(dst, os.path.dirname(rel)), exist_ok=True)
@@ -466,7 +471,7 @@ def simulate(binary, quick):
 
 
 def render_rest(scan, heal, sim):
-    lines = ["## Upload and restore against supplier count (bitdust, RS(ceil(n/2), n))", "",
+    lines = ["", "## Upload and restore against supplier count (bitdust, RS(ceil(n/2), n))", "",
              "| suppliers | size | upload s (MB/s) | restore s (MB/s) | CPU s up / down | stored / data |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in scan:

@@ -215,49 +215,21 @@ struct Behaviour {
     dcutr: dcutr::Behaviour,
 }
 
+/// Where a command's answer goes.
+type Reply<T> = oneshot::Sender<Result<T, NetError>>;
+
 enum Command {
-    Request {
-        peer: PeerId,
-        request: Request,
-        reply: oneshot::Sender<Result<Response, NetError>>,
-    },
-    Respond {
-        channel: ResponseChannel<Response>,
-        response: Response,
-    },
-    SetAddresses {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-    },
-    PutRecord {
-        record: SignedRecord,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    GetRecord {
-        kind: RecordKind,
-        publisher: PeerId,
-        reply: oneshot::Sender<Result<(SignedRecord, LookupStats), NetError>>,
-    },
-    StartProviding {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    GetProviders {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<(HashSet<PeerId>, LookupStats), NetError>>,
-    },
-    RoutingTable {
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
-    Bootstrap {
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    Status {
-        reply: oneshot::Sender<NetStatus>,
-    },
-    UseRelay {
-        addr: Multiaddr,
-    },
+    Request { peer: PeerId, request: Request, reply: Reply<Response> },
+    Respond { channel: ResponseChannel<Response>, response: Response },
+    SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
+    PutRecord { record: SignedRecord, reply: Reply<()> },
+    GetRecord { kind: RecordKind, publisher: PeerId, reply: Reply<(SignedRecord, LookupStats)> },
+    StartProviding { key: Vec<u8>, reply: Reply<()> },
+    GetProviders { key: Vec<u8>, reply: Reply<(HashSet<PeerId>, LookupStats)> },
+    RoutingTable { reply: oneshot::Sender<Vec<PeerId>> },
+    Bootstrap { reply: Reply<()> },
+    Status { reply: oneshot::Sender<NetStatus> },
+    UseRelay { addr: Multiaddr },
     Shutdown,
 }
 
@@ -592,26 +564,26 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 enum Query {
-    Put(oneshot::Sender<Result<(), NetError>>),
+    Put(Reply<()>),
     Get {
         key: Vec<u8>,
         best: Option<SignedRecord>,
         /// Valid copies seen so far.
         copies: usize,
-        reply: oneshot::Sender<Result<(SignedRecord, LookupStats), NetError>>,
+        reply: Reply<(SignedRecord, LookupStats)>,
     },
-    Provide(oneshot::Sender<Result<(), NetError>>),
+    Provide(Reply<()>),
     Providers {
         found: HashSet<PeerId>,
-        reply: oneshot::Sender<Result<(HashSet<PeerId>, LookupStats), NetError>>,
+        reply: Reply<(HashSet<PeerId>, LookupStats)>,
     },
-    Bootstrap(oneshot::Sender<Result<(), NetError>>),
+    Bootstrap(Reply<()>),
 }
 
 struct Driver {
     swarm: libp2p::Swarm<Behaviour>,
     inbound: mpsc::Sender<Inbound>,
-    requests: HashMap<request_response::OutboundRequestId, (PeerId, oneshot::Sender<Result<Response, NetError>>)>,
+    requests: HashMap<request_response::OutboundRequestId, (PeerId, Reply<Response>)>,
     queries: HashMap<kad::QueryId, Query>,
     /// Open connections: peer, remote address (for an inbound relayed one, the relayed listen address), relayed.
     connections: HashMap<ConnectionId, (PeerId, Multiaddr, bool)>,

@@ -174,12 +174,22 @@ pub fn run(nodes: &[usize], lookups: usize, hire: &[u16], dir: Option<&Path>, js
 }
 
 fn print_row(r: &SimReport) {
+    let lookups = |kind: &str, f: &LookupFigures| {
+        format!(
+            "  {kind} lookup: hops median {} p99 {}, {:.1} / {:.1} ms, {} / {} requests, {} failed",
+            f.hops.median,
+            f.hops.p99,
+            f.latency_ms.median,
+            f.latency_ms.p99,
+            f.requests.median,
+            f.requests.p99,
+            f.failures
+        )
+    };
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
     println!(
-        "{} nodes (hop bound {}): started in {:.1} s, {:.2} MiB per idle node ({:.1} connections; {:.1} \
-         after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, AutoNAT {:?}\n  \
-         identity lookup: hops median {} p99 {}, {:.1} / {:.1} ms, {} / {} requests, {} failed\n  \
-         nickname lookup: hops median {} p99 {}, {:.1} / {:.1} ms, {} / {} requests, {} failed\n  hire: {}",
+        "{} nodes (hop bound {}): started in {:.1} s, {:.2} MiB per idle node ({:.1} connections; {:.1} after \
+         lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, AutoNAT {:?}\n{}\n{}\n  hire: {}",
         r.nodes,
         r.hop_bound,
         r.start_secs,
@@ -189,20 +199,8 @@ fn print_row(r: &SimReport) {
         r.idle_cpu_percent,
         r.routing_table_mean,
         r.reachability,
-        r.identity.hops.median,
-        r.identity.hops.p99,
-        r.identity.latency_ms.median,
-        r.identity.latency_ms.p99,
-        r.identity.requests.median,
-        r.identity.requests.p99,
-        r.identity.failures,
-        r.nickname.hops.median,
-        r.nickname.hops.p99,
-        r.nickname.latency_ms.median,
-        r.nickname.latency_ms.p99,
-        r.nickname.requests.median,
-        r.nickname.requests.p99,
-        r.nickname.failures,
+        lookups("identity", &r.identity),
+        lookups("nickname", &r.nickname),
         if hire.is_empty() { "-".to_string() } else { hire.join(", ") },
     );
 }
