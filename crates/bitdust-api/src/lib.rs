@@ -15,7 +15,7 @@
 //! | GET | `/api/v1/backups` | | backups and their versions |
 //! | POST | `/api/v1/backups` | `{"path": "/abs/path"}` | `{"job": id}` |
 //! | POST | `/api/v1/restores` | `{"name", "version"?, "to", "force"?}` | `{"job": id}` |
-//! | GET | `/api/v1/jobs/{id}` | | [`bitdust_node::Job`] |
+//! | GET | `/api/v1/jobs/{id}?wait_ms=N` | | [`bitdust_node::Job`] (with `wait_ms`, once it ends or after N ms, at most 30 000) |
 //! | GET | `/api/v1/store` | | supplier usage per customer |
 //! | POST | `/api/v1/shutdown` | | stops the daemon |
 //!
@@ -25,7 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -213,9 +213,27 @@ async fn start_restore(State(s): State<AppState>, h: HeaderMap, Json(body): Json
     Ok(Json(json!({ "job": id })))
 }
 
-async fn job(State(s): State<AppState>, h: HeaderMap, Path(id): Path<u64>) -> ApiResult {
+/// Longest long poll of `GET /jobs/{id}?wait_ms=N`.
+const MAX_JOB_WAIT_MS: u64 = 30_000;
+
+#[derive(Debug, Deserialize)]
+struct JobQuery {
+    /// Wait up to this many milliseconds for the job to end (capped at [`MAX_JOB_WAIT_MS`]); 0 answers at once.
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+async fn job(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<u64>,
+    q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     authorise(&s, &h)?;
-    let job = s.node.job(id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    let Query(q) = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let wait = std::time::Duration::from_millis(q.wait_ms.min(MAX_JOB_WAIT_MS));
+    let job = s.node.wait_job(id, wait).await;
+    let job = job.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
     Ok(Json(serde_json::to_value(job).map_err(anyhow::Error::from)?))
 }
 

@@ -41,6 +41,9 @@ pub struct Config {
     pub nat: NatConfig,
     /// Seconds an unused connection stays open (a later request to the same peer skips the handshake).
     pub idle_timeout_secs: u64,
+    /// Seconds between announcements: DHT bootstrap, then the identity record and provider records published
+    /// again, so that they reach the nodes that joined since.
+    pub announce_interval_secs: u64,
 }
 
 /// NAT traversal settings.
@@ -155,6 +158,7 @@ impl Default for Config {
             maintenance: MaintenanceConfig::default(),
             nat: NatConfig::default(),
             idle_timeout_secs: bitdust_net::DEFAULT_IDLE_TIMEOUT.as_secs(),
+            announce_interval_secs: 600,
         }
     }
 }

@@ -20,11 +20,13 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::home::{unix_now, Config, Home};
 
-/// How often the identity, supplier and nickname announcements are refreshed in the DHT once they
-/// succeeded (provider records expire after 48 h in libp2p-kad; records are republished hourly).
-const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(600);
-/// Retry delay while the DHT has no peers yet.
+/// Retry delay of an announcement that failed with the DHT empty (a node starting alone; costs nothing on the
+/// network). A failure with peers (none stored the record) doubles the delay each time up to
+/// [`ANNOUNCE_RETRY_MAX`], so that an overloaded network is not asked again and again. Once an announcement
+/// succeeds, the next comes after `Config::announce_interval_secs`.
 const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
+/// Longest retry delay of a failed announcement.
+const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(60);
 /// Most inbound requests handled at once (bounds memory: each may hold a 4 MiB fragment).
 const INBOUND_CONCURRENCY: usize = 32;
 
@@ -160,6 +162,8 @@ pub struct Node {
     identity: Mutex<SignedIdentity>,
     announced: tokio::sync::watch::Sender<bool>,
     jobs: Mutex<BTreeMap<u64, (Job, Progress)>>,
+    /// Bumped each time a job ends (what [`Node::wait_job`] waits on).
+    jobs_ended: tokio::sync::watch::Sender<u64>,
     next_job: AtomicU64,
     /// Serialises catalog changes and supplier changes.
     pub(crate) customer_lock: AsyncMutex<()>,
@@ -244,6 +248,7 @@ impl Node {
             identity: Mutex::new(identity),
             announced: tokio::sync::watch::Sender::new(false),
             jobs: Mutex::new(BTreeMap::new()),
+            jobs_ended: tokio::sync::watch::Sender::new(0),
             next_job: AtomicU64::new(1),
             customer_lock: AsyncMutex::new(()),
             queue_lock: Mutex::new(()),
@@ -418,8 +423,26 @@ impl Node {
                     }
                 }
             }
+            node.jobs_ended.send_modify(|n| *n = n.wrapping_add(1));
         });
         id
+    }
+
+    /// Job `id` once it has ended, or its state after `timeout` if it is still running (a long poll: clients
+    /// learn of the end at once instead of on their next poll).
+    pub async fn wait_job(&self, id: u64, timeout: Duration) -> Option<Job> {
+        let mut ended = self.jobs_ended.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.job(id)?;
+            if job.state != "running" {
+                return Some(job);
+            }
+            match tokio::time::timeout_at(deadline, ended.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.job(id),
+            }
+        }
     }
 
     /// A job's current state.
@@ -432,8 +455,8 @@ impl Node {
     }
 
     /// Publishes the identity record and the provider records (nickname; supplier and relay services when
-    /// offered) to the DHT once. The announce loop does this every 10 minutes, so records reach the nodes that
-    /// joined since (the closest nodes to a key change as the network grows).
+    /// offered) to the DHT once. The announce loop does this every `announce_interval_secs` (10 minutes), so
+    /// records reach the nodes that joined since (the closest nodes to a key change as the network grows).
     ///
     /// # Errors
     /// If no peer stored a record.
@@ -545,6 +568,7 @@ impl Node {
 }
 
 async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
+    let mut retry = ANNOUNCE_RETRY;
     loop {
         let Some(n) = node.upgrade() else { return };
         let bootstrapped = n.net.bootstrap().await.is_ok();
@@ -555,18 +579,25 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
         } else {
             Err(anyhow::anyhow!("no peers"))
         };
-        let ok = match result {
-            Ok(()) => true,
+        let pause = match result {
+            Ok(()) => {
+                n.announced.send_replace(true);
+                retry = ANNOUNCE_RETRY;
+                Duration::from_secs(n.config.announce_interval_secs.max(1))
+            }
+            Err(e) if !bootstrapped => {
+                tracing::debug!(error = %format!("{e:#}"), "announce failed (no peers yet), will retry");
+                ANNOUNCE_RETRY
+            }
             Err(e) => {
-                tracing::debug!(error = %format!("{e:#}"), "announce failed, will retry");
-                false
+                tracing::debug!(error = %format!("{e:#}"), retry_secs = retry.as_secs_f64(), "announce failed, will retry");
+                let pause = retry;
+                retry = (retry * 2).min(ANNOUNCE_RETRY_MAX);
+                pause
             }
         };
-        if ok {
-            n.announced.send_replace(true);
-        }
         drop(n);
-        tokio::time::sleep(if ok { ANNOUNCE_INTERVAL } else { ANNOUNCE_RETRY }).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -242,3 +242,30 @@ async fn dht_refuses_stale_and_forged_records() {
     let id = within("identity", reader.lookup_identity(alice.peer_id())).await.unwrap();
     assert_eq!(id.identity.nickname, "alice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_job_returns_when_the_job_ends_or_on_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path(), "solo", &[], None, CustomerConfig::default(), None).await;
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let id = node.spawn_job("test", "t".into(), |_, _| async move {
+        finished.await.ok();
+        Ok(serde_json::json!({ "answer": 42 }))
+    });
+    // Still running: the long poll answers after its timeout with the running state.
+    let job = node.wait_job(id, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(job.state, "running");
+    // Ends while a long poll waits: that poll answers with the result at once, not at its 60 s timeout.
+    let waiting = tokio::spawn({
+        let node = node.clone();
+        async move { node.wait_job(id, Duration::from_secs(60)).await }
+    });
+    finish.send(()).unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the long poll answers when the job ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.state.as_str(), job.result), ("done", Some(serde_json::json!({ "answer": 42 }))));
+    assert!(node.wait_job(id + 1, Duration::from_millis(10)).await.is_none(), "unknown job");
+}

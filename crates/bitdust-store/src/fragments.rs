@@ -247,25 +247,38 @@ impl FragmentStore {
         let contract = self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
         let key = fragment_key(owner, id);
         let okey = owner.to_bytes();
-        // Check quota first (read), write the file, then commit the index; a concurrent put of the same
-        // customer is serialised by the write transaction, which re-checks.
-        let path = self.fragment_path(owner, id);
+        let needed = contract.contract.needed_bytes;
+        // Usage after this put: (old size of `id`, usage now, usage after), or QuotaExceeded.
+        let quota = |old: u64, used: u64| {
+            let new_used = used - old.min(used) + data.len() as u64;
+            if new_used > needed {
+                return Err(StoreError::QuotaExceeded {
+                    customer: owner.to_string(),
+                    used,
+                    adding: data.len() as u64,
+                    needed,
+                });
+            }
+            Ok(new_used)
+        };
+        // Check the quota (read), write and fsync the file under a temp name, and only then take the write
+        // transaction (one at a time) to check again, rename the file into place and commit the index: puts of
+        // several fragments write and fsync at the same time.
+        {
+            let txn = self.db.begin_read().map_err(io)?;
+            let old = txn.open_table(FRAGMENTS).map_err(io)?.get(key.as_slice()).map_err(io)?.map(|v| v.value());
+            let used = txn.open_table(USAGE).map_err(io)?.get(okey.as_slice()).map_err(io)?.map(|v| v.value());
+            quota(old.unwrap_or(0), used.unwrap_or(0))?;
+        }
+        let staged = crate::StagedFile::write(&self.fragment_path(owner, id), data).map_err(io)?;
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
             let mut usage = txn.open_table(USAGE).map_err(io)?;
             let old = frags.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
-            let new_used = used - old.min(used) + data.len() as u64;
-            if new_used > contract.contract.needed_bytes {
-                return Err(StoreError::QuotaExceeded {
-                    customer: owner.to_string(),
-                    used,
-                    adding: data.len() as u64,
-                    needed: contract.contract.needed_bytes,
-                });
-            }
-            crate::write_atomic(&path, data).map_err(io)?;
+            let new_used = quota(old, used)?;
+            staged.commit().map_err(io)?;
             frags.insert(key.as_slice(), data.len() as u64).map_err(io)?;
             usage.insert(okey.as_slice(), new_used).map_err(io)?;
         }
@@ -540,6 +553,39 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         assert_eq!(store.usage().unwrap()[0].fragments, 2);
+    }
+
+    #[test]
+    fn concurrent_puts_respect_the_quota_and_leave_no_temp_files() {
+        let (dir, store, customer, _) = setup(1 << 20, 1000);
+        let f = frag(400);
+        assert!(f.len() * 2 <= 1000 && f.len() * 3 > 1000, "two fragments fit, three do not");
+        let owner = customer.peer_id();
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
+            let (store, owner, f) = (&store, &owner, &f);
+            let handles: Vec<_> =
+                (0..8u8).map(|i| s.spawn(move || store.put_fragment(owner, &[i + 10; 32], f))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "{results:?}");
+        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::QuotaExceeded { .. }))));
+        let usage = &store.usage().unwrap()[0];
+        assert_eq!((usage.fragments, usage.used_bytes), (2, 2 * f.len() as u64));
+        let files: Vec<String> = walk(dir.path()).into_iter().filter(|p| p.contains("/fragments/")).collect();
+        assert_eq!(files.len(), 2, "only the two stored fragments are on disk: {files:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+        out
     }
 
     #[test]

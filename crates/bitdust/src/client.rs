@@ -94,14 +94,16 @@ impl Client {
         } else {
             None
         };
+        // Long poll: the daemon answers as soon as the job ends, or after `wait` to refresh the bar.
+        let wait = if bar.is_some() { 250 } else { 10_000 };
         loop {
-            let job = self.get(&format!("/jobs/{id}"))?;
+            let job = self.get(&format!("/jobs/{id}?wait_ms={wait}"))?;
             if let Some(b) = &bar {
                 b.set_length(job["total_bytes"].as_u64().unwrap_or(0));
                 b.set_position(job["done_bytes"].as_u64().unwrap_or(0));
             }
             match job["state"].as_str() {
-                Some("running") => std::thread::sleep(Duration::from_millis(150)),
+                Some("running") => {}
                 Some("done") => {
                     if let Some(b) = bar {
                         b.finish_and_clear();

@@ -51,6 +51,13 @@ const JOIN_WINDOW: usize = 8;
 /// Seconds an unused connection stays open in the simulation (120 on a real node). Shorter so that the idle
 /// state, where only the connections something still uses are open, is reached within the run.
 const SIM_IDLE_TIMEOUT_SECS: u64 = 5;
+/// Seconds between a simulated node's own announcements (600 on a real node). The simulation runs the
+/// announcement rounds itself (on joining, then once more with everybody up). A thousand nodes announcing every
+/// 10 minutes would be almost two announcements a second, each a bootstrap and three DHT lookups, on the two
+/// cores every node shares here; a real network spreads that over a thousand machines.
+const SIM_ANNOUNCE_INTERVAL_SECS: u64 = 24 * 3600;
+/// Attempts at the second announcement of each node (a real node retries a failed one, with back-off).
+const ANNOUNCE_ATTEMPTS: u32 = 3;
 /// Seconds over which idle CPU is measured.
 const IDLE_CPU_WINDOW_SECS: u64 = 10;
 
@@ -109,6 +116,8 @@ pub struct SimReport {
     pub hop_bound: u32,
     /// Seconds until every node had started and announced itself.
     pub start_secs: f64,
+    /// Second announcements that had to be retried (a failed DHT put or provide; a sign of overload).
+    pub announce_retries: usize,
     /// Mean routing-table size.
     pub routing_table_mean: f64,
     /// Nodes by AutoNAT verdict (`public`, `private`, `unknown`) after the lookups.
@@ -188,11 +197,12 @@ fn print_row(r: &SimReport) {
     };
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
     println!(
-        "{} nodes (hop bound {}): started in {:.1} s, {:.2} MiB per idle node ({:.1} connections; {:.1} after \
+        "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node ({:.1} connections; {:.1} after \
          lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, AutoNAT {:?}\n{}\n{}\n  hire: {}",
         r.nodes,
         r.hop_bound,
         r.start_secs,
+        r.announce_retries,
         r.mib_per_node,
         r.connections_idle_mean,
         r.connections_busy_mean,
@@ -219,7 +229,9 @@ pub fn run_child(nodes: usize, lookups: usize, hire: &[u16], dir: Option<&Path>)
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(simulate(tmp.path(), nodes, lookups, hire))?;
     println!("{}", serde_json::to_string(&report)?);
-    // Dropping a thousand swarms takes a while and measures nothing.
+    // Dropping a thousand swarms takes a while and measures nothing, so exit without it; `exit` skips
+    // destructors, so remove the nodes' folders first (in /dev/shm they hold memory until removed).
+    let _ = std::fs::remove_dir_all(tmp.path());
     std::process::exit(0);
 }
 
@@ -239,6 +251,7 @@ fn node_config(supplier: bool, hire: u16) -> Config {
         customer: CustomerConfig { suppliers: hire.max(2), needed_bytes: 1 << 20, ..CustomerConfig::default() },
         maintenance: MaintenanceConfig::default(),
         idle_timeout_secs: SIM_IDLE_TIMEOUT_SECS,
+        announce_interval_secs: SIM_ANNOUNCE_INTERVAL_SECS,
         ..Config::default()
     }
 }
@@ -275,12 +288,30 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
     let start_secs = started.elapsed().as_secs_f64();
     // The early nodes announced into a network of a few nodes: announce once more, as the 10-minute announce
     // loop would, so records sit at the K closest nodes of the whole network (its steady state).
-    let results: Vec<Result<()>> =
-        futures::stream::iter(nodes.iter().map(|n| n.announce())).buffer_unordered(JOIN_WINDOW).collect().await;
-    let refused = results.iter().filter(|r| r.is_err()).count();
-    if refused > 0 {
-        bail!("{refused} of {n} nodes could not announce again");
+    let announce_again = |node: &Arc<Node>| {
+        let node = node.clone();
+        async move {
+            let mut retries = 0;
+            loop {
+                match node.announce().await {
+                    Ok(()) => return Ok(retries),
+                    Err(e) if retries + 1 >= ANNOUNCE_ATTEMPTS => return Err(e),
+                    Err(_) => {
+                        retries += 1;
+                        tokio::time::sleep(std::time::Duration::from_secs(1 << retries)).await;
+                    }
+                }
+            }
+        }
+    };
+    let results: Vec<Result<u32>> =
+        futures::stream::iter(nodes.iter().map(announce_again)).buffer_unordered(JOIN_WINDOW).collect().await;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        bail!("{refused} of {n} nodes could not announce again ({ANNOUNCE_ATTEMPTS} attempts); the first: {e:#}");
     }
+    let announce_retries = results.iter().map(|r| r.as_ref().map_or(0, |n| *n as usize)).sum();
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "simulation: every node announced again");
 
     // Every routing table, as the lookups will find it.
     let mut tables: HashMap<PeerId, Vec<PeerId>> = HashMap::new();
@@ -321,6 +352,7 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
         nickname.add(ok, ms, requests, hops);
     }
     let rss_busy = rss_mib();
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "simulation: lookups done");
     let mut reachability: BTreeMap<String, usize> = BTreeMap::new();
     for node in &nodes {
         *reachability.entry(node.network().reachability().borrow().clone()).or_default() += 1;
@@ -359,6 +391,7 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
         nodes: n,
         hop_bound: (n as f64).log2().ceil() as u32,
         start_secs,
+        announce_retries,
         routing_table_mean,
         reachability,
         connections_busy_mean,
