@@ -37,6 +37,11 @@ const UPLOAD_ATTEMPTS: usize = 7;
 const UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
 /// Contract length: one year; renewal comes with the rebuild work.
 const CONTRACT_SECS: u64 = 365 * 24 * 3600;
+/// A block fetch that has received no fragment for this long asks more positions (hedged requests, as in
+/// Dean & Barroso, "The Tail at Scale", CACM 2013): a supplier that is down costs a dial timeout of several
+/// seconds, and one that is slow should not hold the block up. The positions still pending are then tried last
+/// for the rest of the restore.
+const HEDGE_AFTER: Duration = Duration::from_secs(2);
 
 /// A hired supplier.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -458,9 +463,13 @@ impl Node {
         progress.set_total(v.total_bytes);
         // Per position, the current supplier first, then the one at backup time.
         let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v, p)).collect();
-        // Learn suppliers' addresses (those offline simply fail).
+        // Learn suppliers' addresses in the background while fetching starts (a request that finds no address
+        // looks the peer up itself): with suppliers down, a lookup can wait out their dial timeouts.
         let all: HashSet<PeerId> = peers.iter().flatten().copied().collect();
-        futures::future::join_all(all.iter().map(|p| self.lookup_identity(*p))).await;
+        let node = self.clone();
+        tokio::spawn(async move {
+            futures::future::join_all(all.iter().map(|p| node.lookup_identity(*p))).await;
+        });
 
         let vkeys = VersionKeys::derive(self.keys.master(), v.id);
         let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
@@ -639,32 +648,51 @@ async fn fetch_block(
             (position, r)
         }
     };
+    let mut in_flight: HashSet<usize> = HashSet::new();
     for p in order.by_ref().take(k) {
+        in_flight.insert(p);
         pending.push(fetch(p));
     }
     let decoder_check = BlockDecoder::new(layout, vkeys)?;
     let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(k);
     let mut errors = Vec::new();
-    while let Some((position, r)) = pending.next().await {
-        let r = r.and_then(|bytes| {
-            decoder_check.check_fragment(meta, position, &bytes)?;
-            Ok(bytes)
-        });
-        match r {
-            Ok(bytes) => good.push((position, bytes)),
-            Err(e) => {
-                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Ok(mut b) = bad.lock() {
-                    b.insert(position);
+    let hedge = tokio::time::sleep(HEDGE_AFTER);
+    tokio::pin!(hedge);
+    while good.len() < k {
+        tokio::select! {
+            next = pending.next() => {
+                let Some((position, r)) = next else { break };
+                in_flight.remove(&position);
+                let r = r.and_then(|bytes| {
+                    decoder_check.check_fragment(meta, position, &bytes)?;
+                    Ok(bytes)
+                });
+                match r {
+                    Ok(bytes) => good.push((position, bytes)),
+                    Err(e) => {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Ok(mut b) = bad.lock() {
+                            b.insert(position);
+                        }
+                        errors.push(format!("{e:#}"));
+                        if let Some(next) = order.next() {
+                            in_flight.insert(next);
+                            pending.push(fetch(next));
+                        }
+                    }
                 }
-                errors.push(format!("{e:#}"));
-                if let Some(next) = order.next() {
+                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+            }
+            () = &mut hedge => {
+                if let Ok(mut b) = bad.lock() {
+                    b.extend(in_flight.iter().copied());
+                }
+                for next in order.by_ref().take(k - good.len()) {
+                    in_flight.insert(next);
                     pending.push(fetch(next));
                 }
+                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
             }
-        }
-        if good.len() == k {
-            break;
         }
     }
     if good.len() < k {

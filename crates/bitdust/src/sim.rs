@@ -59,7 +59,7 @@ const SIM_ANNOUNCE_INTERVAL_SECS: u64 = 24 * 3600;
 /// Attempts at the second announcement of each node (a real node retries a failed one, with back-off).
 const ANNOUNCE_ATTEMPTS: u32 = 3;
 /// Seconds over which idle CPU is measured.
-const IDLE_CPU_WINDOW_SECS: u64 = 10;
+const IDLE_CPU_WINDOW_SECS: u64 = 5;
 
 /// Percentiles of one measured quantity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -358,14 +358,15 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
         *reachability.entry(node.network().reachability().borrow().clone()).or_default() += 1;
     }
     let connections_busy_mean = mean_connections(&nodes).await;
-    // Idle: wait until the connections nothing uses have closed (they stop falling), then measure.
+    // Idle: wait until the connections nothing uses have closed (none left, or no fewer for longer than the idle
+    // timeout), then measure.
     let mut connections_idle_mean = connections_busy_mean;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(SIM_IDLE_TIMEOUT_SECS)).await;
+    let mut since_fall = Instant::now();
+    while connections_idle_mean > 0.0 && since_fall.elapsed().as_secs() <= SIM_IDLE_TIMEOUT_SECS {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let now = mean_connections(&nodes).await;
-        if now >= connections_idle_mean * 0.95 {
-            connections_idle_mean = now;
-            break;
+        if now < connections_idle_mean * 0.95 {
+            since_fall = Instant::now();
         }
         connections_idle_mean = now;
     }
