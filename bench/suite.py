@@ -286,6 +286,7 @@ def main():
     ap.add_argument("--bitdust")
     ap.add_argument("--folder", help="a real folder to back up (default: /usr/share, or a small one with --quick)")
     ap.add_argument("--no-tahoe-folder", action="store_true", help="skip Tahoe on the folder (it is slow)")
+    ap.add_argument("--sim-nodes", help="network sizes for bitdust sim (default 30,60 quick, 100,300,1000 full)")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in (args.sizes or ("1M,16M" if args.quick else "1M,100M,1G")).split(",")]
     binary = args.bitdust
@@ -336,7 +337,7 @@ def main():
     try:
         scan = supplier_scan(binary, work, args.quick)
         heal = heal_bench(binary, args.quick)
-        sim = simulate(binary, args.quick)
+        sim = simulate(binary, args.quick, args.sim_nodes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
@@ -467,9 +468,10 @@ def heal_bench(binary, quick):
     return json.loads(r.stdout)
 
 
-def simulate(binary, quick):
+def simulate(binary, quick, sizes=None):
     """`bitdust sim`: the in-process network at several sizes."""
     nodes, lookups = ("30,60", "50") if quick else ("100,300,1000", "200")
+    nodes = sizes or nodes
     print(f"bitdust sim --nodes {nodes} ...", flush=True)
     r = subprocess.run([binary, "--json", "sim", "--nodes", nodes, "--lookups", lookups, "--hire", "4,13"],
                        capture_output=True, text=True, check=True)

@@ -9,6 +9,9 @@ use bitdust_core::wire::{Request, Response, MAX_MESSAGE_BYTES};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
+/// Bytes of a message buffer filled (zeroed, then read into) at a time.
+const READ_CHUNK: usize = 1 << 20;
+
 /// The codec (stateless).
 #[derive(Debug, Clone, Default)]
 pub struct StorageCodec;
@@ -23,10 +26,17 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u
             format!("message of {len} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"),
         ));
     }
+    // Capacity for a whole fragment at once (no reallocation), filled one chunk at a time as bytes arrive.
+    // (`read_to_end` zero-filled the whole capacity, then at the end doubled it and zero-filled the new half
+    // before it saw the end of the stream: about 6% of all CPU in a devnet upload.)
     let mut buf = Vec::with_capacity(len.min(4 * 1024 * 1024 + 4096));
-    io.take(len as u64).read_to_end(&mut buf).await?;
-    if buf.len() != len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "message truncated"));
+    while buf.len() < len {
+        let start = buf.len();
+        buf.resize(start + (len - start).min(READ_CHUNK), 0);
+        io.read_exact(&mut buf[start..]).await.map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(io::ErrorKind::UnexpectedEof, "message truncated"),
+            _ => e,
+        })?;
     }
     Ok(buf)
 }
@@ -103,6 +113,20 @@ mod tests {
             .unwrap();
         let back = StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.unwrap();
         assert!(matches!(back, Request::DeleteFragment { id } if id == [3; 32]));
+    }
+
+    #[tokio::test]
+    async fn a_message_of_several_read_chunks_round_trips() {
+        let data: Vec<u8> = (0..READ_CHUNK * 5 / 2).map(|i| (i % 251) as u8).collect();
+        let mut buf = Vec::new();
+        let req = Request::PutFragment { id: [7; 32], data: data.clone().into() };
+        StorageCodec.write_request(&proto(), &mut Cursor::new(&mut buf), req).await.unwrap();
+        let back = StorageCodec.read_request(&proto(), &mut Cursor::new(buf.clone())).await.unwrap();
+        assert!(matches!(back, Request::PutFragment { id, data: d } if id == [7; 32] && d == data));
+        // cut inside the last chunk: an error, not a short message
+        buf.truncate(buf.len() - 10);
+        let err = StorageCodec.read_request(&proto(), &mut Cursor::new(buf)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
