@@ -5,8 +5,11 @@
 //! mtime. The *archive stream* is the concatenation of the regular files' contents in entry order;
 //! [`StreamReader`] produces it block by block with bounded memory. [`TreeWriter`] consumes the stream and
 //! recreates the tree: every file is written to a temp name next to its destination and renamed into place
-//! when complete, so a crash never leaves a half-written file under a real name. Folder modes and mtimes are
-//! applied last, deepest first, so writing children does not disturb them.
+//! when complete, so a crash of the process never leaves a half-written file under a real name. Folder modes
+//! and mtimes are applied last, deepest first, so writing children does not disturb them; then one `syncfs`
+//! makes the whole restore durable before it reports success (an fsync per file made restoring /usr/share,
+//! 43,000 files, several times slower; `cp` and `tahoe get` do not sync at all). A power loss during a restore
+//! can leave some files empty: the restore had not reported success, and is run again with `--force`.
 //!
 //! Special files (sockets, FIFOs, devices) are skipped and reported.
 
@@ -313,7 +316,6 @@ impl TreeWriter {
                 return fs::remove_file(&open.tmp).map_err(io_err(&open.tmp));
             }
             let e = &self.entries[open.entry];
-            open.file.sync_data().map_err(io_err(&open.tmp))?;
             drop(open.file);
             fs::set_permissions(&open.tmp, fs::Permissions::from_mode(e.mode)).map_err(io_err(&open.tmp))?;
             let mtime = filetime::FileTime::from_unix_time(e.mtime_secs, e.mtime_nanos);
@@ -364,6 +366,12 @@ impl TreeWriter {
             let mtime = filetime::FileTime::from_unix_time(*secs, *nanos);
             filetime::set_file_times(dir, mtime, mtime).map_err(io_err(dir))?;
         }
+        // Everything written above, durable at once (the target's file system).
+        let target = File::open(&self.target).map_err(io_err(&self.target))?;
+        #[cfg(target_os = "linux")]
+        rustix::fs::syncfs(&target).map_err(|e| io_err(&self.target)(e.into()))?;
+        #[cfg(not(target_os = "linux"))]
+        target.sync_all().map_err(io_err(&self.target))?;
         Ok((self.files_written, self.bytes_written))
     }
 
