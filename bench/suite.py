@@ -20,13 +20,15 @@ Then, bitdust alone:
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
 
-usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--out DIR] [--bitdust PATH]
-  --quick   1 MiB and 16 MiB, a small folder, 2 and 4 suppliers, 30 and 60 nodes (about 3 minutes once built and
-            installed); full mode: 1M,100M,1G (add 4G with --sizes), /usr/share, 2..26 suppliers, 100..1000 nodes
+usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--no-tahoe-folder]
+                              [--sim-nodes 100,300] [--out DIR] [--bitdust PATH]
+  --quick   1 MiB and 16 MiB, a 40-file folder, 2 and 4 suppliers, 30 and 60 nodes (about 1.5 minutes once built
+            and installed); full mode: 1M,100M,1G (add 4G with --sizes: ~50 GB of disk, the grids keep every
+            size), /usr/share, 2..26 suppliers, 100..1000 nodes (1,000 alone takes ~11 minutes)
 Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
 """
-import concurrent.futures
 import argparse
+import concurrent.futures
 import json
 import os
 import resource

@@ -499,8 +499,8 @@ fn behaviour(key: &Keypair, relay_client: relay::client::Behaviour, relay_limits
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
     kad_config.set_query_timeout(Duration::from_secs(30));
-    // The node's announce loop bootstraps every 10 minutes (`Network::bootstrap`); libp2p's own periodic
-    // bootstrap every 5 minutes on top of it doubled the background lookups for nothing.
+    // The node's announce loop bootstraps every `announce_interval_secs` (10 minutes; `Network::bootstrap`);
+    // libp2p's own periodic bootstrap every 5 minutes on top of it doubled the background lookups for nothing.
     kad_config.set_periodic_bootstrap_interval(None);
     let store_config = kad::store::MemoryStoreConfig {
         max_records: 65_536,

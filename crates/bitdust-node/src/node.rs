@@ -590,7 +590,8 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
                 ANNOUNCE_RETRY
             }
             Err(e) => {
-                tracing::debug!(error = %format!("{e:#}"), retry_secs = retry.as_secs_f64(), "announce failed, will retry");
+                let retry_secs = retry.as_secs_f64();
+                tracing::debug!(error = %format!("{e:#}"), retry_secs, "announce failed, will retry");
                 let pause = retry;
                 retry = (retry * 2).min(ANNOUNCE_RETRY_MAX);
                 pause

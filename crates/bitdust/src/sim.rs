@@ -197,8 +197,9 @@ fn print_row(r: &SimReport) {
     };
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
     println!(
-        "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node ({:.1} connections; {:.1} after \
-         lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, AutoNAT {:?}\n{}\n{}\n  hire: {}",
+        "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node \
+         ({:.1} connections; {:.1} after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, \
+         AutoNAT {:?}\n{}\n{}\n  hire: {}",
         r.nodes,
         r.hop_bound,
         r.start_secs,
