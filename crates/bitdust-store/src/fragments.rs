@@ -270,7 +270,7 @@ impl FragmentStore {
             let used = txn.open_table(USAGE).map_err(io)?.get(okey.as_slice()).map_err(io)?.map(|v| v.value());
             quota(old.unwrap_or(0), used.unwrap_or(0))?;
         }
-        let staged = crate::StagedFile::write(&self.fragment_path(owner, id), data).map_err(io)?;
+        let staged = crate::StagedFile::write_cold(&self.fragment_path(owner, id), data).map_err(io)?;
         let txn = self.db.begin_write().map_err(io)?;
         {
             let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
@@ -295,7 +295,7 @@ impl FragmentStore {
         if requester != owner {
             return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
         }
-        let bytes = match std::fs::read(self.fragment_path(owner, id)) {
+        let bytes = match crate::read_cold(&self.fragment_path(owner, id)) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // keep the index honest if the file vanished

@@ -38,26 +38,63 @@ pub struct Devnet {
     pub nodes: Vec<DevNode>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Free loopback ports for the nodes' configurations. Each socket stays bound until every port is chosen, so the
+/// kernel cannot hand out one port twice (it did: one node's API port became another's libp2p port).
+#[derive(Default)]
+struct PortPicker {
+    tcp: Vec<std::net::TcpListener>,
+    udp: Vec<std::net::UdpSocket>,
 }
 
-fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+impl PortPicker {
+    fn tcp(&mut self) -> Result<u16> {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = socket.local_addr()?.port();
+        self.tcp.push(socket);
+        Ok(port)
+    }
+
+    fn udp(&mut self) -> Result<u16> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = socket.local_addr()?.port();
+        self.udp.push(socket);
+        Ok(port)
+    }
+}
+
+/// Which transports devnet nodes listen on. With both, libp2p dials every address of a peer at once and keeps
+/// whichever connects first (QUIC usually, its handshake takes fewer round trips); on loopback, TCP + Noise
+/// costs about a third less CPU per byte than QUIC (see `bench/cpu-split.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transports {
+    /// TCP and QUIC, as a default node.
+    #[default]
+    Both,
+    /// TCP (Noise, Yamux) only.
+    Tcp,
+    /// QUIC only.
+    Quic,
 }
 
 impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
     pub fn start(dir: &Path, suppliers: u16, spares: u16) -> Result<Self> {
-        Self::start_with(dir, suppliers, 0, spares)
+        Self::start_with(dir, suppliers, 0, spares, Transports::Both)
     }
 
-    /// [`Devnet::start`] with the customer's ecc layout RS(`data_shards`, `suppliers`) (0: the default).
+    /// [`Devnet::start`] with the customer's ecc layout RS(`data_shards`, `suppliers`) (0: the default) and the
+    /// transports the nodes listen on.
     ///
     /// # Errors
     /// As [`Devnet::start`].
-    pub fn start_with(dir: &Path, suppliers: u16, data_shards: u16, spares: u16) -> Result<Self> {
+    pub fn start_with(
+        dir: &Path,
+        suppliers: u16,
+        data_shards: u16,
+        spares: u16,
+        transports: Transports,
+    ) -> Result<Self> {
         if !(2..=64).contains(&suppliers) || spares > 16 {
             bail!("--suppliers must be between 2 and 64, --spares at most 16");
         }
@@ -67,16 +104,23 @@ impl Devnet {
         names.extend((1..=suppliers + spares).map(|i| format!("supplier-{i}")));
         names.push("alice".to_string());
         let mut net = Devnet { dir: dir.clone(), nodes: Vec::new() };
+        let mut ports = PortPicker::default();
         for name in &names {
             let home = Home::new(dir.join(name));
             if !home.is_initialized() {
                 let is_supplier = name.starts_with("supplier-");
                 let config = Config {
-                    api_port: free_port()?,
-                    listen: vec![
-                        format!("/ip4/127.0.0.1/tcp/{}", free_port()?),
-                        format!("/ip4/127.0.0.1/udp/{}/quic-v1", free_udp_port()?),
-                    ],
+                    api_port: ports.tcp()?,
+                    listen: {
+                        let mut listen = Vec::new();
+                        if transports != Transports::Quic {
+                            listen.push(format!("/ip4/127.0.0.1/tcp/{}", ports.tcp()?));
+                        }
+                        if transports != Transports::Tcp {
+                            listen.push(format!("/ip4/127.0.0.1/udp/{}/quic-v1", ports.udp()?));
+                        }
+                        listen
+                    },
                     bootstrap: Vec::new(),
                     supplier: SupplierConfig {
                         enabled: is_supplier,
@@ -98,6 +142,7 @@ impl Devnet {
             let peer_id = home.keys()?.peer_id().to_string();
             net.nodes.push(DevNode { name: name.clone(), home, peer_id, child: None });
         }
+        drop(ports);
         // bootstrap first, then everybody else pointing at it
         net.spawn(0, &[])?;
         let boot = Client::for_home(&net.nodes[0].home)?;
@@ -213,9 +258,9 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
 }
 
 /// `bitdust devnet`: starts the network, prints what to type next, waits for Ctrl-C, stops everything.
-pub fn run(dir: &Path, suppliers: u16, data_shards: u16, spares: u16) -> Result<()> {
+pub fn run(dir: &Path, suppliers: u16, data_shards: u16, spares: u16, transports: Transports) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
-    let mut net = Devnet::start_with(dir, suppliers, data_shards, spares)?;
+    let mut net = Devnet::start_with(dir, suppliers, data_shards, spares, transports)?;
     let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
     println!(
         "devnet running: 1 bootstrap node, {} suppliers ({suppliers} to hire, {spares} spare), customer home {alice}",

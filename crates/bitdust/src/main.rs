@@ -141,6 +141,9 @@ enum Cmd {
         /// Spare suppliers beyond those, ready to replace one that goes away.
         #[arg(long, default_value_t = 2)]
         spares: u16,
+        /// Transports the nodes listen on.
+        #[arg(long, value_enum, default_value_t = devnet::Transports::Both)]
+        transports: devnet::Transports,
     },
     /// End-to-end benchmark: upload and restore a random file over a devnet, with customer peak memory.
     Bench {
@@ -504,7 +507,9 @@ fn run(cli: Cli) -> Result<()> {
             });
             Ok(())
         }
-        Cmd::Devnet { dir, suppliers, data_shards, spares } => devnet::run(&dir, suppliers, data_shards, spares),
+        Cmd::Devnet { dir, suppliers, data_shards, spares, transports } => {
+            devnet::run(&dir, suppliers, data_shards, spares, transports)
+        }
         Cmd::Bench { size, suppliers, dir } => {
             let report = bench::run(size, suppliers, dir.as_deref(), j)?;
             if j {
