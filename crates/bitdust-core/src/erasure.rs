@@ -105,6 +105,22 @@ impl Coder {
     /// # Errors
     /// [`ErasureError`] if the shards are inconsistent with the layout.
     pub fn encode(&mut self, layout: Layout, data: &[&[u8]]) -> Result<Vec<Vec<u8>>, ErasureError> {
+        let mut parity = Vec::with_capacity(layout.parity() as usize);
+        self.encode_each(layout, data, |_, shard| parity.push(shard.to_vec()))?;
+        Ok(parity)
+    }
+
+    /// [`Coder::encode`] without copying the parity out of the encoder: calls `each(j, shard)` for parity
+    /// shard `j` in `0..n - k` (shard index `k + j`), borrowed from the encoder's buffers.
+    ///
+    /// # Errors
+    /// As [`Coder::encode`]; `each` is then not called.
+    pub fn encode_each(
+        &mut self,
+        layout: Layout,
+        data: &[&[u8]],
+        mut each: impl FnMut(usize, &[u8]),
+    ) -> Result<(), ErasureError> {
         let shard_len = check_shards(layout, data.len(), data.iter().map(|s| s.len()))?;
         if data.len() != layout.k as usize {
             return Err(ErasureError::BadShards(format!("{} data shards for {layout}", data.len())));
@@ -121,7 +137,10 @@ impl Coder {
             enc.add_original_shard(shard).map_err(codec)?;
         }
         let result = enc.encode().map_err(codec)?;
-        Ok(result.recovery_iter().map(<[u8]>::to_vec).collect())
+        for (j, shard) in result.recovery_iter().enumerate() {
+            each(j, shard);
+        }
+        Ok(())
     }
 
     /// Rebuilds all `k` data shards from any `k` (or more) shards given as `(index, bytes)`, where indexes

@@ -12,7 +12,7 @@
 //! Decoding takes any `k` fragments whose BLAKE3 matches the hash recorded in the catalog ([`BlockMeta`]),
 //! rebuilds the data shards, checks the AEAD tag and decompresses. Hash and tag together detect any change.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
 use serde::{Deserialize, Serialize};
 
@@ -154,25 +154,32 @@ impl BlockEncoder {
             Some(c) => (c.as_slice(), true),
             None => (plain, false),
         };
-        let ciphertext = self
-            .cipher
-            .encrypt(&nonce(index), Payload { msg: body, aad: &block_id })
-            .map_err(|_| PipelineError::Authentication(index))?;
         let layout = self.layout;
         let k = layout.k as usize;
-        let shard_len = layout.shard_len(ciphertext.len());
-        let mut padded = ciphertext;
-        let cipher_len = padded.len();
+        let cipher_len = body.len() + TAG_LEN;
+        let shard_len = layout.shard_len(cipher_len);
+        // sealed in place in a buffer of its padded size: one copy of the body, no reallocation
+        let mut padded = Vec::with_capacity(k * shard_len);
+        padded.extend_from_slice(body);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&nonce(index), &block_id, &mut padded)
+            .map_err(|_| PipelineError::Authentication(index))?;
+        padded.extend_from_slice(&tag);
         padded.resize(k * shard_len, 0);
         let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
-        let parity = self.coder.encode(layout, &data)?;
         let mut fragments = Vec::with_capacity(layout.n as usize);
         let mut shard_hashes = Vec::with_capacity(layout.n as usize);
-        for (j, shard) in data.iter().copied().chain(parity.iter().map(Vec::as_slice)).enumerate() {
-            let (frag, hash) = fragment::build(j as u16, layout, block_id, shard);
+        let mut add = |index: usize, shard: &[u8]| {
+            let (frag, hash) = fragment::build(index as u16, layout, block_id, shard);
             fragments.push(frag);
             shard_hashes.push(hash);
+        };
+        for (i, shard) in data.iter().enumerate() {
+            add(i, shard);
         }
+        // parity goes from the encoder's buffers straight into its fragments
+        self.coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
         Ok(EncodedBlock {
             meta: BlockMeta {
                 index,
