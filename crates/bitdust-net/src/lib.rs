@@ -219,17 +219,50 @@ struct Behaviour {
 type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
 enum Command {
-    Request { peer: PeerId, request: Request, reply: Reply<Response> },
-    Respond { channel: ResponseChannel<Response>, response: Response },
-    SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
-    PutRecord { record: SignedRecord, reply: Reply<()> },
-    GetRecord { kind: RecordKind, publisher: PeerId, reply: Reply<(SignedRecord, LookupStats)> },
-    StartProviding { key: Vec<u8>, reply: Reply<()> },
-    GetProviders { key: Vec<u8>, reply: Reply<(HashSet<PeerId>, LookupStats)> },
-    RoutingTable { reply: oneshot::Sender<Vec<PeerId>> },
-    Bootstrap { reply: Reply<()> },
-    Status { reply: oneshot::Sender<NetStatus> },
-    UseRelay { addr: Multiaddr },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: Reply<Response>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    SetAddresses {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    },
+    PutRecord {
+        record: SignedRecord,
+        reply: Reply<()>,
+    },
+    GetRecord {
+        kind: RecordKind,
+        publisher: PeerId,
+        reply: Reply<(SignedRecord, LookupStats)>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: Reply<()>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        unwanted: HashSet<PeerId>,
+        enough: usize,
+        reply: Reply<(HashSet<PeerId>, LookupStats)>,
+    },
+    RoutingTable {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Bootstrap {
+        reply: Reply<()>,
+    },
+    Status {
+        reply: oneshot::Sender<NetStatus>,
+    },
+    UseRelay {
+        addr: Multiaddr,
+    },
     Shutdown,
 }
 
@@ -432,12 +465,28 @@ impl Network {
         Ok(self.get_providers_with_stats(key).await?.0)
     }
 
+    /// [`Network::get_providers`] that ends the lookup as soon as `enough` distinct providers outside
+    /// `unwanted` are known (usually with the first answer: each of the closest peers holds the whole provider
+    /// set), instead of waiting for every closest peer to answer, where a dead one costs a whole dial timeout.
+    /// Returns every provider found, `unwanted` ones included.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`].
+    pub async fn get_some_providers(
+        &self,
+        key: Vec<u8>,
+        unwanted: HashSet<PeerId>,
+        enough: usize,
+    ) -> Result<HashSet<PeerId>, NetError> {
+        Ok(self.call(|reply| Command::GetProviders { key, unwanted, enough, reply }).await??.0)
+    }
+
     /// [`Network::get_providers`], with what the lookup cost.
     ///
     /// # Errors
     /// [`NetError::Dht`].
     pub async fn get_providers_with_stats(&self, key: Vec<u8>) -> Result<(HashSet<PeerId>, LookupStats), NetError> {
-        self.call(|reply| Command::GetProviders { key, reply }).await?
+        self.call(|reply| Command::GetProviders { key, unwanted: HashSet::new(), enough: usize::MAX, reply }).await?
     }
 
     /// The peers in our Kademlia routing table (every k-bucket), for measurements.
@@ -591,6 +640,9 @@ enum Query {
     Provide(Reply<()>),
     Providers {
         found: HashSet<PeerId>,
+        /// Finish once this many are found outside `unwanted`.
+        enough: usize,
+        unwanted: HashSet<PeerId>,
         reply: Reply<(HashSet<PeerId>, LookupStats)>,
     },
     Bootstrap(Reply<()>),
@@ -705,9 +757,9 @@ impl Driver {
                     let _ = reply.send(Err(NetError::Dht { what: "provide", reason: e.to_string() }));
                 }
             },
-            Command::GetProviders { key, reply } => {
+            Command::GetProviders { key, unwanted, enough, reply } => {
                 let id = b.kad.get_providers(kad::RecordKey::new(&key));
-                self.queries.insert(id, Query::Providers { found: HashSet::new(), reply });
+                self.queries.insert(id, Query::Providers { found: HashSet::new(), enough, unwanted, reply });
             }
             Command::Bootstrap { reply } => match b.kad.bootstrap() {
                 Ok(id) => {
@@ -1006,8 +1058,16 @@ impl Driver {
                 }
                 return;
             }
-            (Query::Providers { found, .. }, kad::QueryResult::GetProviders(r)) => match r {
-                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => found.extend(providers),
+            (Query::Providers { found, enough, unwanted, .. }, kad::QueryResult::GetProviders(r)) => match r {
+                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                    found.extend(providers);
+                    if found.difference(unwanted).count() >= *enough {
+                        if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            q.finish();
+                        }
+                        done = true;
+                    }
+                }
                 Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => done = true,
                 Err(_) => done = true,
             },
@@ -1033,7 +1093,7 @@ impl Driver {
                 let found = best.ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() });
                 let _ = reply.send(found.map(|r| (r, stats)));
             }
-            Query::Providers { found, reply } => {
+            Query::Providers { found, reply, .. } => {
                 let _ = reply.send(Ok((found, stats)));
             }
             Query::Put(reply) | Query::Provide(reply) | Query::Bootstrap(reply) => {

@@ -195,9 +195,17 @@ impl Node {
         let me = self.peer_id();
         let taken: HashSet<Vec<u8>> = self.suppliers()?.iter().map(|s| s.peer_id.clone()).collect();
         let usable = |p: &PeerId| *p != me && !taken.contains(&p.to_bytes()) && !excluded.contains(&p.to_bytes());
+        // The lookup ends once `wanted` usable providers are known (it need not hear from every closest peer).
+        let unwanted: HashSet<PeerId> = std::iter::once(me)
+            .chain(taken.iter().chain(excluded).filter_map(|b| PeerId::from_bytes(b).ok()))
+            .collect();
         let mut candidates: HashSet<PeerId> = HashSet::new();
         for attempt in 0..3 {
-            let found = self.net.get_providers(SUPPLIERS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+            let found = self
+                .net
+                .get_some_providers(SUPPLIERS_SERVICE_KEY.to_vec(), unwanted.clone(), wanted)
+                .await
+                .unwrap_or_default();
             candidates.extend(found.into_iter().filter(|p| usable(p)));
             if candidates.len() >= wanted || attempt == 2 {
                 break;

@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bitdust_core::human_bytes;
+use bitdust_node::home::MaintenanceConfig;
 use serde_json::{json, Value};
 
 use crate::client::Client;
-use crate::devnet::Devnet;
+use crate::devnet::{Devnet, DevnetOptions};
 
 fn write_random(path: &Path, bytes: u64) -> Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -45,8 +46,10 @@ fn peak_rss_bytes(home: &Path) -> Option<u64> {
 }
 
 /// Runs the benchmark with a file of `size` bytes on `suppliers` suppliers, in `dir` (a temp folder if
-/// `None`).
-pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Result<Value> {
+/// `None`). A supplier silent for `fire_after_secs` is replaced (suspect after a fifth of that, offline after
+/// two fifths, at least 2 and 3 s).
+pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, json_out: bool) -> Result<Value> {
+    anyhow::ensure!((4..=3600).contains(&fire_after_secs), "--fire-after-secs must be between 4 and 3600");
     let tmp = tempfile::Builder::new().prefix("bitdust-bench-").tempdir_in(dir.unwrap_or(&std::env::temp_dir()))?;
     let say = |s: String| {
         if !json_out {
@@ -57,7 +60,16 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
     say(format!("writing {} of random bytes to {}", human_bytes(size), src.display()));
     write_random(&src, size)?;
     let src_hash = bitdust_node::archive::hash_file(&src)?;
-    let mut net = Devnet::start(&tmp.path().join("net"), suppliers, 1)?;
+    let fire_after_ms = fire_after_secs * 1000;
+    let suspect_after_ms = (fire_after_ms / 5).max(2_000);
+    let maintenance = MaintenanceConfig {
+        suspect_after_ms,
+        offline_after_ms: (fire_after_ms * 2 / 5).max(suspect_after_ms + 1_000),
+        fire_after_ms,
+        ..MaintenanceConfig::devnet()
+    };
+    let options = DevnetOptions { maintenance, ..DevnetOptions::new(suppliers, 1) };
+    let mut net = Devnet::start_with(&tmp.path().join("net"), &options)?;
     let alice_home = net.node("alice").context("alice")?.home.root().to_path_buf();
     let alice = Client::for_home(&net.node("alice").context("alice")?.home)?;
 
@@ -109,11 +121,20 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         }
         anyhow::ensure!(t.elapsed().as_secs() < 900, "no full redundancy after 15 minutes");
     };
-    let automata = alice.get("/automata")?;
-    let rb = automata["automata"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["kind"] == "rebuild").cloned())
-        .unwrap_or(Value::Null);
+    // The rebuild automaton's counters are published on the maintenance tick after the health turned full.
+    let rebuild = || -> Result<Value> {
+        let automata = alice.get("/automata")?;
+        Ok(automata["automata"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["kind"] == "rebuild").cloned())
+            .unwrap_or(Value::Null))
+    };
+    let waited = Instant::now();
+    let mut rb = rebuild()?;
+    while rb["details"]["fragments_rebuilt"].as_u64().unwrap_or(0) == 0 && waited.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        rb = rebuild()?;
+    }
     let (sent, fetched) =
         (rb["details"]["bytes_sent"].as_u64().unwrap_or(0), rb["details"]["bytes_fetched"].as_u64().unwrap_or(0));
     let replaced_after = replaced_after.unwrap_or(rebuilt_after);
@@ -146,6 +167,7 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         "degraded_restore_seconds": down_degraded,
         "degraded_restore_mb_per_s": mb / down_degraded,
         "customer_peak_rss_bytes": peak,
+        "fire_after_seconds": fire_after_secs,
         "lost_supplier_replaced_after_seconds": replaced_after,
         "full_redundancy_after_seconds": rebuilt_after,
         "rebuild_seconds": rebuilt_after - replaced_after,
@@ -153,20 +175,20 @@ pub fn run(size: u64, suppliers: u16, dir: Option<&Path>, json_out: bool) -> Res
         "rebuild_bytes_sent": sent,
     });
     if !json_out {
-        println!(
+        out!(
             "bitdust bench: {} random file, {} on {n} suppliers (one process each, 127.0.0.1)",
             human_bytes(size),
             backup["layout"].as_str().unwrap_or("")
         );
-        println!("  upload             {up:8.2} s {:8.1} MB/s", mb / up);
-        println!("  restore            {down_all:8.2} s {:8.1} MB/s", mb / down_all);
-        println!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);
-        println!("  stored             {}", human_bytes(backup["stored_bytes"].as_u64().unwrap_or(0)));
-        println!("  customer peak RSS  {}", peak.map(human_bytes).unwrap_or_else(|| "unknown".into()));
-        println!(
-            "  lost 1 supplier    replaced after {replaced_after:.1} s (devnet hysteresis), full redundancy after {rebuilt_after:.1} s"
+        out!("  upload             {up:8.2} s {:8.1} MB/s", mb / up);
+        out!("  restore            {down_all:8.2} s {:8.1} MB/s", mb / down_all);
+        out!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);
+        out!("  stored             {}", human_bytes(backup["stored_bytes"].as_u64().unwrap_or(0)));
+        out!("  customer peak RSS  {}", peak.map(human_bytes).unwrap_or_else(|| "unknown".into()));
+        out!(
+            "  lost 1 supplier    replaced after {replaced_after:.1} s ({fire_after_secs} s hysteresis), full redundancy after {rebuilt_after:.1} s"
         );
-        println!(
+        out!(
             "  rebuild            {:.1} s, fetched {}, sent {}",
             rebuilt_after - replaced_after,
             human_bytes(fetched),

@@ -91,9 +91,9 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         "differences": diffs.iter().take(20).collect::<Vec<_>>(),
     });
     if !json_out {
-        println!();
-        println!("bitdust demo report");
-        println!(
+        out!();
+        out!("bitdust demo report");
+        out!(
             "  data         {} : {} files, {} folders, {} symlinks, {}",
             path.display(),
             backup["files"],
@@ -101,26 +101,23 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
             backup["symlinks"],
             human_bytes(bytes)
         );
-        println!(
-            "  layout       {} on {n} suppliers: any {k} rebuild the data",
-            backup["layout"].as_str().unwrap_or("?")
-        );
-        println!(
+        out!("  layout       {} on {n} suppliers: any {k} rebuild the data", backup["layout"].as_str().unwrap_or("?"));
+        out!(
             "  stored       {} on suppliers ({:.2}x the data, compressed then erasure-coded)",
             human_bytes(stored),
             stored as f64 / bytes.max(1) as f64
         );
-        println!("  backup       {backup_secs:.2} s, {:.1} MB/s", mbps(bytes, backup_secs));
-        println!("  stopped      {}", stopped.join(", "));
-        println!(
+        out!("  backup       {backup_secs:.2} s, {:.1} MB/s", mbps(bytes, backup_secs));
+        out!("  stopped      {}", stopped.join(", "));
+        out!(
             "  restore      {restore_secs:.2} s, {:.1} MB/s, {} fragments failed over",
             mbps(bytes, restore_secs),
             restore["fragments_failed"]
         );
         if diffs.is_empty() {
-            println!("  verified     restored tree identical to the original (contents, names, modes, mtimes, links)");
+            out!("  verified     restored tree identical to the original (contents, names, modes, mtimes, links)");
         } else {
-            println!(
+            out!(
                 "  verified     {} DIFFERENCES, first: {}",
                 diffs.len(),
                 diffs.iter().take(5).cloned().collect::<Vec<_>>().join("; ")

@@ -76,25 +76,47 @@ pub enum Transports {
     Quic,
 }
 
+/// How to build a devnet (see [`Devnet::start_with`]).
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Suppliers the customer hires, 2..=64.
+    pub suppliers: u16,
+    /// Data shards k of the customer's layout RS(k, suppliers); 0: ceil(suppliers / 2).
+    pub data_shards: u16,
+    /// Spare suppliers beyond those, at most 16.
+    pub spares: u16,
+    /// Transports the nodes listen on.
+    pub transports: Transports,
+    /// Every node's maintenance timings (default [`MaintenanceConfig::devnet`]).
+    pub maintenance: MaintenanceConfig,
+}
+
+impl DevnetOptions {
+    /// `suppliers` to hire and `spares`, everything else as `bitdust devnet` sets it.
+    pub fn new(suppliers: u16, spares: u16) -> Self {
+        Self {
+            suppliers,
+            data_shards: 0,
+            spares,
+            transports: Transports::Both,
+            maintenance: MaintenanceConfig::devnet(),
+        }
+    }
+}
+
 impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
     pub fn start(dir: &Path, suppliers: u16, spares: u16) -> Result<Self> {
-        Self::start_with(dir, suppliers, 0, spares, Transports::Both)
+        Self::start_with(dir, &DevnetOptions::new(suppliers, spares))
     }
 
-    /// [`Devnet::start`] with the customer's ecc layout RS(`data_shards`, `suppliers`) (0: the default) and the
-    /// transports the nodes listen on.
+    /// [`Devnet::start`] with every option.
     ///
     /// # Errors
-    /// As [`Devnet::start`].
-    pub fn start_with(
-        dir: &Path,
-        suppliers: u16,
-        data_shards: u16,
-        spares: u16,
-        transports: Transports,
-    ) -> Result<Self> {
+    /// Options out of range; as [`Devnet::start`].
+    pub fn start_with(dir: &Path, options: &DevnetOptions) -> Result<Self> {
+        let DevnetOptions { suppliers, data_shards, spares, transports, .. } = *options;
         if !(2..=64).contains(&suppliers) || spares > 16 {
             bail!("--suppliers must be between 2 and 64, --spares at most 16");
         }
@@ -132,7 +154,7 @@ impl Devnet {
                         needed_bytes: DEVNET_NEEDED_BYTES,
                         ..CustomerConfig::default()
                     },
-                    maintenance: MaintenanceConfig::devnet(),
+                    maintenance: options.maintenance.clone(),
                     // the bootstrap node is public: it also relays for nodes behind NAT
                     nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
                     ..Config::default()
@@ -258,28 +280,29 @@ fn wait_for<T>(mut check: impl FnMut() -> Result<T>, what: &str, home: &Home) ->
 }
 
 /// `bitdust devnet`: starts the network, prints what to type next, waits for Ctrl-C, stops everything.
-pub fn run(dir: &Path, suppliers: u16, data_shards: u16, spares: u16, transports: Transports) -> Result<()> {
+pub fn run(dir: &Path, options: &DevnetOptions) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
-    let mut net = Devnet::start_with(dir, suppliers, data_shards, spares, transports)?;
+    let mut net = Devnet::start_with(dir, options)?;
+    let (suppliers, spares) = (options.suppliers, options.spares);
     let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
-    println!(
+    out!(
         "devnet running: 1 bootstrap node, {} suppliers ({suppliers} to hire, {spares} spare), customer home {alice}",
         suppliers + spares
     );
     for n in &net.nodes {
-        println!("  {:<12} {}  (pid file {})", n.name, n.peer_id, n.home.path("daemon.pid").display());
+        out!("  {:<12} {}  (pid file {})", n.name, n.peer_id, n.home.path("daemon.pid").display());
     }
-    println!();
-    println!("try:");
-    println!("  bitdust --home {alice} backup /usr/share/doc");
-    println!("  bitdust --home {alice} ls");
-    println!("  bitdust --home {alice} suppliers");
-    println!("  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier: it is replaced and its data rebuilt within about a minute", net.dir.display());
-    println!("  bitdust --home {alice} automata                # watch the state machines");
-    println!("  bitdust --home {alice} health");
-    println!("  bitdust --home {alice} restore doc --to /tmp/restored");
-    println!();
-    println!("press Ctrl-C to stop every node");
+    out!();
+    out!("try:");
+    out!("  bitdust --home {alice} backup /usr/share/doc");
+    out!("  bitdust --home {alice} ls");
+    out!("  bitdust --home {alice} suppliers");
+    out!("  kill $(cat {}/supplier-1/daemon.pid)    # stop a supplier: it is replaced and its data rebuilt within about a minute", net.dir.display());
+    out!("  bitdust --home {alice} automata                # watch the state machines");
+    out!("  bitdust --home {alice} health");
+    out!("  bitdust --home {alice} restore doc --to /tmp/restored");
+    out!();
+    out!("press Ctrl-C to stop every node");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

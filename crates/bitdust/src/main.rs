@@ -3,6 +3,17 @@
 //! Commands that need the network talk to the running daemon through its local API ([`client`]);
 //! `init`, `key export` and `daemon` work on the home folder directly.
 
+/// `println!` for the program's output: when stdout is a pipe that closed (`bitdust ls | head`), the program
+/// ends quietly with status 0 instead of panicking; any other write error ends it with status 1.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
 mod bench;
 mod client;
 mod demo;
@@ -156,6 +167,9 @@ enum Cmd {
         /// Where to put the temp folder (default the system temp folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Seconds a supplier may be silent before it is replaced (the devnet's 15; `--quick` suites use 5).
+        #[arg(long, default_value_t = 15)]
+        fire_after_secs: u64,
     },
     /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
     /// memory per idle node, time to hire n suppliers (one child process per size).
@@ -172,6 +186,9 @@ enum Cmd {
         /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Seconds over which the idle network's CPU is measured.
+        #[arg(long, default_value_t = 5)]
+        idle_cpu_secs: u64,
         /// Run one size in this process (used by the parent).
         #[arg(long, hide = true)]
         child: bool,
@@ -216,7 +233,7 @@ fn main() {
     let json = cli.json;
     if let Err(e) = run(cli) {
         if json {
-            println!("{}", json!({ "error": format!("{e:#}") }));
+            out!("{}", json!({ "error": format!("{e:#}") }));
         } else {
             eprintln!("error: {e:#}");
         }
@@ -226,9 +243,9 @@ fn main() {
 
 fn print(json_out: bool, value: &Value, text: impl FnOnce(&Value) -> String) {
     if json_out {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
-        println!("{}", text(value));
+        out!("{}", text(value));
     }
 }
 
@@ -508,24 +525,29 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Devnet { dir, suppliers, data_shards, spares, transports } => {
-            devnet::run(&dir, suppliers, data_shards, spares, transports)
+            let options =
+                devnet::DevnetOptions { data_shards, transports, ..devnet::DevnetOptions::new(suppliers, spares) };
+            devnet::run(&dir, &options)
         }
-        Cmd::Bench { size, suppliers, dir } => {
-            let report = bench::run(size, suppliers, dir.as_deref(), j)?;
+        Cmd::Bench { size, suppliers, dir, fire_after_secs } => {
+            let report = bench::run(size, suppliers, fire_after_secs, dir.as_deref(), j)?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             }
             Ok(())
         }
-        Cmd::Sim { nodes, lookups, hire, dir, child } => match (child, nodes.as_slice()) {
-            (true, [n]) => sim::run_child(*n, lookups, &hire, dir.as_deref()),
-            (true, _) => bail!("a simulation child runs exactly one size"),
-            (false, _) => sim::run(&nodes, lookups, &hire, dir.as_deref(), j),
-        },
+        Cmd::Sim { nodes, lookups, hire, dir, idle_cpu_secs, child } => {
+            let options = sim::SimOptions { lookups, hire, idle_cpu_secs, dir };
+            match (child, nodes.as_slice()) {
+                (true, [n]) => sim::run_child(*n, &options),
+                (true, _) => bail!("a simulation child runs exactly one size"),
+                (false, _) => sim::run(&nodes, &options, j),
+            }
+        }
         Cmd::Demo { path, suppliers } => {
             let report = demo::run(path, suppliers, j)?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             }
             Ok(())
         }
@@ -550,13 +572,13 @@ async fn daemon(home: Home, opts: StartOptions) -> Result<()> {
     let (addr, listener, router) = bitdust_api::bind(node.clone(), token, node.config().api_port, tx).await?;
     bitdust_store::write_atomic(&home.path("api.port"), addr.port().to_string().as_bytes())?;
     let id = node.identity();
-    println!("bitdust daemon {} ({})", id.identity.global_id(), node.peer_id());
+    out!("bitdust daemon {} ({})", id.identity.global_id(), node.peer_id());
     for a in &id.identity.addresses {
-        println!("  listening on {a}");
+        out!("  listening on {a}");
     }
-    println!("  API on http://{addr}/api/v1 (token in {})", home.path("api.token").display());
+    out!("  API on http://{addr}/api/v1 (token in {})", home.path("api.token").display());
     if let Some(store) = node.store() {
-        println!("  supplier: {} donated", human_bytes(store.donated_bytes()));
+        out!("  supplier: {} donated", human_bytes(store.donated_bytes()));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stop = async move {
@@ -676,4 +698,13 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Valu
         "backups": catalog.backups.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
         "restored": restored,
     }))
+}
+
+/// Ends the program after a failed write to stdout (see `out!`).
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to stdout: {e}");
+    std::process::exit(1);
 }

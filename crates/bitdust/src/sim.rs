@@ -58,8 +58,18 @@ const SIM_IDLE_TIMEOUT_SECS: u64 = 5;
 const SIM_ANNOUNCE_INTERVAL_SECS: u64 = 24 * 3600;
 /// Attempts at the second announcement of each node (a real node retries a failed one, with back-off).
 const ANNOUNCE_ATTEMPTS: u32 = 3;
-/// Seconds over which idle CPU is measured.
-const IDLE_CPU_WINDOW_SECS: u64 = 5;
+/// What each simulated network does besides forming (see `bitdust sim --help`).
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Identity lookups and nickname lookups, random pairs.
+    pub lookups: usize,
+    /// Supplier counts a new customer hires, one customer each.
+    pub hire: Vec<u16>,
+    /// Seconds over which the idle network's CPU is measured (at least 1).
+    pub idle_cpu_secs: u64,
+    /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
+    pub dir: Option<PathBuf>,
+}
 
 /// Percentiles of one measured quantity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,7 +158,8 @@ pub struct SimReport {
 ///
 /// # Errors
 /// If a child fails or prints no report.
-pub fn run(nodes: &[usize], lookups: usize, hire: &[u16], dir: Option<&Path>, json: bool) -> Result<()> {
+pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
+    let SimOptions { lookups, hire, idle_cpu_secs, dir } = options;
     let exe = std::env::current_exe().context("locating the bitdust executable")?;
     let mut reports = Vec::new();
     for &n in nodes {
@@ -161,6 +172,7 @@ pub fn run(nodes: &[usize], lookups: usize, hire: &[u16], dir: Option<&Path>, js
             let list: Vec<String> = hire.iter().map(u16::to_string).collect();
             cmd.args(["--hire", &list.join(",")]);
         }
+        cmd.args(["--idle-cpu-secs", &idle_cpu_secs.to_string()]);
         if let Some(d) = dir {
             cmd.arg("--dir").arg(d);
         }
@@ -177,7 +189,7 @@ pub fn run(nodes: &[usize], lookups: usize, hire: &[u16], dir: Option<&Path>, js
         reports.push(report);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        out!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(())
 }
@@ -196,7 +208,7 @@ fn print_row(r: &SimReport) {
         )
     };
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
-    println!(
+    out!(
         "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node \
          ({:.1} connections; {:.1} after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, \
          AutoNAT {:?}\n{}\n{}\n  hire: {}",
@@ -220,16 +232,19 @@ fn print_row(r: &SimReport) {
 ///
 /// # Errors
 /// If a node cannot start or the network does not form.
-pub fn run_child(nodes: usize, lookups: usize, hire: &[u16], dir: Option<&Path>) -> Result<()> {
+pub fn run_child(nodes: usize, options: &SimOptions) -> Result<()> {
     if nodes < BOOTSTRAP_NODES + 1 {
         bail!("--nodes must be at least {}", BOOTSTRAP_NODES + 1);
     }
-    let base = dir.map(Path::to_path_buf).unwrap_or_else(default_dir);
+    if options.idle_cpu_secs == 0 {
+        bail!("--idle-cpu-secs must be at least 1");
+    }
+    let base = options.dir.clone().unwrap_or_else(default_dir);
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let tmp = tempfile::Builder::new().prefix("bitdust-sim-").tempdir_in(&base)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = rt.block_on(simulate(tmp.path(), nodes, lookups, hire))?;
-    println!("{}", serde_json::to_string(&report)?);
+    let report = rt.block_on(simulate(tmp.path(), nodes, options))?;
+    out!("{}", serde_json::to_string(&report)?);
     // Dropping a thousand swarms takes a while and measures nothing, so exit without it; `exit` skips
     // destructors, so remove the nodes' folders first (in /dev/shm they hold memory until removed).
     let _ = std::fs::remove_dir_all(tmp.path());
@@ -264,7 +279,8 @@ async fn start_node(dir: &Path, name: &str, config: &Config, bootstrap: &[String
     Node::start(home, options).await.with_context(|| format!("starting {name}"))
 }
 
-async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<SimReport> {
+async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimReport> {
+    let (lookups, hire, idle_cpu_secs) = (options.lookups, options.hire.as_slice(), options.idle_cpu_secs);
     let rss_base = rss_mib();
     let started = Instant::now();
     let supplier = node_config(true, 0);
@@ -374,8 +390,8 @@ async fn simulate(dir: &Path, n: usize, lookups: usize, hire: &[u16]) -> Result<
     trim_heap();
     let rss_idle = rss_mib();
     let cpu_before = cpu_secs();
-    tokio::time::sleep(std::time::Duration::from_secs(IDLE_CPU_WINDOW_SECS)).await;
-    let idle_cpu_percent = (cpu_secs() - cpu_before) / IDLE_CPU_WINDOW_SECS as f64 * 100.0;
+    tokio::time::sleep(std::time::Duration::from_secs(idle_cpu_secs)).await;
+    let idle_cpu_percent = (cpu_secs() - cpu_before) / idle_cpu_secs as f64 * 100.0;
 
     let mut hires = Vec::new();
     for (i, &count) in hire.iter().enumerate() {

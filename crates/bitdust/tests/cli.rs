@@ -251,6 +251,17 @@ fn bad_input_gets_clear_errors() {
     let home = tmp.path().join("h");
     assert!(fails(&["--home", s(&home), "status"]).contains("no identity"));
     assert!(fails(&["--home", s(&home), "init", "--nickname", "Bad Name"]).contains("invalid nickname"));
+    // output into a pipe nobody reads (`bitdust ... | head` after head exits): done, no panic
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bitdust()
+        .args(["--home", s(&tmp.path().join("h2")), "init", "--nickname", "piped", "--api-port", "0"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(tmp.path().join("h2").join("config.toml").exists());
     ok(&["--home", s(&home), "init", "--nickname", "solo", "--api-port", "0"]);
     assert!(fails(&["--home", s(&home), "init", "--nickname", "solo"]).contains("refusing to overwrite"));
     let err = fails(&["--home", s(&home), "status"]);
