@@ -22,8 +22,8 @@ Charts: throughput against file size, throughput against supplier count, lookup 
 
 usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--no-tahoe-folder]
                               [--sim-nodes 100,300] [--out DIR] [--bitdust PATH]
-  --quick   1 MiB and 16 MiB, a 40-file folder, 2 and 4 suppliers, 30 and 60 nodes (about 1.5 minutes once built
-            and installed); full mode: 1M,100M,1G (add 4G with --sizes: ~50 GB of disk, the grids keep every
+  --quick   1 MiB and 16 MiB, a 20-file folder, 2 and 4 suppliers, a supplier replaced after 5 s of silence
+            (not 15), 30 and 60 nodes with 2 s idle phases (about a minute once built and installed); full mode: 1M,100M,1G (add 4G with --sizes: ~50 GB of disk, the grids keep every
             size), /usr/share, 2..26 suppliers, 100..1000 nodes (1,000 alone takes ~11 minutes)
 Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
 """
@@ -420,7 +420,7 @@ def tree_size(root):
     return count, total
 
 
-QUICK_FOLDER_FILES = 40  # Tahoe takes ~0.15 s a file; 200 made its folder copy half of quick mode
+QUICK_FOLDER_FILES = 20  # Tahoe takes ~0.25 s a file; 200 made its folder copy half of quick mode
 
 
 def quick_folder(work):
@@ -478,7 +478,7 @@ def simulate(binary, quick, sizes=None):
     nodes = sizes or nodes
     print(f"bitdust sim --nodes {nodes} ...", flush=True)
     r = subprocess.run([binary, "--json", "sim", "--nodes", nodes, "--lookups", lookups, "--hire", "4,13",
-                        "--idle-cpu-secs", idle], capture_output=True, text=True, check=True)
+                        "--idle-secs", idle], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 

@@ -186,9 +186,10 @@ enum Cmd {
         /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Seconds over which the idle network's CPU is measured.
+        /// Seconds an unused connection stays open (120 on a real node), and over which the idle network's CPU
+        /// is measured.
         #[arg(long, default_value_t = 5)]
-        idle_cpu_secs: u64,
+        idle_secs: u64,
         /// Run one size in this process (used by the parent).
         #[arg(long, hide = true)]
         child: bool,
@@ -536,8 +537,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Sim { nodes, lookups, hire, dir, idle_cpu_secs, child } => {
-            let options = sim::SimOptions { lookups, hire, idle_cpu_secs, dir };
+        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, child } => {
+            let options = sim::SimOptions { lookups, hire, idle_secs, dir };
             match (child, nodes.as_slice()) {
                 (true, [n]) => sim::run_child(*n, &options),
                 (true, _) => bail!("a simulation child runs exactly one size"),

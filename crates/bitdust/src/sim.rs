@@ -48,9 +48,6 @@ const MAX_ROUNDS: u32 = 64;
 /// Nodes joining at once: each new node waits until fewer than this many are still announcing (a network
 /// grows a few nodes at a time; a thousand simultaneous joins would measure the two CPUs, not the DHT).
 const JOIN_WINDOW: usize = 8;
-/// Seconds an unused connection stays open in the simulation (120 on a real node). Shorter so that the idle
-/// state, where only the connections something still uses are open, is reached within the run.
-const SIM_IDLE_TIMEOUT_SECS: u64 = 5;
 /// Seconds between a simulated node's own announcements (600 on a real node). The simulation runs the
 /// announcement rounds itself (on joining, then once more with everybody up). A thousand nodes announcing every
 /// 10 minutes would be almost two announcements a second, each a bootstrap and three DHT lookups, on the two
@@ -65,8 +62,10 @@ pub struct SimOptions {
     pub lookups: usize,
     /// Supplier counts a new customer hires, one customer each.
     pub hire: Vec<u16>,
-    /// Seconds over which the idle network's CPU is measured (at least 1).
-    pub idle_cpu_secs: u64,
+    /// Seconds an unused connection stays open (120 on a real node; shorter so that the idle state, where only
+    /// the connections something still uses are open, is reached within the run), and over which the idle
+    /// network's CPU is measured. At least 1.
+    pub idle_secs: u64,
     /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
     pub dir: Option<PathBuf>,
 }
@@ -159,7 +158,7 @@ pub struct SimReport {
 /// # Errors
 /// If a child fails or prints no report.
 pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
-    let SimOptions { lookups, hire, idle_cpu_secs, dir } = options;
+    let SimOptions { lookups, hire, idle_secs, dir } = options;
     let exe = std::env::current_exe().context("locating the bitdust executable")?;
     let mut reports = Vec::new();
     for &n in nodes {
@@ -172,7 +171,7 @@ pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
             let list: Vec<String> = hire.iter().map(u16::to_string).collect();
             cmd.args(["--hire", &list.join(",")]);
         }
-        cmd.args(["--idle-cpu-secs", &idle_cpu_secs.to_string()]);
+        cmd.args(["--idle-secs", &idle_secs.to_string()]);
         if let Some(d) = dir {
             cmd.arg("--dir").arg(d);
         }
@@ -236,8 +235,8 @@ pub fn run_child(nodes: usize, options: &SimOptions) -> Result<()> {
     if nodes < BOOTSTRAP_NODES + 1 {
         bail!("--nodes must be at least {}", BOOTSTRAP_NODES + 1);
     }
-    if options.idle_cpu_secs == 0 {
-        bail!("--idle-cpu-secs must be at least 1");
+    if options.idle_secs == 0 {
+        bail!("--idle-secs must be at least 1");
     }
     let base = options.dir.clone().unwrap_or_else(default_dir);
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
@@ -260,13 +259,13 @@ fn default_dir() -> PathBuf {
     }
 }
 
-fn node_config(supplier: bool, hire: u16) -> Config {
+fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Config {
     Config {
         listen: vec!["/memory/0".into()],
         supplier: SupplierConfig { enabled: supplier, donated_bytes: if supplier { DONATED_BYTES } else { 0 } },
         customer: CustomerConfig { suppliers: hire.max(2), needed_bytes: 1 << 20, ..CustomerConfig::default() },
         maintenance: MaintenanceConfig::default(),
-        idle_timeout_secs: SIM_IDLE_TIMEOUT_SECS,
+        idle_timeout_secs: idle_secs,
         announce_interval_secs: SIM_ANNOUNCE_INTERVAL_SECS,
         ..Config::default()
     }
@@ -280,10 +279,10 @@ async fn start_node(dir: &Path, name: &str, config: &Config, bootstrap: &[String
 }
 
 async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimReport> {
-    let (lookups, hire, idle_cpu_secs) = (options.lookups, options.hire.as_slice(), options.idle_cpu_secs);
+    let (lookups, hire, idle_secs) = (options.lookups, options.hire.as_slice(), options.idle_secs);
     let rss_base = rss_mib();
     let started = Instant::now();
-    let supplier = node_config(true, 0);
+    let supplier = node_config(true, 0, idle_secs);
     let mut nodes: Vec<Arc<Node>> = Vec::with_capacity(n);
     let mut bootstrap: Vec<String> = Vec::new();
     for i in 0..n {
@@ -379,7 +378,7 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
     // timeout), then measure.
     let mut connections_idle_mean = connections_busy_mean;
     let mut since_fall = Instant::now();
-    while connections_idle_mean > 0.0 && since_fall.elapsed().as_secs() <= SIM_IDLE_TIMEOUT_SECS {
+    while connections_idle_mean > 0.0 && since_fall.elapsed().as_secs() <= idle_secs {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let now = mean_connections(&nodes).await;
         if now < connections_idle_mean * 0.95 {
@@ -390,15 +389,16 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
     trim_heap();
     let rss_idle = rss_mib();
     let cpu_before = cpu_secs();
-    tokio::time::sleep(std::time::Duration::from_secs(idle_cpu_secs)).await;
-    let idle_cpu_percent = (cpu_secs() - cpu_before) / idle_cpu_secs as f64 * 100.0;
+    tokio::time::sleep(std::time::Duration::from_secs(idle_secs)).await;
+    let idle_cpu_percent = (cpu_secs() - cpu_before) / idle_secs as f64 * 100.0;
 
     let mut hires = Vec::new();
     for (i, &count) in hire.iter().enumerate() {
         if count as usize >= n {
             continue;
         }
-        let customer = start_node(dir, &format!("customer-{i}"), &node_config(false, count), &bootstrap).await?;
+        let customer =
+            start_node(dir, &format!("customer-{i}"), &node_config(false, count, idle_secs), &bootstrap).await?;
         customer.wait_announced().await;
         let t = Instant::now();
         let slots = customer.ensure_suppliers().await.with_context(|| format!("hiring {count} suppliers"))?;
