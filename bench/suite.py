@@ -23,8 +23,9 @@ Charts: throughput against file size, throughput against supplier count, lookup 
 usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--no-tahoe-folder]
                               [--sim-nodes 100,300] [--out DIR] [--bitdust PATH]
   --quick   1 MiB and 16 MiB, a 20-file folder, 2 and 4 suppliers, a supplier replaced after 5 s of silence
-            (not 15), 30 and 60 nodes with 2 s idle phases (about a minute once built and installed); full mode: 1M,100M,1G (add 4G with --sizes: ~50 GB of disk, the grids keep every
-            size), /usr/share, 2..26 suppliers, 100..1000 nodes (1,000 alone takes ~11 minutes)
+            (not 15), 30 and 60 nodes with 2 s idle phases (about a minute once built and installed);
+            full mode: 1M,100M,1G (add 4G with --sizes: ~50 GB of disk, the grids keep every size), /usr/share,
+            2..26 suppliers, 100..1000 nodes (1,000 alone takes ~11 minutes)
 Linux only (reads /proc). Builds bitdust in release mode unless --bitdust is given.
 """
 import argparse

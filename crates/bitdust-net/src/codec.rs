@@ -10,6 +10,7 @@
 //! keeps the payload as a slice of the received buffer. The bytes on the wire are exactly postcard's.
 
 use std::io;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use bitdust_core::wire::{Request, Response, MAX_MESSAGE_BYTES};
@@ -85,17 +86,23 @@ fn bulk_head(empty_encoding: Vec<u8>, payload_len: usize) -> io::Result<Vec<u8>>
     Ok(head)
 }
 
-/// The variant index of a message, as postcard writes it (a varint, parsed as `u32`).
-fn variant_of<T: serde::Serialize>(empty: &T) -> io::Result<u32> {
-    let (variant, _) = postcard::take_from_bytes::<u32>(&encode(empty)?).map_err(io::Error::other)?;
-    Ok(variant)
+/// The variant index of a message, as postcard writes it (a varint, parsed as `u32`); `None` if it cannot be
+/// encoded (it always can: the messages are plain data).
+fn variant_of<T: serde::Serialize>(empty: &T) -> Option<u32> {
+    Some(postcard::take_from_bytes::<u32>(&encode(empty).ok()?).ok()?.0)
 }
+
+/// Variant indexes of the bulk messages, computed once from the message types (not hard-coded: reordering the
+/// enums keeps them right).
+static PUT_FRAGMENT: LazyLock<Option<u32>> =
+    LazyLock::new(|| variant_of(&Request::PutFragment { id: [0; 32], data: Bytes::new() }));
+static FRAGMENT: LazyLock<Option<u32>> = LazyLock::new(|| variant_of(&Response::Fragment(Bytes::new())));
 
 /// If `buf` holds variant `variant` of a bulk message, its fixed fields (`fixed` bytes after the variant
 /// index) and its payload, sliced from `buf` without a copy. `None` for any other variant.
-fn split_bulk(buf: &Bytes, variant: u32, fixed: usize) -> io::Result<Option<(Bytes, Bytes)>> {
+fn split_bulk(buf: &Bytes, variant: Option<u32>, fixed: usize) -> io::Result<Option<(Bytes, Bytes)>> {
     let (found, rest) = postcard::take_from_bytes::<u32>(buf).map_err(malformed)?;
-    if found != variant {
+    if Some(found) != variant {
         return Ok(None);
     }
     if rest.len() < fixed {
@@ -111,8 +118,7 @@ fn split_bulk(buf: &Bytes, variant: u32, fixed: usize) -> io::Result<Option<(Byt
 
 fn decode_request(buf: Vec<u8>) -> io::Result<Request> {
     let buf = Bytes::from(buf);
-    let put = variant_of(&Request::PutFragment { id: [0; 32], data: Bytes::new() })?;
-    if let Some((id, data)) = split_bulk(&buf, put, 32)? {
+    if let Some((id, data)) = split_bulk(&buf, *PUT_FRAGMENT, 32)? {
         let id = <[u8; 32]>::try_from(id.as_ref()).map_err(malformed)?;
         return Ok(Request::PutFragment { id, data });
     }
@@ -121,8 +127,7 @@ fn decode_request(buf: Vec<u8>) -> io::Result<Request> {
 
 fn decode_response(buf: Vec<u8>) -> io::Result<Response> {
     let buf = Bytes::from(buf);
-    let fragment = variant_of(&Response::Fragment(Bytes::new()))?;
-    if let Some((_, data)) = split_bulk(&buf, fragment, 0)? {
+    if let Some((_, data)) = split_bulk(&buf, *FRAGMENT, 0)? {
         return Ok(Response::Fragment(data));
     }
     decode(&buf)

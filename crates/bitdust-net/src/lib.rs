@@ -219,50 +219,17 @@ struct Behaviour {
 type Reply<T> = oneshot::Sender<Result<T, NetError>>;
 
 enum Command {
-    Request {
-        peer: PeerId,
-        request: Request,
-        reply: Reply<Response>,
-    },
-    Respond {
-        channel: ResponseChannel<Response>,
-        response: Response,
-    },
-    SetAddresses {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-    },
-    PutRecord {
-        record: SignedRecord,
-        reply: Reply<()>,
-    },
-    GetRecord {
-        kind: RecordKind,
-        publisher: PeerId,
-        reply: Reply<(SignedRecord, LookupStats)>,
-    },
-    StartProviding {
-        key: Vec<u8>,
-        reply: Reply<()>,
-    },
-    GetProviders {
-        key: Vec<u8>,
-        unwanted: HashSet<PeerId>,
-        enough: usize,
-        reply: Reply<(HashSet<PeerId>, LookupStats)>,
-    },
-    RoutingTable {
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
-    Bootstrap {
-        reply: Reply<()>,
-    },
-    Status {
-        reply: oneshot::Sender<NetStatus>,
-    },
-    UseRelay {
-        addr: Multiaddr,
-    },
+    Request { peer: PeerId, request: Request, reply: Reply<Response> },
+    Respond { channel: ResponseChannel<Response>, response: Response },
+    SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
+    PutRecord { record: SignedRecord, reply: Reply<()> },
+    GetRecord { kind: RecordKind, publisher: PeerId, reply: Reply<(SignedRecord, LookupStats)> },
+    StartProviding { key: Vec<u8>, reply: Reply<()> },
+    GetProviders { key: Vec<u8>, enough: Enough, reply: Reply<(HashSet<PeerId>, LookupStats)> },
+    RoutingTable { reply: oneshot::Sender<Vec<PeerId>> },
+    Bootstrap { reply: Reply<()> },
+    Status { reply: oneshot::Sender<NetStatus> },
+    UseRelay { addr: Multiaddr },
     Shutdown,
 }
 
@@ -478,7 +445,8 @@ impl Network {
         unwanted: HashSet<PeerId>,
         enough: usize,
     ) -> Result<HashSet<PeerId>, NetError> {
-        Ok(self.call(|reply| Command::GetProviders { key, unwanted, enough, reply }).await??.0)
+        let enough = Enough { count: enough, unwanted };
+        Ok(self.call(|reply| Command::GetProviders { key, enough, reply }).await??.0)
     }
 
     /// [`Network::get_providers`], with what the lookup cost.
@@ -486,7 +454,7 @@ impl Network {
     /// # Errors
     /// [`NetError::Dht`].
     pub async fn get_providers_with_stats(&self, key: Vec<u8>) -> Result<(HashSet<PeerId>, LookupStats), NetError> {
-        self.call(|reply| Command::GetProviders { key, unwanted: HashSet::new(), enough: usize::MAX, reply }).await?
+        self.call(|reply| Command::GetProviders { key, enough: Enough::all(), reply }).await?
     }
 
     /// The peers in our Kademlia routing table (every k-bucket), for measurements.
@@ -628,6 +596,24 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// When a provider lookup may end early: once `count` providers outside `unwanted` are known.
+#[derive(Debug)]
+struct Enough {
+    count: usize,
+    unwanted: HashSet<PeerId>,
+}
+
+impl Enough {
+    /// Never early: the whole query.
+    fn all() -> Self {
+        Self { count: usize::MAX, unwanted: HashSet::new() }
+    }
+
+    fn met_by(&self, found: &HashSet<PeerId>) -> bool {
+        found.difference(&self.unwanted).count() >= self.count
+    }
+}
+
 enum Query {
     Put(Reply<()>),
     Get {
@@ -640,9 +626,7 @@ enum Query {
     Provide(Reply<()>),
     Providers {
         found: HashSet<PeerId>,
-        /// Finish once this many are found outside `unwanted`.
-        enough: usize,
-        unwanted: HashSet<PeerId>,
+        enough: Enough,
         reply: Reply<(HashSet<PeerId>, LookupStats)>,
     },
     Bootstrap(Reply<()>),
@@ -757,9 +741,9 @@ impl Driver {
                     let _ = reply.send(Err(NetError::Dht { what: "provide", reason: e.to_string() }));
                 }
             },
-            Command::GetProviders { key, unwanted, enough, reply } => {
+            Command::GetProviders { key, enough, reply } => {
                 let id = b.kad.get_providers(kad::RecordKey::new(&key));
-                self.queries.insert(id, Query::Providers { found: HashSet::new(), enough, unwanted, reply });
+                self.queries.insert(id, Query::Providers { found: HashSet::new(), enough, reply });
             }
             Command::Bootstrap { reply } => match b.kad.bootstrap() {
                 Ok(id) => {
@@ -1058,10 +1042,10 @@ impl Driver {
                 }
                 return;
             }
-            (Query::Providers { found, enough, unwanted, .. }, kad::QueryResult::GetProviders(r)) => match r {
+            (Query::Providers { found, enough, .. }, kad::QueryResult::GetProviders(r)) => match r {
                 Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
                     found.extend(providers);
-                    if found.difference(unwanted).count() >= *enough {
+                    if enough.met_by(found) {
                         if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                             q.finish();
                         }

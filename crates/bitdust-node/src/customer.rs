@@ -192,21 +192,20 @@ impl Node {
     /// not have spread every provider record yet, so the DHT is asked up to three times until `wanted`
     /// candidates are known.
     async fn candidates(&self, excluded: &[Vec<u8>], wanted: usize) -> Result<Vec<PeerId>> {
-        let me = self.peer_id();
-        let taken: HashSet<Vec<u8>> = self.suppliers()?.iter().map(|s| s.peer_id.clone()).collect();
-        let usable = |p: &PeerId| *p != me && !taken.contains(&p.to_bytes()) && !excluded.contains(&p.to_bytes());
-        // The lookup ends once `wanted` usable providers are known (it need not hear from every closest peer).
-        let unwanted: HashSet<PeerId> = std::iter::once(me)
-            .chain(taken.iter().chain(excluded).filter_map(|b| PeerId::from_bytes(b).ok()))
+        let slots = self.suppliers()?;
+        let taken = slots.iter().map(|s| &s.peer_id);
+        let unwanted: HashSet<PeerId> = std::iter::once(self.peer_id())
+            .chain(taken.chain(excluded).filter_map(|b| PeerId::from_bytes(b).ok()))
             .collect();
         let mut candidates: HashSet<PeerId> = HashSet::new();
         for attempt in 0..3 {
+            // The lookup ends once `wanted` usable providers are known (it need not hear from every closest peer).
             let found = self
                 .net
                 .get_some_providers(SUPPLIERS_SERVICE_KEY.to_vec(), unwanted.clone(), wanted)
                 .await
                 .unwrap_or_default();
-            candidates.extend(found.into_iter().filter(|p| usable(p)));
+            candidates.extend(found.into_iter().filter(|p| !unwanted.contains(p)));
             if candidates.len() >= wanted || attempt == 2 {
                 break;
             }

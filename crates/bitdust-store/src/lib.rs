@@ -34,9 +34,17 @@ pub fn read_cold(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     f.read_to_end(&mut bytes)?;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    drop_cached(&f);
     Ok(bytes)
+}
+
+/// Asks the kernel to drop `f`'s clean pages from the page cache (`posix_fadvise(DONTNEED)`; Linux only, best
+/// effort: a failure only leaves them cached).
+fn drop_cached(f: &std::fs::File) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = f;
 }
 
 /// The first half of [`write_atomic`]: `bytes` written and fsynced under a temporary name in `path`'s folder,
@@ -84,13 +92,9 @@ impl StagedFile {
         let mut f = std::fs::File::create(&staged.tmp)?;
         f.write_all(bytes)?;
         f.sync_data()?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
         if cold {
-            // Clean pages after the fsync, so the kernel can drop them all; failure only leaves them cached.
-            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+            drop_cached(&f); // after the fsync, when every page is clean and can go
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let _ = cold;
         Ok(staged)
     }
 
