@@ -228,6 +228,7 @@ enum Command {
     StartProviding { key: Vec<u8>, reply: Reply<()> },
     GetProviders { key: Vec<u8>, enough: Enough, reply: Reply<(HashSet<PeerId>, LookupStats)> },
     RoutingTable { reply: oneshot::Sender<Vec<PeerId>> },
+    Connected { reply: oneshot::Sender<HashSet<PeerId>> },
     Bootstrap { reply: Reply<()> },
     Status { reply: oneshot::Sender<NetStatus> },
     UseRelay { addr: Multiaddr },
@@ -478,6 +479,14 @@ impl Network {
     /// [`NetError::Stopped`].
     pub async fn routing_table(&self) -> Result<Vec<PeerId>, NetError> {
         self.call(|reply| Command::RoutingTable { reply }).await
+    }
+
+    /// The peers we hold at least one open connection to (direct or relayed), right now.
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn connected_peers(&self) -> Result<HashSet<PeerId>, NetError> {
+        self.call(|reply| Command::Connected { reply }).await
     }
 
     /// Runs a Kademlia bootstrap (fills the routing table).
@@ -771,6 +780,9 @@ impl Driver {
             Command::RoutingTable { reply } => {
                 let peers = b.kad.kbuckets().flat_map(|k| k.iter().map(|e| *e.node.key.preimage()).collect::<Vec<_>>());
                 let _ = reply.send(peers.collect());
+            }
+            Command::Connected { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
             Command::Status { reply } => {
                 let routing_table_size = b.kad.kbuckets().map(|k| k.num_entries()).sum();

@@ -498,18 +498,24 @@ impl Node {
             Ok((files, bytes, lost))
         });
 
-        let bad: Arc<Mutex<HashSet<usize>>> = Arc::new(Mutex::new(HashSet::new()));
-        let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // Suppliers we are connected to answer without a dial: ask them first. A supplier that just went away
+        // has lost its connections, and dialing it would cost the hedge delay (or a dial timeout) per block.
+        let connected = self.net.connected_peers().await.unwrap_or_default();
+        let unconnected = (0..peers.len()).filter(|p| !peers[*p].iter().any(|peer| connected.contains(peer))).collect();
+        let shared = Arc::new(BlockFetch {
+            layout: v.layout,
+            peers,
+            vkeys,
+            unconnected,
+            bad: Mutex::new(HashSet::new()),
+            failed: std::sync::atomic::AtomicU64::new(0),
+        });
         let limit = self.config.customer.blocks_in_flight.max(1);
         let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
             let node = self.clone();
-            let peers = peers.clone();
-            let vkeys = vkeys.clone();
-            let bad = bad.clone();
-            let failed = failed.clone();
-            let layout = v.layout;
+            let shared = shared.clone();
             async move {
-                let r = fetch_block(&node, layout, &peers, &vkeys, &meta, &bad, &failed).await;
+                let r = fetch_block(&node, &shared, &meta).await;
                 (meta, r)
             }
         }))
@@ -531,7 +537,7 @@ impl Node {
             files,
             bytes,
             seconds: started.elapsed().as_secs_f64(),
-            fragments_failed: failed.load(std::sync::atomic::Ordering::Relaxed),
+            fragments_failed: shared.failed.load(std::sync::atomic::Ordering::Relaxed),
             lost_files: lost,
         };
         if !report.lost_files.is_empty() {
@@ -629,21 +635,31 @@ async fn upload_block(
     Ok(meta)
 }
 
-async fn fetch_block(
-    node: &Arc<Node>,
+/// What the block fetches of one restore share.
+struct BlockFetch {
     layout: Layout,
-    peers: &[Vec<PeerId>],
-    vkeys: &VersionKeys,
-    meta: &BlockMeta,
-    bad: &Arc<Mutex<HashSet<usize>>>,
-    failed: &Arc<std::sync::atomic::AtomicU64>,
-) -> Result<Vec<u8>> {
+    /// Per position, the suppliers to ask in turn.
+    peers: Vec<Vec<PeerId>>,
+    vkeys: VersionKeys,
+    /// Positions none of whose suppliers we were connected to when the restore began: asked after the others.
+    unconnected: HashSet<usize>,
+    /// Positions that failed or were slow during this restore: asked last.
+    bad: Mutex<HashSet<usize>>,
+    /// Fragments that were missing, unreachable or corrupt.
+    failed: std::sync::atomic::AtomicU64,
+}
+
+/// Fetches k fragments of one block (hedging to other positions after [`HEDGE_AFTER`] without an answer), checks
+/// each against its hash and decodes the block on a blocking thread.
+async fn fetch_block(node: &Arc<Node>, shared: &BlockFetch, meta: &BlockMeta) -> Result<Vec<u8>> {
+    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed } = shared;
+    let layout = *layout;
     let k = layout.k as usize;
     let n = layout.n as usize;
     let known_bad = bad.lock().map(|b| b.clone()).unwrap_or_default();
-    // Data shards first (no decoding needed), positions known to be failing last.
+    // Data shards first (no decoding needed), positions known to be failing last, unconnected ones just before.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|p| (known_bad.contains(p), *p >= k, *p));
+    order.sort_by_key(|p| (known_bad.contains(p), unconnected.contains(p), *p >= k, *p));
     let mut order = order.into_iter();
     let mut pending = FuturesUnordered::new();
     let fetch = |position: usize| {
