@@ -243,6 +243,8 @@ struct OpenFile {
     entry: usize,
     /// Some of its bytes were lost: the rest is consumed, then the temp file is removed, never renamed.
     lost: bool,
+    /// Large files go to disk window by window rather than piling up in the page cache.
+    writeback: bitdust_store::Writeback,
 }
 
 /// Checks a catalog path: relative, `/`-separated, no `.`, `..` or empty components.
@@ -298,7 +300,15 @@ impl TreeWriter {
                 EntryKind::File { size, .. } => {
                     let tmp = temp_name(&dest);
                     let file = File::create(&tmp).map_err(io_err(&tmp))?;
-                    self.current = Some(OpenFile { file, tmp, dest, remaining: *size, entry: i, lost: false });
+                    self.current = Some(OpenFile {
+                        file,
+                        tmp,
+                        dest,
+                        remaining: *size,
+                        entry: i,
+                        lost: false,
+                        writeback: bitdust_store::Writeback::default(),
+                    });
                     self.finish_if_complete()?;
                 }
             }
@@ -339,6 +349,7 @@ impl TreeWriter {
             let n = (open.remaining.min(data.len() as u64)) as usize;
             if !open.lost {
                 open.file.write_all(&data[..n]).map_err(io_err(&open.tmp))?;
+                open.writeback.wrote(&open.file, n as u64);
             }
             open.remaining -= n as u64;
             self.bytes_written += n as u64;
