@@ -216,7 +216,7 @@ mod tests {
         #[cfg(target_os = "linux")]
         {
             // tmpfs pages are the file itself: they cannot be dropped
-            let tmpfs = rustix::fs::fstatfs(&file).map(|s| s.f_type as i64 == 0x0102_1994).unwrap_or(true);
+            let tmpfs = rustix::fs::fstatfs(&file).map(|s| s.f_type == libc::TMPFS_MAGIC).unwrap_or(true);
             if !tmpfs {
                 let reader = std::fs::File::open(&path).unwrap();
                 assert_eq!(resident_pages(&reader, window), 0, "the first window is still cached");
