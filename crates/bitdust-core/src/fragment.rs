@@ -83,6 +83,10 @@ pub fn parse(bytes: &[u8]) -> Result<(FragmentHeader, &[u8]), FragmentError> {
     if bytes[4] != FRAGMENT_FORMAT {
         return Err(FragmentError::Malformed("unsupported format version"));
     }
+    // Reserved: always written as zero. Refused otherwise, so that no header bit can change unnoticed.
+    if bytes[5] != 0 {
+        return Err(FragmentError::Malformed("reserved byte set"));
+    }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
     let shard_index = u16_at(6);
     let layout = Layout::new(u16_at(8), u16_at(10)).map_err(|_| FragmentError::Malformed("bad layout"))?;
