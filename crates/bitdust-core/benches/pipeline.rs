@@ -11,11 +11,11 @@
 //! Chunking (cutting files into blocks) is benchmarked in `bitdust-node` (`--bench chunking`), where the
 //! archive reader lives. Run: `cargo bench -p bitdust-core --bench pipeline` (add `-- --quick` for a fast pass).
 
-use aes_gcm::aead::{Aead, KeyInit};
 use bitdust_core::erasure::{Coder, Layout};
 use bitdust_core::keys::NodeKeys;
 use bitdust_core::pipeline::{BlockDecoder, BlockEncoder, VersionKeys, BLOCK_SIZE};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 fn random_block() -> Vec<u8> {
     let mut x = 0x2545F4914F6CDD1Du64;
@@ -67,8 +67,15 @@ fn bench(c: &mut Criterion) {
     let mut zstd = zstd::bulk::Compressor::new(bitdust_core::pipeline::ZSTD_LEVEL).expect("zstd");
     g.bench_function("zstd-1-random", |b| b.iter(|| zstd.compress(&plain).expect("compress")));
     g.bench_function("zstd-1-text", |b| b.iter(|| zstd.compress(&text).expect("compress")));
-    let aes = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
-    g.bench_function("aes-256-gcm", |b| b.iter(|| aes.encrypt(&[0u8; 12].into(), plain.as_slice()).expect("encrypt")));
+    let aes = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).expect("key"));
+    let mut sealed = plain.clone();
+    g.bench_function("aes-256-gcm", |b| {
+        b.iter(|| {
+            sealed.copy_from_slice(&plain);
+            aes.seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut sealed)
+                .expect("seal")
+        })
+    });
     g.bench_function("blake3", |b| b.iter(|| blake3::hash(&plain)));
     g.finish();
 

@@ -7,10 +7,9 @@
 //! nonce || ciphertext`. A supplier checks the signature from the owner's peer id alone (no keys needed)
 //! and refuses a revision lower than the one it holds, so a catalog cannot be replaced by an older one.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::Aes256Gcm;
 use libp2p_identity::PeerId;
 use rand::RngCore;
+use ring::aead::{Aad, Nonce};
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::Layout;
@@ -190,10 +189,12 @@ impl SealedCatalog {
         let compressed = zstd::bulk::compress(&plain, 3).unwrap_or(plain);
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = Aes256Gcm::new((&catalog_key(keys)).into());
+        let cipher = crate::pipeline::block_cipher(&catalog_key(keys));
         let aad = aad(&owner, catalog.revision);
-        let ciphertext =
-            cipher.encrypt(&nonce.into(), Payload { msg: &compressed, aad: &aad }).expect("AES-GCM encrypts");
+        let mut ciphertext = compressed;
+        cipher
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut ciphertext)
+            .expect("AES-GCM seals any catalog below its 64 GiB message limit");
         let signature = keys.sign(&signed_bytes(&owner, catalog.revision, &nonce, &ciphertext));
         Self { owner, revision: catalog.revision, nonce, ciphertext, signature }
     }
@@ -220,12 +221,13 @@ impl SealedCatalog {
         if self.verify()? != keys.peer_id() {
             return Err(CatalogError::WrongOwner);
         }
-        let cipher = Aes256Gcm::new((&catalog_key(keys)).into());
+        let cipher = crate::pipeline::block_cipher(&catalog_key(keys));
         let aad = aad(&self.owner, self.revision);
+        let mut sealed = self.ciphertext.clone();
         let compressed = cipher
-            .decrypt(&self.nonce.into(), Payload { msg: &self.ciphertext, aad: &aad })
+            .open_in_place(Nonce::assume_unique_for_key(self.nonce), Aad::from(&aad), &mut sealed)
             .map_err(|_| CatalogError::Authentication)?;
-        let plain = zstd::bulk::decompress(&compressed, MAX_SEALED_CATALOG_BYTES * 4)
+        let plain = zstd::bulk::decompress(compressed, MAX_SEALED_CATALOG_BYTES * 4)
             .map_err(|e| CatalogError::Malformed(e.to_string()))?;
         let catalog: Catalog = postcard::from_bytes(&plain).map_err(|e| CatalogError::Malformed(e.to_string()))?;
         if catalog.revision != self.revision {

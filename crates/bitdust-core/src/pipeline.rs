@@ -12,8 +12,7 @@
 //! Decoding takes any `k` fragments whose BLAKE3 matches the hash recorded in the catalog ([`BlockMeta`]),
 //! rebuilds the data shards, checks the AEAD tag and decompresses. Hash and tag together detect any change.
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::Aes256Gcm;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 
 use crate::erasure::{Coder, ErasureError, Layout};
@@ -123,7 +122,7 @@ pub struct EncodedBlock {
 pub struct BlockEncoder {
     layout: Layout,
     keys: VersionKeys,
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     coder: Coder,
     compressor: zstd::bulk::Compressor<'static>,
 }
@@ -134,7 +133,7 @@ impl BlockEncoder {
     /// # Errors
     /// [`PipelineError::Decompress`] if zstd cannot be initialised (out of memory).
     pub fn new(layout: Layout, keys: VersionKeys) -> Result<Self, PipelineError> {
-        let cipher = Aes256Gcm::new((&keys.data_key).into());
+        let cipher = block_cipher(&keys.data_key);
         let compressor =
             zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| PipelineError::Decompress(0, e.to_string()))?;
         Ok(Self { layout, keys, cipher, coder: Coder::new(), compressor })
@@ -163,9 +162,9 @@ impl BlockEncoder {
         padded.extend_from_slice(body);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&nonce(index), &block_id, &mut padded)
+            .seal_in_place_separate_tag(nonce(index), Aad::from(&block_id), &mut padded)
             .map_err(|_| PipelineError::Authentication(index))?;
-        padded.extend_from_slice(&tag);
+        padded.extend_from_slice(tag.as_ref());
         padded.resize(k * shard_len, 0);
         let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
         let mut fragments = Vec::with_capacity(layout.n as usize);
@@ -198,7 +197,7 @@ impl BlockEncoder {
 /// Decodes blocks of one version.
 pub struct BlockDecoder {
     layout: Layout,
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     coder: Coder,
     decompressor: zstd::bulk::Decompressor<'static>,
 }
@@ -211,7 +210,7 @@ impl BlockDecoder {
     pub fn new(layout: Layout, keys: &VersionKeys) -> Result<Self, PipelineError> {
         Ok(Self {
             layout,
-            cipher: Aes256Gcm::new((&keys.data_key).into()),
+            cipher: block_cipher(&keys.data_key),
             coder: Coder::new(),
             decompressor: zstd::bulk::Decompressor::new().map_err(|e| PipelineError::Decompress(0, e.to_string()))?,
         })
@@ -253,10 +252,13 @@ impl BlockDecoder {
             return Err(PipelineError::Authentication(meta.index));
         }
         ciphertext.truncate(meta.cipher_len as usize);
-        let body = self
+        let body_len = self
             .cipher
-            .decrypt(&nonce(meta.index), Payload { msg: &ciphertext, aad: &meta.block_id })
-            .map_err(|_| PipelineError::Authentication(meta.index))?;
+            .open_in_place(nonce(meta.index), Aad::from(&meta.block_id), &mut ciphertext)
+            .map_err(|_| PipelineError::Authentication(meta.index))?
+            .len();
+        let mut body = ciphertext;
+        body.truncate(body_len);
         let plain = if meta.compressed {
             self.decompressor
                 .decompress(&body, meta.plain_len as usize)
@@ -271,10 +273,19 @@ impl BlockDecoder {
     }
 }
 
-fn nonce(index: u64) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+/// A block's AES-256-GCM nonce (NIST SP 800-38D, 96-bit): its index, little-endian, then four zero bytes. Unique
+/// per key: each version has its own data key and each block of a version its own index.
+fn nonce(index: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[..8].copy_from_slice(&index.to_le_bytes());
-    n.into()
+    Nonce::assume_unique_for_key(n)
+}
+
+/// AES-256-GCM with `key` (ring's implementation: constant-time, with the CPU's AES and carry-less multiply
+/// instructions).
+pub(crate) fn block_cipher(key: &[u8; 32]) -> LessSafeKey {
+    // ring refuses only a key of the wrong length, which a `[u8; 32]` cannot be.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
 }
 
 #[cfg(test)]
