@@ -14,7 +14,6 @@
 //! valid revision wins.
 
 pub mod codec;
-pub mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -282,14 +281,7 @@ impl Network {
                 .with_tokio()
                 .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
                 .map_err(|e| build_error(&e))?
-                // QUIC dials start after TCP ones have had a head start (see `transport`).
-                .with_other_transport(|key| {
-                    transport::DelayedDial::new(
-                        libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(key)),
-                        transport::QUIC_DIAL_DELAY,
-                    )
-                })
-                .map_err(|e| build_error(&e))?
+                .with_quic()
                 .with_relay_client(noise::Config::new, yamux::Config::default)
                 .map_err(|e| build_error(&e))?
                 .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits))
@@ -321,7 +313,7 @@ impl Network {
             }
         }
         // One dial per bootstrap peer over all its addresses, so that one connection (the first transport to
-        // finish, TCP when it can: see `transport`) is made rather than one per address.
+        // finish) is made rather than one per address.
         let mut bootstrap: Vec<(PeerId, Vec<Multiaddr>)> = Vec::new();
         for addr in &config.bootstrap {
             if let Some(peer) = peer_of(addr).filter(|p| *p != local_peer_id) {
@@ -1120,63 +1112,6 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<Multiaddr> {
         list.iter().map(|a| a.parse().expect("test address")).collect()
-    }
-
-    /// Starts a node listening on loopback TCP and QUIC that bootstraps from `bootstrap`.
-    async fn loopback_node(bootstrap: Vec<Multiaddr>) -> (Network, mpsc::Receiver<Inbound>) {
-        let config = NetConfig {
-            listen: addrs(&["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"]),
-            bootstrap,
-            relay_server: None,
-            relays: Vec::new(),
-            idle_timeout: None,
-        };
-        Network::start(Keypair::generate_ed25519(), config).await.expect("start node")
-    }
-
-    /// `node`'s connections once it has one to `peer` (polls its status; fails after 20 s).
-    async fn connections_to(node: &Network, peer: PeerId) -> Vec<ConnectionInfo> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let status = node.status().await.expect("status");
-            if status.connections.iter().any(|c| c.peer_id == peer.to_string()) {
-                return status.connections;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no connection to {peer}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn dial_list(node: &Network, keep: impl Fn(&Multiaddr) -> bool) -> Vec<Multiaddr> {
-        let peer = node.local_peer_id();
-        let mut list: Vec<Multiaddr> =
-            node.addresses().borrow().iter().filter(|a| keep(a)).map(|a| a.clone().with(Protocol::P2p(peer))).collect();
-        // QUIC first: the order must not decide the transport.
-        list.sort_by_key(|a| !a.iter().any(|p| matches!(p, Protocol::QuicV1)));
-        list
-    }
-
-    #[tokio::test]
-    async fn a_peer_reachable_over_tcp_and_quic_is_connected_over_tcp() {
-        let (a, _a_inbound) = loopback_node(Vec::new()).await;
-        let (b, _b_inbound) = loopback_node(dial_list(&a, |_| true)).await;
-        let connections = connections_to(&b, a.local_peer_id()).await;
-        assert_eq!(connections.len(), 1, "{connections:?}");
-        assert!(connections[0].address.contains("/tcp/"), "{connections:?}");
-        b.shutdown().await;
-        a.shutdown().await;
-    }
-
-    #[tokio::test]
-    async fn a_peer_reachable_only_over_quic_is_still_connected() {
-        let (a, _a_inbound) = loopback_node(Vec::new()).await;
-        let quic_only = dial_list(&a, |addr| addr.iter().any(|p| matches!(p, Protocol::QuicV1)));
-        assert_eq!(quic_only.len(), 1);
-        let (b, _b_inbound) = loopback_node(quic_only).await;
-        let connections = connections_to(&b, a.local_peer_id()).await;
-        assert!(connections[0].address.contains("/quic-v1"), "{connections:?}");
-        b.shutdown().await;
-        a.shutdown().await;
     }
 
     #[test]
