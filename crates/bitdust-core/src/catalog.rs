@@ -189,7 +189,7 @@ impl SealedCatalog {
         let compressed = zstd::bulk::compress(&plain, 3).unwrap_or(plain);
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = crate::pipeline::block_cipher(&catalog_key(keys));
+        let cipher = crate::pipeline::aes_256_gcm(&catalog_key(keys));
         let aad = aad(&owner, catalog.revision);
         let mut ciphertext = compressed;
         cipher
@@ -221,7 +221,7 @@ impl SealedCatalog {
         if self.verify()? != keys.peer_id() {
             return Err(CatalogError::WrongOwner);
         }
-        let cipher = crate::pipeline::block_cipher(&catalog_key(keys));
+        let cipher = crate::pipeline::aes_256_gcm(&catalog_key(keys));
         let aad = aad(&self.owner, self.revision);
         let mut sealed = self.ciphertext.clone();
         let compressed = cipher

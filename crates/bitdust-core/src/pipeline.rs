@@ -133,7 +133,7 @@ impl BlockEncoder {
     /// # Errors
     /// [`PipelineError::Decompress`] if zstd cannot be initialised (out of memory).
     pub fn new(layout: Layout, keys: VersionKeys) -> Result<Self, PipelineError> {
-        let cipher = block_cipher(&keys.data_key);
+        let cipher = aes_256_gcm(&keys.data_key);
         let compressor =
             zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| PipelineError::Decompress(0, e.to_string()))?;
         Ok(Self { layout, keys, cipher, coder: Coder::new(), compressor })
@@ -210,7 +210,7 @@ impl BlockDecoder {
     pub fn new(layout: Layout, keys: &VersionKeys) -> Result<Self, PipelineError> {
         Ok(Self {
             layout,
-            cipher: block_cipher(&keys.data_key),
+            cipher: aes_256_gcm(&keys.data_key),
             coder: Coder::new(),
             decompressor: zstd::bulk::Decompressor::new().map_err(|e| PipelineError::Decompress(0, e.to_string()))?,
         })
@@ -281,9 +281,9 @@ fn nonce(index: u64) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
-/// AES-256-GCM with `key` (ring's implementation: constant-time, with the CPU's AES and carry-less multiply
-/// instructions).
-pub(crate) fn block_cipher(key: &[u8; 32]) -> LessSafeKey {
+/// AES-256-GCM with `key`, for blocks and the catalog (ring's implementation: constant-time, with the CPU's AES
+/// and carry-less multiply instructions).
+pub(crate) fn aes_256_gcm(key: &[u8; 32]) -> LessSafeKey {
     // ring refuses only a key of the wrong length, which a `[u8; 32]` cannot be.
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
 }

@@ -34,7 +34,7 @@ pub fn read_cold(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     f.read_to_end(&mut bytes)?;
-    drop_cached(&f);
+    drop_cached(&f, 0, None);
     Ok(bytes)
 }
 
@@ -81,12 +81,7 @@ impl Writeback {
                     unsafe {
                         libc::sync_file_range(fd, previous as libc::off64_t, len, all);
                     }
-                    let _ = rustix::fs::fadvise(
-                        file,
-                        previous,
-                        std::num::NonZeroU64::new(Self::WINDOW),
-                        rustix::fs::Advice::DontNeed,
-                    );
+                    drop_cached(file, previous, std::num::NonZeroU64::new(Self::WINDOW));
                 }
             }
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -96,13 +91,13 @@ impl Writeback {
     }
 }
 
-/// Asks the kernel to drop `f`'s clean pages from the page cache (`posix_fadvise(DONTNEED)`; Linux only, best
-/// effort: a failure only leaves them cached).
-fn drop_cached(f: &std::fs::File) {
+/// Asks the kernel to drop `f`'s clean pages in `[offset, offset + len)` (`len` `None`: to the end of the file)
+/// from the page cache (`posix_fadvise(DONTNEED)`; Linux only, best effort: a failure only leaves them cached).
+fn drop_cached(f: &std::fs::File, offset: u64, len: Option<std::num::NonZeroU64>) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
+    let _ = rustix::fs::fadvise(f, offset, len, rustix::fs::Advice::DontNeed);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = f;
+    let _ = (f, offset, len);
 }
 
 /// The first half of [`write_atomic`]: `bytes` written and fsynced under a temporary name in `path`'s folder,
@@ -151,7 +146,7 @@ impl StagedFile {
         f.write_all(bytes)?;
         f.sync_data()?;
         if cold {
-            drop_cached(&f); // after the fsync, when every page is clean and can go
+            drop_cached(&f, 0, None); // after the fsync, when every page is clean and can go
         }
         Ok(staged)
     }
@@ -185,7 +180,7 @@ mod tests {
         use std::os::fd::AsRawFd;
         let page = 4096;
         let mut vec = vec![0u8; len.div_ceil(page)];
-        // SAFETY: a private read-only mapping of an open file, unmapped before returning; `vec` has one byte per
+        // SAFETY: a read-only shared mapping of an open file, unmapped before returning; `vec` has one byte per
         // page of the mapping, as mincore requires.
         unsafe {
             let addr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
