@@ -110,8 +110,9 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         out!("  backup       {backup_secs:.2} s, {:.1} MB/s", mbps(bytes, backup_secs));
         out!("  stopped      {}", stopped.join(", "));
         out!(
-            "  restore      {restore_secs:.2} s, {:.1} MB/s, {} fragments failed over",
+            "  restore      {restore_secs:.2} s, {:.1} MB/s from the {} suppliers left ({} fragment requests failed over)",
             mbps(bytes, restore_secs),
+            usize::from(n).saturating_sub(stopped.len()),
             restore["fragments_failed"]
         );
         if diffs.is_empty() {
