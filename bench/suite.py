@@ -14,9 +14,9 @@ Then, bitdust alone:
 - a real folder (default /usr/share in full mode: hundreds of MB, tens of thousands of files; --folder PATH);
   Tahoe copies it too (`tahoe cp -r`) unless --no-tahoe-folder;
 - upload and restore time against supplier count (a devnet per count, the same file);
-- `bitdust bench`: restore with n - k suppliers stopped, and the time back to full redundancy after a supplier
+- `bitdust-lab bench`: restore with n - k suppliers stopped, and the time back to full redundancy after a supplier
   is lost for good;
-- `bitdust sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
+- `bitdust-lab sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
 
@@ -289,13 +289,16 @@ def main():
     ap.add_argument("--bitdust")
     ap.add_argument("--folder", help="a real folder to back up (default: /usr/share, or a small one with --quick)")
     ap.add_argument("--no-tahoe-folder", action="store_true", help="skip Tahoe on the folder (it is slow)")
-    ap.add_argument("--sim-nodes", help="network sizes for bitdust sim (default 30,60 quick, 100,300,1000 full)")
+    ap.add_argument("--sim-nodes", help="network sizes for bitdust-lab sim (default 30,60 quick, 100,300,1000 full)")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in (args.sizes or ("1M,16M" if args.quick else "1M,100M,1G")).split(",")]
     binary = args.bitdust
     if not binary:
-        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "bitdust"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "bitdust", "-p", "bitdust-lab"], cwd=ROOT,
+                       check=True)
         binary = os.path.join(ROOT, "target", "release", "bitdust")
+    # the benchmarks and simulations are the lab's tools, built beside the user's binary
+    lab = os.path.join(os.path.dirname(binary), "bitdust-lab")
     started = time.perf_counter()
     work = tempfile.mkdtemp(prefix="bitdust-suite-")
     tahoe = Tahoe(work)
@@ -339,8 +342,8 @@ def main():
                 pass
     try:
         scan = supplier_scan(binary, work, args.quick)
-        heal = heal_bench(binary, args.quick)
-        sim = simulate(binary, args.quick, args.sim_nodes)
+        heal = heal_bench(lab, args.quick)
+        sim = simulate(lab, args.quick, args.sim_nodes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
@@ -464,20 +467,20 @@ def supplier_scan(binary, work, quick):
 
 
 def heal_bench(binary, quick):
-    """`bitdust bench`: degraded restore (n - k suppliers stopped) and time back to full redundancy."""
+    """`bitdust-lab bench`: degraded restore (n - k suppliers stopped) and time back to full redundancy."""
     # quick mode replaces a silent supplier after 5 s instead of the devnet's 15 (the wait is most of this bench)
     size, fire_after = ("8M", "5") if quick else ("256M", "15")
-    print(f"bitdust bench --size {size} --fire-after-secs {fire_after} (degraded restore, rebuild) ...", flush=True)
+    print(f"bitdust-lab bench --size {size} --fire-after-secs {fire_after} (degraded restore, rebuild) ...", flush=True)
     r = subprocess.run([binary, "--json", "bench", "--size", size, "--fire-after-secs", fire_after],
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 
 def simulate(binary, quick, sizes=None):
-    """`bitdust sim`: the in-process network at several sizes."""
+    """`bitdust-lab sim`: the in-process network at several sizes."""
     nodes, lookups, idle = ("30,60", "50", "2") if quick else ("100,300,1000", "200", "5")
     nodes = sizes or nodes
-    print(f"bitdust sim --nodes {nodes} ...", flush=True)
+    print(f"bitdust-lab sim --nodes {nodes} ...", flush=True)
     r = subprocess.run([binary, "--json", "sim", "--nodes", nodes, "--lookups", lookups, "--hire", "4,13",
                         "--idle-secs", idle], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
@@ -491,7 +494,7 @@ def render_rest(scan, heal, sim):
         lines.append(f"| {r['suppliers']} | {human(r['size'])} | {r['upload_s']:.2f} ({r['size'] / r['upload_s'] / 1e6:.1f}) | "
                      f"{r['download_s']:.2f} ({r['size'] / r['download_s'] / 1e6:.1f}) | "
                      f"{r['upload_cpu_s']:.1f} / {r['download_cpu_s']:.1f} | {r['stored'] / r['size']:.3f} |")
-    lines += ["", f"## Losing suppliers (`bitdust bench`, {human(heal['bytes'])}, {heal['suppliers']} suppliers, "
+    lines += ["", f"## Losing suppliers (`bitdust-lab bench`, {human(heal['bytes'])}, {heal['suppliers']} suppliers, "
               f"{heal['layout']})", "",
               f"- restore with every supplier: {heal['restore_seconds']:.2f} s ({heal['restore_mb_per_s']:.1f} MB/s)",
               f"- restore with n - k suppliers stopped: {heal['degraded_restore_seconds']:.2f} s "
@@ -499,7 +502,7 @@ def render_rest(scan, heal, sim):
               f"- one supplier lost for good: replaced after {heal['lost_supplier_replaced_after_seconds']:.1f} s "
               f"(silent for {heal.get('fire_after_seconds', 15)} s: fired), full "
               f"redundancy after {heal['full_redundancy_after_seconds']:.1f} s",
-              "", "## Scale: in-process network (`bitdust sim`, memory transport, full nodes)", "",
+              "", "## Scale: in-process network (`bitdust-lab sim`, memory transport, full nodes)", "",
               "| nodes | hop bound ceil(log2 N) | identity hops median / p99 | identity ms median / p99 | "
               "nickname hops median / p99 | nickname ms median / p99 | failed lookups | MiB per idle node | "
               "idle CPU % of a core | hire 4 / 13 s | start s |",

@@ -1,33 +1,24 @@
 //! # bitdust-core
 //!
-//! The pure core of bitdust: keys, the identity document, signed DHT records, the block pipeline
-//! (zstd → AES-256-GCM → Reed-Solomon), the fragment format, the catalog and the wire messages. No tokio,
-//! no sockets, no disk: everything here is deterministic given its inputs and fast to test.
+//! The pure core every layer and wing shares: keys, the identity document, signed DHT records and the
+//! automaton machinery (transition tables and their diagrams). No tokio, no sockets, no disk: everything here
+//! is deterministic given its inputs and fast to test. Feature wings (storage, later messages and sharing)
+//! keep their own protocol types in their own crates.
 //!
 //! ```
-//! use bitdust_core::{erasure::Layout, keys::NodeKeys, pipeline::{BlockDecoder, BlockEncoder, VersionKeys}};
+//! use bitdust_core::{identity::SignedIdentity, keys::NodeKeys};
 //!
 //! let keys = NodeKeys::generate();
-//! let version = VersionKeys::derive(keys.master(), [0u8; 16]);
-//! let layout = Layout::for_suppliers(4).unwrap(); // RS(2, 4)
-//! let block = BlockEncoder::new(layout, version.clone()).unwrap().encode(0, b"hello").unwrap();
-//! // any 2 of the 4 fragments give the block back
-//! let some: Vec<(usize, &[u8])> = vec![(1, &block.fragments[1]), (3, &block.fragments[3])];
-//! let plain = BlockDecoder::new(layout, &version).unwrap().decode(&block.meta, &some).unwrap();
-//! assert_eq!(plain, b"hello");
+//! let id = SignedIdentity::create(&keys, "alice", vec![], 1, 1_700_000_000).unwrap();
+//! // anyone can check the document against the peer id it names
+//! let decoded = SignedIdentity::decode_verified(&id.encode()).unwrap();
+//! assert_eq!(decoded.identity.peer().unwrap(), keys.peer_id());
 //! ```
 
-pub mod audit;
 pub mod automata;
-pub mod catalog;
-pub mod erasure;
-pub mod fragment;
 pub mod identity;
 pub mod keys;
-pub mod pipeline;
-pub mod rebuild;
 pub mod record;
-pub mod wire;
 
 pub use libp2p_identity::PeerId;
 

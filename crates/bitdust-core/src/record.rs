@@ -20,7 +20,8 @@ pub const MAX_RECORD_BYTES: usize = 16 * 1024;
 pub enum RecordKind {
     /// The publisher's [`crate::identity::SignedIdentity`].
     Identity,
-    /// The publisher's current suppliers ([`SupplierList`]), so a new device finds them from the key alone.
+    /// The publisher's current suppliers (the storage wing's `SupplierList`), so a new device finds them from the
+    /// key alone.
     Suppliers,
 }
 
@@ -44,9 +45,6 @@ pub fn record_key(kind: RecordKind, publisher: &PeerId) -> Vec<u8> {
 pub fn nickname_key(nickname: &str) -> Vec<u8> {
     format!("/bitdust/nickname/{nickname}").into_bytes()
 }
-
-/// The DHT key under which nodes offering supplier service announce themselves as providers.
-pub const SUPPLIERS_SERVICE_KEY: &[u8] = b"/bitdust/service/supplier/v1";
 
 /// The DHT key under which relay servers ("proxy routers") announce themselves as providers.
 pub const RELAYS_SERVICE_KEY: &[u8] = b"/bitdust/service/relay/v1";
@@ -173,13 +171,6 @@ fn signed_bytes(kind: RecordKind, publisher: &[u8], revision: u64, timestamp_uni
             .expect("record serializes"),
     );
     out
-}
-
-/// Payload of a [`RecordKind::Suppliers`] record: who holds which position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct SupplierList {
-    /// `(position, supplier peer id bytes)` pairs.
-    pub suppliers: Vec<(u16, Vec<u8>)>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! <home>/identity.key     the 32-byte key seed, as text, mode 0600
 //! <home>/identity.bin     the signed identity document (postcard)
 //! <home>/api.token        bearer token of the local API, mode 0600
-//! <home>/node.redb        local database (catalog, suppliers)
+//! <home>/node.redb        local database (the wings' tables: catalog, suppliers, rebuild queue)
 //! <home>/store/           supplier's fragment store
 //! <home>/daemon.pid       pid of the running daemon
 //! ```
@@ -21,7 +21,11 @@ use serde::{Deserialize, Serialize};
 /// Default port of the local API.
 pub const DEFAULT_API_PORT: u16 = 8180;
 
-/// The node's settings (`config.toml`).
+/// The node's settings (`config.toml`): the runtime's own, and one or more sections per feature wing.
+///
+/// Wing sections (the storage wing's `[supplier]`, `[customer]`, `[maintenance]`) are kept as TOML tables in
+/// [`Config::sections`] and read and written by their wing, so the runtime knows nothing of them and a file
+/// written by an older or newer build keeps every section it does not understand.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
@@ -31,12 +35,6 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Bootstrap node multiaddrs (with `/p2p/<peer id>`).
     pub bootstrap: Vec<String>,
-    /// Supplier role.
-    pub supplier: SupplierConfig,
-    /// Customer role.
-    pub customer: CustomerConfig,
-    /// Supplier monitoring, replacement, audits and rebuilding (customer side).
-    pub maintenance: MaintenanceConfig,
     /// NAT traversal: relays to use, and whether this node serves as a relay.
     pub nat: NatConfig,
     /// Seconds an unused connection stays open (a later request to the same peer skips the handshake).
@@ -44,6 +42,35 @@ pub struct Config {
     /// Seconds between announcements: DHT bootstrap, then the identity record and provider records published
     /// again, so that they reach the nodes that joined since.
     pub announce_interval_secs: u64,
+    /// The feature wings' sections, by name.
+    #[serde(flatten)]
+    pub sections: toml::Table,
+}
+
+impl Config {
+    /// Wing section `name`, or its default when absent.
+    ///
+    /// # Errors
+    /// If the section is there but does not parse as `T`.
+    pub fn section<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T> {
+        match self.sections.get(name) {
+            None => Ok(T::default()),
+            Some(v) => v.clone().try_into().with_context(|| format!("[{name}] in the config")),
+        }
+    }
+
+    /// Replaces wing section `name`.
+    ///
+    /// # Errors
+    /// If `value` is not a TOML table.
+    pub fn set_section<T: Serialize>(&mut self, name: &str, value: &T) -> Result<()> {
+        let v = toml::Value::try_from(value).with_context(|| format!("[{name}] in the config"))?;
+        if !v.is_table() {
+            bail!("config section [{name}] must be a table");
+        }
+        self.sections.insert(name.to_string(), v);
+        Ok(())
+    }
 }
 
 /// NAT traversal settings.
@@ -59,126 +86,17 @@ pub struct NatConfig {
     pub relay_limits: bitdust_net::RelayLimits,
 }
 
-/// Timings of the customer's automata, in milliseconds. Defaults suit the internet; `bitdust devnet`
-/// writes [`MaintenanceConfig::devnet`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct MaintenanceConfig {
-    /// Heartbeat period per supplier.
-    pub heartbeat_ms: u64,
-    /// Silence before a supplier is suspect.
-    pub suspect_after_ms: u64,
-    /// Silence before it is offline.
-    pub offline_after_ms: u64,
-    /// Silence before it is fired and replaced (the hysteresis against short outages).
-    pub fire_after_ms: u64,
-    /// Pause after each replacement (against firing storms).
-    pub cool_down_ms: u64,
-    /// Time between audits of one supplier.
-    pub audit_interval_ms: u64,
-    /// Delay before blocked rebuild work is retried.
-    pub rebuild_retry_ms: u64,
-}
-
-impl Default for MaintenanceConfig {
-    fn default() -> Self {
-        let t = bitdust_core::automata::supplier_connection::Timings::INTERNET;
-        Self {
-            heartbeat_ms: t.heartbeat_ms,
-            suspect_after_ms: t.suspect_after_ms,
-            offline_after_ms: t.offline_after_ms,
-            fire_after_ms: t.fire_after_ms,
-            cool_down_ms: 10 * 60 * 1000,
-            audit_interval_ms: 60 * 60 * 1000,
-            rebuild_retry_ms: 60 * 1000,
-        }
-    }
-}
-
-impl MaintenanceConfig {
-    /// Short timings for a local network: a stopped supplier is replaced within about 20 s, a restart of a
-    /// few seconds fires nobody, each supplier is audited every 5 s.
-    pub fn devnet() -> Self {
-        let t = bitdust_core::automata::supplier_connection::Timings::DEVNET;
-        Self {
-            heartbeat_ms: t.heartbeat_ms,
-            suspect_after_ms: t.suspect_after_ms,
-            offline_after_ms: t.offline_after_ms,
-            fire_after_ms: t.fire_after_ms,
-            cool_down_ms: 2_000,
-            audit_interval_ms: 5_000,
-            rebuild_retry_ms: 2_000,
-        }
-    }
-
-    /// The supplier connection timings.
-    pub fn timings(&self) -> bitdust_core::automata::supplier_connection::Timings {
-        bitdust_core::automata::supplier_connection::Timings {
-            heartbeat_ms: self.heartbeat_ms,
-            suspect_after_ms: self.suspect_after_ms,
-            offline_after_ms: self.offline_after_ms,
-            fire_after_ms: self.fire_after_ms,
-        }
-    }
-}
-
-/// Supplier settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default)]
-pub struct SupplierConfig {
-    /// Whether this node offers space to customers.
-    pub enabled: bool,
-    /// Donated space in bytes.
-    pub donated_bytes: u64,
-}
-
-/// Customer settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct CustomerConfig {
-    /// How many suppliers to hire (n of the ecc layout).
-    pub suppliers: u16,
-    /// Data shards k of the ecc layout RS(k, n): any k of the n fragments of a block rebuild it. 0 (the default)
-    /// means ceil(n / 2), BitDust's 2x overhead; e.g. 3 with 10 suppliers is Tahoe-LAFS's default 3-of-10.
-    pub data_shards: u16,
-    /// Needed space asked from each supplier, in bytes.
-    pub needed_bytes: u64,
-    /// Blocks uploaded or downloaded concurrently (bounds memory: about 3 x 4 MiB each).
-    pub blocks_in_flight: usize,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
             api_port: DEFAULT_API_PORT,
             listen: vec!["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()],
             bootstrap: Vec::new(),
-            supplier: SupplierConfig::default(),
-            customer: CustomerConfig::default(),
-            maintenance: MaintenanceConfig::default(),
             nat: NatConfig::default(),
             idle_timeout_secs: bitdust_net::DEFAULT_IDLE_TIMEOUT.as_secs(),
             announce_interval_secs: 600,
+            sections: toml::Table::new(),
         }
-    }
-}
-
-impl CustomerConfig {
-    /// The ecc layout for `n` hired suppliers: RS(`data_shards`, n), or RS(ceil(n / 2), n) when it is 0.
-    ///
-    /// # Errors
-    /// [`bitdust_core::erasure::ErasureError::BadLayout`] unless `1 <= k < n <= 64`.
-    pub fn layout(&self, n: u16) -> Result<bitdust_core::erasure::Layout, bitdust_core::erasure::ErasureError> {
-        match self.data_shards {
-            0 => bitdust_core::erasure::Layout::for_suppliers(n),
-            k => bitdust_core::erasure::Layout::new(k, n),
-        }
-    }
-}
-
-impl Default for CustomerConfig {
-    fn default() -> Self {
-        Self { suppliers: 4, data_shards: 0, needed_bytes: 16 << 30, blocks_in_flight: 4 }
     }
 }
 
@@ -327,14 +245,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_layout_is_half_by_default_and_data_shards_when_set() {
-        let mut c = CustomerConfig::default();
-        assert_eq!(c.layout(4).unwrap(), bitdust_core::erasure::Layout::new(2, 4).unwrap());
-        c.data_shards = 3;
-        assert_eq!(c.layout(10).unwrap(), bitdust_core::erasure::Layout::new(3, 10).unwrap());
-        assert!(c.layout(3).is_err(), "k must be below n");
-        let parsed: Config = toml::from_str("[customer]\nsuppliers = 10\ndata_shards = 3\n").unwrap();
-        assert_eq!(parsed.customer.layout(10).unwrap().k, 3);
+    fn wing_sections_survive_a_round_trip_and_a_bad_one_is_an_error() {
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        struct Customer {
+            suppliers: u16,
+        }
+        let parsed: Config = toml::from_str("api_port = 9000\n[customer]\nsuppliers = 10\n[future]\nx = 1\n").unwrap();
+        assert_eq!(parsed.api_port, 9000);
+        assert_eq!(parsed.section::<Customer>("customer").unwrap(), Customer { suppliers: 10 });
+        assert_eq!(parsed.section::<Customer>("missing").unwrap(), Customer::default());
+        let text = toml::to_string(&parsed).unwrap();
+        let again: Config = toml::from_str(&text).unwrap();
+        assert_eq!(again, parsed, "unknown sections are kept: {text}");
+        let bad: Config = toml::from_str("[customer]\nsuppliers = \"many\"\n").unwrap();
+        assert!(bad.section::<Customer>("customer").is_err());
+        let mut c = Config::default();
+        c.set_section("customer", &Customer { suppliers: 7 }).unwrap();
+        assert_eq!(c.section::<Customer>("customer").unwrap().suppliers, 7);
     }
 
     #[test]

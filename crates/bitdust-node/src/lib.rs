@@ -1,18 +1,26 @@
 //! # bitdust-node
 //!
-//! The services of a bitdust node, over `bitdust-net` and `bitdust-store`:
-//! - the supplier service: answers `/bitdust/storage/1` requests from the authenticated sender
-//!   (contracts, fragments, catalogs) out of a [`bitdust_store::FragmentStore`];
-//! - the customer service: hires suppliers found in the DHT, backs up and restores ([`customer`]);
-//! - the node's [`home`] (keys, identity, config) and the [`node::Node`] that ties them together.
+//! The runtime of a bitdust node, over `bitdust-net` and `bitdust-store`, on which feature wings run:
+//! - [`Node`]: the node context: keys, identity, the network handle, the database, peer reachability
+//!   (identity lookups, peers found unreachable), DHT announcements, the automata [`Registry`] and [`Jobs`];
+//! - [`Service`]: how a wing (storage, later messages and sharing) registers its protocols, automata, API
+//!   routes and background tasks; [`Daemon`]: the composition root that starts a node and its wings;
+//! - [`http`]: the local API server (authentication, errors to status codes, the runtime's routes);
+//! - [`home`]: the home folder and `config.toml` (wings keep their own sections);
+//! - the relay connection (NAT traversal), the runtime's own automaton.
+//!
+//! Nothing here imports a wing.
 
-pub mod archive;
-pub mod customer;
+pub mod automata;
 pub mod home;
-pub mod maintenance;
+pub mod http;
+pub mod jobs;
 pub mod node;
 mod relay;
+pub mod service;
 
-pub use customer::{BackupReport, RestoreReport, SupplierSlot};
+pub use automata::{AutomatonInfo, Registry};
 pub use home::{Config, Home};
-pub use node::{Job, Node, Progress, StartOptions, Status};
+pub use jobs::{Job, Jobs, Progress};
+pub use node::{Node, NodeStatus, StartOptions, UNREACHABLE_FOR};
+pub use service::{Daemon, PidFile, Service, Started};

@@ -1,8 +1,8 @@
-//! A running node: the network, the supplier service, the customer service and the jobs the API watches.
+//! The node context: keys, identity, the network handle, the database, what the node knows of its peers'
+//! reachability, the automata registry, jobs and the event log. Feature wings get an `Arc<Node>` when they
+//! start ([`crate::Service`]) and reach everything through its methods; none of its fields are theirs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,15 +10,16 @@ use anyhow::{Context, Result};
 use bitdust_core::identity::SignedIdentity;
 use bitdust_core::keys::NodeKeys;
 use bitdust_core::record::{self, RecordKind, SignedRecord};
-use bitdust_core::wire::{ErrorCode, Request, Response};
-use bitdust_core::{catalog::SealedCatalog, PeerId};
-use bitdust_net::{Inbound, NetConfig, Network};
-use bitdust_store::{FragmentStore, NodeDb};
-use libp2p::Multiaddr;
+use bitdust_core::PeerId;
+use bitdust_net::{Frame, Inbounds, NetConfig, Network, ProtocolSpec};
+use bitdust_store::NodeDb;
+use bytes::Bytes;
+use libp2p::{Multiaddr, StreamProtocol};
 use serde::Serialize;
-use tokio::sync::Mutex as AsyncMutex;
 
+use crate::automata::Registry;
 use crate::home::{unix_now, Config, Home};
+use crate::jobs::Jobs;
 
 /// Retry delay of an announcement that failed with the DHT empty (a node starting alone; costs nothing on the
 /// network). A failure with peers (none stored the record) doubles the delay each time up to
@@ -27,9 +28,6 @@ use crate::home::{unix_now, Config, Home};
 const ANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 /// Longest retry delay of a failed announcement.
 const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(60);
-/// Most inbound requests handled at once (bounds memory: each may hold a 4 MiB fragment).
-const INBOUND_CONCURRENCY: usize = 32;
-
 /// How long a peer found unreachable is not dialed again by [`Node::request`].
 pub const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
 
@@ -40,8 +38,6 @@ pub struct StartOptions {
     pub listen: Vec<String>,
     /// Add bootstrap nodes.
     pub bootstrap: Vec<String>,
-    /// Turn the supplier role on with this donated space.
-    pub donate_bytes: Option<u64>,
     /// Replace the API port.
     pub api_port: Option<u16>,
     /// Add relays to reserve a slot on.
@@ -53,62 +49,9 @@ pub struct StartOptions {
     pub quiet: bool,
 }
 
-/// A long-running operation the API reports on.
+/// What the runtime reports in `status` (wings add their own sections).
 #[derive(Debug, Clone, Serialize)]
-pub struct Job {
-    /// Id.
-    pub id: u64,
-    /// `backup` or `restore`.
-    pub kind: String,
-    /// What it works on.
-    pub target: String,
-    /// `running`, `done` or `failed`.
-    pub state: String,
-    /// Bytes processed so far.
-    pub done_bytes: u64,
-    /// Bytes in total (0 until known).
-    pub total_bytes: u64,
-    /// Result when done.
-    pub result: Option<serde_json::Value>,
-    /// Error when failed.
-    pub error: Option<String>,
-}
-
-/// Progress reporting handle for a job.
-#[derive(Clone)]
-pub struct Progress {
-    done: Arc<AtomicU64>,
-    total: Arc<AtomicU64>,
-}
-
-impl Progress {
-    /// A detached progress counter (for in-process use).
-    pub fn new() -> Self {
-        Self { done: Arc::new(AtomicU64::new(0)), total: Arc::new(AtomicU64::new(0)) }
-    }
-    /// Sets the total.
-    pub fn set_total(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
-    }
-    /// Adds processed bytes.
-    pub fn add(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-    }
-    /// (done, total).
-    pub fn get(&self) -> (u64, u64) {
-        (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
-    }
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// What `status` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
+pub struct NodeStatus {
     /// Peer id.
     pub peer_id: String,
     /// `nickname@short`.
@@ -125,22 +68,6 @@ pub struct Status {
     pub routing_table_size: usize,
     /// Whether the identity record is in the DHT.
     pub announced: bool,
-    /// Supplier role on.
-    pub supplier: bool,
-    /// Donated bytes.
-    pub donated_bytes: u64,
-    /// Bytes stored for customers.
-    pub stored_bytes: u64,
-    /// Customers served.
-    pub customers: usize,
-    /// Suppliers hired / wanted.
-    pub suppliers_hired: usize,
-    /// Suppliers wanted (n).
-    pub suppliers_wanted: u16,
-    /// Backups in the catalog.
-    pub backups: usize,
-    /// Catalog revision.
-    pub catalog_revision: u64,
     /// `public`, `private` or `unknown` (AutoNAT).
     pub reachability: String,
     /// Relays holding a reservation for us.
@@ -151,52 +78,48 @@ pub struct Status {
     pub connections: Vec<bitdust_net::ConnectionInfo>,
 }
 
-/// The node.
+/// The node context.
 pub struct Node {
-    pub(crate) keys: NodeKeys,
-    pub(crate) home: Home,
-    pub(crate) config: Config,
-    pub(crate) net: Network,
-    pub(crate) db: NodeDb,
-    pub(crate) store: Option<Arc<FragmentStore>>,
+    /// Whether to publish records (off while recovering an identity on a new device).
+    publish: bool,
+    keys: NodeKeys,
+    home: Home,
+    config: Config,
+    net: Network,
+    db: NodeDb,
     identity: Mutex<SignedIdentity>,
     announced: tokio::sync::watch::Sender<bool>,
-    jobs: Mutex<BTreeMap<u64, (Job, Progress)>>,
-    /// Bumped each time a job ends (what [`Node::wait_job`] waits on).
-    jobs_ended: tokio::sync::watch::Sender<u64>,
-    next_job: AtomicU64,
-    /// Serialises catalog changes and supplier changes.
-    pub(crate) customer_lock: AsyncMutex<()>,
-    /// Serialises rebuild-queue read-modify-writes.
-    pub(crate) queue_lock: Mutex<()>,
+    /// DHT keys announced as provided by this node with each announcement (nickname, services).
+    provided: Mutex<Vec<Vec<u8>>>,
     /// Every automaton instance, for the API.
-    pub(crate) registry: crate::maintenance::Registry,
-    /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
-    pub(crate) down_positions: Mutex<Vec<u16>>,
+    registry: Registry,
+    /// Long-running operations.
+    jobs: Jobs,
     /// The addresses each peer's identity gave at its last lookup (to tell a peer that moved from one that is down).
     looked_up: Mutex<HashMap<PeerId, Vec<String>>>,
     /// Peers found unreachable (after a fresh lookup), and when: not dialed again for [`UNREACHABLE_FOR`].
     unreachable: Mutex<HashMap<PeerId, std::time::Instant>>,
-    /// Inbox of the maintenance actor.
-    pub(crate) maintenance: tokio::sync::mpsc::Sender<crate::maintenance::Command>,
 }
 
 impl Node {
-    /// Starts a node from its home: network, supplier service (if enabled) and DHT announcements.
+    /// Starts a node from its home: the network (carrying `protocols`, the feature wings'), identity address
+    /// updates and the relay connection. Returns the node and the inbound queue of each protocol. Wings are
+    /// started on it by [`crate::Daemon::start`], which then calls [`Node::start_announcing`] (so that the first
+    /// announcement already carries the wings' provider keys).
     ///
     /// # Errors
     /// If the home is not initialised, the config is invalid, or the network cannot start.
-    pub async fn start(home: Home, options: StartOptions) -> Result<Arc<Self>> {
+    pub async fn start(
+        home: Home,
+        options: StartOptions,
+        protocols: Vec<ProtocolSpec>,
+    ) -> Result<(Arc<Self>, Inbounds)> {
         let keys = home.keys()?;
         let mut config = home.config()?;
         if !options.listen.is_empty() {
             config.listen = options.listen.clone();
         }
         config.bootstrap.extend(options.bootstrap.iter().cloned());
-        if let Some(d) = options.donate_bytes {
-            config.supplier.enabled = true;
-            config.supplier.donated_bytes = d;
-        }
         if let Some(p) = options.api_port {
             config.api_port = p;
         }
@@ -214,13 +137,6 @@ impl Node {
                 anyhow::bail!("bootstrap address {b} must end with /p2p/<peer id>");
             }
         }
-        let store = if config.supplier.enabled {
-            let path = home.path("store");
-            let donated = config.supplier.donated_bytes;
-            Some(Arc::new(tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??))
-        } else {
-            None
-        };
         let db = NodeDb::open(&home.path("node.redb"))?;
         let relays = parse(&config.nat.relays, "relay")?;
         let net_config = NetConfig {
@@ -229,41 +145,37 @@ impl Node {
             relay_server: config.nat.relay_server.then_some(config.nat.relay_limits),
             relays,
             idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
+            protocols,
         };
-        let (net, inbound) = Network::start(keys.keypair(), net_config).await?;
+        let (net, inbounds) = Network::start(keys.keypair(), net_config).await?;
         let addrs = identity_addresses(&net.addresses().borrow(), &keys.peer_id());
         let mut identity = home.identity()?;
         if identity.identity.addresses != addrs {
             identity = identity.with_addresses(&keys, addrs, unix_now());
             home.save_identity(&identity)?;
         }
-        let (maintenance_tx, maintenance_rx) = tokio::sync::mpsc::channel(crate::maintenance::INBOX_CAPACITY);
+        let mut provided = vec![record::nickname_key(&identity.identity.nickname)];
+        if config.nat.relay_server {
+            provided.push(record::RELAYS_SERVICE_KEY.to_vec());
+        }
         let node = Arc::new(Self {
+            publish: !options.quiet,
             keys,
             home,
             config,
             net,
             db,
-            store,
             identity: Mutex::new(identity),
             announced: tokio::sync::watch::Sender::new(false),
-            jobs: Mutex::new(BTreeMap::new()),
-            jobs_ended: tokio::sync::watch::Sender::new(0),
-            next_job: AtomicU64::new(1),
-            customer_lock: AsyncMutex::new(()),
-            queue_lock: Mutex::new(()),
-            registry: crate::maintenance::Registry::default(),
-            down_positions: Mutex::new(Vec::new()),
+            provided: Mutex::new(provided),
+            registry: Registry::default(),
+            jobs: Jobs::default(),
             looked_up: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(HashMap::new()),
-            maintenance: maintenance_tx,
         });
-        tokio::spawn(serve_inbound(node.clone(), inbound));
-        tokio::spawn(announce_loop(Arc::downgrade(&node), !options.quiet));
-        tokio::spawn(crate::maintenance::run(Arc::downgrade(&node), maintenance_rx));
         tokio::spawn(follow_addresses(Arc::downgrade(&node), !options.quiet));
         tokio::spawn(crate::relay::run(Arc::downgrade(&node)));
-        Ok(node)
+        Ok((node, inbounds))
     }
 
     /// This node's peer id.
@@ -286,9 +198,40 @@ impl Node {
         &self.net
     }
 
-    /// The supplier store, if the supplier role is on.
-    pub fn store(&self) -> Option<&Arc<FragmentStore>> {
-        self.store.as_ref()
+    /// Starts the announce loop: a DHT bootstrap, then the identity record and every provider key (see
+    /// [`Node::provide`]) at once and every `announce_interval_secs`. Called once the wings have started.
+    pub fn start_announcing(self: &Arc<Self>) {
+        tokio::spawn(announce_loop(Arc::downgrade(self), self.publish));
+    }
+
+    /// The node's keys.
+    pub fn keys(&self) -> &NodeKeys {
+        &self.keys
+    }
+
+    /// The node database (each wing keeps its own values and tables in it).
+    pub fn db(&self) -> &NodeDb {
+        &self.db
+    }
+
+    /// The automata registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Adds a DHT key this node announces itself as a provider of (a wing's service), from the next
+    /// announcement on (the announce loop runs at start and every `announce_interval_secs`).
+    pub fn provide(&self, key: Vec<u8>) {
+        if let Ok(mut p) = self.provided.lock() {
+            if !p.contains(&key) {
+                p.push(key);
+            }
+        }
     }
 
     /// Replaces our identity with `found` (our own, read from the DHT on a new device) at a higher
@@ -339,22 +282,14 @@ impl Node {
         self.net.shutdown().await;
     }
 
-    /// A status report.
+    /// The runtime's status report.
     ///
     /// # Errors
-    /// If the network has stopped or the database fails.
-    pub async fn status(&self) -> Result<Status> {
+    /// If the network has stopped.
+    pub async fn status(&self) -> Result<NodeStatus> {
         let net = self.net.status().await?;
         let id = self.identity();
-        let usage = match &self.store {
-            Some(s) => {
-                let s = s.clone();
-                tokio::task::spawn_blocking(move || s.usage()).await??
-            }
-            None => Vec::new(),
-        };
-        let catalog = self.catalog()?;
-        Ok(Status {
+        Ok(NodeStatus {
             peer_id: net.peer_id,
             global_id: id.identity.global_id(),
             nickname: id.identity.nickname.clone(),
@@ -363,14 +298,6 @@ impl Node {
             connected_peers: net.connected_peers.len(),
             routing_table_size: net.routing_table_size,
             announced: self.is_announced(),
-            supplier: self.store.is_some(),
-            donated_bytes: self.store.as_ref().map(|s| s.donated_bytes()).unwrap_or(0),
-            stored_bytes: usage.iter().map(|u| u.used_bytes).sum(),
-            customers: usage.len(),
-            suppliers_hired: self.suppliers()?.len(),
-            suppliers_wanted: self.config.customer.suppliers,
-            backups: catalog.backups.len(),
-            catalog_revision: catalog.revision,
             reachability: net.reachability,
             relays: net.relays,
             relay_server: self.config.nat.relay_server,
@@ -378,84 +305,8 @@ impl Node {
         })
     }
 
-    /// Starts a job; `work` gets its progress handle.
-    pub fn spawn_job<F, Fut>(self: &Arc<Self>, kind: &str, target: String, work: F) -> u64
-    where
-        F: FnOnce(Arc<Self>, Progress) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
-    {
-        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let progress = Progress::new();
-        let job = Job {
-            id,
-            kind: kind.into(),
-            target,
-            state: "running".into(),
-            done_bytes: 0,
-            total_bytes: 0,
-            result: None,
-            error: None,
-        };
-        if let Ok(mut jobs) = self.jobs.lock() {
-            // keep the last 100 jobs
-            while jobs.len() >= 100 {
-                let Some(first) = jobs.keys().next().copied() else {
-                    break;
-                };
-                jobs.remove(&first);
-            }
-            jobs.insert(id, (job, progress.clone()));
-        }
-        let node = self.clone();
-        tokio::spawn(async move {
-            let result = work(node.clone(), progress).await;
-            if let Ok(mut jobs) = node.jobs.lock() {
-                if let Some((job, _)) = jobs.get_mut(&id) {
-                    match result {
-                        Ok(v) => {
-                            job.state = "done".into();
-                            job.result = Some(v);
-                        }
-                        Err(e) => {
-                            job.state = "failed".into();
-                            job.error = Some(format!("{e:#}"));
-                        }
-                    }
-                }
-            }
-            node.jobs_ended.send_modify(|n| *n = n.wrapping_add(1));
-        });
-        id
-    }
-
-    /// Job `id` once it has ended, or its state after `timeout` if it is still running (a long poll: clients
-    /// learn of the end at once instead of on their next poll).
-    pub async fn wait_job(&self, id: u64, timeout: Duration) -> Option<Job> {
-        let mut ended = self.jobs_ended.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let job = self.job(id)?;
-            if job.state != "running" {
-                return Some(job);
-            }
-            match tokio::time::timeout_at(deadline, ended.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return self.job(id),
-            }
-        }
-    }
-
-    /// A job's current state.
-    pub fn job(&self, id: u64) -> Option<Job> {
-        let jobs = self.jobs.lock().ok()?;
-        let (job, progress) = jobs.get(&id)?;
-        let mut job = job.clone();
-        (job.done_bytes, job.total_bytes) = progress.get();
-        Some(job)
-    }
-
-    /// Publishes the identity record and the provider records (nickname; supplier and relay services when
-    /// offered) to the DHT once. The announce loop does this every `announce_interval_secs` (10 minutes), so
+    /// Publishes the identity record and the provider records (nickname; the services wings and the relay
+    /// role added with [`Node::provide`]) to the DHT once. The announce loop does this every `announce_interval_secs` (10 minutes), so
     /// records reach the nodes that joined since (the closest nodes to a key change as the network grows).
     ///
     /// # Errors
@@ -464,12 +315,9 @@ impl Node {
         let id = self.identity();
         let rec = SignedRecord::sign(&self.keys, RecordKind::Identity, id.identity.revision, unix_now(), id.encode());
         self.net.put_record(rec).await?;
-        self.net.start_providing(record::nickname_key(&id.identity.nickname)).await?;
-        if self.store.is_some() {
-            self.net.start_providing(record::SUPPLIERS_SERVICE_KEY.to_vec()).await?;
-        }
-        if self.config.nat.relay_server {
-            self.net.start_providing(record::RELAYS_SERVICE_KEY.to_vec()).await?;
+        let provided = self.provided.lock().map(|p| p.clone()).unwrap_or_default();
+        for key in provided {
+            self.net.start_providing(key).await?;
         }
         Ok(())
     }
@@ -494,7 +342,7 @@ impl Node {
         Ok(())
     }
 
-    /// Sends a storage request to `peer`. If no known address of `peer` answers, looks its signed identity up
+    /// Sends a request on a wing's `protocol` to `peer`. If no known address of `peer` answers, looks its signed identity up
     /// in the DHT and, if it gives other addresses than last time (the peer moved, or now listens through another
     /// relay), tries once more; a peer that is simply down is not dialed twice.
     ///
@@ -502,8 +350,13 @@ impl Node {
     /// The network's error for the last attempt.
     /// A peer that stays unreachable after that is not dialed again for [`UNREACHABLE_FOR`] (a dead peer costs
     /// a dial timeout; a restore would otherwise pay it for every block).
-    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, bitdust_net::NetError> {
-        self.request_with(peer, request, true).await
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        protocol: &StreamProtocol,
+        request: Frame,
+    ) -> Result<Bytes, bitdust_net::NetError> {
+        self.request_with(peer, protocol, request, true).await
     }
 
     /// [`Node::request`] that dials even a peer found unreachable a moment ago: heartbeats, which decide when a
@@ -511,25 +364,33 @@ impl Node {
     ///
     /// # Errors
     /// The network's error for the last attempt.
-    pub async fn probe(&self, peer: PeerId, request: Request) -> Result<Response, bitdust_net::NetError> {
-        self.request_with(peer, request, false).await
+    pub async fn probe(
+        &self,
+        peer: PeerId,
+        protocol: &StreamProtocol,
+        request: Frame,
+    ) -> Result<Bytes, bitdust_net::NetError> {
+        self.request_with(peer, protocol, request, false).await
     }
 
     async fn request_with(
         &self,
         peer: PeerId,
-        request: Request,
+        protocol: &StreamProtocol,
+        request: Frame,
         skip_if_down: bool,
-    ) -> Result<Response, bitdust_net::NetError> {
+    ) -> Result<Bytes, bitdust_net::NetError> {
         let recently_down = self.unreachable.lock().ok().and_then(|m| m.get(&peer).copied());
         if skip_if_down && recently_down.is_some_and(|t| t.elapsed() < UNREACHABLE_FOR) {
             return Err(bitdust_net::NetError::Unreachable { peer, reason: "unreachable a moment ago".into() });
         }
-        let result = match self.net.request(peer, request.clone()).await {
+        let result = match self.net.request(peer, protocol.clone(), request.clone()).await {
             Err(e @ bitdust_net::NetError::Unreachable { .. }) => {
                 let before = self.looked_up.lock().ok().and_then(|m| m.get(&peer).cloned());
                 match self.lookup_identity(peer).await {
-                    Ok(id) if before.as_ref() != Some(&id.identity.addresses) => self.net.request(peer, request).await,
+                    Ok(id) if before.as_ref() != Some(&id.identity.addresses) => {
+                        self.net.request(peer, protocol.clone(), request).await
+                    }
                     _ => Err(e),
                 }
             }
@@ -627,125 +488,5 @@ async fn follow_addresses(node: std::sync::Weak<Node>, publish: bool) {
         if let Err(e) = n.update_addresses(addrs, publish).await {
             tracing::debug!(error = %format!("{e:#}"), "identity address update not published yet");
         }
-    }
-}
-
-async fn serve_inbound(node: Arc<Node>, mut inbound: tokio::sync::mpsc::Receiver<Inbound>) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENCY));
-    while let Some(req) = inbound.recv().await {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        let node = node.clone();
-        tokio::spawn(async move {
-            let response = node.handle_request(req.peer, req.request).await;
-            let _ = node.net.respond(req.channel, response).await;
-            drop(permit);
-        });
-    }
-}
-
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::Error(code, message.into())
-}
-
-impl Node {
-    /// Answers one storage request from the authenticated `peer` (the supplier service).
-    async fn handle_request(&self, peer: PeerId, request: Request) -> Response {
-        let Some(store) = self.store.clone() else {
-            return refuse(ErrorCode::Refused, "this node is not a supplier");
-        };
-        let me = self.peer_id();
-        let keys = self.keys.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<Response, bitdust_store::StoreError> {
-            Ok(match request {
-                Request::Contract(proposed) => {
-                    Response::ContractAccepted(
-                        store.accept_contract(&peer, &me, &proposed, unix_now(), |c| c.accept(&keys))?,
-                    )
-                }
-                Request::PutFragment { id, data } => {
-                    store.put_fragment(&peer, &id, &data)?;
-                    Response::Stored
-                }
-                Request::GetFragment { owner, id } => {
-                    let owner =
-                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                    Response::Fragment(store.get_fragment(&peer, &owner, &id)?.into())
-                }
-                Request::DeleteFragment { id } => {
-                    store.delete_fragment(&peer, &id)?;
-                    Response::Deleted
-                }
-                Request::PutCatalog(bytes) => {
-                    let sealed = SealedCatalog::decode(&bytes)
-                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                    let owner = sealed.verify().map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                    if owner != peer {
-                        return Err(bitdust_store::StoreError::Denied {
-                            requester: peer.to_string(),
-                            owner: owner.to_string(),
-                        });
-                    }
-                    store.put_catalog(&peer, sealed.revision, &bytes)?;
-                    Response::Stored
-                }
-                Request::Heartbeat => {
-                    if store.contract(&peer)?.is_none() {
-                        return Err(bitdust_store::StoreError::NoContract(peer.to_string()));
-                    }
-                    let (used_bytes, fragments) = store.usage_of(&peer)?;
-                    Response::Alive { used_bytes, fragments }
-                }
-                Request::Audit { owner, id, start, len } => {
-                    let owner =
-                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                    let bytes = store.get_fragment(&peer, &owner, &id)?;
-                    let (_, shard) = bitdust_core::fragment::parse(&bytes)
-                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                    let proof = bitdust_core::audit::prove(shard, start, len)
-                        .map_err(|e| bitdust_store::StoreError::Malformed(e.to_string()))?;
-                    Response::AuditProof(proof.into())
-                }
-                Request::ListFragments { after, limit } => {
-                    let limit = limit.min(bitdust_core::wire::MAX_LIST) as usize;
-                    Response::FragmentList(store.list_fragments(&peer, after, limit)?)
-                }
-                Request::GetCatalog { owner } => {
-                    let owner =
-                        PeerId::from_bytes(&owner).map_err(|_| bitdust_store::StoreError::Malformed("owner".into()))?;
-                    Response::Catalog(store.get_catalog(&peer, &owner)?)
-                }
-            })
-        })
-        .await;
-        match result {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "request refused");
-                refuse(e.code(), e.to_string())
-            }
-            Err(e) => refuse(ErrorCode::Internal, e.to_string()),
-        }
-    }
-}
-
-/// A pid file written by the daemon and removed when it exits.
-pub struct PidFile(PathBuf);
-
-impl PidFile {
-    /// Writes the current pid to `path`.
-    ///
-    /// # Errors
-    /// On write failure.
-    pub fn create(path: PathBuf) -> Result<Self> {
-        bitdust_store::write_atomic(&path, std::process::id().to_string().as_bytes())?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }

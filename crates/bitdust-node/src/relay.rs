@@ -13,7 +13,7 @@ use bitdust_core::automata::relay_connection::{self as fsm, Action, Candidate, E
 use bitdust_core::record;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::maintenance::{now_ms, AutomatonInfo};
+use crate::automata::{now_ms, AutomatonInfo};
 use crate::node::Node;
 
 /// How often the automaton's timers are checked.
@@ -24,10 +24,10 @@ const MAX_DHT_CANDIDATES: usize = 8;
 /// Runs until the node is dropped.
 pub(crate) async fn run(node: Weak<Node>) {
     let Some(n) = node.upgrade() else { return };
-    let mut reachability = n.net.reachability();
-    let mut relays = n.net.relays();
+    let mut reachability = n.network().reachability();
+    let mut relays = n.network().relays();
     let configured: Vec<Candidate> = n
-        .config
+        .config()
         .nat
         .relays
         .iter()
@@ -63,7 +63,7 @@ pub(crate) async fn run(node: Weak<Node>) {
                     Action::Reserve(c) => match c.addr.parse::<Multiaddr>() {
                         Ok(addr) => {
                             tracing::info!(relay = %c.peer, %addr, "asking relay for a reservation");
-                            if n.net.use_relay(addr).await.is_err() {
+                            if n.network().use_relay(addr).await.is_err() {
                                 return;
                             }
                         }
@@ -76,7 +76,7 @@ pub(crate) async fn run(node: Weak<Node>) {
             fsm::State::Reserving(p) | fsm::State::Reserved(p) => Some(p.clone()),
             _ => None,
         };
-        n.registry.set(AutomatonInfo {
+        n.registry().set(AutomatonInfo {
             name: fsm::NAME.into(),
             kind: fsm::NAME.into(),
             state: automaton.state.name().into(),
@@ -96,7 +96,7 @@ pub(crate) async fn run(node: Weak<Node>) {
 async fn candidates(node: &Node, configured: &[Candidate]) -> Vec<Candidate> {
     let mut out = configured.to_vec();
     let me = node.peer_id();
-    let providers = node.net.get_providers(record::RELAYS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
+    let providers = node.network().get_providers(record::RELAYS_SERVICE_KEY.to_vec()).await.unwrap_or_default();
     tracing::debug!(providers = providers.len(), "relay providers in the DHT");
     for relay in providers.into_iter().filter(|p| *p != me).take(MAX_DHT_CANDIDATES) {
         if out.iter().any(|c| c.peer == relay.to_string()) {

@@ -1,18 +1,16 @@
 //! # bitdust-store
 //!
-//! Disk state of a node:
-//! - [`FragmentStore`]: the supplier's store of customers' fragments. Fragments are files under
-//!   `<home>/store/fragments/<owner>/<id[0..2]>/<id>` (written to a temp file, fsynced, renamed); contracts,
-//!   the fragment index and per-customer usage live in redb. Only the owner (the authenticated peer id that
-//!   stored a fragment) may read, overwrite or delete it; stores beyond the contract's needed space are
-//!   refused.
-//! - [`NodeDb`]: the node's local database (catalog, suppliers, contracts it signed as a customer).
+//! Disk primitives every layer and wing uses, knowing nothing of what they store:
+//! - [`NodeDb`]: the node's local database (redb): named values and the wings' typed, versioned tables;
+//! - [`write_atomic`] and [`StagedFile`]: writes that a crash never leaves half done (temp file, fsync,
+//!   rename);
+//! - [`read_cold`] and [`Writeback`]: reading and writing data the machine should not keep in its page cache.
+//!
+//! The supplier's fragment store is the storage wing's (`bitdust_storage::service::store`).
 
-mod fragments;
 mod nodedb;
 
-pub use fragments::{FragmentStore, StoreError, Usage};
-pub use nodedb::{NodeDb, NodeDbError};
+pub use nodedb::{decode, encode, NodeDb, NodeDbError, TableWriter, Txn, Versioned};
 
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsynced, then renamed over `path`.
 ///

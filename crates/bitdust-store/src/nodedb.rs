@@ -1,11 +1,21 @@
-//! The node's local database: small values by name (catalog, suppliers, job records), in redb.
+//! The node's local database (redb): small named values and record tables, every value tagged with its format
+//! version, every write one atomic transaction.
+//!
+//! Encoding of every value: the format version (2 bytes, little-endian), then the postcard encoding of that
+//! format. A type says which format it writes and how to read older ones ([`Versioned`], after garage's
+//! `util/migrate.rs`); values written before formats were recorded (homes of earlier builds: postcard alone, in
+//! the `values` table) are read as format 0 and rewritten in the current format on their next write.
 
+use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 
-const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
+/// Named values written before format versions (read only, as format 0).
+const LEGACY_VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
+/// Named values, each tagged with its format.
+const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values_v1");
 
 /// Errors from the node database.
 #[derive(Debug, thiserror::Error)]
@@ -13,14 +23,141 @@ pub enum NodeDbError {
     /// Disk or database failure.
     #[error("node database: {0}")]
     Io(String),
-    /// A stored value could not be decoded (written by an incompatible version?).
-    #[error("node database value {0:?} is corrupt: {1}")]
-    Corrupt(String, String),
+    /// A stored value could not be decoded.
+    #[error("node database value {name:?} is corrupt or of an unknown format: {reason}")]
+    Corrupt {
+        /// The value's name or table and key.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// A redb database of named postcard values. Every write is one atomic transaction.
+fn io(e: impl std::fmt::Display) -> NodeDbError {
+    NodeDbError::Io(e.to_string())
+}
+
+/// A value the database keeps: the format it writes and how to read older formats.
+pub trait Versioned: Serialize + DeserializeOwned {
+    /// The format version written now (1 or more; 0 is "written before formats were recorded").
+    const FORMAT: u16;
+
+    /// Decodes `bytes` written in an older `format`.
+    ///
+    /// # Errors
+    /// A message if the format is unknown or the bytes do not decode. The default knows no older format.
+    fn migrate(format: u16, bytes: &[u8]) -> Result<Self, String> {
+        let _ = bytes;
+        Err(format!("unknown format {format} (current {})", Self::FORMAT))
+    }
+}
+
+/// Encodes a value in its current format.
+///
+/// # Errors
+/// [`NodeDbError::Io`] if postcard cannot encode it.
+pub fn encode<T: Versioned>(value: &T) -> Result<Vec<u8>, NodeDbError> {
+    let mut out = T::FORMAT.to_le_bytes().to_vec();
+    out.extend(postcard::to_stdvec(value).map_err(io)?);
+    Ok(out)
+}
+
+/// Decodes a value of any format `T` knows.
+///
+/// # Errors
+/// [`NodeDbError::Corrupt`] naming `name`.
+pub fn decode<T: Versioned>(name: &str, bytes: &[u8]) -> Result<T, NodeDbError> {
+    let corrupt = |reason: String| NodeDbError::Corrupt { name: name.into(), reason };
+    let (format, body) = match bytes {
+        [a, b, body @ ..] => (u16::from_le_bytes([*a, *b]), body),
+        _ => return Err(corrupt("shorter than its format tag".into())),
+    };
+    if format == T::FORMAT {
+        postcard::from_bytes(body).map_err(|e| corrupt(e.to_string()))
+    } else {
+        T::migrate(format, body).map_err(corrupt)
+    }
+}
+
+/// The node database.
 pub struct NodeDb {
     db: Database,
+}
+
+impl std::fmt::Debug for NodeDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDb").finish_non_exhaustive()
+    }
+}
+
+/// A write transaction over record tables ([`NodeDb::write`]): open each table once.
+pub struct Txn<'t> {
+    txn: &'t redb::WriteTransaction,
+}
+
+impl<'t> Txn<'t> {
+    /// Opens record table `name` in this transaction.
+    ///
+    /// # Errors
+    /// On failure (also if it is already open in this transaction).
+    pub fn table(&self, name: &str) -> Result<TableWriter<'t>, NodeDbError> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(name);
+        Ok(TableWriter { table: self.txn.open_table(def).map_err(io)?, name: name.to_string() })
+    }
+}
+
+/// Writes to one record table inside a transaction ([`Txn::table`]).
+pub struct TableWriter<'t> {
+    table: redb::Table<'t, &'static [u8], &'static [u8]>,
+    name: String,
+}
+
+impl TableWriter<'_> {
+    /// Record `key`, if any.
+    ///
+    /// # Errors
+    /// On failure or a corrupt value.
+    pub fn get<V: Versioned>(&self, key: &[u8]) -> Result<Option<V>, NodeDbError> {
+        match self.table.get(key).map_err(io)? {
+            Some(v) => decode(&format!("{}/{}", self.name, hex(key)), v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes record `key`.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn put<V: Versioned>(&mut self, key: &[u8], value: &V) -> Result<(), NodeDbError> {
+        let bytes = encode(value)?;
+        self.table.insert(key, bytes.as_slice()).map_err(io)?;
+        Ok(())
+    }
+
+    /// Removes record `key`.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn remove(&mut self, key: &[u8]) -> Result<(), NodeDbError> {
+        self.table.remove(key).map_err(io)?;
+        Ok(())
+    }
+
+    /// The first `limit` keys in order, from `start` (inclusive) on.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn keys_from(&self, start: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, NodeDbError> {
+        let mut out = Vec::new();
+        for row in self.table.range::<&[u8]>(start..).map_err(io)?.take(limit) {
+            out.push(row.map_err(io)?.0.value().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl NodeDb {
@@ -29,38 +166,41 @@ impl NodeDb {
     /// # Errors
     /// [`NodeDbError::Io`].
     pub fn open(path: &Path) -> Result<Self, NodeDbError> {
-        let db = Database::create(path).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let txn = db.begin_write().map_err(|e| NodeDbError::Io(e.to_string()))?;
-        txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        txn.commit().map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let db = Database::create(path).map_err(io)?;
+        let txn = db.begin_write().map_err(io)?;
+        txn.open_table(LEGACY_VALUES).map_err(io)?;
+        txn.open_table(VALUES).map_err(io)?;
+        txn.commit().map_err(io)?;
         Ok(Self { db })
     }
 
-    /// Reads value `name`.
+    /// Reads value `name` (one written before format versions is read as format 0).
     ///
     /// # Errors
     /// [`NodeDbError`] on failure or a corrupt value.
-    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, NodeDbError> {
-        let txn = self.db.begin_read().map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let Some(v) = t.get(name).map_err(|e| NodeDbError::Io(e.to_string()))? else {
+    pub fn get<T: Versioned>(&self, name: &str) -> Result<Option<T>, NodeDbError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        if let Some(v) = txn.open_table(VALUES).map_err(io)?.get(name).map_err(io)? {
+            return decode(name, v.value()).map(Some);
+        }
+        let Some(v) = txn.open_table(LEGACY_VALUES).map_err(io)?.get(name).map_err(io)? else {
             return Ok(None);
         };
-        postcard::from_bytes(v.value()).map(Some).map_err(|e| NodeDbError::Corrupt(name.into(), e.to_string()))
+        T::migrate(0, v.value()).map(Some).map_err(|reason| NodeDbError::Corrupt { name: name.into(), reason })
     }
 
-    /// Writes value `name` atomically.
+    /// Writes value `name` in its current format (replacing a legacy value of that name) atomically.
     ///
     /// # Errors
     /// [`NodeDbError::Io`].
-    pub fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), NodeDbError> {
-        let bytes = postcard::to_stdvec(value).map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let txn = self.db.begin_write().map_err(|e| NodeDbError::Io(e.to_string()))?;
+    pub fn put<T: Versioned>(&self, name: &str, value: &T) -> Result<(), NodeDbError> {
+        let bytes = encode(value)?;
+        let txn = self.db.begin_write().map_err(io)?;
         {
-            let mut t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
-            t.insert(name, bytes.as_slice()).map_err(|e| NodeDbError::Io(e.to_string()))?;
+            txn.open_table(VALUES).map_err(io)?.insert(name, bytes.as_slice()).map_err(io)?;
+            txn.open_table(LEGACY_VALUES).map_err(io)?.remove(name).map_err(io)?;
         }
-        txn.commit().map_err(|e| NodeDbError::Io(e.to_string()))
+        txn.commit().map_err(io)
     }
 
     /// Names of all stored values.
@@ -68,31 +208,213 @@ impl NodeDb {
     /// # Errors
     /// [`NodeDbError::Io`].
     pub fn names(&self) -> Result<Vec<String>, NodeDbError> {
-        let txn = self.db.begin_read().map_err(|e| NodeDbError::Io(e.to_string()))?;
-        let t = txn.open_table(VALUES).map_err(|e| NodeDbError::Io(e.to_string()))?;
+        let txn = self.db.begin_read().map_err(io)?;
         let mut out = Vec::new();
-        for row in t.iter().map_err(|e| NodeDbError::Io(e.to_string()))? {
-            out.push(row.map_err(|e| NodeDbError::Io(e.to_string()))?.0.value().to_string());
+        for table in [VALUES, LEGACY_VALUES] {
+            for row in txn.open_table(table).map_err(io)?.iter().map_err(io)? {
+                out.push(row.map_err(io)?.0.value().to_string());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Runs `f` in one write transaction over any record tables it opens ([`Txn::table`]): everything it
+    /// writes lands together or not at all.
+    ///
+    /// # Errors
+    /// `f`'s error (nothing is written), or a database failure.
+    pub fn write<R>(&self, f: impl FnOnce(&Txn<'_>) -> Result<R, NodeDbError>) -> Result<R, NodeDbError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        let r = f(&Txn { txn: &txn })?;
+        txn.commit().map_err(io)?;
+        Ok(r)
+    }
+
+    /// Up to `limit` records of `table` in key order, after `after` (exclusive) or from the start.
+    ///
+    /// # Errors
+    /// On failure or a corrupt value.
+    pub fn records<V: Versioned>(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, NodeDbError> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let range = match after {
+            Some(a) => t.range::<&[u8]>((Bound::Excluded(a), Bound::Unbounded)),
+            None => t.range::<&[u8]>(..),
+        }
+        .map_err(io)?;
+        let mut out = Vec::new();
+        for row in range.take(limit) {
+            let (k, v) = row.map_err(io)?;
+            let key = k.value().to_vec();
+            let value = decode(&format!("{table}/{}", hex(&key)), v.value())?;
+            out.push((key, value));
         }
         Ok(out)
+    }
+
+    /// Record `key` of `table`, if any (a read transaction).
+    ///
+    /// # Errors
+    /// On failure or a corrupt value.
+    pub fn record<V: Versioned>(&self, table: &str, key: &[u8]) -> Result<Option<V>, NodeDbError> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        match t.get(key).map_err(io)? {
+            Some(v) => decode(&format!("{table}/{}", hex(key)), v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of records in `table`.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn count(&self, table: &str) -> Result<u64, NodeDbError> {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(table);
+        let txn = self.db.begin_read().map_err(io)?;
+        match txn.open_table(def) {
+            Ok(t) => t.len().map_err(io),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Removes legacy (format 0) value `name` after its contents moved elsewhere.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn remove_legacy(&self, name: &str) -> Result<(), NodeDbError> {
+        let txn = self.db.begin_write().map_err(io)?;
+        txn.open_table(LEGACY_VALUES).map_err(io)?.remove(name).map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
+    /// Reads legacy (format 0) value `name` as raw bytes, for a migration that moves it elsewhere.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn legacy_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, NodeDbError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(LEGACY_VALUES).map_err(io)?;
+        Ok(t.get(name).map_err(io)?.map(|v| v.value().to_vec()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Numbers(Vec<u32>);
+
+    impl Versioned for Numbers {
+        const FORMAT: u16 = 2;
+        fn migrate(format: u16, bytes: &[u8]) -> Result<Self, String> {
+            match format {
+                // format 0 (and 1) was a list of u16s
+                0 | 1 => postcard::from_bytes::<Vec<u16>>(bytes)
+                    .map(|v| Numbers(v.into_iter().map(u32::from).collect()))
+                    .map_err(|e| e.to_string()),
+                _ => Err(format!("unknown format {format}")),
+            }
+        }
+    }
+
     #[test]
-    fn values_persist_across_reopen() {
+    fn values_persist_across_reopen_with_their_format() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("node.redb");
         {
             let db = NodeDb::open(&p).unwrap();
-            db.put("a", &vec![1u32, 2, 3]).unwrap();
+            db.put("a", &Numbers(vec![1, 2, 3])).unwrap();
         }
         let db = NodeDb::open(&p).unwrap();
-        assert_eq!(db.get::<Vec<u32>>("a").unwrap(), Some(vec![1, 2, 3]));
-        assert_eq!(db.get::<Vec<u32>>("b").unwrap(), None);
+        assert_eq!(db.get::<Numbers>("a").unwrap(), Some(Numbers(vec![1, 2, 3])));
+        assert_eq!(db.get::<Numbers>("b").unwrap(), None);
         assert_eq!(db.names().unwrap(), vec!["a".to_string()]);
+    }
+
+    /// A value written by an earlier build (postcard alone, in the legacy table) is read through the type's
+    /// migration and rewritten in the current format; an unknown format is an error naming the value.
+    #[test]
+    fn legacy_values_migrate_and_unknown_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("node.redb");
+        {
+            let db = Database::create(&p).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(LEGACY_VALUES).unwrap();
+                t.insert("old", postcard::to_stdvec(&vec![7u16, 8]).unwrap().as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let db = NodeDb::open(&p).unwrap();
+        assert_eq!(db.get::<Numbers>("old").unwrap(), Some(Numbers(vec![7, 8])));
+        db.put("old", &Numbers(vec![9])).unwrap();
+        assert!(db.legacy_bytes("old").unwrap().is_none(), "the legacy value is gone once rewritten");
+        assert_eq!(db.get::<Numbers>("old").unwrap(), Some(Numbers(vec![9])));
+        let future = 9u16.to_le_bytes().iter().copied().chain([1, 2]).collect::<Vec<u8>>();
+        let err = decode::<Numbers>("x", &future).unwrap_err();
+        assert!(err.to_string().contains("\"x\"") && err.to_string().contains("unknown format 9"), "{err}");
+        assert!(decode::<Numbers>("y", &[1]).is_err(), "too short for a format tag");
+    }
+
+    #[test]
+    fn record_tables_write_atomically_and_list_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NodeDb::open(&dir.path().join("node.redb")).unwrap();
+        assert_eq!(db.count("t").unwrap(), 0);
+        assert!(db.records::<Numbers>("t", None, 10).unwrap().is_empty());
+        db.write(|tx| {
+            let mut w = tx.table("t")?;
+            w.put(b"b", &Numbers(vec![2]))?;
+            w.put(b"a", &Numbers(vec![1]))?;
+            w.put(b"c", &Numbers(vec![3]))
+        })
+        .unwrap();
+        // a failing transaction writes nothing, in any of its tables
+        let failed = db.write(|tx| {
+            tx.table("t")?.remove(b"a")?;
+            tx.table("u")?.put(b"x", &Numbers(vec![]))?;
+            Err::<(), _>(NodeDbError::Io("stop".into()))
+        });
+        assert!(failed.is_err());
+        let all = db.records::<Numbers>("t", None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        let after_a = db.records::<Numbers>("t", Some(b"a"), 1).unwrap();
+        assert_eq!(after_a, vec![(b"b".to_vec(), Numbers(vec![2]))]);
+        assert_eq!(db.count("t").unwrap(), 3);
+        assert_eq!(db.count("u").unwrap(), 0);
+        db.write(|tx| {
+            let mut w = tx.table("t")?;
+            assert_eq!(w.keys_from(b"b", 5)?, vec![b"b".to_vec(), b"c".to_vec()]);
+            assert_eq!(w.get::<Numbers>(b"c")?, Some(Numbers(vec![3])));
+            w.remove(b"b")
+        })
+        .unwrap();
+        assert_eq!(db.count("t").unwrap(), 2);
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::client::Client;
 use crate::devnet::Devnet;
+use crate::out;
 
 /// A folder present on every Debian machine.
 pub const DEFAULT_DEMO_PATH: &str = "/usr/share/doc";
@@ -68,7 +69,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
 
     say("5. verifying the restored tree against the original".into());
     let restored_root = if path.is_dir() { target.clone() } else { target.join(path.file_name().unwrap_or_default()) };
-    let diffs = bitdust_node::archive::compare_trees(&path, &restored_root)?;
+    let diffs = bitdust_storage::service::archive::compare_trees(&path, &restored_root)?;
     net.stop_all();
 
     let report = json!({

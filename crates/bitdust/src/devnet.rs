@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bitdust_core::keys::NodeKeys;
-use bitdust_node::home::{Config, CustomerConfig, MaintenanceConfig, NatConfig, SupplierConfig};
+use bitdust_node::home::{Config, NatConfig};
 use bitdust_node::Home;
+use bitdust_storage::config::{CustomerConfig, MaintenanceConfig, StorageConfig, SupplierConfig};
 
 use crate::client::Client;
+use crate::out;
 
 /// Space each devnet supplier donates (a quota, not a reservation).
 const DEVNET_DONATED_BYTES: u64 = 256 << 30;
@@ -104,6 +106,23 @@ impl DevnetOptions {
     }
 }
 
+/// The `bitdust` executable the devnet's daemons run: this program if it is `bitdust`, else the `bitdust` beside
+/// it (the lab's tools are built into the same folder: `cargo build -p bitdust -p bitdust-lab`).
+///
+/// # Errors
+/// If there is no `bitdust` beside this program.
+pub fn bitdust_exe() -> Result<PathBuf> {
+    let me = std::env::current_exe().context("locating this program")?;
+    if me.file_stem().is_some_and(|s| s == "bitdust") {
+        return Ok(me);
+    }
+    let sibling = me.with_file_name("bitdust");
+    if !sibling.exists() {
+        bail!("{} is missing: build it first (cargo build --release -p bitdust)", sibling.display());
+    }
+    Ok(sibling)
+}
+
 impl Devnet {
     /// Creates (or reuses) the homes under `dir` and starts every node, waiting until each has announced
     /// itself in the DHT.
@@ -131,7 +150,7 @@ impl Devnet {
             let home = Home::new(dir.join(name));
             if !home.is_initialized() {
                 let is_supplier = name.starts_with("supplier-");
-                let config = Config {
+                let mut config = Config {
                     api_port: ports.tcp()?,
                     listen: {
                         let mut listen = Vec::new();
@@ -144,6 +163,11 @@ impl Devnet {
                         listen
                     },
                     bootstrap: Vec::new(),
+                    // the bootstrap node is public: it also relays for nodes behind NAT
+                    nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
+                    ..Config::default()
+                };
+                let storage = StorageConfig {
                     supplier: SupplierConfig {
                         enabled: is_supplier,
                         donated_bytes: if is_supplier { DEVNET_DONATED_BYTES } else { 0 },
@@ -155,10 +179,8 @@ impl Devnet {
                         ..CustomerConfig::default()
                     },
                     maintenance: options.maintenance.clone(),
-                    // the bootstrap node is public: it also relays for nodes behind NAT
-                    nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
-                    ..Config::default()
                 };
+                storage.write_into(&mut config)?;
                 home.init(&NodeKeys::generate(), name, &config)?;
             }
             let peer_id = home.keys()?.peer_id().to_string();
@@ -205,7 +227,7 @@ impl Devnet {
     }
 
     fn spawn(&mut self, i: usize, bootstrap: &[String]) -> Result<()> {
-        let exe = std::env::current_exe()?;
+        let exe = bitdust_exe()?;
         let node = &mut self.nodes[i];
         let _ = std::fs::remove_file(node.home.path("api.port"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(node.home.path("daemon.log"))?;

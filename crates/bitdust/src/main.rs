@@ -1,32 +1,19 @@
-//! `bitdust`: the command-line interface, the daemon, the devnet and the demo.
+//! `bitdust`: the command-line interface, the daemon, the devnet and the demo (benchmarks and simulations are
+//! `bitdust-lab`'s).
 //!
 //! Commands that need the network talk to the running daemon through its local API ([`client`]);
 //! `init`, `key export` and `daemon` work on the home folder directly.
 
-/// `println!` for the program's output: when stdout is a pipe that closed (`bitdust ls | head`), the program
-/// ends quietly with status 0 instead of panicking; any other write error ends it with status 1.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
-            $crate::stdout_failed(e)
-        }
-    }};
-}
-
-mod bench;
-mod client;
-mod demo;
-mod devnet;
-mod sim;
+use bitdust::{client, demo, devnet, out};
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use bitdust_core::human_bytes;
 use bitdust_core::keys::NodeKeys;
-use bitdust_node::{Config, Home, Node, StartOptions};
+use bitdust_node::{Config, Daemon, Home, Service, StartOptions};
+use bitdust_storage::config::StorageConfig;
+use bitdust_storage::{Overrides, Storage, StorageService};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -156,44 +143,6 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = devnet::Transports::Both)]
         transports: devnet::Transports,
     },
-    /// End-to-end benchmark: upload and restore a random file over a devnet, with customer peak memory.
-    Bench {
-        /// File size, e.g. 1G.
-        #[arg(long, default_value = "1G", value_parser = parse_size)]
-        size: u64,
-        /// Number of suppliers.
-        #[arg(long, default_value_t = 4)]
-        suppliers: u16,
-        /// Where to put the temp folder (default the system temp folder).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Seconds a supplier may be silent before it is replaced (the devnet's 15; `--quick` suites use 5).
-        #[arg(long, default_value_t = 15)]
-        fire_after_secs: u64,
-    },
-    /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
-    /// memory per idle node, time to hire n suppliers (one child process per size).
-    Sim {
-        /// Network sizes, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [100usize, 300, 1000])]
-        nodes: Vec<usize>,
-        /// Identity lookups and nickname lookups per size (random pairs).
-        #[arg(long, default_value_t = 200)]
-        lookups: usize,
-        /// Supplier counts a new customer hires, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [4u16, 13, 64])]
-        hire: Vec<u16>,
-        /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Seconds an unused connection stays open (120 on a real node), and over which the idle network's CPU
-        /// is measured.
-        #[arg(long, default_value_t = 5)]
-        idle_secs: u64,
-        /// Run one size in this process (used by the parent).
-        #[arg(long, hide = true)]
-        child: bool,
-    },
     /// A first look: devnet, backup, stop n-k suppliers, restore, verify, report.
     Demo {
         /// What to back up (default /usr/share/doc).
@@ -258,16 +207,10 @@ fn run(cli: Cli) -> Result<()> {
             init(&home, nickname, from_key, bootstrap, restore_to, api_port, j)
         }
         Cmd::Daemon { listen, bootstrap, supplier, donate, api_port, relay, use_relay } => {
-            let opts = StartOptions {
-                listen,
-                bootstrap,
-                donate_bytes: if supplier { donate } else { None },
-                api_port,
-                quiet: false,
-                relays: use_relay,
-                relay_server: relay,
-            };
-            tokio::runtime::Runtime::new()?.block_on(daemon(home, opts))
+            let opts =
+                StartOptions { listen, bootstrap, api_port, quiet: false, relays: use_relay, relay_server: relay };
+            let storage = Overrides { donate_bytes: if supplier { donate } else { None } };
+            tokio::runtime::Runtime::new()?.block_on(daemon(home, opts, storage))
         }
         Cmd::Status => {
             let v = Client::for_home(&home)?.get("/status")?;
@@ -436,8 +379,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Automata { diagram: Some(kind), dot } => {
-            let table = bitdust_core::automata::transitions(&kind).with_context(|| {
-                let kinds: Vec<&str> = bitdust_core::automata::KINDS.iter().map(|(k, _)| *k).collect();
+            let all = automata_kinds();
+            let table = bitdust_core::automata::transitions(&all, &kind).with_context(|| {
+                let kinds: Vec<&str> = all.iter().map(|(k, _)| *k).collect();
                 format!("no automaton kind {kind:?} (kinds: {})", kinds.join(", "))
             })?;
             let text =
@@ -530,21 +474,6 @@ fn run(cli: Cli) -> Result<()> {
                 devnet::DevnetOptions { data_shards, transports, ..devnet::DevnetOptions::new(suppliers, spares) };
             devnet::run(&dir, &options)
         }
-        Cmd::Bench { size, suppliers, dir, fire_after_secs } => {
-            let report = bench::run(size, suppliers, fire_after_secs, dir.as_deref(), j)?;
-            if j {
-                out!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            Ok(())
-        }
-        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, child } => {
-            let options = sim::SimOptions { lookups, hire, idle_secs, dir };
-            match (child, nodes.as_slice()) {
-                (true, [n]) => sim::run_child(*n, &options),
-                (true, _) => bail!("a simulation child runs exactly one size"),
-                (false, _) => sim::run(&nodes, &options, j),
-            }
-        }
         Cmd::Demo { path, suppliers } => {
             let report = demo::run(path, suppliers, j)?;
             if j {
@@ -565,12 +494,28 @@ fn split_version(spec: &str) -> Result<(String, Option<u32>)> {
     }
 }
 
-async fn daemon(home: Home, opts: StartOptions) -> Result<()> {
-    let node = Node::start(home.clone(), opts).await?;
-    let _pid = bitdust_node::node::PidFile::create(home.path("daemon.pid"))?;
+/// The automata kinds of the runtime and every wing (for diagrams without a running daemon).
+fn automata_kinds() -> Vec<bitdust_core::automata::Kind> {
+    let mut kinds = bitdust_core::automata::KINDS.to_vec();
+    for wing in wings(Overrides::default()) {
+        kinds.extend(wing.automata().iter().copied());
+    }
+    kinds
+}
+
+/// The feature wings the daemon runs.
+fn wings(storage: Overrides) -> Vec<Box<dyn Service>> {
+    vec![StorageService::new(storage)]
+}
+
+async fn daemon(home: Home, opts: StartOptions, storage: Overrides) -> Result<()> {
+    let daemon = Daemon::start(home.clone(), opts, wings(storage)).await?;
+    let node = daemon.node().clone();
+    let _pid = bitdust_node::PidFile::create(home.path("daemon.pid"))?;
     let token = home.api_token()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let (addr, listener, router) = bitdust_api::bind(node.clone(), token, node.config().api_port, tx).await?;
+    let (addr, listener) = bitdust_node::http::bind(node.config().api_port).await?;
+    let router = daemon.router(token, tx);
     bitdust_store::write_atomic(&home.path("api.port"), addr.port().to_string().as_bytes())?;
     let id = node.identity();
     out!("bitdust daemon {} ({})", id.identity.global_id(), node.peer_id());
@@ -578,7 +523,7 @@ async fn daemon(home: Home, opts: StartOptions) -> Result<()> {
         out!("  listening on {a}");
     }
     out!("  API on http://{addr}/api/v1 (token in {})", home.path("api.token").display());
-    if let Some(store) = node.store() {
+    if let Some(store) = daemon.service::<Storage>().and_then(|s| s.store().cloned()) {
         out!("  supplier: {} donated", human_bytes(store.donated_bytes()));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -589,8 +534,8 @@ async fn daemon(home: Home, opts: StartOptions) -> Result<()> {
             _ = term.recv() => {}
         }
     };
-    bitdust_api::serve(listener, router, stop).await?;
-    node.shutdown().await;
+    bitdust_node::http::serve(listener, router, stop).await?;
+    daemon.shutdown().await;
     let _ = std::fs::remove_file(home.path("api.port"));
     Ok(())
 }
@@ -608,6 +553,8 @@ fn init(
     if let Some(p) = api_port {
         config.api_port = p;
     }
+    // the storage sections with their defaults, so users see what they can set
+    StorageConfig::default().write_into(&mut config)?;
     let Some(key_file) = from_key else {
         let nickname = nickname.context("--nickname NAME is required")?;
         let keys = NodeKeys::generate();
@@ -659,14 +606,17 @@ fn init(
 /// Runs an in-process node with the restored key: adopts the identity found in the DHT, recovers the
 /// catalog and optionally restores every backup.
 async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Value> {
-    let node: Arc<Node> = Node::start(
+    let daemon = Daemon::start(
         home.clone(),
         StartOptions { listen: vec!["/ip4/0.0.0.0/tcp/0".into()], quiet: true, ..StartOptions::default() },
+        wings(Overrides::default()),
     )
     .await?;
+    let node = daemon.node().clone();
+    let storage = daemon.service::<Storage>().context("the storage wing runs")?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let catalog = loop {
-        match node.recover_catalog().await {
+        match storage.recover_catalog().await {
             Ok(c) => break c,
             Err(e) if std::time::Instant::now() > deadline => {
                 node.shutdown().await;
@@ -683,11 +633,11 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Valu
     if let Some(root) = restore_to {
         let root = std::path::absolute(root)?;
         for b in &catalog.backups {
-            let target = bitdust_node::customer::restore_all_path(&root, &b.name);
+            let target = bitdust_storage::service::customer::restore_all_path(&root, &b.name);
             if !j {
                 eprintln!("restoring {} into {} ...", b.name, target.display());
             }
-            let r = node.restore(&b.name, None, &target, false, bitdust_node::Progress::new()).await?;
+            let r = storage.restore(&b.name, None, &target, false, bitdust_node::Progress::new()).await?;
             restored.push(serde_json::to_value(r)?);
         }
     }
@@ -699,13 +649,4 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Valu
         "backups": catalog.backups.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
         "restored": restored,
     }))
-}
-
-/// Ends the program after a failed write to stdout (see `out!`).
-fn stdout_failed(e: std::io::Error) -> ! {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    eprintln!("error: writing to stdout: {e}");
-    std::process::exit(1);
 }

@@ -95,7 +95,7 @@ fn make_tree(root: &Path) {
 }
 
 fn assert_same(a: &Path, b: &Path) {
-    let diffs = bitdust_node::archive::compare_trees(a, b).unwrap();
+    let diffs = bitdust_storage::service::archive::compare_trees(a, b).unwrap();
     assert!(diffs.is_empty(), "trees differ: {diffs:?}");
 }
 

@@ -5,17 +5,14 @@
 //! events and performs the actions. Each declares its transition table ([`Transition`]), from which
 //! [`mermaid`] and [`dot`] draw its diagram, and which its tests check it follows.
 //!
-//! - [`supplier_connection`]: one per hired supplier: connecting, connected, suspect, offline, refused, fired.
-//! - [`hire_fire`]: one per customer: decides replacements, one at a time with a cool-down, so a short outage
-//!   fires nobody and churn causes no storm.
-//! - [`rebuild`]: one per customer: idle, planning, rebuilding, waiting for suppliers.
 //! - [`relay_connection`]: one per node: keeps a relay reservation while the node is unreachable, moves to
 //!   another relay when the one in use goes away.
+//!
+//! Feature wings keep their automata beside their protocol (the storage wing's supplier connection, hire/fire
+//! and rebuild are in `bitdust_storage::proto::automata`) and list them in a [`Kind`] table of their own; the
+//! runtime's registry shows every instance, whatever wing it belongs to.
 
-pub mod hire_fire;
-pub mod rebuild;
 pub mod relay_connection;
-pub mod supplier_connection;
 
 /// One edge of an automaton's diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,21 +25,20 @@ pub struct Transition {
     pub to: &'static str,
 }
 
-const fn t(from: &'static str, event: &'static str, to: &'static str) -> Transition {
+/// Builds a [`Transition`] (short, for transition tables).
+pub const fn t(from: &'static str, event: &'static str, to: &'static str) -> Transition {
     Transition { from, event, to }
 }
 
-/// The automata kinds bitdust runs, by name, with their transition tables.
-pub const KINDS: &[(&str, &[Transition])] = &[
-    (supplier_connection::NAME, supplier_connection::TRANSITIONS),
-    (hire_fire::NAME, hire_fire::TRANSITIONS),
-    (rebuild::NAME, rebuild::TRANSITIONS),
-    (relay_connection::NAME, relay_connection::TRANSITIONS),
-];
+/// An automaton kind: its name and its transition table.
+pub type Kind = (&'static str, &'static [Transition]);
 
-/// The transition table of automaton kind `name`.
-pub fn transitions(name: &str) -> Option<&'static [Transition]> {
-    KINDS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+/// The automata kinds of the runtime itself (wings add theirs).
+pub const KINDS: &[Kind] = &[(relay_connection::NAME, relay_connection::TRANSITIONS)];
+
+/// The transition table of automaton kind `name` among `kinds`.
+pub fn transitions(kinds: &[Kind], name: &str) -> Option<&'static [Transition]> {
+    kinds.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
 /// A Mermaid `stateDiagram-v2` of a transition table.

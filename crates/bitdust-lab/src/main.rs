@@ -1,0 +1,110 @@
+//! `bitdust-lab`: the tools that measure bitdust rather than use it, kept out of the user's binary.
+//!
+//! - `bitdust-lab bench`: end-to-end throughput, degraded restore and healing time over a devnet of `bitdust`
+//!   daemons (the `bitdust` beside this program);
+//! - `bitdust-lab sim`: N full nodes in one process over libp2p's memory transport: DHT lookup hops and latency,
+//!   memory per idle node, time to hire;
+//! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
+
+mod bench;
+mod sim;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use bitdust::out;
+use clap::{Parser, Subcommand};
+
+/// bitdust-lab: benchmarks and simulations of bitdust.
+#[derive(Parser)]
+#[command(name = "bitdust-lab", version, about)]
+struct Cli {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// End-to-end benchmark: upload and restore a random file over a devnet, with customer peak memory.
+    Bench {
+        /// File size, e.g. 1G.
+        #[arg(long, default_value = "1G", value_parser = parse_size)]
+        size: u64,
+        /// Number of suppliers.
+        #[arg(long, default_value_t = 4)]
+        suppliers: u16,
+        /// Where to put the temp folder (default the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seconds a supplier may be silent before it is replaced (the devnet's 15; `--quick` suites use 5).
+        #[arg(long, default_value_t = 15)]
+        fire_after_secs: u64,
+    },
+    /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
+    /// memory per idle node, time to hire n suppliers (one child process per size).
+    Sim {
+        /// Network sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [100usize, 300, 1000])]
+        nodes: Vec<usize>,
+        /// Identity lookups and nickname lookups per size (random pairs).
+        #[arg(long, default_value_t = 200)]
+        lookups: usize,
+        /// Supplier counts a new customer hires, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [4u16, 13, 64])]
+        hire: Vec<u16>,
+        /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seconds an unused connection stays open (120 on a real node), and over which the idle network's CPU
+        /// is measured.
+        #[arg(long, default_value_t = 5)]
+        idle_secs: u64,
+        /// Run one size in this process (used by the parent).
+        #[arg(long, hide = true)]
+        child: bool,
+    },
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    bitdust_core::parse_size(s)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BITDUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,bitdust=info,bitdust_lab=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let json = cli.json;
+    if let Err(e) = run(cli) {
+        if json {
+            out!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let j = cli.json;
+    match cli.command {
+        Cmd::Bench { size, suppliers, dir, fire_after_secs } => {
+            let report = bench::run(size, suppliers, fire_after_secs, dir.as_deref(), j)?;
+            if j {
+                out!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
+        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, child } => {
+            let options = sim::SimOptions { lookups, hire, idle_secs, dir };
+            match (child, nodes.as_slice()) {
+                (true, [n]) => sim::run_child(*n, &options),
+                (true, _) => bail!("a simulation child runs exactly one size"),
+                (false, _) => sim::run(&nodes, &options, j),
+            }
+        }
+    }
+}

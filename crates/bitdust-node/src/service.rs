@@ -1,0 +1,152 @@
+//! Feature wings plug into the runtime through [`Service`]; [`Daemon`] is the composition root that starts the
+//! node and its wings.
+//!
+//! ```text
+//! Daemon::start(home, options, [wings])
+//!   1. each wing's protocols()                 registered with the network before it starts
+//!   2. Node::start                             network, identity, announcements, relay connection
+//!   3. each wing's start(node, inbounds)       takes its protocols' inbound queues, spawns its tasks,
+//!                                              adds provider keys (Node::provide), returns its handle + routes
+//!   4. Node::start_announcing                  identity and provider records (the wings' keys included)
+//!   5. the API router: runtime routes + every wing's routes, behind one authentication layer
+//! ```
+//! A wing holds an `Arc<Node>`; the node holds no wing (nothing below imports a wing). Wings find each other
+//! through [`Daemon::service`] at composition time.
+
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bitdust_core::automata::Kind;
+use bitdust_net::{Inbounds, ProtocolSpec};
+
+use crate::home::Home;
+use crate::http::StatusSection;
+use crate::node::{Node, StartOptions};
+
+/// What a started wing gives the runtime.
+pub struct Started {
+    /// The wing's handle, for other wings, tests and the composition root ([`Daemon::service`]).
+    pub handle: Arc<dyn Any + Send + Sync>,
+    /// Its API routes (paths under `/api/v1/`), served behind the runtime's authentication.
+    pub routes: axum::Router,
+    /// Its section of `GET /api/v1/status`.
+    pub status: Option<Arc<dyn StatusSection>>,
+}
+
+/// A feature wing: storage, later messages, sharing, scrubbing.
+#[async_trait]
+pub trait Service: Send + 'static {
+    /// The wing's name (`storage`).
+    fn name(&self) -> &'static str;
+
+    /// Its request-response protocols, registered with the network before it starts.
+    fn protocols(&self) -> Vec<ProtocolSpec> {
+        Vec::new()
+    }
+
+    /// Its automata kinds, with their transition tables (for diagrams).
+    fn automata(&self) -> &'static [Kind] {
+        &[]
+    }
+
+    /// Starts the wing on the running node: takes the inbound queues of its protocols from `inbounds`,
+    /// spawns its background tasks and returns its handle and routes.
+    ///
+    /// # Errors
+    /// If the wing cannot start (its config section is invalid, its store cannot open).
+    async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started>;
+}
+
+/// A running node and its wings: the composition root of the daemon, the demo, the devnet and the tests.
+pub struct Daemon {
+    node: Arc<Node>,
+    handles: Vec<(&'static str, Arc<dyn Any + Send + Sync>)>,
+    routes: Vec<axum::Router>,
+    sections: Vec<Arc<dyn StatusSection>>,
+    kinds: Vec<Kind>,
+}
+
+impl Daemon {
+    /// Starts the node of `home` with `wings`.
+    ///
+    /// # Errors
+    /// If the node or a wing cannot start.
+    pub async fn start(home: Home, options: StartOptions, wings: Vec<Box<dyn Service>>) -> Result<Self> {
+        let protocols = wings.iter().flat_map(|w| w.protocols()).collect();
+        let (node, mut inbounds) = Node::start(home, options, protocols).await?;
+        let mut kinds: Vec<Kind> = bitdust_core::automata::KINDS.to_vec();
+        let mut handles = Vec::new();
+        let mut routes = Vec::new();
+        let mut sections = Vec::new();
+        for wing in wings {
+            let name = wing.name();
+            kinds.extend(wing.automata().iter().copied());
+            let started = match wing.start(&node, &mut inbounds).await {
+                Ok(s) => s,
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e.context(format!("starting the {name} wing")));
+                }
+            };
+            handles.push((name, started.handle));
+            routes.push(started.routes);
+            sections.extend(started.status);
+        }
+        node.start_announcing();
+        Ok(Self { node, handles, routes, sections, kinds })
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The handle of the wing whose handle type is `T`.
+    pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.handles.iter().find_map(|(_, h)| h.clone().downcast::<T>().ok())
+    }
+
+    /// The names of the running wings.
+    pub fn wings(&self) -> Vec<&'static str> {
+        self.handles.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// Every automaton kind: the runtime's and the wings'.
+    pub fn automata_kinds(&self) -> &[Kind] {
+        &self.kinds
+    }
+
+    /// The whole API router (runtime and wings), behind the token; `shutdown` receives when a client asks the
+    /// daemon to stop.
+    pub fn router(&self, token: String, shutdown: tokio::sync::mpsc::Sender<()>) -> axum::Router {
+        crate::http::router(self.node.clone(), token, self.routes.clone(), self.sections.clone(), shutdown)
+    }
+
+    /// Stops the network; wings stop as their queues close.
+    pub async fn shutdown(&self) {
+        self.node.shutdown().await;
+    }
+}
+
+/// A pid file written by the daemon and removed when it exits.
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    /// Writes the current pid to `path`.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn create(path: PathBuf) -> Result<Self> {
+        bitdust_store::write_atomic(&path, std::process::id().to_string().as_bytes())?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,524 @@
+//! The customer's maintenance as one pure state machine: what keeps a customer's data at full redundancy with
+//! no user action, composed of the storage automata (a [`SupplierConnection`] per position, [`HireFire`],
+//! [`Rebuild`]) and the glue between them: which answers become which automaton events, when each supplier is
+//! audited, which positions are down, what is queued for rebuilding. Time comes in with every input, so a
+//! simulator drives it exactly as the service's actor does (the model is iroh-gossip's `proto/state.rs`, which
+//! composes HyParView and Plumtree the same way).
+//!
+//! ```text
+//!            Input (+ now_ms)                                   Action
+//! actor ───► Suppliers / Queued / Tick ──► Maintenance ──► Heartbeat / Audit / Sweep ──► actor runs it and
+//!            HeartbeatDone / AuditDone ...      │           Enqueue / Replace / Rebuild    feeds the result back
+//!                                               └──► views: connections, hire/fire, rebuild, down positions
+//! ```
+//! The executor (the service's actor) persists the rebuild queue, hires and fires, and regenerates fragments;
+//! it reports the queue length back ([`Input::Queued`]). A replacement queues every block of its position
+//! itself, in the same step that saves the new supplier (so a crash between them loses nothing).
+//! [`sim`] drives this state with seeded random faults and checks its invariants after every step.
+
+#[cfg(test)]
+mod sim;
+
+use std::collections::BTreeMap;
+
+use bitdust_core::PeerId;
+
+use crate::proto::automata::hire_fire::{self, HireFire};
+use crate::proto::automata::rebuild::{self as rebuild_fsm, Rebuild};
+use crate::proto::automata::supplier_connection::{self as conn_fsm, SupplierConnection, Timings};
+
+/// The maintenance policy: every delay of the composed automata, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Supplier connection timings (heartbeat period, suspect / offline / fire delays).
+    pub timings: Timings,
+    /// Pause after each replacement (against firing storms).
+    pub cool_down_ms: u64,
+    /// Time between audits of one connected supplier.
+    pub audit_interval_ms: u64,
+    /// Delay before blocked rebuild work is retried.
+    pub rebuild_retry_ms: u64,
+}
+
+/// A fragment of the customer's data: a block of a version (its position is said beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockRef {
+    /// Version id.
+    pub version_id: [u8; 16],
+    /// Block index in the version.
+    pub block: u64,
+}
+
+/// A supplier's answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatAnswer {
+    /// It holds our contract and this much of our data.
+    Alive {
+        /// Bytes it holds for us.
+        used_bytes: u64,
+        /// Fragments it holds for us.
+        fragments: u64,
+    },
+    /// It refused service (no contract any more, no space).
+    Refused(String),
+    /// No usable answer (unreachable, timed out, another error).
+    Failed(String),
+}
+
+/// The result of one audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// The proof verified.
+    Passed,
+    /// The supplier does not have the fragment of this block at its position.
+    Missing(BlockRef),
+    /// The supplier answered with bytes that do not prove the fragment.
+    Wrong(String),
+    /// No answer.
+    Unreachable(String),
+    /// Nothing to audit (no data at that position yet, or all of it queued).
+    Nothing,
+}
+
+/// What a rebuild run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RebuildStats {
+    /// Fragments regenerated and stored.
+    pub fragments: u64,
+    /// Bytes of regenerated fragments sent.
+    pub bytes_sent: u64,
+    /// Bytes of source fragments fetched.
+    pub bytes_fetched: u64,
+}
+
+/// Inputs, each with the time it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Time passes (the actor ticks about twice per heartbeat period).
+    Tick,
+    /// The hired suppliers, by position, as the customer's database holds them now.
+    Suppliers(Vec<(u16, PeerId)>),
+    /// The durable rebuild queue holds this many blocks.
+    Queued(usize),
+    /// The user asks to replace the supplier at `position`.
+    ReplaceRequested {
+        /// Position.
+        position: u16,
+        /// Why.
+        reason: String,
+    },
+    /// A heartbeat to the supplier at `position` ended.
+    HeartbeatDone {
+        /// Position.
+        position: u16,
+        /// The supplier asked (its answer is ignored if it no longer holds the position).
+        peer: PeerId,
+        /// Its answer.
+        answer: HeartbeatAnswer,
+    },
+    /// An audit of the supplier at `position` ended.
+    AuditDone {
+        /// Position.
+        position: u16,
+        /// The supplier audited.
+        peer: PeerId,
+        /// The outcome.
+        outcome: AuditOutcome,
+    },
+    /// A sweep of the supplier at `position` ended (what it lacked is queued).
+    SweepDone {
+        /// Position.
+        position: u16,
+    },
+    /// A replacement at `position` ended: the new supplier, or why none was hired.
+    ReplaceDone {
+        /// Position.
+        position: u16,
+        /// The new supplier or the error.
+        result: Result<PeerId, String>,
+    },
+    /// A rebuild run ended: what it did (`None`: the queue was empty), or why nothing could be rebuilt.
+    RebuildDone(Result<Option<RebuildStats>, String>),
+}
+
+/// What the executor must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a heartbeat to the supplier at `position`; answer with [`Input::HeartbeatDone`].
+    Heartbeat {
+        /// Position.
+        position: u16,
+        /// Supplier.
+        peer: PeerId,
+    },
+    /// Audit a random fragment the supplier at `position` should hold; answer with [`Input::AuditDone`].
+    Audit {
+        /// Position.
+        position: u16,
+        /// Supplier.
+        peer: PeerId,
+    },
+    /// Queue the fragment at `position` of `block` for regeneration (persisted).
+    Enqueue {
+        /// The block.
+        block: BlockRef,
+        /// The position to regenerate.
+        position: u16,
+    },
+    /// List what the supplier at `position` holds and queue what it lacks; answer with [`Input::SweepDone`].
+    Sweep {
+        /// Position.
+        position: u16,
+        /// Supplier.
+        peer: PeerId,
+    },
+    /// Fire `old` (if it still holds `position`) and hire another supplier there, queueing every block of that
+    /// position; answer with [`Input::ReplaceDone`].
+    Replace {
+        /// Position.
+        position: u16,
+        /// The supplier to fire.
+        old: Option<PeerId>,
+        /// Why.
+        reason: String,
+    },
+    /// Run the next blocks of the rebuild queue, never regenerating onto or reading from `down` positions;
+    /// answer with [`Input::RebuildDone`].
+    Rebuild {
+        /// Positions whose supplier is offline, refused or fired.
+        down: Vec<u16>,
+    },
+}
+
+/// One position's supplier as maintenance sees it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The supplier.
+    pub peer: PeerId,
+    /// Its connection automaton.
+    pub fsm: SupplierConnection,
+    /// (bytes, fragments) it last said it holds for us.
+    pub holds: Option<(u64, u64)>,
+    /// Audits it passed.
+    pub audits_passed: u64,
+    /// Audits it failed (missing or wrong fragment).
+    pub audits_failed: u64,
+    heartbeat_in_flight: bool,
+    audit_in_flight: bool,
+    sweep_in_flight: bool,
+    last_audit_ms: u64,
+}
+
+impl Connection {
+    fn new(peer: PeerId, timings: Timings, now_ms: u64) -> Self {
+        Self {
+            peer,
+            fsm: SupplierConnection::new(timings, now_ms),
+            holds: None,
+            audits_passed: 0,
+            audits_failed: 0,
+            heartbeat_in_flight: false,
+            audit_in_flight: false,
+            sweep_in_flight: false,
+            // the first audit comes one interval after hiring (its data is still arriving)
+            last_audit_ms: now_ms,
+        }
+    }
+
+    /// Whether its position counts as down: offline, refused or fired.
+    pub fn is_down(&self) -> bool {
+        matches!(self.fsm.state, conn_fsm::State::Offline | conn_fsm::State::Refused(_) | conn_fsm::State::Fired)
+    }
+}
+
+/// The composed maintenance state of one customer.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    policy: Policy,
+    connections: BTreeMap<u16, Connection>,
+    hire_fire: HireFire,
+    rebuild: Rebuild,
+    rebuild_running: bool,
+    queued: usize,
+}
+
+impl Maintenance {
+    /// A new state at `now_ms`, with no suppliers known yet.
+    pub fn new(policy: Policy, now_ms: u64) -> Self {
+        Self {
+            policy,
+            connections: BTreeMap::new(),
+            hire_fire: HireFire::new(policy.cool_down_ms, now_ms),
+            rebuild: Rebuild::new(policy.rebuild_retry_ms, now_ms),
+            rebuild_running: false,
+            queued: 0,
+        }
+    }
+
+    /// The connections, by position.
+    pub fn connections(&self) -> &BTreeMap<u16, Connection> {
+        &self.connections
+    }
+
+    /// The hire/fire automaton.
+    pub fn hire_fire(&self) -> &HireFire {
+        &self.hire_fire
+    }
+
+    /// The rebuild automaton.
+    pub fn rebuild(&self) -> &Rebuild {
+        &self.rebuild
+    }
+
+    /// Positions whose supplier is offline, refused or fired: not read from, not written to, and counted as
+    /// unavailable in health reports.
+    pub fn down_positions(&self) -> Vec<u16> {
+        self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, _)| *p).collect()
+    }
+
+    /// Feeds one input at `now_ms`; returns what to do. After the input itself, every automaton gets the
+    /// time (heartbeats and audits that are due, cool-downs and retries that are over).
+    pub fn handle(&mut self, input: Input, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mut firing: Vec<(u16, String)> = Vec::new();
+        match input {
+            Input::Tick => {}
+            Input::Suppliers(slots) => self.follow(&slots, now_ms),
+            Input::Queued(n) => self.queued = n,
+            Input::ReplaceRequested { position, reason } => firing.push((position, reason)),
+            Input::HeartbeatDone { position, peer, answer } => {
+                if let Some(c) = self.connection_of(position, peer) {
+                    c.heartbeat_in_flight = false;
+                    let event = match answer {
+                        HeartbeatAnswer::Alive { used_bytes, fragments } => {
+                            c.holds = Some((used_bytes, fragments));
+                            conn_fsm::Event::HeartbeatOk
+                        }
+                        HeartbeatAnswer::Refused(reason) => conn_fsm::Event::Refused(reason),
+                        HeartbeatAnswer::Failed(_) => conn_fsm::Event::HeartbeatFailed,
+                    };
+                    firing.extend(Self::requests(c.fsm.handle(event, now_ms), position));
+                }
+            }
+            Input::AuditDone { position, peer, outcome } => {
+                if let Some(c) = self.connection_of(position, peer) {
+                    c.audit_in_flight = false;
+                    match outcome {
+                        AuditOutcome::Passed => c.audits_passed += 1,
+                        AuditOutcome::Missing(block) => {
+                            c.audits_failed += 1;
+                            // Honest disk damage is repaired, not punished: queue it and look for more.
+                            out.push(Action::Enqueue { block, position });
+                            if !c.sweep_in_flight {
+                                c.sweep_in_flight = true;
+                                out.push(Action::Sweep { position, peer });
+                            }
+                        }
+                        AuditOutcome::Wrong(_) => {
+                            c.audits_failed += 1;
+                            firing.extend(Self::requests(c.fsm.handle(conn_fsm::Event::AuditWrong, now_ms), position));
+                        }
+                        AuditOutcome::Unreachable(_) | AuditOutcome::Nothing => {}
+                    }
+                }
+            }
+            Input::SweepDone { position } => {
+                if let Some(c) = self.connections.get_mut(&position) {
+                    c.sweep_in_flight = false;
+                }
+            }
+            Input::ReplaceDone { position, result } => {
+                let event = match result {
+                    Ok(_) => hire_fire::Event::Hired(position),
+                    Err(e) => hire_fire::Event::HireFailed(position, e),
+                };
+                out.extend(self.hire_fire_actions(event, now_ms));
+            }
+            Input::RebuildDone(result) => {
+                self.rebuild_running = false;
+                let event = match result {
+                    Ok(Some(s)) => Some(rebuild_fsm::Event::Done {
+                        fragments: s.fragments,
+                        bytes_sent: s.bytes_sent,
+                        bytes_fetched: s.bytes_fetched,
+                    }),
+                    Ok(None) => None,
+                    Err(e) => Some(rebuild_fsm::Event::Blocked(e)),
+                };
+                if let Some(e) = event {
+                    out.extend(self.rebuild_actions(e, now_ms));
+                }
+            }
+        }
+        // time: connections (heartbeats, silences, audits)
+        let audit_interval = self.policy.audit_interval_ms;
+        for (position, c) in self.connections.iter_mut() {
+            for a in c.fsm.handle(conn_fsm::Event::Tick, now_ms) {
+                match a {
+                    conn_fsm::Action::SendHeartbeat if !c.heartbeat_in_flight => {
+                        c.heartbeat_in_flight = true;
+                        out.push(Action::Heartbeat { position: *position, peer: c.peer });
+                    }
+                    conn_fsm::Action::SendHeartbeat => {}
+                    conn_fsm::Action::RequestFiring(reason) => firing.push((*position, reason)),
+                }
+            }
+            if c.fsm.state == conn_fsm::State::Connected
+                && !c.audit_in_flight
+                && now_ms.saturating_sub(c.last_audit_ms) >= audit_interval
+            {
+                c.audit_in_flight = true;
+                c.last_audit_ms = now_ms;
+                out.push(Action::Audit { position: *position, peer: c.peer });
+            }
+        }
+        // hire and fire
+        for (position, reason) in firing {
+            out.extend(self.hire_fire_actions(hire_fire::Event::FireRequested { position, reason }, now_ms));
+        }
+        out.extend(self.hire_fire_actions(hire_fire::Event::Tick, now_ms));
+        // rebuild
+        out.extend(self.rebuild_actions(rebuild_fsm::Event::Queued(self.queued), now_ms));
+        out.extend(self.rebuild_actions(rebuild_fsm::Event::Tick, now_ms));
+        out
+    }
+
+    /// Follows the hired suppliers: a new supplier at a position gets a new connection.
+    fn follow(&mut self, slots: &[(u16, PeerId)], now_ms: u64) {
+        self.connections.retain(|p, _| slots.iter().any(|(q, _)| q == p));
+        for (position, peer) in slots {
+            if self.connections.get(position).is_none_or(|c| c.peer != *peer) {
+                self.connections.insert(*position, Connection::new(*peer, self.policy.timings, now_ms));
+            }
+        }
+    }
+
+    /// The connection at `position` if `peer` still holds it (answers from a replaced supplier are dropped).
+    fn connection_of(&mut self, position: u16, peer: PeerId) -> Option<&mut Connection> {
+        self.connections.get_mut(&position).filter(|c| c.peer == peer)
+    }
+
+    fn requests(actions: Vec<conn_fsm::Action>, position: u16) -> impl Iterator<Item = (u16, String)> {
+        actions.into_iter().filter_map(move |a| match a {
+            conn_fsm::Action::RequestFiring(reason) => Some((position, reason)),
+            conn_fsm::Action::SendHeartbeat => None,
+        })
+    }
+
+    fn hire_fire_actions(&mut self, event: hire_fire::Event, now_ms: u64) -> Vec<Action> {
+        self.hire_fire
+            .handle(event, now_ms)
+            .into_iter()
+            .map(|hire_fire::Action::Replace { position, reason }| {
+                let old = self.connections.get(&position).map(|c| c.peer);
+                Action::Replace { position, old, reason }
+            })
+            .collect()
+    }
+
+    fn rebuild_actions(&mut self, event: rebuild_fsm::Event, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        for rebuild_fsm::Action::RunNext in self.rebuild.handle(event, now_ms) {
+            if !self.rebuild_running {
+                self.rebuild_running = true;
+                out.push(Action::Rebuild { down: self.down_positions() });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        timings: Timings {
+            heartbeat_ms: 1_000,
+            suspect_after_ms: 3_000,
+            offline_after_ms: 6_000,
+            fire_after_ms: 15_000,
+        },
+        cool_down_ms: 2_000,
+        audit_interval_ms: 5_000,
+        rebuild_retry_ms: 2_000,
+    };
+
+    fn peer() -> PeerId {
+        bitdust_core::keys::NodeKeys::generate().peer_id()
+    }
+
+    #[test]
+    fn a_new_supplier_gets_heartbeats_then_audits_and_answers_from_a_replaced_one_are_dropped() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let (a, b) = (peer(), peer());
+        let out = m.handle(Input::Suppliers(vec![(0, a)]), 0);
+        assert_eq!(out, vec![Action::Heartbeat { position: 0, peer: a }]);
+        // a heartbeat in flight is not sent again
+        assert!(m.handle(Input::Tick, 1_500).is_empty());
+        let alive = HeartbeatAnswer::Alive { used_bytes: 10, fragments: 1 };
+        m.handle(Input::HeartbeatDone { position: 0, peer: a, answer: alive.clone() }, 2_500);
+        assert_eq!(m.connections()[&0].fsm.state, conn_fsm::State::Connected);
+        // one audit interval after hiring, a connected supplier is audited
+        let out = m.handle(Input::Tick, 5_000);
+        assert!(out.contains(&Action::Audit { position: 0, peer: a }), "{out:?}");
+        // the position gets another supplier: the old one's answers change nothing
+        m.handle(Input::Suppliers(vec![(0, b)]), 5_100);
+        m.handle(Input::HeartbeatDone { position: 0, peer: a, answer: alive }, 5_200);
+        assert_eq!(m.connections()[&0].fsm.state, conn_fsm::State::Connecting);
+        assert_eq!(m.connections()[&0].peer, b);
+    }
+
+    #[test]
+    fn a_missing_fragment_is_queued_and_swept_once_a_wrong_proof_fires() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let a = peer();
+        m.handle(Input::Suppliers(vec![(1, a)]), 0);
+        let block = BlockRef { version_id: [7; 16], block: 3 };
+        let out = m.handle(Input::AuditDone { position: 1, peer: a, outcome: AuditOutcome::Missing(block) }, 100);
+        assert!(out.contains(&Action::Enqueue { block, position: 1 }));
+        assert!(out.contains(&Action::Sweep { position: 1, peer: a }));
+        let again = m.handle(Input::AuditDone { position: 1, peer: a, outcome: AuditOutcome::Missing(block) }, 200);
+        assert!(!again.iter().any(|x| matches!(x, Action::Sweep { .. })), "one sweep at a time: {again:?}");
+        assert!(!again.iter().any(|x| matches!(x, Action::Replace { .. })), "missing data is not a firing");
+        let out = m.handle(Input::AuditDone { position: 1, peer: a, outcome: AuditOutcome::Wrong("bad".into()) }, 300);
+        assert!(
+            out.iter().any(|x| matches!(x, Action::Replace { position: 1, old: Some(p), .. } if *p == a)),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn queued_work_runs_one_rebuild_at_a_time_avoiding_down_positions() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let (a, b) = (peer(), peer());
+        m.handle(Input::Suppliers(vec![(0, a), (1, b)]), 0);
+        // b never answers: offline after 6 s
+        m.handle(
+            Input::HeartbeatDone {
+                position: 0,
+                peer: a,
+                answer: HeartbeatAnswer::Alive { used_bytes: 0, fragments: 0 },
+            },
+            10,
+        );
+        for t in (500..=6_500).step_by(500) {
+            m.handle(Input::HeartbeatDone { position: 1, peer: b, answer: HeartbeatAnswer::Failed("down".into()) }, t);
+            m.handle(
+                Input::HeartbeatDone {
+                    position: 0,
+                    peer: a,
+                    answer: HeartbeatAnswer::Alive { used_bytes: 0, fragments: 0 },
+                },
+                t,
+            );
+        }
+        assert_eq!(m.down_positions(), vec![1]);
+        let out = m.handle(Input::Queued(3), 7_000);
+        assert_eq!(out.iter().filter(|x| matches!(x, Action::Rebuild { .. })).count(), 1);
+        assert!(out.contains(&Action::Rebuild { down: vec![1] }), "{out:?}");
+        assert!(!m.handle(Input::Tick, 7_100).iter().any(|x| matches!(x, Action::Rebuild { .. })), "one at a time");
+        let out = m.handle(Input::RebuildDone(Ok(Some(RebuildStats { fragments: 2, ..Default::default() }))), 7_200);
+        assert!(out.iter().any(|x| matches!(x, Action::Rebuild { .. })), "more queued: next run {out:?}");
+    }
+}

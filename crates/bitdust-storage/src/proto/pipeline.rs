@@ -1,0 +1,375 @@
+//! The block pipeline: plaintext block → zstd → AES-256-GCM → RS(k, n) → n fragments, and back.
+//!
+//! One backup *version* has its own random 16-byte id; its data key and fragment-id key derive from the
+//! customer's master secret and that id ([`VersionKeys`]). Block `i` of a version:
+//! - `block_id = BLAKE3-keyed(id_key, "block" || i)`: stable, reveals nothing without the key;
+//! - compressed with zstd (level [`ZSTD_LEVEL`]) unless that does not make it smaller;
+//! - sealed with AES-256-GCM (NIST SP 800-38D) under the version's data key, nonce = `i` as 12 little-endian
+//!   bytes (unique per key since a version's blocks have distinct indexes), associated data = `block_id`;
+//! - the ciphertext, zero-padded to `k * shard_len`, is cut into `k` data shards and `n - k` parity shards
+//!   are computed ([`crate::proto::erasure`]); shard `j` becomes fragment `j` for the supplier at position `j`.
+//!
+//! Decoding takes any `k` fragments whose BLAKE3 matches the hash recorded in the catalog ([`BlockMeta`]),
+//! rebuilds the data shards, checks the AEAD tag and decompresses. Hash and tag together detect any change.
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use serde::{Deserialize, Serialize};
+
+use crate::proto::erasure::{Coder, ErasureError, Layout};
+use crate::proto::fragment::{self, FragmentError};
+use bitdust_core::keys::MasterSecret;
+
+/// Default block size: this many bytes of archive stream per block, before compression. 4 MiB keeps
+/// per-request overhead small while bounding memory (a block and its fragments are a few MiB).
+pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
+/// zstd level: 1 is the fastest standard level; it still shrinks text several times, and incompressible
+/// blocks are stored raw.
+pub const ZSTD_LEVEL: i32 = 1;
+/// AES-GCM tag length.
+const TAG_LEN: usize = 16;
+
+/// Errors from encoding or decoding a block.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Erasure coding failed (too few fragments, inconsistent shards).
+    #[error(transparent)]
+    Erasure(#[from] ErasureError),
+    /// A fragment is malformed or does not match the catalog.
+    #[error("fragment {shard_index}: {source}")]
+    Fragment {
+        /// Which shard.
+        shard_index: usize,
+        /// Why.
+        source: FragmentError,
+    },
+    /// The AEAD tag does not verify: wrong key or tampered data.
+    #[error("block {0}: authentication failed (tampered or wrong key)")]
+    Authentication(u64),
+    /// Decompression failed or produced the wrong length.
+    #[error("block {0}: decompression failed: {1}")]
+    Decompress(u64, String),
+    /// The block is larger than [`BLOCK_SIZE`].
+    #[error("block of {0} bytes exceeds the {BLOCK_SIZE}-byte limit")]
+    TooLarge(usize),
+}
+
+/// The keys of one backup version.
+#[derive(Clone)]
+pub struct VersionKeys {
+    /// The version's random id.
+    pub version_id: [u8; 16],
+    data_key: [u8; 32],
+    id_key: [u8; 32],
+}
+
+impl VersionKeys {
+    /// Derives the keys of version `version_id` from the master secret.
+    pub fn derive(master: &MasterSecret, version_id: [u8; 16]) -> Self {
+        Self {
+            version_id,
+            data_key: master.derive("bitdust 2026-11 version data key v1", &version_id),
+            id_key: master.derive("bitdust 2026-11 version fragment id key v1", &version_id),
+        }
+    }
+
+    /// The id of block `index`.
+    pub fn block_id(&self, index: u64) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.id_key);
+        h.update(b"block");
+        h.update(&index.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// The id under which the supplier at `position` stores this block's fragment. Ids differ between
+    /// positions, so suppliers cannot tell which of their fragments belong together.
+    pub fn fragment_id(&self, block_id: &[u8; 32], position: u16) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.id_key);
+        h.update(b"fragment");
+        h.update(block_id);
+        h.update(&position.to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+}
+
+/// What the catalog records of one block: enough to fetch, check and decode it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    /// Index in the version's stream.
+    pub index: u64,
+    /// Keyed block id.
+    pub block_id: [u8; 32],
+    /// Plaintext length (archive bytes in this block).
+    pub plain_len: u32,
+    /// Ciphertext length (compressed or raw, plus tag).
+    pub cipher_len: u32,
+    /// Length of each shard.
+    pub shard_len: u32,
+    /// Whether the plaintext was zstd-compressed.
+    pub compressed: bool,
+    /// BLAKE3 of each of the n shards, by position.
+    pub shard_hashes: Vec<[u8; 32]>,
+}
+
+/// An encoded block: its metadata and the `n` fragments (fragment `j` for position `j`).
+pub struct EncodedBlock {
+    /// Metadata for the catalog.
+    pub meta: BlockMeta,
+    /// The fragments, header included.
+    pub fragments: Vec<Vec<u8>>,
+}
+
+/// Encodes blocks of one version; reuses its compressor and RS buffers.
+pub struct BlockEncoder {
+    layout: Layout,
+    keys: VersionKeys,
+    cipher: LessSafeKey,
+    coder: Coder,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl BlockEncoder {
+    /// A new encoder for `layout` and the version's keys.
+    ///
+    /// # Errors
+    /// [`PipelineError::Decompress`] if zstd cannot be initialised (out of memory).
+    pub fn new(layout: Layout, keys: VersionKeys) -> Result<Self, PipelineError> {
+        let cipher = aes_256_gcm(&keys.data_key);
+        let compressor =
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| PipelineError::Decompress(0, e.to_string()))?;
+        Ok(Self { layout, keys, cipher, coder: Coder::new(), compressor })
+    }
+
+    /// Encodes block `index` of `plain` (at most [`BLOCK_SIZE`] bytes).
+    ///
+    /// # Errors
+    /// [`PipelineError::TooLarge`] for an oversized block.
+    pub fn encode(&mut self, index: u64, plain: &[u8]) -> Result<EncodedBlock, PipelineError> {
+        if plain.len() > BLOCK_SIZE {
+            return Err(PipelineError::TooLarge(plain.len()));
+        }
+        let block_id = self.keys.block_id(index);
+        let compressed = self.compressor.compress(plain).ok().filter(|c| c.len() < plain.len());
+        let (body, is_compressed) = match &compressed {
+            Some(c) => (c.as_slice(), true),
+            None => (plain, false),
+        };
+        let layout = self.layout;
+        let k = layout.k as usize;
+        let cipher_len = body.len() + TAG_LEN;
+        let shard_len = layout.shard_len(cipher_len);
+        // sealed in place in a buffer of its padded size: one copy of the body, no reallocation
+        let mut padded = Vec::with_capacity(k * shard_len);
+        padded.extend_from_slice(body);
+        let tag = self
+            .cipher
+            .seal_in_place_separate_tag(nonce(index), Aad::from(&block_id), &mut padded)
+            .map_err(|_| PipelineError::Authentication(index))?;
+        padded.extend_from_slice(tag.as_ref());
+        padded.resize(k * shard_len, 0);
+        let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
+        let mut fragments = Vec::with_capacity(layout.n as usize);
+        let mut shard_hashes = Vec::with_capacity(layout.n as usize);
+        let mut add = |index: usize, shard: &[u8]| {
+            let (frag, hash) = fragment::build(index as u16, layout, block_id, shard);
+            fragments.push(frag);
+            shard_hashes.push(hash);
+        };
+        for (i, shard) in data.iter().enumerate() {
+            add(i, shard);
+        }
+        // parity goes from the encoder's buffers straight into its fragments
+        self.coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
+        Ok(EncodedBlock {
+            meta: BlockMeta {
+                index,
+                block_id,
+                plain_len: plain.len() as u32,
+                cipher_len: cipher_len as u32,
+                shard_len: shard_len as u32,
+                compressed: is_compressed,
+                shard_hashes,
+            },
+            fragments,
+        })
+    }
+}
+
+/// Decodes blocks of one version.
+pub struct BlockDecoder {
+    layout: Layout,
+    cipher: LessSafeKey,
+    coder: Coder,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl BlockDecoder {
+    /// A new decoder for `layout` and the version's keys.
+    ///
+    /// # Errors
+    /// [`PipelineError::Decompress`] if zstd cannot be initialised.
+    pub fn new(layout: Layout, keys: &VersionKeys) -> Result<Self, PipelineError> {
+        Ok(Self {
+            layout,
+            cipher: aes_256_gcm(&keys.data_key),
+            coder: Coder::new(),
+            decompressor: zstd::bulk::Decompressor::new().map_err(|e| PipelineError::Decompress(0, e.to_string()))?,
+        })
+    }
+
+    /// Checks one fetched fragment for position `position` against the catalog: header consistent with the
+    /// block and its shard's BLAKE3 equal to the recorded hash. Returns the shard.
+    ///
+    /// # Errors
+    /// [`PipelineError::Fragment`] if it does not match.
+    pub fn check_fragment<'a>(
+        &self,
+        meta: &BlockMeta,
+        position: usize,
+        fragment_bytes: &'a [u8],
+    ) -> Result<&'a [u8], PipelineError> {
+        let err = |source| PipelineError::Fragment { shard_index: position, source };
+        let position = u16::try_from(position).map_err(|_| err(FragmentError::Malformed("position out of range")))?;
+        crate::proto::rebuild::check_source(self.layout, meta, position, fragment_bytes).map_err(err)
+    }
+
+    /// Decodes a block from at least `k` fragments given as `(position, fragment bytes)`. Every fragment
+    /// is checked with [`BlockDecoder::check_fragment`]; one that fails is an error (callers drop it and
+    /// fetch another).
+    ///
+    /// # Errors
+    /// [`PipelineError`] if too few valid fragments remain, the tag fails or decompression fails.
+    pub fn decode(&mut self, meta: &BlockMeta, fragments: &[(usize, &[u8])]) -> Result<Vec<u8>, PipelineError> {
+        let mut shards = Vec::with_capacity(fragments.len());
+        for (position, bytes) in fragments {
+            shards.push((*position, self.check_fragment(meta, *position, bytes)?));
+        }
+        let data = self.coder.decode(self.layout, &shards)?;
+        let mut ciphertext = Vec::with_capacity(data.len() * meta.shard_len as usize);
+        for d in &data {
+            ciphertext.extend_from_slice(d);
+        }
+        if (meta.cipher_len as usize) > ciphertext.len() || (meta.cipher_len as usize) < TAG_LEN {
+            return Err(PipelineError::Authentication(meta.index));
+        }
+        ciphertext.truncate(meta.cipher_len as usize);
+        let body_len = self
+            .cipher
+            .open_in_place(nonce(meta.index), Aad::from(&meta.block_id), &mut ciphertext)
+            .map_err(|_| PipelineError::Authentication(meta.index))?
+            .len();
+        let mut body = ciphertext;
+        body.truncate(body_len);
+        let plain = if meta.compressed {
+            self.decompressor
+                .decompress(&body, meta.plain_len as usize)
+                .map_err(|e| PipelineError::Decompress(meta.index, e.to_string()))?
+        } else {
+            body
+        };
+        if plain.len() != meta.plain_len as usize {
+            return Err(PipelineError::Decompress(meta.index, "length differs from the catalog".into()));
+        }
+        Ok(plain)
+    }
+}
+
+/// A block's AES-256-GCM nonce (NIST SP 800-38D, 96-bit): its index, little-endian, then four zero bytes. Unique
+/// per key: each version has its own data key and each block of a version its own index.
+fn nonce(index: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&index.to_le_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+/// AES-256-GCM with `key`, for blocks and the catalog (ring's implementation: constant-time, with the CPU's AES
+/// and carry-less multiply instructions).
+pub(crate) fn aes_256_gcm(key: &[u8; 32]) -> LessSafeKey {
+    // ring refuses only a key of the wrong length, which a `[u8; 32]` cannot be.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256 takes a 32-byte key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitdust_core::keys::NodeKeys;
+    use proptest::prelude::*;
+
+    fn keys() -> VersionKeys {
+        VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [2u8; 16])
+    }
+
+    fn data(seed: u64, len: usize, compressible: bool) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|i| {
+                if compressible {
+                    b"hello bitdust "[i % 14]
+                } else {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The pipeline round-trips from the first k fragments, and from the last k.
+        #[test]
+        fn pipeline_round_trips(
+            n in prop::sample::select(vec![2u16, 4, 7, 13]),
+            len in 0usize..70_000,
+            compressible in any::<bool>(),
+            seed in any::<u64>(),
+            index in any::<u64>(),
+        ) {
+            let layout = Layout::for_suppliers(n).unwrap();
+            let plain = data(seed, len, compressible);
+            let mut enc = BlockEncoder::new(layout, keys()).unwrap();
+            let block = enc.encode(index, &plain).unwrap();
+            prop_assert_eq!(block.fragments.len(), n as usize);
+            let mut dec = BlockDecoder::new(layout, &keys()).unwrap();
+            let k = layout.k as usize;
+            let first: Vec<(usize, &[u8])> = (0..k).map(|j| (j, block.fragments[j].as_slice())).collect();
+            prop_assert_eq!(&dec.decode(&block.meta, &first).unwrap(), &plain);
+            let last: Vec<(usize, &[u8])> = (n as usize - k..n as usize).map(|j| (j, block.fragments[j].as_slice())).collect();
+            prop_assert_eq!(&dec.decode(&block.meta, &last).unwrap(), &plain);
+        }
+
+        /// Any bit flipped anywhere in a fragment is detected: that fragment is refused.
+        #[test]
+        fn any_bit_flip_in_a_fragment_is_detected(bit in any::<usize>(), which in 0usize..4, seed in any::<u64>()) {
+            let layout = Layout::for_suppliers(4).unwrap();
+            let plain = data(seed, 5000, false);
+            let mut enc = BlockEncoder::new(layout, keys()).unwrap();
+            let block = enc.encode(0, &plain).unwrap();
+            let mut frag = block.fragments[which].clone();
+            let bit = bit % (frag.len() * 8);
+            frag[bit / 8] ^= 1 << (bit % 8);
+            let dec = BlockDecoder::new(layout, &keys()).unwrap();
+            prop_assert!(dec.check_fragment(&block.meta, which, &frag).is_err());
+        }
+    }
+
+    #[test]
+    fn wrong_key_fails_authentication() {
+        let layout = Layout::for_suppliers(4).unwrap();
+        let plain = data(5, 10_000, false);
+        let block = BlockEncoder::new(layout, keys()).unwrap().encode(3, &plain).unwrap();
+        let other = VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [9u8; 16]);
+        let mut dec = BlockDecoder::new(layout, &other).unwrap();
+        let frags: Vec<(usize, &[u8])> = (0..2).map(|j| (j, block.fragments[j].as_slice())).collect();
+        assert!(matches!(dec.decode(&block.meta, &frags), Err(PipelineError::Authentication(3))));
+    }
+
+    #[test]
+    fn fragment_ids_differ_by_position_and_version() {
+        let k = keys();
+        let b = k.block_id(0);
+        assert_ne!(k.fragment_id(&b, 0), k.fragment_id(&b, 1));
+        let other = VersionKeys::derive(NodeKeys::from_seed([1u8; 32]).unwrap().master(), [3u8; 16]);
+        assert_ne!(k.block_id(0), other.block_id(0));
+    }
+}

@@ -1,0 +1,228 @@
+//! Backup: a path to blocks to fragments on every supplier, then a new catalog revision on all of them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitdust_core::PeerId;
+use bitdust_node::home::unix_now;
+use bitdust_node::Progress;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{BackupReport, SupplierSlot};
+use crate::proto::catalog::{Backup, Catalog, SealedCatalog, Version};
+use crate::proto::pipeline::{BlockEncoder, BlockMeta, EncodedBlock, VersionKeys, BLOCK_SIZE};
+use crate::proto::wire::{Request, Response};
+use crate::service::archive::{self, StreamReader};
+use crate::service::Storage;
+
+/// Attempts per fragment upload before the backup fails.
+const UPLOAD_ATTEMPTS: usize = 7;
+/// Pause before the second attempt to store a fragment; doubled before each later one (1 + 2 + ... + 32 = 63 s
+/// in all: time for a supplier that moved to another relay to publish its new address, about 10-40 s in the lab).
+const UPLOAD_BACKOFF: Duration = Duration::from_secs(1);
+
+impl Storage {
+    /// Backs up `source` (a folder or a file) as a new version.
+    ///
+    /// # Errors
+    /// If the path is unreadable, too few suppliers are online, or an upload fails.
+    pub async fn backup(self: &Arc<Self>, source: &Path, progress: Progress) -> Result<BackupReport> {
+        let started = Instant::now();
+        let _g = self.customer_lock.lock().await;
+        let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
+        let scan = {
+            let s = source.clone();
+            tokio::task::spawn_blocking(move || archive::scan(&s)).await??
+        };
+        progress.set_total(scan.total_bytes);
+        let slots = self.ensure_suppliers_locked().await?;
+        let layout = self.config.customer.layout(slots.len() as u16)?;
+        let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
+        let version_id: [u8; 16] = rand::random();
+        let vkeys = VersionKeys::derive(self.node.keys().master(), version_id);
+
+        // Encoder on a blocking thread, feeding a bounded queue.
+        let (tx, mut rx) = mpsc::channel::<Result<EncodedBlock>>(2);
+        let encoder_keys = vkeys.clone();
+        let src = source.clone();
+        let entries_for_reader =
+            archive::Scan { entries: scan.entries.clone(), total_bytes: scan.total_bytes, skipped: vec![] };
+        let encoder = tokio::task::spawn_blocking(move || -> Vec<String> {
+            let mut reader = StreamReader::new(&src, &entries_for_reader);
+            let mut enc = match BlockEncoder::new(layout, encoder_keys) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    return vec![];
+                }
+            };
+            let mut buf = Vec::with_capacity(BLOCK_SIZE);
+            let mut index = 0u64;
+            loop {
+                if let Err(e) = reader.next_block(&mut buf, BLOCK_SIZE) {
+                    let _ = tx.blocking_send(Err(e.into()));
+                    break;
+                }
+                if buf.is_empty() {
+                    break;
+                }
+                let r = enc.encode(index, &buf).map_err(anyhow::Error::from);
+                if tx.blocking_send(r).is_err() {
+                    break;
+                }
+                index += 1;
+            }
+            reader.changed
+        });
+
+        let mut metas: Vec<BlockMeta> = Vec::new();
+        let mut uploads = FuturesUnordered::new();
+        let limit = self.config.customer.blocks_in_flight.max(1);
+        let mut failure = None;
+        while let Some(block) = rx.recv().await {
+            let block = match block {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            while uploads.len() >= limit {
+                match uploads.next().await {
+                    Some(Ok(meta)) => metas.push(meta),
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, progress.clone()));
+        }
+        drop(rx);
+        while let Some(r) = uploads.next().await {
+            match r {
+                Ok(meta) => metas.push(meta),
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        let changed = encoder.await.unwrap_or_default();
+        if let Some(e) = failure {
+            return Err(e.context("backup failed; the catalog is unchanged"));
+        }
+        metas.sort_by_key(|m| m.index);
+
+        let mut catalog = self.catalog()?;
+        let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+        let base: String = base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect();
+        let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
+        let name = catalog.name_for(&src_bytes, &base);
+        let single_file =
+            scan.entries.first().is_some_and(|e| matches!(e.kind, crate::proto::catalog::EntryKind::File { .. }));
+        let version = Version {
+            number: catalog.backup(&name).and_then(|b| b.versions.last()).map(|v| v.number + 1).unwrap_or(1),
+            id: version_id,
+            created_unix: unix_now(),
+            layout,
+            suppliers: peers.iter().map(|p| p.to_bytes()).collect(),
+            total_bytes: scan.total_bytes,
+            entries: scan.entries,
+            blocks: metas,
+        };
+        let report = BackupReport {
+            name: name.clone(),
+            version: version.number,
+            files: version.file_count(),
+            folders: version.entries.iter().filter(|e| matches!(e.kind, crate::proto::catalog::EntryKind::Dir)).count(),
+            symlinks: version
+                .entries
+                .iter()
+                .filter(|e| matches!(e.kind, crate::proto::catalog::EntryKind::Symlink { .. }))
+                .count(),
+            bytes: version.total_bytes,
+            stored_bytes: version.stored_bytes(),
+            blocks: version.blocks.len(),
+            layout: layout.to_string(),
+            seconds: 0.0,
+            skipped: scan.skipped,
+            changed,
+        };
+        match catalog.backups.iter_mut().find(|b| b.name == name) {
+            Some(b) => b.versions.push(version),
+            None => catalog.backups.push(Backup { name, source: src_bytes, single_file, versions: vec![version] }),
+        }
+        catalog.revision += 1;
+        self.save_catalog(&catalog)?;
+        self.push_catalog(&catalog, &peers).await?;
+        Ok(BackupReport { seconds: started.elapsed().as_secs_f64(), ..report })
+    }
+
+    /// Stores the sealed catalog on every supplier; succeeds if at least one took it.
+    async fn push_catalog(&self, catalog: &Catalog, peers: &[PeerId]) -> Result<()> {
+        let sealed = SealedCatalog::seal(self.node.keys(), catalog).encode();
+        let mut ok = 0;
+        let mut errors = Vec::new();
+        let results =
+            futures::future::join_all(peers.iter().map(|p| self.request(*p, Request::PutCatalog(sealed.clone()))))
+                .await;
+        for (p, r) in peers.iter().zip(results) {
+            match r {
+                Ok(Response::Stored) => ok += 1,
+                Ok(other) => errors.push(format!("{p}: {other:?}")),
+                Err(e) => errors.push(format!("{p}: {e}")),
+            }
+        }
+        if ok == 0 {
+            bail!("no supplier stored the catalog: {}", errors.join("; "));
+        }
+        if !errors.is_empty() {
+            tracing::warn!(stored = ok, errors = %errors.join("; "), "catalog not stored everywhere");
+        }
+        Ok(())
+    }
+}
+
+async fn upload_block(
+    node: Arc<Storage>,
+    peers: Vec<PeerId>,
+    vkeys: VersionKeys,
+    block: EncodedBlock,
+    progress: Progress,
+) -> Result<BlockMeta> {
+    let EncodedBlock { meta, fragments } = block;
+    let puts = fragments.into_iter().enumerate().map(|(position, data)| {
+        let data = bytes::Bytes::from(data);
+        let node = node.clone();
+        let peer = peers[position];
+        let id = vkeys.fragment_id(&meta.block_id, position as u16);
+        async move {
+            let mut last = String::new();
+            for attempt in 1..=UPLOAD_ATTEMPTS {
+                if attempt > 1 {
+                    tokio::time::sleep(UPLOAD_BACKOFF * 2u32.pow(attempt as u32 - 2)).await;
+                }
+                match node.request(peer, Request::PutFragment { id, data: data.clone() }).await {
+                    Ok(Response::Stored) => return Ok(()),
+                    Ok(Response::Error(code, msg)) => {
+                        last = format!("{code:?}: {msg}");
+                        if !matches!(code, crate::proto::wire::ErrorCode::Internal) {
+                            break;
+                        }
+                    }
+                    Ok(other) => last = format!("unexpected answer {other:?}"),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(anyhow!("supplier at position {position} ({peer}) did not store block {}: {last}", meta.index))
+        }
+    });
+    futures::future::try_join_all(puts).await?;
+    progress.add(meta.plain_len as u64);
+    Ok(meta)
+}

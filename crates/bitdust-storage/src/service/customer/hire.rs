@@ -1,0 +1,201 @@
+//! Hiring suppliers: candidates from the DHT's supplier-service providers (never ourselves, a node already holding
+//! a position, or one fired before), a contract both sign, the signed supplier list published for key-only
+//! recovery; and replacing one supplier (the hire/fire automaton's action).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bitdust_core::record::{RecordKind, SignedRecord};
+use bitdust_core::PeerId;
+use bitdust_node::home::unix_now;
+
+use super::{FiredSuppliers, SupplierSlot, FIRED_KEY};
+use crate::proto::catalog::SealedCatalog;
+use crate::proto::records::{SupplierList, SUPPLIERS_SERVICE_KEY};
+use crate::proto::wire::{Contract, Request, Response, SignedContract};
+use crate::service::Storage;
+
+/// Contract length: one year; renewal comes with the rebuild work.
+const CONTRACT_SECS: u64 = 365 * 24 * 3600;
+
+impl Storage {
+    /// Hires suppliers until `customer.suppliers` positions are filled.
+    ///
+    /// # Errors
+    /// "too few suppliers online" if the DHT does not offer enough.
+    pub async fn ensure_suppliers(&self) -> Result<Vec<SupplierSlot>> {
+        let _g = self.customer_lock.lock().await;
+        self.ensure_suppliers_locked().await
+    }
+
+    pub(super) async fn ensure_suppliers_locked(&self) -> Result<Vec<SupplierSlot>> {
+        let n = self.config.customer.suppliers;
+        self.config.customer.layout(n).context("customer.suppliers and customer.data_shards in the config")?;
+        let mut slots = self.suppliers()?;
+        if slots.len() >= n as usize {
+            return Ok(slots);
+        }
+        let fired = self.fired()?;
+        let mut candidates = self.candidates(&fired, n as usize - slots.len()).await?;
+        let found = candidates.len();
+        let mut errors = Vec::new();
+        for position in 0..n {
+            if slots.iter().any(|s| s.position == position) {
+                continue;
+            }
+            while let Some(peer) = candidates.pop() {
+                match self.hire(peer, position).await {
+                    Ok(slot) => {
+                        slots.push(slot);
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{peer}: {e:#}")),
+                }
+            }
+        }
+        slots.sort_by_key(|s| s.position);
+        self.save_suppliers(&slots)?;
+        if slots.len() < n as usize {
+            bail!(
+                "too few suppliers online: hired {} of {n} ({found} candidates found in the DHT{}{})",
+                slots.len(),
+                if errors.is_empty() { "" } else { "; refusals: " },
+                errors.join("; ")
+            );
+        }
+        self.publish_suppliers(&slots).await;
+        Ok(slots)
+    }
+
+    /// Supplier candidates from the DHT, sorted so that `pop` tries them in a fixed order: never ourselves,
+    /// a node already holding one of our positions, or one in `excluded` (fired before). A young network may
+    /// not have spread every provider record yet, so the DHT is asked up to three times until `wanted`
+    /// candidates are known.
+    async fn candidates(&self, excluded: &[Vec<u8>], wanted: usize) -> Result<Vec<PeerId>> {
+        let slots = self.suppliers()?;
+        let taken = slots.iter().map(|s| &s.peer_id);
+        let unwanted: HashSet<PeerId> = std::iter::once(self.node.peer_id())
+            .chain(taken.chain(excluded).filter_map(|b| PeerId::from_bytes(b).ok()))
+            .collect();
+        let mut candidates: HashSet<PeerId> = HashSet::new();
+        for attempt in 0..3 {
+            // The lookup ends once `wanted` usable providers are known (it need not hear from every closest peer).
+            let found = self
+                .node
+                .network()
+                .get_some_providers(SUPPLIERS_SERVICE_KEY.to_vec(), unwanted.clone(), wanted)
+                .await
+                .unwrap_or_default();
+            candidates.extend(found.into_iter().filter(|p| !unwanted.contains(p)));
+            if candidates.len() >= wanted || attempt == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mut candidates: Vec<PeerId> = candidates.into_iter().collect();
+        candidates.sort_by_key(|p| p.to_bytes());
+        Ok(candidates)
+    }
+
+    /// Hires a supplier for `position` among [`Storage::candidates`]. The caller holds the customer lock and
+    /// saves the slots.
+    pub(crate) async fn hire_position(&self, position: u16, excluded: &[Vec<u8>]) -> Result<SupplierSlot> {
+        let mut candidates = self.candidates(excluded, 1).await?;
+        let found = candidates.len();
+        let mut errors = Vec::new();
+        while let Some(peer) = candidates.pop() {
+            match self.hire(peer, position).await {
+                Ok(slot) => return Ok(slot),
+                Err(e) => errors.push(format!("{peer}: {e:#}")),
+            }
+        }
+        bail!(
+            "no replacement for position {position}: {found} new candidates in the DHT{}{}",
+            if errors.is_empty() { "" } else { "; " },
+            errors.join("; ")
+        )
+    }
+
+    async fn hire(&self, peer: PeerId, position: u16) -> Result<SupplierSlot> {
+        self.node.lookup_identity(peer).await?;
+        let contract = Contract {
+            customer: self.node.peer_id().to_bytes(),
+            supplier: peer.to_bytes(),
+            position,
+            needed_bytes: self.config.customer.needed_bytes,
+            start_unix: unix_now(),
+            duration_secs: CONTRACT_SECS,
+            nonce: rand::random(),
+        };
+        let proposed = SignedContract::propose(self.node.keys(), contract.clone());
+        match self.request(peer, Request::Contract(proposed)).await? {
+            Response::ContractAccepted(signed) => {
+                let (_, supplier) = signed.verify().context("supplier's contract signature")?;
+                if signed.contract != contract || supplier != peer || signed.supplier_signature.is_none() {
+                    bail!("supplier returned a different or unsigned contract");
+                }
+                Ok(SupplierSlot { position, peer_id: peer.to_bytes(), contract: Some(signed), hired_unix: unix_now() })
+            }
+            Response::Error(code, msg) => bail!("refused ({code:?}): {msg}"),
+            other => bail!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// Publishes the signed supplier list record, so a new device finds our suppliers from the key alone.
+    pub(super) async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
+        let list = SupplierList { suppliers: slots.iter().map(|s| (s.position, s.peer_id.clone())).collect() };
+        let payload = postcard::to_stdvec(&list).unwrap_or_default();
+        let revision = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let rec = SignedRecord::sign(self.node.keys(), RecordKind::Suppliers, revision, unix_now(), payload);
+        if let Err(e) = self.node.network().put_record(rec).await {
+            tracing::warn!(error = %e, "could not publish the supplier list");
+        }
+    }
+
+    /// Fires the supplier at `position` (if `old` is still there) and hires another, never one already
+    /// holding a position, a supplier fired before, or ourselves. Queues every block of every version for
+    /// regeneration at that position and stores the catalog on the new supplier.
+    ///
+    /// # Errors
+    /// If no replacement can be hired.
+    pub async fn replace_supplier(&self, position: u16, old: Option<PeerId>) -> Result<PeerId> {
+        let new = {
+            let _g = self.customer_lock.lock().await;
+            let mut fired = self.fired()?;
+            if let Some(o) = old {
+                if !fired.contains(&o.to_bytes()) {
+                    fired.push(o.to_bytes());
+                }
+                self.node.db().put(FIRED_KEY, &FiredSuppliers(fired.clone()))?;
+            }
+            // The old supplier keeps its slot until a replacement signs: a failed hire changes nothing.
+            let slot = self.hire_position(position, &fired).await?;
+            let peer = slot.peer()?;
+            let mut slots = self.suppliers()?;
+            slots.retain(|s| s.position != position);
+            slots.push(slot);
+            slots.sort_by_key(|s| s.position);
+            self.save_suppliers(&slots)?;
+            self.publish_suppliers(&slots).await;
+            peer
+        };
+        let catalog = self.catalog()?;
+        let items: Vec<([u8; 16], u64, u16)> = catalog
+            .backups
+            .iter()
+            .flat_map(|b| b.versions.iter())
+            .filter(|v| position < v.layout.n)
+            .flat_map(|v| (0..v.blocks.len() as u64).map(move |i| (v.id, i, position)))
+            .collect();
+        self.enqueue_rebuild(items)?;
+        let sealed = SealedCatalog::seal(self.node.keys(), &catalog).encode();
+        if catalog.revision > 0 {
+            let _ = self.request(new, Request::PutCatalog(sealed)).await;
+        }
+        Ok(new)
+    }
+}

@@ -1,0 +1,245 @@
+//! Restore: per block, the k data fragments first (no decoding needed), falling back to parity fragments when one
+//! is missing, unreachable, slow or fails its hash; decoding on a blocking thread; the stream written in order
+//! through [`crate::service::archive::TreeWriter`].
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use bitdust_core::PeerId;
+use bitdust_node::Progress;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+
+use super::{prepare_target, RestoreReport};
+use crate::proto::erasure::Layout;
+use crate::proto::pipeline::{BlockDecoder, BlockMeta, VersionKeys};
+use crate::service::archive::TreeWriter;
+use crate::service::Storage;
+
+/// A block fetch that has received no fragment for this long asks more positions (hedged requests, as in
+/// Dean & Barroso, "The Tail at Scale", CACM 2013): a supplier that is down costs a dial timeout of several
+/// seconds, and one that is slow should not hold the block up. The positions still pending are then tried last
+/// for the rest of the restore.
+const HEDGE_AFTER: Duration = Duration::from_secs(2);
+
+impl Storage {
+    /// Restores `name` (version `version`, default the latest) into `target`.
+    ///
+    /// # Errors
+    /// If the backup or version does not exist, the target is not empty (without `force`), or blocks are
+    /// lost (the report of what was restored is in the error message).
+    pub async fn restore(
+        self: &Arc<Self>,
+        name: &str,
+        version: Option<u32>,
+        target: &Path,
+        force: bool,
+        progress: Progress,
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let catalog = self.catalog()?;
+        let backup = catalog.backup(name).ok_or_else(|| {
+            let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
+            anyhow!(
+                "no backup named {name:?} (backups: {})",
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            )
+        })?;
+        let v = match version {
+            Some(n) => backup.versions.iter().find(|v| v.number == n).ok_or_else(|| {
+                let nums: Vec<String> = backup.versions.iter().map(|v| v.number.to_string()).collect();
+                anyhow!("backup {name:?} has no version {n} (versions: {})", nums.join(", "))
+            })?,
+            None => backup.versions.last().ok_or_else(|| anyhow!("backup {name:?} has no versions"))?,
+        }
+        .clone();
+        prepare_target(target, force)?;
+        progress.set_total(v.total_bytes);
+        // Per position, the current supplier first, then the one at backup time.
+        let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v, p)).collect();
+        // Learn suppliers' addresses in the background while fetching starts (a request that finds no address
+        // looks the peer up itself): with suppliers down, a lookup can wait out their dial timeouts.
+        let all: HashSet<PeerId> = peers.iter().flatten().copied().collect();
+        let node = self.clone();
+        tokio::spawn(async move {
+            futures::future::join_all(all.iter().map(|p| node.node().lookup_identity(*p))).await;
+        });
+
+        let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
+        let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
+        let target_buf = target.to_path_buf();
+        let entries = v.entries.clone();
+        let writer = tokio::task::spawn_blocking(move || -> Result<(u64, u64, Vec<String>)> {
+            let mut w = TreeWriter::new(&target_buf, entries);
+            let mut lost = Vec::new();
+            while let Some((meta, data)) = rx.blocking_recv() {
+                match data {
+                    Ok(d) => w.write(&d)?,
+                    Err(e) => {
+                        tracing::warn!(block = meta.index, error = %format!("{e:#}"), "block lost");
+                        lost.extend(w.skip(meta.plain_len as u64)?);
+                    }
+                }
+            }
+            let (files, bytes) = w.finish()?;
+            Ok((files, bytes, lost))
+        });
+
+        // Suppliers we are connected to answer without a dial: ask them first. A supplier that just went away
+        // has lost its connections, and dialing it would cost the hedge delay (or a dial timeout) per block.
+        let connected = self.node.network().connected_peers().await.unwrap_or_default();
+        let unconnected = (0..peers.len()).filter(|p| !peers[*p].iter().any(|peer| connected.contains(peer))).collect();
+        let shared = Arc::new(BlockFetch {
+            layout: v.layout,
+            peers,
+            vkeys,
+            unconnected,
+            bad: Mutex::new(HashSet::new()),
+            failed: std::sync::atomic::AtomicU64::new(0),
+        });
+        let limit = self.config.customer.blocks_in_flight.max(1);
+        let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
+            let node = self.clone();
+            let shared = shared.clone();
+            async move {
+                let r = fetch_block(&node, &shared, &meta).await;
+                (meta, r)
+            }
+        }))
+        .buffered(limit);
+        while let Some((meta, r)) = fetches.next().await {
+            if r.is_ok() {
+                progress.add(meta.plain_len as u64);
+            }
+            if tx.send((meta, r)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let (files, bytes, lost) = writer.await??;
+        let report = RestoreReport {
+            name: name.to_string(),
+            version: v.number,
+            target: target.display().to_string(),
+            files,
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            fragments_failed: shared.failed.load(std::sync::atomic::Ordering::Relaxed),
+            lost_files: lost,
+        };
+        if !report.lost_files.is_empty() {
+            bail!(
+                "restored {} files, but {} could not be restored (more than {} suppliers' fragments lost): {}",
+                report.files,
+                report.lost_files.len(),
+                v.layout.parity(),
+                report.lost_files.join(", ")
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// What the block fetches of one restore share.
+struct BlockFetch {
+    layout: Layout,
+    /// Per position, the suppliers to ask in turn.
+    peers: Vec<Vec<PeerId>>,
+    vkeys: VersionKeys,
+    /// Positions none of whose suppliers we were connected to when the restore began: asked after the others.
+    unconnected: HashSet<usize>,
+    /// Positions that failed or were slow during this restore: asked last.
+    bad: Mutex<HashSet<usize>>,
+    /// Fragments that were missing, unreachable or corrupt.
+    failed: std::sync::atomic::AtomicU64,
+}
+
+/// Fetches k fragments of one block (hedging to other positions after [`HEDGE_AFTER`] without an answer), checks
+/// each against its hash and decodes the block on a blocking thread.
+async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta) -> Result<Vec<u8>> {
+    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed } = shared;
+    let layout = *layout;
+    let k = layout.k as usize;
+    let n = layout.n as usize;
+    let known_bad = bad.lock().map(|b| b.clone()).unwrap_or_default();
+    // Data shards first (no decoding needed), positions known to be failing last, unconnected ones just before.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|p| (known_bad.contains(p), unconnected.contains(p), *p >= k, *p));
+    let mut order = order.into_iter();
+    let mut pending = FuturesUnordered::new();
+    let fetch = |position: usize| {
+        let node = node.clone();
+        let candidates = peers.get(position).cloned().unwrap_or_default();
+        let id = vkeys.fragment_id(&meta.block_id, position as u16);
+        async move {
+            let r = node.fetch_fragment(&candidates, position as u16, id).await;
+            (position, r)
+        }
+    };
+    let mut in_flight: HashSet<usize> = HashSet::new();
+    for p in order.by_ref().take(k) {
+        in_flight.insert(p);
+        pending.push(fetch(p));
+    }
+    let decoder_check = BlockDecoder::new(layout, vkeys)?;
+    let mut good: Vec<(usize, Vec<u8>)> = Vec::with_capacity(k);
+    let mut errors = Vec::new();
+    let hedge = tokio::time::sleep(HEDGE_AFTER);
+    tokio::pin!(hedge);
+    while good.len() < k {
+        tokio::select! {
+            next = pending.next() => {
+                let Some((position, r)) = next else { break };
+                in_flight.remove(&position);
+                let r = r.and_then(|bytes| {
+                    decoder_check.check_fragment(meta, position, &bytes)?;
+                    Ok(bytes)
+                });
+                match r {
+                    Ok(bytes) => good.push((position, bytes)),
+                    Err(e) => {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Ok(mut b) = bad.lock() {
+                            b.insert(position);
+                        }
+                        errors.push(format!("{e:#}"));
+                        if let Some(next) = order.next() {
+                            in_flight.insert(next);
+                            pending.push(fetch(next));
+                        }
+                    }
+                }
+                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+            }
+            () = &mut hedge => {
+                if let Ok(mut b) = bad.lock() {
+                    b.extend(in_flight.iter().copied());
+                }
+                for next in order.by_ref().take(k - good.len()) {
+                    in_flight.insert(next);
+                    pending.push(fetch(next));
+                }
+                hedge.as_mut().reset(tokio::time::Instant::now() + HEDGE_AFTER);
+            }
+        }
+    }
+    if good.len() < k {
+        bail!(
+            "block {}: only {} of the {k} fragments needed are available ({})",
+            meta.index,
+            good.len(),
+            errors.join("; ")
+        );
+    }
+    let meta = meta.clone();
+    let vkeys = vkeys.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut dec = BlockDecoder::new(layout, &vkeys)?;
+        let refs: Vec<(usize, &[u8])> = good.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        Ok(dec.decode(&meta, &refs)?)
+    })
+    .await?
+}

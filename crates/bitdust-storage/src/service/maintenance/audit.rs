@@ -1,0 +1,101 @@
+//! Audits and sweeps: proofs of storage asked from suppliers (a Bao slice of a random range of a random
+//! fragment, checked against the shard hash in the catalog), and the listing of everything a supplier holds when
+//! an audit found a fragment missing.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Result};
+use bitdust_core::PeerId;
+
+use crate::proto::catalog::Version;
+use crate::proto::maintenance::{AuditOutcome, BlockRef};
+use crate::proto::pipeline::VersionKeys;
+use crate::proto::wire::{ErrorCode, Request, Response, MAX_LIST};
+use crate::service::Storage;
+
+impl Storage {
+    /// Audits the supplier at `position`: a Bao proof of a random slice of a random fragment it should hold (and
+    /// is not queued for rebuilding). What a missing fragment means is the maintenance state's decision.
+    pub async fn audit_one(&self, position: u16, peer: PeerId) -> AuditOutcome {
+        let Ok(catalog) = self.catalog() else { return AuditOutcome::Nothing };
+        let queue: HashSet<([u8; 16], u64)> = self
+            .rebuild_queue()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.positions.contains(&position))
+            .map(|i| (i.version_id, i.block))
+            .collect();
+        let candidates: Vec<(&Version, usize)> = catalog
+            .backups
+            .iter()
+            .flat_map(|b| b.versions.iter())
+            .filter(|v| position < v.layout.n)
+            .flat_map(|v| (0..v.blocks.len()).map(move |i| (v, i)))
+            .filter(|(v, i)| !queue.contains(&(v.id, *i as u64)))
+            .collect();
+        if candidates.is_empty() {
+            return AuditOutcome::Nothing;
+        }
+        let seed: u64 = rand::random();
+        let (version, block) = candidates[(seed % candidates.len() as u64) as usize];
+        let meta = &version.blocks[block];
+        let vkeys = VersionKeys::derive(self.node.keys().master(), version.id);
+        let id = vkeys.fragment_id(&meta.block_id, position);
+        let (start, len) = crate::proto::audit::challenge(rand::random(), meta.shard_len);
+        let request = Request::Audit { owner: self.node.peer_id().to_bytes(), id, start, len };
+        let outcome = match self.request(peer, request).await {
+            Ok(Response::AuditProof(slice)) => match meta.shard_hashes.get(position as usize) {
+                Some(hash) => match crate::proto::audit::verify(hash, start, len, &slice) {
+                    Ok(()) => AuditOutcome::Passed,
+                    Err(e) => AuditOutcome::Wrong(e.to_string()),
+                },
+                None => AuditOutcome::Nothing,
+            },
+            Ok(Response::Error(ErrorCode::NotFound, _)) => {
+                AuditOutcome::Missing(BlockRef { version_id: version.id, block: block as u64 })
+            }
+            Ok(Response::Error(code, msg)) => AuditOutcome::Unreachable(format!("{code:?}: {msg}")),
+            Ok(other) => AuditOutcome::Wrong(format!("unexpected answer {other:?}")),
+            Err(e) => AuditOutcome::Unreachable(e.to_string()),
+        };
+        tracing::debug!(position, ?outcome, "audit");
+        outcome
+    }
+
+    /// Lists what the supplier at `position` holds and queues every fragment it should hold but does not.
+    ///
+    /// # Errors
+    /// If the supplier does not answer.
+    pub async fn sweep(&self, position: u16, peer: PeerId) -> Result<usize> {
+        let mut held: HashSet<[u8; 32]> = HashSet::new();
+        let mut after = None;
+        loop {
+            match self.request(peer, Request::ListFragments { after, limit: MAX_LIST }).await? {
+                Response::FragmentList(ids) => {
+                    let last = ids.last().copied();
+                    let n = ids.len();
+                    held.extend(ids);
+                    if n < MAX_LIST as usize || last.is_none() {
+                        break;
+                    }
+                    after = last;
+                }
+                other => bail!("unexpected answer {other:?}"),
+            }
+        }
+        let catalog = self.catalog()?;
+        let mut missing = Vec::new();
+        for v in catalog.backups.iter().flat_map(|b| b.versions.iter()).filter(|v| position < v.layout.n) {
+            let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
+            for (i, b) in v.blocks.iter().enumerate() {
+                if !held.contains(&vkeys.fragment_id(&b.block_id, position)) {
+                    missing.push((v.id, i as u64, position));
+                }
+            }
+        }
+        let n = missing.len();
+        self.enqueue_rebuild(missing)?;
+        tracing::info!(position, missing = n, "sweep done");
+        Ok(n)
+    }
+}

@@ -1,0 +1,93 @@
+//! Health reports: per version, blocks at full redundancy, degraded (and how many more losses they take) or
+//! lost, from the rebuild queue and the positions whose supplier is down ([`unavailable_positions`]), and the
+//! files that overlap lost blocks.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::catalog::EntryKind;
+use crate::proto::rebuild::{assess, unavailable_positions, BlockHealth};
+use crate::service::Storage;
+
+/// Health of one version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionHealth {
+    /// Backup name.
+    pub name: String,
+    /// Version number.
+    pub version: u32,
+    /// Blocks in all.
+    pub blocks: usize,
+    /// Blocks with all n fragments.
+    pub full: usize,
+    /// Blocks missing some fragments but restorable.
+    pub degraded: usize,
+    /// The fewest further losses any degraded block can take.
+    pub can_still_lose: u16,
+    /// Blocks that cannot be restored.
+    pub lost: usize,
+    /// Files that can no longer be restored.
+    pub lost_files: Vec<String>,
+}
+
+impl Storage {
+    /// Health of every version: blocks at full redundancy, degraded or lost, and the files lost.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub fn health(&self) -> Result<Vec<VersionHealth>> {
+        let catalog = self.catalog()?;
+        let down: Vec<u16> = self.down_positions.lock().map(|d| d.clone()).unwrap_or_default();
+        let held: Vec<u16> = self.suppliers()?.iter().map(|s| s.position).collect();
+        let mut queued: HashMap<([u8; 16], u64), Vec<u16>> = HashMap::new();
+        for it in self.rebuild_queue()? {
+            queued.insert((it.version_id, it.block), it.positions);
+        }
+        let mut out = Vec::new();
+        for b in &catalog.backups {
+            for v in &b.versions {
+                let mut h = VersionHealth {
+                    name: b.name.clone(),
+                    version: v.number,
+                    blocks: v.blocks.len(),
+                    full: 0,
+                    degraded: 0,
+                    can_still_lose: v.layout.parity(),
+                    lost: 0,
+                    lost_files: Vec::new(),
+                };
+                let mut offset = 0u64;
+                let mut lost_ranges = Vec::new();
+                for (i, m) in v.blocks.iter().enumerate() {
+                    let q = queued.get(&(v.id, i as u64)).map(Vec::as_slice).unwrap_or(&[]);
+                    match assess(v.layout, &unavailable_positions(v.layout, &down, &held, q)) {
+                        BlockHealth::Full => h.full += 1,
+                        BlockHealth::Degraded { can_still_lose, .. } => {
+                            h.degraded += 1;
+                            h.can_still_lose = h.can_still_lose.min(can_still_lose);
+                        }
+                        BlockHealth::Lost { .. } => {
+                            h.lost += 1;
+                            lost_ranges.push((offset, offset + m.plain_len as u64));
+                        }
+                    }
+                    offset += m.plain_len as u64;
+                }
+                if h.degraded == 0 && h.lost == 0 {
+                    h.can_still_lose = v.layout.parity();
+                }
+                for e in &v.entries {
+                    if let EntryKind::File { size, offset } = e.kind {
+                        if size > 0 && lost_ranges.iter().any(|(a, b)| offset < *b && offset + size > *a) {
+                            h.lost_files.push(String::from_utf8_lossy(&e.path).into_owned());
+                        }
+                    }
+                }
+                out.push(h);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,208 @@
+//! The service half of the storage wing: it runs on the node runtime (`bitdust-node`) and does the I/O the
+//! pure protocol ([`crate::proto`]) plans.
+//!
+//! ```text
+//! service/
+//!   mod.rs          Storage (the wing's handle) and StorageService (how the runtime starts it)
+//!   supplier.rs     the supplier: answers /bitdust/storage/1 out of the fragment store
+//!   store.rs        the supplier's fragment store (files + redb index, quotas, contracts)
+//!   customer/       the customer: hiring suppliers, backup, restore, recovery from the key
+//!   maintenance/    the customer's maintenance actor (executing the pure state's actions), the durable rebuild
+//!                   queue, the rebuild executor, audits and sweeps, health
+//!   archive.rs      trees of files to and from the archive byte stream
+//!   routes.rs       the wing's API routes
+//! ```
+
+pub mod archive;
+pub mod customer;
+pub mod maintenance;
+mod routes;
+pub mod store;
+mod supplier;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bitdust_core::automata::Kind;
+use bitdust_core::PeerId;
+use bitdust_net::{Frame, Inbounds, NetError, ProtocolSpec};
+use bitdust_node::http::StatusSection;
+use bitdust_node::{Node, Service, Started};
+use libp2p::StreamProtocol;
+use tokio::sync::{mpsc, Mutex as AsyncMutex};
+
+use crate::config::StorageConfig;
+use crate::proto::codec;
+use crate::proto::wire::{ErrorCode, Request, Response, MAX_MESSAGE_BYTES, STORAGE_PROTOCOL};
+use crate::service::store::FragmentStore;
+
+/// Requests of `/bitdust/storage/1` queued for the supplier at most; beyond it they are answered "busy" at once.
+const INBOUND_CAPACITY: usize = 256;
+
+/// The storage wing's handle: the customer (suppliers, backup, restore, recovery), its maintenance, and the
+/// supplier's store. Cheap to share (`Arc`).
+pub struct Storage {
+    node: Arc<Node>,
+    config: StorageConfig,
+    protocol: StreamProtocol,
+    store: Option<Arc<FragmentStore>>,
+    /// Serialises catalog changes and supplier changes.
+    customer_lock: AsyncMutex<()>,
+    /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
+    down_positions: Mutex<Vec<u16>>,
+    /// Inbox of the maintenance actor.
+    maintenance: mpsc::Sender<maintenance::Command>,
+}
+
+impl Storage {
+    /// The node it runs on.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Its settings (the home's `[supplier]`, `[customer]` and `[maintenance]`, with command-line overrides).
+    pub fn config(&self) -> &StorageConfig {
+        &self.config
+    }
+
+    /// The supplier's fragment store, if the supplier role is on.
+    pub fn store(&self) -> Option<&Arc<FragmentStore>> {
+        self.store.as_ref()
+    }
+
+    /// Sends a storage request to `peer` through the runtime ([`Node::request`]: an unreachable peer's identity is
+    /// looked up again once).
+    ///
+    /// # Errors
+    /// The network's error, or [`NetError::Request`] if the answer is not a storage response.
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let frame = encode(peer, &request)?;
+        decode(peer, self.node.request(peer, &self.protocol, frame).await?)
+    }
+
+    /// [`Storage::request`] that dials even a peer found unreachable a moment ago (heartbeats).
+    ///
+    /// # Errors
+    /// As [`Storage::request`].
+    pub async fn probe(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        let frame = encode(peer, &request)?;
+        decode(peer, self.node.probe(peer, &self.protocol, frame).await?)
+    }
+}
+
+fn encode(peer: PeerId, request: &Request) -> Result<Frame, NetError> {
+    codec::encode_request(request).map(Frame).map_err(|e| NetError::Request { peer, reason: e.to_string() })
+}
+
+fn decode(peer: PeerId, bytes: bytes::Bytes) -> Result<Response, NetError> {
+    codec::decode_response(bytes).map_err(|e| NetError::Request { peer, reason: format!("bad answer: {e}") })
+}
+
+/// The `/bitdust/storage/1` protocol as registered with the network.
+pub fn protocol_spec() -> ProtocolSpec {
+    let busy = Response::Error(ErrorCode::Internal, "node busy, retry".into());
+    ProtocolSpec {
+        name: StreamProtocol::new(STORAGE_PROTOCOL),
+        max_request_bytes: MAX_MESSAGE_BYTES,
+        max_response_bytes: MAX_MESSAGE_BYTES,
+        inbound_capacity: INBOUND_CAPACITY,
+        busy: Frame(codec::encode_response(&busy).unwrap_or_default()),
+    }
+}
+
+/// How the runtime starts the storage wing ([`bitdust_node::Daemon::start`]).
+pub struct StorageService {
+    overrides: Overrides,
+}
+
+/// Command-line overrides of the storage settings (`bitdust daemon --supplier --donate SIZE`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Turn the supplier role on with this donated space, in bytes.
+    pub donate_bytes: Option<u64>,
+}
+
+impl StorageService {
+    /// The storage wing with `overrides` on top of the home's settings.
+    pub fn new(overrides: Overrides) -> Box<Self> {
+        Box::new(Self { overrides })
+    }
+}
+
+#[async_trait]
+impl Service for StorageService {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn protocols(&self) -> Vec<ProtocolSpec> {
+        vec![protocol_spec()]
+    }
+
+    fn automata(&self) -> &'static [Kind] {
+        crate::proto::automata::KINDS
+    }
+
+    async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started> {
+        let mut config = StorageConfig::from_config(node.config())?;
+        if let Some(d) = self.overrides.donate_bytes {
+            config.supplier.enabled = true;
+            config.supplier.donated_bytes = d;
+        }
+        let store = if config.supplier.enabled {
+            let path = node.home().path("store");
+            let donated = config.supplier.donated_bytes;
+            Some(Arc::new(tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??))
+        } else {
+            None
+        };
+        let spec = protocol_spec();
+        let inbound =
+            inbounds.take(&spec.name).ok_or_else(|| anyhow::anyhow!("{STORAGE_PROTOCOL} was not registered"))?;
+        if store.is_some() {
+            node.provide(crate::proto::records::SUPPLIERS_SERVICE_KEY.to_vec());
+        }
+        let (maintenance_tx, maintenance_rx) = mpsc::channel(maintenance::INBOX_CAPACITY);
+        let storage = Arc::new(Storage {
+            node: node.clone(),
+            config,
+            protocol: spec.name,
+            store: store.clone(),
+            customer_lock: AsyncMutex::new(()),
+            down_positions: Mutex::new(Vec::new()),
+            maintenance: maintenance_tx,
+        });
+        tokio::spawn(supplier::serve(node.clone(), store, inbound));
+        tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));
+        Ok(Started {
+            handle: storage.clone(),
+            routes: routes::router(storage.clone()),
+            status: Some(storage as Arc<dyn StatusSection>),
+        })
+    }
+}
+
+#[async_trait]
+impl StatusSection for Storage {
+    async fn status(&self) -> Result<serde_json::Value> {
+        let usage = match &self.store {
+            Some(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.usage()).await??
+            }
+            None => Vec::new(),
+        };
+        let catalog = self.catalog()?;
+        Ok(serde_json::json!({
+            "supplier": self.store.is_some(),
+            "donated_bytes": self.store.as_ref().map(|s| s.donated_bytes()).unwrap_or(0),
+            "stored_bytes": usage.iter().map(|u| u.used_bytes).sum::<u64>(),
+            "customers": usage.len(),
+            "suppliers_hired": self.suppliers()?.len(),
+            "suppliers_wanted": self.config.customer.suppliers,
+            "backups": catalog.backups.len(),
+            "catalog_revision": catalog.revision,
+        }))
+    }
+}

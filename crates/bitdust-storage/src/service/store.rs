@@ -1,0 +1,646 @@
+//! The supplier's fragment store.
+
+use std::path::{Path, PathBuf};
+
+use crate::proto::fragment;
+use crate::proto::wire::{ErrorCode, SignedContract, CONTRACT_CLOCK_SKEW_SECS};
+use bitdust_core::PeerId;
+use redb::{Database, ReadableTable, TableDefinition};
+
+/// owner peer id bytes → postcard(SignedContract)
+const CONTRACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contracts");
+/// owner peer id bytes ‖ fragment id → fragment length in bytes
+const FRAGMENTS: TableDefinition<&[u8], u64> = TableDefinition::new("fragments");
+/// owner peer id bytes → bytes used by fragments
+const USAGE: TableDefinition<&[u8], u64> = TableDefinition::new("usage");
+/// owner peer id bytes → revision of the stored sealed catalog
+const CATALOGS: TableDefinition<&[u8], u64> = TableDefinition::new("catalogs");
+/// "format" → store format version
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const STORE_FORMAT: u64 = 1;
+
+/// Errors from the fragment store. Each maps to a wire [`ErrorCode`] with [`StoreError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The sender has no contract with this supplier.
+    #[error("no contract with customer {0}")]
+    NoContract(String),
+    /// The contract is refused.
+    #[error("contract refused: {0}")]
+    Refused(String),
+    /// Storing would exceed the contract's needed space.
+    #[error("quota exceeded for {customer}: {used} + {adding} bytes > {needed} bytes contracted")]
+    QuotaExceeded {
+        /// Customer peer id.
+        customer: String,
+        /// Bytes in use.
+        used: u64,
+        /// Bytes being added.
+        adding: u64,
+        /// Needed space in the contract.
+        needed: u64,
+    },
+    /// No such fragment or catalog.
+    #[error("not found")]
+    NotFound,
+    /// The requester is not the owner.
+    #[error("{requester} may not access data of {owner}")]
+    Denied {
+        /// Who asked (peer id).
+        requester: String,
+        /// Whose data (peer id).
+        owner: String,
+    },
+    /// The data offered is malformed.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// A catalog revision lower than the one held.
+    #[error("stale catalog: revision {offered} < {held}")]
+    Stale {
+        /// Offered.
+        offered: u64,
+        /// Held.
+        held: u64,
+    },
+    /// Disk or database failure.
+    #[error("store I/O: {0}")]
+    Io(String),
+}
+
+impl StoreError {
+    /// The wire error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NoContract(_) => ErrorCode::NoContract,
+            Self::Refused(_) => ErrorCode::Refused,
+            Self::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Denied { .. } => ErrorCode::Denied,
+            Self::Malformed(_) => ErrorCode::Malformed,
+            Self::Stale { .. } => ErrorCode::Stale,
+            Self::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+fn io<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// One customer's usage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// Customer peer id.
+    pub customer: String,
+    /// Position the customer gave this supplier.
+    pub position: u16,
+    /// Bytes of fragments stored.
+    pub used_bytes: u64,
+    /// Needed space in the contract.
+    pub needed_bytes: u64,
+    /// Number of fragments.
+    pub fragments: u64,
+}
+
+/// The supplier's store. Cheap to share behind an `Arc`; all methods are blocking (call them from a
+/// blocking thread in async code).
+pub struct FragmentStore {
+    root: PathBuf,
+    db: Database,
+    donated_bytes: u64,
+}
+
+impl FragmentStore {
+    /// Opens (or creates) the store under `root` offering `donated_bytes` in total.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if the folder or database cannot be opened, or has an unknown format.
+    pub fn open(root: &Path, donated_bytes: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(root.join("fragments")).map_err(io)?;
+        std::fs::create_dir_all(root.join("catalogs")).map_err(io)?;
+        let db = Database::create(root.join("index.redb")).map_err(io)?;
+        let txn = db.begin_write().map_err(io)?;
+        {
+            let mut meta = txn.open_table(META).map_err(io)?;
+            let format = meta.get("format").map_err(io)?.map(|v| v.value());
+            match format {
+                None => {
+                    meta.insert("format", STORE_FORMAT).map_err(io)?;
+                }
+                Some(STORE_FORMAT) => {}
+                Some(other) => return Err(StoreError::Io(format!("unknown store format {other}"))),
+            }
+            txn.open_table(CONTRACTS).map_err(io)?;
+            txn.open_table(FRAGMENTS).map_err(io)?;
+            txn.open_table(USAGE).map_err(io)?;
+            txn.open_table(CATALOGS).map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        Ok(Self { root: root.to_path_buf(), db, donated_bytes })
+    }
+
+    /// Total donated space in bytes.
+    pub fn donated_bytes(&self) -> u64 {
+        self.donated_bytes
+    }
+
+    /// Accepts a customer's proposed contract if it is addressed to `me`, signed by `sender`, fresh, and the
+    /// sum of needed space over all customers stays within the donated space. Returns it signed by the
+    /// supplier (via `sign`). A newer contract from the same customer replaces the old one.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] with the reason; [`StoreError::Io`] on disk failure.
+    pub fn accept_contract(
+        &self,
+        sender: &PeerId,
+        me: &PeerId,
+        proposed: &SignedContract,
+        now_unix: u64,
+        sign: impl FnOnce(SignedContract) -> SignedContract,
+    ) -> Result<SignedContract, StoreError> {
+        let (customer, supplier) = proposed.verify().map_err(|e| StoreError::Refused(e.to_string()))?;
+        if customer != *sender {
+            return Err(StoreError::Refused("contract not signed by the sender".into()));
+        }
+        if supplier != *me {
+            return Err(StoreError::Refused("contract addressed to another supplier".into()));
+        }
+        if customer == *me {
+            return Err(StoreError::Refused("a node cannot be its own supplier".into()));
+        }
+        let c = &proposed.contract;
+        if c.start_unix.abs_diff(now_unix) > CONTRACT_CLOCK_SKEW_SECS {
+            return Err(StoreError::Refused("contract start time too far from now (clock skew or replay)".into()));
+        }
+        let key = sender.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        let accepted = {
+            let mut contracts = txn.open_table(CONTRACTS).map_err(io)?;
+            let mut committed: u64 = 0;
+            let mut previous_start = None;
+            for row in contracts.iter().map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                let Ok(sc) = postcard::from_bytes::<SignedContract>(v.value()) else {
+                    continue;
+                };
+                if k.value() == key.as_slice() {
+                    previous_start = Some(sc.contract.start_unix);
+                } else {
+                    committed = committed.saturating_add(sc.contract.needed_bytes);
+                }
+            }
+            if previous_start.is_some_and(|p| p > c.start_unix) {
+                return Err(StoreError::Refused("an older contract than the one in force (replay)".into()));
+            }
+            let usage = txn.open_table(USAGE).map_err(io)?;
+            let used = usage.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            if c.needed_bytes < used {
+                return Err(StoreError::Refused(format!(
+                    "needed space {} is below the {used} bytes already stored",
+                    c.needed_bytes
+                )));
+            }
+            if committed.saturating_add(c.needed_bytes) > self.donated_bytes {
+                return Err(StoreError::Refused(format!(
+                    "not enough donated space: {} bytes asked, {} of {} bytes free",
+                    c.needed_bytes,
+                    self.donated_bytes.saturating_sub(committed),
+                    self.donated_bytes
+                )));
+            }
+            let accepted = sign(proposed.clone());
+            let bytes = postcard::to_stdvec(&accepted).map_err(io)?;
+            contracts.insert(key.as_slice(), bytes.as_slice()).map_err(io)?;
+            accepted
+        };
+        txn.commit().map_err(io)?;
+        Ok(accepted)
+    }
+
+    /// The contract in force with `customer`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] on database failure.
+    pub fn contract(&self, customer: &PeerId) -> Result<Option<SignedContract>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let t = txn.open_table(CONTRACTS).map_err(io)?;
+        let v = t.get(customer.to_bytes().as_slice()).map_err(io)?;
+        Ok(v.and_then(|v| postcard::from_bytes(v.value()).ok()))
+    }
+
+    fn fragment_path(&self, owner: &PeerId, id: &[u8; 32]) -> PathBuf {
+        let h = hex_id(id);
+        self.root.join("fragments").join(owner.to_string()).join(&h[..2]).join(h)
+    }
+
+    /// Stores (or overwrites) fragment `id` of `owner`, who must be the authenticated sender. Checks the
+    /// fragment's format and hash, the contract and the quota before writing.
+    ///
+    /// # Errors
+    /// [`StoreError::NoContract`], [`StoreError::QuotaExceeded`], [`StoreError::Malformed`],
+    /// [`StoreError::Io`]. On error nothing is changed.
+    pub fn put_fragment(&self, owner: &PeerId, id: &[u8; 32], data: &[u8]) -> Result<(), StoreError> {
+        if data.len() > fragment::MAX_FRAGMENT_LEN {
+            return Err(StoreError::Malformed(format!("fragment of {} bytes is too large", data.len())));
+        }
+        fragment::parse(data).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        let contract = self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
+        let key = fragment_key(owner, id);
+        let okey = owner.to_bytes();
+        let needed = contract.contract.needed_bytes;
+        // Usage after this put: (old size of `id`, usage now, usage after), or QuotaExceeded.
+        let quota = |old: u64, used: u64| {
+            let new_used = used - old.min(used) + data.len() as u64;
+            if new_used > needed {
+                return Err(StoreError::QuotaExceeded {
+                    customer: owner.to_string(),
+                    used,
+                    adding: data.len() as u64,
+                    needed,
+                });
+            }
+            Ok(new_used)
+        };
+        // Check the quota (read), write and fsync the file under a temp name, and only then take the write
+        // transaction (one at a time) to check again, rename the file into place and commit the index: puts of
+        // several fragments write and fsync at the same time.
+        {
+            let txn = self.db.begin_read().map_err(io)?;
+            let old = txn.open_table(FRAGMENTS).map_err(io)?.get(key.as_slice()).map_err(io)?.map(|v| v.value());
+            let used = txn.open_table(USAGE).map_err(io)?.get(okey.as_slice()).map_err(io)?.map(|v| v.value());
+            quota(old.unwrap_or(0), used.unwrap_or(0))?;
+        }
+        let staged = bitdust_store::StagedFile::write_cold(&self.fragment_path(owner, id), data).map_err(io)?;
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
+            let mut usage = txn.open_table(USAGE).map_err(io)?;
+            let old = frags.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let new_used = quota(old, used)?;
+            staged.commit().map_err(io)?;
+            frags.insert(key.as_slice(), data.len() as u64).map_err(io)?;
+            usage.insert(okey.as_slice(), new_used).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Reads fragment `id` of `owner` on behalf of `requester`. The fragment is checked first (format and
+    /// BLAKE3 of its shard): a fragment damaged on disk is removed and reported missing, so that the owner
+    /// rebuilds it rather than receiving bad bytes.
+    ///
+    /// # Errors
+    /// [`StoreError::Denied`] unless `requester == owner`; [`StoreError::NotFound`]; [`StoreError::Io`].
+    pub fn get_fragment(&self, requester: &PeerId, owner: &PeerId, id: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        if requester != owner {
+            return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
+        }
+        let bytes = match bitdust_store::read_cold(&self.fragment_path(owner, id)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // keep the index honest if the file vanished
+                self.delete_fragment(owner, id)?;
+                return Err(StoreError::NotFound);
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if fragment::parse(&bytes).is_err() {
+            tracing::warn!(%owner, id = %hex_id(id), "fragment damaged on disk; removed");
+            self.delete_fragment(owner, id)?;
+            return Err(StoreError::NotFound);
+        }
+        Ok(bytes)
+    }
+
+    /// Ids of `owner`'s fragments in ascending order, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn list_fragments(
+        &self,
+        owner: &PeerId,
+        after: Option<[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let prefix = owner.to_bytes();
+        let start = match after {
+            Some(a) => {
+                let mut k = fragment_key(owner, &a);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let txn = self.db.begin_read().map_err(io)?;
+        let frags = txn.open_table(FRAGMENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in frags.range(start.as_slice()..).map_err(io)? {
+            let (k, _) = row.map_err(io)?;
+            let k = k.value();
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            // list only what is really on disk: an index entry whose file vanished is not held
+            if let Ok(id) = <[u8; 32]>::try_from(&k[prefix.len()..]) {
+                if self.fragment_path(owner, &id).exists() {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes and number of fragments stored for `owner`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn usage_of(&self, owner: &PeerId) -> Result<(u64, u64), StoreError> {
+        let u = self.usage()?;
+        let o = owner.to_string();
+        Ok(u.iter().find(|u| u.customer == o).map(|u| (u.used_bytes, u.fragments)).unwrap_or((0, 0)))
+    }
+
+    /// Deletes fragment `id` of `owner` (the authenticated sender; nobody can name another owner).
+    /// Deleting a fragment that does not exist succeeds.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn delete_fragment(&self, owner: &PeerId, id: &[u8; 32]) -> Result<(), StoreError> {
+        let key = fragment_key(owner, id);
+        let okey = owner.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
+            let mut usage = txn.open_table(USAGE).map_err(io)?;
+            let old = frags.remove(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            usage.insert(okey.as_slice(), used.saturating_sub(old)).map_err(io)?;
+            match std::fs::remove_file(self.fragment_path(owner, id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Stores `owner`'s sealed catalog of `revision` (signature already checked by the caller). Requires a
+    /// contract; refuses a revision lower than the one held.
+    ///
+    /// # Errors
+    /// [`StoreError::NoContract`], [`StoreError::Stale`], [`StoreError::Io`].
+    pub fn put_catalog(&self, owner: &PeerId, revision: u64, sealed: &[u8]) -> Result<(), StoreError> {
+        self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
+        let okey = owner.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut cats = txn.open_table(CATALOGS).map_err(io)?;
+            let held = cats.get(okey.as_slice()).map_err(io)?.map(|v| v.value());
+            if let Some(held) = held {
+                if revision < held {
+                    return Err(StoreError::Stale { offered: revision, held });
+                }
+            }
+            bitdust_store::write_atomic(&self.root.join("catalogs").join(owner.to_string()), sealed).map_err(io)?;
+            cats.insert(okey.as_slice(), revision).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Reads `owner`'s sealed catalog on behalf of `requester`.
+    ///
+    /// # Errors
+    /// [`StoreError::Denied`] unless `requester == owner`; [`StoreError::NotFound`]; [`StoreError::Io`].
+    pub fn get_catalog(&self, requester: &PeerId, owner: &PeerId) -> Result<Vec<u8>, StoreError> {
+        if requester != owner {
+            return Err(StoreError::Denied { requester: requester.to_string(), owner: owner.to_string() });
+        }
+        match std::fs::read(self.root.join("catalogs").join(owner.to_string())) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Usage per customer with a contract.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn usage(&self) -> Result<Vec<Usage>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let contracts = txn.open_table(CONTRACTS).map_err(io)?;
+        let usage = txn.open_table(USAGE).map_err(io)?;
+        let frags = txn.open_table(FRAGMENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in contracts.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            let Ok(sc) = postcard::from_bytes::<SignedContract>(v.value()) else {
+                continue;
+            };
+            let Ok(customer) = PeerId::from_bytes(k.value()) else {
+                continue;
+            };
+            let used = usage.get(k.value()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let prefix = k.value().to_vec();
+            let mut count = 0u64;
+            for f in frags.range(prefix.as_slice()..).map_err(io)? {
+                let (fk, _) = f.map_err(io)?;
+                if !fk.value().starts_with(&prefix) || fk.value().len() != prefix.len() + 32 {
+                    break;
+                }
+                count += 1;
+            }
+            out.push(Usage {
+                customer: customer.to_string(),
+                position: sc.contract.position,
+                used_bytes: used,
+                needed_bytes: sc.contract.needed_bytes,
+                fragments: count,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sum of needed space over all contracts.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn committed_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.usage()?.iter().map(|u| u.needed_bytes).sum())
+    }
+
+    /// The path of a fragment file (for fault-injection tests and diagnostics).
+    pub fn fragment_file(&self, owner: &PeerId, id: &[u8; 32]) -> PathBuf {
+        self.fragment_path(owner, id)
+    }
+}
+
+fn fragment_key(owner: &PeerId, id: &[u8; 32]) -> Vec<u8> {
+    let mut k = owner.to_bytes();
+    k.extend_from_slice(id);
+    k
+}
+
+fn hex_id(id: &[u8; 32]) -> String {
+    hex::encode(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::erasure::Layout;
+    use crate::proto::wire::Contract;
+    use bitdust_core::keys::NodeKeys;
+
+    fn setup(donated: u64, needed: u64) -> (tempfile::TempDir, FragmentStore, NodeKeys, NodeKeys) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path(), donated).unwrap();
+        let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
+        let proposed = SignedContract::propose(
+            &customer,
+            Contract {
+                customer: customer.peer_id().to_bytes(),
+                supplier: supplier.peer_id().to_bytes(),
+                position: 0,
+                needed_bytes: needed,
+                start_unix: 1000,
+                duration_secs: 100,
+                nonce: [0; 16],
+            },
+        );
+        store
+            .accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier))
+            .unwrap();
+        (dir, store, customer, supplier)
+    }
+
+    fn frag(len: usize) -> Vec<u8> {
+        fragment::build(0, Layout::for_suppliers(4).unwrap(), [1; 32], &vec![7u8; len]).0
+    }
+
+    #[test]
+    fn owner_reads_back_and_strangers_are_denied() {
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        let f = frag(100);
+        store.put_fragment(&customer.peer_id(), &[9; 32], &f).unwrap();
+        assert_eq!(store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]).unwrap(), f);
+        let stranger = NodeKeys::generate().peer_id();
+        assert!(matches!(store.get_fragment(&stranger, &customer.peer_id(), &[9; 32]), Err(StoreError::Denied { .. })));
+        // a stranger's delete only touches the stranger's own namespace
+        store.delete_fragment(&stranger, &[9; 32]).unwrap();
+        assert_eq!(store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]).unwrap(), f);
+        // and a stranger without a contract cannot store
+        assert!(matches!(store.put_fragment(&stranger, &[9; 32], &f), Err(StoreError::NoContract(_))));
+        store.delete_fragment(&customer.peer_id(), &[9; 32]).unwrap();
+        assert!(matches!(
+            store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[9; 32]),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.usage().unwrap()[0].used_bytes, 0);
+    }
+
+    #[test]
+    fn over_quota_is_refused_and_overwrite_counts_once() {
+        let (_d, store, customer, _) = setup(1 << 20, 1000);
+        let f = frag(400);
+        store.put_fragment(&customer.peer_id(), &[1; 32], &f).unwrap();
+        store.put_fragment(&customer.peer_id(), &[1; 32], &f).unwrap();
+        store.put_fragment(&customer.peer_id(), &[2; 32], &f).unwrap();
+        let err = store.put_fragment(&customer.peer_id(), &[3; 32], &f).unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { .. }), "{err}");
+        assert!(matches!(
+            store.get_fragment(&customer.peer_id(), &customer.peer_id(), &[3; 32]),
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.usage().unwrap()[0].fragments, 2);
+    }
+
+    #[test]
+    fn concurrent_puts_respect_the_quota_and_leave_no_temp_files() {
+        let (dir, store, customer, _) = setup(1 << 20, 1000);
+        let f = frag(400);
+        assert!(f.len() * 2 <= 1000 && f.len() * 3 > 1000, "two fragments fit, three do not");
+        let owner = customer.peer_id();
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|s| {
+            let (store, owner, f) = (&store, &owner, &f);
+            let handles: Vec<_> =
+                (0..8u8).map(|i| s.spawn(move || store.put_fragment(owner, &[i + 10; 32], f))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "{results:?}");
+        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::QuotaExceeded { .. }))));
+        let usage = &store.usage().unwrap()[0];
+        assert_eq!((usage.fragments, usage.used_bytes), (2, 2 * f.len() as u64));
+        let files: Vec<String> = walk(dir.path()).into_iter().filter(|p| p.contains("/fragments/")).collect();
+        assert_eq!(files.len(), 2, "only the two stored fragments are on disk: {files:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn contract_beyond_donated_space_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path(), 1000).unwrap();
+        let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
+        let c = Contract {
+            customer: customer.peer_id().to_bytes(),
+            supplier: supplier.peer_id().to_bytes(),
+            position: 0,
+            needed_bytes: 1001,
+            start_unix: 1000,
+            duration_secs: 100,
+            nonce: [0; 16],
+        };
+        let proposed = SignedContract::propose(&customer, c);
+        let r =
+            store.accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier));
+        assert!(matches!(r, Err(StoreError::Refused(_))));
+        // signed by someone else than the sender
+        let r = store.accept_contract(&supplier.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c);
+        assert!(matches!(r, Err(StoreError::Refused(_))));
+    }
+
+    #[test]
+    fn a_fragment_damaged_on_disk_is_removed_and_reported_missing() {
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        let me = customer.peer_id();
+        store.put_fragment(&me, &[1; 32], &frag(100)).unwrap();
+        store.put_fragment(&me, &[2; 32], &frag(100)).unwrap();
+        assert_eq!(store.list_fragments(&me, None, 10).unwrap(), vec![[1; 32], [2; 32]]);
+        assert_eq!(store.list_fragments(&me, Some([1; 32]), 10).unwrap(), vec![[2; 32]]);
+        let path = store.fragment_file(&me, &[1; 32]);
+        let mut b = std::fs::read(&path).unwrap();
+        b[100] ^= 1;
+        std::fs::write(&path, b).unwrap();
+        assert!(matches!(store.get_fragment(&me, &me, &[1; 32]), Err(StoreError::NotFound)));
+        assert_eq!(store.list_fragments(&me, None, 10).unwrap(), vec![[2; 32]]);
+        assert_eq!(store.usage_of(&me).unwrap(), (frag(100).len() as u64, 1));
+    }
+
+    #[test]
+    fn malformed_fragment_is_refused() {
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        let mut f = frag(100);
+        f[90] ^= 1;
+        assert!(matches!(store.put_fragment(&customer.peer_id(), &[1; 32], &f), Err(StoreError::Malformed(_))));
+    }
+
+    #[test]
+    fn catalog_rollback_is_refused() {
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        store.put_catalog(&customer.peer_id(), 5, b"five").unwrap();
+        assert!(matches!(store.put_catalog(&customer.peer_id(), 4, b"four"), Err(StoreError::Stale { .. })));
+        assert_eq!(store.get_catalog(&customer.peer_id(), &customer.peer_id()).unwrap(), b"five");
+    }
+}

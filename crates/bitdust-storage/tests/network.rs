@@ -1,0 +1,247 @@
+//! In-process networks: backup, restore, security and DHT behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use bitdust_core::keys::NodeKeys;
+use bitdust_core::record::{RecordKind, SignedRecord};
+use bitdust_node::Progress;
+use bitdust_storage::config::CustomerConfig;
+use bitdust_storage::proto::pipeline::VersionKeys;
+use bitdust_storage::proto::wire::{ErrorCode, Request, Response};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_restore_byte_for_byte_with_n_minus_k_suppliers_stopped() {
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer("alice", 4, 256 << 20).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 1);
+    let r1 = within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((r1.version, r1.files, r1.symlinks), (1, 4, 2));
+    // a second version of the same path, with changed contents
+    std::fs::remove_dir_all(&src).unwrap();
+    make_tree(&src, 2);
+    let r2 = within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((r2.name.as_str(), r2.version), (r1.name.as_str(), 2));
+    assert!(alice.catalog().unwrap().revision >= 2);
+
+    // stop the suppliers at positions 0 and 1: every block must be rebuilt from parity
+    let stopped = [net.supplier_of(&alice, 0), net.supplier_of(&alice, 1)];
+    for s in &stopped {
+        s.shutdown().await;
+    }
+    // once their connections are gone, the restore asks the connected suppliers first: nothing fails
+    within("connections to the stopped suppliers closed", async {
+        loop {
+            let connected = alice.network().connected_peers().await.unwrap();
+            if !stopped.iter().any(|s| connected.contains(&s.peer_id())) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let out1 = net.dir.path().join("out1");
+    let rep = within("restore 1", alice.restore(&r1.name, Some(1), &out1, false, Progress::new())).await.unwrap();
+    assert_eq!(rep.fragments_failed, 0, "a stopped supplier was asked before the connected ones");
+    let expect1 = net.dir.path().join("expect1");
+    make_tree(&expect1, 1);
+    assert_same(&expect1, &out1);
+    let out2 = net.dir.path().join("out2");
+    within("restore 2", alice.restore(&r1.name, None, &out2, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out2);
+    // a non-empty target is refused unless forced
+    let err = alice.restore(&r1.name, None, &out2, false, Progress::new()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("not empty"), "{err:#}");
+    let err = alice.restore("nope", None, &net.dir.path().join("x"), false, Progress::new()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("no backup named"), "{err:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_and_deleted_fragments_are_detected_and_routed_around() {
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer("alice", 4, 256 << 20).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 3);
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
+    // position 0: flip one byte in every fragment; position 2: delete every fragment
+    let corrupt = fragment_files(&net.supplier_of(&alice, 0));
+    assert_eq!(corrupt.len(), r.blocks);
+    for f in &corrupt {
+        let mut b = std::fs::read(f).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 0x40;
+        std::fs::write(f, b).unwrap();
+    }
+    for f in fragment_files(&net.supplier_of(&alice, 2)) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = net.dir.path().join("out");
+    let rep = within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert!(rep.fragments_failed >= r.blocks as u64, "{rep:?}");
+    assert_same(&src, &out);
+
+    // one more loss is beyond n-k: the restore says which files are lost
+    for f in fragment_files(&net.supplier_of(&alice, 1)) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = net.dir.path().join("out-lost");
+    let err = within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("could not be restored") && msg.contains("big.bin"), "{msg}");
+    assert!(!out.join("big.bin").exists(), "a lost file must not appear under its real name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_read_or_delete_another_customers_fragments() {
+    let net = Net::new(2, 1 << 30).await;
+    let alice = net.customer("alice", 2, 64 << 20).await;
+    let src = net.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("secret.txt"), b"alice's secret").unwrap();
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
+    let mallory = net.customer("mallory", 2, 64 << 20).await;
+    within("mallory hires", mallory.ensure_suppliers()).await.unwrap();
+
+    // the id of alice's first fragment at position 0
+    let catalog = alice.catalog().unwrap();
+    let version = &catalog.backup(&r.name).unwrap().versions[0];
+    let alice_keys = alice.home().keys().unwrap();
+    let vkeys = VersionKeys::derive(alice_keys.master(), version.id);
+    let id = vkeys.fragment_id(&version.blocks[0].block_id, 0);
+    let supplier = net.supplier_of(&alice, 0);
+
+    let read = mallory
+        .request(supplier.peer_id(), Request::GetFragment { owner: alice.peer_id().to_bytes(), id })
+        .await
+        .unwrap();
+    assert!(matches!(read, Response::Error(ErrorCode::Denied, _)), "{read:?}");
+    let get_cat =
+        mallory.request(supplier.peer_id(), Request::GetCatalog { owner: alice.peer_id().to_bytes() }).await.unwrap();
+    assert!(matches!(get_cat, Response::Error(ErrorCode::Denied, _)), "{get_cat:?}");
+    // a delete can only name the sender's own fragments: alice's stays
+    let del = mallory.request(supplier.peer_id(), Request::DeleteFragment { id }).await.unwrap();
+    assert!(matches!(del, Response::Deleted));
+    let own = alice
+        .request(supplier.peer_id(), Request::GetFragment { owner: alice.peer_id().to_bytes(), id })
+        .await
+        .unwrap();
+    assert!(matches!(own, Response::Fragment(_)), "{own:?}");
+    // a node without a contract cannot store at all
+    let eve = net.customer("eve", 2, 64 << 20).await;
+    let put = eve.request(supplier.peer_id(), Request::PutFragment { id, data: vec![0; 100].into() }).await.unwrap();
+    assert!(matches!(put, Response::Error(ErrorCode::Malformed | ErrorCode::NoContract, _)), "{put:?}");
+
+    let out = net.dir.path().join("out");
+    within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_eq!(std::fs::read(out.join("secret.txt")).unwrap(), b"alice's secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_from_key_on_a_new_device() {
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer("alice", 4, 256 << 20).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 4);
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
+    let key_text = alice.home().keys().unwrap().export_text();
+    alice.shutdown().await;
+    drop(alice);
+
+    // a new device: only the key text
+    let keys = NodeKeys::import_text(&key_text).unwrap();
+    let fresh = start(
+        net.dir.path(),
+        "alice-new-device",
+        std::slice::from_ref(&net.boot_addr),
+        None,
+        CustomerConfig::default(),
+        Some(keys),
+    )
+    .await;
+    let catalog = within("recover", async {
+        loop {
+            match fresh.recover_catalog().await {
+                Ok(c) => break c,
+                // the DHT may not know our supplier list yet: retry with a short backoff
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(catalog.backups.len(), 1);
+    let out = net.dir.path().join("out");
+    within("restore", fresh.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quota_and_too_few_suppliers_are_clear_errors() {
+    let net = Net::new(2, 1 << 30).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 5);
+    // asks each supplier for 1 MiB: the 9 MB file does not fit
+    let small = net.customer("small", 2, 1 << 20).await;
+    let err = within("backup", small.backup(&src, Progress::new())).await.unwrap_err();
+    assert!(format!("{err:#}").contains("QuotaExceeded"), "{err:#}");
+    assert_eq!(small.catalog().unwrap().backups.len(), 0, "a failed backup must not enter the catalog");
+    // wants 4 suppliers, only 2 exist
+    let greedy = net.customer("greedy", 4, 1 << 20).await;
+    let err = within("backup", greedy.backup(&src, Progress::new())).await.unwrap_err();
+    assert!(format!("{err:#}").contains("too few suppliers online: hired 2 of 4"), "{err:#}");
+    // asks for more than anyone donates
+    let huge = net.customer("huge", 2, 2 << 30).await;
+    let err = within("hire", huge.ensure_suppliers()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("not enough donated space"), "{err:#}");
+    // a missing path
+    let err = small.backup(&net.dir.path().join("missing"), Progress::new()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("cannot back up"), "{err:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_refuses_stale_and_forged_records() {
+    let net = Net::new(3, 1 << 30).await;
+    let alice_keys = NodeKeys::generate();
+    let alice = start(
+        net.dir.path(),
+        "alice",
+        std::slice::from_ref(&net.boot_addr),
+        None,
+        CustomerConfig::default(),
+        Some(alice_keys.clone()),
+    )
+    .await;
+    within("alice announced", alice.wait_announced()).await;
+    let reader = &net.suppliers[0];
+
+    let new = SignedRecord::sign(&alice_keys, RecordKind::Suppliers, 10, 1, b"new".to_vec());
+    within("put", alice.network().put_record(new)).await.unwrap();
+    let old = SignedRecord::sign(&alice_keys, RecordKind::Suppliers, 5, 1, b"old".to_vec());
+    let _ = within("put stale", alice.network().put_record(old)).await;
+    let got = within("get", reader.network().get_record(RecordKind::Suppliers, alice.peer_id())).await.unwrap();
+    assert_eq!((got.revision, got.payload.as_slice()), (10, &b"new"[..]));
+
+    // mallory signs a record claiming alice as publisher, with a higher revision
+    let mallory_keys = NodeKeys::generate();
+    let mallory = start(
+        net.dir.path(),
+        "mallory",
+        std::slice::from_ref(&net.boot_addr),
+        None,
+        CustomerConfig::default(),
+        Some(mallory_keys.clone()),
+    )
+    .await;
+    within("mallory announced", mallory.wait_announced()).await;
+    let mut forged = SignedRecord::sign(&mallory_keys, RecordKind::Suppliers, 99, 1, b"forged".to_vec());
+    forged.publisher = alice.peer_id().to_bytes();
+    let _ = within("put forged", mallory.network().put_record(forged)).await;
+    let got = within("get", reader.network().get_record(RecordKind::Suppliers, alice.peer_id())).await.unwrap();
+    assert_eq!((got.revision, got.payload.as_slice()), (10, &b"new"[..]));
+
+    // identities are found and verified
+    let id = within("identity", reader.lookup_identity(alice.peer_id())).await.unwrap();
+    assert_eq!(id.identity.nickname, "alice");
+}

@@ -1,0 +1,28 @@
+//! The library half of the `bitdust` program: what the CLI and the lab tools (`bitdust-lab`) share: the client
+//! of a daemon's local API, the local devnet, the demo, and quiet output on a closed pipe.
+
+pub mod client;
+pub mod demo;
+pub mod devnet;
+
+/// `println!` for the program's output: when stdout is a pipe that closed (`bitdust ls | head`), the program
+/// ends quietly with status 0 instead of panicking; any other write error ends it with status 1.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
+/// Ends the program after a failed write to stdout (see [`out!`]): quietly with status 0 on a closed pipe,
+/// with status 1 and a message otherwise.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to stdout: {e}");
+    std::process::exit(1);
+}
