@@ -30,7 +30,7 @@ const MAX_CONCURRENT_STREAMS: usize = 128;
 /// Feature protocols one swarm carries at most (storage, and room for messages, sharing and scrubbing). Each
 /// gets a request-response behaviour of its own, because libp2p's request-response offers every protocol of a
 /// behaviour on each request and lets the remote pick: a storage request could be negotiated as another
-/// feature's protocol. Raising the limit is adding a slot to [`Rpc`].
+/// feature's protocol. Raising the limit is adding a slot to `Rpc` (swarm.rs).
 pub const MAX_PROTOCOLS: usize = 4;
 
 /// One request-response behaviour.

@@ -1,6 +1,6 @@
 //! The `/bitdust/storage/1` messages on the wire: each message is one postcard encoding, which the network
 //! layer carries behind a 4-byte little-endian length (`bitdust_net::frame`); the length is checked against
-//! [`MAX_MESSAGE_BYTES`] before anything is read.
+//! [`crate::proto::wire::MAX_MESSAGE_BYTES`] before anything is read.
 //!
 //! Messages that end in a fragment (`PutFragment`, `Fragment`) are not copied through postcard: by
 //! postcard's wire format (postcard 1.0 specification: an enum is its variant index as a varint, then its

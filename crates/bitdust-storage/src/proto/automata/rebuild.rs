@@ -4,7 +4,7 @@
 //! idle --work queued--> rebuilding --queue empty--> idle
 //! rebuilding --blocked (too few fragments reachable)--> waiting --retry time--> rebuilding
 //! ```
-//! The plan itself is computed by [`crate::proto::rebuild::plan`]; the durable queue lives in the node's database.
+//! The plan itself is computed by [`crate::proto::rebuild::plan_block`]; the durable queue lives in the node's database.
 
 use serde::{Deserialize, Serialize};
 

@@ -14,7 +14,7 @@
 //! The executor (the service's actor) persists the rebuild queue, hires and fires, and regenerates fragments;
 //! it reports the queue length back ([`Input::Queued`]). A replacement queues every block of its position
 //! itself, in the same step that saves the new supplier (so a crash between them loses nothing).
-//! [`sim`] drives this state with seeded random faults and checks its invariants after every step.
+//! `sim` (a test module) drives this state with seeded random faults and checks its invariants after every step.
 
 #[cfg(test)]
 mod sim;

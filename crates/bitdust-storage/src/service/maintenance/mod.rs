@@ -2,10 +2,10 @@
 //!
 //! Every decision is the pure [`Maintenance`] state's (`crate::proto::maintenance`, with its simulator); this
 //! actor only executes its actions and feeds the results back: heartbeats ([`Storage::probe`]), audits and
-//! sweeps ([`audit`]), replacements (`Storage::replace_supplier`), the durable rebuild queue ([`queue`]) and its
-//! executor ([`rebuild`]). Before each step it tells the state which suppliers are hired and how long the queue
+//! sweeps (`audit.rs`), replacements (`Storage::replace_supplier`), the durable rebuild queue ([`queue`]) and its
+//! executor (`rebuild.rs`). Before each step it tells the state which suppliers are hired and how long the queue
 //! is (read from the node database), and after each step it publishes every automaton in the node's registry
-//! and the positions that are down (for restores and health reports, [`health`]).
+//! and the positions that are down (for restores and health reports, `health.rs`).
 
 mod audit;
 mod health;
