@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use bitdust_api::{Automata, Health, RestoreRequest, Suppliers};
 use bitdust_core::human_bytes;
 use bitdust_storage::config::MaintenanceConfig;
 use serde_json::{json, Value};
@@ -76,14 +77,18 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
 
     say("backing up".into());
     let t = Instant::now();
-    let job = alice.post("/backups", json!({ "path": src }))?;
-    let backup = alice.wait_job(job["job"].as_u64().unwrap_or(0), "backup ", json_out)?;
+    let backup = alice.backup(&src, json_out)?;
     let up = t.elapsed().as_secs_f64();
 
     let restore = |to: &Path| -> Result<f64> {
         let t = Instant::now();
-        let job = alice.post("/restores", json!({ "name": backup["name"], "to": to }))?;
-        alice.wait_job(job["job"].as_u64().unwrap_or(0), "restore", json_out)?;
+        let request = RestoreRequest {
+            name: backup.name.clone(),
+            version: None,
+            to: to.to_string_lossy().into_owned(),
+            force: false,
+        };
+        alice.restore(&request, json_out)?;
         let secs = t.elapsed().as_secs_f64();
         let got = bitdust_storage::service::archive::hash_file(&to.join("random.bin"))?;
         anyhow::ensure!(got == src_hash, "restored bytes differ from the original");
@@ -95,12 +100,7 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
 
     // Lose one supplier for good: time until it is replaced (detection + hysteresis + hiring) and until
     // every block is back at full redundancy, and the bytes the rebuild moved.
-    let peers = |v: &Value| -> Vec<String> {
-        v["suppliers"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x["peer_id"].as_str().map(String::from)).collect())
-            .unwrap_or_default()
-    };
+    let peers = |v: &Suppliers| -> Vec<String> { v.suppliers.iter().map(|x| x.peer_id.clone()).collect() };
     let before = peers(&alice.get("/suppliers")?);
     let lost = before.first().cloned().context("no suppliers")?;
     let lost_name = net.nodes.iter().find(|x| x.peer_id == lost).map(|x| x.name.clone()).context("lost supplier")?;
@@ -113,21 +113,20 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
         if replaced_after.is_none() && peers(&alice.get("/suppliers")?).first() != Some(&lost) {
             replaced_after = Some(t.elapsed().as_secs_f64());
         }
-        let h = alice.get("/health")?;
-        if replaced_after.is_some()
-            && h["rebuild_queue_blocks"] == 0
-            && h["versions"][0]["full"] == h["versions"][0]["blocks"]
-        {
+        let h: Health = alice.get("/health")?;
+        if replaced_after.is_some() && h.rebuild_queue_blocks == 0 && h.versions.iter().all(|v| v.full == v.blocks) {
             break t.elapsed().as_secs_f64();
         }
         anyhow::ensure!(t.elapsed().as_secs() < 900, "no full redundancy after 15 minutes");
     };
     // The rebuild automaton's counters are published on the maintenance tick after the health turned full.
     let rebuild = || -> Result<Value> {
-        let automata = alice.get("/automata")?;
-        Ok(automata["automata"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["kind"] == "rebuild").cloned())
+        let automata: Automata = alice.get("/automata")?;
+        Ok(automata
+            .automata
+            .into_iter()
+            .find(|x| x.kind == "rebuild")
+            .map(|x| json!({ "details": x.details }))
             .unwrap_or(Value::Null))
     };
     let waited = Instant::now();
@@ -140,13 +139,11 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
         (rb["details"]["bytes_sent"].as_u64().unwrap_or(0), rb["details"]["bytes_fetched"].as_u64().unwrap_or(0));
     let replaced_after = replaced_after.unwrap_or(rebuilt_after);
 
-    let sup = alice.get("/suppliers")?;
-    let list = sup["suppliers"].as_array().cloned().unwrap_or_default();
-    let n = list.len() as u16;
+    let sup: Suppliers = alice.get("/suppliers")?;
+    let n = sup.suppliers.len() as u16;
     let k = n.div_ceil(2);
-    for s in list.iter().take((n - k) as usize) {
-        let peer = s["peer_id"].as_str().unwrap_or("");
-        if let Some(name) = net.nodes.iter().find(|x| x.peer_id == peer).map(|x| x.name.clone()) {
+    for s in sup.suppliers.iter().take((n - k) as usize) {
+        if let Some(name) = net.nodes.iter().find(|x| x.peer_id == s.peer_id).map(|x| x.name.clone()) {
             net.stop(&name)?;
         }
     }
@@ -159,8 +156,8 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
     let report = json!({
         "bytes": size,
         "suppliers": n,
-        "layout": backup["layout"],
-        "stored_bytes": backup["stored_bytes"],
+        "layout": backup.layout,
+        "stored_bytes": backup.stored_bytes,
         "upload_seconds": up,
         "upload_mb_per_s": mb / up,
         "restore_seconds": down_all,
@@ -179,12 +176,12 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
         out!(
             "bitdust-lab bench: {} random file, {} on {n} suppliers (one process each, 127.0.0.1)",
             human_bytes(size),
-            backup["layout"].as_str().unwrap_or("")
+            backup.layout
         );
         out!("  upload             {up:8.2} s {:8.1} MB/s", mb / up);
         out!("  restore            {down_all:8.2} s {:8.1} MB/s", mb / down_all);
         out!("  restore, {} down    {down_degraded:8.2} s {:8.1} MB/s", n - k, mb / down_degraded);
-        out!("  stored             {}", human_bytes(backup["stored_bytes"].as_u64().unwrap_or(0)));
+        out!("  stored             {}", human_bytes(backup.stored_bytes));
         out!("  customer peak RSS  {}", peak.map(human_bytes).unwrap_or_else(|| "unknown".into()));
         out!(
             "  lost 1 supplier    replaced after {replaced_after:.1} s ({fire_after_secs} s hysteresis), full redundancy after {rebuilt_after:.1} s"

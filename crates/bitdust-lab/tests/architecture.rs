@@ -10,6 +10,8 @@ use std::process::Command;
 const LAYERS: &[(&str, u8)] = &[
     ("bitdust-core", 0),
     ("bitdust-store", 0),
+    // the API contract: types only, shared by the runtime, the wings and the CLI
+    ("bitdust-api", 0),
     ("bitdust-net", 1),
     ("bitdust-node", 2),
     // feature wings: none depends on another (sharing may use storage and messages: add it here explicitly)

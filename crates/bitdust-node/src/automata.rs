@@ -1,38 +1,41 @@
 //! The automata registry: every automaton instance of the node (the runtime's relay connection and the
 //! wings' own), as the API and `bitdust automata` show them. Drivers publish an instance's state after each
-//! step; the registry only keeps the latest.
+//! step; the registry keeps the latest, and logs an event when an instance enters a new state.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+pub use bitdust_api::AutomatonInfo;
+use bitdust_api::EventKind;
 
-/// One automaton instance as the API and `bitdust automata` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AutomatonInfo {
-    /// Instance name, e.g. `supplier_connection/2`.
-    pub name: String,
-    /// Kind (its diagram: `bitdust automata --diagram KIND`).
-    pub kind: String,
-    /// Current state.
-    pub state: String,
-    /// Unix milliseconds when the state was entered.
-    pub since_unix_ms: u64,
-    /// Kind-specific details.
-    pub details: serde_json::Value,
-}
+use crate::events::Events;
 
 /// All automata of a node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     inner: Mutex<BTreeMap<String, AutomatonInfo>>,
+    events: Events,
 }
 
 impl Registry {
-    /// Publishes (or replaces) an instance.
+    /// An empty registry logging state changes to `events`.
+    pub fn new(events: Events) -> Self {
+        Self { inner: Mutex::new(BTreeMap::new()), events }
+    }
+
+    /// Publishes (or replaces) an instance; a new state (or a new instance) is logged as an event.
     pub fn set(&self, info: AutomatonInfo) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.insert(info.name.clone(), info);
+        let Ok(mut m) = self.inner.lock() else { return };
+        let changed = m.get(&info.name).is_none_or(|old| old.state != info.state);
+        let event = changed.then(|| EventKind::AutomatonChanged {
+            name: info.name.clone(),
+            kind: info.kind.clone(),
+            state: info.state.clone(),
+        });
+        m.insert(info.name.clone(), info);
+        drop(m);
+        if let Some(e) = event {
+            self.events.push(e);
         }
     }
 

@@ -1,34 +1,43 @@
-//! The local HTTP API: on 127.0.0.1 only, every request authorised by `Authorization: Bearer <token>` (the
+//! The local HTTP API, v1: on 127.0.0.1 only, every request authorised by `Authorization: Bearer <token>` (the
 //! 0600 file `<home>/api.token`) in one middleware layer, errors mapped to status codes in one place
-//! ([`ApiError`]). The runtime serves its own routes; each wing adds its routes ([`crate::Started::routes`]).
+//! ([`ErrorKind::status`]), bodies typed ([`bitdust_api`]). The runtime serves its own routes; each wing adds its
+//! routes and their OpenAPI paths ([`crate::Started`]); the whole document is served at `/api/v1/openapi.json`.
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
-//! | GET | `/api/v1/status` | the runtime's status and each wing's section |
-//! | GET | `/api/v1/identity` | the signed identity (fields + hex of the encoded document) |
-//! | GET | `/api/v1/automata` | every automaton instance: kind, state, since, details |
-//! | GET | `/api/v1/jobs/{id}?wait_ms=N` | a job (with `wait_ms`, once it ends or after N ms, at most 30 000) |
-//! | POST | `/api/v1/shutdown` | stops the daemon |
-//!
-//! Errors are `{"error": "message"}` with the status of their [`ErrorKind`].
+//! | GET | `/api/v1/status` | [`bitdust_api::Status`]: the runtime's status and each wing's section |
+//! | GET | `/api/v1/identity` | [`bitdust_api::Identity`] |
+//! | GET | `/api/v1/automata` | [`bitdust_api::Automata`]: every automaton instance |
+//! | GET | `/api/v1/jobs/{id}?wait_ms=N` | [`bitdust_api::Job`] (with `wait_ms`, once it ends or after N ms, at most 30 000) |
+//! | GET | `/api/v1/events?since=ID&timeout_ms=N` | [`bitdust_api::Events`] after `since` (long poll, at most 60 000 ms) |
+//! | GET | `/api/v1/events/ws?since=ID` | WebSocket: each event as a JSON text message |
+//! | GET | `/api/v1/openapi.json` | the OpenAPI 3 document |
+//! | POST | `/api/v1/shutdown` | [`bitdust_api::Stopping`]; the daemon stops |
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bitdust_api::{Automata, ErrorBody, Events, Identity, Job, Status, Stopping};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::OpenApi;
 
 use crate::node::Node;
 
 /// Longest long poll of `GET /jobs/{id}?wait_ms=N`.
 pub const MAX_JOB_WAIT_MS: u64 = 30_000;
+/// Longest long poll of `GET /events?timeout_ms=N`.
+pub const MAX_EVENTS_WAIT_MS: u64 = 60_000;
+/// How long a WebSocket waits for events before it checks that the client is still there.
+const WS_WAIT: Duration = Duration::from_secs(30);
 
 /// What went wrong, which decides the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +98,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.kind.status(), Json(json!({ "error": self.message }))).into_response()
+        (self.kind.status(), Json(ErrorBody { error: self.message })).into_response()
     }
 }
 
@@ -100,22 +109,23 @@ impl From<anyhow::Error> for ApiError {
 }
 
 /// A handler's result.
-pub type ApiResult<T = Value> = Result<Json<T>, ApiError>;
+pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// A wing's section of `GET /api/v1/status`.
 #[async_trait]
 pub trait StatusSection: Send + Sync {
-    /// The section: a JSON object whose fields are added to the status.
+    /// Fills the wing's part of `status`.
     ///
     /// # Errors
     /// If the wing cannot report now.
-    async fn status(&self) -> anyhow::Result<Value>;
+    async fn fill(&self, status: &mut Status) -> anyhow::Result<()>;
 }
 
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
     sections: Arc<Vec<Arc<dyn StatusSection>>>,
+    openapi: Arc<String>,
     shutdown: tokio::sync::mpsc::Sender<()>,
 }
 
@@ -138,76 +148,191 @@ async fn authenticate(State(token): State<Arc<String>>, request: Request, next: 
     }
 }
 
-async fn status(State(s): State<AppState>) -> ApiResult {
-    let mut v = serde_json::to_value(s.node.status().await?).map_err(anyhow::Error::from)?;
+/// The node's status, and each wing's section.
+#[utoipa::path(get, path = "/api/v1/status", tag = "node", responses((status = 200, body = Status)))]
+async fn status(State(s): State<AppState>) -> ApiResult<Status> {
+    let mut status = Status { node: s.node.status().await?, storage: None };
     for section in s.sections.iter() {
-        if let (Some(out), Value::Object(extra)) = (v.as_object_mut(), section.status().await?) {
-            out.extend(extra);
-        }
+        section.fill(&mut status).await?;
     }
-    Ok(Json(v))
+    Ok(Json(status))
 }
 
-async fn identity(State(s): State<AppState>) -> ApiResult {
+/// The signed identity document.
+#[utoipa::path(get, path = "/api/v1/identity", tag = "node", responses((status = 200, body = Identity)))]
+async fn identity(State(s): State<AppState>) -> ApiResult<Identity> {
     let id = s.node.identity();
-    Ok(Json(json!({
-        "global_id": id.identity.global_id(),
-        "nickname": id.identity.nickname,
-        "peer_id": s.node.peer_id().to_string(),
-        "revision": id.identity.revision,
-        "addresses": id.identity.addresses,
-        "encryption_key": hex::encode(id.identity.encryption_key),
-        "document_hex": hex::encode(id.encode()),
-    })))
+    Ok(Json(Identity {
+        global_id: id.identity.global_id(),
+        nickname: id.identity.nickname.clone(),
+        peer_id: s.node.peer_id().to_string(),
+        revision: id.identity.revision,
+        addresses: id.identity.addresses.clone(),
+        encryption_key: hex::encode(id.identity.encryption_key),
+        document_hex: hex::encode(id.encode()),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 struct JobQuery {
-    /// Wait up to this many milliseconds for the job to end (capped at [`MAX_JOB_WAIT_MS`]); 0 answers at once.
+    /// Wait up to this many milliseconds for the job to end (at most 30 000); 0 answers at once.
     #[serde(default)]
     wait_ms: u64,
 }
 
+/// A job: at once, or once it ends (long poll with `wait_ms`).
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}", tag = "node",
+    params(("id" = u64, Path, description = "Job id"), JobQuery),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody, description = "No such job"))
+)]
 async fn job(
     State(s): State<AppState>,
     Path(id): Path<u64>,
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+) -> ApiResult<Job> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let wait = std::time::Duration::from_millis(q.wait_ms.min(MAX_JOB_WAIT_MS));
+    let wait = Duration::from_millis(q.wait_ms.min(MAX_JOB_WAIT_MS));
     let job = s.node.jobs().wait(id, wait).await.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    Ok(Json(serde_json::to_value(job).map_err(anyhow::Error::from)?))
+    Ok(Json(job))
 }
 
-async fn shutdown_handler(State(s): State<AppState>) -> ApiResult {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct EventsQuery {
+    /// Events after this id (0: from the oldest still kept).
+    #[serde(default)]
+    since: u64,
+    /// Wait up to this many milliseconds for an event when there is none yet (at most 60 000); 0 answers at once.
+    #[serde(default)]
+    timeout_ms: u64,
+}
+
+/// The events after `since` (a long poll with `timeout_ms`).
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery), responses((status = 200, body = Events)))]
+async fn events(
+    State(s): State<AppState>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Events> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let log = s.node.events();
+    let events = log.wait(q.since, Duration::from_millis(q.timeout_ms.min(MAX_EVENTS_WAIT_MS))).await;
+    Ok(Json(Events { events, last_id: log.last_id() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct WsQuery {
+    /// Events after this id (0: from the oldest still kept).
+    #[serde(default)]
+    since: u64,
+}
+
+/// The events after `since`, then each new one, as JSON text messages on a WebSocket.
+#[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", params(WsQuery), responses((status = 101, description = "WebSocket: one bitdust_api::Event per text message")))]
+async fn events_ws(
+    State(s): State<AppState>,
+    q: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let log = s.node.events().clone();
+    Ok(ws.on_upgrade(move |socket| stream_events(socket, log, q.since)))
+}
+
+/// Sends every event after `since` until the client goes away.
+async fn stream_events(mut socket: WebSocket, log: crate::events::Events, mut since: u64) {
+    loop {
+        let batch = tokio::select! {
+            b = log.wait(since, WS_WAIT) => b,
+            incoming = socket.recv() => match incoming {
+                // the client closed or failed; pings are answered by the server, text from the client is ignored
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+        };
+        for event in batch {
+            since = event.id;
+            let Ok(text) = serde_json::to_string(&event) else { continue };
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Stops the daemon.
+#[utoipa::path(post, path = "/api/v1/shutdown", tag = "node", responses((status = 200, body = Stopping)))]
+async fn shutdown_handler(State(s): State<AppState>) -> ApiResult<Stopping> {
     let _ = s.shutdown.try_send(());
-    Ok(Json(json!({ "stopping": true })))
+    Ok(Json(Stopping { stopping: true }))
 }
 
-async fn automata(State(s): State<AppState>) -> ApiResult {
-    Ok(Json(json!({ "automata": s.node.registry().list() })))
+/// Every automaton instance and its state.
+#[utoipa::path(get, path = "/api/v1/automata", tag = "node", responses((status = 200, body = Automata)))]
+async fn automata(State(s): State<AppState>) -> ApiResult<Automata> {
+    Ok(Json(Automata { automata: s.node.registry().list() }))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "node", responses((status = 200, description = "The OpenAPI 3 document")))]
+async fn openapi_json(State(s): State<AppState>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned()).into_response()
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such API path")
 }
 
+/// The runtime's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(status, identity, automata, job, events, events_ws, shutdown_handler, openapi_json),
+    components(schemas(ErrorBody, bitdust_api::Event, bitdust_api::EventKind))
+)]
+struct RuntimeApi;
+
+/// The whole OpenAPI 3 document: the runtime's paths and every wing's, one bearer-token security scheme.
+pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    let mut doc = RuntimeApi::openapi();
+    for w in wings {
+        doc.merge(w.clone());
+    }
+    doc.info.title = "bitdust local API".into();
+    doc.info.version = "1".into();
+    doc.info.description = Some(
+        "The local API of a bitdust node: on 127.0.0.1 only, every request with `Authorization: Bearer <token>` \
+         (the file `<home>/api.token`). Errors answer `ErrorBody` with 400, 401, 404, 409, 503 or 500."
+            .into(),
+    );
+    doc.info.contact = None;
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
+        .add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    doc.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
+    doc
+}
+
 /// The whole API: the runtime's routes and `wing_routes`, behind the token check. `shutdown` receives when a
-/// client asks the daemon to stop.
+/// client asks the daemon to stop; `openapi` is the document served at `/api/v1/openapi.json`.
 pub fn router(
     node: Arc<Node>,
     token: String,
     wing_routes: Vec<Router>,
     sections: Vec<Arc<dyn StatusSection>>,
+    openapi: &utoipa::openapi::OpenApi,
     shutdown: tokio::sync::mpsc::Sender<()>,
 ) -> Router {
+    let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     let mut app = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/identity", get(identity))
         .route("/api/v1/automata", get(automata))
         .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/events/ws", get(events_ws))
+        .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/shutdown", post(shutdown_handler))
-        .with_state(AppState { node, sections: Arc::new(sections), shutdown });
+        .with_state(AppState { node, sections: Arc::new(sections), openapi, shutdown });
     for r in wing_routes {
         app = app.merge(r);
     }

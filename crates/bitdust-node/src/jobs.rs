@@ -1,6 +1,7 @@
 //! Jobs: long-running operations (a backup, a restore) that the API starts and reports on. Each job gets a
-//! [`Progress`] handle; its end is signalled, so a client can long-poll it ([`Jobs::wait`]). The last
-//! [`KEEP_JOBS`] jobs are kept.
+//! [`Progress`] handle; its start, its progress (at most every [`PROGRESS_EVERY`]) and its end go to the event
+//! log, and its end is signalled, so a client can also long-poll it ([`Jobs::wait`]). The last [`KEEP_JOBS`] jobs
+//! are kept.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,34 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
+use bitdust_api::{EventKind, Job, JobResult, JobState};
+
+use crate::events::Events;
 
 /// Jobs kept for the API (older ones are forgotten).
 pub const KEEP_JOBS: usize = 100;
-
-/// A long-running operation the API reports on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Job {
-    /// Id.
-    pub id: u64,
-    /// `backup` or `restore`.
-    pub kind: String,
-    /// What it works on.
-    pub target: String,
-    /// `running`, `done` or `failed`.
-    pub state: String,
-    /// Bytes processed so far.
-    pub done_bytes: u64,
-    /// Bytes in total (0 until known).
-    pub total_bytes: u64,
-    /// Result when done.
-    pub result: Option<serde_json::Value>,
-    /// Error when failed.
-    pub error: Option<String>,
-}
+/// Longest pause between two progress events of a running job whose progress changed.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Progress reporting handle for a job.
-#[derive(Clone)]
+#[derive(Clone, Debug, Default)]
 pub struct Progress {
     done: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
@@ -44,9 +28,9 @@ pub struct Progress {
 impl Progress {
     /// A detached progress counter (for in-process use).
     pub fn new() -> Self {
-        Self { done: Arc::new(AtomicU64::new(0)), total: Arc::new(AtomicU64::new(0)) }
+        Self::default()
     }
-    /// Sets the total.
+    /// Sets the total, in bytes.
     pub fn set_total(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
     }
@@ -54,47 +38,54 @@ impl Progress {
     pub fn add(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
-    /// (done, total).
+    /// (done, total), in bytes.
     pub fn get(&self) -> (u64, u64) {
         (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
     }
 }
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The jobs of a node. Cheap to clone (shared state).
-#[derive(Clone, Default)]
+#[derive(Clone, Debug)]
 pub struct Jobs {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
+#[derive(Debug)]
 struct Inner {
     jobs: Mutex<BTreeMap<u64, (Job, Progress)>>,
     /// Bumped each time a job ends (what [`Jobs::wait`] waits on).
     ended: tokio::sync::watch::Sender<u64>,
     next: AtomicU64,
+    events: Events,
 }
 
 impl Jobs {
-    /// Starts a job of `kind` on `target`; `work` gets its progress handle and returns its result.
-    /// Returns the job id.
-    pub fn spawn<F, Fut>(&self, kind: &str, target: String, work: F) -> u64
+    /// The jobs, logging to `events`.
+    pub fn new(events: Events) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(BTreeMap::new()),
+                ended: tokio::sync::watch::Sender::new(0),
+                next: AtomicU64::new(0),
+                events,
+            }),
+        }
+    }
+
+    /// Starts a job of `kind` on `target`; `work` gets its progress handle and returns its result. Returns the job
+    /// id and the id of the event that announced it.
+    pub fn spawn<F, Fut>(&self, kind: &str, target: String, work: F) -> (u64, u64)
     where
         F: FnOnce(Progress) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<serde_json::Value>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<JobResult>> + Send + 'static,
     {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed) + 1;
         let progress = Progress::new();
         let job = Job {
             id,
             kind: kind.into(),
-            target,
-            state: "running".into(),
+            target: target.clone(),
+            state: JobState::Running,
             done_bytes: 0,
             total_bytes: 0,
             result: None,
@@ -109,26 +100,43 @@ impl Jobs {
             }
             jobs.insert(id, (job, progress.clone()));
         }
+        let event_id = self.inner.events.push(EventKind::JobStarted { job: id, kind: kind.into(), target });
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let result = work(progress).await;
-            if let Ok(mut jobs) = inner.jobs.lock() {
-                if let Some((job, _)) = jobs.get_mut(&id) {
-                    match result {
-                        Ok(v) => {
-                            job.state = "done".into();
-                            job.result = Some(v);
-                        }
-                        Err(e) => {
-                            job.state = "failed".into();
-                            job.error = Some(format!("{e:#}"));
+            let work = work(progress.clone());
+            tokio::pin!(work);
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            let mut last = (0, 0);
+            let result = loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = tick.tick() => {
+                        let (done_bytes, total_bytes) = progress.get();
+                        if (done_bytes, total_bytes) != last {
+                            last = (done_bytes, total_bytes);
+                            inner.events.push(EventKind::JobProgress { job: id, done_bytes, total_bytes });
                         }
                     }
                 }
+            };
+            let (done_bytes, total_bytes) = progress.get();
+            if (done_bytes, total_bytes) != last {
+                inner.events.push(EventKind::JobProgress { job: id, done_bytes, total_bytes });
             }
+            let state = if result.is_ok() { JobState::Done } else { JobState::Failed };
+            if let Ok(mut jobs) = inner.jobs.lock() {
+                if let Some((job, _)) = jobs.get_mut(&id) {
+                    job.state = state;
+                    match result {
+                        Ok(v) => job.result = Some(v),
+                        Err(e) => job.error = Some(format!("{e:#}")),
+                    }
+                }
+            }
+            inner.events.push(EventKind::JobEnded { job: id, state });
             inner.ended.send_modify(|n| *n = n.wrapping_add(1));
         });
-        id
+        (id, event_id)
     }
 
     /// Job `id` once it has ended, or its state after `timeout` if it is still running (a long poll: clients
@@ -138,7 +146,7 @@ impl Jobs {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let job = self.get(id)?;
-            if job.state != "running" {
+            if job.state != JobState::Running {
                 return Some(job);
             }
             match tokio::time::timeout_at(deadline, ended.changed()).await {
@@ -160,28 +168,48 @@ impl Jobs {
 
 #[cfg(test)]
 mod tests {
+    use bitdust_api::RestoreReport;
+
     use super::*;
 
+    fn report() -> JobResult {
+        JobResult::Restore(RestoreReport {
+            name: "docs".into(),
+            version: 1,
+            target: "/tmp/x".into(),
+            files: 3,
+            bytes: 10,
+            seconds: 0.1,
+            fragments_failed: 0,
+            lost_files: vec![],
+        })
+    }
+
     #[tokio::test]
-    async fn a_job_reports_progress_then_its_result_and_a_failure_its_error() {
-        let jobs = Jobs::default();
+    async fn a_job_reports_progress_then_its_result_and_a_failure_its_error_in_the_log_too() {
+        let events = Events::default();
+        let jobs = Jobs::new(events.clone());
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let id = jobs.spawn("backup", "/x".into(), |p| async move {
+        let (id, started) = jobs.spawn("restore", "docs".into(), |p| async move {
             p.set_total(10);
             p.add(4);
             let _ = go_rx.await;
-            Ok(serde_json::json!({"files": 3}))
+            Ok(report())
         });
+        assert!(matches!(&events.since(started - 1)[0].kind, EventKind::JobStarted { job, .. } if *job == id));
         // still running: the long poll returns after its timeout with the progress so far
         let running = jobs.wait(id, Duration::from_millis(50)).await.unwrap();
-        assert_eq!(running.state, "running");
+        assert_eq!(running.state, JobState::Running);
         let _ = go_tx.send(());
         let done = jobs.wait(id, Duration::from_secs(10)).await.unwrap();
-        assert_eq!((done.state.as_str(), done.done_bytes, done.total_bytes), ("done", 4, 10));
-        assert_eq!(done.result.unwrap()["files"], 3);
-        let failed = jobs.spawn("restore", "y".into(), |_| async { Err(anyhow::anyhow!("no backup named y")) });
+        assert_eq!((done.state, done.done_bytes, done.total_bytes), (JobState::Done, 4, 10));
+        assert!(matches!(done.result, Some(JobResult::Restore(ref r)) if r.files == 3));
+        let log = events.since(0);
+        assert!(log.iter().any(|e| e.kind == EventKind::JobProgress { job: id, done_bytes: 4, total_bytes: 10 }));
+        assert!(log.iter().any(|e| e.kind == EventKind::JobEnded { job: id, state: JobState::Done }));
+        let (failed, _) = jobs.spawn("restore", "y".into(), |_| async { Err(anyhow::anyhow!("no backup named y")) });
         let failed = jobs.wait(failed, Duration::from_secs(10)).await.unwrap();
-        assert_eq!(failed.state, "failed");
+        assert_eq!(failed.state, JobState::Failed);
         assert!(failed.error.unwrap().contains("no backup named y"));
         assert!(jobs.get(999).is_none());
     }

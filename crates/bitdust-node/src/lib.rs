@@ -12,6 +12,7 @@
 //! Nothing here imports a wing.
 
 pub mod automata;
+pub mod events;
 pub mod home;
 pub mod http;
 pub mod jobs;
@@ -20,7 +21,8 @@ mod relay;
 pub mod service;
 
 pub use automata::{AutomatonInfo, Registry};
+pub use events::Events;
 pub use home::{Config, Home};
-pub use jobs::{Job, Jobs, Progress};
-pub use node::{Node, NodeStatus, StartOptions, UNREACHABLE_FOR};
-pub use service::{Daemon, PidFile, Service, Started};
+pub use jobs::{Jobs, Progress};
+pub use node::{Node, StartOptions, UNREACHABLE_FOR};
+pub use service::{openapi, Daemon, PidFile, Service, Started};

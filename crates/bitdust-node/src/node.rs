@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bitdust_api::{Connection, NodeStatus, Reachability};
 use bitdust_core::identity::SignedIdentity;
 use bitdust_core::keys::NodeKeys;
 use bitdust_core::record::{self, RecordKind, SignedRecord};
@@ -15,9 +16,9 @@ use bitdust_net::{Frame, Inbounds, NetConfig, Network, ProtocolSpec};
 use bitdust_store::NodeDb;
 use bytes::Bytes;
 use libp2p::{Multiaddr, StreamProtocol};
-use serde::Serialize;
 
 use crate::automata::Registry;
+use crate::events::Events;
 use crate::home::{unix_now, Config, Home};
 use crate::jobs::Jobs;
 
@@ -49,35 +50,6 @@ pub struct StartOptions {
     pub quiet: bool,
 }
 
-/// What the runtime reports in `status` (wings add their own sections).
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeStatus {
-    /// Peer id.
-    pub peer_id: String,
-    /// `nickname@short`.
-    pub global_id: String,
-    /// Nickname.
-    pub nickname: String,
-    /// Identity revision.
-    pub identity_revision: u64,
-    /// Listen addresses (with `/p2p/`).
-    pub listen_addrs: Vec<String>,
-    /// Connected peers.
-    pub connected_peers: usize,
-    /// Routing table size.
-    pub routing_table_size: usize,
-    /// Whether the identity record is in the DHT.
-    pub announced: bool,
-    /// `public`, `private` or `unknown` (AutoNAT).
-    pub reachability: String,
-    /// Relays holding a reservation for us.
-    pub relays: Vec<String>,
-    /// Whether this node serves as a relay.
-    pub relay_server: bool,
-    /// Open connections, direct or relayed.
-    pub connections: Vec<bitdust_net::ConnectionInfo>,
-}
-
 /// The node context.
 pub struct Node {
     /// Whether to publish records (off while recovering an identity on a new device).
@@ -95,6 +67,8 @@ pub struct Node {
     registry: Registry,
     /// Long-running operations.
     jobs: Jobs,
+    /// The event log.
+    events: Events,
     /// The addresses each peer's identity gave at its last lookup (to tell a peer that moved from one that is down).
     looked_up: Mutex<HashMap<PeerId, Vec<String>>>,
     /// Peers found unreachable (after a fresh lookup), and when: not dialed again for [`UNREACHABLE_FOR`].
@@ -158,6 +132,7 @@ impl Node {
         if config.nat.relay_server {
             provided.push(record::RELAYS_SERVICE_KEY.to_vec());
         }
+        let events = Events::default();
         let node = Arc::new(Self {
             publish: !options.quiet,
             keys,
@@ -168,8 +143,9 @@ impl Node {
             identity: Mutex::new(identity),
             announced: tokio::sync::watch::Sender::new(false),
             provided: Mutex::new(provided),
-            registry: Registry::default(),
-            jobs: Jobs::default(),
+            registry: Registry::new(events.clone()),
+            jobs: Jobs::new(events.clone()),
+            events,
             looked_up: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(HashMap::new()),
         });
@@ -222,6 +198,11 @@ impl Node {
     /// The jobs.
     pub fn jobs(&self) -> &Jobs {
         &self.jobs
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Adds a DHT key this node announces itself as a provider of (a wing's service), from the next
@@ -289,6 +270,11 @@ impl Node {
     pub async fn status(&self) -> Result<NodeStatus> {
         let net = self.net.status().await?;
         let id = self.identity();
+        let reachability = match net.reachability.as_str() {
+            "public" => Reachability::Public,
+            "private" => Reachability::Private,
+            _ => Reachability::Unknown,
+        };
         Ok(NodeStatus {
             peer_id: net.peer_id,
             global_id: id.identity.global_id(),
@@ -298,10 +284,14 @@ impl Node {
             connected_peers: net.connected_peers.len(),
             routing_table_size: net.routing_table_size,
             announced: self.is_announced(),
-            reachability: net.reachability,
+            reachability,
             relays: net.relays,
             relay_server: self.config.nat.relay_server,
-            connections: net.connections,
+            connections: net
+                .connections
+                .into_iter()
+                .map(|c| Connection { peer_id: c.peer_id, address: c.address, relayed: c.relayed })
+                .collect(),
         })
     }
 

@@ -52,6 +52,12 @@ pub trait Service: Send + 'static {
         &[]
     }
 
+    /// Its routes' part of the OpenAPI document (known without starting it, so the document can be printed
+    /// and checked without a running node).
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
+
     /// Starts the wing on the running node: takes the inbound queues of its protocols from `inbounds`,
     /// spawns its background tasks and returns its handle and routes.
     ///
@@ -60,12 +66,18 @@ pub trait Service: Send + 'static {
     async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started>;
 }
 
+/// The OpenAPI document of a daemon running `wings` (the runtime's paths and theirs), without starting anything.
+pub fn openapi(wings: &[Box<dyn Service>]) -> utoipa::openapi::OpenApi {
+    crate::http::openapi(&wings.iter().map(|w| w.openapi()).collect::<Vec<_>>())
+}
+
 /// A running node and its wings: the composition root of the daemon, the demo, the devnet and the tests.
 pub struct Daemon {
     node: Arc<Node>,
     handles: Vec<(&'static str, Arc<dyn Any + Send + Sync>)>,
     routes: Vec<axum::Router>,
     sections: Vec<Arc<dyn StatusSection>>,
+    openapi: utoipa::openapi::OpenApi,
     kinds: Vec<Kind>,
 }
 
@@ -81,6 +93,7 @@ impl Daemon {
         let mut handles = Vec::new();
         let mut routes = Vec::new();
         let mut sections = Vec::new();
+        let openapi = openapi(&wings);
         for wing in wings {
             let name = wing.name();
             kinds.extend(wing.automata().iter().copied());
@@ -96,7 +109,7 @@ impl Daemon {
             sections.extend(started.status);
         }
         node.start_announcing();
-        Ok(Self { node, handles, routes, sections, kinds })
+        Ok(Self { node, handles, routes, sections, openapi, kinds })
     }
 
     /// The node.
@@ -122,7 +135,19 @@ impl Daemon {
     /// The whole API router (runtime and wings), behind the token; `shutdown` receives when a client asks the
     /// daemon to stop.
     pub fn router(&self, token: String, shutdown: tokio::sync::mpsc::Sender<()>) -> axum::Router {
-        crate::http::router(self.node.clone(), token, self.routes.clone(), self.sections.clone(), shutdown)
+        crate::http::router(
+            self.node.clone(),
+            token,
+            self.routes.clone(),
+            self.sections.clone(),
+            &self.openapi,
+            shutdown,
+        )
+    }
+
+    /// The OpenAPI document of the API this daemon serves.
+    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
+        &self.openapi
     }
 
     /// Stops the network; wings stop as their queues close.

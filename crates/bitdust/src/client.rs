@@ -1,11 +1,24 @@
-//! The CLI's client of the local REST API.
+//! The CLI's client of a daemon's local API v1, typed with [`bitdust_api`]: requests and answers are the same
+//! types the daemon serves. Jobs are followed through the event log (`GET /api/v1/events`), which also drives
+//! the progress bar.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use bitdust_api::{
+    BackupReport, BackupRequest, ErrorBody, EventKind, Events, Job, JobResult, JobStarted, JobState, RestoreReport,
+    RestoreRequest,
+};
 use bitdust_node::Home;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// How long one events long poll waits when a progress bar is shown (it redraws between polls).
+const BAR_POLL_MS: u64 = 250;
+/// How long one events long poll waits otherwise.
+const QUIET_POLL_MS: u64 = 10_000;
 
 /// A client bound to one home's daemon.
 pub struct Client {
@@ -17,6 +30,9 @@ pub struct Client {
 impl Client {
     /// The client for the daemon of `home`: port from `<home>/api.port` (written by the running daemon),
     /// else from the config; token from `<home>/api.token`.
+    ///
+    /// # Errors
+    /// If the home has no identity or its files are unreadable.
     pub fn for_home(home: &Home) -> Result<Self> {
         if !home.is_initialized() {
             bail!(
@@ -36,15 +52,14 @@ impl Client {
         })
     }
 
-    fn handle(&self, r: Result<ureq::Response, ureq::Error>) -> Result<Value> {
+    fn handle<T: DeserializeOwned>(&self, r: Result<ureq::Response, ureq::Error>) -> Result<T> {
         match r {
-            Ok(resp) => resp.into_json::<Value>().context("reading the daemon's answer"),
+            Ok(resp) => resp.into_json::<T>().context("reading the daemon's answer"),
             Err(ureq::Error::Status(401, _)) => {
                 bail!("the daemon refused our API token (wrong token in {}/api.token?)", self.home)
             }
             Err(ureq::Error::Status(code, resp)) => {
-                let body: Value = resp.into_json().unwrap_or(Value::Null);
-                let msg = body.get("error").and_then(Value::as_str).unwrap_or("no details").to_string();
+                let msg = resp.into_json::<ErrorBody>().map(|b| b.error).unwrap_or_else(|_| "no details".into());
                 bail!("{msg} (HTTP {code})")
             }
             Err(ureq::Error::Transport(t)) => bail!(
@@ -59,8 +74,11 @@ impl Client {
         ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).timeout(Duration::from_secs(600)).build()
     }
 
-    /// GET `path`.
-    pub fn get(&self, path: &str) -> Result<Value> {
+    /// GET `path` (under `/api/v1`).
+    ///
+    /// # Errors
+    /// The daemon's error, or that it does not run.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let r = Self::agent()
             .get(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
@@ -68,8 +86,12 @@ impl Client {
         self.handle(r)
     }
 
-    /// POST `path` with a JSON body.
-    pub fn post(&self, path: &str, body: Value) -> Result<Value> {
+    /// POST `path` (under `/api/v1`) with a JSON body.
+    ///
+    /// # Errors
+    /// The daemon's error, or that it does not run.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let body = serde_json::to_value(body)?;
         let r = Self::agent()
             .post(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
@@ -77,10 +99,39 @@ impl Client {
         self.handle(r)
     }
 
-    /// Waits for job `id` to end, showing a progress bar on a terminal (unless `quiet`). Returns the job's
-    /// result, or its error.
-    pub fn wait_job(&self, id: u64, label: &str, quiet: bool) -> Result<Value> {
-        let bar = if !quiet && std::io::stderr().is_terminal() {
+    /// Backs up `path` and waits for the report (a progress bar on a terminal unless `quiet`).
+    ///
+    /// # Errors
+    /// The daemon's error or the job's.
+    pub fn backup(&self, path: &Path, quiet: bool) -> Result<BackupReport> {
+        let started: JobStarted =
+            self.post("/backups", &BackupRequest { path: path.to_string_lossy().into_owned() })?;
+        match self.wait_job(started, "backup ", quiet)? {
+            JobResult::Backup(r) => Ok(r),
+            JobResult::Restore(_) => bail!("the daemon answered a backup job with a restore report"),
+        }
+    }
+
+    /// Restores as `request` says and waits for the report.
+    ///
+    /// # Errors
+    /// The daemon's error or the job's.
+    pub fn restore(&self, request: &RestoreRequest, quiet: bool) -> Result<RestoreReport> {
+        let started: JobStarted = self.post("/restores", request)?;
+        match self.wait_job(started, "restore", quiet)? {
+            JobResult::Restore(r) => Ok(r),
+            JobResult::Backup(_) => bail!("the daemon answered a restore job with a backup report"),
+        }
+    }
+
+    /// Follows job `started` through the event log until it ends, showing a progress bar on a terminal (unless
+    /// `quiet`); returns its result, or its error. If the log moved on faster than we read it (a gap in the
+    /// ids), the job itself is asked.
+    ///
+    /// # Errors
+    /// The job's error, or the daemon's.
+    pub fn wait_job(&self, started: JobStarted, label: &str, quiet: bool) -> Result<JobResult> {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -90,31 +141,44 @@ impl Client {
                 .progress_chars("=> "),
             );
             b.set_message(label.to_string());
-            Some(b)
-        } else {
-            None
-        };
-        // Long poll: the daemon answers as soon as the job ends, or after `wait` to refresh the bar.
-        let wait = if bar.is_some() { 250 } else { 10_000 };
+            b
+        });
+        let poll = if bar.is_some() { BAR_POLL_MS } else { QUIET_POLL_MS };
+        let id = started.job;
+        let mut since = started.event_id.saturating_sub(1);
         loop {
-            let job = self.get(&format!("/jobs/{id}?wait_ms={wait}"))?;
-            if let Some(b) = &bar {
-                b.set_length(job["total_bytes"].as_u64().unwrap_or(0));
-                b.set_position(job["done_bytes"].as_u64().unwrap_or(0));
-            }
-            match job["state"].as_str() {
-                Some("running") => {}
-                Some("done") => {
-                    if let Some(b) = bar {
-                        b.finish_and_clear();
+            let page: Events = self.get(&format!("/events?since={since}&timeout_ms={poll}"))?;
+            let gap = page.events.first().is_some_and(|e| e.id > since + 1);
+            let mut ended = false;
+            for e in &page.events {
+                since = e.id;
+                match &e.kind {
+                    EventKind::JobProgress { job, done_bytes, total_bytes } if *job == id => {
+                        if let Some(b) = &bar {
+                            b.set_length(*total_bytes);
+                            b.set_position(*done_bytes);
+                        }
                     }
-                    return Ok(job["result"].clone());
+                    EventKind::JobEnded { job, .. } if *job == id => ended = true,
+                    _ => {}
                 }
-                _ => {
-                    if let Some(b) = bar {
-                        b.abandon();
+            }
+            if ended || gap {
+                let job: Job = self.get(&format!("/jobs/{id}"))?;
+                match job.state {
+                    JobState::Running => continue,
+                    JobState::Done => {
+                        if let Some(b) = bar {
+                            b.finish_and_clear();
+                        }
+                        return job.result.ok_or_else(|| anyhow!("job {id} ended without a result"));
                     }
-                    return Err(anyhow!("{}", job["error"].as_str().unwrap_or("job failed")));
+                    JobState::Failed => {
+                        if let Some(b) = bar {
+                            b.abandon();
+                        }
+                        return Err(anyhow!("{}", job.error.unwrap_or_else(|| "job failed".into())));
+                    }
                 }
             }
         }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use bitdust_api::{RestoreRequest, Suppliers};
 use bitdust_core::human_bytes;
 use serde_json::{json, Value};
 
@@ -40,21 +41,17 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
 
     say(format!("2. backing up {}", path.display()));
     let t = Instant::now();
-    let job = alice.post("/backups", json!({ "path": path }))?;
-    let backup = alice.wait_job(job["job"].as_u64().unwrap_or(0), "backup ", json_out)?;
+    let backup = alice.backup(&path, json_out)?;
     let backup_secs = t.elapsed().as_secs_f64();
-    let bytes = backup["bytes"].as_u64().unwrap_or(0);
-    let stored = backup["stored_bytes"].as_u64().unwrap_or(0);
+    let (bytes, stored) = (backup.bytes, backup.stored_bytes);
 
-    let sup = alice.get("/suppliers")?;
-    let list = sup["suppliers"].as_array().cloned().unwrap_or_default();
-    let n = list.len() as u16;
+    let sup: Suppliers = alice.get("/suppliers")?;
+    let n = sup.suppliers.len() as u16;
     let k = n.div_ceil(2);
     let mut stopped = Vec::new();
-    for s in list.iter().take((n - k) as usize) {
-        let peer = s["peer_id"].as_str().unwrap_or("");
-        if let Some(node) = net.nodes.iter().find(|x| x.peer_id == peer).map(|x| x.name.clone()) {
-            stopped.push(format!("{node} (position {})", s["position"]));
+    for s in sup.suppliers.iter().take((n - k) as usize) {
+        if let Some(node) = net.nodes.iter().find(|x| x.peer_id == s.peer_id).map(|x| x.name.clone()) {
+            stopped.push(format!("{node} (position {})", s.position));
             net.stop(&node)?;
         }
     }
@@ -63,8 +60,13 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
     let target = tmp.path().join("restored");
     say(format!("4. restoring into {}", target.display()));
     let t = Instant::now();
-    let job = alice.post("/restores", json!({ "name": backup["name"], "to": target }))?;
-    let restore = alice.wait_job(job["job"].as_u64().unwrap_or(0), "restore", json_out)?;
+    let request = RestoreRequest {
+        name: backup.name.clone(),
+        version: None,
+        to: target.to_string_lossy().into_owned(),
+        force: false,
+    };
+    let restore = alice.restore(&request, json_out)?;
     let restore_secs = t.elapsed().as_secs_f64();
 
     say("5. verifying the restored tree against the original".into());
@@ -75,10 +77,10 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
     let report = json!({
         "path": path,
         "suppliers": n,
-        "layout": backup["layout"],
-        "files": backup["files"],
-        "folders": backup["folders"],
-        "symlinks": backup["symlinks"],
+        "layout": backup.layout,
+        "files": backup.files,
+        "folders": backup.folders,
+        "symlinks": backup.symlinks,
         "bytes": bytes,
         "stored_bytes": stored,
         "network_start_seconds": startup,
@@ -87,7 +89,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         "suppliers_stopped": stopped,
         "restore_seconds": restore_secs,
         "restore_mb_per_s": mbps(bytes, restore_secs),
-        "fragments_failed_over": restore["fragments_failed"],
+        "fragments_failed_over": restore.fragments_failed,
         "identical": diffs.is_empty(),
         "differences": diffs.iter().take(20).collect::<Vec<_>>(),
     });
@@ -97,12 +99,12 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
         out!(
             "  data         {} : {} files, {} folders, {} symlinks, {}",
             path.display(),
-            backup["files"],
-            backup["folders"],
-            backup["symlinks"],
+            backup.files,
+            backup.folders,
+            backup.symlinks,
             human_bytes(bytes)
         );
-        out!("  layout       {} on {n} suppliers: any {k} rebuild the data", backup["layout"].as_str().unwrap_or("?"));
+        out!("  layout       {} on {n} suppliers: any {k} rebuild the data", backup.layout);
         out!(
             "  stored       {} on suppliers ({:.2}x the data, compressed then erasure-coded)",
             human_bytes(stored),
@@ -114,7 +116,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
             "  restore      {restore_secs:.2} s, {:.1} MB/s from the {} suppliers left ({} fragment requests failed over)",
             mbps(bytes, restore_secs),
             usize::from(n).saturating_sub(stopped.len()),
-            restore["fragments_failed"]
+            restore.fragments_failed
         );
         if diffs.is_empty() {
             out!("  verified     restored tree identical to the original (contents, names, modes, mtimes, links)");

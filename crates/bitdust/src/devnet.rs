@@ -192,11 +192,8 @@ impl Devnet {
         let boot = Client::for_home(&net.nodes[0].home)?;
         let addrs = wait_for(
             || {
-                let st = boot.get("/status")?;
-                let addrs: Vec<String> = st["listen_addrs"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
-                    .unwrap_or_default();
+                let st: bitdust_api::Status = boot.get("/status")?;
+                let addrs = st.node.listen_addrs;
                 if addrs.is_empty() {
                     bail!("no address yet")
                 }
@@ -212,8 +209,8 @@ impl Devnet {
             let c = Client::for_home(&node.home)?;
             wait_for(
                 || {
-                    let st = c.get("/status")?;
-                    if st["announced"].as_bool() == Some(true) {
+                    let st: bitdust_api::Status = c.get("/status")?;
+                    if st.node.announced {
                         Ok(())
                     } else {
                         bail!("not announced yet")

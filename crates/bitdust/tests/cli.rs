@@ -1,103 +1,13 @@
 //! The real binary as a black box: multi-process devnets, the demo, restore from key, and error messages.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::*;
 use serde_json::Value;
-
-fn bitdust() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bitdust"));
-    c.env_remove("BITDUST_HOME").env("BITDUST_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bitdust().args(args).output().expect("bitdust runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "bitdust {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "bitdust {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&ok(&a)).expect("JSON output")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Polls `check` until true; panics after 60 s.
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `check` until true; panics after `limit`.
-fn wait_until_long(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn terminate(child: &mut Child) {
-    // SAFETY: kill(2) on a child we spawned and have not reaped.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "process did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Stops a child process when dropped, also when a test fails half-way.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            terminate(&mut self.0);
-        }
-    }
-}
-
-fn make_tree(root: &Path) {
-    std::fs::create_dir_all(root.join("dir with spaces/ünïcödé/empty")).unwrap();
-    std::fs::write(root.join("dir with spaces/ünïcödé/file.txt"), b"caf\xc3\xa9\n".repeat(5000)).unwrap();
-    std::fs::write(root.join("empty file"), b"").unwrap();
-    let data: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    std::fs::write(root.join("data.bin"), data).unwrap();
-    std::os::unix::fs::symlink("dir with spaces", root.join("a link")).unwrap();
-}
-
-fn assert_same(a: &Path, b: &Path) {
-    let diffs = bitdust_storage::service::archive::compare_trees(a, b).unwrap();
-    assert!(diffs.is_empty(), "trees differ: {diffs:?}");
-}
 
 #[test]
 fn demo_restores_usr_share_doc_with_n_minus_k_suppliers_stopped() {

@@ -144,6 +144,10 @@ impl Service for StorageService {
         crate::proto::automata::KINDS
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        routes::openapi()
+    }
+
     async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started> {
         let mut config = StorageConfig::from_config(node.config())?;
         if let Some(d) = self.overrides.donate_bytes {
@@ -185,7 +189,7 @@ impl Service for StorageService {
 
 #[async_trait]
 impl StatusSection for Storage {
-    async fn status(&self) -> Result<serde_json::Value> {
+    async fn fill(&self, status: &mut bitdust_api::Status) -> Result<()> {
         let usage = match &self.store {
             Some(s) => {
                 let s = s.clone();
@@ -194,15 +198,16 @@ impl StatusSection for Storage {
             None => Vec::new(),
         };
         let catalog = self.catalog()?;
-        Ok(serde_json::json!({
-            "supplier": self.store.is_some(),
-            "donated_bytes": self.store.as_ref().map(|s| s.donated_bytes()).unwrap_or(0),
-            "stored_bytes": usage.iter().map(|u| u.used_bytes).sum::<u64>(),
-            "customers": usage.len(),
-            "suppliers_hired": self.suppliers()?.len(),
-            "suppliers_wanted": self.config.customer.suppliers,
-            "backups": catalog.backups.len(),
-            "catalog_revision": catalog.revision,
-        }))
+        status.storage = Some(bitdust_api::StorageStatus {
+            supplier: self.store.is_some(),
+            donated_bytes: self.store.as_ref().map(|s| s.donated_bytes()).unwrap_or(0),
+            stored_bytes: usage.iter().map(|u| u.used_bytes).sum::<u64>(),
+            customers: usage.len(),
+            suppliers_hired: self.suppliers()?.len(),
+            suppliers_wanted: self.config.customer.suppliers,
+            backups: catalog.backups.len(),
+            catalog_revision: catalog.revision,
+        });
+        Ok(())
     }
 }

@@ -1,16 +1,16 @@
 //! The storage wing's API routes (behind the runtime's authentication; errors through
-//! [`bitdust_node::http::ApiError`]).
+//! [`bitdust_node::http::ApiError`]; bodies are [`bitdust_api`] types).
 //!
 //! | method | path | body | answer |
 //! | --- | --- | --- | --- |
-//! | GET | `/api/v1/suppliers` | | positions, peer ids, contracts, state |
-//! | POST | `/api/v1/suppliers/hire` | | hires up to n suppliers; the list |
-//! | POST | `/api/v1/suppliers/{position}/replace` | | asks hire/fire to replace that supplier |
-//! | GET | `/api/v1/health` | | per version: blocks full / degraded / lost, lost files; rebuild queue |
-//! | GET | `/api/v1/backups` | | backups and their versions |
-//! | POST | `/api/v1/backups` | `{"path": "/abs/path"}` | `{"job": id}` |
-//! | POST | `/api/v1/restores` | `{"name", "version"?, "to", "force"?}` | `{"job": id}` |
-//! | GET | `/api/v1/store` | | supplier usage per customer |
+//! | GET | `/api/v1/suppliers` | | [`Suppliers`]: positions, peer ids, contracts, state |
+//! | POST | `/api/v1/suppliers/hire` | | hires up to n suppliers; [`Suppliers`] (503 if too few are online) |
+//! | POST | `/api/v1/suppliers/{position}/replace` | | [`Replacing`]: asks hire/fire to replace that supplier |
+//! | GET | `/api/v1/health` | | [`Health`]: per version, blocks full / degraded / lost, lost files; the queue |
+//! | GET | `/api/v1/backups` | | [`Backups`]: backups and their versions |
+//! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
+//! | POST | `/api/v1/restores` | [`RestoreRequest`] | [`JobStarted`] (404 unknown backup or version, 409 target not empty) |
+//! | GET | `/api/v1/store` | | [`StoreUsage`]: what this node stores as a supplier |
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,9 +18,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bitdust_node::http::{ApiError, ApiResult};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use bitdust_api::{
+    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, Health, JobResult, JobStarted, Replacing,
+    RestoreRequest, StoreUsage, Supplier, Suppliers, VersionInfo,
+};
+use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
+use utoipa::OpenApi;
 
 use crate::service::customer::prepare_target;
 use crate::service::Storage;
@@ -40,96 +43,127 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .with_state(storage)
 }
 
-async fn suppliers_json(storage: &Storage) -> Result<Value, ApiError> {
+/// The routes' part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(suppliers, hire, replace, health, backups, start_backup, start_restore, store))]
+struct StorageApi;
+
+/// The storage wing's part of the OpenAPI document.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    StorageApi::openapi()
+}
+
+async fn suppliers_of(storage: &Storage) -> Result<Suppliers, ApiError> {
     let slots = storage.suppliers()?;
     let connected = storage.node().network().status().await.map_err(anyhow::Error::from)?.connected_peers;
     let automata = storage.automata();
     let conn = |pos: u16| automata.iter().find(|a| a.name == format!("supplier_connection/{pos}")).cloned();
-    let list: Vec<Value> = slots
+    let list = slots
         .iter()
         .map(|s| {
-            let peer = s.peer().map(|p| p.to_string()).unwrap_or_default();
-            json!({
-                "position": s.position,
-                "peer_id": peer,
-                "connected": connected.contains(&peer),
-                "state": conn(s.position).map(|a| a.state),
-                "held_bytes": conn(s.position).and_then(|a| a.details["held_bytes"].as_u64()),
-                "held_fragments": conn(s.position).and_then(|a| a.details["held_fragments"].as_u64()),
-                "needed_bytes": s.contract.as_ref().map(|c| c.contract.needed_bytes),
-                "contract_start_unix": s.contract.as_ref().map(|c| c.contract.start_unix),
-                "hired_unix": s.hired_unix,
-            })
+            let peer_id = s.peer().map(|p| p.to_string()).unwrap_or_default();
+            let c = conn(s.position);
+            Supplier {
+                position: s.position,
+                connected: connected.contains(&peer_id),
+                peer_id,
+                state: c.as_ref().map(|a| a.state.clone()),
+                held_bytes: c.as_ref().and_then(|a| a.details["held_bytes"].as_u64()),
+                held_fragments: c.as_ref().and_then(|a| a.details["held_fragments"].as_u64()),
+                needed_bytes: s.contract.as_ref().map(|c| c.contract.needed_bytes),
+                contract_start_unix: s.contract.as_ref().map(|c| c.contract.start_unix),
+                hired_unix: s.hired_unix,
+            }
         })
         .collect();
-    Ok(json!({ "wanted": storage.config().customer.suppliers, "suppliers": list }))
+    Ok(Suppliers { wanted: storage.config().customer.suppliers, suppliers: list })
 }
 
-async fn suppliers(State(s): S) -> ApiResult {
-    Ok(Json(suppliers_json(&s).await?))
+/// The hired suppliers, by position.
+#[utoipa::path(get, path = "/api/v1/suppliers", tag = "storage", responses((status = 200, body = Suppliers)))]
+async fn suppliers(State(s): S) -> ApiResult<Suppliers> {
+    Ok(Json(suppliers_of(&s).await?))
 }
 
-async fn hire(State(s): S) -> ApiResult {
-    s.ensure_suppliers().await?;
-    Ok(Json(suppliers_json(&s).await?))
+/// Hires suppliers until every position is filled.
+#[utoipa::path(
+    post, path = "/api/v1/suppliers/hire", tag = "storage",
+    responses((status = 200, body = Suppliers), (status = 503, body = ErrorBody, description = "Too few suppliers online"))
+)]
+async fn hire(State(s): S) -> ApiResult<Suppliers> {
+    s.ensure_suppliers().await.map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?;
+    Ok(Json(suppliers_of(&s).await?))
 }
 
-async fn backups(State(s): S) -> ApiResult {
+/// Backups and their versions.
+#[utoipa::path(get, path = "/api/v1/backups", tag = "storage", responses((status = 200, body = Backups)))]
+async fn backups(State(s): S) -> ApiResult<Backups> {
     let catalog = s.catalog()?;
-    let list: Vec<Value> = catalog
+    let backups = catalog
         .backups
         .iter()
-        .map(|b| {
-            json!({
-                "name": b.name,
-                "source": String::from_utf8_lossy(&b.source),
-                "versions": b.versions.iter().map(|v| json!({
-                    "version": v.number,
-                    "created_unix": v.created_unix,
-                    "files": v.file_count(),
-                    "entries": v.entries.len(),
-                    "bytes": v.total_bytes,
-                    "stored_bytes": v.stored_bytes(),
-                    "blocks": v.blocks.len(),
-                    "layout": v.layout.to_string(),
-                })).collect::<Vec<_>>(),
-            })
+        .map(|b| BackupInfo {
+            name: b.name.clone(),
+            source: String::from_utf8_lossy(&b.source).into_owned(),
+            versions: b
+                .versions
+                .iter()
+                .map(|v| VersionInfo {
+                    version: v.number,
+                    created_unix: v.created_unix,
+                    files: v.file_count(),
+                    entries: v.entries.len(),
+                    bytes: v.total_bytes,
+                    stored_bytes: v.stored_bytes(),
+                    blocks: v.blocks.len(),
+                    layout: v.layout.to_string(),
+                })
+                .collect(),
         })
         .collect();
-    Ok(Json(json!({ "revision": catalog.revision, "backups": list })))
+    Ok(Json(Backups { revision: catalog.revision, backups }))
 }
 
-#[derive(Deserialize)]
-struct BackupBody {
-    path: PathBuf,
-}
-
-async fn start_backup(State(s): S, Json(body): Json<BackupBody>) -> ApiResult {
-    if !body.path.is_absolute() {
+/// Backs up a file or folder (a new version); a job.
+#[utoipa::path(
+    post, path = "/api/v1/backups", tag = "storage", request_body = BackupRequest,
+    responses((status = 200, body = JobStarted), (status = 400, body = ErrorBody, description = "Not an absolute path, or unreadable"))
+)]
+async fn start_backup(
+    State(s): S,
+    body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<JobStarted> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let path = PathBuf::from(&body.path);
+    if !path.is_absolute() {
         return Err(ApiError::bad_request("path must be absolute"));
     }
-    std::fs::symlink_metadata(&body.path)
-        .map_err(|e| ApiError::bad_request(format!("cannot back up {}: {e}", body.path.display())))?;
-    let path = body.path.clone();
+    std::fs::symlink_metadata(&path)
+        .map_err(|e| ApiError::bad_request(format!("cannot back up {}: {e}", path.display())))?;
     let storage = s.clone();
-    let id = s.node().jobs().spawn("backup", body.path.display().to_string(), move |progress| async move {
-        let report = storage.backup(&path, progress).await?;
-        Ok(serde_json::to_value(report)?)
+    let (job, event_id) = s.node().jobs().spawn("backup", body.path.clone(), move |progress| async move {
+        Ok(JobResult::Backup(storage.backup(&path, progress).await?))
     });
-    Ok(Json(json!({ "job": id })))
+    Ok(Json(JobStarted { job, event_id }))
 }
 
-#[derive(Deserialize)]
-struct RestoreBody {
-    name: String,
-    version: Option<u32>,
-    to: PathBuf,
-    #[serde(default)]
-    force: bool,
-}
-
-async fn start_restore(State(s): S, Json(body): Json<RestoreBody>) -> ApiResult {
-    if !body.to.is_absolute() {
+/// Restores a version into a folder; a job.
+#[utoipa::path(
+    post, path = "/api/v1/restores", tag = "storage", request_body = RestoreRequest,
+    responses(
+        (status = 200, body = JobStarted),
+        (status = 400, body = ErrorBody, description = "Not an absolute path, or not a folder"),
+        (status = 404, body = ErrorBody, description = "No such backup or version"),
+        (status = 409, body = ErrorBody, description = "The target is not empty (use force)")
+    )
+)]
+async fn start_restore(
+    State(s): S,
+    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<JobStarted> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let to = PathBuf::from(&body.to);
+    if !to.is_absolute() {
         return Err(ApiError::bad_request("target must be absolute"));
     }
     let catalog = s.catalog()?;
@@ -141,37 +175,67 @@ async fn start_restore(State(s): S, Json(body): Json<RestoreBody>) -> ApiResult 
             return Err(ApiError::not_found(format!("backup {:?} has no version {v}", body.name)));
         }
     }
-    prepare_target(&body.to, body.force).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    match std::fs::metadata(&to) {
+        Ok(m) if m.is_dir() && !body.force && std::fs::read_dir(&to).is_ok_and(|mut d| d.next().is_some()) => {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("restore target {} is not empty (use --force to restore into it anyway)", to.display()),
+            ));
+        }
+        _ => prepare_target(&to, body.force).map_err(|e| ApiError::bad_request(format!("{e:#}")))?,
+    }
     let target = format!("{}{}", body.name, body.version.map(|v| format!("@{v}")).unwrap_or_default());
     let storage = s.clone();
-    let id = s.node().jobs().spawn("restore", target, move |progress| async move {
-        let report = storage.restore(&body.name, body.version, &body.to, true, progress).await?;
-        Ok(serde_json::to_value(report)?)
+    let (job, event_id) = s.node().jobs().spawn("restore", target, move |progress| async move {
+        Ok(JobResult::Restore(storage.restore(&body.name, body.version, &to, true, progress).await?))
     });
-    Ok(Json(json!({ "job": id })))
+    Ok(Json(JobStarted { job, event_id }))
 }
 
-async fn store(State(s): S) -> ApiResult {
+/// What this node stores for customers.
+#[utoipa::path(get, path = "/api/v1/store", tag = "storage", responses((status = 200, body = StoreUsage)))]
+async fn store(State(s): S) -> ApiResult<StoreUsage> {
     let Some(store) = s.store().cloned() else {
-        return Ok(Json(json!({ "supplier": false, "customers": [] })));
+        return Ok(Json(StoreUsage { supplier: false, customers: Vec::new() }));
     };
     let usage = tokio::task::spawn_blocking(move || store.usage())
         .await
         .map_err(anyhow::Error::from)?
         .map_err(anyhow::Error::from)?;
-    Ok(Json(json!({ "supplier": true, "customers": usage })))
+    let customers = usage
+        .into_iter()
+        .map(|u| CustomerUsage {
+            customer: u.customer,
+            position: u.position,
+            used_bytes: u.used_bytes,
+            fragments: u.fragments,
+            needed_bytes: u.needed_bytes,
+        })
+        .collect();
+    Ok(Json(StoreUsage { supplier: true, customers }))
 }
 
-async fn health(State(s): S) -> ApiResult {
+/// Per version: blocks full, degraded or lost, and the files lost; the rebuild queue.
+#[utoipa::path(get, path = "/api/v1/health", tag = "storage", responses((status = 200, body = Health)))]
+async fn health(State(s): S) -> ApiResult<Health> {
     let queue = s.rebuild_queue()?;
-    Ok(Json(json!({
-        "versions": s.health()?,
-        "rebuild_queue_blocks": queue.len(),
-        "rebuild_queue_fragments": queue.iter().map(|q| q.positions.len()).sum::<usize>(),
-    })))
+    Ok(Json(Health {
+        versions: s.health()?,
+        rebuild_queue_blocks: queue.len(),
+        rebuild_queue_fragments: queue.iter().map(|q| q.positions.len()).sum(),
+    }))
 }
 
-async fn replace(State(s): S, Path(position): Path<u16>) -> ApiResult {
-    s.request_replacement(position).await.map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-    Ok(Json(json!({ "replacing": position })))
+/// Asks hire/fire to replace the supplier at `position`.
+#[utoipa::path(
+    post, path = "/api/v1/suppliers/{position}/replace", tag = "storage",
+    params(("position" = u16, Path, description = "Position (0-based shard index)")),
+    responses((status = 200, body = Replacing), (status = 404, body = ErrorBody, description = "No supplier at that position"))
+)]
+async fn replace(State(s): S, Path(position): Path<u16>) -> ApiResult<Replacing> {
+    if !s.suppliers()?.iter().any(|x| x.position == position) {
+        return Err(ApiError::not_found(format!("no supplier at position {position}")));
+    }
+    s.request_replacement(position).await?;
+    Ok(Json(Replacing { replacing: position }))
 }

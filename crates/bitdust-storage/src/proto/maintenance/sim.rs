@@ -9,8 +9,9 @@
 //! 3. a supplier that answers audits with wrong data is fired in bounded time;
 //! 4. no block is reported full while one of its fragments is known to be missing.
 //!
-//! `cargo test -p bitdust-storage maintenance::sim` runs [`SCENARIOS`] seeds; a failing seed is printed with
-//! the end of its trace, and `BITDUST_SIM_SEED=N` replays that one seed with its whole trace.
+//! `cargo test -p bitdust-storage maintenance::sim` runs [`SCENARIOS`] seeds (`BITDUST_SIM_SCENARIOS=N` runs N, for
+//! a soak); a failing seed is printed with the end of its trace, and `BITDUST_SIM_SEED=N` replays that one seed
+//! with its whole trace.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -711,10 +712,13 @@ fn maintenance_holds_its_invariants_in_seeded_scenarios() {
         }
         return;
     }
+    // a soak run: BITDUST_SIM_SCENARIOS=100000 (seeds from 0)
+    let scenarios =
+        std::env::var("BITDUST_SIM_SCENARIOS").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(SCENARIOS);
     let started = std::time::Instant::now();
     let mut steps = 0;
     let mut total = Stats::default();
-    for seed in 0..SCENARIOS {
+    for seed in 0..scenarios {
         match run_seed(seed) {
             Ok((n, stats)) => {
                 steps += n;
@@ -729,7 +733,7 @@ fn maintenance_holds_its_invariants_in_seeded_scenarios() {
             }
         }
     }
-    println!("{SCENARIOS} scenarios, {steps} steps in {:.2} s; {total:?}", started.elapsed().as_secs_f64());
+    println!("{scenarios} scenarios, {steps} steps in {:.2} s; {total:?}", started.elapsed().as_secs_f64());
     // the scenarios exercise what the invariants are about
     assert!(total.dead_fired > 0 && total.liars_fired > 0 && total.refusers_fired > 0, "{total:?}");
     assert!(total.failed_hires > 0 && total.missing_found > 0 && total.restarts > 0 && total.short_outages > 0);

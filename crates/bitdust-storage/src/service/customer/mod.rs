@@ -29,6 +29,7 @@ mod restore;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+pub use bitdust_api::{BackupReport, RestoreReport};
 use bitdust_core::PeerId;
 use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
@@ -103,56 +104,6 @@ impl SupplierSlot {
     pub fn peer(&self) -> Result<PeerId> {
         PeerId::from_bytes(&self.peer_id).map_err(|_| anyhow!("corrupt supplier peer id at position {}", self.position))
     }
-}
-
-/// What a backup did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupReport {
-    /// Backup name.
-    pub name: String,
-    /// Version number made.
-    pub version: u32,
-    /// Files.
-    pub files: usize,
-    /// Folders.
-    pub folders: usize,
-    /// Symlinks.
-    pub symlinks: usize,
-    /// Bytes of file content.
-    pub bytes: u64,
-    /// Bytes stored on suppliers (all fragments).
-    pub stored_bytes: u64,
-    /// Blocks.
-    pub blocks: usize,
-    /// Layout.
-    pub layout: String,
-    /// Wall time.
-    pub seconds: f64,
-    /// Special files skipped.
-    pub skipped: Vec<String>,
-    /// Files that changed size during the backup.
-    pub changed: Vec<String>,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestoreReport {
-    /// Backup name.
-    pub name: String,
-    /// Version restored.
-    pub version: u32,
-    /// Target folder.
-    pub target: String,
-    /// Files written.
-    pub files: u64,
-    /// Bytes written.
-    pub bytes: u64,
-    /// Wall time.
-    pub seconds: f64,
-    /// Fragments that were missing, unreachable or corrupt and were replaced by others.
-    pub fragments_failed: u64,
-    /// Files that could not be restored (blocks with fewer than k good fragments).
-    pub lost_files: Vec<String>,
 }
 
 impl Storage {

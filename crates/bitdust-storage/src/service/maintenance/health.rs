@@ -5,32 +5,11 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
+pub use bitdust_api::VersionHealth;
 
 use crate::proto::catalog::EntryKind;
 use crate::proto::rebuild::{assess, unavailable_positions, BlockHealth};
 use crate::service::Storage;
-
-/// Health of one version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionHealth {
-    /// Backup name.
-    pub name: String,
-    /// Version number.
-    pub version: u32,
-    /// Blocks in all.
-    pub blocks: usize,
-    /// Blocks with all n fragments.
-    pub full: usize,
-    /// Blocks missing some fragments but restorable.
-    pub degraded: usize,
-    /// The fewest further losses any degraded block can take.
-    pub can_still_lose: u16,
-    /// Blocks that cannot be restored.
-    pub lost: usize,
-    /// Files that can no longer be restored.
-    pub lost_files: Vec<String>,
-}
 
 impl Storage {
     /// Health of every version: blocks at full redundancy, degraded or lost, and the files lost.

@@ -16,6 +16,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use bitdust_api::EventKind;
 use bitdust_core::PeerId;
 use bitdust_node::automata::{now_ms, AutomatonInfo};
 use tokio::sync::mpsc;
@@ -49,6 +50,8 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
         }
     }
     let (done_tx, mut done_rx) = mpsc::channel::<Input>(INBOX_CAPACITY);
+    // what the last health event said: (queued blocks, down positions)
+    let mut last_health: Option<(u64, Vec<u16>)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis((cfg.heartbeat_ms / 2).clamp(100, 1000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -72,8 +75,16 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
         for action in actions {
             execute(&s, action, &done_tx);
         }
+        let down = state.down_positions();
         if let Ok(mut d) = s.down_positions.lock() {
-            *d = state.down_positions();
+            d.clone_from(&down);
+        }
+        let health = (queued, down);
+        if last_health.as_ref() != Some(&health) {
+            s.node
+                .events()
+                .push(EventKind::HealthChanged { queued_blocks: health.0, down_positions: health.1.clone() });
+            last_health = Some(health);
         }
         publish(&s, &state);
     }

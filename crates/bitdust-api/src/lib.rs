@@ -1,0 +1,496 @@
+//! # bitdust-api
+//!
+//! The local API v1 as types: every request and response body the daemon serves under `/api/v1/` and the CLI
+//! (and later the web UI) reads, the event log's entries, and the error body. The daemon and the CLI share them,
+//! so nothing is built or read back by string keys; each type derives its OpenAPI 3 schema (utoipa), and the
+//! daemon serves the whole document at `/api/v1/openapi.json` (a checked-in copy is `docs/openapi.json`).
+//!
+//! Errors: any failed request answers [`ErrorBody`] with the status of its kind (400 bad input, 401 missing or
+//! wrong token, 404 unknown backup, version, job or path, 409 conflicting state, 503 too few suppliers or the
+//! network not ready, 500 our own failure).
+//!
+//! ```
+//! use bitdust_api::{JobState, JobStarted};
+//! let started: JobStarted = serde_json::from_str(r#"{"job": 3, "event_id": 17}"#).unwrap();
+//! assert_eq!((started.job, started.event_id), (3, 17));
+//! assert_eq!(serde_json::to_string(&JobState::Running).unwrap(), r#""running""#);
+//! ```
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The runtime
+
+/// `GET /api/v1/status`: the node, and each wing's section.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// The runtime's part (its fields are at the top level of the JSON object).
+    #[serde(flatten)]
+    pub node: NodeStatus,
+    /// The storage wing's part.
+    pub storage: Option<StorageStatus>,
+}
+
+/// The runtime's part of the status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeStatus {
+    /// Peer id.
+    pub peer_id: String,
+    /// `nickname@short peer id`.
+    pub global_id: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Identity revision.
+    pub identity_revision: u64,
+    /// Listen addresses, each ending in `/p2p/<peer id>`.
+    pub listen_addrs: Vec<String>,
+    /// Peers connected now.
+    pub connected_peers: usize,
+    /// Peers in the Kademlia routing table.
+    pub routing_table_size: usize,
+    /// Whether the identity record is in the DHT.
+    pub announced: bool,
+    /// AutoNAT's verdict.
+    pub reachability: Reachability,
+    /// Relays holding a reservation for us (peer ids).
+    pub relays: Vec<String>,
+    /// Whether this node serves as a relay.
+    pub relay_server: bool,
+    /// Open connections.
+    pub connections: Vec<Connection>,
+}
+
+/// Whether others can dial this node directly (AutoNAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reachability {
+    /// Dialable from the internet.
+    Public,
+    /// Behind NAT: reachable through a relay.
+    Private,
+    /// Not known yet.
+    Unknown,
+}
+
+/// One open connection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Connection {
+    /// Remote peer id.
+    pub peer_id: String,
+    /// Remote address (for an inbound relayed one, our relayed listen address).
+    pub address: String,
+    /// Whether it goes through a relay.
+    pub relayed: bool,
+}
+
+/// `GET /api/v1/identity`: the signed identity document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Identity {
+    /// `nickname@short peer id`.
+    pub global_id: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Peer id (the Ed25519 identity key).
+    pub peer_id: String,
+    /// Revision.
+    pub revision: u64,
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// X25519 public key, hex.
+    pub encryption_key: String,
+    /// The encoded, signed document, hex.
+    pub document_hex: String,
+}
+
+/// `GET /api/v1/automata`: every automaton instance.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Automata {
+    /// By name.
+    pub automata: Vec<AutomatonInfo>,
+}
+
+/// One automaton instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AutomatonInfo {
+    /// Instance name, e.g. `supplier_connection/2`.
+    pub name: String,
+    /// Kind (its diagram: `bitdust automata --diagram KIND`).
+    pub kind: String,
+    /// Current state.
+    pub state: String,
+    /// Unix milliseconds when the state was entered.
+    pub since_unix_ms: u64,
+    /// Kind-specific details (an object of scalars: position, peer id, counters).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// A long-running operation (`GET /api/v1/jobs/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    /// Id.
+    pub id: u64,
+    /// `backup` or `restore`.
+    pub kind: String,
+    /// What it works on (a path, `NAME@VERSION`).
+    pub target: String,
+    /// State.
+    pub state: JobState,
+    /// Bytes processed so far.
+    pub done_bytes: u64,
+    /// Bytes in all (0 until known).
+    pub total_bytes: u64,
+    /// The result, once done.
+    pub result: Option<JobResult>,
+    /// The error, once failed.
+    pub error: Option<String>,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Working.
+    Running,
+    /// Ended well; `result` holds what it did.
+    Done,
+    /// Ended with `error`.
+    Failed,
+}
+
+/// What a job did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobResult {
+    /// A backup.
+    Backup(BackupReport),
+    /// A restore.
+    Restore(RestoreReport),
+}
+
+/// The answer to a request that starts a job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct JobStarted {
+    /// The job's id.
+    pub job: u64,
+    /// The id of the event that announced it: follow `GET /api/v1/events?since=` this minus one for its progress.
+    pub event_id: u64,
+}
+
+/// `POST /api/v1/shutdown`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct Stopping {
+    /// Always true: the daemon stops after answering.
+    pub stopping: bool,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Events
+
+/// `GET /api/v1/events?since=ID&timeout_ms=N`: the events after `since`, in id order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Events {
+    /// Events with ids above `since` (at most a page). Ids rise by one: a jump means the client fell behind the
+    /// bounded buffer and missed events.
+    pub events: Vec<Event>,
+    /// The newest id the node has given (ask `since` this next).
+    pub last_id: u64,
+}
+
+/// One entry of the node's event log (the model is Syncthing's events API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Rising by one per event.
+    pub id: u64,
+    /// Unix milliseconds.
+    pub time_unix_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What an event says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A job started.
+    JobStarted {
+        /// Job id.
+        job: u64,
+        /// `backup` or `restore`.
+        kind: String,
+        /// What it works on.
+        target: String,
+    },
+    /// A job moved on (at most a few per second per job).
+    JobProgress {
+        /// Job id.
+        job: u64,
+        /// Bytes processed so far.
+        done_bytes: u64,
+        /// Bytes in all (0 until known).
+        total_bytes: u64,
+    },
+    /// A job ended.
+    JobEnded {
+        /// Job id.
+        job: u64,
+        /// `done` or `failed`.
+        state: JobState,
+    },
+    /// An automaton entered a state (or appeared).
+    AutomatonChanged {
+        /// Instance name.
+        name: String,
+        /// Kind.
+        kind: String,
+        /// The state entered.
+        state: String,
+    },
+    /// The storage wing's health changed: blocks queued for rebuilding, positions whose supplier is down.
+    HealthChanged {
+        /// Blocks in the rebuild queue.
+        queued_blocks: u64,
+        /// Positions whose supplier is offline, refused or fired.
+        down_positions: Vec<u16>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The storage wing
+
+/// The storage wing's part of the status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StorageStatus {
+    /// Whether the supplier role is on.
+    pub supplier: bool,
+    /// Donated space, bytes.
+    pub donated_bytes: u64,
+    /// Bytes stored for customers.
+    pub stored_bytes: u64,
+    /// Customers served.
+    pub customers: usize,
+    /// Suppliers hired.
+    pub suppliers_hired: usize,
+    /// Suppliers wanted (n).
+    pub suppliers_wanted: u16,
+    /// Backups in the catalog.
+    pub backups: usize,
+    /// Catalog revision.
+    pub catalog_revision: u64,
+}
+
+/// `GET /api/v1/suppliers`, `POST /api/v1/suppliers/hire`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Suppliers {
+    /// Positions wanted (n).
+    pub wanted: u16,
+    /// Hired, by position.
+    pub suppliers: Vec<Supplier>,
+}
+
+/// One hired supplier.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Supplier {
+    /// Position (shard index).
+    pub position: u16,
+    /// Peer id.
+    pub peer_id: String,
+    /// Whether a connection to it is open now.
+    pub connected: bool,
+    /// Its supplier connection automaton's state.
+    pub state: Option<String>,
+    /// Bytes it last said it holds for us.
+    pub held_bytes: Option<u64>,
+    /// Fragments it last said it holds for us.
+    pub held_fragments: Option<u64>,
+    /// Needed space of the contract, bytes.
+    pub needed_bytes: Option<u64>,
+    /// Contract start, Unix seconds.
+    pub contract_start_unix: Option<u64>,
+    /// When hired, Unix seconds.
+    pub hired_unix: u64,
+}
+
+/// `POST /api/v1/suppliers/{position}/replace`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct Replacing {
+    /// The position being replaced.
+    pub replacing: u16,
+}
+
+/// `GET /api/v1/backups`: backups and their versions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Backups {
+    /// Catalog revision.
+    pub revision: u64,
+    /// Backups, by name.
+    pub backups: Vec<BackupInfo>,
+}
+
+/// One backup (one source path).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupInfo {
+    /// Name.
+    pub name: String,
+    /// The source path (lossy UTF-8).
+    pub source: String,
+    /// Versions, oldest first.
+    pub versions: Vec<VersionInfo>,
+}
+
+/// One version of a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionInfo {
+    /// Number (1, 2, ...).
+    pub version: u32,
+    /// When made, Unix seconds.
+    pub created_unix: u64,
+    /// Files.
+    pub files: usize,
+    /// Entries (files, folders, symlinks).
+    pub entries: usize,
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// Bytes stored on suppliers, all fragments.
+    pub stored_bytes: u64,
+    /// Blocks.
+    pub blocks: usize,
+    /// The ecc layout, `RS(k, n)`.
+    pub layout: String,
+}
+
+/// `POST /api/v1/backups`: back up a path (a new version).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupRequest {
+    /// Absolute path of a file or folder.
+    pub path: String,
+}
+
+/// `POST /api/v1/restores`: restore a version into a folder.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RestoreRequest {
+    /// Backup name.
+    pub name: String,
+    /// Version (default the latest).
+    pub version: Option<u32>,
+    /// Absolute target folder (must be empty unless `force`).
+    pub to: String,
+    /// Restore into a non-empty folder.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupReport {
+    /// Backup name.
+    pub name: String,
+    /// The version made.
+    pub version: u32,
+    /// Files.
+    pub files: usize,
+    /// Folders.
+    pub folders: usize,
+    /// Symlinks.
+    pub symlinks: usize,
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// Bytes stored on suppliers.
+    pub stored_bytes: u64,
+    /// Blocks.
+    pub blocks: usize,
+    /// The ecc layout, `RS(k, n)`.
+    pub layout: String,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Paths skipped (special files).
+    pub skipped: Vec<String>,
+    /// Paths that changed while read.
+    pub changed: Vec<String>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RestoreReport {
+    /// Backup name.
+    pub name: String,
+    /// Version restored.
+    pub version: u32,
+    /// Target folder.
+    pub target: String,
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Fragments that were missing, unreachable or corrupt (others were used instead).
+    pub fragments_failed: u64,
+    /// Files that could not be restored (more than n - k fragments of a block lost).
+    pub lost_files: Vec<String>,
+}
+
+/// `GET /api/v1/health`: per version, and the rebuild queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Every version.
+    pub versions: Vec<VersionHealth>,
+    /// Blocks queued for rebuilding.
+    pub rebuild_queue_blocks: usize,
+    /// Fragments queued for rebuilding.
+    pub rebuild_queue_fragments: usize,
+}
+
+/// Health of one version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionHealth {
+    /// Backup name.
+    pub name: String,
+    /// Version number.
+    pub version: u32,
+    /// Blocks in all.
+    pub blocks: usize,
+    /// Blocks with all n fragments.
+    pub full: usize,
+    /// Blocks missing some fragments but restorable.
+    pub degraded: usize,
+    /// The fewest further losses any degraded block can take.
+    pub can_still_lose: u16,
+    /// Blocks that cannot be restored.
+    pub lost: usize,
+    /// Files that can no longer be restored.
+    pub lost_files: Vec<String>,
+}
+
+/// `GET /api/v1/store`: what this node stores as a supplier.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoreUsage {
+    /// Whether the supplier role is on.
+    pub supplier: bool,
+    /// Per customer.
+    pub customers: Vec<CustomerUsage>,
+}
+
+/// What one customer stores here.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CustomerUsage {
+    /// Customer peer id.
+    pub customer: String,
+    /// The position the customer gave this supplier.
+    pub position: u16,
+    /// Bytes stored.
+    pub used_bytes: u64,
+    /// Fragments stored.
+    pub fragments: u64,
+    /// Needed space of its contract, bytes.
+    pub needed_bytes: u64,
+}

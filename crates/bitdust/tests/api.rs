@@ -1,0 +1,151 @@
+//! The local API v1 through the real daemon: the checked-in OpenAPI document is the served one, errors carry
+//! their status codes, and the event log answers by long poll and by WebSocket, with job events as they happen.
+//! The attacker here is anything on the machine without the token: it gets 401 everywhere, WebSocket included.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bitdust_api::{ErrorBody, Event, EventKind, Events, JobStarted, JobState};
+use common::*;
+
+struct Api {
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn of(home: &Path) -> Self {
+        let port = std::fs::read_to_string(home.join("api.port")).unwrap();
+        Self {
+            base: format!("http://127.0.0.1:{}/api/v1", port.trim()),
+            token: std::fs::read_to_string(home.join("api.token")).unwrap().trim().to_string(),
+        }
+    }
+
+    /// (status, body) of GET `path`.
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut req = ureq::get(&format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        answer(req.call())
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> (u16, String) {
+        let req = ureq::post(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {}", self.token));
+        answer(req.send_json(body))
+    }
+}
+
+fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match r {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap()),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+fn error_of(body: &str) -> String {
+    serde_json::from_str::<ErrorBody>(body).unwrap_or_else(|e| panic!("not an ErrorBody ({e}): {body}")).error
+}
+
+#[test]
+fn the_checked_in_openapi_document_is_the_served_one() {
+    let printed = ok(&["openapi"]);
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    assert!(
+        printed.trim_end() == checked_in.trim_end(),
+        "docs/openapi.json is out of date: cargo run -p bitdust -- openapi > docs/openapi.json"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    for path in ["/api/v1/status", "/api/v1/events", "/api/v1/events/ws", "/api/v1/backups", "/api/v1/restores"] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+}
+
+#[test]
+fn errors_have_their_status_and_events_arrive_by_long_poll_and_websocket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    ok(&["--home", s(&home), "init", "--nickname", "solo", "--api-port", "0"]);
+    let mut daemon = Running(
+        bitdust()
+            .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
+    let api = Api::of(&home);
+
+    // without the token: 401, on every route, the WebSocket too
+    for path in ["/status", "/events", "/openapi.json", "/jobs/1", "/nope"] {
+        assert_eq!(api.get(path, None).0, 401, "{path}");
+        assert_eq!(api.get(path, Some("wrong")).0, 401, "{path}");
+    }
+    let ws_url = format!("{}/events/ws", api.base.replace("http://", "ws://"));
+    let refused = tungstenite::connect(ws_url.as_str());
+    assert!(matches!(refused, Err(tungstenite::Error::Http(ref r)) if r.status() == 401), "{refused:?}");
+
+    // errors: 404 unknown job and path, 400 bad input, 404 unknown backup, 503 no suppliers to hire
+    let token = Some(api.token.as_str());
+    let (code, body) = api.get("/jobs/77", token);
+    assert_eq!((code, error_of(&body)), (404, "no job 77".to_string()));
+    assert_eq!(api.get("/nope", token).0, 404);
+    assert_eq!(api.get("/events?since=abc", token).0, 400);
+    assert_eq!(api.post("/backups", serde_json::json!({ "path": "relative/path" })).0, 400);
+    assert_eq!(api.post("/backups", serde_json::json!({ "nonsense": 1 })).0, 400);
+    let (code, body) = api.post("/restores", serde_json::json!({ "name": "nothing", "to": s(&tmp.path().join("o")) }));
+    assert_eq!(code, 404, "{body}");
+    assert!(error_of(&body).contains("no backup named"));
+    let (code, body) = api.post("/suppliers/hire", serde_json::json!({}));
+    assert_eq!(code, 503, "{body}");
+    let served: serde_json::Value = serde_json::from_str(&api.get("/openapi.json", token).1).unwrap();
+    assert_eq!(served["info"]["title"], "bitdust local API");
+
+    // the log so far (the relay connection automaton at least), then a long poll with nothing new waits
+    let first: Events = serde_json::from_str(&api.get("/events?since=0", token).1).unwrap();
+    assert!(!first.events.is_empty(), "the node logged its start");
+    let ids: Vec<u64> = first.events.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "ids rise by one: {ids:?}");
+    let last = first.last_id;
+    let t = Instant::now();
+    let empty: Events =
+        serde_json::from_str(&api.get(&format!("/events?since={last}&timeout_ms=300"), token).1).unwrap();
+    assert!(empty.events.is_empty() && t.elapsed() >= Duration::from_millis(250), "{empty:?}");
+
+    // a WebSocket from `last` on, then a job (a backup that fails: no supplier is online)
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(format!("{ws_url}?since={last}")).unwrap();
+    request.headers_mut().insert("Authorization", format!("Bearer {}", api.token).parse().unwrap());
+    let (mut socket, _) = tungstenite::connect(request).unwrap();
+    let (code, body) = api.post("/backups", serde_json::json!({ "path": "/usr/share/doc" }));
+    assert_eq!(code, 200, "{body}");
+    let started: JobStarted = serde_json::from_str(&body).unwrap();
+    assert!(started.event_id > last);
+    // the long poll from `last` wakes with the job's first event
+    let polled: Events =
+        serde_json::from_str(&api.get(&format!("/events?since={last}&timeout_ms=30000"), token).1).unwrap();
+    assert!(polled.events.iter().any(|e| e.id == started.event_id && matches!(e.kind, EventKind::JobStarted { .. })));
+    // the WebSocket carries the job's start and its end, in id order
+    let mut seen: Vec<Event> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|e| matches!(e.kind, EventKind::JobEnded { job, .. } if job == started.job)) {
+        assert!(Instant::now() < deadline, "no end of job {} on the WebSocket: {seen:?}", started.job);
+        if let tungstenite::Message::Text(text) = socket.read().unwrap() {
+            seen.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[1].id > w[0].id), "{seen:?}");
+    assert!(seen.iter().any(|e| matches!(e.kind, EventKind::JobStarted { job, .. } if job == started.job)));
+    assert!(seen.iter().any(|e| e.kind == EventKind::JobEnded { job: started.job, state: JobState::Failed }));
+    let (_, job) = api.get(&format!("/jobs/{}", started.job), token);
+    let job: bitdust_api::Job = serde_json::from_str(&job).unwrap();
+    assert!(job.error.unwrap().contains("too few suppliers online"));
+    terminate(&mut daemon.0);
+}
