@@ -217,6 +217,11 @@ impl Network {
         self.relays.clone()
     }
 
+    /// Whether the swarm task has stopped ([`Network::shutdown`], or it ended): every command fails then.
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+
     /// Stops the swarm task.
     pub async fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown).await;

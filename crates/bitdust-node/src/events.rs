@@ -28,12 +28,18 @@ struct Inner {
     buffer: Mutex<VecDeque<Event>>,
     /// The last id given (what waiters wait on).
     last: tokio::sync::watch::Sender<u64>,
+    /// Set when the node stops: waiters return at once (a daemon's shutdown does not wait out long polls).
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Self {
-            inner: Arc::new(Inner { buffer: Mutex::new(VecDeque::new()), last: tokio::sync::watch::Sender::new(0) }),
+            inner: Arc::new(Inner {
+                buffer: Mutex::new(VecDeque::new()),
+                last: tokio::sync::watch::Sender::new(0),
+                closed: tokio::sync::watch::Sender::new(false),
+            }),
         }
     }
 }
@@ -47,8 +53,9 @@ impl Events {
             buffer.pop_front();
         }
         buffer.push_back(Event { id, time_unix_ms: now_ms(), kind });
-        drop(buffer);
+        // under the lock, so the last id only rises (two pushes cannot publish 6 then 5)
         self.inner.last.send_replace(id);
+        drop(buffer);
         id
     }
 
@@ -63,11 +70,26 @@ impl Events {
         buffer.iter().filter(|e| e.id > since).take(PAGE).cloned().collect()
     }
 
-    /// The events after `since`, waiting up to `timeout` for the first one if there is none yet (a long poll).
+    /// The events after `since`, waiting up to `timeout` for the first one if there is none yet (a long poll);
+    /// at once when the log is closed.
     pub async fn wait(&self, since: u64, timeout: Duration) -> Vec<Event> {
         let mut rx = self.inner.last.subscribe();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|last| *last > since)).await;
+        let mut closed = self.inner.closed.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, rx.wait_for(|last| *last > since)) => {}
+            _ = closed.wait_for(|c| *c) => {}
+        }
         self.since(since)
+    }
+
+    /// Closes the log (the node stops): every waiter returns, and later waits return at once.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+
+    /// Whether the log is closed.
+    pub fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
     }
 }
 
@@ -105,5 +127,15 @@ mod tests {
         assert_eq!(page.len(), PAGE);
         assert_eq!(page[0].id, 4, "ids 1 to 3 fell out of the buffer");
         assert_eq!(events.last_id(), 3 + CAPACITY as u64);
+        // closing wakes a waiter at once
+        let last = events.last_id();
+        let waiter = tokio::spawn({
+            let events = events.clone();
+            async move { events.wait(last, Duration::from_secs(30)).await }
+        });
+        tokio::task::yield_now().await;
+        events.close();
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+        assert!(got.is_empty() && events.is_closed());
     }
 }

@@ -36,7 +36,8 @@ use crate::node::Node;
 pub const MAX_JOB_WAIT_MS: u64 = 30_000;
 /// Longest long poll of `GET /events?timeout_ms=N`.
 pub const MAX_EVENTS_WAIT_MS: u64 = 60_000;
-/// How long a WebSocket waits for events before it checks that the client is still there.
+/// How long a WebSocket waits for events before it pings the client (a client that is gone fails the ping and
+/// its task ends).
 const WS_WAIT: Duration = Duration::from_secs(30);
 
 /// What went wrong, which decides the HTTP status.
@@ -249,6 +250,13 @@ async fn stream_events(mut socket: WebSocket, log: crate::events::Events, mut si
                 Some(Ok(_)) => continue,
             },
         };
+        if log.is_closed() {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        if batch.is_empty() && socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+            return;
+        }
         for event in batch {
             since = event.id;
             let Ok(text) = serde_json::to_string(&event) else { continue };

@@ -258,8 +258,9 @@ impl Node {
         let _ = rx.wait_for(|a| *a).await;
     }
 
-    /// Stops the network.
+    /// Stops the network, and ends the event log's waiters (long polls, WebSockets).
     pub async fn shutdown(&self) {
+        self.events.close();
         self.net.shutdown().await;
     }
 

@@ -96,6 +96,26 @@ pub struct Txn<'t> {
 }
 
 impl<'t> Txn<'t> {
+    /// Writes named value `name` (as [`NodeDb::put`] does) in this transaction.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn put_value<T: Versioned>(&self, name: &str, value: &T) -> Result<(), NodeDbError> {
+        let bytes = encode(value)?;
+        self.txn.open_table(VALUES).map_err(io)?.insert(name, bytes.as_slice()).map_err(io)?;
+        self.txn.open_table(LEGACY_VALUES).map_err(io)?.remove(name).map_err(io)?;
+        Ok(())
+    }
+
+    /// Removes legacy (format 0) value `name` in this transaction, after its contents moved elsewhere.
+    ///
+    /// # Errors
+    /// On failure.
+    pub fn remove_legacy(&self, name: &str) -> Result<(), NodeDbError> {
+        self.txn.open_table(LEGACY_VALUES).map_err(io)?.remove(name).map_err(io)?;
+        Ok(())
+    }
+
     /// Opens record table `name` in this transaction.
     ///
     /// # Errors
@@ -408,6 +428,20 @@ mod tests {
         assert_eq!(after_a, vec![(b"b".to_vec(), Numbers(vec![2]))]);
         assert_eq!(db.count("t").unwrap(), 3);
         assert_eq!(db.count("u").unwrap(), 0);
+        // a named value and records land together, or (on error) neither
+        let failed = db.write(|tx| {
+            tx.put_value("v", &Numbers(vec![5]))?;
+            tx.table("u")?.put(b"y", &Numbers(vec![6]))?;
+            Err::<(), _>(NodeDbError::Io("stop".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!((db.get::<Numbers>("v").unwrap(), db.count("u").unwrap()), (None, 0));
+        db.write(|tx| {
+            tx.put_value("v", &Numbers(vec![5]))?;
+            tx.table("u")?.put(b"y", &Numbers(vec![6]))
+        })
+        .unwrap();
+        assert_eq!((db.get::<Numbers>("v").unwrap(), db.count("u").unwrap()), (Some(Numbers(vec![5])), 1));
         db.write(|tx| {
             let mut w = tx.table("t")?;
             assert_eq!(w.keys_from(b"b", 5)?, vec![b"b".to_vec(), b"c".to_vec()]);

@@ -163,7 +163,10 @@ impl Client {
                     _ => {}
                 }
             }
-            if ended || gap {
+            // at its end, after a gap, when nothing came (the job may have ended before we looked, or the daemon
+            // restarted and its ids began again), ask the job itself
+            let restarted = page.last_id < since;
+            if ended || gap || restarted || page.events.is_empty() {
                 let job: Job = self.get(&format!("/jobs/{id}"))?;
                 match job.state {
                     JobState::Running => continue,

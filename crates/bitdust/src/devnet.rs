@@ -106,14 +106,15 @@ impl DevnetOptions {
     }
 }
 
-/// The `bitdust` executable the devnet's daemons run: this program if it is `bitdust`, else the `bitdust` beside
-/// it (the lab's tools are built into the same folder: `cargo build -p bitdust -p bitdust-lab`).
+/// The `bitdust` executable the devnet's daemons run: this program (whatever it is called), except from the lab's
+/// `bitdust-lab`, which runs the `bitdust` beside it (both are built into the same folder: `cargo build -p bitdust
+/// -p bitdust-lab`).
 ///
 /// # Errors
-/// If there is no `bitdust` beside this program.
+/// If this program is the lab's and there is no `bitdust` beside it.
 pub fn bitdust_exe() -> Result<PathBuf> {
     let me = std::env::current_exe().context("locating this program")?;
-    if me.file_stem().is_some_and(|s| s == "bitdust") {
+    if !me.file_stem().is_some_and(|s| s.to_string_lossy().starts_with("bitdust-lab")) {
         return Ok(me);
     }
     let sibling = me.with_file_name("bitdust");

@@ -31,12 +31,15 @@ pub async fn run(home: Home, opts: StartOptions, storage: Overrides) -> Result<(
         out!("  supplier: {} donated", human_bytes(store.donated_bytes()));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let events = node.events().clone();
     let stop = async move {
         tokio::select! {
             _ = rx.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
+        // end the long polls and WebSockets now: the graceful shutdown waits for requests in flight
+        events.close();
     };
     bitdust_node::http::serve(listener, router, stop).await?;
     daemon.shutdown().await;

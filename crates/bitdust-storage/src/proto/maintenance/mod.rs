@@ -27,6 +27,16 @@ use crate::proto::automata::hire_fire::{self, HireFire};
 use crate::proto::automata::rebuild::{self as rebuild_fsm, Rebuild};
 use crate::proto::automata::supplier_connection::{self as conn_fsm, SupplierConnection, Timings};
 
+/// Longest pause between attempts at one queued block: a block that cannot be rebuilt is still tried hourly.
+pub const MAX_BACKOFF_MS: u64 = 3_600_000;
+
+/// Pause before the next attempt at a queued block after `attempts` failures: `base_ms` (the policy's
+/// `rebuild_retry_ms`) doubled each time, at most [`MAX_BACKOFF_MS`]. A block that keeps failing (its data lost
+/// beyond repair, its sources down) moves back, so the others are not starved behind it.
+pub fn backoff_ms(base_ms: u64, attempts: u32) -> u64 {
+    base_ms.max(1).saturating_mul(1u64 << attempts.saturating_sub(1).min(30)).min(MAX_BACKOFF_MS)
+}
+
 /// The maintenance policy: every delay of the composed automata, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -172,8 +182,9 @@ pub enum Action {
         /// Supplier.
         peer: PeerId,
     },
-    /// Fire `old` (if it still holds `position`) and hire another supplier there, queueing every block of that
-    /// position; answer with [`Input::ReplaceDone`].
+    /// Fire `old` and hire another supplier at `position`, queueing every block of that position; answer with
+    /// [`Input::ReplaceDone`]. A compare-and-swap: if `old` no longer holds the position (it was replaced since the
+    /// request), nothing changes and the current supplier is the answer.
     Replace {
         /// Position.
         position: u16,
@@ -240,6 +251,8 @@ pub struct Maintenance {
     rebuild: Rebuild,
     rebuild_running: bool,
     queued: usize,
+    /// Per position, the supplier a pending firing request is about.
+    accused: BTreeMap<u16, PeerId>,
 }
 
 impl Maintenance {
@@ -252,6 +265,7 @@ impl Maintenance {
             rebuild: Rebuild::new(policy.rebuild_retry_ms, now_ms),
             rebuild_running: false,
             queued: 0,
+            accused: BTreeMap::new(),
         }
     }
 
@@ -280,12 +294,16 @@ impl Maintenance {
     /// time (heartbeats and audits that are due, cool-downs and retries that are over).
     pub fn handle(&mut self, input: Input, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
-        let mut firing: Vec<(u16, String)> = Vec::new();
+        // firing requests, each about the supplier that held the position when it was made
+        let mut firing: Vec<(u16, Option<PeerId>, String)> = Vec::new();
         match input {
             Input::Tick => {}
             Input::Suppliers(slots) => self.follow(&slots, now_ms),
             Input::Queued(n) => self.queued = n,
-            Input::ReplaceRequested { position, reason } => firing.push((position, reason)),
+            Input::ReplaceRequested { position, reason } => {
+                let peer = self.connections.get(&position).map(|c| c.peer);
+                firing.push((position, peer, reason));
+            }
             Input::HeartbeatDone { position, peer, answer } => {
                 if let Some(c) = self.connection_of(position, peer) {
                     c.heartbeat_in_flight = false;
@@ -297,7 +315,7 @@ impl Maintenance {
                         HeartbeatAnswer::Refused(reason) => conn_fsm::Event::Refused(reason),
                         HeartbeatAnswer::Failed(_) => conn_fsm::Event::HeartbeatFailed,
                     };
-                    firing.extend(Self::requests(c.fsm.handle(event, now_ms), position));
+                    firing.extend(Self::requests(c.fsm.handle(event, now_ms), position, peer));
                 }
             }
             Input::AuditDone { position, peer, outcome } => {
@@ -316,7 +334,8 @@ impl Maintenance {
                         }
                         AuditOutcome::Wrong(_) => {
                             c.audits_failed += 1;
-                            firing.extend(Self::requests(c.fsm.handle(conn_fsm::Event::AuditWrong, now_ms), position));
+                            let actions = c.fsm.handle(conn_fsm::Event::AuditWrong, now_ms);
+                            firing.extend(Self::requests(actions, position, peer));
                         }
                         AuditOutcome::Unreachable(_) | AuditOutcome::Nothing => {}
                     }
@@ -329,7 +348,10 @@ impl Maintenance {
             }
             Input::ReplaceDone { position, result } => {
                 let event = match result {
-                    Ok(_) => hire_fire::Event::Hired(position),
+                    Ok(_) => {
+                        self.accused.remove(&position);
+                        hire_fire::Event::Hired(position)
+                    }
                     Err(e) => hire_fire::Event::HireFailed(position, e),
                 };
                 out.extend(self.hire_fire_actions(event, now_ms));
@@ -360,7 +382,7 @@ impl Maintenance {
                         out.push(Action::Heartbeat { position: *position, peer: c.peer });
                     }
                     conn_fsm::Action::SendHeartbeat => {}
-                    conn_fsm::Action::RequestFiring(reason) => firing.push((*position, reason)),
+                    conn_fsm::Action::RequestFiring(reason) => firing.push((*position, Some(c.peer), reason)),
                 }
             }
             if c.fsm.state == conn_fsm::State::Connected
@@ -372,8 +394,13 @@ impl Maintenance {
                 out.push(Action::Audit { position: *position, peer: c.peer });
             }
         }
-        // hire and fire
-        for (position, reason) in firing {
+        // hire and fire: the replacement of a position is about the supplier of its latest request (a request
+        // about a supplier that was replaced since comes before its successor's own, never after: answers of a
+        // replaced supplier are dropped once the state knows of its successor)
+        for (position, peer, reason) in firing {
+            if let Some(p) = peer {
+                self.accused.insert(position, p);
+            }
             out.extend(self.hire_fire_actions(hire_fire::Event::FireRequested { position, reason }, now_ms));
         }
         out.extend(self.hire_fire_actions(hire_fire::Event::Tick, now_ms));
@@ -398,9 +425,13 @@ impl Maintenance {
         self.connections.get_mut(&position).filter(|c| c.peer == peer)
     }
 
-    fn requests(actions: Vec<conn_fsm::Action>, position: u16) -> impl Iterator<Item = (u16, String)> {
+    fn requests(
+        actions: Vec<conn_fsm::Action>,
+        position: u16,
+        peer: PeerId,
+    ) -> impl Iterator<Item = (u16, Option<PeerId>, String)> {
         actions.into_iter().filter_map(move |a| match a {
-            conn_fsm::Action::RequestFiring(reason) => Some((position, reason)),
+            conn_fsm::Action::RequestFiring(reason) => Some((position, Some(peer), reason)),
             conn_fsm::Action::SendHeartbeat => None,
         })
     }
@@ -410,7 +441,10 @@ impl Maintenance {
             .handle(event, now_ms)
             .into_iter()
             .map(|hire_fire::Action::Replace { position, reason }| {
-                let old = self.connections.get(&position).map(|c| c.peer);
+                // the supplier the request was about, not whoever holds the position now (it may have been
+                // replaced since, and the new one has done nothing wrong)
+                let old =
+                    self.accused.get(&position).copied().or_else(|| self.connections.get(&position).map(|c| c.peer));
                 Action::Replace { position, old, reason }
             })
             .collect()
@@ -431,6 +465,14 @@ impl Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff_ms(300, 1), 300);
+        assert_eq!(backoff_ms(300, 2), 600);
+        assert_eq!(backoff_ms(300, 5), 4_800);
+        assert_eq!(backoff_ms(60_000, 40), MAX_BACKOFF_MS);
+    }
 
     const POLICY: Policy = Policy {
         timings: Timings {
@@ -486,6 +528,90 @@ mod tests {
             out.iter().any(|x| matches!(x, Action::Replace { position: 1, old: Some(p), .. } if *p == a)),
             "{out:?}"
         );
+    }
+
+    /// Regression (found by the simulator, seed 3477 of a 20,000-seed soak): a stale request about a replaced
+    /// supplier and its successor's own refusal were merged into one (hire/fire keeps one request per position),
+    /// and the merged request named the old supplier: the replacement was dropped as moot and the refusing
+    /// successor stayed hired for good.
+    #[test]
+    fn a_successor_that_refuses_is_replaced_even_after_a_stale_request_about_its_predecessor() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let (liar, refuser, good) = (peer(), peer(), peer());
+        m.handle(Input::Suppliers(vec![(0, liar)]), 0);
+        let wrong = || AuditOutcome::Wrong("proof does not verify".into());
+        m.handle(Input::AuditDone { position: 0, peer: liar, outcome: wrong() }, 100);
+        m.handle(
+            Input::HeartbeatDone {
+                position: 0,
+                peer: liar,
+                answer: HeartbeatAnswer::Alive { used_bytes: 0, fragments: 0 },
+            },
+            150,
+        );
+        m.handle(Input::ReplaceDone { position: 0, result: Ok(refuser) }, 200);
+        // stale: the liar's answer before the state reads the new list
+        m.handle(Input::AuditDone { position: 0, peer: liar, outcome: wrong() }, 250);
+        m.handle(Input::Suppliers(vec![(0, refuser)]), 300);
+        let mut out = Vec::new();
+        out.extend(m.handle(
+            Input::HeartbeatDone { position: 0, peer: refuser, answer: HeartbeatAnswer::Refused("no contract".into()) },
+            400,
+        ));
+        for t in (500..20_000).step_by(500) {
+            out.extend(m.handle(Input::Tick, t));
+            // the executor's compare-and-swap: a replacement about the liar is moot, the refuser is the answer
+            let replaces: Vec<Action> = out.drain(..).filter(|a| matches!(a, Action::Replace { .. })).collect();
+            for a in replaces {
+                let Action::Replace { old, .. } = a else { continue };
+                if old == Some(refuser) {
+                    return;
+                }
+                m.handle(Input::ReplaceDone { position: 0, result: Ok(refuser) }, t);
+            }
+        }
+        let _ = good;
+        panic!("the refusing successor was never replaced");
+    }
+
+    /// Regression (found by the simulator, seed 2139): an audit answer of a supplier that was just replaced arrived
+    /// before the state learned of its replacement; the firing request it caused was later carried out against the
+    /// new, honest supplier at that position. A request now names the supplier it is about.
+    #[test]
+    fn a_late_wrong_audit_of_a_replaced_supplier_does_not_fire_its_successor() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let (liar, honest) = (peer(), peer());
+        m.handle(Input::Suppliers(vec![(0, liar)]), 0);
+        let wrong = || AuditOutcome::Wrong("proof does not verify".into());
+        let out = m.handle(Input::AuditDone { position: 0, peer: liar, outcome: wrong() }, 100);
+        assert!(out.contains(&Action::Replace {
+            position: 0,
+            old: Some(liar),
+            reason: "answered an audit with wrong data".into()
+        }));
+        // the liar keeps answering heartbeats (which lets its connection ask again) ...
+        m.handle(
+            Input::HeartbeatDone {
+                position: 0,
+                peer: liar,
+                answer: HeartbeatAnswer::Alive { used_bytes: 0, fragments: 0 },
+            },
+            200,
+        );
+        // ... the replacement is hired ...
+        m.handle(Input::ReplaceDone { position: 0, result: Ok(honest) }, 300);
+        // ... and one more wrong answer of the liar arrives before the state has read the new supplier list
+        let out = m.handle(Input::AuditDone { position: 0, peer: liar, outcome: wrong() }, 350);
+        m.handle(Input::Suppliers(vec![(0, honest)]), 400);
+        let mut later = out;
+        for t in (500..10_000).step_by(500) {
+            later.extend(m.handle(Input::Tick, t));
+        }
+        for a in &later {
+            if let Action::Replace { old, .. } = a {
+                assert_ne!(*old, Some(honest), "the honest successor is never the one fired: {later:?}");
+            }
+        }
     }
 
     #[test]

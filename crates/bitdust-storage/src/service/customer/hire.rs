@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bitdust_core::record::{RecordKind, SignedRecord};
 use bitdust_core::PeerId;
+use bitdust_node::automata::now_ms;
 use bitdust_node::home::unix_now;
 
-use super::{FiredSuppliers, SupplierSlot, FIRED_KEY};
+use super::{FiredSuppliers, SupplierSlot, SupplierSlots, FIRED_KEY, SUPPLIERS_KEY};
 use crate::proto::catalog::SealedCatalog;
 use crate::proto::records::{SupplierList, SUPPLIERS_SERVICE_KEY};
 use crate::proto::wire::{Contract, Request, Response, SignedContract};
@@ -156,7 +157,8 @@ impl Storage {
         }
     }
 
-    /// Fires the supplier at `position` (if `old` is still there) and hires another, never one already
+    /// Fires `old` at `position` and hires another (a compare-and-swap: if `old` no longer holds the position,
+    /// nothing changes and the current supplier is returned), never one already
     /// holding a position, a supplier fired before, or ourselves. Queues every block of every version for
     /// regeneration at that position and stores the catalog on the new supplier.
     ///
@@ -165,36 +167,53 @@ impl Storage {
     pub async fn replace_supplier(&self, position: u16, old: Option<PeerId>) -> Result<PeerId> {
         let new = {
             let _g = self.customer_lock.lock().await;
-            let mut fired = self.fired()?;
-            if let Some(o) = old {
-                if !fired.contains(&o.to_bytes()) {
-                    fired.push(o.to_bytes());
+            // Compare-and-swap: the request was about `old`; if another supplier holds the position now (`old` was
+            // replaced since), that one has done nothing wrong and stays.
+            let current = self.suppliers()?.into_iter().find(|s| s.position == position).and_then(|s| s.peer().ok());
+            if let (Some(o), Some(c)) = (old, current) {
+                if o != c {
+                    tracing::info!(position, accused = %o, current = %c, "replacement dropped: the accused supplier is already gone");
+                    return Ok(c);
                 }
-                self.node.db().put(FIRED_KEY, &FiredSuppliers(fired.clone()))?;
             }
-            // The old supplier keeps its slot until a replacement signs: a failed hire changes nothing.
+            // The old supplier is excluded from the candidates but keeps its slot until a replacement signs: a
+            // failed hire changes nothing (and puts nobody on the fired list).
+            let mut fired = self.fired()?;
+            if let Some(o) = old.map(|o| o.to_bytes()).filter(|o| !fired.contains(o)) {
+                fired.push(o);
+            }
             let slot = self.hire_position(position, &fired).await?;
             let peer = slot.peer()?;
             let mut slots = self.suppliers()?;
             slots.retain(|s| s.position != position);
             slots.push(slot);
             slots.sort_by_key(|s| s.position);
-            self.save_suppliers(&slots)?;
+            // The new supplier, the fired list and every block of its position to regenerate, in one transaction:
+            // a crash leaves either the old supplier or the new one with its work queued.
+            let catalog = self.catalog()?;
+            let items: Vec<([u8; 16], u64, u16)> = catalog
+                .backups
+                .iter()
+                .flat_map(|b| b.versions.iter())
+                .filter(|v| position < v.layout.n)
+                .flat_map(|v| (0..v.blocks.len() as u64).map(move |i| (v.id, i, position)))
+                .collect();
+            let (saved, fired_list) = (SupplierSlots(slots.clone()), FiredSuppliers(fired));
+            self.node.db().write(|tx| {
+                tx.put_value(SUPPLIERS_KEY, &saved)?;
+                tx.put_value(FIRED_KEY, &fired_list)?;
+                crate::service::maintenance::queue::add_in(tx, &items, now_ms())
+            })?;
+            // From here on the replacement has happened: what follows is best effort.
             self.publish_suppliers(&slots).await;
-            peer
+            (peer, catalog)
         };
-        let catalog = self.catalog()?;
-        let items: Vec<([u8; 16], u64, u16)> = catalog
-            .backups
-            .iter()
-            .flat_map(|b| b.versions.iter())
-            .filter(|v| position < v.layout.n)
-            .flat_map(|v| (0..v.blocks.len() as u64).map(move |i| (v.id, i, position)))
-            .collect();
-        self.enqueue_rebuild(items)?;
-        let sealed = SealedCatalog::seal(self.node.keys(), &catalog).encode();
+        let (new, catalog) = new;
         if catalog.revision > 0 {
-            let _ = self.request(new, Request::PutCatalog(sealed)).await;
+            let sealed = SealedCatalog::seal(self.node.keys(), &catalog).encode();
+            if let Err(e) = self.request(new, Request::PutCatalog(sealed)).await {
+                tracing::warn!(position, error = %e, "the new supplier did not take the catalog yet");
+            }
         }
         Ok(new)
     }

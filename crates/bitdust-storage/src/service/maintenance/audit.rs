@@ -2,7 +2,7 @@
 //! fragment, checked against the shard hash in the catalog), and the listing of everything a supplier holds when
 //! an audit found a fragment missing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{bail, Result};
 use bitdust_core::PeerId;
@@ -12,6 +12,10 @@ use crate::proto::maintenance::{AuditOutcome, BlockRef};
 use crate::proto::pipeline::VersionKeys;
 use crate::proto::wire::{ErrorCode, Request, Response, MAX_LIST};
 use crate::service::Storage;
+
+/// Pages of a supplier's fragment list accepted beyond what the catalog says it should hold (it may hold
+/// fragments of versions we no longer list).
+const SWEEP_EXTRA_PAGES: usize = 4;
 
 impl Storage {
     /// Audits the supplier at `position`: a Bao proof of a random slice of a random fragment it should hold (and
@@ -64,35 +68,45 @@ impl Storage {
 
     /// Lists what the supplier at `position` holds and queues every fragment it should hold but does not.
     ///
+    /// The listing is the supplier's word, so it is bounded: only the ids we expect are kept (memory is the
+    /// catalog's size, whatever it sends), pages must rise strictly, and a listing that does not end within a
+    /// few pages more than we expect is an error.
+    ///
     /// # Errors
-    /// If the supplier does not answer.
+    /// If the supplier does not answer or its listing misbehaves.
     pub async fn sweep(&self, position: u16, peer: PeerId) -> Result<usize> {
-        let mut held: HashSet<[u8; 32]> = HashSet::new();
-        let mut after = None;
-        loop {
-            match self.request(peer, Request::ListFragments { after, limit: MAX_LIST }).await? {
-                Response::FragmentList(ids) => {
-                    let last = ids.last().copied();
-                    let n = ids.len();
-                    held.extend(ids);
-                    if n < MAX_LIST as usize || last.is_none() {
-                        break;
-                    }
-                    after = last;
-                }
-                other => bail!("unexpected answer {other:?}"),
-            }
-        }
         let catalog = self.catalog()?;
-        let mut missing = Vec::new();
+        let mut expected: HashMap<[u8; 32], ([u8; 16], u64)> = HashMap::new();
         for v in catalog.backups.iter().flat_map(|b| b.versions.iter()).filter(|v| position < v.layout.n) {
             let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
             for (i, b) in v.blocks.iter().enumerate() {
-                if !held.contains(&vkeys.fragment_id(&b.block_id, position)) {
-                    missing.push((v.id, i as u64, position));
-                }
+                expected.insert(vkeys.fragment_id(&b.block_id, position), (v.id, i as u64));
             }
         }
+        let max_pages = expected.len() / MAX_LIST as usize + SWEEP_EXTRA_PAGES;
+        let mut held: HashSet<[u8; 32]> = HashSet::new();
+        let mut after: Option<[u8; 32]> = None;
+        for page in 0.. {
+            if page >= max_pages {
+                bail!("the supplier's fragment list does not end after {page} pages");
+            }
+            let ids = match self.request(peer, Request::ListFragments { after, limit: MAX_LIST }).await? {
+                Response::FragmentList(ids) => ids,
+                other => bail!("unexpected answer {other:?}"),
+            };
+            let n = ids.len();
+            let Some(last) = ids.last().copied() else { break };
+            if after.is_some_and(|a| last <= a) {
+                bail!("the supplier's fragment list does not move forward");
+            }
+            held.extend(ids.into_iter().filter(|id| expected.contains_key(id)));
+            if n < MAX_LIST as usize {
+                break;
+            }
+            after = Some(last);
+        }
+        let missing: Vec<([u8; 16], u64, u16)> =
+            expected.iter().filter(|(id, _)| !held.contains(*id)).map(|(_, (v, b))| (*v, *b, position)).collect();
         let n = missing.len();
         self.enqueue_rebuild(missing)?;
         tracing::info!(position, missing = n, "sweep done");

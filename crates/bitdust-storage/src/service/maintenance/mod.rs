@@ -43,10 +43,17 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
     let Some(cfg) = storage.upgrade().map(|s| s.config.maintenance.clone()) else { return };
     let mut state = Maintenance::new(cfg.policy(), now_ms());
     if let Some(s) = storage.upgrade() {
-        match queue::Queue::new(s.node.db()).migrate_legacy(now_ms()) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(blocks = n, "rebuild queue of an earlier build moved into the database's records"),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read the rebuild queue of an earlier build"),
+        let migrated =
+            tokio::task::spawn_blocking(move || queue::Queue::new(s.node.db()).migrate_legacy(now_ms())).await;
+        match migrated {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::info!(blocks = n, "rebuild queue of an earlier build moved into the database's records")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the rebuild queue of an earlier build")
+            }
+            Err(e) => tracing::warn!(error = %e, "rebuild queue migration stopped"),
         }
     }
     let (done_tx, mut done_rx) = mpsc::channel::<Input>(INBOX_CAPACITY);
@@ -64,6 +71,10 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
             Some(done) = done_rx.recv() => done,
         };
         let Some(s) = storage.upgrade() else { return };
+        // a stopped node maintains nothing (its heartbeats would all fail and fire every supplier)
+        if s.node.network().is_stopped() {
+            return;
+        }
         let now = now_ms();
         let mut actions = Vec::new();
         let slots: Vec<(u16, PeerId)> =

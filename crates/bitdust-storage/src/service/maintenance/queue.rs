@@ -5,7 +5,7 @@
 //! Failed items back off exponentially ([`backoff_ms`]); new work for a block makes it due at once.
 
 use anyhow::{anyhow, Result};
-use bitdust_store::{NodeDb, NodeDbError, Versioned};
+use bitdust_store::{NodeDb, NodeDbError, Txn, Versioned};
 use serde::{Deserialize, Serialize};
 
 /// Record table: block key → [`QueueRecord`].
@@ -14,8 +14,6 @@ const QUEUE: &str = "rebuild_queue";
 const DUE: &str = "rebuild_due";
 /// The legacy queue: one value holding the whole list (homes of earlier builds).
 const LEGACY_QUEUE: &str = "rebuild_queue";
-/// Longest pause between attempts of one block: a block that cannot be rebuilt is still tried hourly.
-const MAX_BACKOFF_MS: u64 = 3_600_000;
 
 /// A block to rebuild, as the API and health reports show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,10 +80,7 @@ fn due_key(at_ms: u64, block_key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Pause before the next attempt after `attempts` failures: `base_ms` doubled each time, at most an hour.
-pub fn backoff_ms(base_ms: u64, attempts: u32) -> u64 {
-    base_ms.max(1).saturating_mul(1u64 << attempts.saturating_sub(1).min(30)).min(MAX_BACKOFF_MS)
-}
+pub use crate::proto::maintenance::backoff_ms;
 
 fn item(k: &[u8], r: QueueRecord) -> Option<QueueItem> {
     let (version_id, block) = split(k)?;
@@ -97,6 +92,51 @@ fn item(k: &[u8], r: QueueRecord) -> Option<QueueItem> {
         last_error: r.last_error,
         next_attempt_unix_ms: r.next_attempt_unix_ms,
     })
+}
+
+/// [`Queue::add`] inside a transaction the caller also writes other things in (a replacement saves the new
+/// supplier and queues its blocks together).
+///
+/// # Errors
+/// On database failure.
+pub(crate) fn add_in(tx: &Txn<'_>, items: &[([u8; 16], u64, u16)], now_ms: u64) -> Result<usize, NodeDbError> {
+    let mut queue = tx.table(QUEUE)?;
+    let mut due = tx.table(DUE)?;
+    let mut added = 0;
+    for &(v, b, p) in items {
+        let k = key(&v, b);
+        let mut r = queue.get::<QueueRecord>(&k)?.unwrap_or(QueueRecord {
+            positions: Vec::new(),
+            attempts: 0,
+            last_error: None,
+            next_attempt_unix_ms: u64::MAX,
+        });
+        if !r.positions.contains(&p) {
+            r.positions.push(p);
+            added += 1;
+        }
+        if r.next_attempt_unix_ms != now_ms {
+            if r.next_attempt_unix_ms != u64::MAX {
+                due.remove(&due_key(r.next_attempt_unix_ms, &k))?;
+            }
+            due.put(&due_key(now_ms, &k), &Unit)?;
+            r.next_attempt_unix_ms = now_ms;
+        }
+        queue.put(&k, &r)?;
+    }
+    Ok(added)
+}
+
+/// How an attempt at a block ended ([`Queue::finish`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every position done, or the rest of them left for a later attempt without a failure.
+    Done,
+    /// It could not run because its targets are down: retried after the base delay, not counted as a failure
+    /// (the replacement queues it again, due at once).
+    Waiting(String),
+    /// It failed: counted, backing off.
+    Failed(String),
 }
 
 /// The queue over the node database.
@@ -118,26 +158,23 @@ impl<'a> Queue<'a> {
         let items: Vec<LegacyItem> =
             postcard::from_bytes(&bytes).map_err(|e| anyhow!("the rebuild queue of an earlier build: {e}"))?;
         let n = items.len();
-        for it in items {
-            self.add(it.positions.iter().map(|p| (it.version_id, it.block, *p)), now_ms)?;
-            if it.attempts > 0 {
-                self.set_attempts(&it.version_id, it.block, it.attempts)?;
-            }
-        }
-        self.db.remove_legacy(LEGACY_QUEUE)?;
-        Ok(n)
-    }
-
-    fn set_attempts(&self, version_id: &[u8; 16], block: u64, attempts: u32) -> Result<(), NodeDbError> {
-        let k = key(version_id, block);
+        // one transaction: the records and the removal of the old list land together
         self.db.write(|tx| {
-            let mut w = tx.table(QUEUE)?;
-            if let Some(mut r) = w.get::<QueueRecord>(&k)? {
-                r.attempts = attempts;
-                w.put(&k, &r)?;
+            let flat: Vec<([u8; 16], u64, u16)> =
+                items.iter().flat_map(|it| it.positions.iter().map(move |p| (it.version_id, it.block, *p))).collect();
+            add_in(tx, &flat, now_ms)?;
+            let mut queue = tx.table(QUEUE)?;
+            for it in items.iter().filter(|it| it.attempts > 0) {
+                let k = key(&it.version_id, it.block);
+                if let Some(mut r) = queue.get::<QueueRecord>(&k)? {
+                    r.attempts = it.attempts;
+                    queue.put(&k, &r)?;
+                }
             }
-            Ok(())
-        })
+            drop(queue);
+            tx.remove_legacy(LEGACY_QUEUE)
+        })?;
+        Ok(n)
     }
 
     fn record(&self, k: &[u8]) -> Result<Option<QueueRecord>, NodeDbError> {
@@ -172,41 +209,15 @@ impl<'a> Queue<'a> {
         Ok(self.db.count(QUEUE)?)
     }
 
-    /// Queues `(version, block, position)` items, merging positions of blocks already queued; a block that gets
-    /// new positions is due at once. Returns how many positions were new.
+    /// Queues `(version, block, position)` items, merging positions of blocks already queued; every block named
+    /// is due at once (new work, or a position queued again because its supplier was just replaced). Returns how
+    /// many positions were new.
     ///
     /// # Errors
     /// On database failure (nothing is queued then).
     pub(crate) fn add(&self, items: impl IntoIterator<Item = ([u8; 16], u64, u16)>, now_ms: u64) -> Result<usize> {
         let items: Vec<_> = items.into_iter().collect();
-        Ok(self.db.write(|tx| {
-            let mut queue = tx.table(QUEUE)?;
-            let mut due = tx.table(DUE)?;
-            let mut added = 0;
-            for (v, b, p) in items {
-                let k = key(&v, b);
-                let mut r = queue.get::<QueueRecord>(&k)?.unwrap_or(QueueRecord {
-                    positions: Vec::new(),
-                    attempts: 0,
-                    last_error: None,
-                    next_attempt_unix_ms: u64::MAX,
-                });
-                if r.positions.contains(&p) {
-                    continue;
-                }
-                r.positions.push(p);
-                added += 1;
-                if r.next_attempt_unix_ms != now_ms {
-                    if r.next_attempt_unix_ms != u64::MAX {
-                        due.remove(&due_key(r.next_attempt_unix_ms, &k))?;
-                    }
-                    due.put(&due_key(now_ms, &k), &Unit)?;
-                    r.next_attempt_unix_ms = now_ms;
-                }
-                queue.put(&k, &r)?;
-            }
-            Ok(added)
-        })?)
+        Ok(self.db.write(|tx| add_in(tx, &items, now_ms))?)
     }
 
     /// Up to `limit` blocks due by `now_ms`, earliest first.
@@ -233,7 +244,8 @@ impl<'a> Queue<'a> {
     }
 
     /// Records the end of an attempt at a block: `done` positions leave it (the block leaves the queue when
-    /// none is left); if `error`, the attempt counts as failed and the block backs off by [`backoff_ms`].
+    /// none is left); a failure counts and backs off by [`backoff_ms`]; waiting for down targets is retried after
+    /// `retry_base_ms`.
     ///
     /// # Errors
     /// On database failure.
@@ -242,7 +254,7 @@ impl<'a> Queue<'a> {
         version_id: &[u8; 16],
         block: u64,
         done: &[u16],
-        error: Option<String>,
+        outcome: Outcome,
         now_ms: u64,
         retry_base_ms: u64,
     ) -> Result<()> {
@@ -256,10 +268,17 @@ impl<'a> Queue<'a> {
             if r.positions.is_empty() {
                 return queue.remove(&k);
             }
-            if let Some(e) = error {
-                r.attempts += 1;
-                r.last_error = Some(e);
-                r.next_attempt_unix_ms = now_ms.saturating_add(backoff_ms(retry_base_ms, r.attempts));
+            match outcome {
+                Outcome::Done => {}
+                Outcome::Waiting(e) => {
+                    r.last_error = Some(e);
+                    r.next_attempt_unix_ms = now_ms.saturating_add(retry_base_ms.max(1));
+                }
+                Outcome::Failed(e) => {
+                    r.attempts += 1;
+                    r.last_error = Some(e);
+                    r.next_attempt_unix_ms = now_ms.saturating_add(backoff_ms(retry_base_ms, r.attempts));
+                }
             }
             due.put(&due_key(r.next_attempt_unix_ms, &k), &Unit)?;
             queue.put(&k, &r)
@@ -287,30 +306,29 @@ mod tests {
             vec![(0, vec![1, 2]), (1, vec![1])]
         );
         // block 0: position 1 done, 2 failed: it backs off
-        q.finish(&v, 0, &[1], Some("position 2 unreachable".into()), 2_000, 300).unwrap();
+        q.finish(&v, 0, &[1], Outcome::Failed("position 2 unreachable".into()), 2_000, 300).unwrap();
         let due = q.due(2_000, 10).unwrap();
         assert_eq!(due.iter().map(|i| i.block).collect::<Vec<_>>(), vec![1], "block 0 waits for its backoff");
         let all = q.all().unwrap();
         let b0 = all.iter().find(|i| i.block == 0).unwrap();
         assert_eq!((b0.positions.clone(), b0.attempts, b0.next_attempt_unix_ms), (vec![2], 1, 2_300));
         assert_eq!(b0.last_error.as_deref(), Some("position 2 unreachable"));
-        q.finish(&v, 0, &[], Some("again".into()), 2_300, 300).unwrap();
+        q.finish(&v, 0, &[], Outcome::Failed("again".into()), 2_300, 300).unwrap();
         assert_eq!(q.all().unwrap().iter().find(|i| i.block == 0).unwrap().next_attempt_unix_ms, 2_900);
         // new work makes it due at once
         q.add([(v, 0, 3)], 2_400).unwrap();
         assert!(q.due(2_400, 10).unwrap().iter().any(|i| i.block == 0 && i.positions == vec![2, 3]));
-        q.finish(&v, 0, &[2, 3], None, 2_500, 300).unwrap();
-        q.finish(&v, 1, &[1], None, 2_500, 300).unwrap();
+        // waiting for a down target: retried after the base delay, not counted
+        q.finish(&v, 0, &[], Outcome::Waiting("position 2 is down".into()), 2_450, 300).unwrap();
+        let b0 = q.all().unwrap().into_iter().find(|i| i.block == 0).unwrap();
+        assert_eq!((b0.attempts, b0.next_attempt_unix_ms), (2, 2_750));
+        // a position queued again (its supplier was replaced) makes the block due at once, even mid-backoff
+        assert_eq!(q.add([(v, 0, 2)], 2_460).unwrap(), 0);
+        assert!(q.due(2_460, 10).unwrap().iter().any(|i| i.block == 0));
+        q.finish(&v, 0, &[2, 3], Outcome::Done, 2_500, 300).unwrap();
+        q.finish(&v, 1, &[1], Outcome::Done, 2_500, 300).unwrap();
         assert_eq!(q.len().unwrap(), 0);
         assert!(q.due(u64::MAX, 10).unwrap().is_empty(), "the index is empty too");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_an_hour() {
-        assert_eq!(backoff_ms(300, 1), 300);
-        assert_eq!(backoff_ms(300, 2), 600);
-        assert_eq!(backoff_ms(300, 5), 4_800);
-        assert_eq!(backoff_ms(60_000, 40), MAX_BACKOFF_MS);
     }
 
     /// A home written by an earlier build keeps its queue: the one-list value becomes records.

@@ -14,7 +14,7 @@ use crate::proto::maintenance::RebuildStats;
 use crate::proto::pipeline::VersionKeys;
 use crate::proto::rebuild::{plan_block, regenerate};
 use crate::proto::wire::{Request, Response};
-use crate::service::maintenance::queue::{Queue, QueueItem};
+use crate::service::maintenance::queue::{Outcome, Queue, QueueItem};
 use crate::service::Storage;
 
 fn find_version<'a>(catalog: &'a Catalog, id: &[u8; 16]) -> Option<&'a Version> {
@@ -58,11 +58,11 @@ impl Storage {
     async fn rebuild_item(&self, item: QueueItem, down: &[u16]) -> Result<(u64, u64, u64)> {
         let catalog = self.catalog()?;
         let Some(version) = find_version(&catalog, &item.version_id) else {
-            self.finish_item(&item, &item.positions, None)?;
+            self.finish_item(&item, &item.positions, Outcome::Done)?;
             return Ok((0, 0, 0));
         };
         let Some(meta) = version.blocks.get(item.block as usize) else {
-            self.finish_item(&item, &item.positions, None)?;
+            self.finish_item(&item, &item.positions, Outcome::Done)?;
             return Ok((0, 0, 0));
         };
         let layout = version.layout;
@@ -70,7 +70,7 @@ impl Storage {
         let targets: Vec<u16> = item.positions.iter().copied().filter(|p| !down.contains(p)).collect();
         if targets.is_empty() {
             let e = format!("block {} waits for the replacement of position(s) {:?}", item.block, item.positions);
-            self.finish_item(&item, &[], Some(e.clone()))?;
+            self.finish_item(&item, &[], Outcome::Waiting(e.clone()))?;
             bail!(e);
         }
         let mut unavailable: Vec<u16> = down.to_vec();
@@ -80,7 +80,7 @@ impl Storage {
         let plan = match plan {
             Ok(p) => p,
             Err(e) => {
-                self.finish_item(&item, &[], Some(format!("{e:#}")))?;
+                self.finish_item(&item, &[], Outcome::Waiting(format!("{e:#}")))?;
                 return Err(e);
             }
         };
@@ -106,7 +106,7 @@ impl Storage {
         }
         if sources.len() < layout.k as usize {
             let e = format!("block {}: only {} of {} sources answered", item.block, sources.len(), layout.k);
-            self.finish_item(&item, &[], Some(e.clone()))?;
+            self.finish_item(&item, &[], Outcome::Failed(e.clone()))?;
             bail!(e);
         }
         let bytes_fetched: u64 = sources.iter().map(|(_, b)| b.len() as u64).sum();
@@ -138,17 +138,19 @@ impl Storage {
                 Err(e) => errors.push(format!("position {p}: {e}")),
             }
         }
-        let error = (!errors.is_empty()).then(|| format!("block {}: {}", item.block, errors.join("; ")));
-        self.finish_item(&item, &stored, error.clone())?;
-        if let Some(e) = error {
+        if errors.is_empty() {
+            self.finish_item(&item, &stored, Outcome::Done)?;
+        } else {
+            let e = format!("block {}: {}", item.block, errors.join("; "));
+            self.finish_item(&item, &stored, Outcome::Failed(e.clone()))?;
             bail!(e);
         }
         Ok((stored.len() as u64, bytes_sent, bytes_fetched))
     }
 
     /// Records the end of an attempt at `item` (see [`Queue::finish`]).
-    fn finish_item(&self, item: &QueueItem, done: &[u16], error: Option<String>) -> Result<()> {
+    fn finish_item(&self, item: &QueueItem, done: &[u16], outcome: Outcome) -> Result<()> {
         let retry = self.config.maintenance.rebuild_retry_ms;
-        Queue::new(self.node.db()).finish(&item.version_id, item.block, done, error, now_ms(), retry)
+        Queue::new(self.node.db()).finish(&item.version_id, item.block, done, outcome, now_ms(), retry)
     }
 }
