@@ -6,8 +6,8 @@
 //! daemon serves the whole document at `/api/v1/openapi.json` (a checked-in copy is `docs/openapi.json`).
 //!
 //! Errors: any failed request answers [`ErrorBody`] with the status of its kind (400 bad input, 401 missing or
-//! wrong token, 404 unknown backup, version, job or path, 409 conflicting state, 503 too few suppliers or the
-//! network not ready, 500 our own failure).
+//! wrong token, 404 unknown backup, version, job or path, 405 a path that does not take the method, 409
+//! conflicting state, 503 too few suppliers or the network not ready, 500 our own failure).
 //!
 //! ```
 //! use bitdust_api::{JobState, JobStarted};

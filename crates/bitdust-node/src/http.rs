@@ -49,6 +49,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// Unknown backup, version, job, path: 404.
     NotFound,
+    /// The path exists, the method does not: 405.
+    MethodNotAllowed,
     /// The operation conflicts with the state (busy, target not empty): 409.
     Conflict,
     /// The network cannot serve it now (too few suppliers online): 503.
@@ -64,6 +66,7 @@ impl ErrorKind {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,9 +178,11 @@ async fn identity(State(s): State<AppState>) -> ApiResult<Identity> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobQuery {
     /// Wait up to this many milliseconds for the job to end (at most 30 000); 0 answers at once.
     #[serde(default)]
+    #[param(required = false)]
     wait_ms: u64,
 }
 
@@ -185,45 +190,60 @@ struct JobQuery {
 #[utoipa::path(
     get, path = "/api/v1/jobs/{id}", tag = "node",
     params(("id" = u64, Path, description = "Job id"), JobQuery),
-    responses((status = 200, body = Job), (status = 404, body = ErrorBody, description = "No such job"))
+    responses(
+        (status = 200, body = Job),
+        (status = 400, body = ErrorBody, description = "Not a job id, or a bad query"),
+        (status = 404, body = ErrorBody, description = "No such job")
+    )
 )]
 async fn job(
     State(s): State<AppState>,
-    Path(id): Path<u64>,
+    id: Result<Path<u64>, axum::extract::rejection::PathRejection>,
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Job> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    within_int64(&[id, q.wait_ms])?;
     let wait = Duration::from_millis(q.wait_ms.min(MAX_JOB_WAIT_MS));
     let job = s.node.jobs().wait(id, wait).await.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(Json(job))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
     /// Events after this id (0: from the oldest still kept).
     #[serde(default)]
+    #[param(required = false)]
     since: u64,
     /// Wait up to this many milliseconds for an event when there is none yet (at most 60 000); 0 answers at once.
     #[serde(default)]
+    #[param(required = false)]
     timeout_ms: u64,
 }
 
 /// The events after `since` (a long poll with `timeout_ms`).
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery), responses((status = 200, body = Events)))]
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events", params(EventsQuery),
+    responses((status = 200, body = Events), (status = 400, body = ErrorBody, description = "A bad query"))
+)]
 async fn events(
     State(s): State<AppState>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Events> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    within_int64(&[q.since, q.timeout_ms])?;
     let log = s.node.events();
     let events = log.wait(q.since, Duration::from_millis(q.timeout_ms.min(MAX_EVENTS_WAIT_MS))).await;
     Ok(Json(Events { events, last_id: log.last_id() }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WsQuery {
     /// Events after this id (0: from the oldest still kept).
     #[serde(default)]
+    #[param(required = false)]
     since: u64,
 }
 
@@ -235,6 +255,7 @@ async fn events_ws(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    within_int64(&[q.since])?;
     let log = s.node.events().clone();
     Ok(ws.on_upgrade(move |socket| stream_events(socket, log, q.since)))
 }
@@ -286,8 +307,20 @@ async fn openapi_json(State(s): State<AppState>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned()).into_response()
 }
 
+/// Integers in the API are OpenAPI's `int64`: larger ones are refused rather than read as `u64`.
+fn within_int64(values: &[u64]) -> Result<(), ApiError> {
+    match values.iter().find(|v| **v > i64::MAX as u64) {
+        Some(v) => Err(ApiError::bad_request(format!("{v} is larger than the largest int64"))),
+        None => Ok(()),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such API path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorKind::MethodNotAllowed, "this API path does not take that method")
 }
 
 /// The runtime's part of the OpenAPI document.
@@ -309,7 +342,7 @@ pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
     doc.info.version = "1".into();
     doc.info.description = Some(
         "The local API of a bitdust node: on 127.0.0.1 only, every request with `Authorization: Bearer <token>` \
-         (the file `<home>/api.token`). Errors answer `ErrorBody` with 400, 401, 404, 409, 503 or 500."
+         (the file `<home>/api.token`). Errors answer `ErrorBody` with 400, 401, 404, 405, 409, 503 or 500."
             .into(),
     );
     doc.info.contact = None;
@@ -317,6 +350,23 @@ pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
     components
         .add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     doc.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
+    // every operation answers 401 without the token (the middleware's), and 405 for a method it does not take
+    let unauthorized = utoipa::openapi::ResponseBuilder::new()
+        .description("Missing or wrong API token")
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            op.responses.responses.entry("401".into()).or_insert_with(|| unauthorized.clone().into());
+        }
+    }
     doc
 }
 
@@ -344,7 +394,9 @@ pub fn router(
     for r in wing_routes {
         app = app.merge(r);
     }
-    app.fallback(not_found).layer(axum::middleware::from_fn_with_state(Arc::new(token), authenticate))
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(Arc::new(token), authenticate))
 }
 
 /// Binds 127.0.0.1:`port` (0 picks a free port).

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use bitdust_api::{RestoreRequest, Suppliers};
 use bitdust_core::human_bytes;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::client::Client;
 use crate::devnet::Devnet;
@@ -20,8 +20,51 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs.max(1e-9)
 }
 
-/// Runs the demo on `path` with `suppliers` suppliers; returns the report as JSON.
-pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Value> {
+/// What the demo did (`bitdust --json demo` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    /// What was backed up.
+    pub path: String,
+    /// Suppliers hired.
+    pub suppliers: u16,
+    /// The ecc layout.
+    pub layout: String,
+    /// Files, folders, symlinks backed up.
+    pub files: usize,
+    /// Folders.
+    pub folders: usize,
+    /// Symlinks.
+    pub symlinks: usize,
+    /// Bytes of file contents.
+    pub bytes: u64,
+    /// Bytes stored on suppliers.
+    pub stored_bytes: u64,
+    /// Seconds to start the local network.
+    pub network_start_seconds: f64,
+    /// Seconds of the backup.
+    pub backup_seconds: f64,
+    /// Backup speed.
+    pub backup_mb_per_s: f64,
+    /// The suppliers stopped before the restore.
+    pub suppliers_stopped: Vec<String>,
+    /// Seconds of the restore.
+    pub restore_seconds: f64,
+    /// Restore speed.
+    pub restore_mb_per_s: f64,
+    /// Fragments that were missing or bad and replaced by others.
+    pub fragments_failed_over: u64,
+    /// Whether the restored tree is identical to the original.
+    pub identical: bool,
+    /// The first differences, if any.
+    pub differences: Vec<String>,
+}
+
+/// Runs the demo on `path` with `suppliers` suppliers.
+///
+/// # Errors
+/// If the network cannot start, or the backup or restore fails (a restored tree that differs is reported, not an
+/// error).
+pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<DemoReport> {
     let path = path.unwrap_or_else(|| PathBuf::from(DEFAULT_DEMO_PATH));
     let path = std::fs::canonicalize(&path).with_context(|| format!("cannot back up {}", path.display()))?;
     let tmp = tempfile::Builder::new().prefix("bitdust-demo-").tempdir()?;
@@ -74,25 +117,25 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Valu
     let diffs = bitdust_storage::service::archive::compare_trees(&path, &restored_root)?;
     net.stop_all();
 
-    let report = json!({
-        "path": path,
-        "suppliers": n,
-        "layout": backup.layout,
-        "files": backup.files,
-        "folders": backup.folders,
-        "symlinks": backup.symlinks,
-        "bytes": bytes,
-        "stored_bytes": stored,
-        "network_start_seconds": startup,
-        "backup_seconds": backup_secs,
-        "backup_mb_per_s": mbps(bytes, backup_secs),
-        "suppliers_stopped": stopped,
-        "restore_seconds": restore_secs,
-        "restore_mb_per_s": mbps(bytes, restore_secs),
-        "fragments_failed_over": restore.fragments_failed,
-        "identical": diffs.is_empty(),
-        "differences": diffs.iter().take(20).collect::<Vec<_>>(),
-    });
+    let report = DemoReport {
+        path: path.display().to_string(),
+        suppliers: n,
+        layout: backup.layout.clone(),
+        files: backup.files,
+        folders: backup.folders,
+        symlinks: backup.symlinks,
+        bytes,
+        stored_bytes: stored,
+        network_start_seconds: startup,
+        backup_seconds: backup_secs,
+        backup_mb_per_s: mbps(bytes, backup_secs),
+        suppliers_stopped: stopped.clone(),
+        restore_seconds: restore_secs,
+        restore_mb_per_s: mbps(bytes, restore_secs),
+        fragments_failed_over: restore.fragments_failed,
+        identical: diffs.is_empty(),
+        differences: diffs.iter().take(20).cloned().collect(),
+    };
     if !json_out {
         out!();
         out!("bitdust demo report");

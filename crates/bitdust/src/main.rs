@@ -177,7 +177,8 @@ fn main() {
     let json = cli.json;
     if let Err(e) = run(cli) {
         if json {
-            out!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            let body = bitdust_api::ErrorBody { error: format!("{e:#}") };
+            out!("{}", serde_json::to_string(&body).unwrap_or_default());
         } else {
             eprintln!("error: {e:#}");
         }

@@ -97,6 +97,16 @@ fn errors_have_their_status_and_events_arrive_by_long_poll_and_websocket() {
     let (code, body) = api.get("/jobs/77", token);
     assert_eq!((code, error_of(&body)), (404, "no job 77".to_string()));
     assert_eq!(api.get("/nope", token).0, 404);
+    // every error is an ErrorBody, also when the path or the method is wrong
+    let (code, body) = api.get("/jobs/abc", token);
+    assert_eq!(code, 400);
+    error_of(&body);
+    let (code, body) = api.post("/status", serde_json::json!({}));
+    assert_eq!(code, 405);
+    error_of(&body);
+    let (code, body) = api.post("/suppliers/70000/replace", serde_json::json!({}));
+    assert_eq!(code, 400);
+    error_of(&body);
     assert_eq!(api.get("/events?since=abc", token).0, 400);
     assert_eq!(api.post("/backups", serde_json::json!({ "path": "relative/path" })).0, 400);
     assert_eq!(api.post("/backups", serde_json::json!({ "nonsense": 1 })).0, 400);

@@ -51,8 +51,21 @@ pub struct Storage {
     customer_lock: AsyncMutex<()>,
     /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
     down_positions: Mutex<Vec<u16>>,
+    /// What maintenance knows of each position's supplier (maintained by the maintenance actor), for the API.
+    connections: Mutex<std::collections::BTreeMap<u16, ConnectionView>>,
     /// Inbox of the maintenance actor.
     maintenance: mpsc::Sender<maintenance::Command>,
+}
+
+/// What maintenance knows of one position's supplier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionView {
+    /// The supplier.
+    pub peer: PeerId,
+    /// Its supplier connection automaton's state.
+    pub state: String,
+    /// (bytes, fragments) it last said it holds for us.
+    pub holds: Option<(u64, u64)>,
 }
 
 impl Storage {
@@ -64,6 +77,11 @@ impl Storage {
     /// Its settings (the home's `[supplier]`, `[customer]` and `[maintenance]`, with command-line overrides).
     pub fn config(&self) -> &StorageConfig {
         &self.config
+    }
+
+    /// What maintenance knows of each position's supplier now.
+    pub fn connections(&self) -> std::collections::BTreeMap<u16, ConnectionView> {
+        self.connections.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     /// The supplier's fragment store, if the supplier role is on.
@@ -175,6 +193,7 @@ impl Service for StorageService {
             store: store.clone(),
             customer_lock: AsyncMutex::new(()),
             down_positions: Mutex::new(Vec::new()),
+            connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,
         });
         tokio::spawn(supplier::serve(node.clone(), store, inbound));

@@ -56,20 +56,20 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 async fn suppliers_of(storage: &Storage) -> Result<Suppliers, ApiError> {
     let slots = storage.suppliers()?;
     let connected = storage.node().network().status().await.map_err(anyhow::Error::from)?.connected_peers;
-    let automata = storage.automata();
-    let conn = |pos: u16| automata.iter().find(|a| a.name == format!("supplier_connection/{pos}")).cloned();
+    let views = storage.connections();
     let list = slots
         .iter()
         .map(|s| {
             let peer_id = s.peer().map(|p| p.to_string()).unwrap_or_default();
-            let c = conn(s.position);
+            // what maintenance knows, if it is about this supplier (not the one it replaced)
+            let c = views.get(&s.position).filter(|c| c.peer.to_string() == peer_id);
             Supplier {
                 position: s.position,
                 connected: connected.contains(&peer_id),
                 peer_id,
-                state: c.as_ref().map(|a| a.state.clone()),
-                held_bytes: c.as_ref().and_then(|a| a.details["held_bytes"].as_u64()),
-                held_fragments: c.as_ref().and_then(|a| a.details["held_fragments"].as_u64()),
+                state: c.map(|c| c.state.clone()),
+                held_bytes: c.and_then(|c| c.holds).map(|h| h.0),
+                held_fragments: c.and_then(|c| c.holds).map(|h| h.1),
                 needed_bytes: s.contract.as_ref().map(|c| c.contract.needed_bytes),
                 contract_start_unix: s.contract.as_ref().map(|c| c.contract.start_unix),
                 hired_unix: s.hired_unix,
@@ -229,10 +229,18 @@ async fn health(State(s): S) -> ApiResult<Health> {
 /// Asks hire/fire to replace the supplier at `position`.
 #[utoipa::path(
     post, path = "/api/v1/suppliers/{position}/replace", tag = "storage",
-    params(("position" = u16, Path, description = "Position (0-based shard index)")),
-    responses((status = 200, body = Replacing), (status = 404, body = ErrorBody, description = "No supplier at that position"))
+    params(("position" = u16, Path, description = "Position (0-based shard index)", minimum = 0, maximum = 65535)),
+    responses(
+        (status = 200, body = Replacing),
+        (status = 400, body = ErrorBody, description = "Not a position"),
+        (status = 404, body = ErrorBody, description = "No supplier at that position")
+    )
 )]
-async fn replace(State(s): S, Path(position): Path<u16>) -> ApiResult<Replacing> {
+async fn replace(
+    State(s): S,
+    position: Result<Path<u16>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Replacing> {
+    let Path(position) = position.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if !s.suppliers()?.iter().any(|x| x.position == position) {
         return Err(ApiError::not_found(format!("no supplier at position {position}")));
     }

@@ -4,7 +4,14 @@ use anyhow::{Context, Result};
 use bitdust_api::Automata;
 use bitdust_node::Home;
 use bitdust_storage::Overrides;
-use serde_json::json;
+use serde::Serialize;
+
+/// `--diagram KIND` as JSON.
+#[derive(Debug, Serialize)]
+struct Diagram {
+    kind: String,
+    diagram: String,
+}
 
 use super::{now_ms, print, wings};
 use bitdust::client::Client;
@@ -29,7 +36,7 @@ pub fn diagram(kind: &str, dot: bool, json: bool) -> Result<()> {
         format!("no automaton kind {kind:?} (kinds: {})", names.join(", "))
     })?;
     let text = if dot { bitdust_core::automata::dot(kind, table) } else { bitdust_core::automata::mermaid(table) };
-    print(json, &json!({ "kind": kind, "diagram": text }), |_| text.trim_end().to_string());
+    print(json, &Diagram { kind: kind.to_string(), diagram: text.clone() }, |_| text.trim_end().to_string());
     Ok(())
 }
 

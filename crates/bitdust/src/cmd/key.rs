@@ -4,7 +4,14 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use bitdust_node::Home;
-use serde_json::json;
+use serde::Serialize;
+
+/// What `key export` wrote.
+#[derive(Debug, Serialize)]
+struct Exported {
+    file: String,
+    peer_id: String,
+}
 
 use super::print;
 
@@ -18,7 +25,7 @@ pub fn export(home: &Home, file: &Path, json: bool) -> Result<()> {
         bail!("{} exists; refusing to overwrite it", file.display());
     }
     bitdust_node::home::write_secret(file, keys.export_text().as_bytes())?;
-    let v = json!({ "file": file, "peer_id": keys.peer_id().to_string() });
+    let v = Exported { file: file.display().to_string(), peer_id: keys.peer_id().to_string() };
     print(json, &v, |_| {
         format!(
             "secret key of {} written to {} (mode 0600).\nKeep it safe and offline: it alone restores your identity and all your data.",

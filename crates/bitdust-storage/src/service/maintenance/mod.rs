@@ -165,8 +165,17 @@ fn execute(storage: &std::sync::Arc<Storage>, action: Action, done: &mpsc::Sende
     }
 }
 
-/// Publishes every automaton of the state in the node's registry.
+/// Publishes every automaton of the state in the node's registry, and the connections for the API.
 fn publish(s: &Storage, state: &Maintenance) {
+    if let Ok(mut views) = s.connections.lock() {
+        *views = state
+            .connections()
+            .iter()
+            .map(|(p, c)| {
+                (*p, super::ConnectionView { peer: c.peer, state: c.fsm.state.name().into(), holds: c.holds })
+            })
+            .collect();
+    }
     let registry = s.node.registry();
     for (p, c) in state.connections() {
         registry.set(AutomatonInfo {
