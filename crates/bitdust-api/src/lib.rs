@@ -133,6 +133,36 @@ pub struct AutomatonInfo {
     pub details: serde_json::Value,
 }
 
+/// `GET /api/v1/automata/kinds`: every automaton kind the node runs (the runtime's and its wings'), with its
+/// transition table, so a client can draw the diagrams and highlight the states instances are in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AutomatonKinds {
+    /// By name.
+    pub kinds: Vec<AutomatonKind>,
+}
+
+/// One automaton kind.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AutomatonKind {
+    /// Name (the `kind` of its instances).
+    pub name: String,
+    /// Its transitions.
+    pub transitions: Vec<Transition>,
+    /// Its diagram, Mermaid `stateDiagram-v2`.
+    pub mermaid: String,
+}
+
+/// One edge of an automaton's diagram.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Transition {
+    /// State before.
+    pub from: String,
+    /// Event or condition.
+    pub event: String,
+    /// State after.
+    pub to: String,
+}
+
 /// A long-running operation (`GET /api/v1/jobs/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Job {

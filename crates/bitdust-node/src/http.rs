@@ -8,6 +8,7 @@
 //! | GET | `/api/v1/status` | [`bitdust_api::Status`]: the runtime's status and each wing's section |
 //! | GET | `/api/v1/identity` | [`bitdust_api::Identity`] |
 //! | GET | `/api/v1/automata` | [`bitdust_api::Automata`]: every automaton instance |
+//! | GET | `/api/v1/automata/kinds` | [`bitdust_api::AutomatonKinds`]: every kind, its transitions and diagram |
 //! | GET | `/api/v1/jobs/{id}?wait_ms=N` | [`bitdust_api::Job`] (with `wait_ms`, once it ends or after N ms, at most 30 000) |
 //! | GET | `/api/v1/events?since=ID&timeout_ms=N` | [`bitdust_api::Events`] after `since` (long poll, at most 60 000 ms) |
 //! | GET | `/api/v1/events/ws?since=ID` | WebSocket: each event as a JSON text message |
@@ -26,7 +27,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bitdust_api::{Automata, ErrorBody, Events, Identity, Job, Status, Stopping};
+use bitdust_api::{
+    Automata, AutomatonKind, AutomatonKinds, ErrorBody, Events, Identity, Job, Status, Stopping, Transition,
+};
+use bitdust_core::automata::Kind;
 use serde::Deserialize;
 use utoipa::OpenApi;
 
@@ -128,6 +132,7 @@ pub trait StatusSection: Send + Sync {
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
+    kinds: Arc<AutomatonKinds>,
     sections: Arc<Vec<Arc<dyn StatusSection>>>,
     openapi: Arc<String>,
     shutdown: tokio::sync::mpsc::Sender<()>,
@@ -301,6 +306,28 @@ async fn automata(State(s): State<AppState>) -> ApiResult<Automata> {
     Ok(Json(Automata { automata: s.node.registry().list() }))
 }
 
+/// Every automaton kind with its transition table and diagram.
+#[utoipa::path(get, path = "/api/v1/automata/kinds", tag = "node", responses((status = 200, body = AutomatonKinds)))]
+async fn automaton_kinds(State(s): State<AppState>) -> ApiResult<AutomatonKinds> {
+    Ok(Json(s.kinds.as_ref().clone()))
+}
+
+/// The kinds as the API shows them.
+fn kinds_of(kinds: &[Kind]) -> AutomatonKinds {
+    let kinds = kinds
+        .iter()
+        .map(|(name, table)| AutomatonKind {
+            name: (*name).to_string(),
+            transitions: table
+                .iter()
+                .map(|t| Transition { from: t.from.into(), event: t.event.into(), to: t.to.into() })
+                .collect(),
+            mermaid: bitdust_core::automata::mermaid(table),
+        })
+        .collect();
+    AutomatonKinds { kinds }
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "node", responses((status = 200, description = "The OpenAPI 3 document")))]
 async fn openapi_json(State(s): State<AppState>) -> Response {
@@ -326,7 +353,7 @@ async fn method_not_allowed() -> ApiError {
 /// The runtime's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(status, identity, automata, job, events, events_ws, shutdown_handler, openapi_json),
+    paths(status, identity, automata, automaton_kinds, job, events, events_ws, shutdown_handler, openapi_json),
     components(schemas(ErrorBody, bitdust_api::Event, bitdust_api::EventKind))
 )]
 struct RuntimeApi;
@@ -370,27 +397,41 @@ pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The whole API: the runtime's routes and `wing_routes`, behind the token check. `shutdown` receives when a
-/// client asks the daemon to stop; `openapi` is the document served at `/api/v1/openapi.json`.
-pub fn router(
-    node: Arc<Node>,
-    token: String,
-    wing_routes: Vec<Router>,
-    sections: Vec<Arc<dyn StatusSection>>,
-    openapi: &utoipa::openapi::OpenApi,
-    shutdown: tokio::sync::mpsc::Sender<()>,
-) -> Router {
+/// What the API server is made of, besides the node: the wings' routes and status sections, the automata kinds,
+/// the OpenAPI document.
+pub struct Parts {
+    /// The wings' routes.
+    pub wing_routes: Vec<Router>,
+    /// The wings' status sections.
+    pub sections: Vec<Arc<dyn StatusSection>>,
+    /// Every automaton kind (the runtime's and the wings').
+    pub kinds: Vec<Kind>,
+    /// The document served at `/api/v1/openapi.json`.
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+/// The whole API: the runtime's routes and the wings', behind the token check. `shutdown` receives when a client
+/// asks the daemon to stop.
+pub fn router(node: Arc<Node>, token: String, parts: Parts, shutdown: tokio::sync::mpsc::Sender<()>) -> Router {
+    let Parts { wing_routes, sections, kinds, openapi } = parts;
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     let mut app = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/identity", get(identity))
         .route("/api/v1/automata", get(automata))
+        .route("/api/v1/automata/kinds", get(automaton_kinds))
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/ws", get(events_ws))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/shutdown", post(shutdown_handler))
-        .with_state(AppState { node, sections: Arc::new(sections), openapi, shutdown });
+        .with_state(AppState {
+            node,
+            kinds: Arc::new(kinds_of(&kinds)),
+            sections: Arc::new(sections),
+            openapi,
+            shutdown,
+        });
     for r in wing_routes {
         app = app.merge(r);
     }

@@ -135,14 +135,13 @@ impl Daemon {
     /// The whole API router (runtime and wings), behind the token; `shutdown` receives when a client asks the
     /// daemon to stop.
     pub fn router(&self, token: String, shutdown: tokio::sync::mpsc::Sender<()>) -> axum::Router {
-        crate::http::router(
-            self.node.clone(),
-            token,
-            self.routes.clone(),
-            self.sections.clone(),
-            &self.openapi,
-            shutdown,
-        )
+        let parts = crate::http::Parts {
+            wing_routes: self.routes.clone(),
+            sections: self.sections.clone(),
+            kinds: self.kinds.clone(),
+            openapi: self.openapi.clone(),
+        };
+        crate::http::router(self.node.clone(), token, parts, shutdown)
     }
 
     /// The OpenAPI document of the API this daemon serves.

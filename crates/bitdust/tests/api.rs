@@ -115,6 +115,15 @@ fn errors_have_their_status_and_events_arrive_by_long_poll_and_websocket() {
     assert!(error_of(&body).contains("no backup named"));
     let (code, body) = api.post("/suppliers/hire", serde_json::json!({}));
     assert_eq!(code, 503, "{body}");
+    // every automaton kind, the runtime's and the storage wing's, with its table (for diagrams)
+    let kinds: bitdust_api::AutomatonKinds = serde_json::from_str(&api.get("/automata/kinds", token).1).unwrap();
+    let names: Vec<&str> = kinds.kinds.iter().map(|k| k.name.as_str()).collect();
+    for k in ["relay_connection", "supplier_connection", "hire_fire", "rebuild"] {
+        assert!(names.contains(&k), "{k} in {names:?}");
+    }
+    let conn = kinds.kinds.iter().find(|k| k.name == "supplier_connection").unwrap();
+    assert!(conn.transitions.iter().any(|t| (t.from.as_str(), t.to.as_str()) == ("connected", "suspect")));
+    assert!(conn.mermaid.starts_with("stateDiagram-v2"));
     let served: serde_json::Value = serde_json::from_str(&api.get("/openapi.json", token).1).unwrap();
     assert_eq!(served["info"]["title"], "bitdust local API");
 
