@@ -17,8 +17,8 @@ use serde::Serialize;
 
 /// How long one events long poll waits when a progress bar is shown (it redraws between polls).
 const BAR_POLL_MS: u64 = 250;
-/// How long one events long poll waits otherwise.
-const QUIET_POLL_MS: u64 = 10_000;
+/// How long one job long poll waits when no bar is drawn (the daemon's limit).
+const JOB_WAIT_MS: u64 = 30_000;
 
 /// A client bound to one home's daemon.
 pub struct Client {
@@ -124,9 +124,9 @@ impl Client {
         }
     }
 
-    /// Follows job `started` through the event log until it ends, showing a progress bar on a terminal (unless
-    /// `quiet`); returns its result, or its error. If the log moved on faster than we read it (a gap in the
-    /// ids), the job itself is asked.
+    /// Waits for job `started` to end and returns its result, or its error. On a terminal (unless `quiet`) it
+    /// follows the job through the event log and draws a progress bar; if the log moved on faster than we read it
+    /// (a gap in the ids), the job itself is asked. Otherwise it long-polls the job, which answers once it ends.
     ///
     /// # Errors
     /// The job's error, or the daemon's.
@@ -143,8 +143,19 @@ impl Client {
             b.set_message(label.to_string());
             b
         });
-        let poll = if bar.is_some() { BAR_POLL_MS } else { QUIET_POLL_MS };
         let id = started.job;
+        let Some(bar) = bar else {
+            // no bar to draw: the job's own long poll answers once, when it ends
+            loop {
+                let job: Job = self.get(&format!("/jobs/{id}?wait_ms={JOB_WAIT_MS}"))?;
+                match job.state {
+                    JobState::Running => continue,
+                    JobState::Done => return job.result.ok_or_else(|| anyhow!("job {id} ended without a result")),
+                    JobState::Failed => return Err(anyhow!("{}", job.error.unwrap_or_else(|| "job failed".into()))),
+                }
+            }
+        };
+        let poll = BAR_POLL_MS;
         let mut since = started.event_id.saturating_sub(1);
         loop {
             let page: Events = self.get(&format!("/events?since={since}&timeout_ms={poll}"))?;
@@ -154,10 +165,8 @@ impl Client {
                 since = e.id;
                 match &e.kind {
                     EventKind::JobProgress { job, done_bytes, total_bytes } if *job == id => {
-                        if let Some(b) = &bar {
-                            b.set_length(*total_bytes);
-                            b.set_position(*done_bytes);
-                        }
+                        bar.set_length(*total_bytes);
+                        bar.set_position(*done_bytes);
                     }
                     EventKind::JobEnded { job, .. } if *job == id => ended = true,
                     _ => {}
@@ -171,15 +180,11 @@ impl Client {
                 match job.state {
                     JobState::Running => continue,
                     JobState::Done => {
-                        if let Some(b) = bar {
-                            b.finish_and_clear();
-                        }
+                        bar.finish_and_clear();
                         return job.result.ok_or_else(|| anyhow!("job {id} ended without a result"));
                     }
                     JobState::Failed => {
-                        if let Some(b) = bar {
-                            b.abandon();
-                        }
+                        bar.abandon();
                         return Err(anyhow!("{}", job.error.unwrap_or_else(|| "job failed".into())));
                     }
                 }

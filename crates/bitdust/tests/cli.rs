@@ -43,6 +43,14 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
 
     let text = ok(&["--home", s(&alice), "backup", s(&src)]);
     assert!(text.contains("backed up") && text.contains("src@1"), "{text}");
+    // on a terminal the CLI follows its job through the event log and draws a bar (util-linux `script` gives the
+    // command a pseudo-terminal; skipped where there is none)
+    if std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let cmd = format!("{} --home {} backup {}", env!("CARGO_BIN_EXE_bitdust"), s(&alice), s(&src));
+        let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("src@2"), "{text}");
+    }
     let ls = json(&["--home", s(&alice), "ls"]);
     assert_eq!(ls["backups"][0]["name"], "src");
     assert!(ok(&["--home", s(&alice), "status"]).contains("4 of 4 suppliers hired"));
@@ -63,7 +71,7 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         wait_until("supplier stopped", || !dir.join(name).join("daemon.pid").exists());
     }
     let out = tmp.path().join("out");
-    let text = ok(&["--home", s(&alice), "restore", "src", "--to", s(&out)]);
+    let text = ok(&["--home", s(&alice), "restore", "src@1", "--to", s(&out)]);
     assert!(text.contains("restored src@1"), "{text}");
     assert_same(&src, &out);
     assert!(fails(&["--home", s(&alice), "restore", "src", "--to", s(&out)]).contains("not empty"));
