@@ -193,11 +193,13 @@ pub enum Action {
         /// Why.
         reason: String,
     },
-    /// Run the next blocks of the rebuild queue, never regenerating onto or reading from `down` positions;
+    /// Run the next blocks of the rebuild queue, never regenerating onto or reading from a down supplier;
     /// answer with [`Input::RebuildDone`].
     Rebuild {
-        /// Positions whose supplier is offline, refused or fired.
-        down: Vec<u16>,
+        /// The suppliers that are offline, refused or fired, with their positions. A position counts as down only
+        /// while that supplier still holds it: a replacement that lands while the run starts makes its position
+        /// usable at once (a stale list would otherwise put its blocks off).
+        down: Vec<(u16, PeerId)>,
     },
 }
 
@@ -288,6 +290,11 @@ impl Maintenance {
     /// unavailable in health reports.
     pub fn down_positions(&self) -> Vec<u16> {
         self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, _)| *p).collect()
+    }
+
+    /// The down suppliers with their positions (see [`Action::Rebuild`]).
+    pub fn down_suppliers(&self) -> Vec<(u16, PeerId)> {
+        self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, c)| (*p, c.peer)).collect()
     }
 
     /// Feeds one input at `now_ms`; returns what to do. After the input itself, every automaton gets the
@@ -455,7 +462,7 @@ impl Maintenance {
         for rebuild_fsm::Action::RunNext in self.rebuild.handle(event, now_ms) {
             if !self.rebuild_running {
                 self.rebuild_running = true;
-                out.push(Action::Rebuild { down: self.down_positions() });
+                out.push(Action::Rebuild { down: self.down_suppliers() });
             }
         }
         out
@@ -642,7 +649,7 @@ mod tests {
         assert_eq!(m.down_positions(), vec![1]);
         let out = m.handle(Input::Queued(3), 7_000);
         assert_eq!(out.iter().filter(|x| matches!(x, Action::Rebuild { .. })).count(), 1);
-        assert!(out.contains(&Action::Rebuild { down: vec![1] }), "{out:?}");
+        assert!(out.contains(&Action::Rebuild { down: vec![(1, b)] }), "{out:?}");
         assert!(!m.handle(Input::Tick, 7_100).iter().any(|x| matches!(x, Action::Rebuild { .. })), "one at a time");
         let out = m.handle(Input::RebuildDone(Ok(Some(RebuildStats { fragments: 2, ..Default::default() }))), 7_200);
         assert!(out.iter().any(|x| matches!(x, Action::Rebuild { .. })), "more queued: next run {out:?}");

@@ -140,6 +140,11 @@ enum Event {
         epoch: u32,
         input: Input,
     },
+    /// A rebuild run starts with the state's list of down suppliers (as the service's executor does).
+    RunRebuild {
+        epoch: u32,
+        down: Vec<(u16, PeerId)>,
+    },
     /// A sweep's listing arrives: what the supplier lacks is queued, then `SweepDone` is delivered.
     Swept {
         epoch: u32,
@@ -449,9 +454,9 @@ impl World {
                 self.at(self.now + delay, Event::Hired { epoch, position, old });
             }
             Action::Rebuild { down } => {
-                let result = self.rebuild(&down);
-                let delay = self.rng.gen_range(50..1_000);
-                self.at(self.now + delay, Event::Deliver { epoch, input: Input::RebuildDone(result) });
+                // the run starts a moment later (the list of down suppliers may be stale by then)
+                let delay = self.rng.gen_range(0..300);
+                self.at(self.now + delay, Event::RunRebuild { epoch, down });
             }
         }
     }
@@ -626,6 +631,19 @@ impl World {
                         }
                     }
                     self.feed(input);
+                }
+            }
+            Event::RunRebuild { epoch, down } => {
+                if epoch == self.epoch {
+                    // a position is down only while the down supplier still holds it
+                    let down: Vec<u16> = down
+                        .iter()
+                        .filter(|(p, peer)| self.slots.get(p).is_some_and(|&i| self.suppliers[i].peer == *peer))
+                        .map(|(p, _)| *p)
+                        .collect();
+                    let result = self.rebuild(&down);
+                    let delay = self.rng.gen_range(50..1_000);
+                    self.at(self.now + delay, Event::Deliver { epoch, input: Input::RebuildDone(result) });
                 }
             }
             Event::Swept { epoch, position, peer } => {

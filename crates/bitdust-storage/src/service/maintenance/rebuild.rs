@@ -22,14 +22,20 @@ fn find_version<'a>(catalog: &'a Catalog, id: &[u8; 16]) -> Option<&'a Version> 
 }
 
 impl Storage {
-    /// Runs the first items of the rebuild queue (`customer.blocks_in_flight` blocks concurrently). `down`
-    /// are positions whose supplier is unreachable.
+    /// Runs the first due items of the rebuild queue (`customer.blocks_in_flight` blocks concurrently). `down`
+    /// are the unreachable suppliers and their positions.
     /// Returns what was done, or `None` if the queue is empty.
     ///
     /// # Errors
     /// If no block could be rebuilt now (too few sources, target unreachable, or every queued block waits for
     /// its next attempt); they stay queued, backing off.
-    pub async fn rebuild_next(&self, down: &[u16]) -> Result<Option<RebuildStats>> {
+    pub async fn rebuild_next(&self, down: &[(u16, PeerId)]) -> Result<Option<RebuildStats>> {
+        // a position is down only while the down supplier still holds it (a replacement may have landed since
+        // the list was made)
+        let current: HashMap<u16, PeerId> =
+            self.suppliers()?.iter().filter_map(|s| Some((s.position, s.peer().ok()?))).collect();
+        let down: Vec<u16> = down.iter().filter(|(p, peer)| current.get(p) == Some(peer)).map(|(p, _)| *p).collect();
+        let down = down.as_slice();
         let queue = Queue::new(self.node.db());
         let batch = queue.due(now_ms(), self.config.customer.blocks_in_flight.max(1))?;
         if batch.is_empty() {
