@@ -215,6 +215,13 @@ pub struct JobStarted {
     pub event_id: u64,
 }
 
+/// `GET /api/v1/proof?nonce=HEX`: the daemon's proof that it knows the token (see `bitdust_node::http::token_proof`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Proof {
+    /// Keyed BLAKE3 of the nonce under a key derived from the token, hex.
+    pub proof: String,
+}
+
 /// `POST /api/v1/shutdown`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct Stopping {

@@ -151,8 +151,7 @@ impl Home {
         let identity = SignedIdentity::create(keys, nickname, Vec::new(), 1, unix_now())?;
         std::fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
         write_secret(&self.path("identity.key"), keys.export_text().as_bytes())?;
-        let token: [u8; 32] = rand::random();
-        write_secret(&self.path("api.token"), hex::encode(token).as_bytes())?;
+        self.rotate_api_token()?;
         self.save_identity(&identity)?;
         self.save_config(config)?;
         Ok(identity)
@@ -213,6 +212,17 @@ impl Home {
     pub fn save_config(&self, config: &Config) -> Result<()> {
         let text = toml::to_string(config).context("serializing config")?;
         bitdust_store::write_atomic(&self.path("config.toml"), text.as_bytes()).context("writing config")
+    }
+
+    /// Writes a new API bearer token (32 random bytes, hex; mode 0600). The daemon does this at every start, so a
+    /// token that leaked (to a program that held the port while the daemon was stopped) is worth nothing once it
+    /// runs again.
+    ///
+    /// # Errors
+    /// On write failure.
+    pub fn rotate_api_token(&self) -> Result<()> {
+        let token: [u8; 32] = rand::random();
+        write_secret(&self.path("api.token"), hex::encode(token).as_bytes())
     }
 
     /// The API bearer token.

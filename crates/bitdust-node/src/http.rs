@@ -14,6 +14,7 @@
 //! | GET | `/api/v1/events/ws?since=ID` | WebSocket: each event as a JSON text message |
 //! | GET | `/api/v1/openapi.json` | the OpenAPI 3 document |
 //! | POST | `/api/v1/shutdown` | [`bitdust_api::Stopping`]; the daemon stops |
+//! | GET | `/api/v1/proof?nonce=HEX` | [`bitdust_api::Proof`], without the token: the daemon proves it knows it |
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -118,6 +119,19 @@ impl From<anyhow::Error> for ApiError {
 
 /// A handler's result.
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Context of the daemon's proof that it knows the token (BLAKE3's key derivation: a key of its own for this use).
+const PROOF_CONTEXT: &str = "bitdust local API 2026-12 proof of the token";
+/// Longest nonce accepted by `GET /api/v1/proof`, in bytes (hex in the query).
+const MAX_NONCE_BYTES: usize = 64;
+
+/// The daemon's proof that it knows `token`, for the client's `nonce`: BLAKE3 in keyed mode (a MAC) under a key
+/// derived from the token, hex. The client checks it before it sends the token: a program that holds the API port
+/// while the daemon is stopped cannot compute it, and never receives the token.
+pub fn token_proof(token: &str, nonce: &[u8]) -> String {
+    let key = blake3::derive_key(PROOF_CONTEXT, token.as_bytes());
+    blake3::keyed_hash(&key, nonce).to_hex().to_string()
+}
 
 /// A wing's section of `GET /api/v1/status`.
 #[async_trait]
@@ -342,6 +356,32 @@ fn within_int64(values: &[u64]) -> Result<(), ApiError> {
     }
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ProofQuery {
+    /// The client's random nonce, hex, 16 to 64 bytes.
+    #[param(pattern = "^([0-9a-fA-F]{2}){16,64}$")]
+    nonce: String,
+}
+
+/// The daemon's proof that it knows the token, for the client's nonce (no token needed: the client asks this
+/// before it sends the token, and sends it only if the proof verifies).
+#[utoipa::path(
+    get, path = "/api/v1/proof", tag = "node", params(ProofQuery), security(()),
+    responses((status = 200, body = bitdust_api::Proof), (status = 400, body = ErrorBody, description = "A bad nonce"))
+)]
+async fn proof(
+    State(token): State<Arc<String>>,
+    q: Result<Query<ProofQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<bitdust_api::Proof> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let nonce = hex::decode(&q.nonce).map_err(|e| ApiError::bad_request(format!("nonce: {e}")))?;
+    if !(16..=MAX_NONCE_BYTES).contains(&nonce.len()) {
+        return Err(ApiError::bad_request(format!("nonce: 16 to {MAX_NONCE_BYTES} bytes")));
+    }
+    Ok(Json(bitdust_api::Proof { proof: token_proof(&token, &nonce) }))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such API path")
 }
@@ -353,7 +393,7 @@ async fn method_not_allowed() -> ApiError {
 /// The runtime's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(status, identity, automata, automaton_kinds, job, events, events_ws, shutdown_handler, openapi_json),
+    paths(status, identity, automata, automaton_kinds, job, events, events_ws, shutdown_handler, openapi_json, proof),
     components(schemas(ErrorBody, bitdust_api::Event, bitdust_api::EventKind))
 )]
 struct RuntimeApi;
@@ -387,7 +427,10 @@ pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
                 .build(),
         )
         .build();
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path == "/api/v1/proof" {
+            continue;
+        }
         for op in
             [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten()
         {
@@ -435,9 +478,13 @@ pub fn router(node: Arc<Node>, token: String, parts: Parts, shutdown: tokio::syn
     for r in wing_routes {
         app = app.merge(r);
     }
+    let token = Arc::new(token);
+    // the one route without the token: the daemon's proof that it knows it
+    let public = Router::new().route("/api/v1/proof", get(proof)).with_state(token.clone());
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(Arc::new(token), authenticate))
+        .layer(axum::middleware::from_fn_with_state(token, authenticate))
+        .merge(public)
 }
 
 /// Binds 127.0.0.1:`port` (0 picks a free port).

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitdust_api::{
-    BackupReport, BackupRequest, ErrorBody, EventKind, Events, Job, JobResult, JobStarted, JobState, RestoreReport,
-    RestoreRequest,
+    BackupReport, BackupRequest, ErrorBody, EventKind, Events, Job, JobResult, JobStarted, JobState, Proof,
+    RestoreReport, RestoreRequest,
 };
 use bitdust_node::Home;
 use serde::de::DeserializeOwned;
@@ -23,8 +23,11 @@ const JOB_WAIT_MS: u64 = 30_000;
 /// A client bound to one home's daemon.
 pub struct Client {
     base: String,
-    token: String,
+    /// The home, whose token is read at each request (the daemon writes a new one at every start).
+    home_dir: Home,
     home: String,
+    /// The token the daemon answering on the port last proved it knows (checked before a token is first sent).
+    verified: std::cell::RefCell<Option<String>>,
 }
 
 impl Client {
@@ -47,9 +50,67 @@ impl Client {
         };
         Ok(Self {
             base: format!("http://127.0.0.1:{port}/api/v1"),
-            token: home.api_token()?,
+            home_dir: home.clone(),
             home: home.root().display().to_string(),
+            verified: std::cell::RefCell::new(None),
         })
+    }
+
+    /// The home's token now, once the daemon proved it knows it.
+    ///
+    /// # Errors
+    /// If the token is unreadable or the daemon cannot prove it.
+    fn token(&self) -> Result<String> {
+        let token = self.home_dir.api_token()?;
+        match self.verify_daemon(&token) {
+            Ok(()) => Ok(token),
+            Err(e) => {
+                // the daemon may have just started and written a new token: read it once more
+                let again = self.home_dir.api_token()?;
+                if again == token {
+                    return Err(e);
+                }
+                self.verify_daemon(&again)?;
+                Ok(again)
+            }
+        }
+    }
+
+    /// Checks that whatever answers on the API port is this home's daemon, before the token goes out: it must
+    /// prove it knows the token (`GET /api/v1/proof` for a random nonce, see
+    /// [`bitdust_node::http::token_proof`]). A program that took the port while the daemon was stopped fails this
+    /// and never receives the token.
+    ///
+    /// # Errors
+    /// If nothing answers, or the answer is not the proof.
+    fn verify_daemon(&self, token: &str) -> Result<()> {
+        if self.verified.borrow().as_deref() == Some(token) {
+            return Ok(());
+        }
+        let nonce: [u8; 32] = rand::random();
+        let r = Self::agent().get(&format!("{}/proof?nonce={}", self.base, hex::encode(nonce))).call();
+        let answer: Result<Proof> = self.handle(r);
+        let expected = bitdust_node::http::token_proof(token, &nonce);
+        let ok = answer.as_ref().is_ok_and(|p| {
+            p.proof.len() == expected.len()
+                && p.proof.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !ok {
+            if let Err(e) = answer {
+                if e.to_string().contains("daemon is not running") {
+                    return Err(e);
+                }
+            }
+            bail!(
+                "whatever answers on {} is not the daemon of {} (it could not prove it knows the API token, which was \
+                 not sent); stop it, or start the daemon with `bitdust --home {} daemon`",
+                self.base,
+                self.home,
+                self.home
+            );
+        }
+        *self.verified.borrow_mut() = Some(token.to_string());
+        Ok(())
     }
 
     fn handle<T: DeserializeOwned>(&self, r: Result<ureq::Response, ureq::Error>) -> Result<T> {
@@ -79,10 +140,9 @@ impl Client {
     /// # Errors
     /// The daemon's error, or that it does not run.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = Self::agent()
-            .get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
-            .call();
+        let token = self.token()?;
+        let r =
+            Self::agent().get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {token}")).call();
         self.handle(r)
     }
 
@@ -91,10 +151,11 @@ impl Client {
     /// # Errors
     /// The daemon's error, or that it does not run.
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let token = self.token()?;
         let body = serde_json::to_value(body)?;
         let r = Self::agent()
             .post(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("Authorization", &format!("Bearer {token}"))
             .send_json(body);
         self.handle(r)
     }

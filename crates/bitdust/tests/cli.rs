@@ -188,6 +188,7 @@ fn bad_input_gets_clear_errors() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["error"].as_str().unwrap().contains("not running"));
 
+    let token_at_init = std::fs::read_to_string(home.join("api.token")).unwrap();
     let mut daemon = Running(
         bitdust()
             .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -197,13 +198,40 @@ fn bad_input_gets_clear_errors() {
             .unwrap(),
     );
     wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
+    let port = std::fs::read_to_string(home.join("api.port")).unwrap();
+    assert_ne!(std::fs::read_to_string(home.join("api.token")).unwrap(), token_at_init, "a new token at every start");
     assert!(fails(&["--home", s(&home), "backup", s(&tmp.path().join("missing"))]).contains("cannot back up"));
     let err = fails(&["--home", s(&home), "backup", s(tmp.path())]);
     assert!(err.contains("too few suppliers online"), "{err}");
     let token = std::fs::read_to_string(home.join("api.token")).unwrap();
     std::fs::write(home.join("api.token"), "wrong").unwrap();
     assert!(fails(&["--home", s(&home), "status"]).contains("API token"));
-    std::fs::write(home.join("api.token"), token).unwrap();
+    std::fs::write(home.join("api.token"), &token).unwrap();
     terminate(&mut daemon.0);
     assert!(!home.join("daemon.pid").exists());
+
+    // The daemon is stopped and another program holds its port (a stale api.port, as after a crash): the CLI asks
+    // it to prove it knows the token, it cannot, and the token is never sent.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port.trim().parse::<u16>().unwrap())).unwrap();
+    std::fs::write(home.join("api.port"), port.trim()).unwrap();
+    let heard = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut all = Vec::new();
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming().take(1) {
+            let mut stream = stream.unwrap();
+            let mut buf = [0u8; 8192];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            all.extend_from_slice(&buf[..n]);
+            let body = r#"{"proof":"00"}"#;
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = stream.write_all(answer.as_bytes());
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let err = fails(&["--home", s(&home), "status"]);
+    assert!(err.contains("is not the daemon of"), "{err}");
+    let request = heard.join().unwrap();
+    assert!(request.starts_with("GET /api/v1/proof?nonce="), "{request}");
+    assert!(!request.contains(token.trim()) && !request.to_ascii_lowercase().contains("authorization"), "{request}");
 }

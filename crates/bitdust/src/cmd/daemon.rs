@@ -16,6 +16,8 @@ pub async fn run(home: Home, opts: StartOptions, storage: Overrides) -> Result<(
     let daemon = Daemon::start(home.clone(), opts, wings(storage)).await?;
     let node = daemon.node().clone();
     let _pid = bitdust_node::PidFile::create(home.path("daemon.pid"))?;
+    // a new token at every start: one that leaked while the daemon was stopped is worth nothing now
+    home.rotate_api_token()?;
     let token = home.api_token()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let (addr, listener) = bitdust_node::http::bind(node.config().api_port).await?;
