@@ -74,18 +74,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BITDUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,bitdust=info,bitdust_lab=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let json = cli.json;
-    if let Err(e) = run(cli) {
-        if json {
-            out!("{}", serde_json::json!({ "error": format!("{e:#}") }));
-        } else {
-            eprintln!("error: {e:#}");
-        }
-        std::process::exit(1);
-    }
+    bitdust::main_with("warn,bitdust=info,bitdust_lab=info", json, || run(cli));
 }
 
 fn run(cli: Cli) -> Result<()> {

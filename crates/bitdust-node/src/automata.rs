@@ -50,11 +50,6 @@ impl Registry {
     pub fn list(&self) -> Vec<AutomatonInfo> {
         self.inner.lock().map(|m| m.values().cloned().collect()).unwrap_or_default()
     }
-
-    /// Instance `name`.
-    pub fn get(&self, name: &str) -> Option<AutomatonInfo> {
-        self.inner.lock().ok()?.get(name).cloned()
-    }
 }
 
 /// Milliseconds since the Unix epoch (the clock automata are driven with).

@@ -117,6 +117,28 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+macro_rules! bad_request_from {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(e: $rejection) -> Self {
+                Self::bad_request(e.body_text())
+            }
+        }
+    )*};
+}
+
+// A rejected path, query or body is a 400 with an ErrorBody (axum's own rejections answer plain text).
+bad_request_from!(
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection,
+    axum::extract::rejection::JsonRejection
+);
+
+/// Whether `a` and `b` are equal, in time independent of where they differ (for secrets and proofs of them).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A handler's result.
 pub type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -159,8 +181,7 @@ fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let expected = expected.as_bytes();
-    given.len() == expected.len() && given.as_bytes().iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
 async fn authenticate(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
@@ -220,8 +241,8 @@ async fn job(
     id: Result<Path<u64>, axum::extract::rejection::PathRejection>,
     q: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Job> {
-    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Path(id) = id?;
+    let Query(q) = q?;
     within_int64(&[id, q.wait_ms])?;
     let wait = Duration::from_millis(q.wait_ms.min(MAX_JOB_WAIT_MS));
     let job = s.node.jobs().wait(id, wait).await.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
@@ -250,7 +271,7 @@ async fn events(
     State(s): State<AppState>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Events> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = q?;
     within_int64(&[q.since, q.timeout_ms])?;
     let log = s.node.events();
     let events = log.wait(q.since, Duration::from_millis(q.timeout_ms.min(MAX_EVENTS_WAIT_MS))).await;
@@ -273,7 +294,7 @@ async fn events_ws(
     q: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = q?;
     within_int64(&[q.since])?;
     let log = s.node.events().clone();
     Ok(ws.on_upgrade(move |socket| stream_events(socket, log, q.since)))
@@ -374,7 +395,7 @@ async fn proof(
     State(token): State<Arc<String>>,
     q: Result<Query<ProofQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<bitdust_api::Proof> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = q?;
     let nonce = hex::decode(&q.nonce).map_err(|e| ApiError::bad_request(format!("nonce: {e}")))?;
     if !(16..=MAX_NONCE_BYTES).contains(&nonce.len()) {
         return Err(ApiError::bad_request(format!("nonce: 16 to {MAX_NONCE_BYTES} bytes")));

@@ -25,4 +25,4 @@ pub use events::Events;
 pub use home::{Config, Home};
 pub use jobs::{Jobs, Progress};
 pub use node::{Node, StartOptions, UNREACHABLE_FOR};
-pub use service::{openapi, Daemon, PidFile, Service, Started};
+pub use service::{automata_kinds, openapi, Daemon, PidFile, Service, Started};

@@ -71,6 +71,15 @@ pub fn openapi(wings: &[Box<dyn Service>]) -> utoipa::openapi::OpenApi {
     crate::http::openapi(&wings.iter().map(|w| w.openapi()).collect::<Vec<_>>())
 }
 
+/// Every automaton kind of a daemon running `wings`: the runtime's and theirs (for diagrams, without a running node).
+pub fn automata_kinds(wings: &[Box<dyn Service>]) -> Vec<Kind> {
+    let mut kinds: Vec<Kind> = bitdust_core::automata::KINDS.to_vec();
+    for wing in wings {
+        kinds.extend(wing.automata().iter().copied());
+    }
+    kinds
+}
+
 /// A running node and its wings: the composition root of the daemon, the demo, the devnet and the tests.
 pub struct Daemon {
     node: Arc<Node>,
@@ -89,14 +98,13 @@ impl Daemon {
     pub async fn start(home: Home, options: StartOptions, wings: Vec<Box<dyn Service>>) -> Result<Self> {
         let protocols = wings.iter().flat_map(|w| w.protocols()).collect();
         let (node, mut inbounds) = Node::start(home, options, protocols).await?;
-        let mut kinds: Vec<Kind> = bitdust_core::automata::KINDS.to_vec();
         let mut handles = Vec::new();
         let mut routes = Vec::new();
         let mut sections = Vec::new();
         let openapi = openapi(&wings);
+        let kinds = automata_kinds(&wings);
         for wing in wings {
             let name = wing.name();
-            kinds.extend(wing.automata().iter().copied());
             let started = match wing.start(&node, &mut inbounds).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -120,16 +128,6 @@ impl Daemon {
     /// The handle of the wing whose handle type is `T`.
     pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.handles.iter().find_map(|(_, h)| h.clone().downcast::<T>().ok())
-    }
-
-    /// The names of the running wings.
-    pub fn wings(&self) -> Vec<&'static str> {
-        self.handles.iter().map(|(n, _)| *n).collect()
-    }
-
-    /// Every automaton kind: the runtime's and the wings'.
-    pub fn automata_kinds(&self) -> &[Kind] {
-        &self.kinds
     }
 
     /// The whole API router (runtime and wings), behind the token; `shutdown` receives when a client asks the

@@ -162,18 +162,6 @@ impl TableWriter<'_> {
         self.table.remove(key).map_err(io)?;
         Ok(())
     }
-
-    /// The first `limit` keys in order, from `start` (inclusive) on.
-    ///
-    /// # Errors
-    /// On failure.
-    pub fn keys_from(&self, start: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, NodeDbError> {
-        let mut out = Vec::new();
-        for row in self.table.range::<&[u8]>(start..).map_err(io)?.take(limit) {
-            out.push(row.map_err(io)?.0.value().to_vec());
-        }
-        Ok(out)
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -316,16 +304,6 @@ impl NodeDb {
         }
     }
 
-    /// Removes legacy (format 0) value `name` after its contents moved elsewhere.
-    ///
-    /// # Errors
-    /// On failure.
-    pub fn remove_legacy(&self, name: &str) -> Result<(), NodeDbError> {
-        let txn = self.db.begin_write().map_err(io)?;
-        txn.open_table(LEGACY_VALUES).map_err(io)?.remove(name).map_err(io)?;
-        txn.commit().map_err(io)
-    }
-
     /// Reads legacy (format 0) value `name` as raw bytes, for a migration that moves it elsewhere.
     ///
     /// # Errors
@@ -444,7 +422,6 @@ mod tests {
         assert_eq!((db.get::<Numbers>("v").unwrap(), db.count("u").unwrap()), (Some(Numbers(vec![5])), 1));
         db.write(|tx| {
             let mut w = tx.table("t")?;
-            assert_eq!(w.keys_from(b"b", 5)?, vec![b"b".to_vec(), b"c".to_vec()]);
             assert_eq!(w.get::<Numbers>(b"c")?, Some(Numbers(vec![3])));
             w.remove(b"b")
         })

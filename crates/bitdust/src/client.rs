@@ -91,10 +91,9 @@ impl Client {
         let r = Self::agent().get(&format!("{}/proof?nonce={}", self.base, hex::encode(nonce))).call();
         let answer: Result<Proof> = self.handle(r);
         let expected = bitdust_node::http::token_proof(token, &nonce);
-        let ok = answer.as_ref().is_ok_and(|p| {
-            p.proof.len() == expected.len()
-                && p.proof.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
+        let ok = answer
+            .as_ref()
+            .is_ok_and(|p| bitdust_node::http::constant_time_eq(p.proof.as_bytes(), expected.as_bytes()));
         if !ok {
             if let Err(e) = answer {
                 if e.to_string().contains("daemon is not running") {

@@ -133,7 +133,7 @@ async fn start_backup(
     State(s): S,
     body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<JobStarted> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body?;
     let path = PathBuf::from(&body.path);
     if !path.is_absolute() {
         return Err(ApiError::bad_request("path must be absolute"));
@@ -161,7 +161,7 @@ async fn start_restore(
     State(s): S,
     body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<JobStarted> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body?;
     let to = PathBuf::from(&body.to);
     if !to.is_absolute() {
         return Err(ApiError::bad_request("target must be absolute"));
@@ -240,7 +240,7 @@ async fn replace(
     State(s): S,
     position: Result<Path<u16>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<Replacing> {
-    let Path(position) = position.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Path(position) = position?;
     if !s.suppliers()?.iter().any(|x| x.position == position) {
         return Err(ApiError::not_found(format!("no supplier at position {position}")));
     }

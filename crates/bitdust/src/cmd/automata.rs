@@ -18,11 +18,7 @@ use bitdust::client::Client;
 
 /// The automata kinds of the runtime and every wing (for diagrams without a running daemon).
 pub fn kinds() -> Vec<bitdust_core::automata::Kind> {
-    let mut kinds = bitdust_core::automata::KINDS.to_vec();
-    for wing in wings(Overrides::default()) {
-        kinds.extend(wing.automata().iter().copied());
-    }
-    kinds
+    bitdust_node::automata_kinds(&wings(Overrides::default()))
 }
 
 /// `--diagram KIND`: Mermaid, or Graphviz DOT with `dot`.
