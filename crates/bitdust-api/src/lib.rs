@@ -485,6 +485,29 @@ pub struct Health {
     pub rebuild_queue_blocks: usize,
     /// Fragments queued for rebuilding.
     pub rebuild_queue_fragments: usize,
+    /// Every position's supplier and its audits.
+    pub positions: Vec<PositionHealth>,
+}
+
+/// One position's supplier as audits see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionHealth {
+    /// Position (shard index).
+    pub position: u16,
+    /// The supplier's peer id.
+    pub peer_id: String,
+    /// Its supplier connection automaton's state.
+    pub state: String,
+    /// Whether its fragments count as held: not down, and its last audit did not fail.
+    pub healthy: bool,
+    /// Audits it passed since it was hired (or since this node started).
+    pub audits_passed: u64,
+    /// Audits failed since its last pass (at `audit_failures_to_fire` in a row it is replaced).
+    pub failing_audits: u32,
+    /// When it last passed an audit, Unix milliseconds (`None`: not since this node started).
+    pub last_audit_passed_unix_ms: Option<u64>,
+    /// Why its last audit failed, while it fails.
+    pub last_audit_error: Option<String>,
 }
 
 /// Health of one version.

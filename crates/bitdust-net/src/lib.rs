@@ -76,6 +76,10 @@ pub const KAD_PROTOCOL: &str = "/bitdust/kad/1.0.0";
 /// Connections idle this long are closed, unless [`NetConfig::idle_timeout`] says otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// DHT records expire this long after they were last published, unless [`NetConfig::record_ttl`] says otherwise
+/// (libp2p's default: 48 hours).
+pub const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+
 /// Errors of network operations.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -134,6 +138,9 @@ pub struct NetConfig {
     pub idle_timeout: Option<Duration>,
     /// The feature protocols to carry (at most [`MAX_PROTOCOLS`]), each with its inbound queue.
     pub protocols: Vec<ProtocolSpec>,
+    /// How long a DHT record lives in other nodes' stores unless published again (`None`:
+    /// [`DEFAULT_RECORD_TTL`]). Records this node published are republished at half this period.
+    pub record_ttl: Option<Duration>,
 }
 
 /// Limits of a relay server (libp2p circuit relay v2), so a public node helping others stays bounded.

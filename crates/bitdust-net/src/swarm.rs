@@ -106,6 +106,7 @@ pub(crate) struct SwarmSpec<'a> {
     pub(crate) relay_limits: Option<RelayLimits>,
     pub(crate) protocols: &'a [ProtocolSpec],
     pub(crate) idle_timeout: Duration,
+    pub(crate) record_ttl: Duration,
 }
 
 /// Builds the swarm (one builder whatever the transport).
@@ -115,7 +116,7 @@ pub(crate) struct SwarmSpec<'a> {
 /// [`NetError::Transport`] also if more than [`MAX_PROTOCOLS`] protocols, or one twice, are registered.
 pub(crate) fn build(spec: SwarmSpec<'_>) -> Result<libp2p::Swarm<Behaviour>, NetError> {
     let build_error = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
-    let SwarmSpec { keypair, memory, relay_limits, protocols, idle_timeout } = spec;
+    let SwarmSpec { keypair, memory, relay_limits, protocols, idle_timeout, record_ttl } = spec;
     if protocols.len() > MAX_PROTOCOLS {
         return Err(NetError::Transport(format!("{} protocols registered, at most {MAX_PROTOCOLS}", protocols.len())));
     }
@@ -131,7 +132,7 @@ pub(crate) fn build(spec: SwarmSpec<'_>) -> Result<libp2p::Swarm<Behaviour>, Net
         .map_err(|e| build_error(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| build_error(&e))?
-        .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits, protocols))
+        .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits, protocols, record_ttl))
         .map_err(|e| build_error(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build())
@@ -166,6 +167,7 @@ fn behaviour(
     relay_client: relay::client::Behaviour,
     relay_limits: Option<RelayLimits>,
     protocols: &[ProtocolSpec],
+    record_ttl: Duration,
 ) -> Behaviour {
     let peer = key.public().to_peer_id();
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
@@ -174,6 +176,12 @@ fn behaviour(
     // The node's announce loop bootstraps every `announce_interval_secs` (10 minutes; `Network::bootstrap`);
     // libp2p's own periodic bootstrap every 5 minutes on top of it doubled the background lookups for nothing.
     kad_config.set_periodic_bootstrap_interval(None);
+    // Records expire unless published again; what we published ourselves goes out again at half the lifetime, and
+    // what we hold for others is replicated to the closest nodes as often (libp2p: 1 hour), never less often.
+    let record_ttl = record_ttl.max(Duration::from_secs(1));
+    kad_config.set_record_ttl(Some(record_ttl));
+    kad_config.set_publication_interval(Some(record_ttl / 2));
+    kad_config.set_replication_interval(Some((record_ttl / 2).min(Duration::from_secs(3600))));
     let store_config = kad::store::MemoryStoreConfig {
         max_records: 65_536,
         max_value_bytes: record::MAX_RECORD_BYTES,

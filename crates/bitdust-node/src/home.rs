@@ -42,6 +42,10 @@ pub struct Config {
     /// Seconds between announcements: DHT bootstrap, then the identity record and provider records published
     /// again, so that they reach the nodes that joined since.
     pub announce_interval_secs: u64,
+    /// Seconds a DHT record lives in other nodes' stores unless published again (every node of a network should
+    /// use the same value). The publisher republishes at half this period; a customer's suppliers republish its
+    /// identity and supplier list records while it is offline.
+    pub record_ttl_secs: u64,
     /// The feature wings' sections, by name.
     #[serde(flatten)]
     pub sections: toml::Table,
@@ -95,6 +99,7 @@ impl Default for Config {
             nat: NatConfig::default(),
             idle_timeout_secs: bitdust_net::DEFAULT_IDLE_TIMEOUT.as_secs(),
             announce_interval_secs: 600,
+            record_ttl_secs: bitdust_net::DEFAULT_RECORD_TTL.as_secs(),
             sections: toml::Table::new(),
         }
     }

@@ -120,6 +120,7 @@ impl Node {
             relays,
             idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
             protocols,
+            record_ttl: Some(Duration::from_secs(config.record_ttl_secs.max(1))),
         };
         let (net, inbounds) = Network::start(keys.keypair(), net_config).await?;
         let addrs = identity_addresses(&net.addresses().borrow(), &keys.peer_id());
@@ -435,7 +436,8 @@ async fn announce_loop(node: std::sync::Weak<Node>, publish: bool) {
             Ok(()) => {
                 n.announced.send_replace(true);
                 retry = ANNOUNCE_RETRY;
-                Duration::from_secs(n.config.announce_interval_secs.max(1))
+                // published again before the records expire in other nodes' stores
+                Duration::from_secs(n.config.announce_interval_secs.min(n.config.record_ttl_secs / 2).max(1))
             }
             Err(e) if !bootstrapped => {
                 tracing::debug!(error = %format!("{e:#}"), "announce failed (no peers yet), will retry");

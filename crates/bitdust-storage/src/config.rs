@@ -57,6 +57,9 @@ pub struct MaintenanceConfig {
     pub cool_down_ms: u64,
     /// Time between audits of one supplier.
     pub audit_interval_ms: u64,
+    /// Audits failed in a row (a missing fragment, an error answer, a timeout) that fire a supplier; a wrong
+    /// proof fires at once.
+    pub audit_failures_to_fire: u32,
     /// Delay before blocked rebuild work is retried.
     pub rebuild_retry_ms: u64,
 }
@@ -71,6 +74,7 @@ impl Default for MaintenanceConfig {
             fire_after_ms: t.fire_after_ms,
             cool_down_ms: 10 * 60 * 1000,
             audit_interval_ms: 60 * 60 * 1000,
+            audit_failures_to_fire: 3,
             rebuild_retry_ms: 60 * 1000,
         }
     }
@@ -88,6 +92,7 @@ impl MaintenanceConfig {
             fire_after_ms: t.fire_after_ms,
             cool_down_ms: 2_000,
             audit_interval_ms: 5_000,
+            audit_failures_to_fire: 3,
             rebuild_retry_ms: 2_000,
         }
     }
@@ -98,6 +103,7 @@ impl MaintenanceConfig {
             timings: self.timings(),
             cool_down_ms: self.cool_down_ms,
             audit_interval_ms: self.audit_interval_ms,
+            audit_failures_to_fire: self.audit_failures_to_fire,
             rebuild_retry_ms: self.rebuild_retry_ms,
         }
     }
@@ -136,6 +142,9 @@ pub struct CustomerConfig {
     pub needed_bytes: u64,
     /// Blocks uploaded or downloaded concurrently (bounds memory: about 3 x 4 MiB each).
     pub blocks_in_flight: usize,
+    /// At most one supplier per network (IPv4 /24, IPv6 /48 of a public address we are connected to), as Storj
+    /// selects nodes; private addresses are exempt (see [`crate::proto::hiring`]).
+    pub one_per_network: bool,
 }
 
 impl CustomerConfig {
@@ -153,7 +162,7 @@ impl CustomerConfig {
 
 impl Default for CustomerConfig {
     fn default() -> Self {
-        Self { suppliers: 4, data_shards: 0, needed_bytes: 16 << 30, blocks_in_flight: 4 }
+        Self { suppliers: 4, data_shards: 0, needed_bytes: 16 << 30, blocks_in_flight: 4, one_per_network: true }
     }
 }
 

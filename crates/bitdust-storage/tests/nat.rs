@@ -57,7 +57,13 @@ async fn a_supplier_reachable_only_through_a_relay_serves_backup_and_restore() {
     .await;
     let alice_home = Home::new(dir.path().join("alice"));
     let config = config_with(
-        CustomerConfig { suppliers: 2, data_shards: 0, needed_bytes: 256 << 20, blocks_in_flight: 4 },
+        CustomerConfig {
+            suppliers: 2,
+            data_shards: 0,
+            needed_bytes: 256 << 20,
+            blocks_in_flight: 4,
+            ..CustomerConfig::default()
+        },
         MaintenanceConfig::default(),
     );
     alice_home.init(&NodeKeys::generate(), "alice", &config).unwrap();

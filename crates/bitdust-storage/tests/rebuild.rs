@@ -15,7 +15,13 @@ use common::*;
 
 async fn healing_customer(net: &Net, name: &str, n: u16) -> Arc<Peer> {
     let config = config_with(
-        CustomerConfig { suppliers: n, data_shards: 0, needed_bytes: 256 << 20, blocks_in_flight: 4 },
+        CustomerConfig {
+            suppliers: n,
+            data_shards: 0,
+            needed_bytes: 256 << 20,
+            blocks_in_flight: 4,
+            ..CustomerConfig::default()
+        },
         fast_maintenance(),
     );
     let c = start_with(

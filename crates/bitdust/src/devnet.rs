@@ -91,6 +91,10 @@ pub struct DevnetOptions {
     pub transports: Transports,
     /// Every node's maintenance timings (default [`MaintenanceConfig::devnet`]).
     pub maintenance: MaintenanceConfig,
+    /// Start the customer (alice) too; without it, its homes stay as they are and its suppliers keep its records.
+    pub customer: bool,
+    /// Seconds DHT records live in new homes (`None`: the default, 48 hours).
+    pub record_ttl_secs: Option<u64>,
 }
 
 impl DevnetOptions {
@@ -102,6 +106,8 @@ impl DevnetOptions {
             spares,
             transports: Transports::Both,
             maintenance: MaintenanceConfig::devnet(),
+            customer: true,
+            record_ttl_secs: None,
         }
     }
 }
@@ -144,7 +150,9 @@ impl Devnet {
         let dir = std::fs::canonicalize(dir)?;
         let mut names = vec!["bootstrap".to_string()];
         names.extend((1..=suppliers + spares).map(|i| format!("supplier-{i}")));
-        names.push("alice".to_string());
+        if options.customer {
+            names.push("alice".to_string());
+        }
         let mut net = Devnet { dir: dir.clone(), nodes: Vec::new() };
         let mut ports = PortPicker::default();
         for name in &names {
@@ -168,6 +176,9 @@ impl Devnet {
                     nat: NatConfig { relay_server: name == "bootstrap", ..NatConfig::default() },
                     ..Config::default()
                 };
+                if let Some(ttl) = options.record_ttl_secs {
+                    config.record_ttl_secs = ttl.max(1);
+                }
                 let storage = StorageConfig {
                     supplier: SupplierConfig {
                         enabled: is_supplier,
@@ -304,7 +315,7 @@ pub fn run(dir: &Path, options: &DevnetOptions) -> Result<()> {
     eprintln!("starting a local bitdust network in {} ...", dir.display());
     let mut net = Devnet::start_with(dir, options)?;
     let (suppliers, spares) = (options.suppliers, options.spares);
-    let alice = net.node("alice").map(|n| n.home.root().display().to_string()).unwrap_or_default();
+    let alice = net.dir.join("alice").display().to_string();
     out!(
         "devnet running: 1 bootstrap node, {} suppliers ({suppliers} to hire, {spares} spare), customer home {alice}",
         suppliers + spares

@@ -134,6 +134,14 @@ enum Cmd {
         /// Transports the nodes listen on.
         #[arg(long, value_enum, default_value_t = devnet::Transports::Both)]
         transports: devnet::Transports,
+        /// Start every node but the customer (alice): its suppliers keep its records alive, so that
+        /// `init --from-key` in a new home finds them.
+        #[arg(long)]
+        no_customer: bool,
+        /// Seconds DHT records live unless published again, for new homes (default 48 hours); short values show
+        /// what happens when a customer stays away past their lifetime.
+        #[arg(long)]
+        record_ttl_secs: Option<u64>,
     },
     /// Print the OpenAPI 3 document of the local API (what a daemon serves at /api/v1/openapi.json).
     Openapi,
@@ -199,9 +207,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Supplier { command: SupplierCmd::Replace { position } } => cmd::suppliers::replace(&home, position, j),
         Cmd::Key { command: KeyCmd::Export { file } } => cmd::key::export(&home, &file, j),
         Cmd::Openapi => cmd::openapi::run(),
-        Cmd::Devnet { dir, suppliers, data_shards, spares, transports } => {
-            let options =
-                devnet::DevnetOptions { data_shards, transports, ..devnet::DevnetOptions::new(suppliers, spares) };
+        Cmd::Devnet { dir, suppliers, data_shards, spares, transports, no_customer, record_ttl_secs } => {
+            let options = devnet::DevnetOptions {
+                data_shards,
+                transports,
+                customer: !no_customer,
+                record_ttl_secs,
+                ..devnet::DevnetOptions::new(suppliers, spares)
+            };
             devnet::run(&dir, &options)
         }
         Cmd::Demo { path, suppliers } => {

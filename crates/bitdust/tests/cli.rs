@@ -75,6 +75,20 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(text.contains("restored src@1"), "{text}");
     assert_same(&src, &out);
     assert!(fails(&["--home", s(&alice), "restore", "src", "--to", s(&out)]).contains("not empty"));
+    // links planted where a restore --force writes are replaced, never followed (issue 14, item 9)
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim"), b"precious").unwrap();
+    let planted = tmp.path().join("planted");
+    std::fs::create_dir_all(&planted).unwrap();
+    for name in ["data.bin", ".data.bin.bitdust-partial", "dir with spaces", "a link", "empty file"] {
+        let to = if name == "dir with spaces" { outside.clone() } else { outside.join("victim") };
+        std::os::unix::fs::symlink(to, planted.join(name)).unwrap();
+    }
+    ok(&["--home", s(&alice), "restore", "src", "--to", s(&planted), "--force"]);
+    assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "nothing created outside the target");
+    assert_same(&src, &planted);
     assert!(
         fails(&["--home", s(&alice), "restore", "src@7", "--to", s(&tmp.path().join("o7"))]).contains("no version 7")
     );
@@ -234,4 +248,133 @@ fn bad_input_gets_clear_errors() {
     let request = heard.join().unwrap();
     assert!(request.starts_with("GET /api/v1/proof?nonce="), "{request}");
     assert!(!request.contains(token.trim()) && !request.to_ascii_lowercase().contains("authorization"), "{request}");
+}
+
+/// Starts `bitdust devnet` with `args` and waits until it is up.
+fn devnet(args: &[&str]) -> Running {
+    let mut devnet =
+        Running(bitdust().arg("devnet").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
+    while !lines.next().expect("devnet output").unwrap().contains("press Ctrl-C") {}
+    devnet
+}
+
+/// Key-only recovery must not depend on the customer's own node (issue 14, item 1): the customer's suppliers hold
+/// its signed identity and supplier list and publish them again. (b) With records living 3 s, the customer stays
+/// away for several lifetimes, and a new device recovers from the key; (a) then every node is stopped and started
+/// again without the customer (DHT stores are in memory: nothing survives), and another new device recovers.
+#[test]
+fn key_only_recovery_survives_expired_records_and_a_network_restart() {
+    const TTL_SECS: u64 = 3;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let ttl = TTL_SECS.to_string();
+    let mut net = devnet(&["--dir", s(&dir), "--suppliers", "4", "--spares", "0", "--record-ttl-secs", &ttl]);
+    let alice = dir.join("alice");
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    ok(&["--home", s(&alice), "backup", s(&src)]);
+    let key = tmp.path().join("alice.key");
+    ok(&["--home", s(&alice), "key", "export", s(&key)]);
+    let boot = json(&["--home", s(&dir.join("bootstrap")), "status"]);
+    let boot_addr = boot["listen_addrs"][0].as_str().unwrap().to_string();
+
+    // (b) the device is lost: alice stops and stays away for four record lifetimes
+    let pid: i32 = std::fs::read_to_string(alice.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) on a pid read from the devnet's pid file.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    wait_until("alice stopped", || !alice.join("daemon.pid").exists());
+    // the scenario is the passage of time itself: every record alice published has expired after this
+    std::thread::sleep(Duration::from_secs(4 * TTL_SECS));
+    let recover = |name: &str| {
+        let fresh = tmp.path().join(name);
+        let all = tmp.path().join(format!("{name}-restored"));
+        let started = Instant::now();
+        let rec = json(&[
+            "--home",
+            s(&fresh),
+            "init",
+            "--from-key",
+            s(&key),
+            "--bootstrap",
+            &boot_addr,
+            "--restore-to",
+            s(&all),
+        ]);
+        eprintln!("{name}: key-only recovery and restore took {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(rec["backups"][0], "src", "{rec}");
+        assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
+        assert_same(&src, &all.join("src"));
+    };
+    recover("device-2");
+
+    // (a) the whole network restarts, without alice
+    terminate(&mut net.0);
+    let mut net = devnet(&["--dir", s(&dir), "--suppliers", "4", "--spares", "0", "--no-customer"]);
+    assert!(!alice.join("daemon.pid").exists(), "the customer stays stopped");
+    recover("device-3");
+    terminate(&mut net.0);
+}
+
+/// The home of the running devnet node whose peer id is `peer`.
+fn home_of(dir: &std::path::Path, peer: &str) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let out = run(&["--json", "--home", s(p), "status"]);
+            out.status.success() && serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v["peer_id"] == peer)
+        })
+        .expect("the supplier's home")
+}
+
+/// Audits cannot be dodged (issue 14, item 2): a supplier whose fragment folder for the customer became unreadable
+/// (replaced by a file: even root cannot read through it) answers every audit with an error while its heartbeats
+/// say alive. It is fired and its fragments rebuilt elsewhere; then n-k other original suppliers stop and the
+/// restore is still identical. On main before this change it stayed hired, audited every 5 s, for minutes.
+#[test]
+fn a_supplier_that_answers_audits_with_errors_is_fired_and_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut net = devnet(&["--dir", s(&dir), "--suppliers", "4", "--spares", "2"]);
+    let alice = dir.join("alice");
+    let src = tmp.path().join("src");
+    make_tree(&src);
+    ok(&["--home", s(&alice), "backup", s(&src)]);
+    let me = json(&["--home", s(&alice), "status"])["peer_id"].as_str().unwrap().to_string();
+    let peers = |v: &Value| -> Vec<String> {
+        v["suppliers"].as_array().unwrap().iter().map(|x| x["peer_id"].as_str().unwrap().to_string()).collect()
+    };
+    let before = peers(&json(&["--home", s(&alice), "suppliers"]));
+    let broken = home_of(&dir, &before[0]);
+    let folder = broken.join("store").join("fragments").join(&me);
+    assert!(folder.is_dir(), "{}", folder.display());
+    std::fs::rename(&folder, broken.join("store").join("moved-away")).unwrap();
+    std::fs::write(&folder, b"not a folder").unwrap();
+
+    let started = Instant::now();
+    wait_until_long("the broken supplier replaced and its fragments rebuilt", Duration::from_secs(150), || {
+        let health = json(&["--home", s(&alice), "health"]);
+        peers(&json(&["--home", s(&alice), "suppliers"]))[0] != before[0]
+            && health["rebuild_queue_blocks"] == 0
+            && health["versions"][0]["full"] == health["versions"][0]["blocks"]
+    });
+    eprintln!("fired and rebuilt in {:.1} s", started.elapsed().as_secs_f64());
+    // the replacement was for failed audits: the old supplier still runs and answers heartbeats
+    assert!(json(&["--home", s(&broken), "status"])["peer_id"] == before[0]);
+    for p in &before[1..3] {
+        let home = home_of(&dir, p);
+        let pid: i32 = std::fs::read_to_string(home.join("daemon.pid")).unwrap().trim().parse().unwrap();
+        // SAFETY: kill(2) on a pid read from the devnet's pid file.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        wait_until("supplier stopped", || !home.join("daemon.pid").exists());
+    }
+    let out = tmp.path().join("out");
+    ok(&["--home", s(&alice), "restore", "src", "--to", s(&out)]);
+    assert_same(&src, &out);
+    terminate(&mut net.0);
 }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
+use libp2p::kad::store::RecordStore as _;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
     autonat, identify, identity::Keypair, kad, ping, relay, request_response, Multiaddr, PeerId, StreamProtocol,
@@ -41,6 +42,7 @@ pub(crate) async fn spawn(keypair: Keypair, config: NetConfig) -> Result<(Networ
         relay_limits: config.relay_server,
         protocols: &config.protocols,
         idle_timeout: config.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        record_ttl: config.record_ttl.unwrap_or(crate::DEFAULT_RECORD_TTL),
     })?;
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
@@ -190,7 +192,16 @@ impl Driver {
                         return;
                     }
                 };
-                let kad_record = kad::Record::new(kad::RecordKey::new(&key), record.encode());
+                // Never roll back what this node holds (a supplier republishing a customer's older record).
+                let rkey = kad::RecordKey::new(&key);
+                let held = b.kad.store_mut().get(&rkey).and_then(|r| {
+                    bitdust_core::record::SignedRecord::decode_verified(&key, &r.value).ok().map(|(r, _)| r)
+                });
+                if let Err(e) = bitdust_core::record::accept(held.as_ref(), &record) {
+                    let _ = reply.send(Err(NetError::Dht { what: "put", reason: e.to_string() }));
+                    return;
+                }
+                let kad_record = kad::Record::new(rkey, record.encode());
                 match b.kad.put_record(kad_record, kad::Quorum::One) {
                     Ok(id) => {
                         self.queries.insert(id, Query::Put(reply));

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod codec;
 pub mod erasure;
 pub mod fragment;
+pub mod hiring;
 pub mod maintenance;
 pub mod pipeline;
 pub mod rebuild;

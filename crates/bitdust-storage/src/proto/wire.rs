@@ -12,6 +12,8 @@
 //!   DeleteFragment{id}                  -->   deletes sender's own fragment only
 //!   PutCatalog(sealed)                  -->   checks owner signature == sender, revision not lower
 //!   GetCatalog{owner}                   -->   sender == owner
+//!   HoldRecords(signed DHT records)     -->   the sender's own identity and supplier list, under contract;
+//!                                       <--   Stored          the supplier republishes them while the sender is away
 //! ```
 //! Messages are postcard-encoded behind a 4-byte little-endian length; see `bitdust-net` for the limits.
 
@@ -153,7 +155,14 @@ pub enum Request {
         /// Most ids to return.
         limit: u32,
     },
+    /// Keep the sender's signed DHT records (encoded [`bitdust_core::record::SignedRecord`]s: its identity and its
+    /// supplier list, at most [`MAX_HELD_RECORDS`]) and publish them to the DHT again while the sender is away, so
+    /// that a new device finds its suppliers from the key alone after any outage.
+    HoldRecords(Vec<serde_bytes::ByteBuf>),
 }
+
+/// Most records in one [`Request::HoldRecords`] (one per record kind).
+pub const MAX_HELD_RECORDS: usize = 4;
 
 /// Largest audited slice in bytes.
 pub const MAX_AUDIT_SLICE: u32 = 64 * 1024;

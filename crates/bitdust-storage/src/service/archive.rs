@@ -4,8 +4,8 @@
 //! root, folders, files (with their size and their offset in the stream), symlinks, and each one's mode and
 //! mtime. The *archive stream* is the concatenation of the regular files' contents in entry order;
 //! [`StreamReader`] produces it block by block with bounded memory. [`TreeWriter`] consumes the stream and
-//! recreates the tree: every file is written to a temp name next to its destination and renamed into place
-//! when complete, so a crash of the process never leaves a half-written file under a real name. Folder modes
+//! recreates the tree, relative to open folder handles and never following a link: every file is written to a
+//! temp name next to its destination and renamed into place when complete, so a crash of the process never leaves a half-written file under a real name. Folder modes
 //! and mtimes are applied last, deepest first, so writing children does not disturb them; then one `syncfs`
 //! makes the whole restore durable before it reports success (an fsync per file made restoring /usr/share,
 //! 43,000 files, several times slower; `cp` and `tahoe get` do not sync at all). A power loss during a restore
@@ -13,11 +13,18 @@
 //!
 //! Special files (sockets, FIFOs, devices) are skipped and reported.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
+#[cfg(test)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs as fs_at;
 
 use crate::proto::catalog::{Entry, EntryKind};
 
@@ -223,12 +230,23 @@ impl StreamReader {
 }
 
 /// Recreates a tree from its entries and its archive stream.
+///
+/// Every file, link and folder is created relative to an open folder handle, one path component at a time, never
+/// following a symbolic link (`openat` with `O_NOFOLLOW`, `mkdirat`, `symlinkat`, `renameat`, `fchmod`): a link
+/// planted anywhere in the target (a restore `--force` into a folder others can write to) is replaced, never
+/// followed, so nothing outside the target is written, created or chmodded. Only the target folder itself is
+/// opened by path.
 pub struct TreeWriter {
     target: PathBuf,
+    /// The target folder, opened once `advance` first needs it.
+    root: Option<Arc<OwnedFd>>,
+    /// The open folders from the target down to the last entry's parent: `(name, handle)`.
+    stack: Vec<(OsString, Arc<OwnedFd>)>,
     entries: Vec<Entry>,
     next: usize,
     current: Option<OpenFile>,
-    dirs: Vec<(PathBuf, u32, i64, u32)>,
+    /// Folders to give their mode and mtime at the end: (components under the target, mode, secs, nanos).
+    dirs: Vec<(Vec<OsString>, u32, i64, u32)>,
     /// Files written.
     pub files_written: u64,
     /// Bytes written.
@@ -237,7 +255,11 @@ pub struct TreeWriter {
 
 struct OpenFile {
     file: File,
-    tmp: PathBuf,
+    /// The folder it is created in, its temp name and its real name there.
+    parent: Arc<OwnedFd>,
+    tmp: OsString,
+    name: OsString,
+    /// For messages.
     dest: PathBuf,
     remaining: u64,
     entry: usize,
@@ -262,11 +284,54 @@ fn safe_relative(path: &[u8]) -> Result<PathBuf, ArchiveError> {
     Ok(out)
 }
 
+fn components(rel: &Path) -> Vec<OsString> {
+    rel.iter().map(|c| c.to_os_string()).collect()
+}
+
+fn timestamps(secs: i64, nanos: u32) -> fs_at::Timestamps {
+    let t = fs_at::Timespec { tv_sec: secs, tv_nsec: nanos.min(999_999_999).into() };
+    fs_at::Timestamps { last_access: t, last_modification: t }
+}
+
+fn errno(path: &Path) -> impl FnOnce(rustix::io::Errno) -> ArchiveError + '_ {
+    move |e| ArchiveError::Io { path: path.to_path_buf(), source: e.into() }
+}
+
+/// Opens folder `name` in `parent` without following a link, creating it if missing; whatever else is there (a
+/// planted link, a file) is removed first (itself, never what a link points to).
+fn open_or_create_dir(parent: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, ArchiveError> {
+    let flags = fs_at::OFlags::RDONLY | fs_at::OFlags::DIRECTORY | fs_at::OFlags::NOFOLLOW | fs_at::OFlags::CLOEXEC;
+    match fs_at::openat(parent, name, flags, fs_at::Mode::empty()) {
+        Ok(fd) => return Ok(fd),
+        Err(rustix::io::Errno::NOENT) => {}
+        // a link (ELOOP) or something that is not a folder (ENOTDIR): replace it
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            fs_at::unlinkat(parent, name, fs_at::AtFlags::empty()).map_err(errno(path))?;
+        }
+        Err(e) => return Err(errno(path)(e)),
+    }
+    match fs_at::mkdirat(parent, name, fs_at::Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(errno(path)(e)),
+    }
+    fs_at::openat(parent, name, flags, fs_at::Mode::empty()).map_err(errno(path))
+}
+
+/// Removes `name` in `parent` (a stale temp file or a planted link: itself, not its target), if there.
+fn remove_if_there(parent: &OwnedFd, name: &OsStr, path: &Path) -> Result<(), ArchiveError> {
+    match fs_at::unlinkat(parent, name, fs_at::AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(errno(path)(e)),
+    }
+}
+
 impl TreeWriter {
     /// A writer that recreates `entries` under `target` (which must exist).
     pub fn new(target: &Path, entries: Vec<Entry>) -> Self {
         Self {
             target: target.to_path_buf(),
+            root: None,
+            stack: Vec::new(),
             entries,
             next: 0,
             current: None,
@@ -276,33 +341,77 @@ impl TreeWriter {
         }
     }
 
+    fn root(&mut self) -> Result<Arc<OwnedFd>, ArchiveError> {
+        if let Some(r) = &self.root {
+            return Ok(r.clone());
+        }
+        let flags = fs_at::OFlags::RDONLY | fs_at::OFlags::DIRECTORY | fs_at::OFlags::CLOEXEC;
+        let fd = Arc::new(fs_at::open(&self.target, flags, fs_at::Mode::empty()).map_err(errno(&self.target))?);
+        self.root = Some(fd.clone());
+        Ok(fd)
+    }
+
+    /// The open folder `dirs` (components under the target), created where missing, reusing the folders
+    /// opened for the previous entry (entries come folder by folder).
+    fn dir(&mut self, dirs: &[OsString]) -> Result<Arc<OwnedFd>, ArchiveError> {
+        let root = self.root()?;
+        let common = self.stack.iter().zip(dirs).take_while(|((have, _), want)| have == *want).count();
+        self.stack.truncate(common);
+        for (i, name) in dirs.iter().enumerate().skip(common) {
+            let parent = self.stack.last().map(|(_, fd)| fd.clone()).unwrap_or_else(|| root.clone());
+            let path: PathBuf =
+                std::iter::once(self.target.as_os_str()).chain(dirs[..=i].iter().map(|c| c.as_os_str())).collect();
+            let fd = open_or_create_dir(&parent, name, &path)?;
+            self.stack.push((name.clone(), Arc::new(fd)));
+        }
+        Ok(self.stack.last().map(|(_, fd)| fd.clone()).unwrap_or(root))
+    }
+
     /// Creates entries up to the next file with content, so that stream bytes can go into it.
     fn advance(&mut self) -> Result<(), ArchiveError> {
         while self.current.is_none() && self.next < self.entries.len() {
             let i = self.next;
             self.next += 1;
-            let e = &self.entries[i];
+            let e = self.entries[i].clone();
             let rel = safe_relative(&e.path)?;
             let dest = self.target.join(&rel);
+            let mut comps = components(&rel);
             match &e.kind {
                 EntryKind::Dir => {
-                    fs::create_dir_all(&dest).map_err(io_err(&dest))?;
-                    self.dirs.push((dest, e.mode, e.mtime_secs, e.mtime_nanos));
+                    self.dir(&comps)?;
+                    self.dirs.push((comps, e.mode, e.mtime_secs, e.mtime_nanos));
                 }
                 EntryKind::Symlink { target } => {
-                    let tmp = temp_name(&dest);
-                    let _ = fs::remove_file(&tmp);
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &tmp).map_err(io_err(&tmp))?;
-                    fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-                    let mtime = filetime::FileTime::from_unix_time(e.mtime_secs, e.mtime_nanos);
-                    let _ = filetime::set_symlink_file_times(&dest, mtime, mtime);
+                    let Some(name) = comps.pop() else {
+                        return Err(ArchiveError::UnsafePath("a link at the root".into()));
+                    };
+                    let parent = self.dir(&comps)?;
+                    let tmp = temp_name(&name);
+                    remove_if_there(&parent, &tmp, &dest)?;
+                    fs_at::symlinkat(std::ffi::OsStr::from_bytes(target), &parent, &tmp).map_err(errno(&dest))?;
+                    let times = timestamps(e.mtime_secs, e.mtime_nanos);
+                    let _ = fs_at::utimensat(&parent, &tmp, &times, fs_at::AtFlags::SYMLINK_NOFOLLOW);
+                    fs_at::renameat(&parent, &tmp, &parent, &name).map_err(errno(&dest))?;
                 }
                 EntryKind::File { size, .. } => {
-                    let tmp = temp_name(&dest);
-                    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+                    let Some(name) = comps.pop() else {
+                        return Err(ArchiveError::UnsafePath("a file at the root".into()));
+                    };
+                    let parent = self.dir(&comps)?;
+                    let tmp = temp_name(&name);
+                    remove_if_there(&parent, &tmp, &dest)?;
+                    let flags = fs_at::OFlags::WRONLY
+                        | fs_at::OFlags::CREATE
+                        | fs_at::OFlags::EXCL
+                        | fs_at::OFlags::NOFOLLOW
+                        | fs_at::OFlags::CLOEXEC;
+                    let fd =
+                        fs_at::openat(&parent, &tmp, flags, fs_at::Mode::from_raw_mode(0o600)).map_err(errno(&dest))?;
                     self.current = Some(OpenFile {
-                        file,
+                        file: File::from(fd),
+                        parent,
                         tmp,
+                        name,
                         dest,
                         remaining: *size,
                         entry: i,
@@ -323,14 +432,13 @@ impl TreeWriter {
             };
             if open.lost {
                 drop(open.file);
-                return fs::remove_file(&open.tmp).map_err(io_err(&open.tmp));
+                return remove_if_there(&open.parent, &open.tmp, &open.dest);
             }
             let e = &self.entries[open.entry];
+            fs_at::fchmod(&open.file, fs_at::Mode::from_raw_mode(e.mode & 0o7777)).map_err(errno(&open.dest))?;
+            fs_at::futimens(&open.file, &timestamps(e.mtime_secs, e.mtime_nanos)).map_err(errno(&open.dest))?;
             drop(open.file);
-            fs::set_permissions(&open.tmp, fs::Permissions::from_mode(e.mode)).map_err(io_err(&open.tmp))?;
-            let mtime = filetime::FileTime::from_unix_time(e.mtime_secs, e.mtime_nanos);
-            filetime::set_file_times(&open.tmp, mtime, mtime).map_err(io_err(&open.tmp))?;
-            fs::rename(&open.tmp, &open.dest).map_err(io_err(&open.dest))?;
+            fs_at::renameat(&open.parent, &open.tmp, &open.parent, &open.name).map_err(errno(&open.dest))?;
             self.files_written += 1;
         }
         Ok(())
@@ -348,7 +456,7 @@ impl TreeWriter {
             };
             let n = (open.remaining.min(data.len() as u64)) as usize;
             if !open.lost {
-                open.file.write_all(&data[..n]).map_err(io_err(&open.tmp))?;
+                open.file.write_all(&data[..n]).map_err(io_err(&open.dest))?;
                 open.writeback.wrote(&open.file, n as u64);
             }
             open.remaining -= n as u64;
@@ -368,21 +476,25 @@ impl TreeWriter {
         if self.current.is_some() || self.next < self.entries.len() {
             if let Some(open) = self.current.take() {
                 drop(open.file);
-                let _ = fs::remove_file(&open.tmp);
+                let _ = remove_if_there(&open.parent, &open.tmp, &open.dest);
             }
             return Err(ArchiveError::Truncated);
         }
-        for (dir, mode, secs, nanos) in self.dirs.iter().rev() {
-            fs::set_permissions(dir, fs::Permissions::from_mode(*mode)).map_err(io_err(dir))?;
-            let mtime = filetime::FileTime::from_unix_time(*secs, *nanos);
-            filetime::set_file_times(dir, mtime, mtime).map_err(io_err(dir))?;
+        self.stack.clear();
+        let dirs = std::mem::take(&mut self.dirs);
+        for (comps, mode, secs, nanos) in dirs.iter().rev() {
+            let fd = self.dir(comps)?;
+            let path: PathBuf =
+                std::iter::once(self.target.as_os_str()).chain(comps.iter().map(|c| c.as_os_str())).collect();
+            fs_at::fchmod(&*fd, fs_at::Mode::from_raw_mode(mode & 0o7777)).map_err(errno(&path))?;
+            fs_at::futimens(&*fd, &timestamps(*secs, *nanos)).map_err(errno(&path))?;
         }
         // Everything written above, durable at once (the target's file system).
-        let target = File::open(&self.target).map_err(io_err(&self.target))?;
+        let root = self.root()?;
         #[cfg(target_os = "linux")]
-        rustix::fs::syncfs(&target).map_err(|e| io_err(&self.target)(e.into()))?;
+        rustix::fs::syncfs(&*root).map_err(errno(&self.target))?;
         #[cfg(not(target_os = "linux"))]
-        target.sync_all().map_err(io_err(&self.target))?;
+        rustix::fs::fsync(&*root).map_err(errno(&self.target))?;
         Ok((self.files_written, self.bytes_written))
     }
 
@@ -412,12 +524,12 @@ impl TreeWriter {
     }
 }
 
-fn temp_name(dest: &Path) -> PathBuf {
-    let name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    let mut tmp = std::ffi::OsString::from(".");
+/// `.NAME.bitdust-partial`: where a file or link is written before it is renamed into place.
+fn temp_name(name: &OsStr) -> OsString {
+    let mut tmp = OsString::from(".");
     tmp.push(name);
     tmp.push(".bitdust-partial");
-    dest.with_file_name(tmp)
+    tmp
 }
 
 /// Compares two trees entry by entry: names, kinds, sizes, modes, mtimes, symlink targets and file
@@ -515,6 +627,87 @@ mod tests {
         let left: Vec<_> = fs::read_dir(dst.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, vec![std::ffi::OsString::from("c")], "no partial files left behind");
         assert!(!fs::metadata("/dev/null").unwrap().is_file(), "/dev/null must stay a device");
+    }
+
+    /// Issue 14, item 9: links planted at every path a restore writes (the entries and their temp names), at the
+    /// top and under real folders, pointing outside the target. The restore replaces them and writes nothing,
+    /// creates nothing and chmods nothing outside the target (main followed them).
+    #[test]
+    fn links_planted_in_the_target_are_replaced_never_followed() {
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path();
+        fs::create_dir_all(root.join("d/e")).unwrap();
+        fs::write(root.join("d/e/f"), b"deep").unwrap();
+        fs::write(root.join("d/g"), b"gee").unwrap();
+        fs::write(root.join("top"), vec![5u8; 10_000]).unwrap();
+        std::os::unix::fs::symlink("top", root.join("l")).unwrap();
+        fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(root.join("top"), fs::Permissions::from_mode(0o666)).unwrap();
+        let scan = scan(root).unwrap();
+        let stream: Vec<u8> = {
+            let mut r = StreamReader::new(root, &scan);
+            let mut all = Vec::new();
+            let mut buf = Vec::new();
+            loop {
+                r.next_block(&mut buf, 4096).unwrap();
+                if buf.is_empty() {
+                    break all;
+                }
+                all.extend_from_slice(&buf);
+            }
+        };
+        for deep in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let outside = tmp.path().join("outside");
+            fs::create_dir_all(outside.join("dir")).unwrap();
+            fs::write(outside.join("victim"), b"precious").unwrap();
+            fs::set_permissions(outside.join("victim"), fs::Permissions::from_mode(0o600)).unwrap();
+            fs::set_permissions(outside.join("dir"), fs::Permissions::from_mode(0o700)).unwrap();
+            let before = scan_outside(&outside);
+            let target = tmp.path().join("target");
+            fs::create_dir_all(&target).unwrap();
+            let plant = |rel: &str, to: &Path| {
+                let p = target.join(rel);
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(to, &p).unwrap();
+            };
+            if deep {
+                for rel in ["d/e/f", "d/g", "d/e/.f.bitdust-partial", "d/.g.bitdust-partial"] {
+                    plant(rel, &outside.join("victim"));
+                }
+            }
+            for rel in ["top", ".top.bitdust-partial", "l", ".l.bitdust-partial"] {
+                plant(rel, &outside.join("victim"));
+            }
+            if !deep {
+                plant("d", &outside.join("dir"));
+            }
+            let mut w = TreeWriter::new(&target, scan.entries.clone());
+            w.write(&stream).unwrap();
+            w.finish().unwrap();
+            assert_eq!(scan_outside(&outside), before, "something outside the target changed (deep: {deep})");
+            assert!(compare_trees(root, &target).unwrap().is_empty(), "{:?}", compare_trees(root, &target));
+        }
+    }
+
+    /// Names, modes, sizes and contents of everything under `dir` (for "nothing changed" checks).
+    fn scan_outside(dir: &Path) -> Vec<(PathBuf, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    stack.push(p.clone());
+                    out.push((p, m.mode(), Vec::new()));
+                } else {
+                    out.push((p.clone(), m.mode(), fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     #[test]

@@ -66,6 +66,16 @@ pub struct ConnectionView {
     pub state: String,
     /// (bytes, fragments) it last said it holds for us.
     pub holds: Option<(u64, u64)>,
+    /// Audits it passed.
+    pub audits_passed: u64,
+    /// Audits failed since its last pass.
+    pub failing_audits: u32,
+    /// When it last passed an audit (Unix ms).
+    pub last_audit_passed_ms: Option<u64>,
+    /// Why its last audit failed, while it fails.
+    pub last_audit_error: Option<String>,
+    /// Whether its position counts as down (offline, refused, fired).
+    pub down: bool,
 }
 
 impl Storage {
@@ -196,8 +206,12 @@ impl Service for StorageService {
             connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,
         });
+        if let Some(store) = &store {
+            tokio::spawn(supplier::republish(Arc::downgrade(node), store.clone()));
+        }
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));
+        tokio::spawn(customer::hire::publish_on_start(Arc::downgrade(&storage)));
         Ok(Started {
             handle: storage.clone(),
             routes: routes::router(storage.clone()),

@@ -19,8 +19,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, Health, JobResult, JobStarted, Replacing,
-    RestoreRequest, StoreUsage, Supplier, Suppliers, VersionInfo,
+    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, Health, JobResult, JobStarted, PositionHealth,
+    Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -223,6 +223,20 @@ async fn health(State(s): S) -> ApiResult<Health> {
         versions: s.health()?,
         rebuild_queue_blocks: queue.len(),
         rebuild_queue_fragments: queue.iter().map(|q| q.positions.len()).sum(),
+        positions: s
+            .connections()
+            .into_iter()
+            .map(|(position, c)| PositionHealth {
+                position,
+                peer_id: c.peer.to_string(),
+                state: c.state,
+                healthy: !c.down && c.failing_audits == 0,
+                audits_passed: c.audits_passed,
+                failing_audits: c.failing_audits,
+                last_audit_passed_unix_ms: c.last_audit_passed_ms,
+                last_audit_error: c.last_audit_error,
+            })
+            .collect(),
     }))
 }
 

@@ -15,6 +15,9 @@ const FRAGMENTS: TableDefinition<&[u8], u64> = TableDefinition::new("fragments")
 const USAGE: TableDefinition<&[u8], u64> = TableDefinition::new("usage");
 /// owner peer id bytes → revision of the stored sealed catalog
 const CATALOGS: TableDefinition<&[u8], u64> = TableDefinition::new("catalogs");
+/// DHT key of a customer's record (`record_key(kind, customer)`) → the encoded signed record, republished while the
+/// customer is away ([`FragmentStore::hold_record`])
+const HELD_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("held_records");
 /// "format" → store format version
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STORE_FORMAT: u64 = 1;
@@ -134,6 +137,7 @@ impl FragmentStore {
             txn.open_table(FRAGMENTS).map_err(io)?;
             txn.open_table(USAGE).map_err(io)?;
             txn.open_table(CATALOGS).map_err(io)?;
+            txn.open_table(HELD_RECORDS).map_err(io)?;
         }
         txn.commit().map_err(io)?;
         Ok(Self { root: root.to_path_buf(), db, donated_bytes })
@@ -407,6 +411,71 @@ impl FragmentStore {
         txn.commit().map_err(io)
     }
 
+    /// Keeps `sender`'s signed DHT record `bytes` (its identity or its supplier list) to publish again while the
+    /// sender is away. The record must verify, be published by the sender (nobody can plant records for
+    /// another customer), be of a kind recovery needs, and not roll back a newer one held; the sender must have a
+    /// contract.
+    ///
+    /// # Errors
+    /// [`StoreError::NoContract`], [`StoreError::Malformed`] (bad record or kind), [`StoreError::Denied`] (another
+    /// publisher), [`StoreError::Stale`], [`StoreError::Io`].
+    pub fn hold_record(&self, sender: &PeerId, bytes: &[u8]) -> Result<(), StoreError> {
+        use bitdust_core::record::{self, RecordKind, SignedRecord};
+        self.contract(sender)?.ok_or(StoreError::NoContract(sender.to_string()))?;
+        if bytes.len() > record::MAX_RECORD_BYTES {
+            return Err(StoreError::Malformed(format!("record of {} bytes is too large", bytes.len())));
+        }
+        let claimed: SignedRecord = postcard::from_bytes(bytes).map_err(|e| StoreError::Malformed(e.to_string()))?;
+        if !matches!(claimed.kind, RecordKind::Identity | RecordKind::Suppliers) {
+            return Err(StoreError::Malformed(format!("records of kind {:?} are not held", claimed.kind)));
+        }
+        let key = record::record_key(claimed.kind, sender);
+        let (offered, publisher) = SignedRecord::decode_verified(&key, bytes).map_err(|e| match e {
+            record::RecordError::WrongKey => {
+                StoreError::Denied { requester: sender.to_string(), owner: "another publisher".into() }
+            }
+            other => StoreError::Malformed(other.to_string()),
+        })?;
+        if publisher != *sender {
+            return Err(StoreError::Denied { requester: sender.to_string(), owner: publisher.to_string() });
+        }
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut held = txn.open_table(HELD_RECORDS).map_err(io)?;
+            let current = held
+                .get(key.as_slice())
+                .map_err(io)?
+                .and_then(|v| SignedRecord::decode_verified(&key, v.value()).ok().map(|(r, _)| r));
+            if let Some(h) = current.as_ref().filter(|h| h.revision > offered.revision) {
+                return Err(StoreError::Stale { offered: offered.revision, held: h.revision });
+            }
+            held.insert(key.as_slice(), bytes).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// The records held for customers that still have a contract ([`FragmentStore::hold_record`]), to publish.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn held_records(&self) -> Result<Vec<bitdust_core::record::SignedRecord>, StoreError> {
+        use bitdust_core::record::SignedRecord;
+        let txn = self.db.begin_read().map_err(io)?;
+        let held = txn.open_table(HELD_RECORDS).map_err(io)?;
+        let contracts = txn.open_table(CONTRACTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in held.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            let Ok((record, publisher)) = SignedRecord::decode_verified(k.value(), v.value()) else {
+                continue;
+            };
+            if contracts.get(publisher.to_bytes().as_slice()).map_err(io)?.is_some() {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads `owner`'s sealed catalog on behalf of `requester`.
     ///
     /// # Errors
@@ -537,6 +606,31 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         assert_eq!(store.usage().unwrap()[0].used_bytes, 0);
+    }
+
+    /// A supplier holds a customer's own records only: a stranger (no contract) or another customer cannot plant
+    /// records under someone else's key, and an older revision never replaces a newer one.
+    #[test]
+    fn held_records_are_the_customers_own_and_never_roll_back() {
+        use bitdust_core::record::{RecordKind, SignedRecord};
+        let (_d, store, customer, _) = setup(1 << 20, 1 << 20);
+        let me = customer.peer_id();
+        let list = |rev| SignedRecord::sign(&customer, RecordKind::Suppliers, rev, 1, vec![rev as u8]).encode();
+        store.hold_record(&me, &list(5)).unwrap();
+        assert!(matches!(store.hold_record(&me, &list(4)), Err(StoreError::Stale { offered: 4, held: 5 })));
+        let held = store.held_records().unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].revision, 5);
+        // a stranger has no contract; with one it still cannot hold records published by another
+        let stranger = NodeKeys::generate();
+        let own = SignedRecord::sign(&stranger, RecordKind::Suppliers, 9, 1, vec![1]).encode();
+        assert!(matches!(store.hold_record(&stranger.peer_id(), &own), Err(StoreError::NoContract(_))));
+        assert!(store.hold_record(&stranger.peer_id(), &list(6)).is_err());
+        let mut forged = SignedRecord::sign(&stranger, RecordKind::Suppliers, 9, 1, vec![1]);
+        forged.publisher = me.to_bytes();
+        assert!(store.hold_record(&me, &forged.encode()).is_err(), "a record whose signature is not the publisher's");
+        assert!(store.hold_record(&me, b"garbage").is_err());
+        assert_eq!(store.held_records().unwrap()[0].revision, 5);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use bitdust_node::Node;
 use tokio::sync::mpsc;
 
 use crate::proto::catalog::SealedCatalog;
-use crate::proto::wire::{ErrorCode, Request, Response, MAX_LIST};
+use crate::proto::wire::{ErrorCode, Request, Response, MAX_HELD_RECORDS, MAX_LIST};
 use crate::proto::{audit, codec, fragment};
 use crate::service::store::{FragmentStore, StoreError};
 
@@ -111,6 +111,18 @@ impl Supplier {
                     let limit = limit.min(MAX_LIST) as usize;
                     Response::FragmentList(store.list_fragments(&peer, after, limit)?)
                 }
+                Request::HoldRecords(records) => {
+                    if records.len() > MAX_HELD_RECORDS {
+                        return Err(StoreError::Malformed(format!(
+                            "{} records, at most {MAX_HELD_RECORDS}",
+                            records.len()
+                        )));
+                    }
+                    for r in &records {
+                        store.hold_record(&peer, r)?;
+                    }
+                    Response::Stored
+                }
                 Request::GetCatalog { owner } => {
                     let owner = PeerId::from_bytes(&owner).map_err(|_| StoreError::Malformed("owner".into()))?;
                     Response::Catalog(store.get_catalog(&peer, &owner)?)
@@ -126,5 +138,46 @@ impl Supplier {
             }
             Err(e) => refuse(ErrorCode::Internal, e.to_string()),
         }
+    }
+}
+
+/// Publishes the records held for customers ([`FragmentStore::hold_record`]) to the DHT once the node has announced
+/// itself, then again every half record lifetime (at most every `announce_interval_secs`): a customer's identity
+/// and supplier list stay findable after the whole network restarted or while the customer stays away past
+/// the records' lifetime (Kademlia stores keep records in memory and expire them).
+pub(crate) async fn republish(node: std::sync::Weak<Node>, store: Arc<FragmentStore>) {
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        if n.network().is_stopped() {
+            return;
+        }
+        let config = n.config();
+        let every =
+            std::time::Duration::from_secs((config.record_ttl_secs / 2).clamp(1, config.announce_interval_secs.max(1)));
+        if !n.is_announced() {
+            drop(n);
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            continue;
+        }
+        let s = store.clone();
+        let records = tokio::task::spawn_blocking(move || s.held_records()).await;
+        match records {
+            Ok(Ok(records)) => {
+                let mut published = 0;
+                for r in records {
+                    match n.network().put_record(r).await {
+                        Ok(()) => published += 1,
+                        Err(e) => tracing::debug!(error = %e, "could not republish a customer's record"),
+                    }
+                }
+                if published > 0 {
+                    tracing::debug!(published, "republished customers' records");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the held records"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the held records"),
+        }
+        drop(n);
+        tokio::time::sleep(every).await;
     }
 }

@@ -103,6 +103,7 @@ pub fn fast_maintenance() -> MaintenanceConfig {
         cool_down_ms: 200,
         audit_interval_ms: 300,
         rebuild_retry_ms: 300,
+        audit_failures_to_fire: 3,
     }
 }
 
@@ -177,7 +178,13 @@ impl Net {
             name,
             std::slice::from_ref(&self.boot_addr),
             None,
-            CustomerConfig { suppliers, data_shards: 0, needed_bytes: needed, blocks_in_flight: 4 },
+            CustomerConfig {
+                suppliers,
+                data_shards: 0,
+                needed_bytes: needed,
+                blocks_in_flight: 4,
+                ..CustomerConfig::default()
+            },
             None,
         )
         .await;

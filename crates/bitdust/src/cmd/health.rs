@@ -33,6 +33,20 @@ pub fn run(home: &Home, json: bool) -> Result<()> {
             }
         }
         s += &format!("\nrebuild queue: {} blocks, {} fragments", v.rebuild_queue_blocks, v.rebuild_queue_fragments);
+        if !v.positions.is_empty() {
+            s += "\nPOSITION  SUPPLIER                                              STATE       LAST AUDIT PASSED";
+            let now = bitdust_node::automata::now_ms();
+            for p in &v.positions {
+                let passed = match p.last_audit_passed_unix_ms {
+                    Some(t) => format!("{} s ago", now.saturating_sub(t) / 1000),
+                    None => "not yet".into(),
+                };
+                s += &format!("\n{:>8}  {:<52}  {:<10}  {passed}", p.position, p.peer_id, p.state);
+                if let Some(e) = &p.last_audit_error {
+                    s += &format!("\n          failing {} audits in a row: {e}", p.failing_audits);
+                }
+            }
+        }
         s
     });
     Ok(())

@@ -46,6 +46,10 @@ pub struct Policy {
     pub cool_down_ms: u64,
     /// Time between audits of one connected supplier.
     pub audit_interval_ms: u64,
+    /// Audits failed in a row (anything but a valid proof from a supplier we reach) that fire a supplier. A
+    /// wrong proof fires at once; a missing fragment or an error answer may be honest damage that a sweep and a
+    /// rebuild repair, so it takes this many in a row.
+    pub audit_failures_to_fire: u32,
     /// Delay before blocked rebuild work is retried.
     pub rebuild_retry_ms: u64,
 }
@@ -84,7 +88,10 @@ pub enum AuditOutcome {
     Missing(BlockRef),
     /// The supplier answered with bytes that do not prove the fragment.
     Wrong(String),
-    /// No answer.
+    /// The supplier answered with an error other than "not found" (its store cannot be read, it is busy), or
+    /// the request to it failed after it was reached (a timeout, a closed stream): a failed audit.
+    Failed(String),
+    /// The supplier could not be reached at all (no connection): heartbeats judge its silence, not audits.
     Unreachable(String),
     /// Nothing to audit (no data at that position yet, or all of it queued).
     Nothing,
@@ -214,8 +221,14 @@ pub struct Connection {
     pub holds: Option<(u64, u64)>,
     /// Audits it passed.
     pub audits_passed: u64,
-    /// Audits it failed (missing or wrong fragment).
+    /// Audits it failed (missing or wrong fragment, error answers).
     pub audits_failed: u64,
+    /// Audits failed since its last pass.
+    pub failing_audits: u32,
+    /// When it last passed an audit (ms).
+    pub last_audit_passed_ms: Option<u64>,
+    /// Why its last audit failed, while it fails.
+    pub last_audit_error: Option<String>,
     heartbeat_in_flight: bool,
     audit_in_flight: bool,
     sweep_in_flight: bool,
@@ -230,6 +243,9 @@ impl Connection {
             holds: None,
             audits_passed: 0,
             audits_failed: 0,
+            failing_audits: 0,
+            last_audit_passed_ms: None,
+            last_audit_error: None,
             heartbeat_in_flight: false,
             audit_in_flight: false,
             sweep_in_flight: false,
@@ -292,6 +308,13 @@ impl Maintenance {
         self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, _)| *p).collect()
     }
 
+    /// Positions that cannot count as holding their fragments: down, or failing audits. Health reports use these
+    /// (a position whose audits fail is never reported full), while rebuilds still write to a position that only
+    /// fails audits (its missing fragments are being put back).
+    pub fn unhealthy_positions(&self) -> Vec<u16> {
+        self.connections.iter().filter(|(_, c)| c.is_down() || c.failing_audits > 0).map(|(p, _)| *p).collect()
+    }
+
     /// The down suppliers with their positions (see [`Action::Rebuild`]).
     pub fn down_suppliers(&self) -> Vec<(u16, PeerId)> {
         self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, c)| (*p, c.peer)).collect()
@@ -326,25 +349,46 @@ impl Maintenance {
                 }
             }
             Input::AuditDone { position, peer, outcome } => {
+                let failures_to_fire = self.policy.audit_failures_to_fire.max(1);
                 if let Some(c) = self.connection_of(position, peer) {
                     c.audit_in_flight = false;
-                    match outcome {
-                        AuditOutcome::Passed => c.audits_passed += 1,
+                    let failed = match outcome {
+                        AuditOutcome::Passed => {
+                            c.audits_passed += 1;
+                            c.failing_audits = 0;
+                            c.last_audit_passed_ms = Some(now_ms);
+                            c.last_audit_error = None;
+                            None
+                        }
                         AuditOutcome::Missing(block) => {
-                            c.audits_failed += 1;
-                            // Honest disk damage is repaired, not punished: queue it and look for more.
+                            // Honest disk damage is repaired: queue it and look for more. A supplier that keeps
+                            // losing what it is given is fired below.
                             out.push(Action::Enqueue { block, position });
                             if !c.sweep_in_flight {
                                 c.sweep_in_flight = true;
                                 out.push(Action::Sweep { position, peer });
                             }
+                            Some("a fragment it should hold is missing".to_string())
                         }
-                        AuditOutcome::Wrong(_) => {
-                            c.audits_failed += 1;
+                        AuditOutcome::Wrong(e) => {
                             let actions = c.fsm.handle(conn_fsm::Event::AuditWrong, now_ms);
                             firing.extend(Self::requests(actions, position, peer));
+                            Some(format!("wrong proof: {e}"))
                         }
-                        AuditOutcome::Unreachable(_) | AuditOutcome::Nothing => {}
+                        AuditOutcome::Failed(e) => Some(e),
+                        AuditOutcome::Unreachable(_) | AuditOutcome::Nothing => None,
+                    };
+                    if let Some(reason) = failed {
+                        c.audits_failed += 1;
+                        c.failing_audits = c.failing_audits.saturating_add(1);
+                        if c.failing_audits == failures_to_fire {
+                            firing.push((
+                                position,
+                                Some(peer),
+                                format!("failed {} audits in a row ({reason})", c.failing_audits),
+                            ));
+                        }
+                        c.last_audit_error = Some(reason);
                     }
                 }
             }
@@ -490,6 +534,7 @@ mod tests {
         },
         cool_down_ms: 2_000,
         audit_interval_ms: 5_000,
+        audit_failures_to_fire: 3,
         rebuild_retry_ms: 2_000,
     };
 
@@ -535,6 +580,34 @@ mod tests {
             out.iter().any(|x| matches!(x, Action::Replace { position: 1, old: Some(p), .. } if *p == a)),
             "{out:?}"
         );
+    }
+
+    /// Item 2 of issue 14: a supplier whose store cannot be read answers audits with errors while its heartbeats
+    /// say alive. It is not counted as holding its fragments from the first failure, and the policy's failures
+    /// in a row fire it; a pass in between starts the count again.
+    #[test]
+    fn audits_answered_with_errors_fail_and_fire_after_the_policys_count() {
+        let mut m = Maintenance::new(POLICY, 0);
+        let a = peer();
+        m.handle(Input::Suppliers(vec![(0, a)]), 0);
+        let failed = || AuditOutcome::Failed("Internal: store I/O".into());
+        let fires = |out: &[Action]| out.iter().any(|x| matches!(x, Action::Replace { position: 0, .. }));
+        assert!(!fires(&m.handle(Input::AuditDone { position: 0, peer: a, outcome: failed() }, 100)));
+        assert_eq!(m.unhealthy_positions(), vec![0]);
+        assert!(m.down_positions().is_empty(), "still a rebuild target");
+        m.handle(Input::AuditDone { position: 0, peer: a, outcome: AuditOutcome::Passed }, 200);
+        assert!(m.unhealthy_positions().is_empty());
+        assert_eq!(m.connections()[&0].last_audit_passed_ms, Some(200));
+        for t in 1..POLICY.audit_failures_to_fire {
+            let out = m.handle(Input::AuditDone { position: 0, peer: a, outcome: failed() }, 200 + u64::from(t));
+            assert!(!fires(&out), "{out:?}");
+        }
+        // not reaching it at all is the heartbeats' business, not a failed audit
+        let unreachable = AuditOutcome::Unreachable("no connection".into());
+        assert!(!fires(&m.handle(Input::AuditDone { position: 0, peer: a, outcome: unreachable }, 300)));
+        let out = m.handle(Input::AuditDone { position: 0, peer: a, outcome: failed() }, 400);
+        assert!(fires(&out), "{out:?}");
+        assert_eq!(m.connections()[&0].failing_audits, POLICY.audit_failures_to_fire);
     }
 
     /// Regression (found by the simulator, seed 3477 of a 20,000-seed soak): a stale request about a replaced

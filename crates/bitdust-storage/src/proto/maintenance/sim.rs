@@ -6,7 +6,8 @@
 //!
 //! 1. no position is left with a dead or refusing supplier longer than the policy allows;
 //! 2. nobody is fired during a short outage (a restart, a flapping link);
-//! 3. a supplier that answers audits with wrong data is fired in bounded time;
+//! 3. a supplier that answers audits with wrong data, or whose store fails every audit with an error while its
+//!    heartbeats say alive, is fired in bounded time;
 //! 4. no block is reported full while one of its fragments is known to be missing;
 //! 5. at the end, every fragment known to be missing is back where its block can be rebuilt.
 //!
@@ -56,6 +57,7 @@ const POLICY: Policy = Policy {
     timings: Timings { heartbeat_ms: 1_000, suspect_after_ms: 3_000, offline_after_ms: 6_000, fire_after_ms: 15_000 },
     cool_down_ms: 2_000,
     audit_interval_ms: 5_000,
+    audit_failures_to_fire: 3,
     rebuild_retry_ms: 2_000,
 };
 /// The longest short outage: silence is measured from the last answer, which can be a heartbeat period plus an
@@ -82,6 +84,8 @@ struct Supplier {
     lies_from: Option<u64>,
     /// Refuses service from this time on (lost our contract).
     refuses_from: Option<u64>,
+    /// Its store cannot be read from this time on: every audit gets an error, heartbeats still say alive.
+    broken_from: Option<u64>,
     latency_ms: u64,
     /// Blocks of the position it holds.
     fragments: BTreeSet<u64>,
@@ -101,6 +105,9 @@ impl Supplier {
     fn refuses(&self, now: u64) -> bool {
         self.refuses_from.is_some_and(|t| now >= t)
     }
+    fn broken(&self, now: u64) -> bool {
+        self.broken_from.is_some_and(|t| now >= t)
+    }
 }
 
 /// What happened in the scenarios (so the note can say what the simulator exercised).
@@ -110,6 +117,7 @@ struct Stats {
     failed_hires: usize,
     liars_fired: usize,
     refusers_fired: usize,
+    broken_fired: usize,
     dead_fired: usize,
     fragments_rebuilt: u64,
     missing_found: usize,
@@ -123,6 +131,7 @@ impl Stats {
         self.failed_hires += o.failed_hires;
         self.liars_fired += o.liars_fired;
         self.refusers_fired += o.refusers_fired;
+        self.broken_fired += o.broken_fired;
         self.dead_fired += o.dead_fired;
         self.fragments_rebuilt += o.fragments_rebuilt;
         self.missing_found += o.missing_found;
@@ -242,6 +251,7 @@ impl World {
                     bad_from: None,
                     lies_from: None,
                     refuses_from: None,
+                    broken_from: None,
                     latency_ms: rng.gen_range(5..200),
                     fragments: BTreeSet::new(),
                     replaced_by_hand: false,
@@ -343,6 +353,12 @@ impl World {
             let t = self.rng.gen_range(1_000..horizon);
             self.at(t, Event::ReplaceByHand { position });
         }
+        if self.rng.gen_bool(0.3) {
+            let i = self.rng.gen_range(0..total);
+            let t = self.rng.gen_range(1_000..horizon);
+            self.suppliers[i].broken_from = Some(t);
+            self.mark_bad(i, t);
+        }
         for _ in 0..self.rng.gen_range(0..3) {
             let t = self.rng.gen_range(1_000..DURATION_MS);
             self.at(t, Event::CustomerRestart);
@@ -425,6 +441,8 @@ impl World {
                     let block = candidates[self.rng.gen_range(0..candidates.len())];
                     let outcome = if s.lies(self.now) {
                         AuditOutcome::Wrong("proof does not verify".into())
+                    } else if s.broken(self.now) {
+                        AuditOutcome::Failed("Internal: store I/O: not a directory".into())
                     } else if !s.fragments.contains(&block) {
                         AuditOutcome::Missing(BlockRef { version_id: VERSION, block })
                     } else {
@@ -582,6 +600,8 @@ impl World {
                 self.stats.liars_fired += 1;
             } else if s.refuses(self.now) {
                 self.stats.refusers_fired += 1;
+            } else if s.broken(self.now) {
+                self.stats.broken_fired += 1;
             } else if !s.up() {
                 self.stats.dead_fired += 1;
             }
@@ -762,6 +782,22 @@ impl World {
                     return Err(format!("position {p}: supplier {i} lies in audits since {l} ms and is still hired"));
                 }
             }
+            // ... and so is one whose audits all fail with errors (once it can be audited), after the policy's
+            // failures in a row
+            if let (Some(b), Some(&auditable)) =
+                (s.broken_from.filter(|t| *t <= self.now), self.auditable_since.get(&p))
+            {
+                let start = b.max(since).max(s.up_since).max(auditable);
+                let audits = u64::from(POLICY.audit_failures_to_fire);
+                let due = start
+                    + POLICY.timings.heartbeat_ms
+                    + (audits + 1) * (POLICY.audit_interval_ms + MAX_LATENCY_MS + TICK_MS);
+                if s.up() && self.now > due + bound {
+                    return Err(format!(
+                        "position {p}: supplier {i} fails every audit since {b} ms and is still hired"
+                    ));
+                }
+            }
         }
         // 2. nobody fired before it gave a reason (its outages until then were all short)
         for (&i, &at) in &self.fired_at {
@@ -869,7 +905,10 @@ fn maintenance_holds_its_invariants_in_seeded_scenarios() {
     }
     println!("{scenarios} scenarios, {steps} steps in {:.2} s; {total:?}", started.elapsed().as_secs_f64());
     // the scenarios exercise what the invariants are about
-    assert!(total.dead_fired > 0 && total.liars_fired > 0 && total.refusers_fired > 0, "{total:?}");
+    assert!(
+        total.dead_fired > 0 && total.liars_fired > 0 && total.refusers_fired > 0 && total.broken_fired > 0,
+        "{total:?}"
+    );
     assert!(total.failed_hires > 0 && total.missing_found > 0 && total.restarts > 0 && total.short_outages > 0);
 }
 

@@ -13,12 +13,15 @@ use bitdust_node::home::unix_now;
 
 use super::{FiredSuppliers, SupplierSlot, SupplierSlots, FIRED_KEY, SUPPLIERS_KEY};
 use crate::proto::catalog::SealedCatalog;
+use crate::proto::hiring;
 use crate::proto::records::{SupplierList, SUPPLIERS_SERVICE_KEY};
 use crate::proto::wire::{Contract, Request, Response, SignedContract};
 use crate::service::Storage;
 
 /// Contract length: one year; renewal comes with the rebuild work.
 const CONTRACT_SECS: u64 = 365 * 24 * 3600;
+/// Candidates asked from the DHT per position to fill: the random draw is among this many at least.
+const CANDIDATES_PER_POSITION: usize = 4;
 
 impl Storage {
     /// Hires suppliers until `customer.suppliers` positions are filled.
@@ -41,12 +44,13 @@ impl Storage {
         let mut candidates = self.candidates(&fired, n as usize - slots.len()).await?;
         let found = candidates.len();
         let mut errors = Vec::new();
+        let mut spread = self.spread(&slots).await;
         for position in 0..n {
             if slots.iter().any(|s| s.position == position) {
                 continue;
             }
             while let Some(peer) = candidates.pop() {
-                match self.hire(peer, position).await {
+                match self.hire(peer, position, &mut spread).await {
                     Ok(slot) => {
                         slots.push(slot);
                         break;
@@ -69,10 +73,10 @@ impl Storage {
         Ok(slots)
     }
 
-    /// Supplier candidates from the DHT, sorted so that `pop` tries them in a fixed order: never ourselves,
-    /// a node already holding one of our positions, or one in `excluded` (fired before). A young network may
-    /// not have spread every provider record yet, so the DHT is asked up to three times until `wanted`
-    /// candidates are known.
+    /// Supplier candidates from the DHT in a random order ([`hiring::shuffled`]: a chosen key does not sort
+    /// first): never ourselves, a node already holding one of our positions, or one in `excluded` (fired before).
+    /// The DHT is asked for several times `wanted`, so that the draw is among many; a young network may not have
+    /// spread every provider record yet, so it is asked up to three times until `wanted` candidates are known.
     async fn candidates(&self, excluded: &[Vec<u8>], wanted: usize) -> Result<Vec<PeerId>> {
         let slots = self.suppliers()?;
         let taken = slots.iter().map(|s| &s.peer_id);
@@ -85,7 +89,7 @@ impl Storage {
             let found = self
                 .node
                 .network()
-                .get_some_providers(SUPPLIERS_SERVICE_KEY.to_vec(), unwanted.clone(), wanted)
+                .get_some_providers(SUPPLIERS_SERVICE_KEY.to_vec(), unwanted.clone(), wanted * CANDIDATES_PER_POSITION)
                 .await
                 .unwrap_or_default();
             candidates.extend(found.into_iter().filter(|p| !unwanted.contains(p)));
@@ -95,8 +99,38 @@ impl Storage {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let mut candidates: Vec<PeerId> = candidates.into_iter().collect();
+        // a fixed order first (a HashSet's depends on the process), then a uniformly random one
         candidates.sort_by_key(|p| p.to_bytes());
-        Ok(candidates)
+        Ok(hiring::shuffled(candidates, &mut rand::thread_rng()))
+    }
+
+    /// The addresses we are directly connected to `peer` at (relayed connections say nothing of where it is).
+    async fn connected_ips(&self, peer: PeerId) -> Vec<std::net::IpAddr> {
+        let Ok(status) = self.node.network().status().await else { return Vec::new() };
+        let me = peer.to_string();
+        status
+            .connections
+            .iter()
+            .filter(|c| c.peer_id == me && !c.relayed)
+            .filter_map(|c| c.address.parse::<libp2p::Multiaddr>().ok())
+            .filter_map(|a| {
+                a.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                    libp2p::multiaddr::Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
+    /// The peers and networks of the suppliers in `slots` (those we are connected to), for the hiring rules.
+    async fn spread(&self, slots: &[SupplierSlot]) -> hiring::Spread {
+        let mut spread = hiring::Spread::new(self.config.customer.one_per_network);
+        for peer in slots.iter().filter_map(|s| s.peer().ok()) {
+            let ips = self.connected_ips(peer).await;
+            spread.take(peer, &ips);
+        }
+        spread
     }
 
     /// Hires a supplier for `position` among [`Storage::candidates`]. The caller holds the customer lock and
@@ -105,8 +139,10 @@ impl Storage {
         let mut candidates = self.candidates(excluded, 1).await?;
         let found = candidates.len();
         let mut errors = Vec::new();
+        let others: Vec<SupplierSlot> = self.suppliers()?.into_iter().filter(|s| s.position != position).collect();
+        let mut spread = self.spread(&others).await;
         while let Some(peer) = candidates.pop() {
-            match self.hire(peer, position).await {
+            match self.hire(peer, position, &mut spread).await {
                 Ok(slot) => return Ok(slot),
                 Err(e) => errors.push(format!("{peer}: {e:#}")),
             }
@@ -118,8 +154,16 @@ impl Storage {
         )
     }
 
-    async fn hire(&self, peer: PeerId, position: u16) -> Result<SupplierSlot> {
+    /// Hires `peer` for `position` if the hiring rules admit it where we reach it (`spread`, which then counts it).
+    async fn hire(&self, peer: PeerId, position: u16, spread: &mut hiring::Spread) -> Result<SupplierSlot> {
+        spread.admits(&peer, &[]).map_err(anyhow::Error::msg)?;
         self.node.lookup_identity(peer).await?;
+        // connect first (any answer will do) to learn the network we reach it in
+        if spread.strict {
+            self.request(peer, Request::Heartbeat).await?;
+        }
+        let ips = self.connected_ips(peer).await;
+        spread.admits(&peer, &ips).map_err(anyhow::Error::msg)?;
         let contract = Contract {
             customer: self.node.peer_id().to_bytes(),
             supplier: peer.to_bytes(),
@@ -136,6 +180,7 @@ impl Storage {
                 if signed.contract != contract || supplier != peer || signed.supplier_signature.is_none() {
                     bail!("supplier returned a different or unsigned contract");
                 }
+                spread.take(peer, &ips);
                 Ok(SupplierSlot { position, peer_id: peer.to_bytes(), contract: Some(signed), hired_unix: unix_now() })
             }
             Response::Error(code, msg) => bail!("refused ({code:?}): {msg}"),
@@ -143,8 +188,10 @@ impl Storage {
         }
     }
 
-    /// Publishes the signed supplier list record, so a new device finds our suppliers from the key alone.
-    pub(super) async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
+    /// Publishes the signed supplier list record, so a new device finds our suppliers from the key alone, and
+    /// hands it with our identity record to every supplier in `slots`, which hold both and publish them again
+    /// while we are away ([`Request::HoldRecords`]).
+    pub(crate) async fn publish_suppliers(&self, slots: &[SupplierSlot]) {
         let list = SupplierList { suppliers: slots.iter().map(|s| (s.position, s.peer_id.clone())).collect() };
         let payload = postcard::to_stdvec(&list).unwrap_or_default();
         let revision = std::time::SystemTime::now()
@@ -152,8 +199,21 @@ impl Storage {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let rec = SignedRecord::sign(self.node.keys(), RecordKind::Suppliers, revision, unix_now(), payload);
+        let id = self.node.identity();
+        let identity =
+            SignedRecord::sign(self.node.keys(), RecordKind::Identity, id.identity.revision, unix_now(), id.encode());
+        let held = Request::HoldRecords(vec![identity.encode().into(), rec.encode().into()]);
         if let Err(e) = self.node.network().put_record(rec).await {
             tracing::warn!(error = %e, "could not publish the supplier list");
+        }
+        let peers: Vec<PeerId> = slots.iter().filter_map(|s| s.peer().ok()).collect();
+        let answers = futures::future::join_all(peers.iter().map(|p| self.request(*p, held.clone()))).await;
+        for (peer, answer) in peers.iter().zip(answers) {
+            match answer {
+                Ok(Response::Stored) => {}
+                Ok(other) => tracing::info!(%peer, answer = ?other, "supplier did not take our records"),
+                Err(e) => tracing::debug!(%peer, error = %e, "supplier did not take our records"),
+            }
         }
     }
 
@@ -216,5 +276,27 @@ impl Storage {
             }
         }
         Ok(new)
+    }
+}
+
+/// Once the node has announced itself, publishes the supplier list again and hands it with the identity to the
+/// suppliers ([`Storage::publish_suppliers`]): a customer that was away longer than the records live, or whose
+/// suppliers hold none yet (hired by an older version), is findable from its key again.
+pub(crate) async fn publish_on_start(storage: std::sync::Weak<Storage>) {
+    loop {
+        let Some(s) = storage.upgrade() else { return };
+        if s.node.network().is_stopped() {
+            return;
+        }
+        if s.node.is_announced() {
+            let _g = s.customer_lock.lock().await;
+            let slots = s.suppliers().unwrap_or_default();
+            if !slots.is_empty() {
+                s.publish_suppliers(&slots).await;
+            }
+            return;
+        }
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

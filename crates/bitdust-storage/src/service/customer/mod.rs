@@ -22,7 +22,7 @@
 
 mod backup;
 mod fetch;
-mod hire;
+pub(crate) mod hire;
 mod recovery;
 mod restore;
 

@@ -58,9 +58,12 @@ impl Storage {
             Ok(Response::Error(ErrorCode::NotFound, _)) => {
                 AuditOutcome::Missing(BlockRef { version_id: version.id, block: block as u64 })
             }
-            Ok(Response::Error(code, msg)) => AuditOutcome::Unreachable(format!("{code:?}: {msg}")),
+            // anything but a valid proof from a supplier we reached is a failed audit (a store that cannot be
+            // read answers errors forever while its heartbeats say alive)
+            Ok(Response::Error(code, msg)) => AuditOutcome::Failed(format!("{code:?}: {msg}")),
             Ok(other) => AuditOutcome::Wrong(format!("unexpected answer {other:?}")),
-            Err(e) => AuditOutcome::Unreachable(e.to_string()),
+            Err(e @ bitdust_net::NetError::Unreachable { .. }) => AuditOutcome::Unreachable(e.to_string()),
+            Err(e) => AuditOutcome::Failed(e.to_string()),
         };
         tracing::debug!(position, ?outcome, "audit");
         outcome

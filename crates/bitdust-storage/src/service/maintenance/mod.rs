@@ -86,7 +86,7 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
         for action in actions {
             execute(&s, action, &done_tx);
         }
-        let down = state.down_positions();
+        let down = state.unhealthy_positions();
         if let Ok(mut d) = s.down_positions.lock() {
             d.clone_from(&down);
         }
@@ -172,7 +172,19 @@ fn publish(s: &Storage, state: &Maintenance) {
             .connections()
             .iter()
             .map(|(p, c)| {
-                (*p, super::ConnectionView { peer: c.peer, state: c.fsm.state.name().into(), holds: c.holds })
+                (
+                    *p,
+                    super::ConnectionView {
+                        peer: c.peer,
+                        state: c.fsm.state.name().into(),
+                        holds: c.holds,
+                        audits_passed: c.audits_passed,
+                        failing_audits: c.failing_audits,
+                        last_audit_passed_ms: c.last_audit_passed_ms,
+                        last_audit_error: c.last_audit_error.clone(),
+                        down: c.is_down(),
+                    },
+                )
             })
             .collect();
     }
@@ -192,6 +204,8 @@ fn publish(s: &Storage, state: &Maintenance) {
                 "held_fragments": c.holds.map(|h| h.1),
                 "audits_passed": c.audits_passed,
                 "audits_failed": c.audits_failed,
+                "failing_audits": c.failing_audits,
+                "last_audit_passed_unix_ms": c.last_audit_passed_ms,
             }),
         });
     }
