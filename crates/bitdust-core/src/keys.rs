@@ -8,9 +8,16 @@
 
 use libp2p_identity::{ed25519, Keypair, PeerId, PublicKey};
 use rand::RngCore;
+use zeroize::{Zeroize, Zeroizing};
 
-/// Prefix of the exported key file text (`bitdust key export`).
+/// Prefix of the exported key file text (`bitdust key export --no-passphrase`).
 const EXPORT_PREFIX: &str = "bitdust-secret-key-v1:";
+/// Prefix of a passphrase-protected key file (`bitdust key export`).
+const ENCRYPTED_PREFIX: &str = "bitdust-encrypted-key-v1:";
+/// Argon2id cost of a protected key file: 64 MiB, 3 passes, 1 lane (RFC 9106, section 4, second recommended
+/// option, for memory-constrained machines); about a quarter of a second here.
+const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+const ARGON2_PASSES: u32 = 3;
 
 /// Errors from loading or using keys.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,15 @@ pub enum KeyError {
     /// The seed bytes are not a valid Ed25519 secret key.
     #[error("invalid Ed25519 secret key: {0}")]
     BadSeed(String),
+    /// The key file is protected and no passphrase was given.
+    #[error("this key file is protected by a passphrase")]
+    NeedsPassphrase,
+    /// The passphrase does not open the key file (or the file was altered).
+    #[error("wrong passphrase, or the key file was altered")]
+    WrongPassphrase,
+    /// The key derivation failed (bad parameters in the file).
+    #[error("key derivation: {0}")]
+    Kdf(String),
 }
 
 /// Errors from verifying a signature made by a peer.
@@ -40,7 +56,8 @@ pub enum SignatureError {
 /// The secret keys of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct NodeKeys {
-    seed: [u8; 32],
+    /// Wiped from memory when dropped (as the Ed25519 and X25519 secrets are by their crates).
+    seed: Zeroizing<[u8; 32]>,
     keypair: ed25519::Keypair,
     encryption_secret: x25519_dalek::StaticSecret,
     master: MasterSecret,
@@ -65,12 +82,15 @@ impl NodeKeys {
     /// # Errors
     /// [`KeyError::BadSeed`] if the seed is rejected by the Ed25519 implementation.
     pub fn from_seed(seed: [u8; 32]) -> Result<Self, KeyError> {
-        let mut copy = seed;
-        let secret = ed25519::SecretKey::try_from_bytes(&mut copy).map_err(|e| KeyError::BadSeed(e.to_string()))?;
+        let seed = Zeroizing::new(seed);
+        let mut copy = Zeroizing::new(*seed);
+        let secret = ed25519::SecretKey::try_from_bytes(&mut *copy).map_err(|e| KeyError::BadSeed(e.to_string()))?;
         let keypair = ed25519::Keypair::from(secret);
-        let x = blake3::derive_key("bitdust 2026-11 x25519 encryption key v1", &seed);
-        let master = MasterSecret(blake3::derive_key("bitdust 2026-11 master secret v1", &seed));
-        Ok(Self { seed, keypair, encryption_secret: x25519_dalek::StaticSecret::from(x), master })
+        let mut x = blake3::derive_key("bitdust 2026-11 x25519 encryption key v1", &*seed);
+        let encryption_secret = x25519_dalek::StaticSecret::from(x);
+        x.zeroize();
+        let master = MasterSecret(blake3::derive_key("bitdust 2026-11 master secret v1", &*seed));
+        Ok(Self { seed, keypair, encryption_secret, master })
     }
 
     /// The 32-byte seed every other key derives from. Secret.
@@ -103,9 +123,83 @@ impl NodeKeys {
         &self.master
     }
 
-    /// The seed as text for `bitdust key export`: `bitdust-secret-key-v1:<64 hex digits>\n`.
-    pub fn export_text(&self) -> String {
-        format!("{EXPORT_PREFIX}{}\n", hex::encode(self.seed))
+    /// The seed as text for `bitdust key export --no-passphrase` and the home's `identity.key`:
+    /// `bitdust-secret-key-v1:<64 hex digits>\n` (wiped from memory when dropped).
+    pub fn export_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("{EXPORT_PREFIX}{}\n", hex::encode(*self.seed)))
+    }
+
+    /// The seed sealed under `passphrase`, for `bitdust key export`:
+    /// `bitdust-encrypted-key-v1:argon2id:<memory KiB>:<passes>:<salt hex>:<nonce hex>:<ciphertext hex>\n`.
+    /// The key is Argon2id (RFC 9106; the `argon2` crate) of the passphrase with a random 16-byte salt; the seed is
+    /// sealed with AES-256-GCM (`ring`) under a random 12-byte nonce, the header before the ciphertext as
+    /// associated data, so that no parameter can be changed unnoticed.
+    ///
+    /// # Errors
+    /// [`KeyError::Kdf`] if the key derivation fails.
+    pub fn export_encrypted(&self, passphrase: &str) -> Result<String, KeyError> {
+        let salt: [u8; 16] = rand::random();
+        let nonce: [u8; 12] = rand::random();
+        let header = format!(
+            "{ENCRYPTED_PREFIX}argon2id:{ARGON2_MEMORY_KIB}:{ARGON2_PASSES}:{}:{}",
+            hex::encode(salt),
+            hex::encode(nonce)
+        );
+        let key = passphrase_key(passphrase, &salt, ARGON2_MEMORY_KIB, ARGON2_PASSES)?;
+        let mut sealed = Zeroizing::new(self.seed.to_vec());
+        key.seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::from(header.as_bytes()),
+            &mut *sealed,
+        )
+        .map_err(|_| KeyError::Kdf("sealing failed".into()))?;
+        Ok(format!("{header}:{}\n", hex::encode(&*sealed)))
+    }
+
+    /// Whether `text` is a passphrase-protected key file ([`NodeKeys::export_encrypted`]).
+    pub fn is_encrypted_text(text: &str) -> bool {
+        text.trim_start().starts_with(ENCRYPTED_PREFIX)
+    }
+
+    /// Parses a key file: the plain text of [`NodeKeys::export_text`] (surrounding whitespace is ignored), or,
+    /// with `passphrase`, the protected text of [`NodeKeys::export_encrypted`].
+    ///
+    /// # Errors
+    /// [`KeyError::BadKeyText`] if the text is in neither format; [`KeyError::NeedsPassphrase`] for a protected
+    /// file without a passphrase; [`KeyError::WrongPassphrase`] if it does not open; [`KeyError::Kdf`] for
+    /// parameters out of range.
+    pub fn import_text_with(text: &str, passphrase: Option<&str>) -> Result<Self, KeyError> {
+        let text = text.trim();
+        let Some(rest) = text.strip_prefix(ENCRYPTED_PREFIX) else {
+            return Self::import_text(text);
+        };
+        let passphrase = passphrase.ok_or(KeyError::NeedsPassphrase)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [alg, memory, passes, salt, nonce, sealed] = parts[..] else { return Err(KeyError::BadKeyText) };
+        if alg != "argon2id" {
+            return Err(KeyError::BadKeyText);
+        }
+        let memory: u32 = memory.parse().map_err(|_| KeyError::BadKeyText)?;
+        let passes: u32 = passes.parse().map_err(|_| KeyError::BadKeyText)?;
+        // a file from a stranger must not make us allocate gigabytes or spin for hours
+        if !(8..=4 * 1024 * 1024).contains(&memory) || !(1..=64).contains(&passes) {
+            return Err(KeyError::Kdf(format!("Argon2 cost out of range: {memory} KiB, {passes} passes")));
+        }
+        let salt = hex::decode(salt).map_err(|_| KeyError::BadKeyText)?;
+        let nonce: [u8; 12] = hex::decode(nonce).ok().and_then(|n| n.try_into().ok()).ok_or(KeyError::BadKeyText)?;
+        let mut sealed = Zeroizing::new(hex::decode(sealed).map_err(|_| KeyError::BadKeyText)?);
+        let header_len = text.len() - text.rsplit(':').next().map(str::len).unwrap_or(0) - 1;
+        let header = &text[..header_len];
+        let key = passphrase_key(passphrase, &salt, memory, passes)?;
+        let seed = key
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(header.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| KeyError::WrongPassphrase)?;
+        let seed: [u8; 32] = (&*seed).try_into().map_err(|_| KeyError::BadKeyText)?;
+        Self::from_seed(seed)
     }
 
     /// Parses the text written by [`NodeKeys::export_text`] (surrounding whitespace is ignored).
@@ -114,15 +208,37 @@ impl NodeKeys {
     /// [`KeyError::BadKeyText`] if the text is not in that format.
     pub fn import_text(text: &str) -> Result<Self, KeyError> {
         let hex_part = text.trim().strip_prefix(EXPORT_PREFIX).ok_or(KeyError::BadKeyText)?;
-        let bytes = hex::decode(hex_part).map_err(|_| KeyError::BadKeyText)?;
-        let seed: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadKeyText)?;
+        let bytes = Zeroizing::new(hex::decode(hex_part).map_err(|_| KeyError::BadKeyText)?);
+        let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::BadKeyText)?;
         Self::from_seed(seed)
     }
 }
 
-/// A 32-byte secret from which the node's symmetric keys derive.
+/// A 32-byte secret from which the node's symmetric keys derive. Wiped from memory when dropped.
 #[derive(Clone)]
 pub struct MasterSecret([u8; 32]);
+
+impl Drop for MasterSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// The AES-256-GCM key of a protected key file: Argon2id (version 0x13, 1 lane) of `passphrase` and `salt`.
+fn passphrase_key(
+    passphrase: &str,
+    salt: &[u8],
+    memory_kib: u32,
+    passes: u32,
+) -> Result<ring::aead::LessSafeKey, KeyError> {
+    let params = argon2::Params::new(memory_kib, passes, 1, Some(32)).map_err(|e| KeyError::Kdf(e.to_string()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    argon.hash_password_into(passphrase.as_bytes(), salt, &mut *key).map_err(|e| KeyError::Kdf(e.to_string()))?;
+    let unbound =
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &*key).map_err(|_| KeyError::Kdf("key".into()))?;
+    Ok(ring::aead::LessSafeKey::new(unbound))
+}
 
 impl MasterSecret {
     /// Derives a 32-byte sub-key: BLAKE3 `derive_key(context, master || input)`.
@@ -185,6 +301,30 @@ mod tests {
         assert_eq!(keys.peer_id(), back.peer_id());
         assert_eq!(keys.encryption_public_key(), back.encryption_public_key());
         assert_eq!(keys.master().derive("t", b"x"), back.master().derive("t", b"x"));
+    }
+
+    /// A protected key file opens with its passphrase only, holds no trace of the seed, and any change to it
+    /// (costs, salt, nonce, ciphertext) is refused.
+    #[test]
+    fn protected_key_file_needs_its_passphrase_and_resists_tampering() {
+        let keys = NodeKeys::generate();
+        let text = keys.export_encrypted("correct horse").unwrap();
+        assert!(NodeKeys::is_encrypted_text(&text));
+        assert!(!text.contains(&hex::encode(keys.seed())));
+        let back = NodeKeys::import_text_with(&text, Some("correct horse")).unwrap();
+        assert_eq!(back.peer_id(), keys.peer_id());
+        assert!(matches!(NodeKeys::import_text_with(&text, None), Err(KeyError::NeedsPassphrase)));
+        assert!(matches!(NodeKeys::import_text_with(&text, Some("wrong")), Err(KeyError::WrongPassphrase)));
+        let cheaper = text.replacen(":65536:3:", ":65536:2:", 1);
+        assert!(matches!(NodeKeys::import_text_with(&cheaper, Some("correct horse")), Err(KeyError::WrongPassphrase)));
+        let huge = text.replacen(":65536:", ":999999999:", 1);
+        assert!(matches!(NodeKeys::import_text_with(&huge, Some("correct horse")), Err(KeyError::Kdf(_))));
+        let mut flipped = text.trim_end().to_string();
+        let last = flipped.pop().unwrap();
+        flipped.push(if last == '0' { '1' } else { '0' });
+        assert!(NodeKeys::import_text_with(&flipped, Some("correct horse")).is_err());
+        // the plain format still imports, with or without a passphrase given
+        assert_eq!(NodeKeys::import_text_with(&keys.export_text(), Some("x")).unwrap().peer_id(), keys.peer_id());
     }
 
     #[test]

@@ -154,12 +154,34 @@ impl Home {
             bail!("{} already holds an identity; refusing to overwrite it (use another --home)", self.root.display());
         }
         let identity = SignedIdentity::create(keys, nickname, Vec::new(), 1, unix_now())?;
-        std::fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+        bitdust_store::create_private_dir(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
         write_secret(&self.path("identity.key"), keys.export_text().as_bytes())?;
         self.rotate_api_token()?;
         self.save_identity(&identity)?;
         self.save_config(config)?;
         Ok(identity)
+    }
+
+    /// Makes the home its owner's only (folder 0700; key, token and database 0600), for homes made before files
+    /// were created that way. The daemon calls it at every start.
+    ///
+    /// # Errors
+    /// If a mode cannot be set.
+    pub fn secure(&self) -> Result<()> {
+        let set = |p: &Path, mode: u32| -> Result<()> {
+            match std::fs::symlink_metadata(p) {
+                Ok(m) if !m.file_type().is_symlink() && m.permissions().mode() & 0o7777 != mode => {
+                    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                        .with_context(|| format!("setting mode of {}", p.display()))
+                }
+                _ => Ok(()),
+            }
+        };
+        set(&self.root, 0o700)?;
+        for name in ["identity.key", "api.token", "node.redb", "identity.bin", "config.toml"] {
+            set(&self.path(name), 0o600)?;
+        }
+        Ok(())
     }
 
     /// Loads the keys.
@@ -240,14 +262,12 @@ impl Home {
     }
 }
 
-/// Writes a secret file atomically with mode 0600.
+/// Writes a secret file atomically, mode 0600 from its first byte ([`bitdust_store::write_atomic`]).
 ///
 /// # Errors
 /// On write failure.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    bitdust_store::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("setting mode of {}", path.display()))
+    bitdust_store::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Seconds since the Unix epoch.

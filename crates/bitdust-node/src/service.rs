@@ -96,6 +96,7 @@ impl Daemon {
     /// # Errors
     /// If the node or a wing cannot start.
     pub async fn start(home: Home, options: StartOptions, wings: Vec<Box<dyn Service>>) -> Result<Self> {
+        home.secure()?;
         let protocols = wings.iter().flat_map(|w| w.protocols()).collect();
         let (node, mut inbounds) = Node::start(home, options, protocols).await?;
         let mut handles = Vec::new();

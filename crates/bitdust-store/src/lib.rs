@@ -12,7 +12,19 @@ mod nodedb;
 
 pub use nodedb::{decode, encode, NodeDb, NodeDbError, TableWriter, Txn, Versioned};
 
+/// Creates `path` and its missing parents with mode 0700 (less what the umask takes away) from the start: the
+/// node's folders hold keys, catalogs and customers' fragments, which nobody else on the machine should list.
+///
+/// # Errors
+/// The I/O error of creating a folder.
+pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same folder, fsynced, then renamed over `path`.
+/// The file is readable by its owner only (mode 0600) from its first byte: what bitdust writes (keys, tokens,
+/// identities, catalogs, fragments) is nobody else's business.
 ///
 /// # Errors
 /// Any I/O error; `path` is then untouched.
@@ -132,7 +144,7 @@ impl StagedFile {
     fn write_with(path: &std::path::Path, bytes: &[u8], cold: bool) -> std::io::Result<Self> {
         use std::io::Write;
         let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent folder"))?;
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let tmp = dir.join(format!(
             ".{}.tmp-{:016x}",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
@@ -140,7 +152,10 @@ impl StagedFile {
         ));
         // Removes the temp file on any error below.
         let staged = Self { tmp, path: path.to_path_buf(), committed: false };
-        let mut f = std::fs::File::create(&staged.tmp)?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staged.tmp)?
+        };
         f.write_all(bytes)?;
         f.sync_data()?;
         if cold {

@@ -174,6 +174,19 @@ impl NodeDb {
     /// # Errors
     /// [`NodeDbError::Io`].
     pub fn open(path: &Path) -> Result<Self, NodeDbError> {
+        // readable by the owner only from the first byte (it holds the plaintext catalog: names, source paths)
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
         let db = Database::create(path).map_err(io)?;
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(LEGACY_VALUES).map_err(io)?;

@@ -45,6 +45,10 @@ enum Cmd {
         /// Local API port to save in the config.
         #[arg(long)]
         api_port: Option<u16>,
+        /// With a protected --from-key file: read its passphrase from the first line of FILE (otherwise it is
+        /// asked on the terminal).
+        #[arg(long, value_name = "FILE", requires = "from_key")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Run the node.
     Daemon {
@@ -166,10 +170,17 @@ enum SupplierCmd {
 
 #[derive(Subcommand)]
 enum KeyCmd {
-    /// Write the secret key to FILE (mode 0600). Whoever holds it can read all your data.
+    /// Write the secret key to FILE (mode 0600), protected by a passphrase (Argon2id, AES-256-GCM) asked twice on
+    /// the terminal. Whoever holds the key (and its passphrase) can read all your data.
     Export {
         /// Where to write it (must not exist).
         file: PathBuf,
+        /// Read the passphrase from the first line of FILE instead of the terminal.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_passphrase")]
+        passphrase_file: Option<PathBuf>,
+        /// Write the key unprotected (anyone who reads the file holds your identity and data).
+        #[arg(long)]
+        no_passphrase: bool,
     },
 }
 
@@ -187,8 +198,9 @@ fn run(cli: Cli) -> Result<()> {
     let home = Home::new(cli.home.clone().unwrap_or_else(Home::default_root));
     let j = cli.json;
     match cli.command {
-        Cmd::Init { nickname, from_key, bootstrap, restore_to, api_port } => {
-            cmd::init::run(&home, nickname, from_key, bootstrap, restore_to, api_port, j)
+        Cmd::Init { nickname, from_key, bootstrap, restore_to, api_port, passphrase_file } => {
+            let key = from_key.map(|file| cmd::init::KeyFile { file, passphrase_file });
+            cmd::init::run(&home, nickname, key, bootstrap, restore_to, api_port, j)
         }
         Cmd::Daemon { listen, bootstrap, supplier, donate, api_port, relay, use_relay } => {
             let opts =
@@ -205,7 +217,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Automata { diagram: None, .. } => cmd::automata::list(&home, j),
         Cmd::Health => cmd::health::run(&home, j),
         Cmd::Supplier { command: SupplierCmd::Replace { position } } => cmd::suppliers::replace(&home, position, j),
-        Cmd::Key { command: KeyCmd::Export { file } } => cmd::key::export(&home, &file, j),
+        Cmd::Key { command: KeyCmd::Export { file, passphrase_file, no_passphrase } } => {
+            let protection = match (no_passphrase, passphrase_file) {
+                (true, _) => cmd::key::Protection::None,
+                (false, Some(f)) => cmd::key::Protection::File(f),
+                (false, None) => cmd::key::Protection::Ask,
+            };
+            cmd::key::export(&home, &file, protection, j)
+        }
         Cmd::Openapi => cmd::openapi::run(),
         Cmd::Devnet { dir, suppliers, data_shards, spares, transports, no_customer, record_ttl_secs } => {
             let options = devnet::DevnetOptions {

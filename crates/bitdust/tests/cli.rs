@@ -58,8 +58,17 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert_eq!(sup["suppliers"].as_array().unwrap().len(), 4);
 
     let key = tmp.path().join("alice.key");
-    ok(&["--home", s(&alice), "key", "export", s(&key)]);
-    assert!(fails(&["--home", s(&alice), "key", "export", s(&key)]).contains("refusing to overwrite"));
+    // a key file is protected by a passphrase unless asked otherwise; without a terminal it must come from a file
+    let err = fails(&["--home", s(&alice), "key", "export", s(&key)]);
+    assert!(err.contains("--passphrase-file") && !key.exists(), "{err}");
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "correct horse battery\n").unwrap();
+    ok(&["--home", s(&alice), "key", "export", s(&key), "--passphrase-file", s(&pass)]);
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.starts_with("bitdust-encrypted-key-v1:argon2id:") && !text.contains("bitdust-secret-key"), "{text}");
+    assert!(
+        fails(&["--home", s(&alice), "key", "export", s(&key), "--no-passphrase"]).contains("refusing to overwrite")
+    );
 
     // stop two suppliers by hand, as a user would, with their pid files
     for name in ["supplier-1", "supplier-3"] {
@@ -98,8 +107,36 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let boot_addr = boot["listen_addrs"][0].as_str().unwrap().to_string();
     let fresh = tmp.path().join("new-device");
     let all = tmp.path().join("all");
-    let rec =
-        json(&["--home", s(&fresh), "init", "--from-key", s(&key), "--bootstrap", &boot_addr, "--restore-to", s(&all)]);
+    let wrong = tmp.path().join("wrong");
+    std::fs::write(&wrong, "wrong horse\n").unwrap();
+    let err = fails(&[
+        "--home",
+        s(&fresh),
+        "init",
+        "--from-key",
+        s(&key),
+        "--bootstrap",
+        &boot_addr,
+        "--passphrase-file",
+        s(&wrong),
+    ]);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(
+        fails(&["--home", s(&fresh), "init", "--from-key", s(&key), "--bootstrap", &boot_addr]).contains("no terminal")
+    );
+    let rec = json(&[
+        "--home",
+        s(&fresh),
+        "init",
+        "--from-key",
+        s(&key),
+        "--bootstrap",
+        &boot_addr,
+        "--restore-to",
+        s(&all),
+        "--passphrase-file",
+        s(&pass),
+    ]);
     assert_eq!(rec["backups"][0], "src", "{rec}");
     assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
     assert_same(&src, &all.join("src"));
@@ -194,7 +231,26 @@ fn bad_input_gets_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("panicked"), "{err}");
     assert!(tmp.path().join("h2").join("config.toml").exists());
-    ok(&["--home", s(&home), "init", "--nickname", "solo", "--api-port", "0"]);
+    // files 0600 and folders 0700 from the first byte, whatever the umask (issue 14, item 7)
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "umask 000; exec {} --home {} init --nickname solo --api-port 0",
+                env!("CARGO_BIN_EXE_bitdust"),
+                s(&home)
+            ),
+        ])
+        .env_remove("BITDUST_HOME")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    for f in ["identity.key", "api.token", "identity.bin", "config.toml"] {
+        assert_eq!(mode(&home.join(f)), 0o600, "{f}");
+    }
     assert!(fails(&["--home", s(&home), "init", "--nickname", "solo"]).contains("refusing to overwrite"));
     let err = fails(&["--home", s(&home), "status"]);
     assert!(err.contains("daemon is not running"), "{err}");
@@ -213,6 +269,7 @@ fn bad_input_gets_clear_errors() {
     );
     wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
     let port = std::fs::read_to_string(home.join("api.port")).unwrap();
+    assert_eq!(mode(&home.join("node.redb")), 0o600, "the local database (plaintext catalog)");
     assert_ne!(std::fs::read_to_string(home.join("api.token")).unwrap(), token_at_init, "a new token at every start");
     assert!(fails(&["--home", s(&home), "backup", s(&tmp.path().join("missing"))]).contains("cannot back up"));
     let err = fails(&["--home", s(&home), "backup", s(tmp.path())]);
@@ -275,7 +332,7 @@ fn key_only_recovery_survives_expired_records_and_a_network_restart() {
     make_tree(&src);
     ok(&["--home", s(&alice), "backup", s(&src)]);
     let key = tmp.path().join("alice.key");
-    ok(&["--home", s(&alice), "key", "export", s(&key)]);
+    ok(&["--home", s(&alice), "key", "export", s(&key), "--no-passphrase"]);
     let boot = json(&["--home", s(&dir.join("bootstrap")), "status"]);
     let boot_addr = boot["listen_addrs"][0].as_str().unwrap().to_string();
 

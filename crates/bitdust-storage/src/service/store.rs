@@ -119,8 +119,8 @@ impl FragmentStore {
     /// # Errors
     /// [`StoreError::Io`] if the folder or database cannot be opened, or has an unknown format.
     pub fn open(root: &Path, donated_bytes: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(root.join("fragments")).map_err(io)?;
-        std::fs::create_dir_all(root.join("catalogs")).map_err(io)?;
+        bitdust_store::create_private_dir(&root.join("fragments")).map_err(io)?;
+        bitdust_store::create_private_dir(&root.join("catalogs")).map_err(io)?;
         let db = Database::create(root.join("index.redb")).map_err(io)?;
         let txn = db.begin_write().map_err(io)?;
         {

@@ -21,6 +21,15 @@ struct Created {
     revision: u64,
 }
 
+/// A key file to restore from, and where its passphrase comes from if it is protected.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    /// The file `bitdust key export` wrote.
+    pub file: PathBuf,
+    /// The passphrase's file (`--passphrase-file`); without it, a protected key's passphrase is asked.
+    pub passphrase_file: Option<PathBuf>,
+}
+
 /// What `init --from-key` recovered.
 #[derive(Debug, Serialize)]
 struct Recovered {
@@ -39,7 +48,7 @@ struct Recovered {
 pub fn run(
     home: &Home,
     nickname: Option<String>,
-    from_key: Option<PathBuf>,
+    from_key: Option<KeyFile>,
     bootstrap: Vec<String>,
     restore_to: Option<PathBuf>,
     api_port: Option<u16>,
@@ -51,7 +60,7 @@ pub fn run(
     }
     // the storage sections with their defaults, so users see what they can set
     StorageConfig::default().write_into(&mut config)?;
-    let Some(key_file) = from_key else {
+    let Some(KeyFile { file: key_file, passphrase_file }) = from_key else {
         let nickname = nickname.context("--nickname NAME is required")?;
         let keys = NodeKeys::generate();
         let id = home.init(&keys, &nickname, &config)?;
@@ -73,9 +82,16 @@ pub fn run(
         });
         return Ok(());
     };
-    let text = std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?;
-    let keys =
-        NodeKeys::import_text(&text).with_context(|| format!("{} is not a bitdust key file", key_file.display()))?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?,
+    );
+    let passphrase = match (&passphrase_file, NodeKeys::is_encrypted_text(&text)) {
+        (_, false) => None,
+        (Some(f), true) => Some(super::key::passphrase_from_file(f)?),
+        (None, true) => Some(super::key::ask_passphrase(&format!("passphrase of {}: ", key_file.display()), false)?),
+    };
+    let keys = NodeKeys::import_text_with(&text, passphrase.as_deref().map(String::as_str))
+        .with_context(|| format!("cannot read the key in {}", key_file.display()))?;
     if bootstrap.is_empty() {
         bail!("--from-key needs at least one --bootstrap node to find your suppliers");
     }
