@@ -269,7 +269,11 @@ fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<Config> {
         ..Config::default()
     };
     StorageConfig {
-        supplier: SupplierConfig { enabled: supplier, donated_bytes: if supplier { DONATED_BYTES } else { 0 } },
+        supplier: SupplierConfig {
+            enabled: supplier,
+            donated_bytes: if supplier { DONATED_BYTES } else { 0 },
+            ..SupplierConfig::default()
+        },
         customer: CustomerConfig { suppliers: hire.max(2), needed_bytes: 1 << 20, ..CustomerConfig::default() },
         maintenance: MaintenanceConfig::default(),
     }

@@ -120,13 +120,23 @@ impl MaintenanceConfig {
 }
 
 /// Supplier settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SupplierConfig {
     /// Whether this node offers space to customers.
     pub enabled: bool,
     /// Donated space in bytes.
     pub donated_bytes: u64,
+    /// Seconds in which the supplier re-reads every fragment it stores and checks it against its header's hash
+    /// (bit rot found before a customer needs the data); the pass is spread evenly over the period.
+    pub scrub_period_secs: u64,
+}
+
+impl Default for SupplierConfig {
+    /// Not a supplier; a scrub pass every 7 days.
+    fn default() -> Self {
+        Self { enabled: false, donated_bytes: 0, scrub_period_secs: 7 * 24 * 3600 }
+    }
 }
 
 /// Customer settings.

@@ -18,6 +18,8 @@ use crate::out;
 const DEVNET_DONATED_BYTES: u64 = 256 << 30;
 /// Space alice asks each supplier for: room for the 4 GiB benchmark file at 2x.
 const DEVNET_NEEDED_BYTES: u64 = 32 << 30;
+/// A devnet supplier checks every fragment it holds within this many seconds.
+const DEVNET_SCRUB_PERIOD_SECS: u64 = 30;
 /// How long to wait for the network to come up.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -183,6 +185,7 @@ impl Devnet {
                     supplier: SupplierConfig {
                         enabled: is_supplier,
                         donated_bytes: if is_supplier { DEVNET_DONATED_BYTES } else { 0 },
+                        scrub_period_secs: DEVNET_SCRUB_PERIOD_SECS,
                     },
                     customer: CustomerConfig {
                         suppliers,

@@ -208,6 +208,8 @@ impl Service for StorageService {
         });
         if let Some(store) = &store {
             tokio::spawn(supplier::republish(Arc::downgrade(node), store.clone()));
+            let period = std::time::Duration::from_secs(storage.config.supplier.scrub_period_secs);
+            tokio::spawn(supplier::scrub(Arc::downgrade(node), store.clone(), period));
         }
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));

@@ -316,6 +316,41 @@ impl FragmentStore {
         Ok(bytes)
     }
 
+    /// Every fragment held, as (owner, id), in index order, for the scrub.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn all_fragments(&self) -> Result<Vec<(PeerId, [u8; 32])>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let frags = txn.open_table(FRAGMENTS).map_err(io)?;
+        let mut out = Vec::new();
+        for row in frags.iter().map_err(io)? {
+            let (k, _) = row.map_err(io)?;
+            let k = k.value();
+            let Some(split) = k.len().checked_sub(32) else { continue };
+            let (Ok(owner), Ok(id)) = (PeerId::from_bytes(&k[..split]), <[u8; 32]>::try_from(&k[split..])) else {
+                continue;
+            };
+            out.push((owner, id));
+        }
+        Ok(out)
+    }
+
+    /// Scrubs one fragment: reads it from disk and checks its format and its shard against the header's BLAKE3.
+    /// A damaged or vanished fragment is dropped from the store, so the owner's next audit finds it missing, its
+    /// sweep lists what else is gone, and it rebuilds them. Returns whether the fragment was intact.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] if it cannot be read for another reason (the disk, the folder): left in place, and the
+    /// owner's audits fail.
+    pub fn scrub(&self, owner: &PeerId, id: &[u8; 32]) -> Result<bool, StoreError> {
+        match self.get_fragment(owner, owner, id) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Ids of `owner`'s fragments in ascending order, after `after`, at most `limit`.
     ///
     /// # Errors
