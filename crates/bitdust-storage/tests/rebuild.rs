@@ -228,7 +228,7 @@ async fn a_supplier_answering_audits_wrongly_is_fired() {
         let bytes = std::fs::read(&f).unwrap();
         let (h, shard) = fragment::parse(&bytes).unwrap();
         let garbage = vec![0xA5u8; shard.len()];
-        std::fs::write(&f, fragment::build(h.shard_index, h.layout, h.block_id, &garbage).0).unwrap();
+        std::fs::write(&f, fragment::build_tagged(h.shard_index, h.layout, h.block_tag, &garbage).0).unwrap();
     }
     until("the cheat is fired and replaced", || {
         let now = peer_at(&alice, 3);

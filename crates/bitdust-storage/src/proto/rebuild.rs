@@ -116,7 +116,7 @@ pub fn check_source<'a>(
     let (header, shard) = fragment::parse(bytes)?;
     if header.shard_index != position
         || header.layout != layout
-        || header.block_id != meta.block_id
+        || header.block_tag != fragment::expected_tag(header.format, &meta.block_id, position)
         || header.shard_len != meta.shard_len
     {
         return Err(FragmentError::Malformed("header does not match the catalog"));
