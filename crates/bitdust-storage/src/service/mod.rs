@@ -207,9 +207,9 @@ impl Service for StorageService {
             maintenance: maintenance_tx,
         });
         if let Some(store) = &store {
-            tokio::spawn(supplier::republish(Arc::downgrade(node), store.clone()));
+            tokio::spawn(supplier::republish(Arc::downgrade(node), Arc::downgrade(store)));
             let period = std::time::Duration::from_secs(storage.config.supplier.scrub_period_secs);
-            tokio::spawn(supplier::scrub(Arc::downgrade(node), store.clone(), period));
+            tokio::spawn(supplier::scrub(Arc::downgrade(node), Arc::downgrade(store), period));
         }
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));

@@ -145,13 +145,20 @@ impl Supplier {
 /// `period` (the pass spread evenly over it, one fragment at a time, so the disk load is bounded: a 1 TB store on
 /// a 7-day period reads about 1.7 MB/s). Damaged fragments are dropped, which the owners' audits and sweeps then
 /// find and rebuild (see [`FragmentStore::scrub`]).
-pub(crate) async fn scrub(node: std::sync::Weak<Node>, store: Arc<FragmentStore>, period: std::time::Duration) {
+///
+/// Holds the store only while it works on it (a weak handle in between), so that a stopped node's store is closed
+/// at once and can be opened again by a restart in the same process.
+pub(crate) async fn scrub(
+    node: std::sync::Weak<Node>,
+    store: std::sync::Weak<FragmentStore>,
+    period: std::time::Duration,
+) {
     let period = period.max(std::time::Duration::from_secs(1));
     loop {
         if node.upgrade().is_none_or(|n| n.network().is_stopped()) {
             return;
         }
-        let s = store.clone();
+        let Some(s) = store.upgrade() else { return };
         let all = match tokio::task::spawn_blocking(move || s.all_fragments()).await {
             Ok(Ok(all)) => all,
             _ => Vec::new(),
@@ -166,7 +173,7 @@ pub(crate) async fn scrub(node: std::sync::Weak<Node>, store: Arc<FragmentStore>
             if node.upgrade().is_none_or(|n| n.network().is_stopped()) {
                 return;
             }
-            let s = store.clone();
+            let Some(s) = store.upgrade() else { return };
             match tokio::task::spawn_blocking(move || s.scrub(&owner, &id)).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => damaged += 1,
@@ -183,7 +190,7 @@ pub(crate) async fn scrub(node: std::sync::Weak<Node>, store: Arc<FragmentStore>
 /// itself, then again every half record lifetime (at most every `announce_interval_secs`): a customer's identity
 /// and supplier list stay findable after the whole network restarted or while the customer stays away past
 /// the records' lifetime (Kademlia stores keep records in memory and expire them).
-pub(crate) async fn republish(node: std::sync::Weak<Node>, store: Arc<FragmentStore>) {
+pub(crate) async fn republish(node: std::sync::Weak<Node>, store: std::sync::Weak<FragmentStore>) {
     loop {
         let Some(n) = node.upgrade() else { return };
         if n.network().is_stopped() {
@@ -197,7 +204,7 @@ pub(crate) async fn republish(node: std::sync::Weak<Node>, store: Arc<FragmentSt
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             continue;
         }
-        let s = store.clone();
+        let Some(s) = store.upgrade() else { return };
         let records = tokio::task::spawn_blocking(move || s.held_records()).await;
         match records {
             Ok(Ok(records)) => {

@@ -375,7 +375,9 @@ impl Maintenance {
                             firing.extend(Self::requests(actions, position, peer));
                             Some(format!("wrong proof: {e}"))
                         }
-                        AuditOutcome::Failed(e) => Some(e),
+                        // while heartbeats find it silent, its silence is judged by them (a restart is not a dodge)
+                        AuditOutcome::Failed(e) if c.fsm.state == conn_fsm::State::Connected => Some(e),
+                        AuditOutcome::Failed(_) => None,
                         AuditOutcome::Unreachable(_) | AuditOutcome::Nothing => None,
                     };
                     if let Some(reason) = failed {
@@ -591,6 +593,11 @@ mod tests {
         let a = peer();
         m.handle(Input::Suppliers(vec![(0, a)]), 0);
         let failed = || AuditOutcome::Failed("Internal: store I/O".into());
+        // before its heartbeats say it is connected, a failed request is an outage, not a failed audit
+        m.handle(Input::AuditDone { position: 0, peer: a, outcome: failed() }, 10);
+        assert_eq!(m.connections()[&0].failing_audits, 0);
+        let alive = HeartbeatAnswer::Alive { used_bytes: 1, fragments: 1 };
+        m.handle(Input::HeartbeatDone { position: 0, peer: a, answer: alive }, 50);
         let fires = |out: &[Action]| out.iter().any(|x| matches!(x, Action::Replace { position: 0, .. }));
         assert!(!fires(&m.handle(Input::AuditDone { position: 0, peer: a, outcome: failed() }, 100)));
         assert_eq!(m.unhealthy_positions(), vec![0]);

@@ -63,7 +63,16 @@ impl Storage {
             Ok(Response::Error(code, msg)) => AuditOutcome::Failed(format!("{code:?}: {msg}")),
             Ok(other) => AuditOutcome::Wrong(format!("unexpected answer {other:?}")),
             Err(e @ bitdust_net::NetError::Unreachable { .. }) => AuditOutcome::Unreachable(e.to_string()),
-            Err(e) => AuditOutcome::Failed(e.to_string()),
+            // a request that failed on a connection that is gone now (the supplier stopped or restarted) is an
+            // outage, which heartbeats judge; one that failed while the supplier stays connected is a dodge
+            Err(e) => {
+                let connected = self.node.network().connected_peers().await.unwrap_or_default();
+                if connected.contains(&peer) {
+                    AuditOutcome::Failed(e.to_string())
+                } else {
+                    AuditOutcome::Unreachable(e.to_string())
+                }
+            }
         };
         tracing::debug!(position, ?outcome, "audit");
         outcome
