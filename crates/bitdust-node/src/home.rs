@@ -162,8 +162,9 @@ impl Home {
         Ok(identity)
     }
 
-    /// Makes the home its owner's only (folder 0700; key, token and database 0600), for homes made before files
-    /// were created that way. The daemon calls it at every start.
+    /// Makes the home its owner's only (folder 0700; key, token, identity and config 0600), for homes made before
+    /// files were created that way (the node database sets its own mode when opened). The daemon calls it at every
+    /// start.
     ///
     /// # Errors
     /// If a mode cannot be set.
@@ -178,7 +179,7 @@ impl Home {
             }
         };
         set(&self.root, 0o700)?;
-        for name in ["identity.key", "api.token", "node.redb", "identity.bin", "config.toml"] {
+        for name in ["identity.key", "api.token", "identity.bin", "config.toml"] {
             set(&self.path(name), 0o600)?;
         }
         Ok(())

@@ -72,12 +72,7 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
 
     // stop two suppliers by hand, as a user would, with their pid files
     for name in ["supplier-1", "supplier-3"] {
-        let pid: i32 = std::fs::read_to_string(dir.join(name).join("daemon.pid")).unwrap().trim().parse().unwrap();
-        // SAFETY: kill(2) on a pid read from the devnet's pid file.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        wait_until("supplier stopped", || !dir.join(name).join("daemon.pid").exists());
+        stop_daemon(&dir.join(name));
     }
     let out = tmp.path().join("out");
     let text = ok(&["--home", s(&alice), "restore", "src@1", "--to", s(&out)]);
@@ -170,10 +165,7 @@ fn devnet_heals_a_stopped_supplier_and_shows_its_state_machines() {
     assert!(diagram.contains("stateDiagram-v2") && diagram.contains("suspect --> offline"), "{diagram}");
     assert!(ok(&["automata", "--diagram", "hire_fire", "--dot"]).contains("digraph"));
 
-    let peers = |v: &Value| -> Vec<String> {
-        v["suppliers"].as_array().unwrap().iter().map(|x| x["peer_id"].as_str().unwrap().to_string()).collect()
-    };
-    let before = peers(&json(&["--home", s(&alice), "suppliers"]));
+    let before = supplier_peers(&alice);
     // stop the supplier at position 1 for good, by hand
     let name = std::fs::read_dir(&dir)
         .unwrap()
@@ -183,14 +175,10 @@ fn devnet_heals_a_stopped_supplier_and_shows_its_state_machines() {
                 && p.join("daemon.pid").exists()
         })
         .expect("the supplier's home");
-    let pid: i32 = std::fs::read_to_string(name.join("daemon.pid")).unwrap().trim().parse().unwrap();
-    // SAFETY: kill(2) on a pid read from the devnet's pid file.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    stop_daemon(&name);
     let started = Instant::now();
     wait_until_long("replacement and rebuild", Duration::from_secs(120), || {
-        let now = peers(&json(&["--home", s(&alice), "suppliers"]));
+        let now = supplier_peers(&alice);
         let health = json(&["--home", s(&alice), "health"]);
         now[1] != before[1]
             && health["rebuild_queue_blocks"] == 0
@@ -208,7 +196,7 @@ fn devnet_heals_a_stopped_supplier_and_shows_its_state_machines() {
     ok(&["--home", s(&alice), "supplier", "replace", "0"]);
     wait_until_long("replacement by hand", Duration::from_secs(60), || {
         let health = json(&["--home", s(&alice), "health"]);
-        peers(&json(&["--home", s(&alice), "suppliers"]))[0] != before[0] && health["rebuild_queue_blocks"] == 0
+        supplier_peers(&alice)[0] != before[0] && health["rebuild_queue_blocks"] == 0
     });
     assert!(fails(&["--home", s(&alice), "supplier", "replace", "9"]).contains("no supplier at position 9"));
     terminate(&mut devnet.0);
@@ -337,12 +325,7 @@ fn key_only_recovery_survives_expired_records_and_a_network_restart() {
     let boot_addr = boot["listen_addrs"][0].as_str().unwrap().to_string();
 
     // (b) the device is lost: alice stops and stays away for four record lifetimes
-    let pid: i32 = std::fs::read_to_string(alice.join("daemon.pid")).unwrap().trim().parse().unwrap();
-    // SAFETY: kill(2) on a pid read from the devnet's pid file.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    wait_until("alice stopped", || !alice.join("daemon.pid").exists());
+    stop_daemon(&alice);
     // the scenario is the passage of time itself: every record alice published has expired after this
     std::thread::sleep(Duration::from_secs(4 * TTL_SECS));
     let recover = |name: &str| {
@@ -401,10 +384,7 @@ fn a_supplier_that_answers_audits_with_errors_is_fired_and_rebuilt() {
     make_tree(&src);
     ok(&["--home", s(&alice), "backup", s(&src)]);
     let me = json(&["--home", s(&alice), "status"])["peer_id"].as_str().unwrap().to_string();
-    let peers = |v: &Value| -> Vec<String> {
-        v["suppliers"].as_array().unwrap().iter().map(|x| x["peer_id"].as_str().unwrap().to_string()).collect()
-    };
-    let before = peers(&json(&["--home", s(&alice), "suppliers"]));
+    let before = supplier_peers(&alice);
     let broken = home_of(&dir, &before[0]);
     let folder = broken.join("store").join("fragments").join(&me);
     assert!(folder.is_dir(), "{}", folder.display());
@@ -414,7 +394,7 @@ fn a_supplier_that_answers_audits_with_errors_is_fired_and_rebuilt() {
     let started = Instant::now();
     wait_until_long("the broken supplier replaced and its fragments rebuilt", Duration::from_secs(150), || {
         let health = json(&["--home", s(&alice), "health"]);
-        peers(&json(&["--home", s(&alice), "suppliers"]))[0] != before[0]
+        supplier_peers(&alice)[0] != before[0]
             && health["rebuild_queue_blocks"] == 0
             && health["versions"][0]["full"] == health["versions"][0]["blocks"]
     });
@@ -423,12 +403,7 @@ fn a_supplier_that_answers_audits_with_errors_is_fired_and_rebuilt() {
     assert!(json(&["--home", s(&broken), "status"])["peer_id"] == before[0]);
     for p in &before[1..3] {
         let home = home_of(&dir, p);
-        let pid: i32 = std::fs::read_to_string(home.join("daemon.pid")).unwrap().trim().parse().unwrap();
-        // SAFETY: kill(2) on a pid read from the devnet's pid file.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        wait_until("supplier stopped", || !home.join("daemon.pid").exists());
+        stop_daemon(&home);
     }
     let out = tmp.path().join("out");
     ok(&["--home", s(&alice), "restore", "src", "--to", s(&out)]);
@@ -478,12 +453,7 @@ fn bit_rot_is_found_by_the_suppliers_scrub_and_rebuilt() {
     std::fs::write(src.join("big.bin"), data).unwrap();
     ok(&["--home", s(&alice), "backup", s(&src)]);
     let me = json(&["--home", s(&alice), "status"])["peer_id"].as_str().unwrap().to_string();
-    let suppliers: Vec<String> = json(&["--home", s(&alice), "suppliers"])["suppliers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["peer_id"].as_str().unwrap().to_string())
-        .collect();
+    let suppliers = supplier_peers(&alice);
     let rotten = home_of(&dir, &suppliers[0]).join("store");
     let files = fragment_files_of(&rotten, &me);
     assert!(files.len() >= 6, "{files:?}");
@@ -506,12 +476,7 @@ fn bit_rot_is_found_by_the_suppliers_scrub_and_rebuilt() {
     eprintln!("scrubbed and rebuilt in {:.1} s", started.elapsed().as_secs_f64());
     for p in &suppliers[1..3] {
         let home = home_of(&dir, p);
-        let pid: i32 = std::fs::read_to_string(home.join("daemon.pid")).unwrap().trim().parse().unwrap();
-        // SAFETY: kill(2) on a pid read from the devnet's pid file.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        wait_until("supplier stopped", || !home.join("daemon.pid").exists());
+        stop_daemon(&home);
     }
     let out = tmp.path().join("out");
     ok(&["--home", s(&alice), "restore", "src", "--to", s(&out)]);

@@ -644,18 +644,7 @@ mod tests {
         fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o777)).unwrap();
         fs::set_permissions(root.join("top"), fs::Permissions::from_mode(0o666)).unwrap();
         let scan = scan(root).unwrap();
-        let stream: Vec<u8> = {
-            let mut r = StreamReader::new(root, &scan);
-            let mut all = Vec::new();
-            let mut buf = Vec::new();
-            loop {
-                r.next_block(&mut buf, 4096).unwrap();
-                if buf.is_empty() {
-                    break all;
-                }
-                all.extend_from_slice(&buf);
-            }
-        };
+        let stream = stream_of(root, &scan);
         for deep in [false, true] {
             let tmp = tempfile::tempdir().unwrap();
             let outside = tmp.path().join("outside");
@@ -687,6 +676,19 @@ mod tests {
             w.finish().unwrap();
             assert_eq!(scan_outside(&outside), before, "something outside the target changed (deep: {deep})");
             assert!(compare_trees(root, &target).unwrap().is_empty(), "{:?}", compare_trees(root, &target));
+        }
+    }
+
+    /// The whole archive stream of a scanned tree, read in 4 KiB blocks.
+    fn stream_of(root: &Path, scan: &Scan) -> Vec<u8> {
+        let mut reader = StreamReader::new(root, scan);
+        let (mut all, mut buf) = (Vec::new(), Vec::new());
+        loop {
+            reader.next_block(&mut buf, 4096).unwrap();
+            if buf.is_empty() {
+                return all;
+            }
+            all.extend_from_slice(&buf);
         }
     }
 
@@ -730,16 +732,10 @@ mod tests {
         fs::set_permissions(root.join("big"), fs::Permissions::from_mode(0o640)).unwrap();
         let scan = scan(root).unwrap();
         assert_eq!(scan.total_bytes, 100_011);
-        let mut reader = StreamReader::new(root, &scan);
         let dst = tempfile::tempdir().unwrap();
         let mut writer = TreeWriter::new(dst.path(), scan.entries.clone());
-        let mut buf = Vec::new();
-        loop {
-            reader.next_block(&mut buf, 4096).unwrap();
-            if buf.is_empty() {
-                break;
-            }
-            writer.write(&buf).unwrap();
+        for block in stream_of(root, &scan).chunks(4096) {
+            writer.write(block).unwrap();
         }
         writer.finish().unwrap();
         let again = super::scan(dst.path()).unwrap();

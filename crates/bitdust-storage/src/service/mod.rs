@@ -5,6 +5,7 @@
 //! service/
 //!   mod.rs          Storage (the wing's handle) and StorageService (how the runtime starts it)
 //!   supplier.rs     the supplier: answers /bitdust/storage/1 out of the fragment store
+//!   upkeep.rs       the supplier's background work: scrubbing its store, republishing customers' records
 //!   store.rs        the supplier's fragment store (files + redb index, quotas, contracts)
 //!   customer/       the customer: hiring suppliers, backup, restore, recovery from the key
 //!   maintenance/    the customer's maintenance actor (executing the pure state's actions), the durable rebuild
@@ -19,6 +20,7 @@ pub mod maintenance;
 mod routes;
 pub mod store;
 mod supplier;
+mod upkeep;
 
 use std::sync::{Arc, Mutex};
 
@@ -49,8 +51,9 @@ pub struct Storage {
     store: Option<Arc<FragmentStore>>,
     /// Serialises catalog changes and supplier changes.
     customer_lock: AsyncMutex<()>,
-    /// Positions whose supplier is offline, refused or fired (maintained by the maintenance actor).
-    down_positions: Mutex<Vec<u16>>,
+    /// Positions whose supplier is offline, refused or fired, or fails its audits (maintained by the maintenance
+    /// actor; [`crate::proto::maintenance::Maintenance::unhealthy_positions`]).
+    unhealthy_positions: Mutex<Vec<u16>>,
     /// What maintenance knows of each position's supplier (maintained by the maintenance actor), for the API.
     connections: Mutex<std::collections::BTreeMap<u16, ConnectionView>>,
     /// Inbox of the maintenance actor.
@@ -202,14 +205,14 @@ impl Service for StorageService {
             protocol: spec.name,
             store: store.clone(),
             customer_lock: AsyncMutex::new(()),
-            down_positions: Mutex::new(Vec::new()),
+            unhealthy_positions: Mutex::new(Vec::new()),
             connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,
         });
         if let Some(store) = &store {
-            tokio::spawn(supplier::republish(Arc::downgrade(node), Arc::downgrade(store)));
+            tokio::spawn(upkeep::republish(Arc::downgrade(node), Arc::downgrade(store)));
             let period = std::time::Duration::from_secs(storage.config.supplier.scrub_period_secs);
-            tokio::spawn(supplier::scrub(Arc::downgrade(node), Arc::downgrade(store), period));
+            tokio::spawn(upkeep::scrub(Arc::downgrade(node), Arc::downgrade(store), period));
         }
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));

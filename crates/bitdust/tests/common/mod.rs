@@ -98,3 +98,24 @@ pub fn assert_same(a: &Path, b: &Path) {
     let diffs = bitdust_storage::service::archive::compare_trees(a, b).unwrap();
     assert!(diffs.is_empty(), "trees differ: {diffs:?}");
 }
+
+/// Stops the daemon of `home` by hand, as a user would (SIGTERM to the pid in its pid file), and waits until it
+/// has removed the pid file.
+pub fn stop_daemon(home: &Path) {
+    let pid: i32 = std::fs::read_to_string(home.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) on a pid read from a daemon's pid file; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    wait_until("the daemon stopped", || !home.join("daemon.pid").exists());
+}
+
+/// The peer ids of the customer's suppliers by position, from `bitdust suppliers --json`.
+pub fn supplier_peers(customer: &Path) -> Vec<String> {
+    json(&["--home", s(customer), "suppliers"])["suppliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["peer_id"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! a position, or one fired before), a contract both sign, the signed supplier list published for key-only
 //! recovery; and replacing one supplier (the hire/fire automaton's action).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -104,31 +104,31 @@ impl Storage {
         Ok(hiring::shuffled(candidates, &mut rand::thread_rng()))
     }
 
-    /// The addresses we are directly connected to `peer` at (relayed connections say nothing of where it is).
-    async fn connected_ips(&self, peer: PeerId) -> Vec<std::net::IpAddr> {
-        let Ok(status) = self.node.network().status().await else { return Vec::new() };
-        let me = peer.to_string();
-        status
-            .connections
-            .iter()
-            .filter(|c| c.peer_id == me && !c.relayed)
-            .filter_map(|c| c.address.parse::<libp2p::Multiaddr>().ok())
-            .filter_map(|a| {
-                a.iter().find_map(|p| match p {
-                    libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
-                    libp2p::multiaddr::Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
-                    _ => None,
-                })
-            })
-            .collect()
+    /// Per connected peer, the addresses we are directly connected to it at (relayed connections say nothing of
+    /// where it is).
+    async fn connected_ips(&self) -> HashMap<PeerId, Vec<std::net::IpAddr>> {
+        let mut out: HashMap<PeerId, Vec<std::net::IpAddr>> = HashMap::new();
+        let Ok(status) = self.node.network().status().await else { return out };
+        for c in status.connections.iter().filter(|c| !c.relayed) {
+            let (Ok(peer), Ok(addr)) = (c.peer_id.parse::<PeerId>(), c.address.parse::<libp2p::Multiaddr>()) else {
+                continue;
+            };
+            let ip = addr.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                libp2p::multiaddr::Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            });
+            out.entry(peer).or_default().extend(ip);
+        }
+        out
     }
 
     /// The peers and networks of the suppliers in `slots` (those we are connected to), for the hiring rules.
     async fn spread(&self, slots: &[SupplierSlot]) -> hiring::Spread {
         let mut spread = hiring::Spread::new(self.config.customer.one_per_network);
+        let ips = self.connected_ips().await;
         for peer in slots.iter().filter_map(|s| s.peer().ok()) {
-            let ips = self.connected_ips(peer).await;
-            spread.take(peer, &ips);
+            spread.take(peer, ips.get(&peer).map(Vec::as_slice).unwrap_or_default());
         }
         spread
     }
@@ -162,7 +162,7 @@ impl Storage {
         if spread.strict {
             self.request(peer, Request::Heartbeat).await?;
         }
-        let ips = self.connected_ips(peer).await;
+        let ips = self.connected_ips().await.remove(&peer).unwrap_or_default();
         spread.admits(&peer, &ips).map_err(anyhow::Error::msg)?;
         let contract = Contract {
             customer: self.node.peer_id().to_bytes(),

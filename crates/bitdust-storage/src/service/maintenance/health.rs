@@ -18,7 +18,7 @@ impl Storage {
     /// On database failure.
     pub fn health(&self) -> Result<Vec<VersionHealth>> {
         let catalog = self.catalog()?;
-        let down: Vec<u16> = self.down_positions.lock().map(|d| d.clone()).unwrap_or_default();
+        let down: Vec<u16> = self.unhealthy_positions.lock().map(|d| d.clone()).unwrap_or_default();
         let held: Vec<u16> = self.suppliers()?.iter().map(|s| s.position).collect();
         let mut queued: HashMap<([u8; 16], u64), Vec<u16>> = HashMap::new();
         for it in self.rebuild_queue()? {

@@ -87,7 +87,7 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
             execute(&s, action, &done_tx);
         }
         let down = state.unhealthy_positions();
-        if let Ok(mut d) = s.down_positions.lock() {
+        if let Ok(mut d) = s.unhealthy_positions.lock() {
             d.clone_from(&down);
         }
         let health = (queued, down);

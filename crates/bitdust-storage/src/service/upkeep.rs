@@ -1,0 +1,90 @@
+//! The supplier's background upkeep, beside answering requests ([`super::supplier`]): the scrub that finds bit
+//! rot in its store, and the republishing of the records it holds for its customers.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use bitdust_node::Node;
+
+use crate::service::store::FragmentStore;
+
+/// Scrubs the store in the background: every fragment re-read and checked against its header's hash once per
+/// `period` (the pass spread evenly over it, one fragment at a time, so the disk load is bounded: a 1 TB store on
+/// a 7-day period reads about 1.7 MB/s). Damaged fragments are dropped, which the owners' audits and sweeps then
+/// find and rebuild (see [`FragmentStore::scrub`]).
+///
+/// Holds the store only while it works on it (a weak handle in between), so that a stopped node's store is closed
+/// at once and can be opened again by a restart in the same process.
+pub(crate) async fn scrub(node: Weak<Node>, store: Weak<FragmentStore>, period: Duration) {
+    let period = period.max(Duration::from_secs(1));
+    loop {
+        if node.upgrade().is_none_or(|n| n.network().is_stopped()) {
+            return;
+        }
+        let Some(s) = store.upgrade() else { return };
+        let all = match tokio::task::spawn_blocking(move || s.all_fragments()).await {
+            Ok(Ok(all)) => all,
+            _ => Vec::new(),
+        };
+        if all.is_empty() {
+            tokio::time::sleep(period.min(Duration::from_secs(10))).await;
+            continue;
+        }
+        let pause = period / u32::try_from(all.len()).unwrap_or(u32::MAX);
+        let (mut damaged, started) = (0usize, std::time::Instant::now());
+        for (owner, id) in all {
+            if node.upgrade().is_none_or(|n| n.network().is_stopped()) {
+                return;
+            }
+            let Some(s) = store.upgrade() else { return };
+            match tokio::task::spawn_blocking(move || s.scrub(&owner, &id)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => damaged += 1,
+                Ok(Err(e)) => tracing::warn!(%owner, error = %e, "scrub cannot read a fragment"),
+                Err(_) => {}
+            }
+            tokio::time::sleep(pause).await;
+        }
+        tracing::info!(damaged, seconds = started.elapsed().as_secs(), "scrub pass done");
+    }
+}
+
+/// Publishes the records held for customers ([`FragmentStore::hold_record`]) to the DHT once the node has announced
+/// itself, then again every half record lifetime (at most every `announce_interval_secs`): a customer's identity
+/// and supplier list stay findable after the whole network restarted or while the customer stays away past
+/// the records' lifetime (Kademlia stores keep records in memory and expire them).
+pub(crate) async fn republish(node: Weak<Node>, store: Weak<FragmentStore>) {
+    loop {
+        let Some(n) = node.upgrade() else { return };
+        if n.network().is_stopped() {
+            return;
+        }
+        let config = n.config();
+        let every = Duration::from_secs((config.record_ttl_secs / 2).clamp(1, config.announce_interval_secs.max(1)));
+        if !n.is_announced() {
+            drop(n);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        let Some(s) = store.upgrade() else { return };
+        let records = tokio::task::spawn_blocking(move || s.held_records()).await;
+        match records {
+            Ok(Ok(records)) => {
+                let mut published = 0;
+                for r in records {
+                    match n.network().put_record(r).await {
+                        Ok(()) => published += 1,
+                        Err(e) => tracing::debug!(error = %e, "could not republish a customer's record"),
+                    }
+                }
+                if published > 0 {
+                    tracing::debug!(published, "republished customers' records");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the held records"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the held records"),
+        }
+        drop(n);
+        tokio::time::sleep(every).await;
+    }
+}
