@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Bootstrap { reply: Reply<()> },
     Status { reply: oneshot::Sender<NetStatus> },
     UseRelay { addr: Multiaddr },
+    SetPriority { tag: &'static str, peers: HashSet<PeerId> },
+    StoredRecord { key: Vec<u8>, reply: oneshot::Sender<Option<SignedRecord>> },
     Shutdown,
 }
 
@@ -73,6 +75,24 @@ impl Network {
     /// the way (timeout, connection closed, protocol not supported by the peer); [`NetError::Stopped`].
     pub async fn request(&self, peer: PeerId, protocol: StreamProtocol, request: Frame) -> Result<Bytes, NetError> {
         self.call(|reply| Command::Request { peer, protocol, request, reply }).await?
+    }
+
+    /// Sets the peers this node has contracts with, for one reason (`tag`, e.g. `"customers"`; the set replaces
+    /// the previous one of that tag): their DHT records are stored here whatever the store's pressure
+    /// ([`crate::DhtLimits`]).
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn set_priority_peers(&self, tag: &'static str, peers: HashSet<PeerId>) -> Result<(), NetError> {
+        self.commands.send(Command::SetPriority { tag, peers }).await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The valid record this node's own DHT store holds under `key`, if any (no network lookup).
+    ///
+    /// # Errors
+    /// [`NetError::Stopped`].
+    pub async fn stored_record(&self, key: Vec<u8>) -> Result<Option<SignedRecord>, NetError> {
+        self.call(|reply| Command::StoredRecord { key, reply }).await
     }
 
     /// Answers an inbound request.

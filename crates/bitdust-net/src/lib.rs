@@ -19,8 +19,9 @@
 //! handle.rs     Network: the commands
 //! swarm.rs      one swarm builder for every transport; the behaviour
 //! addresses.rs  which addresses to advertise; what an address says
-//! frame.rs      request-response framing and per-protocol size limits
-//! driver/       the swarm task: mod.rs (commands, events), kad.rs, rpc.rs, relay.rs
+//! frame.rs      request-response framing: per-protocol and per-kind size limits, the inbound budget
+//! store.rs      the DHT store: Kademlia's memory store behind per-source, per-provider and pressure limits
+//! driver/       the swarm task: mod.rs (commands, events), dht.rs, rpc.rs, nat.rs
 //! ```
 //!
 //! ```no_run
@@ -29,13 +30,7 @@
 //! use libp2p::StreamProtocol;
 //!
 //! let echo = StreamProtocol::new("/example/echo/1");
-//! let spec = ProtocolSpec {
-//!     name: echo.clone(),
-//!     max_request_bytes: 1024,
-//!     max_response_bytes: 1024,
-//!     inbound_capacity: 16,
-//!     busy: Frame::one(&b"busy"[..]),
-//! };
+//! let spec = ProtocolSpec::new(echo.clone(), 1024, 1024, 16, Frame::one(&b"busy"[..]));
 //! let config = NetConfig {
 //!     listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
 //!     protocols: vec![spec],
@@ -56,6 +51,7 @@ mod addresses;
 mod driver;
 pub mod frame;
 mod handle;
+mod store;
 mod swarm;
 
 use std::collections::HashMap;
@@ -67,6 +63,7 @@ use libp2p::{kad, Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::mpsc;
 
 pub use addresses::{advertised, is_memory, is_relayed, peer_of};
+pub use frame::KindLimit;
 pub use frame::{Frame, ProtocolSpec};
 pub use handle::Network;
 pub use swarm::MAX_PROTOCOLS;
@@ -141,6 +138,83 @@ pub struct NetConfig {
     /// How long a DHT record lives in other nodes' stores unless published again (`None`:
     /// [`DEFAULT_RECORD_TTL`]). Records this node published are republished at half this period.
     pub record_ttl: Option<Duration>,
+    /// Bounds on what peers can make this node hold: connections, inbound buffers, DHT records.
+    pub limits: NetLimits,
+}
+
+/// Bounds on what peers, strangers included, can make a node hold (the `[limits]` section of a node's config).
+/// The defaults suit a home node; a test lowers them to reach them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetLimits {
+    /// Established connections at once, inbound and outbound together (libp2p connection-limits).
+    pub max_connections: u32,
+    /// Established connections to one peer (TCP, QUIC and relayed ones together).
+    pub max_connections_per_peer: u32,
+    /// Inbound connections still in their handshake.
+    pub max_pending_incoming: u32,
+    /// No new connection is accepted while the process's resident memory is above this many bytes (libp2p
+    /// memory-connection-limits; `None`: 80% of the machine's memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<usize>,
+    /// Bytes that the buffers of inbound requests may hold in total, across all peers and protocols, until the
+    /// feature handling them drops them (see [`frame`]). Requests beyond it are refused, not queued.
+    pub inbound_buffer_bytes: usize,
+    /// The DHT store's limits.
+    pub dht: DhtLimits,
+}
+
+impl Default for NetLimits {
+    /// 1024 connections, 8 per peer, 128 pending; new connections refused above 80% of memory; 256 MiB of inbound
+    /// buffers (64 fragments of a 4 MiB block being received at once).
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_connections_per_peer: 8,
+            max_pending_incoming: 128,
+            max_memory_bytes: None,
+            inbound_buffer_bytes: 256 << 20,
+            dht: DhtLimits::default(),
+        }
+    }
+}
+
+/// Bounds on the DHT records and provider records a node stores for others (Kademlia's `STORE`: every node
+/// stores what its neighbours ask it to, so without them anyone can fill it with records signed by throwaway
+/// keys). Records of *priority* peers ([`Network::set_priority_peers`]: the peers this node has contracts with)
+/// are accepted whatever the pressure, evicting a stranger's record when the store is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DhtLimits {
+    /// Records held in total.
+    pub max_records: usize,
+    /// Records one peer may have put into our store that it did not sign itself (one publisher has at most one
+    /// record per [`bitdust_core::record::RecordKind`]: keys are derived from the publisher): what a
+    /// neighbour can replicate to us, and all that a stranger with throwaway keys can put through one peer id.
+    pub max_records_per_source: usize,
+    /// Once this many records are held, only priority peers' records and updates of held records are accepted.
+    pub pressure_records: usize,
+    /// Keys with provider records, in total.
+    pub max_provided_keys: usize,
+    /// Keys one peer may be a provider of in our store.
+    pub max_keys_per_provider: usize,
+    /// Providers of one key.
+    pub max_providers_per_key: usize,
+}
+
+impl Default for DhtLimits {
+    /// 65,536 records (at most 1 GiB of 16 KiB records), 4,096 per source, pressure at 90%; 1,024 provided keys,
+    /// 16 per provider, 256 providers per key.
+    fn default() -> Self {
+        Self {
+            max_records: 65_536,
+            max_records_per_source: 4096,
+            pressure_records: 65_536 / 10 * 9,
+            max_provided_keys: 1024,
+            max_keys_per_provider: 16,
+            max_providers_per_key: 256,
+        }
+    }
 }
 
 /// Limits of a relay server (libp2p circuit relay v2), so a public node helping others stays bounded.
@@ -247,6 +321,12 @@ pub struct NetStatus {
     pub connected_peers: Vec<String>,
     /// Peers in the Kademlia routing table.
     pub routing_table_size: usize,
+    /// DHT records held in our store (ours and others').
+    pub dht_records: usize,
+    /// Keys with provider records in our store.
+    pub dht_provided_keys: usize,
+    /// Records and provider records from peers refused by the store's limits since start ([`DhtLimits`]).
+    pub dht_refused: u64,
     /// `public`, `private` or `unknown`, from AutoNAT.
     pub reachability: String,
     /// Relays holding a reservation for us.

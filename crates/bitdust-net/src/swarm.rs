@@ -14,12 +14,13 @@ use libp2p::core::Transport as _;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    autonat, dcutr, identify, identity::Keypair, kad, noise, ping, quic, relay, request_response, tcp, yamux, PeerId,
-    StreamProtocol,
+    autonat, connection_limits, dcutr, identify, identity::Keypair, kad, memory_connection_limits, noise, ping, quic,
+    relay, request_response, tcp, yamux, PeerId, StreamProtocol,
 };
 
-use crate::frame::{FrameCodec, ProtocolSpec};
-use crate::{NetError, RelayLimits, KAD_PROTOCOL};
+use crate::frame::{Budget, FrameCodec, ProtocolSpec};
+use crate::store::DhtStore;
+use crate::{NetError, NetLimits, RelayLimits, KAD_PROTOCOL};
 
 /// Request timeout: a 4 MiB fragment on a slow link plus the supplier's fsync.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,10 +47,10 @@ pub(crate) struct Rpc {
 }
 
 impl Rpc {
-    fn new(protocols: &[ProtocolSpec]) -> Self {
+    fn new(protocols: &[ProtocolSpec], budget: &Budget) -> Self {
         let mut slots = protocols.iter().map(|spec| {
             Some(request_response::Behaviour::with_codec(
-                FrameCodec::new(std::slice::from_ref(spec)),
+                FrameCodec::new(std::slice::from_ref(spec), budget.clone()),
                 [(spec.name.clone(), request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(REQUEST_TIMEOUT)
@@ -87,7 +88,12 @@ impl RpcEvent {
 /// The behaviour of every bitdust swarm.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Connection counts ([`NetLimits`]); first, so a connection over a limit is denied before any other
+    /// behaviour sets up for it.
+    pub(crate) limits: connection_limits::Behaviour,
+    /// No new connections while the process uses too much memory.
+    pub(crate) memory: memory_connection_limits::Behaviour,
+    pub(crate) kad: kad::Behaviour<DhtStore>,
     /// The feature protocols registered in [`crate::NetConfig::protocols`].
     pub(crate) rpc: Rpc,
     pub(crate) identify: identify::Behaviour,
@@ -107,6 +113,7 @@ pub(crate) struct SwarmSpec<'a> {
     pub(crate) protocols: &'a [ProtocolSpec],
     pub(crate) idle_timeout: Duration,
     pub(crate) record_ttl: Duration,
+    pub(crate) limits: NetLimits,
 }
 
 /// Builds the swarm (one builder whatever the transport).
@@ -116,7 +123,7 @@ pub(crate) struct SwarmSpec<'a> {
 /// [`NetError::Transport`] also if more than [`MAX_PROTOCOLS`] protocols, or one twice, are registered.
 pub(crate) fn build(spec: SwarmSpec<'_>) -> Result<libp2p::Swarm<Behaviour>, NetError> {
     let build_error = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
-    let SwarmSpec { keypair, memory, relay_limits, protocols, idle_timeout, record_ttl } = spec;
+    let SwarmSpec { keypair, memory, relay_limits, protocols, idle_timeout, record_ttl, limits } = spec;
     if protocols.len() > MAX_PROTOCOLS {
         return Err(NetError::Transport(format!("{} protocols registered, at most {MAX_PROTOCOLS}", protocols.len())));
     }
@@ -132,7 +139,7 @@ pub(crate) fn build(spec: SwarmSpec<'_>) -> Result<libp2p::Swarm<Behaviour>, Net
         .map_err(|e| build_error(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| build_error(&e))?
-        .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits, protocols, record_ttl))
+        .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits, protocols, record_ttl, limits))
         .map_err(|e| build_error(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build())
@@ -168,6 +175,7 @@ fn behaviour(
     relay_limits: Option<RelayLimits>,
     protocols: &[ProtocolSpec],
     record_ttl: Duration,
+    limits: NetLimits,
 ) -> Behaviour {
     let peer = key.public().to_peer_id();
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
@@ -182,16 +190,18 @@ fn behaviour(
     kad_config.set_record_ttl(Some(record_ttl));
     kad_config.set_publication_interval(Some(record_ttl / 2));
     kad_config.set_replication_interval(Some((record_ttl / 2).min(Duration::from_secs(3600))));
-    let store_config = kad::store::MemoryStoreConfig {
-        max_records: 65_536,
-        max_value_bytes: record::MAX_RECORD_BYTES,
-        max_provided_keys: 1024,
-        max_providers_per_key: 256,
-    };
-    let store = kad::store::MemoryStore::with_config(peer, store_config);
+    let store = DhtStore::new(peer, limits.dht, record::MAX_RECORD_BYTES);
     let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
     kad.set_mode(Some(kad::Mode::Server));
-    let rpc = Rpc::new(protocols);
+    let rpc = Rpc::new(protocols, &Budget::new(limits.inbound_buffer_bytes));
+    let connection_limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(limits.max_connections))
+        .with_max_established_per_peer(Some(limits.max_connections_per_peer))
+        .with_max_pending_incoming(Some(limits.max_pending_incoming));
+    let memory = match limits.max_memory_bytes {
+        Some(bytes) => memory_connection_limits::Behaviour::with_max_bytes(bytes),
+        None => memory_connection_limits::Behaviour::with_max_percentage(0.8),
+    };
     // No address cache in identify: a peer's listen addresses go through `advertised` into Kademlia instead (the
     // cache would dial them unfiltered, loopback included).
     let identify =
@@ -215,6 +225,8 @@ fn behaviour(
         autonat::Config { only_global_ips: false, boot_delay: Duration::from_secs(2), ..autonat::Config::default() },
     );
     Behaviour {
+        limits: connection_limits::Behaviour::new(connection_limits),
+        memory,
         kad,
         rpc,
         identify,
@@ -236,7 +248,7 @@ fn behaviour(
 /// were such chains, and the share grows with the network (routing tables hold a smaller part of it). So a
 /// peer that reached us fills free room only, as in go-libp2p-kbucket, which never dials on insert; peers our
 /// own queries find still get the liveness check (libp2p's Kademlia does that itself).
-pub(crate) fn has_room_for(kad: &mut kad::Behaviour<kad::store::MemoryStore>, peer: &PeerId) -> bool {
+pub(crate) fn has_room_for(kad: &mut kad::Behaviour<DhtStore>, peer: &PeerId) -> bool {
     kad.kbucket(*peer).is_some_and(|bucket| {
         bucket.num_entries() < kad::K_VALUE.get() || bucket.iter().any(|e| e.node.key.preimage() == peer)
     })

@@ -46,6 +46,8 @@ pub struct Config {
     /// use the same value). The publisher republishes at half this period; a customer's suppliers republish its
     /// identity and supplier list records while it is offline.
     pub record_ttl_secs: u64,
+    /// Bounds on what peers can make this node hold: connections, inbound buffers, DHT records.
+    pub limits: bitdust_net::NetLimits,
     /// The feature wings' sections, by name.
     #[serde(flatten)]
     pub sections: toml::Table,
@@ -100,6 +102,7 @@ impl Default for Config {
             idle_timeout_secs: bitdust_net::DEFAULT_IDLE_TIMEOUT.as_secs(),
             announce_interval_secs: 600,
             record_ttl_secs: bitdust_net::DEFAULT_RECORD_TTL.as_secs(),
+            limits: bitdust_net::NetLimits::default(),
             sections: toml::Table::new(),
         }
     }

@@ -121,6 +121,7 @@ impl Node {
             idle_timeout: Some(Duration::from_secs(config.idle_timeout_secs)),
             protocols,
             record_ttl: Some(Duration::from_secs(config.record_ttl_secs.max(1))),
+            limits: config.limits,
         };
         let (net, inbounds) = Network::start(keys.keypair(), net_config).await?;
         let addrs = identity_addresses(&net.addresses().borrow(), &keys.peer_id());

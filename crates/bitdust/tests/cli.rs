@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -22,21 +21,7 @@ fn demo_restores_usr_share_doc_with_n_minus_k_suppliers_stopped() {
 fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let mut devnet = Running(
-        bitdust()
-            .args(["devnet", "--dir", s(&dir), "--suppliers", "4"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("devnet printed its instructions").unwrap();
-        if line.contains("press Ctrl-C") {
-            break;
-        }
-    }
+    let mut devnet = devnet(&["--dir", s(&dir), "--suppliers", "4"]);
     let alice = dir.join("alice");
     let src = tmp.path().join("src");
     make_tree(&src);
@@ -146,16 +131,7 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
 fn devnet_heals_a_stopped_supplier_and_shows_its_state_machines() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let mut devnet = Running(
-        bitdust()
-            .args(["devnet", "--dir", s(&dir), "--suppliers", "4", "--spares", "2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
-    while !lines.next().expect("devnet output").unwrap().contains("press Ctrl-C") {}
+    let mut devnet = devnet(&["--dir", s(&dir), "--suppliers", "4", "--spares", "2"]);
     let alice = dir.join("alice");
     let src = tmp.path().join("src");
     make_tree(&src);
@@ -293,15 +269,6 @@ fn bad_input_gets_clear_errors() {
     let request = heard.join().unwrap();
     assert!(request.starts_with("GET /api/v1/proof?nonce="), "{request}");
     assert!(!request.contains(token.trim()) && !request.to_ascii_lowercase().contains("authorization"), "{request}");
-}
-
-/// Starts `bitdust devnet` with `args` and waits until it is up.
-fn devnet(args: &[&str]) -> Running {
-    let mut devnet =
-        Running(bitdust().arg("devnet").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
-    let mut lines = BufReader::new(devnet.0.stdout.take().unwrap()).lines();
-    while !lines.next().expect("devnet output").unwrap().contains("press Ctrl-C") {}
-    devnet
 }
 
 /// Key-only recovery must not depend on the customer's own node (issue 14, item 1): the customer's suppliers hold

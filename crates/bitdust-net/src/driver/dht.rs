@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use bitdust_core::record::{self, SignedRecord};
-use libp2p::kad::{self, store::RecordStore};
+use libp2p::kad::{self, store::RecordStore as _};
 use libp2p::PeerId;
 
 use super::Driver;
@@ -40,7 +40,10 @@ impl Driver {
                     self.inbound_record(source, record)
                 }
                 kad::InboundRequest::AddProvider { record: Some(provider) } => {
-                    let _ = self.swarm.behaviour_mut().kad.store_mut().add_provider(provider);
+                    let who = provider.provider;
+                    if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().add_provider_from(provider) {
+                        tracing::debug!(provider = %who, error = %e, "refused provider record");
+                    }
                 }
                 _ => {}
             },
@@ -51,11 +54,12 @@ impl Driver {
         }
     }
 
-    /// Validates a record a peer asks us to store: signature, key, size, and no rollback.
+    /// Validates a record a peer asks us to store (signature, key, size, no rollback) and stores it within the
+    /// store's limits ([`crate::DhtLimits`]).
     fn inbound_record(&mut self, source: PeerId, record: kad::Record) {
         let key = record.key.to_vec();
-        let offered = match SignedRecord::decode_verified(&key, &record.value) {
-            Ok((r, _)) => r,
+        let (offered, publisher) = match SignedRecord::decode_verified(&key, &record.value) {
+            Ok(r) => r,
             Err(e) => {
                 tracing::info!(%source, error = %e, "refused DHT record");
                 return;
@@ -68,7 +72,9 @@ impl Driver {
             tracing::info!(%source, error = %e, "refused DHT record");
             return;
         }
-        let _ = store.put(record);
+        if let Err(e) = store.put_from(source, publisher, record) {
+            tracing::debug!(%source, %publisher, error = %e, "refused DHT record");
+        }
     }
 
     fn query_progressed(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool, stats: LookupStats) {

@@ -43,6 +43,7 @@ pub(crate) async fn spawn(keypair: Keypair, config: NetConfig) -> Result<(Networ
         protocols: &config.protocols,
         idle_timeout: config.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
         record_ttl: config.record_ttl.unwrap_or(crate::DEFAULT_RECORD_TTL),
+        limits: config.limits,
     })?;
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), reason: e.to_string() })?;
@@ -111,6 +112,7 @@ pub(crate) async fn spawn(keypair: Keypair, config: NetConfig) -> Result<(Networ
         addresses: addresses_tx,
         own_external: HashSet::new(),
         reachability: reachability_tx,
+        priority: HashMap::new(),
     };
     driver.publish_addresses();
     // The span is attached to the task (entering it inside would leak it into other tasks at each await).
@@ -138,6 +140,8 @@ pub(crate) struct Driver {
     /// The external addresses we added ourselves (see `publish_addresses`).
     own_external: HashSet<Multiaddr>,
     reachability: tokio::sync::watch::Sender<String>,
+    /// Priority peers of the DHT store, by the reason given to [`Network::set_priority_peers`].
+    priority: HashMap<&'static str, HashSet<PeerId>>,
 }
 
 impl Driver {
@@ -245,11 +249,17 @@ impl Driver {
             }
             Command::Status { reply } => {
                 let routing_table_size = b.kad.kbuckets().map(|k| k.num_entries()).sum();
+                let store = b.kad.store_mut();
+                let (dht_records, dht_provided_keys, dht_refused) =
+                    (store.len(), store.provided_keys(), store.refused());
                 let _ = reply.send(NetStatus {
                     peer_id: self.swarm.local_peer_id().to_string(),
                     listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
                     connected_peers: self.swarm.connected_peers().map(|p| p.to_string()).collect(),
                     routing_table_size,
+                    dht_records,
+                    dht_provided_keys,
+                    dht_refused,
                     reachability: self.reachability.borrow().clone(),
                     relays: self.relays.iter().map(|p| p.to_string()).collect(),
                     connections: self
@@ -274,6 +284,17 @@ impl Driver {
                         self.pending_relays.insert(relay, addr);
                     }
                 }
+            }
+            Command::SetPriority { tag, peers } => {
+                self.priority.insert(tag, peers);
+                let all = self.priority.values().flatten().copied().collect();
+                self.swarm.behaviour_mut().kad.store_mut().set_priority(all);
+            }
+            Command::StoredRecord { key, reply } => {
+                let held = b.kad.store_mut().get(&kad::RecordKey::new(&key)).and_then(|r| {
+                    bitdust_core::record::SignedRecord::decode_verified(&key, &r.value).ok().map(|(r, _)| r)
+                });
+                let _ = reply.send(held);
             }
             Command::Shutdown => {}
         }

@@ -126,9 +126,119 @@ pub fn decode_response(buf: Bytes) -> io::Result<Response> {
     decode(&buf)
 }
 
+/// The largest encoding of a small message (heartbeats, reads, audits, deletes, short answers), in bytes.
+pub const SMALL_MESSAGE_BYTES: usize = 1024;
+/// The largest encoding of a signed contract, in bytes (two peer ids, terms, two Ed25519 signatures).
+pub const CONTRACT_MESSAGE_BYTES: usize = 4096;
+
+/// The variant index of the message whose encoding starts with `head` (postcard: a varint).
+fn variant(head: &[u8]) -> Option<u32> {
+    postcard::take_from_bytes::<u32>(head).ok().map(|(v, _)| v)
+}
+
+/// The largest request of the kind `head` starts with, in bytes, for the network's per-kind limit
+/// ([`bitdust_net::frame::KindLimit`]): a fragment at most [`crate::proto::fragment::MAX_FRAGMENT_LEN`] and its
+/// head, a catalog at most [`crate::proto::catalog::MAX_SEALED_CATALOG_BYTES`], held records at most
+/// [`crate::proto::wire::MAX_HELD_RECORDS`] DHT records, a contract [`CONTRACT_MESSAGE_BYTES`], anything else
+/// [`SMALL_MESSAGE_BYTES`]; 0 for an unknown kind. Indexes follow the declaration order of [`Request`]
+/// (checked by a test that encodes every kind).
+pub fn request_limit(head: &[u8]) -> usize {
+    use crate::proto::{catalog::MAX_SEALED_CATALOG_BYTES, fragment::MAX_FRAGMENT_LEN, wire::MAX_HELD_RECORDS};
+    match variant(head) {
+        Some(0) => CONTRACT_MESSAGE_BYTES,
+        Some(1) => MAX_FRAGMENT_LEN + 64,
+        Some(2 | 3 | 5..=8) => SMALL_MESSAGE_BYTES,
+        Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
+        Some(9) => MAX_HELD_RECORDS * (bitdust_core::record::MAX_RECORD_BYTES + 8) + 8,
+        _ => 0,
+    }
+}
+
+/// The largest response of the kind `head` starts with, in bytes, as [`request_limit`] for [`Response`]: a
+/// fragment or a catalog as in requests, an audit proof (a Bao slice of at most
+/// [`crate::proto::wire::MAX_AUDIT_SLICE`] bytes with its hashes) twice the slice, a fragment list
+/// [`crate::proto::wire::MAX_LIST`] ids, an error [`SMALL_MESSAGE_BYTES`] times 16.
+pub fn response_limit(head: &[u8]) -> usize {
+    use crate::proto::wire::{MAX_AUDIT_SLICE, MAX_LIST};
+    use crate::proto::{catalog::MAX_SEALED_CATALOG_BYTES, fragment::MAX_FRAGMENT_LEN};
+    match variant(head) {
+        Some(0) => CONTRACT_MESSAGE_BYTES,
+        Some(1 | 3 | 5) => SMALL_MESSAGE_BYTES,
+        Some(2) => MAX_FRAGMENT_LEN + 64,
+        Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
+        Some(6) => 2 * MAX_AUDIT_SLICE as usize + 4096,
+        Some(7) => MAX_LIST as usize * 32 + 16,
+        Some(8) => 16 * SMALL_MESSAGE_BYTES,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::wire::{Contract, ErrorCode, SignedContract, MAX_AUDIT_SLICE, MAX_HELD_RECORDS, MAX_LIST};
+    use bitdust_core::keys::NodeKeys;
+
+    /// Every kind at the largest size it legitimately has passes its kind's limit; the small kinds are small; an
+    /// unknown kind is refused. (This pins the variant indexes the limits are written with.)
+    #[test]
+    fn every_kind_at_its_largest_fits_its_limit_and_small_kinds_stay_small() {
+        let (c, s) = (NodeKeys::from_seed([1; 32]).unwrap(), NodeKeys::from_seed([2; 32]).unwrap());
+        let contract = Contract {
+            customer: c.peer_id().to_bytes(),
+            supplier: s.peer_id().to_bytes(),
+            position: u16::MAX,
+            needed_bytes: u64::MAX,
+            start_unix: u64::MAX,
+            duration_secs: u64::MAX,
+            nonce: [0xff; 16],
+        };
+        let signed = SignedContract::propose(&c, contract).accept(&s);
+        let owner = c.peer_id().to_bytes();
+        let big = |n: usize| Bytes::from(vec![0xa5u8; n]);
+        let requests = [
+            (Request::Contract(signed.clone()), CONTRACT_MESSAGE_BYTES),
+            (Request::PutFragment { id: [0xff; 32], data: big(crate::proto::fragment::MAX_FRAGMENT_LEN) }, usize::MAX),
+            (Request::GetFragment { owner: owner.clone(), id: [0xff; 32] }, SMALL_MESSAGE_BYTES),
+            (Request::DeleteFragment { id: [0xff; 32] }, SMALL_MESSAGE_BYTES),
+            (Request::PutCatalog(vec![7; crate::proto::catalog::MAX_SEALED_CATALOG_BYTES]), usize::MAX),
+            (Request::GetCatalog { owner: owner.clone() }, SMALL_MESSAGE_BYTES),
+            (Request::Heartbeat, SMALL_MESSAGE_BYTES),
+            (Request::Audit { owner, id: [0xff; 32], start: u64::MAX, len: u32::MAX }, SMALL_MESSAGE_BYTES),
+            (Request::ListFragments { after: Some([0xff; 32]), limit: u32::MAX }, SMALL_MESSAGE_BYTES),
+            (
+                Request::HoldRecords(vec![
+                    serde_bytes::ByteBuf::from(vec![1u8; bitdust_core::record::MAX_RECORD_BYTES]);
+                    MAX_HELD_RECORDS
+                ]),
+                usize::MAX,
+            ),
+        ];
+        for (req, most) in &requests {
+            let wire = join(&encode_request(req).unwrap());
+            let limit = request_limit(&wire[..wire.len().min(16)]);
+            assert!(wire.len() <= limit && limit <= *most, "{req:?}: {} bytes, limit {limit}", wire.len());
+        }
+        let responses = [
+            (Response::ContractAccepted(signed), CONTRACT_MESSAGE_BYTES),
+            (Response::Stored, SMALL_MESSAGE_BYTES),
+            (Response::Fragment(big(crate::proto::fragment::MAX_FRAGMENT_LEN)), usize::MAX),
+            (Response::Deleted, SMALL_MESSAGE_BYTES),
+            (Response::Catalog(vec![7; crate::proto::catalog::MAX_SEALED_CATALOG_BYTES]), usize::MAX),
+            (Response::Alive { used_bytes: u64::MAX, fragments: u64::MAX }, SMALL_MESSAGE_BYTES),
+            (Response::AuditProof(big(MAX_AUDIT_SLICE as usize + 2048)), usize::MAX),
+            (Response::FragmentList(vec![[0xff; 32]; MAX_LIST as usize]), usize::MAX),
+            (Response::Error(ErrorCode::Internal, "x".repeat(4000)), usize::MAX),
+        ];
+        for (res, most) in &responses {
+            let wire = join(&encode_response(res).unwrap());
+            let limit = response_limit(&wire[..wire.len().min(16)]);
+            assert!(wire.len() <= limit && limit <= *most, "{res:?}: {} bytes, limit {limit}", wire.len());
+        }
+        assert_eq!(request_limit(&[10]), 0);
+        assert_eq!(request_limit(&[]), 0);
+        assert_eq!(response_limit(&[0xff, 0xff, 0xff, 0xff, 0x0f]), 0);
+    }
 
     fn join(chunks: &Chunks) -> Bytes {
         Bytes::from(chunks.iter().flat_map(|c| c.iter().copied()).collect::<Vec<u8>>())

@@ -133,13 +133,16 @@ fn decode(peer: PeerId, bytes: bytes::Bytes) -> Result<Response, NetError> {
 /// The `/bitdust/storage/1` protocol as registered with the network.
 pub fn protocol_spec() -> ProtocolSpec {
     let busy = Response::Error(ErrorCode::Internal, "node busy, retry".into());
-    ProtocolSpec {
-        name: StreamProtocol::new(STORAGE_PROTOCOL),
-        max_request_bytes: MAX_MESSAGE_BYTES,
-        max_response_bytes: MAX_MESSAGE_BYTES,
-        inbound_capacity: INBOUND_CAPACITY,
-        busy: Frame(codec::encode_response(&busy).unwrap_or_default()),
-    }
+    let mut spec = ProtocolSpec::new(
+        StreamProtocol::new(STORAGE_PROTOCOL),
+        MAX_MESSAGE_BYTES,
+        MAX_MESSAGE_BYTES,
+        INBOUND_CAPACITY,
+        Frame(codec::encode_response(&busy).unwrap_or_default()),
+    );
+    spec.request_kinds = codec::request_limit;
+    spec.response_kinds = codec::response_limit;
+    spec
 }
 
 /// How the runtime starts the storage wing ([`bitdust_node::Daemon::start`]).
@@ -217,6 +220,7 @@ impl Service for StorageService {
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));
         tokio::spawn(customer::hire::publish_on_start(Arc::downgrade(&storage)));
+        tokio::spawn(upkeep::priority_peers(Arc::downgrade(&storage)));
         Ok(Started {
             handle: storage.clone(),
             routes: routes::router(storage.clone()),

@@ -1,5 +1,6 @@
-//! The supplier's background upkeep, beside answering requests ([`super::supplier`]): the scrub that finds bit
-//! rot in its store, and the republishing of the records it holds for its customers.
+//! The storage wing's background upkeep, beside answering requests ([`super::supplier`]): the scrub that finds bit
+//! rot in the supplier's store, the republishing of the records it holds for its customers, and telling the
+//! network which peers this node has contracts with.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -7,6 +8,34 @@ use std::time::Duration;
 use bitdust_node::Node;
 
 use crate::service::store::FragmentStore;
+use crate::service::Storage;
+
+/// How often the network is told again which peers this node has contracts with.
+const PRIORITY_REFRESH: Duration = Duration::from_secs(30);
+
+/// Tells the network, at start and every [`PRIORITY_REFRESH`], which peers this node has contracts with (its
+/// suppliers, and its customers when it is a supplier), so that its DHT store keeps their records whatever
+/// strangers put there ([`bitdust_net::DhtLimits`]).
+pub(crate) async fn priority_peers(storage: Weak<Storage>) {
+    loop {
+        let Some(s) = storage.upgrade() else { return };
+        if s.node.network().is_stopped() {
+            return;
+        }
+        let mut peers = std::collections::HashSet::new();
+        if let Ok(slots) = s.suppliers() {
+            peers.extend(slots.iter().filter_map(|slot| libp2p::PeerId::from_bytes(&slot.peer_id).ok()));
+        }
+        if let Some(store) = s.store.clone() {
+            if let Ok(Ok(usage)) = tokio::task::spawn_blocking(move || store.usage()).await {
+                peers.extend(usage.iter().filter_map(|u| u.customer.parse::<libp2p::PeerId>().ok()));
+            }
+        }
+        let _ = s.node.network().set_priority_peers("storage", peers).await;
+        drop(s);
+        tokio::time::sleep(PRIORITY_REFRESH).await;
+    }
+}
 
 /// Scrubs the store in the background: every fragment re-read and checked against its header's hash once per
 /// `period` (the pass spread evenly over it, one fragment at a time, so the disk load is bounded: a 1 TB store on

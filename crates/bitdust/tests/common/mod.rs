@@ -119,3 +119,19 @@ pub fn supplier_peers(customer: &Path) -> Vec<String> {
         .map(|x| x["peer_id"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Starts `bitdust devnet` with `args` and waits until it is up.
+pub fn devnet(args: &[&str]) -> Running {
+    let mut devnet = Running(
+        bitdust()
+            .arg("devnet")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(devnet.0.stdout.take().unwrap()));
+    while !lines.next().expect("devnet output").unwrap().contains("press Ctrl-C") {}
+    devnet
+}
