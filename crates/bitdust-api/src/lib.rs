@@ -547,10 +547,12 @@ pub struct CustomerUsage {
     pub customer: String,
     /// The position the customer gave this supplier.
     pub position: u16,
-    /// Bytes stored.
+    /// Bytes stored: fragments, the sealed catalog and the records held for it.
     pub used_bytes: u64,
     /// Fragments stored.
     pub fragments: u64,
     /// Needed space of its contract, bytes.
     pub needed_bytes: u64,
+    /// Unix seconds when its contract ends, or ended (its data is freed a grace period after).
+    pub contract_ends_unix: u64,
 }

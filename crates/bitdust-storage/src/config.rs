@@ -5,6 +5,8 @@ use anyhow::Result;
 use bitdust_node::Config;
 use serde::{Deserialize, Serialize};
 
+use crate::service::store::ContractPolicy;
+
 /// Every storage setting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StorageConfig {
@@ -130,12 +132,42 @@ pub struct SupplierConfig {
     /// Seconds in which the supplier re-reads every fragment it stores and checks it against its header's hash
     /// (bit rot found before a customer needs the data); the pass is spread evenly over the period.
     pub scrub_period_secs: u64,
+    /// The largest share of the donated space one customer may ask for, in percent.
+    pub max_share_percent: u8,
+    /// The shortest contract accepted, in seconds.
+    pub min_contract_secs: u64,
+    /// The longest contract accepted, in seconds: a customer must renew within it.
+    pub max_contract_secs: u64,
+    /// Seconds the data of an expired or cancelled contract is kept (readable by its owner) before it is freed.
+    pub grace_secs: u64,
 }
 
 impl Default for SupplierConfig {
-    /// Not a supplier; a scrub pass every 7 days.
+    /// Not a supplier; a scrub pass every 7 days; the default [`ContractPolicy`].
     fn default() -> Self {
-        Self { enabled: false, donated_bytes: 0, scrub_period_secs: 7 * 24 * 3600 }
+        let p = ContractPolicy::default();
+        Self {
+            enabled: false,
+            donated_bytes: 0,
+            scrub_period_secs: 7 * 24 * 3600,
+            max_share_percent: p.max_share_percent,
+            min_contract_secs: p.min_secs,
+            max_contract_secs: p.max_secs,
+            grace_secs: p.grace_secs,
+        }
+    }
+}
+
+impl SupplierConfig {
+    /// The contract policy these settings give.
+    pub fn policy(&self) -> ContractPolicy {
+        ContractPolicy {
+            min_needed_bytes: ContractPolicy::default().min_needed_bytes,
+            max_share_percent: self.max_share_percent,
+            min_secs: self.min_contract_secs,
+            max_secs: self.max_contract_secs,
+            grace_secs: self.grace_secs,
+        }
     }
 }
 
@@ -155,6 +187,9 @@ pub struct CustomerConfig {
     /// At most one supplier per network (IPv4 /24, IPv6 /48 of a public address we are connected to), as Storj
     /// selects nodes; private addresses are exempt (see [`crate::proto::hiring`]).
     pub one_per_network: bool,
+    /// Length of the contracts proposed to suppliers, in seconds; each is renewed when half of it has passed
+    /// (suppliers refuse contracts outside their bounds: by default 1 hour to 90 days).
+    pub contract_secs: u64,
 }
 
 impl CustomerConfig {
@@ -172,7 +207,14 @@ impl CustomerConfig {
 
 impl Default for CustomerConfig {
     fn default() -> Self {
-        Self { suppliers: 4, data_shards: 0, needed_bytes: 16 << 30, blocks_in_flight: 4, one_per_network: true }
+        Self {
+            suppliers: 4,
+            data_shards: 0,
+            needed_bytes: 16 << 30,
+            blocks_in_flight: 4,
+            one_per_network: true,
+            contract_secs: 30 * 24 * 3600,
+        }
     }
 }
 

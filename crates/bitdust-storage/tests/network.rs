@@ -191,10 +191,10 @@ async fn over_quota_and_too_few_suppliers_are_clear_errors() {
     let greedy = net.customer("greedy", 4, 1 << 20).await;
     let err = within("backup", greedy.backup(&src, Progress::new())).await.unwrap_err();
     assert!(format!("{err:#}").contains("too few suppliers online: hired 2 of 4"), "{err:#}");
-    // asks for more than anyone donates
+    // asks for more than anyone donates, or than a supplier gives one customer
     let huge = net.customer("huge", 2, 2 << 30).await;
     let err = within("hire", huge.ensure_suppliers()).await.unwrap_err();
-    assert!(format!("{err:#}").contains("not enough donated space"), "{err:#}");
+    assert!(format!("{err:#}").contains("more than one customer's share"), "{err:#}");
     // a missing path
     let err = small.backup(&net.dir.path().join("missing"), Progress::new()).await.unwrap_err();
     assert!(format!("{err:#}").contains("cannot back up"), "{err:#}");
@@ -244,4 +244,154 @@ async fn dht_refuses_stale_and_forged_records() {
     // identities are found and verified
     let id = within("identity", reader.lookup_identity(alice.peer_id())).await.unwrap();
     assert_eq!(id.identity.nickname, "alice");
+}
+
+/// A stranger speaking the storage protocol with a fresh key pair (its own libp2p node, no storage wing).
+struct Stranger {
+    keys: NodeKeys,
+    net: bitdust_net::Network,
+}
+
+impl Stranger {
+    async fn new(supplier: &str) -> Self {
+        let keys = NodeKeys::generate();
+        let config = bitdust_net::NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap: vec![supplier.parse().unwrap()],
+            protocols: vec![bitdust_storage::service::protocol_spec()],
+            ..bitdust_net::NetConfig::default()
+        };
+        let (net, _inbounds) = bitdust_net::Network::start(keys.keypair(), config).await.unwrap();
+        Self { keys, net }
+    }
+
+    async fn ask(&self, to: bitdust_core::PeerId, request: Request) -> Response {
+        use bitdust_storage::proto::codec;
+        let frame = bitdust_net::Frame(codec::encode_request(&request).unwrap());
+        let name = bitdust_storage::service::protocol_spec().name;
+        codec::decode_response(self.net.request(to, name, frame).await.unwrap()).unwrap()
+    }
+
+    /// Proposes a contract of `needed` bytes for `secs` seconds; the refusal's text if refused.
+    async fn contract(&self, to: bitdust_core::PeerId, needed: u64, secs: u64) -> Result<(), String> {
+        use bitdust_storage::proto::wire::{Contract, SignedContract};
+        let contract = Contract {
+            customer: self.keys.peer_id().to_bytes(),
+            supplier: to.to_bytes(),
+            position: 0,
+            needed_bytes: needed,
+            start_unix: bitdust_node::home::unix_now(),
+            duration_secs: secs,
+            nonce: rand::random(),
+        };
+        match self.ask(to, Request::Contract(SignedContract::propose(&self.keys, contract))).await {
+            Response::ContractAccepted(_) => Ok(()),
+            Response::Error(ErrorCode::Refused, why) => Err(why),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+}
+
+/// Issue 14, item 4, through the real protocol: a stranger with throwaway identities cannot take more than each
+/// identity's share, cannot store past its contracts (catalogs and held records count), and must renew or lose the
+/// space; a customer hired before the flood keeps storing, renews its contracts, and gets the space back for others
+/// once the strangers' contracts end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_end_and_strangers_with_throwaway_identities_cannot_fill_a_supplier() {
+    use bitdust_storage::config::{StorageConfig, SupplierConfig};
+    use bitdust_storage::proto::catalog::{Catalog, SealedCatalog};
+    let dir = tempfile::tempdir().unwrap();
+    let boot = start(dir.path(), "bootstrap", &[], None, CustomerConfig::default(), None).await;
+    let boot_addr = boot.addresses()[0].clone();
+    // suppliers of 64 MiB, a quarter each at most, contracts from 1 s, 2 s of grace
+    let mut suppliers = Vec::new();
+    for i in 0..2 {
+        let supplier = SupplierConfig {
+            enabled: true,
+            donated_bytes: 64 << 20,
+            min_contract_secs: 1,
+            grace_secs: 2,
+            ..SupplierConfig::default()
+        };
+        let mut config = bitdust_node::Config::default();
+        StorageConfig { supplier, ..StorageConfig::default() }.write_into(&mut config).unwrap();
+        let name = format!("supplier-{i}");
+        let s =
+            start_with(dir.path(), &name, std::slice::from_ref(&boot_addr), None, config, None, "/ip4/127.0.0.1/tcp/0")
+                .await;
+        within("supplier announced", s.wait_announced()).await;
+        suppliers.push(s);
+    }
+    // alice hires both before the flood, with contracts of 4 s that she renews every 2 s
+    let customer =
+        CustomerConfig { suppliers: 2, needed_bytes: 16 << 20, contract_secs: 4, ..CustomerConfig::default() };
+    let alice = start(dir.path(), "alice", std::slice::from_ref(&boot_addr), None, customer, None).await;
+    within("alice announced", alice.wait_announced()).await;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), vec![1u8; 100_000]).unwrap();
+    within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
+    let first_start = alice.suppliers().unwrap()[0].contract.as_ref().unwrap().contract.start_unix;
+
+    let victim = &suppliers[0];
+    let target = victim.peer_id();
+    let addr = victim.addresses()[0].clone();
+    let strangers = futures::future::join_all((0..5).map(|_| Stranger::new(&addr))).await;
+    // all the space, nothing, or for ten years: refused
+    let s0 = &strangers[0];
+    assert!(s0.contract(target, 64 << 20, 3).await.unwrap_err().contains("share"));
+    assert!(s0.contract(target, 0, 3).await.unwrap_err().contains("below"));
+    assert!(s0.contract(target, 1 << 20, 10 * 365 * 86_400).await.unwrap_err().contains("takes"));
+    // a quarter each: three identities fill what alice left; the next is refused
+    for s in &strangers[..3] {
+        s.contract(target, 16 << 20, 3).await.unwrap();
+    }
+    assert!(strangers[3].contract(target, 16 << 20, 3).await.unwrap_err().contains("not enough donated space"));
+    // what a stranger stores counts, its catalog included, and past its contract nothing is taken
+    let sealed = SealedCatalog::seal(&s0.keys, &Catalog::default()).encode();
+    assert!(matches!(s0.ask(target, Request::PutCatalog(sealed.clone())).await, Response::Stored));
+    let store = victim.store().unwrap().clone();
+    let used = store.usage_of(&s0.keys.peer_id()).unwrap().0;
+    assert_eq!(used, sealed.len() as u64, "the catalog counts");
+    // one cancels: it takes nothing more
+    assert!(matches!(strangers[1].ask(target, Request::EndContract).await, Response::Deleted));
+    assert!(matches!(strangers[1].ask(target, Request::Heartbeat).await, Response::Error(ErrorCode::NoContract, _)));
+    assert!(matches!(
+        strangers[1]
+            .ask(target, Request::PutCatalog(SealedCatalog::seal(&strangers[1].keys, &Catalog::default()).encode()))
+            .await,
+        Response::Error(ErrorCode::NoContract, _)
+    ));
+
+    // alice, hired before, is never pushed out: she renews and keeps backing up past her first contract's term
+    within("alice renewed", async {
+        while alice.suppliers().unwrap().iter().any(|s| s.contract.as_ref().unwrap().contract.start_unix <= first_start)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    within("alice's first contracts' term passed", async {
+        while bitdust_node::home::unix_now() <= first_start + 4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    std::fs::write(src.join("b"), vec![2u8; 100_000]).unwrap();
+    within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
+    // the strangers never renew: their space is freed after their term and the grace period
+    within("the strangers' space freed", async {
+        loop {
+            let customers: Vec<String> = store.usage().unwrap().into_iter().map(|u| u.customer).collect();
+            if customers == [alice.peer_id().to_string()] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    strangers[3].contract(target, 16 << 20, 3).await.expect("the freed space goes to the next customer");
+    let out = dir.path().join("out");
+    within("restore", alice.restore("src", None, &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
 }

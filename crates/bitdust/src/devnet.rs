@@ -186,6 +186,7 @@ impl Devnet {
                         enabled: is_supplier,
                         donated_bytes: if is_supplier { DEVNET_DONATED_BYTES } else { 0 },
                         scrub_period_secs: DEVNET_SCRUB_PERIOD_SECS,
+                        ..SupplierConfig::default()
                     },
                     customer: CustomerConfig {
                         suppliers,

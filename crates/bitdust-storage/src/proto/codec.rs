@@ -147,7 +147,7 @@ pub fn request_limit(head: &[u8]) -> usize {
     match variant(head) {
         Some(0) => CONTRACT_MESSAGE_BYTES,
         Some(1) => MAX_FRAGMENT_LEN + 64,
-        Some(2 | 3 | 5..=8) => SMALL_MESSAGE_BYTES,
+        Some(2 | 3 | 5..=8 | 10) => SMALL_MESSAGE_BYTES,
         Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
         Some(9) => MAX_HELD_RECORDS * (bitdust_core::record::MAX_RECORD_BYTES + 8) + 8,
         _ => 0,
@@ -213,6 +213,7 @@ mod tests {
                 ]),
                 usize::MAX,
             ),
+            (Request::EndContract, SMALL_MESSAGE_BYTES),
         ];
         for (req, most) in &requests {
             let wire = join(&encode_request(req).unwrap());
@@ -235,7 +236,7 @@ mod tests {
             let limit = response_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{res:?}: {} bytes, limit {limit}", wire.len());
         }
-        assert_eq!(request_limit(&[10]), 0);
+        assert_eq!(request_limit(&[11]), 0);
         assert_eq!(request_limit(&[]), 0);
         assert_eq!(response_limit(&[0xff, 0xff, 0xff, 0xff, 0x0f]), 0);
     }

@@ -159,6 +159,9 @@ pub enum Request {
     /// supplier list, at most [`MAX_HELD_RECORDS`]) and publish them to the DHT again while the sender is away, so
     /// that a new device finds its suppliers from the key alone after any outage.
     HoldRecords(Vec<serde_bytes::ByteBuf>),
+    /// End the sender's contract now (a customer that fired this supplier, or needs it no longer): the supplier
+    /// takes no new data from it and frees what it holds after its grace period. Answered with `Deleted`.
+    EndContract,
 }
 
 /// Most records in one [`Request::HoldRecords`] (one per record kind).

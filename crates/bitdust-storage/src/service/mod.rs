@@ -190,8 +190,10 @@ impl Service for StorageService {
         }
         let store = if config.supplier.enabled {
             let path = node.home().path("store");
-            let donated = config.supplier.donated_bytes;
-            Some(Arc::new(tokio::task::spawn_blocking(move || FragmentStore::open(&path, donated)).await??))
+            let (donated, policy) = (config.supplier.donated_bytes, config.supplier.policy());
+            Some(Arc::new(
+                tokio::task::spawn_blocking(move || FragmentStore::open_with(&path, donated, policy)).await??,
+            ))
         } else {
             None
         };
@@ -216,11 +218,14 @@ impl Service for StorageService {
             tokio::spawn(upkeep::republish(Arc::downgrade(node), Arc::downgrade(store)));
             let period = std::time::Duration::from_secs(storage.config.supplier.scrub_period_secs);
             tokio::spawn(upkeep::scrub(Arc::downgrade(node), Arc::downgrade(store), period));
+            let grace = std::time::Duration::from_secs(storage.config.supplier.grace_secs);
+            tokio::spawn(upkeep::free_ended(Arc::downgrade(node), Arc::downgrade(store), grace));
         }
         tokio::spawn(supplier::serve(node.clone(), store, inbound));
         tokio::spawn(maintenance::run(Arc::downgrade(&storage), maintenance_rx));
         tokio::spawn(customer::hire::publish_on_start(Arc::downgrade(&storage)));
         tokio::spawn(upkeep::priority_peers(Arc::downgrade(&storage)));
+        tokio::spawn(customer::hire::renew_contracts(Arc::downgrade(&storage)));
         Ok(Started {
             handle: storage.clone(),
             routes: routes::router(storage.clone()),

@@ -210,6 +210,7 @@ async fn store(State(s): S) -> ApiResult<StoreUsage> {
             used_bytes: u.used_bytes,
             fragments: u.fragments,
             needed_bytes: u.needed_bytes,
+            contract_ends_unix: u.ends_unix,
         })
         .collect();
     Ok(Json(StoreUsage { supplier: true, customers }))

@@ -1,4 +1,11 @@
-//! The supplier's fragment store.
+//! The supplier's fragment store: contracts, the fragments, catalogs and records customers store under them, and
+//! the space each uses.
+//!
+//! A contract is in force from its start for its duration, unless its customer ends it sooner
+//! ([`FragmentStore::end_contract`]); a customer renews by proposing a newer one. Only a contract in force takes new
+//! data; after it ends the data stays readable by its owner for the supplier's grace period
+//! ([`ContractPolicy::grace_secs`]) and is then freed ([`FragmentStore::free_ended`]). Every byte a customer stores
+//! counts against its contract's needed space: fragments, its sealed catalog, the records held for it.
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +25,62 @@ const CATALOGS: TableDefinition<&[u8], u64> = TableDefinition::new("catalogs");
 /// DHT key of a customer's record (`record_key(kind, customer)`) → the encoded signed record, republished while the
 /// customer is away ([`FragmentStore::hold_record`])
 const HELD_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("held_records");
+/// owner peer id bytes → Unix seconds when the customer ended its contract before its term
+const ENDED: TableDefinition<&[u8], u64> = TableDefinition::new("ended");
+/// owner peer id bytes → size in bytes of the stored sealed catalog
+const CATALOG_BYTES: TableDefinition<&[u8], u64> = TableDefinition::new("catalog_bytes");
 /// "format" → store format version
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STORE_FORMAT: u64 = 1;
 
+/// What a supplier accepts in a contract, and how long it keeps the data of one that ended (the `[supplier]`
+/// settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContractPolicy {
+    /// The least needed space a contract may ask for, in bytes (at least 1: a contract for nothing only costs
+    /// the supplier).
+    pub min_needed_bytes: u64,
+    /// The largest share of the donated space one customer may ask for, in percent (1 to 100).
+    pub max_share_percent: u8,
+    /// The shortest contract accepted, in seconds.
+    pub min_secs: u64,
+    /// The longest contract accepted, in seconds (a customer must come back and renew within it).
+    pub max_secs: u64,
+    /// Seconds the data of an ended contract (expired or cancelled) is kept, readable by its owner, before it is
+    /// freed.
+    pub grace_secs: u64,
+}
+
+impl Default for ContractPolicy {
+    /// At least 1 MiB and at most a quarter of the space per customer; contracts of 1 hour to 90 days; 7 days of
+    /// grace.
+    fn default() -> Self {
+        Self {
+            min_needed_bytes: 1 << 20,
+            max_share_percent: 25,
+            min_secs: 3600,
+            max_secs: 90 * 24 * 3600,
+            grace_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// When a contract ends: its term, or earlier if its customer ended it (`ended`).
+fn end_of(contract: &SignedContract, ended: Option<u64>) -> u64 {
+    let term = contract.contract.start_unix.saturating_add(contract.contract.duration_secs);
+    ended.map_or(term, |e| e.min(term))
+}
+
 /// Errors from the fragment store. Each maps to a wire [`ErrorCode`] with [`StoreError::code`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The sender has no contract with this supplier.
-    #[error("no contract with customer {0}")]
+    /// The sender has no contract in force with this supplier (none, or it ended).
+    #[error("no contract in force with customer {0}")]
     NoContract(String),
     /// The contract is refused.
     #[error("contract refused: {0}")]
@@ -103,6 +157,8 @@ pub struct Usage {
     pub needed_bytes: u64,
     /// Number of fragments.
     pub fragments: u64,
+    /// Unix seconds when the contract ends (or ended: the data is freed a grace period later).
+    pub ends_unix: u64,
 }
 
 /// The supplier's store. Cheap to share behind an `Arc`; all methods are blocking (call them from a
@@ -111,14 +167,24 @@ pub struct FragmentStore {
     root: PathBuf,
     db: Database,
     donated_bytes: u64,
+    policy: ContractPolicy,
 }
 
 impl FragmentStore {
-    /// Opens (or creates) the store under `root` offering `donated_bytes` in total.
+    /// Opens (or creates) the store under `root` offering `donated_bytes` in total, with the default
+    /// [`ContractPolicy`].
     ///
     /// # Errors
     /// [`StoreError::Io`] if the folder or database cannot be opened, or has an unknown format.
     pub fn open(root: &Path, donated_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(root, donated_bytes, ContractPolicy::default())
+    }
+
+    /// [`FragmentStore::open`] with a contract policy.
+    ///
+    /// # Errors
+    /// As [`FragmentStore::open`].
+    pub fn open_with(root: &Path, donated_bytes: u64, policy: ContractPolicy) -> Result<Self, StoreError> {
         bitdust_store::create_private_dir(&root.join("fragments")).map_err(io)?;
         bitdust_store::create_private_dir(&root.join("catalogs")).map_err(io)?;
         let db = Database::create(root.join("index.redb")).map_err(io)?;
@@ -138,9 +204,11 @@ impl FragmentStore {
             txn.open_table(USAGE).map_err(io)?;
             txn.open_table(CATALOGS).map_err(io)?;
             txn.open_table(HELD_RECORDS).map_err(io)?;
+            txn.open_table(ENDED).map_err(io)?;
+            txn.open_table(CATALOG_BYTES).map_err(io)?;
         }
         txn.commit().map_err(io)?;
-        Ok(Self { root: root.to_path_buf(), db, donated_bytes })
+        Ok(Self { root: root.to_path_buf(), db, donated_bytes, policy })
     }
 
     /// Total donated space in bytes.
@@ -148,9 +216,12 @@ impl FragmentStore {
         self.donated_bytes
     }
 
-    /// Accepts a customer's proposed contract if it is addressed to `me`, signed by `sender`, fresh, and the
-    /// sum of needed space over all customers stays within the donated space. Returns it signed by the
-    /// supplier (via `sign`). A newer contract from the same customer replaces the old one.
+    /// Accepts a customer's proposed contract if it is addressed to `me`, signed by `sender`, fresh, within the
+    /// [`ContractPolicy`] (needed space at least its minimum and at most the customer's share of the
+    /// donated space, a duration within bounds), and the space committed to all customers stays within the donated
+    /// space (a contract in force commits its needed space, an ended one what it still holds). Returns it signed by
+    /// the supplier (via `sign`). A newer contract from the same customer replaces the old one (a renewal, also of
+    /// one that ended).
     ///
     /// # Errors
     /// [`StoreError::Refused`] with the reason; [`StoreError::Io`] on disk failure.
@@ -176,10 +247,34 @@ impl FragmentStore {
         if c.start_unix.abs_diff(now_unix) > CONTRACT_CLOCK_SKEW_SECS {
             return Err(StoreError::Refused("contract start time too far from now (clock skew or replay)".into()));
         }
+        let policy = self.policy;
+        let least = policy.min_needed_bytes.max(1);
+        if c.needed_bytes < least {
+            return Err(StoreError::Refused(format!(
+                "needed space {} is below the {least} bytes a contract asks for at least",
+                c.needed_bytes
+            )));
+        }
+        let percent = u128::from(policy.max_share_percent.clamp(1, 100));
+        let share = u64::try_from(u128::from(self.donated_bytes) * percent / 100).unwrap_or(u64::MAX);
+        if c.needed_bytes > share {
+            return Err(StoreError::Refused(format!(
+                "needed space {} is more than one customer's share: {}% of {} bytes donated",
+                c.needed_bytes, policy.max_share_percent, self.donated_bytes
+            )));
+        }
+        if !(policy.min_secs..=policy.max_secs).contains(&c.duration_secs) {
+            return Err(StoreError::Refused(format!(
+                "a contract of {} s: this supplier takes {} to {} s",
+                c.duration_secs, policy.min_secs, policy.max_secs
+            )));
+        }
         let key = sender.to_bytes();
         let txn = self.db.begin_write().map_err(io)?;
         let accepted = {
             let mut contracts = txn.open_table(CONTRACTS).map_err(io)?;
+            let mut ended = txn.open_table(ENDED).map_err(io)?;
+            let usage = txn.open_table(USAGE).map_err(io)?;
             let mut committed: u64 = 0;
             let mut previous_start = None;
             for row in contracts.iter().map_err(io)? {
@@ -189,14 +284,19 @@ impl FragmentStore {
                 };
                 if k.value() == key.as_slice() {
                     previous_start = Some(sc.contract.start_unix);
-                } else {
-                    committed = committed.saturating_add(sc.contract.needed_bytes);
+                    continue;
                 }
+                let end = end_of(&sc, ended.get(k.value()).map_err(io)?.map(|v| v.value()));
+                let held = if now_unix < end {
+                    sc.contract.needed_bytes
+                } else {
+                    usage.get(k.value()).map_err(io)?.map(|v| v.value()).unwrap_or(0)
+                };
+                committed = committed.saturating_add(held);
             }
             if previous_start.is_some_and(|p| p > c.start_unix) {
                 return Err(StoreError::Refused("an older contract than the one in force (replay)".into()));
             }
-            let usage = txn.open_table(USAGE).map_err(io)?;
             let used = usage.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
             if c.needed_bytes < used {
                 return Err(StoreError::Refused(format!(
@@ -215,6 +315,7 @@ impl FragmentStore {
             let accepted = sign(proposed.clone());
             let bytes = postcard::to_stdvec(&accepted).map_err(io)?;
             contracts.insert(key.as_slice(), bytes.as_slice()).map_err(io)?;
+            ended.remove(key.as_slice()).map_err(io)?;
             accepted
         };
         txn.commit().map_err(io)?;
@@ -230,6 +331,120 @@ impl FragmentStore {
         let t = txn.open_table(CONTRACTS).map_err(io)?;
         let v = t.get(customer.to_bytes().as_slice()).map_err(io)?;
         Ok(v.and_then(|v| postcard::from_bytes(v.value()).ok()))
+    }
+
+    /// The contract with `customer` if it is in force at `now_unix` (started, not past its term, not ended by the
+    /// customer).
+    ///
+    /// # Errors
+    /// [`StoreError::NoContract`] if there is none in force; [`StoreError::Io`].
+    pub fn contract_in_force(&self, customer: &PeerId, now_unix: u64) -> Result<SignedContract, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let key = customer.to_bytes();
+        let contract = txn.open_table(CONTRACTS).map_err(io)?.get(key.as_slice()).map_err(io)?;
+        let contract = contract.and_then(|v| postcard::from_bytes::<SignedContract>(v.value()).ok());
+        let ended = txn.open_table(ENDED).map_err(io)?.get(key.as_slice()).map_err(io)?.map(|v| v.value());
+        match contract {
+            Some(c) if now_unix < end_of(&c, ended) => Ok(c),
+            Some(c) => Err(StoreError::NoContract(format!("{customer} (its contract ended at {})", end_of(&c, ended)))),
+            None => Err(StoreError::NoContract(customer.to_string())),
+        }
+    }
+
+    /// Ends `customer`'s contract at `now_unix`, at its request: it takes no new data; what it holds stays readable
+    /// by the customer for the grace period and is then freed. Ending one that ended already changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::NoContract`] if there is none; [`StoreError::Io`].
+    pub fn end_contract(&self, customer: &PeerId, now_unix: u64) -> Result<(), StoreError> {
+        let key = customer.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            if txn.open_table(CONTRACTS).map_err(io)?.get(key.as_slice()).map_err(io)?.is_none() {
+                return Err(StoreError::NoContract(customer.to_string()));
+            }
+            let mut ended = txn.open_table(ENDED).map_err(io)?;
+            let at = ended.get(key.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(u64::MAX).min(now_unix);
+            ended.insert(key.as_slice(), at).map_err(io)?;
+        }
+        txn.commit().map_err(io)
+    }
+
+    /// Frees everything of the customers whose contract ended more than the grace period before `now_unix`:
+    /// fragments, catalog, held records, usage and the contract itself. Returns each customer freed and the bytes
+    /// freed.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`]; what was freed before the error stays freed, the rest is freed by the next call.
+    pub fn free_ended(&self, now_unix: u64) -> Result<Vec<(PeerId, u64)>, StoreError> {
+        let grace = self.policy.grace_secs;
+        let due: Vec<PeerId> = {
+            let txn = self.db.begin_read().map_err(io)?;
+            let contracts = txn.open_table(CONTRACTS).map_err(io)?;
+            let ended = txn.open_table(ENDED).map_err(io)?;
+            let mut due = Vec::new();
+            for row in contracts.iter().map_err(io)? {
+                let (k, v) = row.map_err(io)?;
+                let Ok(customer) = PeerId::from_bytes(k.value()) else { continue };
+                let end = match postcard::from_bytes::<SignedContract>(v.value()) {
+                    Ok(sc) => end_of(&sc, ended.get(k.value()).map_err(io)?.map(|v| v.value())),
+                    Err(_) => 0,
+                };
+                if now_unix >= end.saturating_add(grace) {
+                    due.push(customer);
+                }
+            }
+            due
+        };
+        let mut freed = Vec::new();
+        for customer in due {
+            let used = self.usage_of(&customer)?.0;
+            self.free_customer(&customer)?;
+            tracing::info!(%customer, bytes = used, "contract ended past its grace period: space freed");
+            freed.push((customer, used));
+        }
+        Ok(freed)
+    }
+
+    /// Removes every trace of `customer` (see [`FragmentStore::free_ended`]): the index first, in one transaction,
+    /// then the files (a crash in between leaves only unindexed files, removed again by the next call).
+    fn free_customer(&self, customer: &PeerId) -> Result<(), StoreError> {
+        use bitdust_core::record::{record_key, RecordKind};
+        let key = customer.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        {
+            let mut frags = txn.open_table(FRAGMENTS).map_err(io)?;
+            let ids: Vec<Vec<u8>> = frags
+                .range(key.as_slice()..)
+                .map_err(io)?
+                .map_while(|row| row.ok().map(|(k, _)| k.value().to_vec()).filter(|k| k.starts_with(&key)))
+                .collect();
+            for id in ids {
+                frags.remove(id.as_slice()).map_err(io)?;
+            }
+            for table in [USAGE, CATALOGS, CATALOG_BYTES, ENDED] {
+                txn.open_table(table).map_err(io)?.remove(key.as_slice()).map_err(io)?;
+            }
+            let mut held = txn.open_table(HELD_RECORDS).map_err(io)?;
+            for kind in [RecordKind::Identity, RecordKind::Suppliers] {
+                held.remove(record_key(kind, customer).as_slice()).map_err(io)?;
+            }
+            txn.open_table(CONTRACTS).map_err(io)?.remove(key.as_slice()).map_err(io)?;
+        }
+        txn.commit().map_err(io)?;
+        // paths built from a peer id under our own root: nothing a peer names
+        for path in [
+            self.root.join("fragments").join(customer.to_string()),
+            self.root.join("catalogs").join(customer.to_string()),
+        ] {
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(())
     }
 
     fn fragment_path(&self, owner: &PeerId, id: &[u8; 32]) -> PathBuf {
@@ -248,7 +463,7 @@ impl FragmentStore {
             return Err(StoreError::Malformed(format!("fragment of {} bytes is too large", data.len())));
         }
         fragment::parse(data).map_err(|e| StoreError::Malformed(e.to_string()))?;
-        let contract = self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
+        let contract = self.contract_in_force(owner, unix_now())?;
         let key = fragment_key(owner, id);
         let okey = owner.to_bytes();
         let needed = contract.contract.needed_bytes;
@@ -424,12 +639,12 @@ impl FragmentStore {
     }
 
     /// Stores `owner`'s sealed catalog of `revision` (signature already checked by the caller). Requires a
-    /// contract; refuses a revision lower than the one held.
+    /// contract in force; refuses a revision lower than the one held; the catalog counts against the needed space.
     ///
     /// # Errors
-    /// [`StoreError::NoContract`], [`StoreError::Stale`], [`StoreError::Io`].
+    /// [`StoreError::NoContract`], [`StoreError::Stale`], [`StoreError::QuotaExceeded`], [`StoreError::Io`].
     pub fn put_catalog(&self, owner: &PeerId, revision: u64, sealed: &[u8]) -> Result<(), StoreError> {
-        self.contract(owner)?.ok_or(StoreError::NoContract(owner.to_string()))?;
+        let needed = self.contract_in_force(owner, unix_now())?.contract.needed_bytes;
         let okey = owner.to_bytes();
         let txn = self.db.begin_write().map_err(io)?;
         {
@@ -440,8 +655,15 @@ impl FragmentStore {
                     return Err(StoreError::Stale { offered: revision, held });
                 }
             }
+            let mut sizes = txn.open_table(CATALOG_BYTES).map_err(io)?;
+            let old = sizes.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let mut usage = txn.open_table(USAGE).map_err(io)?;
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let new_used = charge(owner, used, old, sealed.len() as u64, needed)?;
             bitdust_store::write_atomic(&self.root.join("catalogs").join(owner.to_string()), sealed).map_err(io)?;
             cats.insert(okey.as_slice(), revision).map_err(io)?;
+            sizes.insert(okey.as_slice(), sealed.len() as u64).map_err(io)?;
+            usage.insert(okey.as_slice(), new_used).map_err(io)?;
         }
         txn.commit().map_err(io)
     }
@@ -456,7 +678,7 @@ impl FragmentStore {
     /// publisher), [`StoreError::Stale`], [`StoreError::Io`].
     pub fn hold_record(&self, sender: &PeerId, bytes: &[u8]) -> Result<(), StoreError> {
         use bitdust_core::record::{self, RecordKind, SignedRecord};
-        self.contract(sender)?.ok_or(StoreError::NoContract(sender.to_string()))?;
+        let needed = self.contract_in_force(sender, unix_now())?.contract.needed_bytes;
         if bytes.len() > record::MAX_RECORD_BYTES {
             return Err(StoreError::Malformed(format!("record of {} bytes is too large", bytes.len())));
         }
@@ -484,12 +706,18 @@ impl FragmentStore {
             if let Some(h) = current.as_ref().filter(|h| h.revision > offered.revision) {
                 return Err(StoreError::Stale { offered: offered.revision, held: h.revision });
             }
+            let old = held.get(key.as_slice()).map_err(io)?.map(|v| v.value().len() as u64).unwrap_or(0);
+            let okey = sender.to_bytes();
+            let mut usage = txn.open_table(USAGE).map_err(io)?;
+            let used = usage.get(okey.as_slice()).map_err(io)?.map(|v| v.value()).unwrap_or(0);
+            let new_used = charge(sender, used, old, bytes.len() as u64, needed)?;
             held.insert(key.as_slice(), bytes).map_err(io)?;
+            usage.insert(okey.as_slice(), new_used).map_err(io)?;
         }
         txn.commit().map_err(io)
     }
 
-    /// The records held for customers that still have a contract ([`FragmentStore::hold_record`]), to publish.
+    /// The records held for customers whose contract is in force ([`FragmentStore::hold_record`]), to publish.
     ///
     /// # Errors
     /// [`StoreError::Io`].
@@ -498,13 +726,19 @@ impl FragmentStore {
         let txn = self.db.begin_read().map_err(io)?;
         let held = txn.open_table(HELD_RECORDS).map_err(io)?;
         let contracts = txn.open_table(CONTRACTS).map_err(io)?;
+        let ended = txn.open_table(ENDED).map_err(io)?;
+        let now = unix_now();
         let mut out = Vec::new();
         for row in held.iter().map_err(io)? {
             let (k, v) = row.map_err(io)?;
             let Ok((record, publisher)) = SignedRecord::decode_verified(k.value(), v.value()) else {
                 continue;
             };
-            if contracts.get(publisher.to_bytes().as_slice()).map_err(io)?.is_some() {
+            let pkey = publisher.to_bytes();
+            let contract = contracts.get(pkey.as_slice()).map_err(io)?;
+            let contract = contract.and_then(|v| postcard::from_bytes::<SignedContract>(v.value()).ok());
+            let ended = ended.get(pkey.as_slice()).map_err(io)?.map(|v| v.value());
+            if contract.is_some_and(|c| now < end_of(&c, ended)) {
                 out.push(record);
             }
         }
@@ -535,6 +769,7 @@ impl FragmentStore {
         let contracts = txn.open_table(CONTRACTS).map_err(io)?;
         let usage = txn.open_table(USAGE).map_err(io)?;
         let frags = txn.open_table(FRAGMENTS).map_err(io)?;
+        let ended = txn.open_table(ENDED).map_err(io)?;
         let mut out = Vec::new();
         for row in contracts.iter().map_err(io)? {
             let (k, v) = row.map_err(io)?;
@@ -560,23 +795,35 @@ impl FragmentStore {
                 used_bytes: used,
                 needed_bytes: sc.contract.needed_bytes,
                 fragments: count,
+                ends_unix: end_of(&sc, ended.get(k.value()).map_err(io)?.map(|v| v.value())),
             });
         }
         Ok(out)
     }
 
-    /// Sum of needed space over all contracts.
+    /// Space committed to customers now: the needed space of contracts in force, and what ended ones still hold.
     ///
     /// # Errors
     /// [`StoreError::Io`].
     pub fn committed_bytes(&self) -> Result<u64, StoreError> {
-        Ok(self.usage()?.iter().map(|u| u.needed_bytes).sum())
+        let now = unix_now();
+        Ok(self.usage()?.iter().map(|u| if now < u.ends_unix { u.needed_bytes } else { u.used_bytes }).sum())
     }
 
     /// The path of a fragment file (for fault-injection tests and diagnostics).
     pub fn fragment_file(&self, owner: &PeerId, id: &[u8; 32]) -> PathBuf {
         self.fragment_path(owner, id)
     }
+}
+
+/// Usage after replacing `old` bytes with `new` ones under a contract of `needed` bytes, or
+/// [`StoreError::QuotaExceeded`].
+fn charge(owner: &PeerId, used: u64, old: u64, new: u64, needed: u64) -> Result<u64, StoreError> {
+    let after = used.saturating_sub(old).saturating_add(new);
+    if after > needed {
+        return Err(StoreError::QuotaExceeded { customer: owner.to_string(), used, adding: new, needed });
+    }
+    Ok(after)
 }
 
 fn fragment_key(owner: &PeerId, id: &[u8; 32]) -> Vec<u8> {
@@ -596,25 +843,49 @@ mod tests {
     use crate::proto::wire::Contract;
     use bitdust_core::keys::NodeKeys;
 
-    fn setup(donated: u64, needed: u64) -> (tempfile::TempDir, FragmentStore, NodeKeys, NodeKeys) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FragmentStore::open(dir.path(), donated).unwrap();
-        let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
-        let proposed = SignedContract::propose(
-            &customer,
+    /// Lax terms for tests of small quotas: any size, the whole space, 1 s to 10 years, 100 s of grace.
+    fn policy() -> ContractPolicy {
+        ContractPolicy {
+            min_needed_bytes: 1,
+            max_share_percent: 100,
+            min_secs: 1,
+            max_secs: 10 * 365 * 86_400,
+            grace_secs: 100,
+        }
+    }
+
+    fn contract(customer: &NodeKeys, supplier: &NodeKeys, needed: u64, start: u64, secs: u64) -> SignedContract {
+        SignedContract::propose(
+            customer,
             Contract {
                 customer: customer.peer_id().to_bytes(),
                 supplier: supplier.peer_id().to_bytes(),
                 position: 0,
                 needed_bytes: needed,
-                start_unix: 1000,
-                duration_secs: 100,
-                nonce: [0; 16],
+                start_unix: start,
+                duration_secs: secs,
+                nonce: rand::random(),
             },
-        );
-        store
-            .accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier))
-            .unwrap();
+        )
+    }
+
+    fn propose(
+        store: &FragmentStore,
+        customer: &NodeKeys,
+        supplier: &NodeKeys,
+        c: &SignedContract,
+        now: u64,
+    ) -> Result<SignedContract, StoreError> {
+        store.accept_contract(&customer.peer_id(), &supplier.peer_id(), c, now, |c| c.accept(supplier))
+    }
+
+    /// A store with one customer holding a contract of `needed` bytes for an hour from now.
+    fn setup(donated: u64, needed: u64) -> (tempfile::TempDir, FragmentStore, NodeKeys, NodeKeys) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open_with(dir.path(), donated, policy()).unwrap();
+        let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
+        let now = unix_now();
+        propose(&store, &customer, &supplier, &contract(&customer, &supplier, needed, now, 3600), now).unwrap();
         (dir, store, customer, supplier)
     }
 
@@ -720,24 +991,106 @@ mod tests {
     #[test]
     fn contract_beyond_donated_space_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FragmentStore::open(dir.path(), 1000).unwrap();
+        let store = FragmentStore::open_with(dir.path(), 1000, policy()).unwrap();
         let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
-        let c = Contract {
-            customer: customer.peer_id().to_bytes(),
-            supplier: supplier.peer_id().to_bytes(),
-            position: 0,
-            needed_bytes: 1001,
-            start_unix: 1000,
-            duration_secs: 100,
-            nonce: [0; 16],
-        };
-        let proposed = SignedContract::propose(&customer, c);
-        let r =
-            store.accept_contract(&customer.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c.accept(&supplier));
-        assert!(matches!(r, Err(StoreError::Refused(_))));
+        let proposed = contract(&customer, &supplier, 1001, 1000, 100);
+        assert!(matches!(propose(&store, &customer, &supplier, &proposed, 1000), Err(StoreError::Refused(_))));
         // signed by someone else than the sender
         let r = store.accept_contract(&supplier.peer_id(), &supplier.peer_id(), &proposed, 1000, |c| c);
         assert!(matches!(r, Err(StoreError::Refused(_))));
+    }
+
+    /// Issue 14, item 4: no contract for nothing, for all the space, for a moment or for ever.
+    #[test]
+    fn contract_terms_outside_the_policy_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open_with(dir.path(), 100 << 20, ContractPolicy::default()).unwrap();
+        let (customer, supplier) = (NodeKeys::generate(), NodeKeys::generate());
+        let now = unix_now();
+        let refused = |needed, secs| {
+            let c = contract(&customer, &supplier, needed, now, secs);
+            match propose(&store, &customer, &supplier, &c, now) {
+                Err(StoreError::Refused(why)) => why,
+                other => panic!("{needed} bytes for {secs} s: {other:?}"),
+            }
+        };
+        assert!(refused(0, 86_400).contains("below"));
+        assert!(refused(100 << 20, 86_400).contains("share"), "all the space");
+        assert!(refused((25 << 20) + 1, 86_400).contains("share"));
+        assert!(refused(1 << 20, 60).contains("takes"), "too short");
+        assert!(refused(1 << 20, 10 * 365 * 86_400).contains("takes"), "too long");
+        // a quarter of the space for a month is fine
+        let ok = contract(&customer, &supplier, 25 << 20, now, 30 * 86_400);
+        propose(&store, &customer, &supplier, &ok, now).unwrap();
+    }
+
+    /// Issue 14, item 4: a contract takes data only while in force; after its term (or its customer's cancel) the
+    /// data stays readable for the grace period and is then freed, and with it the space it held.
+    #[test]
+    fn a_contract_ends_at_its_term_or_when_cancelled_and_its_space_is_freed_after_the_grace_period() {
+        use bitdust_core::record::{RecordKind, SignedRecord};
+        let (dir, store, alice, supplier) = setup(4 << 20, 2 << 20);
+        let now = unix_now();
+        let (a, f) = (alice.peer_id(), frag(1000));
+        store.put_fragment(&a, &[1; 32], &f).unwrap();
+        store.put_catalog(&a, 1, b"sealed catalog").unwrap();
+        store.hold_record(&a, &SignedRecord::sign(&alice, RecordKind::Identity, 1, 1, vec![1]).encode()).unwrap();
+        assert!(store.contract_in_force(&a, now + 3599).is_ok());
+        assert!(matches!(store.contract_in_force(&a, now + 3600), Err(StoreError::NoContract(_))));
+        // bob cancels at once: no new data, his data still readable, his reservation released
+        let bob = NodeKeys::generate();
+        let b = bob.peer_id();
+        propose(&store, &bob, &supplier, &contract(&bob, &supplier, 2 << 20, now, 3600), now).unwrap();
+        store.put_fragment(&b, &[2; 32], &f).unwrap();
+        let carol = NodeKeys::generate();
+        // (what bob still holds stays committed until it is freed)
+        let full = contract(&carol, &supplier, (2 << 20) - 2000, now, 3600);
+        assert!(matches!(propose(&store, &carol, &supplier, &full, now), Err(StoreError::Refused(_))), "full");
+        store.end_contract(&b, now).unwrap();
+        assert!(matches!(store.put_fragment(&b, &[3; 32], &f), Err(StoreError::NoContract(_))));
+        assert_eq!(store.get_fragment(&b, &b, &[2; 32]).unwrap(), f);
+        propose(&store, &carol, &supplier, &full, now).unwrap();
+        assert!(store.held_records().unwrap().iter().all(|r| r.publisher == a.to_bytes()));
+
+        // nothing is freed before the grace period is over, everything of bob after it
+        assert!(store.free_ended(now + 99).unwrap().is_empty());
+        assert_eq!(store.free_ended(now + 100).unwrap(), vec![(b, f.len() as u64)]);
+        assert!(matches!(store.get_fragment(&b, &b, &[2; 32]), Err(StoreError::NotFound)));
+        assert!(!dir.path().join("fragments").join(b.to_string()).exists());
+        // alice's term ends; her data is freed a grace period later, and her held records are no longer published
+        assert_eq!(store.usage().unwrap().len(), 2);
+        assert!(store.free_ended(now + 3600 + 99).unwrap().iter().all(|(p, _)| *p != a));
+        let freed = store.free_ended(now + 3600 + 100).unwrap();
+        assert!(freed.iter().any(|(p, n)| *p == a && *n > f.len() as u64), "{freed:?}");
+        assert!(matches!(store.get_catalog(&a, &a), Err(StoreError::NotFound)));
+        assert!(store.held_records().unwrap().is_empty());
+        assert!(store.usage().unwrap().is_empty());
+        assert!(!dir.path().join("catalogs").join(a.to_string()).exists());
+        // a renewal revives an ended contract
+        let dave = NodeKeys::generate();
+        propose(&store, &dave, &supplier, &contract(&dave, &supplier, 1 << 20, now, 3600), now).unwrap();
+        store.end_contract(&dave.peer_id(), now).unwrap();
+        propose(&store, &dave, &supplier, &contract(&dave, &supplier, 1 << 20, now + 1, 3600), now + 1).unwrap();
+        assert!(store.contract_in_force(&dave.peer_id(), now + 1).is_ok());
+    }
+
+    /// Issue 14, item 4: every byte counts, catalogs and held records included.
+    #[test]
+    fn catalogs_and_held_records_count_against_the_needed_space() {
+        use bitdust_core::record::{RecordKind, SignedRecord};
+        let (_d, store, alice, _) = setup(1 << 20, 3000);
+        let a = alice.peer_id();
+        store.put_catalog(&a, 1, &[1; 1500]).unwrap();
+        let record = SignedRecord::sign(&alice, RecordKind::Identity, 1, 1, vec![1; 100]).encode();
+        store.hold_record(&a, &record).unwrap();
+        let used = 1500 + record.len() as u64;
+        assert_eq!(store.usage_of(&a).unwrap().0, used);
+        // a new catalog replaces the old one's bytes
+        store.put_catalog(&a, 2, &vec![2; 2900 - record.len()]).unwrap();
+        assert_eq!(store.usage_of(&a).unwrap().0, 2900);
+        assert!(matches!(store.put_catalog(&a, 3, &[3; 3000]), Err(StoreError::QuotaExceeded { .. })));
+        assert!(matches!(store.put_fragment(&a, &[1; 32], &frag(200)), Err(StoreError::QuotaExceeded { .. })));
+        assert_eq!(store.get_catalog(&a, &a).unwrap().len(), 2900 - record.len());
     }
 
     #[test]

@@ -94,9 +94,7 @@ impl Supplier {
                     Response::Stored
                 }
                 Request::Heartbeat => {
-                    if store.contract(&peer)?.is_none() {
-                        return Err(StoreError::NoContract(peer.to_string()));
-                    }
+                    store.contract_in_force(&peer, unix_now())?;
                     let (used_bytes, fragments) = store.usage_of(&peer)?;
                     Response::Alive { used_bytes, fragments }
                 }
@@ -122,6 +120,10 @@ impl Supplier {
                         store.hold_record(&peer, r)?;
                     }
                     Response::Stored
+                }
+                Request::EndContract => {
+                    store.end_contract(&peer, unix_now())?;
+                    Response::Deleted
                 }
                 Request::GetCatalog { owner } => {
                     let owner = PeerId::from_bytes(&owner).map_err(|_| StoreError::Malformed("owner".into()))?;

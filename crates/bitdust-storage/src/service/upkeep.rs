@@ -78,6 +78,24 @@ pub(crate) async fn scrub(node: Weak<Node>, store: Weak<FragmentStore>, period: 
     }
 }
 
+/// Frees the space of contracts that ended (expired unrenewed, or cancelled by their customer) more than `grace`
+/// ago ([`FragmentStore::free_ended`]), checking every quarter of the grace period (at least every second, at most
+/// every 10 minutes).
+pub(crate) async fn free_ended(node: Weak<Node>, store: Weak<FragmentStore>, grace: Duration) {
+    let every = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        if node.upgrade().is_none_or(|n| n.network().is_stopped()) {
+            return;
+        }
+        let Some(s) = store.upgrade() else { return };
+        let now = bitdust_node::home::unix_now();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.free_ended(now)).await {
+            tracing::warn!(error = %e, "cannot free the space of ended contracts");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Publishes the records held for customers ([`FragmentStore::hold_record`]) to the DHT once the node has announced
 /// itself, then again every half record lifetime (at most every `announce_interval_secs`): a customer's identity
 /// and supplier list stay findable after the whole network restarted or while the customer stays away past

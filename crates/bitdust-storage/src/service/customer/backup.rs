@@ -79,6 +79,8 @@ impl Storage {
         });
 
         let mut metas: Vec<BlockMeta> = Vec::new();
+        // every block sent, so that a failed backup deletes what it stored
+        let mut sent: Vec<[u8; 32]> = Vec::new();
         let mut uploads = FuturesUnordered::new();
         let limit = self.config.customer.blocks_in_flight.max(1);
         let mut failure = None;
@@ -103,6 +105,7 @@ impl Storage {
             if failure.is_some() {
                 break;
             }
+            sent.push(block.meta.block_id);
             uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, progress.clone()));
         }
         drop(rx);
@@ -114,7 +117,8 @@ impl Storage {
         }
         let changed = encoder.await.unwrap_or_default();
         if let Some(e) = failure {
-            return Err(e.context("backup failed; the catalog is unchanged"));
+            self.delete_fragments(&peers, &vkeys, &sent).await;
+            return Err(e.context("backup failed; the catalog is unchanged and what it stored is deleted"));
         }
         metas.sort_by_key(|m| m.index);
 
@@ -161,6 +165,33 @@ impl Storage {
         self.save_catalog(&catalog)?;
         self.push_catalog(&catalog, &peers).await?;
         Ok(BackupReport { seconds: started.elapsed().as_secs_f64(), ..report })
+    }
+
+    /// Deletes the fragments of `blocks` from the suppliers (a failed backup's: no catalog refers to them, and they
+    /// would count against our needed space for nothing). Best effort, a few at a time, each given 10 s; what is
+    /// left is freed when the contract ends.
+    async fn delete_fragments(&self, peers: &[PeerId], vkeys: &VersionKeys, blocks: &[[u8; 32]]) {
+        let work: Vec<(PeerId, [u8; 32])> = blocks
+            .iter()
+            .flat_map(|block| {
+                peers.iter().enumerate().map(move |(position, peer)| (*peer, vkeys.fragment_id(block, position as u16)))
+            })
+            .collect();
+        let mut results = Vec::with_capacity(work.len());
+        for chunk in work.chunks(16) {
+            let mut asked = FuturesUnordered::new();
+            for (peer, id) in chunk.iter().copied() {
+                asked.push(tokio::time::timeout(
+                    Duration::from_secs(10),
+                    self.request(peer, Request::DeleteFragment { id }),
+                ));
+            }
+            while let Some(answer) = asked.next().await {
+                results.push(matches!(answer, Ok(Ok(Response::Deleted))));
+            }
+        }
+        let deleted = results.iter().filter(|d| **d).count();
+        tracing::info!(deleted, of = results.len(), "fragments of the failed backup deleted");
     }
 
     /// Stores the sealed catalog on every supplier; succeeds if at least one took it.

@@ -18,8 +18,6 @@ use crate::proto::records::{SupplierList, SUPPLIERS_SERVICE_KEY};
 use crate::proto::wire::{Contract, Request, Response, SignedContract};
 use crate::service::Storage;
 
-/// Contract length: one year; renewal comes with the rebuild work.
-const CONTRACT_SECS: u64 = 365 * 24 * 3600;
 /// Candidates asked from the DHT per position to fill: the random draw is among this many at least.
 const CANDIDATES_PER_POSITION: usize = 4;
 
@@ -164,13 +162,24 @@ impl Storage {
         }
         let ips = self.connected_ips().await.remove(&peer).unwrap_or_default();
         spread.admits(&peer, &ips).map_err(anyhow::Error::msg)?;
+        let signed = self.propose_contract(peer, position).await?;
+        spread.take(peer, &ips);
+        Ok(SupplierSlot { position, peer_id: peer.to_bytes(), contract: Some(signed), hired_unix: unix_now() })
+    }
+
+    /// Proposes a contract for `position` to `peer` (our needed space, `customer.contract_secs` from now) and
+    /// returns it signed by both.
+    ///
+    /// # Errors
+    /// The supplier's refusal, a bad or changed countersignature, or the request's failure.
+    async fn propose_contract(&self, peer: PeerId, position: u16) -> Result<SignedContract> {
         let contract = Contract {
             customer: self.node.peer_id().to_bytes(),
             supplier: peer.to_bytes(),
             position,
             needed_bytes: self.config.customer.needed_bytes,
             start_unix: unix_now(),
-            duration_secs: CONTRACT_SECS,
+            duration_secs: self.config.customer.contract_secs,
             nonce: rand::random(),
         };
         let proposed = SignedContract::propose(self.node.keys(), contract.clone());
@@ -180,11 +189,40 @@ impl Storage {
                 if signed.contract != contract || supplier != peer || signed.supplier_signature.is_none() {
                     bail!("supplier returned a different or unsigned contract");
                 }
-                spread.take(peer, &ips);
-                Ok(SupplierSlot { position, peer_id: peer.to_bytes(), contract: Some(signed), hired_unix: unix_now() })
+                Ok(signed)
             }
             Response::Error(code, msg) => bail!("refused ({code:?}): {msg}"),
             other => bail!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// Renews every supplier's contract once half of it has passed, and makes one with a supplier we have none
+    /// with (a supplier list recovered from the DHT on a new device). A supplier that refuses keeps the old
+    /// contract until it ends; then its heartbeats say so and it is replaced.
+    pub(crate) async fn renew_contracts_due(&self) {
+        let now = unix_now();
+        let Ok(slots) = self.suppliers() else { return };
+        for slot in slots {
+            let half = |c: &SignedContract| c.contract.start_unix.saturating_add(c.contract.duration_secs / 2);
+            if slot.contract.as_ref().is_some_and(|c| now < half(c)) {
+                continue;
+            }
+            let Ok(peer) = slot.peer() else { continue };
+            match self.propose_contract(peer, slot.position).await {
+                Ok(signed) => {
+                    let _g = self.customer_lock.lock().await;
+                    let Ok(mut slots) = self.suppliers() else { return };
+                    if let Some(s) = slots.iter_mut().find(|s| s.position == slot.position && s.peer_id == slot.peer_id)
+                    {
+                        s.contract = Some(signed);
+                        if let Err(e) = self.save_suppliers(&slots) {
+                            tracing::warn!(error = %e, "cannot save a renewed contract");
+                        }
+                    }
+                    tracing::info!(%peer, position = slot.position, "contract renewed");
+                }
+                Err(e) => tracing::info!(%peer, position = slot.position, error = %e, "contract not renewed"),
+            }
         }
     }
 
@@ -269,6 +307,15 @@ impl Storage {
             (peer, catalog)
         };
         let (new, catalog) = new;
+        // the fired supplier, if it still answers, ends our contract and frees our space after its grace period
+        if let Some(old) = old {
+            match tokio::time::timeout(Duration::from_secs(10), self.request(old, Request::EndContract)).await {
+                Ok(Ok(Response::Deleted)) => tracing::info!(%old, "contract with the fired supplier ended"),
+                other => {
+                    tracing::debug!(%old, answer = ?other.map(|r| r.map(|_| ())), "fired supplier did not end the contract")
+                }
+            }
+        }
         if catalog.revision > 0 {
             let sealed = SealedCatalog::seal(self.node.keys(), &catalog).encode();
             if let Err(e) = self.request(new, Request::PutCatalog(sealed)).await {
@@ -276,6 +323,26 @@ impl Storage {
             }
         }
         Ok(new)
+    }
+}
+
+/// Renews the contracts with our suppliers when due ([`Storage::renew_contracts_due`]): once the node has
+/// announced itself, then every eighth of `customer.contract_secs` (at least every second, at most hourly).
+pub(crate) async fn renew_contracts(storage: std::sync::Weak<Storage>) {
+    loop {
+        let Some(s) = storage.upgrade() else { return };
+        if s.node.network().is_stopped() {
+            return;
+        }
+        let every = Duration::from_secs((s.config.customer.contract_secs / 8).clamp(1, 3600));
+        let pause = if s.node.is_announced() {
+            s.renew_contracts_due().await;
+            every
+        } else {
+            Duration::from_millis(250)
+        };
+        drop(s);
+        tokio::time::sleep(pause).await;
     }
 }
 
