@@ -30,7 +30,7 @@ run() { # run direct|relayed
     sed -i "s/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 4294967296/;
         s/^blocks_in_flight = .*/blocks_in_flight = ${BLOCKS:-4}/" "$W/h1/config.toml"
     grep -q "^blocks_in_flight = ${BLOCKS:-4}$" "$W/h1/config.toml"
-    for h in "${suppliers[@]}"; do start_private "$h" --supplier --donate 10G; done
+    for h in "${suppliers[@]}"; do start_private "$h" --supplier --donate 20G; done
     start_private h1
     for h in h1 "${suppliers[@]}"; do wait_for 60 check "$h" "s['relays'] and s['announced']"; done
     head -c $((MIB << 20)) /dev/urandom >"$W/data.bin"

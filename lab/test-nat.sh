@@ -37,7 +37,7 @@ wait_for 30 check pub2 "s['announced']"
 PUB2_ID=$(json pub2 "s['peer_id']")
 bd h1 init --nickname lab-h1 >/dev/null
 sed -i 's/^suppliers = .*/suppliers = 2/; s/^needed_bytes = .*/needed_bytes = 4294967296/' "$W/h1/config.toml"
-for h in h2 h3; do start_private "$h" --supplier --donate 10G; done
+for h in h2 h3; do start_private "$h" --supplier --donate 20G; done
 start_private h1
 for h in h1 h2 h3; do wait_for 60 check "$h" "s['relays'] and s['announced']"; done
 H2_ID=$(json h2 "s['peer_id']")

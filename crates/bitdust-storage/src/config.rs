@@ -180,7 +180,8 @@ pub struct CustomerConfig {
     /// Data shards k of the ecc layout RS(k, n): any k of the n fragments of a block rebuild it. 0 (the default)
     /// means ceil(n / 2), BitDust's 2x overhead; e.g. 3 with 10 suppliers is Tahoe-LAFS's default 3-of-10.
     pub data_shards: u16,
-    /// Needed space asked from each supplier, in bytes.
+    /// Needed space asked from each supplier, in bytes (8 GiB by default: suppliers give one customer at most a
+    /// share of what they donate, a quarter by default, so this fits a supplier donating 32 GiB or more).
     pub needed_bytes: u64,
     /// Blocks uploaded or downloaded concurrently (bounds memory: about 3 x 4 MiB each).
     pub blocks_in_flight: usize,
@@ -210,7 +211,7 @@ impl Default for CustomerConfig {
         Self {
             suppliers: 4,
             data_shards: 0,
-            needed_bytes: 16 << 30,
+            needed_bytes: 8 << 30,
             blocks_in_flight: 4,
             one_per_network: true,
             contract_secs: 30 * 24 * 3600,
