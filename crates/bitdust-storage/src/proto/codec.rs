@@ -103,11 +103,23 @@ pub fn encode_response(res: &Response) -> io::Result<Chunks> {
     }
 }
 
+/// Refuses a message longer than its kind's limit (the network checks it on arrival too; a decoder used on its own,
+/// e.g. on stored bytes, must not accept what the wire refuses: an owner field of any length, say).
+fn within_kind(buf: &[u8], limit: fn(&[u8]) -> usize) -> io::Result<()> {
+    let most = limit(&buf[..buf.len().min(16)]);
+    if buf.len() > most {
+        return Err(malformed(format!("{} bytes, more than its kind's {most}", buf.len())));
+    }
+    Ok(())
+}
+
 /// Decodes a request from one received message (a fragment's payload stays a slice of `buf`).
 ///
 /// # Errors
-/// [`io::ErrorKind::InvalidData`] for a malformed or truncated message.
+/// [`io::ErrorKind::InvalidData`] for a malformed or truncated message, or one longer than its kind's limit
+/// ([`request_limit`]).
 pub fn decode_request(buf: Bytes) -> io::Result<Request> {
+    within_kind(&buf, request_limit)?;
     if let Some((id, data)) = split_bulk(&buf, *PUT_FRAGMENT, 32)? {
         let id = <[u8; 32]>::try_from(id.as_ref()).map_err(malformed)?;
         return Ok(Request::PutFragment { id, data });
@@ -118,8 +130,10 @@ pub fn decode_request(buf: Bytes) -> io::Result<Request> {
 /// Decodes a response from one received message (a fragment's payload stays a slice of `buf`).
 ///
 /// # Errors
-/// [`io::ErrorKind::InvalidData`] for a malformed or truncated message.
+/// [`io::ErrorKind::InvalidData`] for a malformed or truncated message, or one longer than its kind's limit
+/// ([`response_limit`]).
 pub fn decode_response(buf: Bytes) -> io::Result<Response> {
+    within_kind(&buf, response_limit)?;
     if let Some((_, data)) = split_bulk(&buf, *FRAGMENT, 0)? {
         return Ok(Response::Fragment(data));
     }
@@ -134,6 +148,11 @@ pub const CONTRACT_MESSAGE_BYTES: usize = 4096;
 /// The variant index of the message whose encoding starts with `head` (postcard: a varint).
 fn variant(head: &[u8]) -> Option<u32> {
     postcard::take_from_bytes::<u32>(head).ok().map(|(v, _)| v)
+}
+
+/// Whether the message `bytes` is a contract proposal (the one request a peer without a contract may make).
+pub fn is_contract(bytes: &[u8]) -> bool {
+    variant(&bytes[..bytes.len().min(16)]) == Some(0)
 }
 
 /// The largest request of the kind `head` starts with, in bytes, for the network's per-kind limit
@@ -217,6 +236,7 @@ mod tests {
         ];
         for (req, most) in &requests {
             let wire = join(&encode_request(req).unwrap());
+            assert_eq!(is_contract(&wire), matches!(req, Request::Contract(_)), "{req:?}");
             let limit = request_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{req:?}: {} bytes, limit {limit}", wire.len());
         }
@@ -237,6 +257,11 @@ mod tests {
             assert!(wire.len() <= limit && limit <= *most, "{res:?}: {} bytes, limit {limit}", wire.len());
         }
         assert_eq!(request_limit(&[11]), 0);
+        // the decoder applies the same limits (found by lab/fuzz.sh: an owner field of any length decoded)
+        let long_owner = Request::GetFragment { owner: vec![7; 2000], id: [1; 32] };
+        assert!(decode_request(join(&encode_request(&long_owner).unwrap())).is_err());
+        let long_error = Response::Error(ErrorCode::Internal, "x".repeat(20_000));
+        assert!(decode_response(join(&encode_response(&long_error).unwrap())).is_err());
         assert_eq!(request_limit(&[]), 0);
         assert_eq!(response_limit(&[0xff, 0xff, 0xff, 0xff, 0x0f]), 0);
     }

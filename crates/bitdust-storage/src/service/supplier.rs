@@ -22,10 +22,32 @@ const INBOUND_CONCURRENCY: usize = 32;
 
 /// Answers `/bitdust/storage/1` requests until the network stops (its inbound queue closes). Every node answers:
 /// one that is not a supplier refuses.
+///
+/// A peer that never had a contract here gets `NoContract` for anything but a contract proposal at once, from
+/// memory, before its request takes one of the [`INBOUND_CONCURRENCY`] handler slots or a disk read (and its
+/// buffer goes back to the network's inbound budget): strangers cannot crowd out the customers.
 pub(crate) async fn serve(node: Arc<Node>, store: Option<Arc<FragmentStore>>, mut inbound: mpsc::Receiver<Inbound>) {
     let limit = Arc::new(tokio::sync::Semaphore::new(INBOUND_CONCURRENCY));
-    let supplier = Arc::new(Supplier { store, keys: node.keys().clone(), me: node.peer_id() });
+    let contracted = match store.clone() {
+        Some(s) => tokio::task::spawn_blocking(move || s.usage()).await.ok().and_then(Result::ok).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let contracted = contracted.iter().filter_map(|u| u.customer.parse().ok()).collect();
+    let supplier = Arc::new(Supplier {
+        store,
+        keys: node.keys().clone(),
+        me: node.peer_id(),
+        contracted: std::sync::RwLock::new(contracted),
+    });
     while let Some(req) = inbound.recv().await {
+        if supplier.store.is_some() && !supplier.may_have_contract(&req.peer) && !codec::is_contract(&req.request) {
+            let refusal = refuse(ErrorCode::NoContract, format!("no contract with {}", req.peer));
+            if let Ok(chunks) = codec::encode_response(&refusal) {
+                drop(req.request);
+                let _ = node.network().respond(req.channel, Frame(chunks)).await;
+            }
+            continue;
+        }
         let Ok(permit) = limit.clone().acquire_owned().await else {
             return;
         };
@@ -51,6 +73,8 @@ struct Supplier {
     store: Option<Arc<FragmentStore>>,
     keys: NodeKeys,
     me: PeerId,
+    /// Peers that had a contract here at start or made one since (a superset of those in force: the store decides).
+    contracted: std::sync::RwLock<std::collections::HashSet<PeerId>>,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -58,6 +82,11 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 impl Supplier {
+    /// Whether `peer` may have a contract here (else its requests are refused without a disk read).
+    fn may_have_contract(&self, peer: &PeerId) -> bool {
+        self.contracted.read().map(|c| c.contains(peer)).unwrap_or(true)
+    }
+
     /// Answers one storage request from the authenticated `peer`.
     async fn handle(&self, peer: PeerId, request: Request) -> Response {
         let Some(store) = self.store.clone() else {
@@ -132,6 +161,11 @@ impl Supplier {
             })
         })
         .await;
+        if let Ok(Ok(Response::ContractAccepted(_))) = &result {
+            if let Ok(mut c) = self.contracted.write() {
+                c.insert(peer);
+            }
+        }
         match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
