@@ -556,3 +556,47 @@ pub struct CustomerUsage {
     /// Unix seconds when its contract ends, or ended (its data is freed a grace period after).
     pub contract_ends_unix: u64,
 }
+
+/// One contact (`GET /api/v1/contacts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactInfo {
+    /// The user's name for it.
+    pub name: String,
+    /// Its peer id (the identity key it is pinned to).
+    pub peer_id: String,
+    /// `nickname@short peer id`.
+    pub global_id: String,
+    /// Its nickname.
+    pub nickname: String,
+    /// Whether the user confirmed the safety number.
+    pub verified: bool,
+    /// When it was added, Unix seconds.
+    pub added_unix: u64,
+    /// A key change seen since it was added (never accepted silently), for people; absent if none.
+    pub key_change: Option<String>,
+}
+
+/// `GET /api/v1/contacts`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Contacts {
+    /// The contacts, in the order they were added.
+    pub contacts: Vec<ContactInfo>,
+}
+
+/// `POST /api/v1/contacts`: whom to add.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AddContact {
+    /// A nickname, a global id (`nickname@xxxxxxxx`) or a peer id.
+    pub who: String,
+    /// The name to give it (default: its nickname).
+    pub name: Option<String>,
+}
+
+/// `GET /api/v1/contacts/{name}/verify` (the numbers to compare) and `POST` (confirm them).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SafetyNumber {
+    /// The contact.
+    pub contact: ContactInfo,
+    /// 60 digits in 12 groups of 5: equal on both sides means each holds the other's real key.
+    pub safety_number: String,
+}

@@ -6,7 +6,7 @@
 //! Yamux, Kademlia `/bitdust/kad/1.0.0`, identify, ping, AutoNAT, relay client) over `/memory/<port>`
 //! addresses. Each node joins through the first four nodes, publishes its identity record and announces its
 //! nickname and the supplier service. Then, with N nodes running, the run measures:
-//! - **lookups** of identity records (`get_record`) and of nicknames (`get_providers` on the nickname key)
+//! - **lookups** of identity records (`get_record`) and of nickname claims (`get_nickname`)
 //!   between random pairs: wall latency, Kademlia requests sent (libp2p's `QueryStats`), and *hops*;
 //! - **hops**, by replaying the lookup over a snapshot of every node's real routing table with the iterative
 //!   algorithm of Maymounkov & Mazières, "Kademlia" (IPTPS 2002), section 2.3: `ALPHA` = 3 parallel requests per
@@ -376,10 +376,10 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
 
         let key = record::nickname_key(&format!("node-{b}"));
         let t = Instant::now();
-        let found = source.network().get_providers_with_stats(key.clone()).await;
+        let found = source.network().get_nickname_with_stats(&format!("node-{b}")).await;
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let ok = matches!(&found, Ok((p, _)) if p.contains(&target));
-        let requests = found.map(|(_, s)| s.requests).unwrap_or(0);
+        let ok = matches!(&found, Ok((_, owner, _)) if *owner == target);
+        let requests = found.map(|(_, _, s)| s.requests).unwrap_or(0);
         let hops = replay_hops(&tables, &everyone, source.peer_id(), &key, &[target]);
         nickname.add(ok, ms, requests, hops);
     }

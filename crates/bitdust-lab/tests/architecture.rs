@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("bitdust-node", 2),
     // feature wings: none depends on another (sharing may use storage and messages: add it here explicitly)
     ("bitdust-storage", 3),
+    ("bitdust-messages", 3),
     // what composes wings: the user's program, the test kit, the lab
     ("bitdust-testkit", 3),
     ("bitdust", 4),

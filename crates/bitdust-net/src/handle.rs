@@ -22,7 +22,7 @@ pub(crate) enum Command {
     Respond { slot: usize, channel: ResponseChannel<Frame>, response: Frame },
     SetAddresses { peer: PeerId, addrs: Vec<Multiaddr> },
     PutRecord { record: SignedRecord, reply: Reply<()> },
-    GetRecord { kind: RecordKind, publisher: PeerId, reply: Reply<(SignedRecord, LookupStats)> },
+    GetRecord { key: Vec<u8>, reply: Reply<(SignedRecord, LookupStats)> },
     StartProviding { key: Vec<u8>, reply: Reply<()> },
     GetProviders { key: Vec<u8>, enough: Enough, reply: Reply<(HashSet<PeerId>, LookupStats)> },
     RoutingTable { reply: oneshot::Sender<Vec<PeerId>> },
@@ -138,7 +138,33 @@ impl Network {
         kind: RecordKind,
         publisher: PeerId,
     ) -> Result<(SignedRecord, LookupStats), NetError> {
-        self.call(|reply| Command::GetRecord { kind, publisher, reply }).await?
+        let key = bitdust_core::record::record_key(kind, &publisher);
+        self.call(|reply| Command::GetRecord { key, reply }).await?
+    }
+
+    /// Finds the claim of `nickname` ([`bitdust_core::record::RecordKind::Nickname`]): among the valid copies, the
+    /// publisher most agree on ([`bitdust_core::record::pick`]). Returns the claim and its owner.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if no valid claim is found.
+    pub async fn get_nickname(&self, nickname: &str) -> Result<(SignedRecord, PeerId), NetError> {
+        let (claim, owner, _) = self.get_nickname_with_stats(nickname).await?;
+        Ok((claim, owner))
+    }
+
+    /// [`Network::get_nickname`], with what the lookup cost.
+    ///
+    /// # Errors
+    /// [`NetError::Dht`] if no valid claim is found.
+    pub async fn get_nickname_with_stats(
+        &self,
+        nickname: &str,
+    ) -> Result<(SignedRecord, PeerId, LookupStats), NetError> {
+        let key = bitdust_core::record::nickname_key(nickname);
+        let (claim, stats) = self.call(|reply| Command::GetRecord { key, reply }).await??;
+        let owner = bitdust_core::keys::peer_id_from_bytes(&claim.publisher)
+            .map_err(|e| NetError::Dht { what: "get", reason: e.to_string() })?;
+        Ok((claim, owner, stats))
     }
 
     /// Announces this node as a provider of `key` (supplier service, nickname).

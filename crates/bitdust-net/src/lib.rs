@@ -325,7 +325,8 @@ pub struct NetStatus {
     pub dht_records: usize,
     /// Keys with provider records in our store.
     pub dht_provided_keys: usize,
-    /// Records and provider records from peers refused by the store's limits since start ([`DhtLimits`]).
+    /// Records and provider records from peers refused since start: invalid, stale, a nickname taken, or over the
+    /// store's limits ([`DhtLimits`]).
     pub dht_refused: u64,
     /// `public`, `private` or `unknown`, from AutoNAT.
     pub reachability: String,

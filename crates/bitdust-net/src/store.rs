@@ -86,9 +86,15 @@ impl DhtStore {
         }
     }
 
-    /// Records and provider records from peers refused so far.
+    /// Records and provider records from peers refused so far (by these limits, or by the caller's checks:
+    /// [`DhtStore::count_refused`]).
     pub(crate) fn refused(&self) -> u64 {
         self.refused
+    }
+
+    /// Counts a record refused before it reached the store (a bad signature, a rollback, a nickname taken).
+    pub(crate) fn count_refused(&mut self) {
+        self.refused += 1;
     }
 
     /// Replaces the set of priority peers.

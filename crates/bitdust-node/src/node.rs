@@ -130,7 +130,7 @@ impl Node {
             identity = identity.with_addresses(&keys, addrs, unix_now());
             home.save_identity(&identity)?;
         }
-        let mut provided = vec![record::nickname_key(&identity.identity.nickname)];
+        let mut provided = Vec::new();
         if config.nat.relay_server {
             provided.push(record::RELAYS_SERVICE_KEY.to_vec());
         }
@@ -298,16 +298,23 @@ impl Node {
         })
     }
 
-    /// Publishes the identity record and the provider records (nickname; the services wings and the relay
-    /// role added with [`Node::provide`]) to the DHT once. The announce loop does this every `announce_interval_secs` (10 minutes), so
-    /// records reach the nodes that joined since (the closest nodes to a key change as the network grows).
+    /// Publishes the identity record, the claim of our nickname (signed again with the time, so it stays alive:
+    /// [`record::NICKNAME_CLAIM_SECS`]) and the provider records (the services wings and the relay role added with
+    /// [`Node::provide`]) to the DHT once. The announce loop does this every `announce_interval_secs` (10 minutes),
+    /// so records reach the nodes that joined since (the closest nodes to a key change as the network grows).
     ///
     /// # Errors
-    /// If no peer stored a record.
+    /// If no peer stored a record. A nickname claimed by another identity is logged, not an error (the node keeps
+    /// working under its global id).
     pub async fn announce(&self) -> Result<()> {
         let id = self.identity();
-        let rec = SignedRecord::sign(&self.keys, RecordKind::Identity, id.identity.revision, unix_now(), id.encode());
+        let now = unix_now();
+        let rec = SignedRecord::sign(&self.keys, RecordKind::Identity, id.identity.revision, now, id.encode());
         self.net.put_record(rec).await?;
+        let claim = SignedRecord::nickname_claim(&self.keys, &id.identity.nickname, id.identity.revision, now)?;
+        if let Err(e) = self.net.put_record(claim).await {
+            tracing::warn!(nickname = %id.identity.nickname, error = %e, "nickname not claimed");
+        }
         let provided = self.provided.lock().map(|p| p.clone()).unwrap_or_default();
         for key in provided {
             self.net.start_providing(key).await?;

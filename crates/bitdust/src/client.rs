@@ -159,6 +159,19 @@ impl Client {
         self.handle(r)
     }
 
+    /// DELETE `path` (under `/api/v1`).
+    ///
+    /// # Errors
+    /// The daemon's error, or that it does not run.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let token = self.token()?;
+        let r = Self::agent()
+            .delete(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call();
+        self.handle(r)
+    }
+
     /// Backs up `path` and waits for the report (a progress bar on a terminal unless `quiet`).
     ///
     /// # Errors

@@ -121,6 +121,11 @@ enum Cmd {
         #[command(subcommand)]
         command: KeyCmd,
     },
+    /// The address book: list contacts (or add, remove, verify one).
+    Contacts {
+        #[command(subcommand)]
+        command: Option<ContactsCmd>,
+    },
     /// Run a local network on 127.0.0.1 (bootstrap node, suppliers, customer alice) until Ctrl-C.
     Devnet {
         /// Folder for every node's home.
@@ -169,6 +174,32 @@ enum SupplierCmd {
 }
 
 #[derive(Subcommand)]
+enum ContactsCmd {
+    /// Add someone found by nickname (its signed claim in the DHT), global id (nickname@xxxxxxxx) or peer id.
+    Add {
+        /// Nickname, global id or peer id.
+        who: String,
+        /// The name to give the contact (default: its nickname).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a contact.
+    Remove {
+        /// The contact's name.
+        name: String,
+    },
+    /// Show the safety number to compare with the contact out of band (looking its keys up again); with
+    /// --confirm, mark it verified once the numbers match.
+    Verify {
+        /// The contact's name.
+        name: String,
+        /// The numbers match: mark the contact verified (and accept a new encryption key it carries).
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCmd {
     /// Write the secret key to FILE (mode 0600), protected by a passphrase (Argon2id, AES-256-GCM) asked twice on
     /// the terminal. Whoever holds the key (and its passphrase) can read all your data.
@@ -210,6 +241,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Status => cmd::status::run(&home, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
+        Cmd::Contacts { command } => match command {
+            None => cmd::contacts::list(&home, j),
+            Some(ContactsCmd::Add { who, name }) => cmd::contacts::add(&home, &who, name, j),
+            Some(ContactsCmd::Remove { name }) => cmd::contacts::remove(&home, &name, j),
+            Some(ContactsCmd::Verify { name, confirm }) => cmd::contacts::verify(&home, &name, confirm, j),
+        },
         Cmd::Backup { path } => cmd::backup::run(&home, &path, j),
         Cmd::Ls => cmd::ls::run(&home, j),
         Cmd::Restore { name, to, force } => cmd::restore::run(&home, &name, &to, force, j),

@@ -42,6 +42,23 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let sup = json(&["--home", s(&alice), "suppliers"]);
     assert_eq!(sup["suppliers"].as_array().unwrap().len(), 4);
 
+    // the address book (issue 15): a node found by its nickname claim, its safety number the same on both sides
+    assert!(ok(&["--home", s(&alice), "contacts"]).contains("no contacts yet"));
+    let added = json(&["--home", s(&alice), "contacts", "add", "supplier-2"]);
+    assert_eq!(added["name"], "supplier-2", "{added}");
+    assert!(fails(&["--home", s(&alice), "contacts", "add", "supplier-2"]).contains("already"));
+    assert!(fails(&["--home", s(&alice), "contacts", "add", "nobody-at-all"]).contains("nobody found"));
+    assert!(fails(&["--home", s(&alice), "contacts", "add", "alice"]).contains("is you"));
+    let theirs = json(&["--home", s(&dir.join("supplier-2")), "contacts", "add", "alice", "--name", "Alice A."]);
+    assert_eq!(theirs["nickname"], "alice");
+    let mine = json(&["--home", s(&alice), "contacts", "verify", "supplier-2"]);
+    let other = json(&["--home", s(&dir.join("supplier-2")), "contacts", "verify", "Alice A."]);
+    assert_eq!(mine["safety_number"], other["safety_number"]);
+    assert!(ok(&["--home", s(&alice), "contacts", "verify", "supplier-2", "--confirm"]).contains("verified"));
+    assert!(ok(&["--home", s(&alice), "contacts"]).contains("supplier-2"));
+    ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
+    assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
+
     let key = tmp.path().join("alice.key");
     // a key file is protected by a passphrase unless asked otherwise; without a terminal it must come from a file
     let err = fails(&["--home", s(&alice), "key", "export", s(&key)]);

@@ -10,17 +10,18 @@ use super::Driver;
 use crate::handle::{Enough, Reply};
 use crate::{LookupStats, NetError};
 
-/// A record lookup ends once this many valid copies were found (the newest revision among them wins), or when
-/// the query ends.
+/// A record lookup ends once this many valid copies were found (the one to believe among them is
+/// [`record::pick`]'s: the newest revision), or when the query ends. A nickname lookup always asks every closest
+/// node: the claim believed is the publisher most copies agree on, and a thief's claim sits on the nodes that had
+/// none when it came, so stopping early could count mostly those.
 const GET_COPIES: usize = 4;
 
 pub(crate) enum Query {
     Put(Reply<()>),
     Get {
         key: Vec<u8>,
-        best: Option<SignedRecord>,
         /// Valid copies seen so far.
-        copies: usize,
+        copies: Vec<SignedRecord>,
         reply: Reply<(SignedRecord, LookupStats)>,
     },
     Provide(Reply<()>),
@@ -58,18 +59,20 @@ impl Driver {
     /// store's limits ([`crate::DhtLimits`]).
     fn inbound_record(&mut self, source: PeerId, record: kad::Record) {
         let key = record.key.to_vec();
+        let store = self.swarm.behaviour_mut().kad.store_mut();
         let (offered, publisher) = match SignedRecord::decode_verified(&key, &record.value) {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(%source, error = %e, "refused DHT record");
+                store.count_refused();
                 return;
             }
         };
-        let store = self.swarm.behaviour_mut().kad.store_mut();
         let held =
             store.get(&record.key).and_then(|r| SignedRecord::decode_verified(&key, &r.value).ok().map(|(r, _)| r));
         if let Err(e) = record::accept(held.as_ref(), &offered) {
             tracing::info!(%source, error = %e, "refused DHT record");
+            store.count_refused();
             return;
         }
         if let Err(e) = store.put_from(source, publisher, record) {
@@ -83,19 +86,13 @@ impl Driver {
         };
         let mut done = last;
         match (&mut query, result) {
-            (
-                Query::Get { key, best, copies, .. },
-                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))),
-            ) => {
+            (Query::Get { key, copies, .. }, kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found)))) => {
                 match SignedRecord::decode_verified(key, &found.record.value) {
                     Ok((r, _)) => {
-                        if best.as_ref().is_none_or(|b| r.revision > b.revision) {
-                            *best = Some(r);
-                        }
-                        // Enough copies to pick the newest: do not wait for the slowest peers (a dead peer
-                        // costs a whole dial timeout).
-                        *copies += 1;
-                        if *copies >= GET_COPIES {
+                        // Enough copies to pick from: do not wait for the slowest peers (a dead peer costs a whole
+                        // dial timeout).
+                        copies.push(r);
+                        if copies.len() >= GET_COPIES && !record::is_nickname_key(key) {
                             if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                                 q.finish();
                             }
@@ -150,8 +147,10 @@ impl Driver {
             return;
         }
         match query {
-            Query::Get { best, reply, .. } => {
-                let found = best.ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() });
+            Query::Get { copies, reply, .. } => {
+                let found = record::pick(&copies)
+                    .cloned()
+                    .ok_or(NetError::Dht { what: "get", reason: "no valid record found".into() });
                 let _ = reply.send(found.map(|r| (r, stats)));
             }
             Query::Providers { found, reply, .. } => {

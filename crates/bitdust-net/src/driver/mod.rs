@@ -215,10 +215,9 @@ impl Driver {
                     }
                 }
             }
-            Command::GetRecord { kind, publisher, reply } => {
-                let key = bitdust_core::record::record_key(kind, &publisher);
+            Command::GetRecord { key, reply } => {
                 let id = b.kad.get_record(kad::RecordKey::new(&key));
-                self.queries.insert(id, Query::Get { key, best: None, copies: 0, reply });
+                self.queries.insert(id, Query::Get { key, copies: Vec::new(), reply });
             }
             Command::StartProviding { key, reply } => match b.kad.start_providing(kad::RecordKey::new(&key)) {
                 Ok(id) => {

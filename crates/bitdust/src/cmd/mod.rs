@@ -4,6 +4,7 @@
 
 pub mod automata;
 pub mod backup;
+pub mod contacts;
 pub mod daemon;
 pub mod health;
 pub mod init;
@@ -15,6 +16,7 @@ pub mod status;
 pub mod suppliers;
 
 use bitdust::out;
+use bitdust_messages::MessagesService;
 use bitdust_node::Service;
 use bitdust_storage::{Overrides, StorageService};
 use serde::Serialize;
@@ -30,7 +32,7 @@ pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> Strin
 
 /// The feature wings the daemon runs.
 pub fn wings(storage: Overrides) -> Vec<Box<dyn Service>> {
-    vec![StorageService::new(storage)]
+    vec![StorageService::new(storage), MessagesService::new()]
 }
 
 /// Milliseconds since the Unix epoch (for "for how long" columns).

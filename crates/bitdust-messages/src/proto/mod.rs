@@ -1,0 +1,3 @@
+//! The messages wing's pure protocol half: no tokio, no sockets, no disk.
+
+pub mod contacts;

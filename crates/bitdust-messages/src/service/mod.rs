@@ -1,0 +1,193 @@
+//! The messages wing on the node runtime: the address book in the node database, resolved through the DHT
+//! (signed nickname claims, identity records), on the local API ([`routes`]).
+
+mod routes;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bitdust_core::keys::short_peer_id;
+use bitdust_net::Inbounds;
+use bitdust_node::home::unix_now;
+use bitdust_node::{Node, Service, Started};
+use bitdust_store::Versioned;
+
+use crate::proto::contacts::{safety_number, Address, Contact, ContactBook, ContactError};
+
+/// The node database value holding the address book.
+const CONTACTS_KEY: &str = "messages/contacts";
+
+impl Versioned for ContactBook {
+    const FORMAT: u16 = 1;
+}
+
+/// How the runtime starts the messages wing ([`bitdust_node::Daemon::start`]).
+#[derive(Debug, Default)]
+pub struct MessagesService;
+
+impl MessagesService {
+    /// The messages wing.
+    pub fn new() -> Box<Self> {
+        Box::new(Self)
+    }
+}
+
+#[async_trait]
+impl Service for MessagesService {
+    fn name(&self) -> &'static str {
+        "messages"
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        routes::openapi()
+    }
+
+    async fn start(self: Box<Self>, node: &Arc<Node>, _inbounds: &mut Inbounds) -> Result<Started> {
+        let messages = Arc::new(Messages { node: node.clone(), book: tokio::sync::Mutex::new(()) });
+        Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
+    }
+}
+
+/// The messages wing's handle: the address book.
+pub struct Messages {
+    node: Arc<Node>,
+    /// Held while the book is read, changed and written (one change at a time).
+    book: tokio::sync::Mutex<()>,
+}
+
+impl Messages {
+    /// The node it runs on.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The address book.
+    ///
+    /// # Errors
+    /// If the node database cannot be read.
+    pub fn contacts(&self) -> Result<ContactBook> {
+        Ok(self.node.db().get::<ContactBook>(CONTACTS_KEY)?.unwrap_or_default())
+    }
+
+    fn save(&self, book: &ContactBook) -> Result<()> {
+        Ok(self.node.db().put(CONTACTS_KEY, book)?)
+    }
+
+    /// Finds who `who` names (a nickname through its claim, a global id, a peer id), looks its signed identity up
+    /// and adds it as `name` (default: its nickname).
+    ///
+    /// # Errors
+    /// A bad address or name, nobody found, ourselves, a contact already (by name or key), or a nickname now held
+    /// by another identity than the contact of that nickname (flagged on that contact, not replaced).
+    pub async fn add_contact(&self, who: &str, name: Option<&str>) -> Result<Contact> {
+        let address = Address::parse(who)?;
+        let peer = match &address {
+            Address::Peer(p) => *p,
+            Address::Nickname(nick) | Address::GlobalId { nickname: nick, .. } => {
+                let (_, owner) = self
+                    .node
+                    .network()
+                    .get_nickname(nick)
+                    .await
+                    .map_err(|_| ContactError::NotFound(who.to_string()))?;
+                if !address.admits(&owner) {
+                    let owner = format!("{nick}@{}", short_peer_id(&owner));
+                    return Err(ContactError::OtherIdentity { address: who.to_string(), owner }.into());
+                }
+                owner
+            }
+        };
+        if peer == self.node.peer_id() {
+            return Err(ContactError::Yourself(who.to_string()).into());
+        }
+        let identity = self.node.lookup_identity(peer).await.map_err(|_| ContactError::NotFound(who.to_string()))?;
+        let id = &identity.identity;
+        let _g = self.book.lock().await;
+        let mut book = self.contacts()?;
+        if let Address::Nickname(nick) = &address {
+            // a contact of this nickname pinned to another key: the nickname moved; flag it, never switch
+            let moved: Vec<String> = book
+                .contacts
+                .iter()
+                .filter(|c| c.nickname == *nick && c.peer_id != peer.to_bytes())
+                .map(|c| c.name.clone())
+                .collect();
+            if let Some(name) = moved.first() {
+                book.observe(name, Some(&peer), None)?;
+                self.save(&book)?;
+                let (nickname, contact, now) = (nick.clone(), name.clone(), peer.to_string());
+                return Err(ContactError::NicknameMoved { nickname, contact, now }.into());
+            }
+        }
+        let contact = Contact {
+            name: name.map_or_else(|| id.nickname.clone(), str::to_string),
+            peer_id: peer.to_bytes(),
+            nickname: id.nickname.clone(),
+            encryption_key: id.encryption_key,
+            identity_revision: id.revision,
+            added_unix: unix_now(),
+            verified: false,
+            key_change: None,
+        };
+        book.add(contact.clone())?;
+        self.save(&book)?;
+        tracing::info!(name = %contact.name, %peer, "contact added");
+        Ok(contact)
+    }
+
+    /// Removes contact `name`.
+    ///
+    /// # Errors
+    /// [`ContactError::Unknown`], or the database.
+    pub async fn remove_contact(&self, name: &str) -> Result<Contact> {
+        let _g = self.book.lock().await;
+        let mut book = self.contacts()?;
+        let removed = book.remove(name)?;
+        self.save(&book)?;
+        Ok(removed)
+    }
+
+    /// Looks contact `name` up again (its nickname's claim and its identity document) and flags a changed key
+    /// ([`ContactBook::observe`]). Returns the contact as it is now.
+    ///
+    /// # Errors
+    /// [`ContactError::Unknown`], or the database. Lookups that find nothing change nothing.
+    pub async fn check_contact(&self, name: &str) -> Result<Contact> {
+        let contact = self.contacts()?.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?;
+        let peer = contact.peer()?;
+        let claimed_by = self.node.network().get_nickname(&contact.nickname).await.ok().map(|(_, owner)| owner);
+        let identity = self.node.lookup_identity(peer).await.ok();
+        let identity = identity.map(|i| (i.identity.encryption_key, i.identity.revision));
+        let _g = self.book.lock().await;
+        let mut book = self.contacts()?;
+        if let Some(change) = book.observe(name, claimed_by.as_ref(), identity)? {
+            tracing::warn!(contact = name, %change, "a contact's key changed");
+        }
+        self.save(&book)?;
+        Ok(book.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?)
+    }
+
+    /// The safety number of contact `name` (after looking it up again); with `confirm`, marks it verified and
+    /// accepts a new encryption key it carries (the user compared the numbers).
+    ///
+    /// # Errors
+    /// [`ContactError::Unknown`], or the database.
+    pub async fn verify_contact(&self, name: &str, confirm: bool) -> Result<(Contact, String)> {
+        let mut contact = self.check_contact(name).await?;
+        if confirm {
+            let _g = self.book.lock().await;
+            let mut book = self.contacts()?;
+            book.accept_key_change(name)?;
+            if let Some(c) = book.get_mut(name) {
+                if c.key_change.is_none() {
+                    c.verified = true;
+                }
+            }
+            self.save(&book)?;
+            contact = book.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?;
+        }
+        let number = safety_number(&self.node.peer_id(), &contact.peer()?);
+        Ok((contact, number))
+    }
+}
