@@ -1,3 +1,4 @@
 //! The messages wing's pure protocol half: no tokio, no sockets, no disk.
 
 pub mod contacts;
+pub mod e2e;
