@@ -600,3 +600,47 @@ pub struct SafetyNumber {
     /// 60 digits in 12 groups of 5: equal on both sides means each holds the other's real key.
     pub safety_number: String,
 }
+
+/// `POST /api/v1/messages`: a text to a contact.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SendMessage {
+    /// The contact's name.
+    pub to: String,
+    /// The text (at most 16 KiB of UTF-8).
+    pub text: String,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageInfo {
+    /// Whether we wrote it.
+    pub outgoing: bool,
+    /// Its id (hex).
+    pub id: String,
+    /// The writer's sequence number in the conversation.
+    pub seq: u64,
+    /// When the writer wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// When it was stored here, Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+    /// `sent` (stored here, not acknowledged), `delivered` (the recipient stored it) or `received`.
+    pub state: String,
+}
+
+/// `GET /api/v1/messages/{name}`: the conversation with a contact, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    /// The contact's name.
+    pub contact: String,
+    /// The messages, oldest first (the last `limit`).
+    pub messages: Vec<MessageInfo>,
+}
+
+/// `GET /api/v1/messages/{name}` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    /// The last this many messages (default 100, at most 10,000).
+    pub limit: Option<u32>,
+}

@@ -121,6 +121,11 @@ enum Cmd {
         #[command(subcommand)]
         command: KeyCmd,
     },
+    /// Private messages: send one, or show a conversation.
+    Msg {
+        #[command(subcommand)]
+        command: MsgCmd,
+    },
     /// The address book: list contacts (or add, remove, verify one).
     Contacts {
         #[command(subcommand)]
@@ -170,6 +175,25 @@ enum SupplierCmd {
     Replace {
         /// Position (0-based shard index), as `bitdust suppliers` shows.
         position: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum MsgCmd {
+    /// Send TEXT to contact NAME, end-to-end encrypted (delivered directly while it is online).
+    Send {
+        /// The contact's name.
+        name: String,
+        /// The text.
+        text: String,
+    },
+    /// The conversation with contact NAME, oldest first.
+    History {
+        /// The contact's name.
+        name: String,
+        /// The last this many messages.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
@@ -241,6 +265,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Status => cmd::status::run(&home, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
+        Cmd::Msg { command } => match command {
+            MsgCmd::Send { name, text } => cmd::msg::send(&home, &name, &text, j),
+            MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),
+        },
         Cmd::Contacts { command } => match command {
             None => cmd::contacts::list(&home, j),
             Some(ContactsCmd::Add { who, name }) => cmd::contacts::add(&home, &who, name, j),

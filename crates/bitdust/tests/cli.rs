@@ -56,6 +56,16 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert_eq!(mine["safety_number"], other["safety_number"]);
     assert!(ok(&["--home", s(&alice), "contacts", "verify", "supplier-2", "--confirm"]).contains("verified"));
     assert!(ok(&["--home", s(&alice), "contacts"]).contains("supplier-2"));
+    // a private message, end-to-end encrypted, and the conversation on both sides
+    assert!(ok(&["--home", s(&alice), "msg", "send", "supplier-2", "héllo, are you there?"]).contains("delivered"));
+    let reply = json(&["--home", s(&dir.join("supplier-2")), "msg", "send", "Alice A.", "yes"]);
+    assert_eq!(reply["state"], "delivered", "{reply}");
+    let history = ok(&["--home", s(&alice), "msg", "history", "supplier-2"]);
+    assert!(
+        history.contains("me: héllo, are you there?  [delivered]") && history.contains("supplier-2: yes"),
+        "{history}"
+    );
+    assert!(fails(&["--home", s(&alice), "msg", "send", "nobody", "x"]).contains("no contact named"));
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
 

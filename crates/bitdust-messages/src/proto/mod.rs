@@ -2,3 +2,4 @@
 
 pub mod contacts;
 pub mod e2e;
+pub mod wire;

@@ -1,6 +1,7 @@
 //! The messages wing on the node runtime: the address book in the node database, resolved through the DHT
 //! (signed nickname claims, identity records), on the local API ([`routes`]).
 
+pub mod conversations;
 mod routes;
 
 use std::sync::Arc;
@@ -39,12 +40,28 @@ impl Service for MessagesService {
         "messages"
     }
 
+    fn protocols(&self) -> Vec<bitdust_net::ProtocolSpec> {
+        vec![conversations::protocol_spec()]
+    }
+
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         routes::openapi()
     }
 
-    async fn start(self: Box<Self>, node: &Arc<Node>, _inbounds: &mut Inbounds) -> Result<Started> {
-        let messages = Arc::new(Messages { node: node.clone(), book: tokio::sync::Mutex::new(()) });
+    async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started> {
+        let spec = conversations::protocol_spec();
+        let inbound = inbounds.take(&spec.name).ok_or_else(|| anyhow::anyhow!("{} was not registered", spec.name))?;
+        let crypto = {
+            let n = node.clone();
+            tokio::task::spawn_blocking(move || conversations::Crypto::load(&n)).await??
+        };
+        let messages = Arc::new(Messages {
+            node: node.clone(),
+            book: tokio::sync::Mutex::new(()),
+            crypto: tokio::sync::Mutex::new(crypto),
+            refused: std::sync::atomic::AtomicU64::new(0),
+        });
+        conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
     }
 }
@@ -54,12 +71,21 @@ pub struct Messages {
     node: Arc<Node>,
     /// Held while the book is read, changed and written (one change at a time).
     book: tokio::sync::Mutex<()>,
+    /// The Olm account; held while sessions are read, advanced and written.
+    crypto: tokio::sync::Mutex<conversations::Crypto>,
+    /// Messages refused since start (forged, replayed, undecryptable).
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl Messages {
     /// The node it runs on.
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Messages refused since start (forged, replayed, undecryptable).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The address book.

@@ -8,19 +8,24 @@
 //! | DELETE | `/api/v1/contacts/{name}` | | [`ContactInfo`] removed (404 unknown) |
 //! | GET | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`], after looking the contact up again |
 //! | POST | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`]: the numbers were compared; marks it verified |
+//! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it |
+//! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use bitdust_api::{AddContact, ContactInfo, Contacts, ErrorBody, SafetyNumber};
+use bitdust_api::{
+    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, MessageInfo, SafetyNumber, SendMessage,
+};
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
 
 use crate::proto::contacts::{Contact, ContactError};
+use crate::service::conversations::Entry;
 use crate::service::Messages;
 
 type S = State<Arc<Messages>>;
@@ -31,12 +36,14 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/contacts", get(contacts).post(add))
         .route("/api/v1/contacts/{name}", axum::routing::delete(remove))
         .route("/api/v1/contacts/{name}/verify", get(safety).post(verify))
+        .route("/api/v1/messages", axum::routing::post(send))
+        .route("/api/v1/messages/{name}", get(history))
         .with_state(messages)
 }
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(contacts, add, remove, safety, verify))]
+#[openapi(paths(contacts, add, remove, safety, verify, send, history))]
 struct MessagesApi;
 
 /// The messages wing's part of the OpenAPI document.
@@ -60,6 +67,12 @@ fn info(c: &Contact) -> ContactInfo {
 
 /// The API error for a wing error: the address book's own errors by kind, the rest as the runtime maps them.
 fn error(e: anyhow::Error) -> ApiError {
+    use crate::service::conversations::SendError;
+    match e.downcast_ref::<SendError>() {
+        Some(SendError::KeyChanged(..)) => return ApiError::new(ErrorKind::Conflict, e.to_string()),
+        Some(SendError::Unreachable(..)) => return ApiError::new(ErrorKind::Unavailable, e.to_string()),
+        None => {}
+    }
     let kind = match e.downcast_ref::<ContactError>() {
         Some(ContactError::Unknown(_) | ContactError::NotFound(_)) => ErrorKind::NotFound,
         Some(
@@ -120,4 +133,48 @@ async fn verify(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiRe
     let Path(name) = name?;
     let (c, safety_number) = m.verify_contact(&name, true).await.map_err(error)?;
     Ok(Json(SafetyNumber { contact: info(&c), safety_number }))
+}
+
+fn message(e: &Entry) -> MessageInfo {
+    MessageInfo {
+        outgoing: e.outgoing,
+        id: e.id.iter().map(|b| format!("{b:02x}")).collect(),
+        seq: e.seq,
+        sent_unix_ms: e.sent_unix_ms,
+        at_unix_ms: e.at_unix_ms,
+        text: e.text.clone(),
+        state: e.state.as_str().to_string(),
+    }
+}
+
+/// Sends a text to a contact, end-to-end encrypted.
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
+    responses((status = 200, body = MessageInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn send(State(m): S, body: Result<Json<SendMessage>, JsonRejection>) -> ApiResult<MessageInfo> {
+    let Json(body) = body?;
+    if body.text.len() > crate::proto::wire::MAX_TEXT_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "message of {} bytes is over the {}-byte limit",
+            body.text.len(),
+            crate::proto::wire::MAX_TEXT_BYTES
+        )));
+    }
+    let e = m.send_text(&body.to, &body.text).await.map_err(error)?;
+    Ok(Json(message(&e)))
+}
+
+/// The conversation with a contact: the last `limit` messages, oldest first.
+#[utoipa::path(get, path = "/api/v1/messages/{name}", tag = "messages",
+    params(("name" = String, Path, description = "The contact's name"), HistoryQuery),
+    responses((status = 200, body = Conversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn history(
+    State(m): S,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Conversation> {
+    let (Path(name), Query(q)) = (name?, query?);
+    let limit = q.limit.unwrap_or(100).min(10_000) as usize;
+    let messages = m.history(&name, limit).map_err(error)?;
+    Ok(Json(Conversation { contact: name, messages: messages.iter().map(message).collect() }))
 }

@@ -86,7 +86,7 @@ pub fn verify(home: &Home, name: &str, confirm: bool, json: bool) -> Result<()> 
 }
 
 /// A contact name as one URL path segment (percent-encoded outside unreserved characters).
-fn encode(name: &str) -> String {
+pub(crate) fn encode(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

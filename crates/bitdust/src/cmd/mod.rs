@@ -10,6 +10,7 @@ pub mod health;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod msg;
 pub mod openapi;
 pub mod restore;
 pub mod status;

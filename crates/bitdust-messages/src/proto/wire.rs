@@ -1,0 +1,113 @@
+//! The `/bitdust/messages/1` protocol (libp2p request-response; the sender is the authenticated peer) and the
+//! plaintext inside an envelope. Every message is postcard.
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::e2e::{Envelope, Prekey, BUCKETS};
+
+/// Protocol name.
+pub const MESSAGES_PROTOCOL: &str = "/bitdust/messages/1";
+/// The longest text of one message, in bytes (UTF-8).
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// The largest request or response, in bytes: an envelope of the largest padded plaintext and its overheads.
+pub const MAX_MESSAGE_BYTES: usize = BUCKETS[BUCKETS.len() - 1] + 4096;
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Give me a prekey to start a session with you.
+    Prekey,
+    /// Take this encrypted message.
+    Deliver(Envelope),
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// A prekey (signed by the recipient's identity).
+    Prekey(Prekey),
+    /// The message was decrypted and stored.
+    Delivered,
+    /// Refused, and why.
+    Error(String),
+}
+
+/// What a message says, inside the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Text, at most [`MAX_TEXT_BYTES`].
+    Text(String),
+}
+
+/// The plaintext of a message (padded before encryption).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plain {
+    /// Random id: the replay guard and the delivery receipts name it.
+    pub id: [u8; 16],
+    /// The sender's sequence number in this conversation (1, 2, ...): the order the sender wrote them.
+    pub seq: u64,
+    /// When the sender wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// The content.
+    pub body: Body,
+}
+
+/// The largest request of the kind `head` starts with (postcard variant index first), for the network's per-kind
+/// limit: a prekey request is a byte, a delivery at most [`MAX_MESSAGE_BYTES`].
+pub fn request_limit(head: &[u8]) -> usize {
+    match head.first() {
+        Some(0) => 16,
+        Some(1) => MAX_MESSAGE_BYTES,
+        _ => 0,
+    }
+}
+
+/// The largest response of the kind `head` starts with.
+pub fn response_limit(head: &[u8]) -> usize {
+    match head.first() {
+        Some(0) => 1024,
+        Some(1) => 16,
+        Some(2) => 4096,
+        _ => 0,
+    }
+}
+
+/// Encodes a message.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a message.
+///
+/// # Errors
+/// A message for people if the bytes are not a `T`.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("malformed message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::e2e::{pad, Device};
+    use bitdust_core::keys::NodeKeys;
+
+    #[test]
+    fn every_kind_fits_its_limit() {
+        let keys = NodeKeys::generate();
+        let mut device = Device::new();
+        let prekey = device.prekey(&keys);
+        let other = NodeKeys::generate();
+        let mut session = Device::new().outbound(&keys.peer_id(), &prekey).unwrap();
+        let padded = pad(&vec![1; BUCKETS[BUCKETS.len() - 1] - 4]).unwrap();
+        let envelope = crate::proto::e2e::encrypt(&mut session, &Device::new().device_key(&other), &padded).unwrap();
+        for (req, ok) in [(Request::Prekey, true), (Request::Deliver(envelope), true)] {
+            let b = encode(&req);
+            assert_eq!(b.len() <= request_limit(&b), ok, "{} bytes", b.len());
+        }
+        for res in [Response::Prekey(prekey), Response::Delivered, Response::Error("x".repeat(1000))] {
+            let b = encode(&res);
+            assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
+        }
+        assert_eq!(request_limit(&[2]), 0);
+    }
+}

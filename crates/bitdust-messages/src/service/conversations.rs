@@ -1,0 +1,385 @@
+//! Private messages between online nodes: sent end-to-end encrypted ([`crate::proto::e2e`]) on
+//! `/bitdust/messages/1`, kept per conversation in the node database.
+//!
+//! ```text
+//! node database
+//!   messages/account           the Olm account (pickled, encrypted under a key derived from the master secret)
+//!   messages/sessions  peer -> its Olm sessions, newest first (pickled, encrypted)
+//!   messages/peers     peer -> sequence numbers, the ids seen lately (the replay guard)
+//!   messages/history   peer ‖ index -> one message, in the order it was sent or received here
+//! ```
+//!
+//! Sending persists the advanced ratchet, the sequence number and the history entry in one transaction before the
+//! envelope leaves (a crash never reuses a message key); receiving decrypts, checks the replay guard and stores the
+//! same way before it answers `Delivered`, one message at a time, so a sender's messages are kept in its order.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bitdust_core::PeerId;
+use bitdust_net::{Frame, Inbound, ProtocolSpec};
+use bitdust_node::Node;
+use bitdust_store::Versioned;
+use libp2p::StreamProtocol;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use vodozemac::olm::Session;
+
+use crate::proto::e2e::{self, Device, E2eError};
+use crate::proto::wire::{self, Body, Plain, Request, Response, MAX_TEXT_BYTES, MESSAGES_PROTOCOL};
+use crate::service::Messages;
+
+const ACCOUNT_KEY: &str = "messages/account";
+const SESSIONS: &str = "messages/sessions";
+const PEERS: &str = "messages/peers";
+const HISTORY: &str = "messages/history";
+/// Message ids remembered per peer for the replay guard.
+const SEEN_IDS: usize = 4096;
+/// Inbound requests queued before the network answers "busy".
+const INBOUND_CAPACITY: usize = 256;
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The contact's key changed and the user has not confirmed it.
+    #[error("not sent: {0}; compare safety numbers with `bitdust contacts verify {1}` first")]
+    KeyChanged(String, String),
+    /// No session yet, and the contact does not answer for one.
+    #[error("{0} does not answer and has never talked with us: no session to encrypt with ({1})")]
+    Unreachable(String, String),
+}
+
+/// The pickled account.
+#[derive(Serialize, Deserialize)]
+struct AccountPickle(String);
+
+impl Versioned for AccountPickle {
+    const FORMAT: u16 = 1;
+}
+
+/// A peer's sessions, pickled, newest first.
+#[derive(Serialize, Deserialize, Default)]
+struct SessionPickles(Vec<String>);
+
+impl Versioned for SessionPickles {
+    const FORMAT: u16 = 1;
+}
+
+/// What we keep per peer besides sessions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PeerState {
+    /// Index of the next history entry of this conversation.
+    next_index: u64,
+    /// Sequence number of our next message to it.
+    next_seq: u64,
+    /// Ids of its messages seen lately (oldest first, at most [`SEEN_IDS`]).
+    seen: Vec<[u8; 16]>,
+}
+
+impl Versioned for PeerState {
+    const FORMAT: u16 = 1;
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Encrypted and stored here; not (yet) acknowledged by the recipient.
+    Sent,
+    /// The recipient decrypted and stored it.
+    Delivered,
+    /// Received from the peer.
+    Received,
+}
+
+impl State {
+    /// Its name for people and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Received => "received",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Whether we wrote it.
+    pub outgoing: bool,
+    /// Its id.
+    pub id: [u8; 16],
+    /// The writer's sequence number.
+    pub seq: u64,
+    /// When the writer wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// When it was stored here, Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+    /// Where it is.
+    pub state: State,
+}
+
+impl Versioned for Entry {
+    const FORMAT: u16 = 1;
+}
+
+fn history_key(peer: &PeerId, index: u64) -> Vec<u8> {
+    let mut k = peer.to_bytes();
+    k.extend(index.to_be_bytes());
+    k
+}
+
+fn now_ms() -> u64 {
+    bitdust_node::automata::now_ms()
+}
+
+/// The `/bitdust/messages/1` protocol as registered with the network.
+pub fn protocol_spec() -> ProtocolSpec {
+    let mut spec = ProtocolSpec::new(
+        StreamProtocol::new(MESSAGES_PROTOCOL),
+        wire::MAX_MESSAGE_BYTES,
+        wire::MAX_MESSAGE_BYTES,
+        INBOUND_CAPACITY,
+        Frame::one(wire::encode(&Response::Error("busy, retry".into()))),
+    );
+    spec.request_kinds = wire::request_limit;
+    spec.response_kinds = wire::response_limit;
+    spec
+}
+
+/// The Olm side of the wing: this node's account, behind a lock with the sessions (one change at a time).
+pub(crate) struct Crypto {
+    device: Device,
+    pickle_key: [u8; 32],
+}
+
+impl Crypto {
+    /// The account of `node`, or a new one (saved).
+    pub(crate) fn load(node: &Node) -> Result<Self> {
+        let pickle_key = node.keys().master().derive("bitdust 2026-12 olm pickle key v1", b"");
+        let device = match node.db().get::<AccountPickle>(ACCOUNT_KEY)? {
+            Some(p) => Device::unpickle(&p.0, &pickle_key).context("the Olm account in the node database")?,
+            None => {
+                let d = Device::new();
+                node.db().put(ACCOUNT_KEY, &AccountPickle(d.pickle(&pickle_key)))?;
+                d
+            }
+        };
+        Ok(Self { device, pickle_key })
+    }
+
+    fn sessions(&self, node: &Node, peer: &PeerId) -> Result<Vec<Session>> {
+        let pickles = node.db().record::<SessionPickles>(SESSIONS, &peer.to_bytes())?.unwrap_or_default();
+        Ok(pickles.0.iter().filter_map(|p| e2e::unpickle_session(p, &self.pickle_key).ok()).collect())
+    }
+
+    fn pickles(&self, sessions: &[Session]) -> SessionPickles {
+        SessionPickles(sessions.iter().map(|s| e2e::pickle_session(s, &self.pickle_key)).collect())
+    }
+}
+
+impl Messages {
+    async fn ask(&self, peer: PeerId, request: &Request) -> Result<Response> {
+        let name = StreamProtocol::new(MESSAGES_PROTOCOL);
+        let bytes = self.node.request(peer, &name, Frame::one(wire::encode(request))).await?;
+        wire::decode::<Response>(&bytes).map_err(anyhow::Error::msg)
+    }
+
+    /// Sends `text` to contact `name`, end-to-end encrypted; returns the history entry (delivered, or sent if the
+    /// contact did not take it).
+    ///
+    /// # Errors
+    /// An unknown contact, a text over [`MAX_TEXT_BYTES`], a contact whose key changed (flagged: confirm it first),
+    /// or no session could be started (the contact is offline and has never talked with us).
+    pub async fn send_text(&self, name: &str, text: &str) -> Result<Entry> {
+        if text.len() > MAX_TEXT_BYTES {
+            bail!("message of {} bytes is over the {MAX_TEXT_BYTES}-byte limit", text.len());
+        }
+        let contact = self
+            .contacts()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| crate::proto::contacts::ContactError::Unknown(name.to_string()))?;
+        if let Some(change) = &contact.key_change {
+            return Err(SendError::KeyChanged(change.to_string(), name.to_string()).into());
+        }
+        let peer = contact.peer()?;
+        // a session first (a prekey from the peer, outside the lock)
+        let have = { self.crypto.lock().await.sessions(&self.node, &peer)?.len() };
+        let prekey = if have == 0 {
+            match self.ask(peer, &Request::Prekey).await {
+                Ok(Response::Prekey(p)) => Some(p),
+                Ok(other) => return Err(SendError::Unreachable(name.into(), format!("{other:?}")).into()),
+                Err(e) => return Err(SendError::Unreachable(name.into(), e.to_string()).into()),
+            }
+        } else {
+            None
+        };
+        let (envelope, entry, index) = {
+            let crypto = self.crypto.lock().await;
+            let mut sessions = crypto.sessions(&self.node, &peer)?;
+            if sessions.is_empty() {
+                let prekey = prekey.context("no session and no prekey")?;
+                sessions.push(crypto.device.outbound(&peer, &prekey)?);
+            }
+            let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+            state.next_seq += 1;
+            let plain = Plain {
+                id: rand::random(),
+                seq: state.next_seq,
+                sent_unix_ms: now_ms(),
+                body: Body::Text(text.to_string()),
+            };
+            let device = crypto.device.device_key(self.node.keys());
+            let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(&plain))?)?;
+            let entry = Entry {
+                outgoing: true,
+                id: plain.id,
+                seq: plain.seq,
+                sent_unix_ms: plain.sent_unix_ms,
+                at_unix_ms: plain.sent_unix_ms,
+                text: text.to_string(),
+                state: State::Sent,
+            };
+            let index = state.next_index;
+            state.next_index += 1;
+            let pickles = crypto.pickles(&sessions);
+            self.node.db().write(|tx| {
+                tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
+                tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
+                tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
+            })?;
+            (envelope, entry, index)
+        };
+        match self.ask(peer, &Request::Deliver(envelope)).await {
+            Ok(Response::Delivered) => {
+                let delivered = Entry { state: State::Delivered, ..entry };
+                self.node.db().write(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &delivered))?;
+                Ok(delivered)
+            }
+            Ok(other) => {
+                tracing::info!(contact = name, answer = ?other, "message not delivered");
+                Ok(entry)
+            }
+            Err(e) => {
+                tracing::info!(contact = name, error = %e, "message not delivered");
+                Ok(entry)
+            }
+        }
+    }
+
+    /// The conversation with contact `name`, oldest first, at most `limit` messages from the end.
+    ///
+    /// # Errors
+    /// An unknown contact, or the database.
+    pub fn history(&self, name: &str, limit: usize) -> Result<Vec<Entry>> {
+        let contact = self
+            .contacts()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| crate::proto::contacts::ContactError::Unknown(name.to_string()))?;
+        self.history_of(&contact.peer()?, limit)
+    }
+
+    /// The conversation with `peer`, oldest first, the last `limit` messages.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn history_of(&self, peer: &PeerId, limit: usize) -> Result<Vec<Entry>> {
+        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        let first = state.next_index.saturating_sub(limit as u64);
+        let prefix = peer.to_bytes();
+        // after the entry before the first wanted, or after the bare prefix (which sorts before all its entries)
+        let after = first.checked_sub(1).map_or_else(|| prefix.clone(), |i| history_key(peer, i));
+        let rows = self.node.db().records::<Entry>(HISTORY, Some(&after), limit)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&prefix) && k.len() == prefix.len() + 8)
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Answers one inbound request from the authenticated `peer`.
+    async fn answer(&self, peer: PeerId, request: &[u8]) -> Response {
+        match wire::decode::<Request>(request) {
+            Ok(Request::Prekey) => {
+                let mut crypto = self.crypto.lock().await;
+                let prekey = crypto.device.prekey(self.node.keys());
+                let pickle = AccountPickle(crypto.device.pickle(&crypto.pickle_key));
+                match self.node.db().put(ACCOUNT_KEY, &pickle) {
+                    Ok(()) => Response::Prekey(prekey),
+                    Err(e) => Response::Error(format!("cannot save the account: {e}")),
+                }
+            }
+            Ok(Request::Deliver(envelope)) => match self.receive(peer, &envelope).await {
+                Ok(()) => Response::Delivered,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "message refused");
+                    self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Response::Error(e.to_string())
+                }
+            },
+            Err(e) => Response::Error(e),
+        }
+    }
+
+    async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<()> {
+        let mut crypto = self.crypto.lock().await;
+        let mut sessions = crypto.sessions(&self.node, &peer)?;
+        let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
+        let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
+        let Body::Text(text) = plain.body;
+        if text.len() > MAX_TEXT_BYTES {
+            bail!("message of {} bytes is over the limit", text.len());
+        }
+        let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        if state.seen.contains(&plain.id) {
+            bail!("replayed message");
+        }
+        state.seen.push(plain.id);
+        if state.seen.len() > SEEN_IDS {
+            state.seen.remove(0);
+        }
+        let index = state.next_index;
+        state.next_index += 1;
+        let entry = Entry {
+            outgoing: false,
+            id: plain.id,
+            seq: plain.seq,
+            sent_unix_ms: plain.sent_unix_ms,
+            at_unix_ms: now_ms(),
+            text,
+            state: State::Received,
+        };
+        let pickles = crypto.pickles(&sessions);
+        // a pre-key message may have started a session with one of our one-time keys: the account changed too
+        let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
+        self.node.db().write(|tx| {
+            if let Some(a) = &account {
+                tx.put_value(ACCOUNT_KEY, a)?;
+            }
+            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
+            tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
+            tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
+        })?;
+        drop(crypto);
+        Ok(())
+    }
+}
+
+/// Answers `/bitdust/messages/1` requests one at a time (so a sender's messages are stored in its order) until the
+/// network stops.
+pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc::Receiver<Inbound>) {
+    while let Some(req) = inbound.recv().await {
+        let Some(m) = messages.upgrade() else { return };
+        let response = m.answer(req.peer, &req.request).await;
+        let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
+    }
+}
+
+/// Starts the protocol's server for `messages`.
+pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) {
+    tokio::spawn(serve(Arc::downgrade(messages), inbound));
+}

@@ -1,0 +1,43 @@
+//! `bitdust msg send NAME TEXT` and `bitdust msg history NAME`.
+
+use anyhow::Result;
+use bitdust_api::{Conversation, MessageInfo, SendMessage};
+use bitdust_node::Home;
+
+use super::contacts::encode;
+use super::print;
+use bitdust::client::Client;
+
+/// `bitdust msg send NAME TEXT`.
+///
+/// # Errors
+/// An unknown contact, a key change not confirmed, a contact that never answered, or the daemon.
+pub fn send(home: &Home, name: &str, text: &str, json: bool) -> Result<()> {
+    let body = SendMessage { to: name.to_string(), text: text.to_string() };
+    let m: MessageInfo = Client::for_home(home)?.post("/messages", &body)?;
+    print(json, &m, |m| format!("{} to {name} (#{})", m.state, m.seq));
+    Ok(())
+}
+
+/// `bitdust msg history NAME [--limit N]`.
+///
+/// # Errors
+/// An unknown contact, or the daemon.
+pub fn history(home: &Home, name: &str, limit: u32, json: bool) -> Result<()> {
+    let v: Conversation = Client::for_home(home)?.get(&format!("/messages/{}?limit={limit}", encode(name)))?;
+    print(json, &v, |v| {
+        if v.messages.is_empty() {
+            return format!("no messages with {} yet", v.contact);
+        }
+        v.messages
+            .iter()
+            .map(|m| {
+                let who = if m.outgoing { "me" } else { v.contact.as_str() };
+                let state = if m.outgoing { format!("  [{}]", m.state) } else { String::new() };
+                format!("{who}: {}{state}", m.text)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
