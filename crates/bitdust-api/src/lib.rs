@@ -299,6 +299,20 @@ pub enum EventKind {
         /// Positions whose supplier is offline, refused or fired.
         down_positions: Vec<u16>,
     },
+    /// A private message was stored here (received or written) or changed state; its text is in the conversation
+    /// (`GET /api/v1/messages/{contact}`), not in the event log.
+    Message {
+        /// The contact's name, or the sender's peer id if it is not a contact.
+        contact: String,
+        /// The peer id.
+        peer: String,
+        /// Whether we wrote it.
+        outgoing: bool,
+        /// The message id (hex).
+        id: String,
+        /// `sent`, `delivered` or `received`.
+        state: String,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -636,6 +650,26 @@ pub struct Conversation {
     pub contact: String,
     /// The messages, oldest first (the last `limit`).
     pub messages: Vec<MessageInfo>,
+}
+
+/// One conversation in the inbox (`GET /api/v1/inbox`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxEntry {
+    /// The contact's name, or the peer id of a sender who is not a contact.
+    pub contact: String,
+    /// Whether the peer is in the address book.
+    pub is_contact: bool,
+    /// Messages in the conversation.
+    pub messages: u64,
+    /// The last message.
+    pub last: Option<MessageInfo>,
+}
+
+/// `GET /api/v1/inbox`: every conversation, the most recent first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Inbox {
+    /// The conversations.
+    pub conversations: Vec<InboxEntry>,
 }
 
 /// `GET /api/v1/messages/{name}` query.

@@ -36,6 +36,7 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     let b = [boot.node().addresses()[0].clone()];
     let (alice, bob) = (node(dir.path(), "alice", &b).await, node(dir.path(), "bob", &b).await);
     let (a, bm) = (messages(&alice), messages(&bob));
+    let first_event = alice.node().events().last_id();
     a.add_contact("bob", None).await.unwrap();
     bm.add_contact("alice", None).await.unwrap();
 
@@ -68,6 +69,18 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
         assert!(history.iter().filter(|e| e.outgoing).all(|e| e.state == State::Delivered));
     }
     assert_eq!((a.refused(), bm.refused()), (0, 0));
+    // the inbox has one conversation; the event log names every message (not its text)
+    let conversations = a.conversations().unwrap();
+    assert_eq!(conversations.len(), 1);
+    assert_eq!((conversations[0].0, conversations[0].1), (bob.node().peer_id(), 2 * N as u64));
+    let events = alice.node().events().since(first_event);
+    let received = events
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, bitdust_api::EventKind::Message { outgoing: false, contact, .. } if contact == "bob"),
+        )
+        .count();
+    assert!(received > 0, "message events in the log");
     // the last 10 only
     assert_eq!(a.history("bob", 10).unwrap().len(), 10);
 

@@ -187,6 +187,8 @@ enum MsgCmd {
         /// The text.
         text: String,
     },
+    /// Every conversation with its last message, the most recent first.
+    Inbox,
     /// The conversation with contact NAME, oldest first.
     History {
         /// The contact's name.
@@ -268,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Msg { command } => match command {
             MsgCmd::Send { name, text } => cmd::msg::send(&home, &name, &text, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),
+            MsgCmd::Inbox => cmd::msg::inbox(&home, j),
         },
         Cmd::Contacts { command } => match command {
             None => cmd::contacts::list(&home, j),

@@ -66,6 +66,10 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         "{history}"
     );
     assert!(fails(&["--home", s(&alice), "msg", "send", "nobody", "x"]).contains("no contact named"));
+    let inbox = ok(&["--home", s(&alice), "msg", "inbox"]);
+    assert!(inbox.contains("supplier-2 (2 messages): yes"), "{inbox}");
+    let inbox = json(&["--home", s(&alice), "msg", "inbox"]);
+    assert_eq!(inbox["conversations"][0]["messages"], 2, "{inbox}");
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
 

@@ -181,6 +181,46 @@ impl Crypto {
 }
 
 impl Messages {
+    /// Puts a [`bitdust_api::EventKind::Message`] into the event log.
+    fn event(&self, peer: &PeerId, entry: &Entry) {
+        let contact = self
+            .contacts()
+            .ok()
+            .and_then(|b| b.by_peer(&peer.to_bytes()).map(|c| c.name.clone()))
+            .unwrap_or_else(|| peer.to_string());
+        self.node.events().push(bitdust_api::EventKind::Message {
+            contact,
+            peer: peer.to_string(),
+            outgoing: entry.outgoing,
+            id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
+            state: entry.state.as_str().to_string(),
+        });
+    }
+
+    /// Every conversation: the peer, its message count and its last message, the most recent first.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn conversations(&self) -> Result<Vec<(PeerId, u64, Option<Entry>)>> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let rows = self.node.db().records::<PeerState>(PEERS, after.as_deref(), 256)?;
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            for (key, state) in rows {
+                let Ok(peer) = PeerId::from_bytes(&key) else { continue };
+                let last = match state.next_index.checked_sub(1) {
+                    Some(i) => self.node.db().record::<Entry>(HISTORY, &history_key(&peer, i))?,
+                    None => None,
+                };
+                out.push((peer, state.next_index, last));
+            }
+        }
+        out.sort_by_key(|(_, _, last)| std::cmp::Reverse(last.as_ref().map_or(0, |e| e.at_unix_ms)));
+        Ok(out)
+    }
+
     async fn ask(&self, peer: PeerId, request: &Request) -> Result<Response> {
         let name = StreamProtocol::new(MESSAGES_PROTOCOL);
         let bytes = self.node.request(peer, &name, Frame::one(wire::encode(request))).await?;
@@ -253,10 +293,12 @@ impl Messages {
             })?;
             (envelope, entry, index)
         };
+        self.event(&peer, &entry);
         match self.ask(peer, &Request::Deliver(envelope)).await {
             Ok(Response::Delivered) => {
                 let delivered = Entry { state: State::Delivered, ..entry };
                 self.node.db().write(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &delivered))?;
+                self.event(&peer, &delivered);
                 Ok(delivered)
             }
             Ok(other) => {
@@ -365,6 +407,7 @@ impl Messages {
             tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
         })?;
         drop(crypto);
+        self.event(&peer, &entry);
         Ok(())
     }
 }

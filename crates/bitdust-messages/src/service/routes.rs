@@ -10,6 +10,7 @@
 //! | POST | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`]: the numbers were compared; marks it verified |
 //! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it |
 //! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
+//! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use bitdust_api::{
-    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, MessageInfo, SafetyNumber, SendMessage,
+    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, Inbox, InboxEntry, MessageInfo,
+    SafetyNumber, SendMessage,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -38,12 +40,13 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/contacts/{name}/verify", get(safety).post(verify))
         .route("/api/v1/messages", axum::routing::post(send))
         .route("/api/v1/messages/{name}", get(history))
+        .route("/api/v1/inbox", get(inbox))
         .with_state(messages)
 }
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(contacts, add, remove, safety, verify, send, history))]
+#[openapi(paths(contacts, add, remove, safety, verify, send, history, inbox))]
 struct MessagesApi;
 
 /// The messages wing's part of the OpenAPI document.
@@ -177,4 +180,25 @@ async fn history(
     let limit = q.limit.unwrap_or(100).min(10_000) as usize;
     let messages = m.history(&name, limit).map_err(error)?;
     Ok(Json(Conversation { contact: name, messages: messages.iter().map(message).collect() }))
+}
+
+/// Every conversation with its last message, the most recent first.
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "messages", responses((status = 200, body = Inbox)))]
+async fn inbox(State(m): S) -> ApiResult<Inbox> {
+    let book = m.contacts().map_err(error)?;
+    let conversations = m
+        .conversations()
+        .map_err(error)?
+        .into_iter()
+        .map(|(peer, messages, last)| {
+            let contact = book.by_peer(&peer.to_bytes());
+            InboxEntry {
+                contact: contact.map_or_else(|| peer.to_string(), |c| c.name.clone()),
+                is_contact: contact.is_some(),
+                messages,
+                last: last.as_ref().map(message),
+            }
+        })
+        .collect();
+    Ok(Json(Inbox { conversations }))
 }

@@ -1,7 +1,7 @@
 //! `bitdust msg send NAME TEXT` and `bitdust msg history NAME`.
 
 use anyhow::Result;
-use bitdust_api::{Conversation, MessageInfo, SendMessage};
+use bitdust_api::{Conversation, Inbox, MessageInfo, SendMessage};
 use bitdust_node::Home;
 
 use super::contacts::encode;
@@ -35,6 +35,31 @@ pub fn history(home: &Home, name: &str, limit: u32, json: bool) -> Result<()> {
                 let who = if m.outgoing { "me" } else { v.contact.as_str() };
                 let state = if m.outgoing { format!("  [{}]", m.state) } else { String::new() };
                 format!("{who}: {}{state}", m.text)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// `bitdust msg inbox`.
+///
+/// # Errors
+/// The daemon.
+pub fn inbox(home: &Home, json: bool) -> Result<()> {
+    let v: Inbox = Client::for_home(home)?.get("/inbox")?;
+    print(json, &v, |v| {
+        if v.conversations.is_empty() {
+            return "no messages yet".into();
+        }
+        v.conversations
+            .iter()
+            .map(|c| {
+                let last = c.last.as_ref().map_or(String::new(), |m| {
+                    format!("{}{}", if m.outgoing { "me: " } else { "" }, m.text.chars().take(60).collect::<String>())
+                });
+                let stranger = if c.is_contact { "" } else { " (not a contact)" };
+                format!("{}{stranger} ({} messages): {last}", c.contact, c.messages)
             })
             .collect::<Vec<_>>()
             .join("\n")
