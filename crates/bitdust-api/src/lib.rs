@@ -309,7 +309,7 @@ pub enum EventKind {
         /// Whether we wrote it.
         outgoing: bool,
         /// The message id (hex).
-        id: String,
+        message_id: String,
         /// `sent`, `delivered` or `received`.
         state: String,
     },
@@ -677,4 +677,35 @@ pub struct Inbox {
 pub struct HistoryQuery {
     /// The last this many messages (default 100, at most 10,000).
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event kind survives JSON both ways inside an `Event` (its fields are flattened next to the event's
+    /// own: a kind with a field named like one of them could be written but never read back).
+    #[test]
+    fn every_event_kind_round_trips_through_json() {
+        let kinds = [
+            EventKind::JobStarted { job: 1, kind: "backup".into(), target: "/x".into() },
+            EventKind::JobProgress { job: 1, done_bytes: 2, total_bytes: 3 },
+            EventKind::JobEnded { job: 1, state: JobState::Done },
+            EventKind::AutomatonChanged { name: "n".into(), kind: "k".into(), state: "s".into() },
+            EventKind::HealthChanged { queued_blocks: 4, down_positions: vec![1] },
+            EventKind::Message {
+                contact: "bob".into(),
+                peer: "p".into(),
+                outgoing: true,
+                message_id: "00".into(),
+                state: "sent".into(),
+            },
+        ];
+        for kind in kinds {
+            let event = Event { id: 7, time_unix_ms: 8, kind };
+            let json = serde_json::to_string(&event).unwrap();
+            let back: Event = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(back, event);
+        }
+    }
 }

@@ -126,6 +126,11 @@ enum Cmd {
         #[command(subcommand)]
         command: MsgCmd,
     },
+    /// A terminal chat with a contact: lines typed are sent, incoming messages appear live; Ctrl-D ends it.
+    Chat {
+        /// The contact's name.
+        name: String,
+    },
     /// The address book: list contacts (or add, remove, verify one).
     Contacts {
         #[command(subcommand)]
@@ -267,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Status => cmd::status::run(&home, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
+        Cmd::Chat { name } => cmd::chat::run(&home, &name),
         Cmd::Msg { command } => match command {
             MsgCmd::Send { name, text } => cmd::msg::send(&home, &name, &text, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),

@@ -8,6 +8,19 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
+/// The lines a child prints, through a channel (so a test can wait for one with a timeout).
+fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 #[test]
 fn demo_restores_usr_share_doc_with_n_minus_k_suppliers_stopped() {
     let report = json(&["demo", "/usr/share/doc"]);
@@ -70,6 +83,38 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(inbox.contains("supplier-2 (2 messages): yes"), "{inbox}");
     let inbox = json(&["--home", s(&alice), "msg", "inbox"]);
     assert_eq!(inbox["conversations"][0]["messages"], 2, "{inbox}");
+    // the terminal chat: a line typed is delivered, a message from the other side appears live, Ctrl-D ends it
+    let mut chat = Running(
+        bitdust()
+            .args(["--home", s(&alice), "chat", "supplier-2"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(chat.0.stdout.take().unwrap());
+    let next_with = |what: &str| loop {
+        let line =
+            lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("chat never printed {what:?}"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    assert!(next_with("supplier-2: yes").starts_with("supplier-2: yes"), "the backlog first");
+    next_with("-- chatting with supplier-2");
+    let mut stdin = chat.0.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"typed in the chat\n").unwrap();
+    next_with("me: typed in the chat  [delivered]");
+    ok(&["--home", s(&dir.join("supplier-2")), "msg", "send", "Alice A.", "seen live"]);
+    next_with("supplier-2: seen live");
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chat.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "chat did not end at end of input");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(chat.0.try_wait().unwrap().is_some_and(|s| s.success()));
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
 

@@ -192,7 +192,7 @@ impl Messages {
             contact,
             peer: peer.to_string(),
             outgoing: entry.outgoing,
-            id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
+            message_id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
             state: entry.state.as_str().to_string(),
         });
     }

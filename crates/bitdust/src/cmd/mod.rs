@@ -4,6 +4,7 @@
 
 pub mod automata;
 pub mod backup;
+pub mod chat;
 pub mod contacts;
 pub mod daemon;
 pub mod health;
