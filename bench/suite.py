@@ -16,6 +16,7 @@ Then, bitdust alone:
 - upload and restore time against supplier count (a devnet per count, the same file);
 - `bitdust-lab bench`: restore with n - k suppliers stopped, and the time back to full redundancy after a supplier
   is lost for good;
+- `bitdust-lab messages`: private message latency (p50, p99) and messages per second between two devnet daemons;
 - `bitdust-lab sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
@@ -344,13 +345,15 @@ def main():
         scan = supplier_scan(binary, work, args.quick)
         heal = heal_bench(lab, args.quick)
         sim = simulate(lab, args.quick, args.sim_nodes)
+        msgs = messages_bench(lab, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim}, f, indent=2)
+        json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim, "messages": msgs}, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
     report += render_rest(scan, heal, sim)
+    report += render_messages(msgs)
     if chart(tahoe, args.out):
         report += ("\n![throughput against file size](throughput-vs-size.png)\n"
                    "![throughput against supplier count](throughput-vs-suppliers.png)\n"
@@ -484,6 +487,22 @@ def simulate(binary, quick, sizes=None):
     r = subprocess.run([binary, "--json", "sim", "--nodes", nodes, "--lookups", lookups, "--hire", "4,13",
                         "--idle-secs", idle], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
+
+
+def messages_bench(binary, quick):
+    """`bitdust-lab messages`: private message latency and throughput between two devnet daemons."""
+    count = "200" if quick else "2000"
+    print(f"bitdust-lab messages --count {count} ...", flush=True)
+    r = subprocess.run([binary, "--json", "messages", "--count", count], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def render_messages(m):
+    lat = m["direct_latency_ms"]
+    return "\n".join(["", "## Private messages (`bitdust-lab messages`, two devnet daemons, through their APIs)", "",
+                      f"- direct latency over {m['messages']} messages one after the other: p50 {lat['p50']:.2f} ms, "
+                      f"p99 {lat['p99']:.2f} ms (max {lat['max']:.2f} ms)",
+                      f"- both ways at once: {m['pair_messages_per_second']:.0f} messages per second for the pair", ""])
 
 
 def render_rest(scan, heal, sim):

@@ -2,11 +2,13 @@
 //!
 //! - `bitdust-lab bench`: end-to-end throughput, degraded restore and healing time over a devnet of `bitdust`
 //!   daemons (the `bitdust` beside this program);
+//! - `bitdust-lab messages`: private message latency and throughput between two devnet daemons;
 //! - `bitdust-lab sim`: N full nodes in one process over libp2p's memory transport: DHT lookup hops and latency,
 //!   memory per idle node, time to hire;
 //! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
 
 mod bench;
+mod messages;
 mod sim;
 
 use std::path::PathBuf;
@@ -42,6 +44,12 @@ enum Cmd {
         /// Seconds a supplier may be silent before it is replaced (the devnet's 15; `--quick` suites use 5).
         #[arg(long, default_value_t = 15)]
         fire_after_secs: u64,
+    },
+    /// Private messages between two devnet daemons through their APIs: latency p50/p99, messages per second.
+    Messages {
+        /// Messages per measurement.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
     },
     /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
     /// memory per idle node, time to hire n suppliers (one child process per size).
@@ -83,6 +91,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Bench { size, suppliers, dir, fire_after_secs } => {
             let report = bench::run(size, suppliers, fire_after_secs, dir.as_deref(), j)?;
+            if j {
+                out!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
+        Cmd::Messages { count } => {
+            let report = messages::run(count, j)?;
             if j {
                 out!("{}", serde_json::to_string_pretty(&report)?);
             }

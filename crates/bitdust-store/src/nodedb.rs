@@ -253,6 +253,20 @@ impl NodeDb {
         Ok(r)
     }
 
+    /// [`NodeDb::write`] without waiting for the disk (redb's `Durability::Eventual`): atomic like any write, and
+    /// on disk with the next ordinary write; a crash before that loses it (never half of it). For marks that may be
+    /// lost (a message's delivery state), never for state whose loss does harm (keys, ratchets, contracts).
+    ///
+    /// # Errors
+    /// As [`NodeDb::write`].
+    pub fn write_lazy<R>(&self, f: impl FnOnce(&Txn<'_>) -> Result<R, NodeDbError>) -> Result<R, NodeDbError> {
+        let mut txn = self.db.begin_write().map_err(io)?;
+        txn.set_durability(redb::Durability::Eventual);
+        let r = f(&Txn { txn: &txn })?;
+        txn.commit().map_err(io)?;
+        Ok(r)
+    }
+
     /// Up to `limit` records of `table` in key order, after `after` (exclusive) or from the start.
     ///
     /// # Errors

@@ -28,6 +28,8 @@ pub struct Client {
     home: String,
     /// The token the daemon answering on the port last proved it knows (checked before a token is first sent).
     verified: std::cell::RefCell<Option<String>>,
+    /// One HTTP agent for every request (it keeps the connection to the daemon open between them).
+    agent: ureq::Agent,
 }
 
 impl Client {
@@ -53,6 +55,7 @@ impl Client {
             home_dir: home.clone(),
             home: home.root().display().to_string(),
             verified: std::cell::RefCell::new(None),
+            agent: Self::new_agent(),
         })
     }
 
@@ -88,7 +91,7 @@ impl Client {
             return Ok(());
         }
         let nonce: [u8; 32] = rand::random();
-        let r = Self::agent().get(&format!("{}/proof?nonce={}", self.base, hex::encode(nonce))).call();
+        let r = self.agent.get(&format!("{}/proof?nonce={}", self.base, hex::encode(nonce))).call();
         let answer: Result<Proof> = self.handle(r);
         let expected = bitdust_node::http::token_proof(token, &nonce);
         let ok = answer
@@ -130,7 +133,7 @@ impl Client {
         }
     }
 
-    fn agent() -> ureq::Agent {
+    fn new_agent() -> ureq::Agent {
         ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(3)).timeout(Duration::from_secs(600)).build()
     }
 
@@ -140,8 +143,7 @@ impl Client {
     /// The daemon's error, or that it does not run.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let token = self.token()?;
-        let r =
-            Self::agent().get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {token}")).call();
+        let r = self.agent.get(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {token}")).call();
         self.handle(r)
     }
 
@@ -152,7 +154,8 @@ impl Client {
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let token = self.token()?;
         let body = serde_json::to_value(body)?;
-        let r = Self::agent()
+        let r = self
+            .agent
             .post(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {token}"))
             .send_json(body);
@@ -165,10 +168,8 @@ impl Client {
     /// The daemon's error, or that it does not run.
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let token = self.token()?;
-        let r = Self::agent()
-            .delete(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {token}"))
-            .call();
+        let r =
+            self.agent.delete(&format!("{}{path}", self.base)).set("Authorization", &format!("Bearer {token}")).call();
         self.handle(r)
     }
 

@@ -297,7 +297,8 @@ impl Messages {
         match self.ask(peer, &Request::Deliver(envelope)).await {
             Ok(Response::Delivered) => {
                 let delivered = Entry { state: State::Delivered, ..entry };
-                self.node.db().write(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &delivered))?;
+                // the mark may be lost in a crash (the message then shows as sent): no need to wait for the disk
+                self.node.db().write_lazy(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &delivered))?;
                 self.event(&peer, &delivered);
                 Ok(delivered)
             }
