@@ -588,6 +588,11 @@ pub struct ContactInfo {
     pub added_unix: u64,
     /// A key change seen since it was added (never accepted silently), for people; absent if none.
     pub key_change: Option<String>,
+    /// Whether it is online (it answered the last presence question, asked every minute, or wrote since); absent
+    /// until asked.
+    pub online: Option<bool>,
+    /// When it was last heard from, Unix seconds; absent if never.
+    pub last_seen_unix: Option<u64>,
 }
 
 /// `GET /api/v1/contacts`.

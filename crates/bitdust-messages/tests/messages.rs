@@ -84,6 +84,10 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     // the last 10 only
     assert_eq!(a.history("bob", 10).unwrap().len(), 10);
 
+    // presence: each sees the other online; a stranger is not told
+    a.refresh_presence().await;
+    assert!(a.presence_of(&bob.node().peer_id()).is_some_and(|p| p.online));
+
     // a stranger forwarding alice's device key as its own is refused, and nothing is stored
     let mallory = bitdust_core::keys::NodeKeys::generate();
     let config = bitdust_net::NetConfig {
@@ -107,4 +111,11 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     assert!(matches!(ask(Request::Deliver(forged)).await, Response::Error(_)));
     assert_eq!(bm.refused(), 1);
     assert_eq!(bm.history("alice", 10 * N).unwrap().len(), 2 * N);
+    assert!(matches!(ask(Request::Presence).await, Response::Error(_)), "presence is for contacts only");
+
+    // bob goes away: alice sees him offline, last seen before
+    bob.shutdown().await;
+    a.refresh_presence().await;
+    let p = a.presence_of(&bob.node().peer_id()).unwrap();
+    assert!(!p.online && p.last_seen_unix > 0, "{p:?}");
 }

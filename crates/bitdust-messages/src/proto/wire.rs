@@ -19,6 +19,8 @@ pub enum Request {
     Prekey,
     /// Take this encrypted message.
     Deliver(Envelope),
+    /// Are you online? Answered to contacts only (presence is never published).
+    Presence,
 }
 
 /// A response.
@@ -30,6 +32,8 @@ pub enum Response {
     Delivered,
     /// Refused, and why.
     Error(String),
+    /// Online (the answer to `Presence`, to a contact).
+    Present,
 }
 
 /// What a message says, inside the envelope.
@@ -58,6 +62,7 @@ pub fn request_limit(head: &[u8]) -> usize {
     match head.first() {
         Some(0) => 16,
         Some(1) => MAX_MESSAGE_BYTES,
+        Some(2) => 16,
         _ => 0,
     }
 }
@@ -68,6 +73,7 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(0) => 1024,
         Some(1) => 16,
         Some(2) => 4096,
+        Some(3) => 16,
         _ => 0,
     }
 }
@@ -100,14 +106,15 @@ mod tests {
         let mut session = Device::new().outbound(&keys.peer_id(), &prekey).unwrap();
         let padded = pad(&vec![1; BUCKETS[BUCKETS.len() - 1] - 4]).unwrap();
         let envelope = crate::proto::e2e::encrypt(&mut session, &Device::new().device_key(&other), &padded).unwrap();
-        for (req, ok) in [(Request::Prekey, true), (Request::Deliver(envelope), true)] {
+        for (req, ok) in [(Request::Prekey, true), (Request::Deliver(envelope), true), (Request::Presence, true)] {
             let b = encode(&req);
             assert_eq!(b.len() <= request_limit(&b), ok, "{} bytes", b.len());
         }
-        for res in [Response::Prekey(prekey), Response::Delivered, Response::Error("x".repeat(1000))] {
+        for res in [Response::Prekey(prekey), Response::Delivered, Response::Error("x".repeat(1000)), Response::Present]
+        {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[2]), 0);
+        assert_eq!(request_limit(&[3]), 0);
     }
 }

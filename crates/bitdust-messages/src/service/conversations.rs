@@ -49,6 +49,20 @@ pub enum SendError {
     Unreachable(String, String),
 }
 
+/// How long a presence question waits for its answer.
+pub const PRESENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often contacts are asked whether they are online.
+pub const PRESENCE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A contact's presence as this node knows it (never published: asked of the contact, answered to contacts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    /// Whether it answered the last question, or wrote since.
+    pub online: bool,
+    /// When it was last heard from, Unix seconds (0: never).
+    pub last_seen_unix: u64,
+}
+
 /// The pickled account.
 #[derive(Serialize, Deserialize)]
 struct AccountPickle(String);
@@ -356,6 +370,15 @@ impl Messages {
                     Err(e) => Response::Error(format!("cannot save the account: {e}")),
                 }
             }
+            Ok(Request::Presence) => {
+                let known = self.contacts().map(|b| b.by_peer(&peer.to_bytes()).is_some()).unwrap_or(false);
+                if known {
+                    self.seen(&peer);
+                    Response::Present
+                } else {
+                    Response::Error("presence is for contacts only".into())
+                }
+            }
             Ok(Request::Deliver(envelope)) => match self.receive(peer, &envelope).await {
                 Ok(()) => Response::Delivered,
                 Err(e) => {
@@ -408,8 +431,38 @@ impl Messages {
             tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
         })?;
         drop(crypto);
+        self.seen(&peer);
         self.event(&peer, &entry);
         Ok(())
+    }
+
+    /// Notes that `peer` was heard from now.
+    fn seen(&self, peer: &PeerId) {
+        if let Ok(mut p) = self.presence.lock() {
+            p.insert(*peer, Presence { online: true, last_seen_unix: bitdust_node::home::unix_now() });
+        }
+    }
+
+    /// What we know of `peer`'s presence (heard from lately, or asked).
+    pub fn presence_of(&self, peer: &PeerId) -> Option<Presence> {
+        self.presence.lock().ok().and_then(|p| p.get(peer).copied())
+    }
+
+    /// Asks every contact whether it is online (each at most [`PRESENCE_TIMEOUT`]; a contact that does not answer
+    /// is offline, last seen when it last answered or wrote).
+    pub async fn refresh_presence(&self) {
+        let Ok(book) = self.contacts() else { return };
+        let peers: Vec<PeerId> = book.contacts.iter().filter_map(|c| c.peer().ok()).collect();
+        let asks = peers.iter().map(|p| tokio::time::timeout(PRESENCE_TIMEOUT, self.ask(*p, &Request::Presence)));
+        let answers = futures::future::join_all(asks).await;
+        for (peer, answer) in peers.iter().zip(answers) {
+            if matches!(answer, Ok(Ok(Response::Present))) {
+                self.seen(peer);
+            } else if let Ok(mut p) = self.presence.lock() {
+                let last = p.get(peer).map_or(0, |x| x.last_seen_unix);
+                p.insert(*peer, Presence { online: false, last_seen_unix: last });
+            }
+        }
     }
 }
 
@@ -423,7 +476,23 @@ pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc
     }
 }
 
-/// Starts the protocol's server for `messages`.
+/// Asks the contacts whether they are online every [`PRESENCE_PERIOD`] while the node runs.
+async fn presence_loop(messages: std::sync::Weak<Messages>) {
+    loop {
+        let Some(m) = messages.upgrade() else { return };
+        if m.node.network().is_stopped() {
+            return;
+        }
+        if m.node.is_announced() {
+            m.refresh_presence().await;
+        }
+        drop(m);
+        tokio::time::sleep(PRESENCE_PERIOD).await;
+    }
+}
+
+/// Starts the protocol's server for `messages`, and the presence questions.
 pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) {
     tokio::spawn(serve(Arc::downgrade(messages), inbound));
+    tokio::spawn(presence_loop(Arc::downgrade(messages)));
 }

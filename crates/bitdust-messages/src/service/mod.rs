@@ -60,6 +60,7 @@ impl Service for MessagesService {
             book: tokio::sync::Mutex::new(()),
             crypto: tokio::sync::Mutex::new(crypto),
             refused: std::sync::atomic::AtomicU64::new(0),
+            presence: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -75,6 +76,8 @@ pub struct Messages {
     crypto: tokio::sync::Mutex<conversations::Crypto>,
     /// Messages refused since start (forged, replayed, undecryptable).
     refused: std::sync::atomic::AtomicU64,
+    /// What we know of peers' presence (in memory: it is about now).
+    presence: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, conversations::Presence>>,
 }
 
 impl Messages {

@@ -54,10 +54,22 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     MessagesApi::openapi()
 }
 
+/// A contact as the API shows it (with what `m` knows of its presence).
+fn info_with(m: &Messages, c: &Contact) -> ContactInfo {
+    let presence = c.peer().ok().and_then(|p| m.presence_of(&p));
+    ContactInfo {
+        online: presence.map(|p| p.online),
+        last_seen_unix: presence.map(|p| p.last_seen_unix).filter(|t| *t > 0),
+        ..info(c)
+    }
+}
+
 /// A contact as the API shows it.
 fn info(c: &Contact) -> ContactInfo {
     let peer = c.peer().ok();
     ContactInfo {
+        online: None,
+        last_seen_unix: None,
         name: c.name.clone(),
         peer_id: peer.map(|p| p.to_string()).unwrap_or_default(),
         global_id: format!("{}@{}", c.nickname, peer.map(|p| short_peer_id(&p)).unwrap_or_default()),
@@ -95,7 +107,7 @@ fn error(e: anyhow::Error) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "messages", responses((status = 200, body = Contacts)))]
 async fn contacts(State(m): S) -> ApiResult<Contacts> {
     let book = m.contacts().map_err(error)?;
-    Ok(Json(Contacts { contacts: book.contacts.iter().map(info).collect() }))
+    Ok(Json(Contacts { contacts: book.contacts.iter().map(|c| info_with(&m, c)).collect() }))
 }
 
 /// Adds a contact found by nickname (its signed claim), global id or peer id.

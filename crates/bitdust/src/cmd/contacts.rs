@@ -13,7 +13,25 @@ fn line(c: &ContactInfo) -> String {
         (None, true) => "verified".into(),
         (None, false) => "not verified".into(),
     };
-    format!("{:<20} {:<30} {}", c.name, c.global_id, state)
+    let presence = match (c.online, c.last_seen_unix) {
+        (Some(true), _) => "online".to_string(),
+        (_, Some(t)) => format!("last seen {}", ago(t)),
+        (Some(false), None) => "offline".into(),
+        (None, None) => "-".into(),
+    };
+    format!("{:<20} {:<30} {:<20} {}", c.name, c.global_id, presence, state)
+}
+
+/// "5 min ago" for Unix seconds `t`.
+fn ago(t: u64) -> String {
+    let now = super::now_ms() / 1000;
+    let s = now.saturating_sub(t);
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
 }
 
 /// `bitdust contacts`.
@@ -26,7 +44,7 @@ pub fn list(home: &Home, json: bool) -> Result<()> {
         if v.contacts.is_empty() {
             return "no contacts yet: `bitdust contacts add NICKNAME`".into();
         }
-        let mut s = format!("{:<20} {:<30} STATE", "NAME", "GLOBAL ID");
+        let mut s = format!("{:<20} {:<30} {:<20} STATE", "NAME", "GLOBAL ID", "PRESENCE");
         for c in &v.contacts {
             s += &format!("\n{}", line(c));
         }
