@@ -644,8 +644,11 @@ pub struct MessageInfo {
     pub at_unix_ms: u64,
     /// The text.
     pub text: String,
-    /// `sent` (stored here, not acknowledged), `delivered` (the recipient stored it) or `received`.
+    /// `sent` (stored here, not acknowledged), `stored` (left in the recipient's mailboxes: it was offline),
+    /// `delivered` (the recipient stored it) or `received`.
     pub state: String,
+    /// Mailboxes it was left in (with `stored`).
+    pub mailboxes: u8,
 }
 
 /// `GET /api/v1/messages/{name}`: the conversation with a contact, oldest first.

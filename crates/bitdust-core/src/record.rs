@@ -44,6 +44,29 @@ impl RecordKind {
     }
 }
 
+/// Payload of a [`RecordKind::Suppliers`] record: who holds which position of the publisher's storage. Shared by
+/// the wings: storage publishes it; messages uses it to find a user's mailboxes (its suppliers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SupplierList {
+    /// `(position, supplier peer id bytes)` pairs.
+    pub suppliers: Vec<(u16, Vec<u8>)>,
+}
+
+impl SupplierList {
+    /// Decodes a record's payload.
+    ///
+    /// # Errors
+    /// [`RecordError::Malformed`].
+    pub fn decode(payload: &[u8]) -> Result<Self, RecordError> {
+        postcard::from_bytes(payload).map_err(|e| RecordError::Malformed(e.to_string()))
+    }
+
+    /// The suppliers' peer ids (entries that are not peer ids skipped).
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.suppliers.iter().filter_map(|(_, p)| PeerId::from_bytes(p).ok()).collect()
+    }
+}
+
 /// Seconds a nickname claim stays alive after it was signed: another identity cannot take the nickname before.
 /// The owner signs its claim again at every announcement (every 10 minutes by default).
 pub const NICKNAME_CLAIM_SECS: u64 = 7 * 24 * 3600;

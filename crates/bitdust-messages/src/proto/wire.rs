@@ -21,6 +21,22 @@ pub enum Request {
     Deliver(Envelope),
     /// Are you online? Answered to contacts only (presence is never published).
     Presence,
+    /// Keep this envelope for `recipient` (one of whose suppliers you are) until it collects it.
+    Deposit {
+        /// The recipient's peer id bytes.
+        recipient: Vec<u8>,
+        /// The envelope, encrypted to the recipient.
+        envelope: Envelope,
+    },
+    /// Give me (the recipient) the envelopes kept for me, after index `after`, at most `limit` (≤ [`MAX_COLLECT`]).
+    Collect {
+        /// Start after this index (0: from the first).
+        after: u64,
+        /// Most items.
+        limit: u32,
+    },
+    /// I (the recipient) have these: delete them.
+    Ack(Vec<u64>),
 }
 
 /// A response.
@@ -34,7 +50,29 @@ pub enum Response {
     Error(String),
     /// Online (the answer to `Presence`, to a contact).
     Present,
+    /// Kept in the mailbox.
+    Stored,
+    /// Envelopes kept for the asker, in the order they came.
+    Mail(Vec<MailItem>),
+    /// Deleted.
+    Acked,
 }
+
+/// An envelope kept in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailItem {
+    /// Its index in the mailbox (rising).
+    pub index: u64,
+    /// The sender's peer id bytes (authenticated when it was deposited).
+    pub from: Vec<u8>,
+    /// When it was deposited, Unix seconds.
+    pub at_unix: u64,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// Most envelopes one `Collect` returns.
+pub const MAX_COLLECT: u32 = 16;
 
 /// What a message says, inside the envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +101,9 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(0) => 16,
         Some(1) => MAX_MESSAGE_BYTES,
         Some(2) => 16,
+        Some(3) => MAX_MESSAGE_BYTES + 128,
+        Some(4) => 32,
+        Some(5) => 16 + 10 * MAX_COLLECT as usize,
         _ => 0,
     }
 }
@@ -73,7 +114,8 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(0) => 1024,
         Some(1) => 16,
         Some(2) => 4096,
-        Some(3) => 16,
+        Some(3 | 4 | 6) => 16,
+        Some(5) => MAX_COLLECT as usize * (MAX_MESSAGE_BYTES + 128) + 16,
         _ => 0,
     }
 }
@@ -115,6 +157,6 @@ mod tests {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[3]), 0);
+        assert_eq!(request_limit(&[6]), 0);
     }
 }

@@ -88,6 +88,9 @@ struct PeerState {
     next_seq: u64,
     /// Ids of its messages seen lately (oldest first, at most [`SEEN_IDS`]).
     seen: Vec<[u8; 16]>,
+    /// BLAKE3 of its envelopes taken lately (oldest first, at most [`SEEN_IDS`]): the same envelope from a second
+    /// mailbox is a copy, not an attack.
+    envelopes: Vec<[u8; 32]>,
 }
 
 impl Versioned for PeerState {
@@ -99,6 +102,8 @@ impl Versioned for PeerState {
 pub enum State {
     /// Encrypted and stored here; not (yet) acknowledged by the recipient.
     Sent,
+    /// Not reachable: left in the recipient's mailboxes (on its suppliers), `Entry::mailboxes` of them.
+    Stored,
     /// The recipient decrypted and stored it.
     Delivered,
     /// Received from the peer.
@@ -110,6 +115,7 @@ impl State {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
+            Self::Stored => "stored",
             Self::Delivered => "delivered",
             Self::Received => "received",
         }
@@ -133,6 +139,8 @@ pub struct Entry {
     pub text: String,
     /// Where it is.
     pub state: State,
+    /// Mailboxes it was left in (when the recipient was not reachable).
+    pub mailboxes: u8,
 }
 
 impl Versioned for Entry {
@@ -235,7 +243,7 @@ impl Messages {
         Ok(out)
     }
 
-    async fn ask(&self, peer: PeerId, request: &Request) -> Result<Response> {
+    pub(crate) async fn ask(&self, peer: PeerId, request: &Request) -> Result<Response> {
         let name = StreamProtocol::new(MESSAGES_PROTOCOL);
         let bytes = self.node.request(peer, &name, Frame::one(wire::encode(request))).await?;
         wire::decode::<Response>(&bytes).map_err(anyhow::Error::msg)
@@ -296,6 +304,7 @@ impl Messages {
                 at_unix_ms: plain.sent_unix_ms,
                 text: text.to_string(),
                 state: State::Sent,
+                mailboxes: 0,
             };
             let index = state.next_index;
             state.next_index += 1;
@@ -308,7 +317,7 @@ impl Messages {
             (envelope, entry, index)
         };
         self.event(&peer, &entry);
-        match self.ask(peer, &Request::Deliver(envelope)).await {
+        match self.ask(peer, &Request::Deliver(envelope.clone())).await {
             Ok(Response::Delivered) => {
                 let delivered = Entry { state: State::Delivered, ..entry };
                 // the mark may be lost in a crash (the message then shows as sent): no need to wait for the disk
@@ -316,13 +325,16 @@ impl Messages {
                 self.event(&peer, &delivered);
                 Ok(delivered)
             }
-            Ok(other) => {
-                tracing::info!(contact = name, answer = ?other, "message not delivered");
-                Ok(entry)
-            }
-            Err(e) => {
-                tracing::info!(contact = name, error = %e, "message not delivered");
-                Ok(entry)
+            answer => {
+                tracing::info!(contact = name, answer = ?answer.map(|_| ()), "not delivered directly: to the mailboxes");
+                let mailboxes = self.deposit(peer, &envelope).await;
+                if mailboxes == 0 {
+                    return Ok(entry);
+                }
+                let stored = Entry { state: State::Stored, mailboxes, ..entry };
+                self.node.db().write(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &stored))?;
+                self.event(&peer, &stored);
+                Ok(stored)
             }
         }
     }
@@ -380,19 +392,29 @@ impl Messages {
                 }
             }
             Ok(Request::Deliver(envelope)) => match self.receive(peer, &envelope).await {
-                Ok(()) => Response::Delivered,
+                Ok(_) => Response::Delivered,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "message refused");
                     self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Response::Error(e.to_string())
                 }
             },
+            Ok(Request::Deposit { recipient, envelope }) => self.host_deposit(peer, &recipient, envelope).await,
+            Ok(Request::Collect { after, limit }) => self.host_collect(peer, after, limit),
+            Ok(Request::Ack(indexes)) => self.host_ack(peer, &indexes),
             Err(e) => Response::Error(e),
         }
     }
 
-    async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<()> {
+    /// Decrypts and stores `envelope` from the authenticated `peer`. Returns false for a copy of an envelope
+    /// taken already (the same one from a second mailbox).
+    pub(crate) async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<bool> {
+        let digest = *blake3::hash(&envelope.ciphertext).as_bytes();
         let mut crypto = self.crypto.lock().await;
+        let known = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        if known.envelopes.contains(&digest) {
+            return Ok(false);
+        }
         let mut sessions = crypto.sessions(&self.node, &peer)?;
         let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
@@ -408,6 +430,10 @@ impl Messages {
         if state.seen.len() > SEEN_IDS {
             state.seen.remove(0);
         }
+        state.envelopes.push(digest);
+        if state.envelopes.len() > SEEN_IDS {
+            state.envelopes.remove(0);
+        }
         let index = state.next_index;
         state.next_index += 1;
         let entry = Entry {
@@ -418,6 +444,7 @@ impl Messages {
             at_unix_ms: now_ms(),
             text,
             state: State::Received,
+            mailboxes: 0,
         };
         let pickles = crypto.pickles(&sessions);
         // a pre-key message may have started a session with one of our one-time keys: the account changed too
@@ -433,7 +460,7 @@ impl Messages {
         drop(crypto);
         self.seen(&peer);
         self.event(&peer, &entry);
-        Ok(())
+        Ok(true)
     }
 
     /// Notes that `peer` was heard from now.
@@ -495,4 +522,5 @@ async fn presence_loop(messages: std::sync::Weak<Messages>) {
 pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) {
     tokio::spawn(serve(Arc::downgrade(messages), inbound));
     tokio::spawn(presence_loop(Arc::downgrade(messages)));
+    tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
 }

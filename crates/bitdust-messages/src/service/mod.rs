@@ -2,6 +2,7 @@
 //! (signed nickname claims, identity records), on the local API ([`routes`]).
 
 pub mod conversations;
+pub mod mailbox;
 mod routes;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ impl Service for MessagesService {
             crypto: tokio::sync::Mutex::new(crypto),
             refused: std::sync::atomic::AtomicU64::new(0),
             presence: std::sync::Mutex::new(std::collections::HashMap::new()),
+            mailbox: tokio::sync::Mutex::new(()),
+            holders: std::sync::Mutex::new(mailbox::HolderCache::default()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -78,6 +81,10 @@ pub struct Messages {
     refused: std::sync::atomic::AtomicU64,
     /// What we know of peers' presence (in memory: it is about now).
     presence: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, conversations::Presence>>,
+    /// Held while a mailbox's counters are read and written.
+    mailbox: tokio::sync::Mutex<()>,
+    /// "Am I among this user's suppliers?", remembered.
+    holders: std::sync::Mutex<mailbox::HolderCache>,
 }
 
 impl Messages {

@@ -159,6 +159,7 @@ fn message(e: &Entry) -> MessageInfo {
         at_unix_ms: e.at_unix_ms,
         text: e.text.clone(),
         state: e.state.as_str().to_string(),
+        mailboxes: e.mailboxes,
     }
 }
 

@@ -1,0 +1,89 @@
+//! Offline delivery through the recipient's suppliers (issue 15, test 2), through the real protocol: nodes in one
+//! process running the storage wing (the recipient hires suppliers) and the messages wing.
+
+use std::sync::Arc;
+
+use bitdust_messages::service::conversations::State;
+use bitdust_messages::{Messages, MessagesService};
+use bitdust_node::{Config, Daemon, Home};
+use bitdust_storage::config::{CustomerConfig, StorageConfig};
+use bitdust_storage::{Overrides, Storage, StorageService};
+use bitdust_testkit::{home, loopback, restart, start, until, within};
+
+fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
+    move || {
+        vec![
+            StorageService::new(Overrides { donate_bytes: donate }) as Box<dyn bitdust_node::Service>,
+            MessagesService::new(),
+        ]
+    }
+}
+
+async fn node(h: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
+    let d = start(h, loopback(bootstrap), wings(donate)).await;
+    if !bootstrap.is_empty() {
+        within("announced", d.node().wait_announced()).await;
+    }
+    d
+}
+
+fn messages(d: &Daemon) -> Arc<Messages> {
+    d.service::<Messages>().expect("the messages wing runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arrive_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Config::default();
+    let boot = node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut suppliers = Vec::new();
+    for i in 0..3 {
+        suppliers.push(node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+    }
+    // bob hires two suppliers: they are his mailboxes
+    let mut config = Config::default();
+    let customer = CustomerConfig { suppliers: 2, needed_bytes: 1 << 20, ..CustomerConfig::default() };
+    StorageConfig { customer, ..StorageConfig::default() }.write_into(&mut config).unwrap();
+    let bob_home = home(dir.path(), "bob", &config, None);
+    let bob = node(bob_home.clone(), &b, None).await;
+    let hired = within("bob hires", bob.service::<Storage>().unwrap().ensure_suppliers()).await.unwrap();
+    let mailboxes: Vec<_> = hired.iter().map(|s| s.peer().unwrap()).collect();
+    let alice = node(home(dir.path(), "alice", &plain, None), &b, None).await;
+    let a = messages(&alice);
+    a.add_contact("bob", None).await.unwrap();
+    messages(&bob).add_contact("alice", None).await.unwrap();
+    assert_eq!(a.send_text("bob", "are you there?").await.unwrap().state, State::Delivered);
+
+    // bob goes away; alice writes on: each message waits in both of bob's mailboxes
+    let bob_id = bob.node().peer_id();
+    bob.shutdown().await;
+    drop(bob);
+    for i in 0..5 {
+        let e =
+            within("send while bob is away", a.send_text("bob", &format!("while you were away #{i}"))).await.unwrap();
+        assert_eq!((e.state, e.mailboxes), (State::Stored, 2), "message {i}");
+    }
+    let holders: Vec<&Daemon> = suppliers.iter().filter(|s| mailboxes.contains(&s.node().peer_id())).collect();
+    assert_eq!(holders.len(), 2);
+    for h in &holders {
+        assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), 5);
+    }
+    // one mailbox goes away too; bob starts again and collects from the other
+    holders[0].shutdown().await;
+    let bob = restart(&bob_home, loopback(&b), wings(None)).await;
+    let bm = messages(&bob);
+    until("bob has collected his mail", || {
+        bm.history("alice", 100).map(|h| h.iter().filter(|e| !e.outgoing).count() == 6).unwrap_or(false)
+    })
+    .await;
+    let texts: Vec<String> =
+        bm.history("alice", 100).unwrap().into_iter().filter(|e| !e.outgoing).map(|e| e.text).collect();
+    let expected: Vec<String> = std::iter::once("are you there?".to_string())
+        .chain((0..5).map(|i| format!("while you were away #{i}")))
+        .collect();
+    assert_eq!(texts, expected, "each once, in order");
+    // acknowledged: gone from the mailbox that answered
+    until("the mailbox is empty", || messages(holders[1]).mailbox_items(&bob_id).unwrap() == 0).await;
+    assert_eq!(bm.refused(), 0);
+}
