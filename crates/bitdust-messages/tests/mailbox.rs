@@ -60,8 +60,9 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     bob.shutdown().await;
     drop(bob);
     for i in 0..5 {
-        let e =
-            within("send while bob is away", a.send_text("bob", &format!("while you were away #{i}"))).await.unwrap();
+        let e = within("send while bob is away", a.send_text("bob", &format!("while you were away #{i} {CANARY}")))
+            .await
+            .unwrap();
         assert_eq!((e.state, e.mailboxes), (State::Stored, 2), "message {i}");
     }
     let holders: Vec<&Daemon> = suppliers.iter().filter(|s| mailboxes.contains(&s.node().peer_id())).collect();
@@ -80,10 +81,32 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     let texts: Vec<String> =
         bm.history("alice", 100).unwrap().into_iter().filter(|e| !e.outgoing).map(|e| e.text).collect();
     let expected: Vec<String> = std::iter::once("are you there?".to_string())
-        .chain((0..5).map(|i| format!("while you were away #{i}")))
+        .chain((0..5).map(|i| format!("while you were away #{i} {CANARY}")))
         .collect();
     assert_eq!(texts, expected, "each once, in order");
     // acknowledged: gone from the mailbox that answered
     until("the mailbox is empty", || messages(holders[1]).mailbox_items(&bob_id).unwrap() == 0).await;
     assert_eq!(bm.refused(), 0);
+
+    // issue 15, test 3: the text never reached any file of a supplier or the bootstrap node (only the two ends')
+    for name in ["bootstrap", "supplier-0", "supplier-1", "supplier-2"] {
+        assert!(!contains(&dir.path().join(name), CANARY.as_bytes()), "{name}'s home holds the text");
+    }
+    assert!(contains(&dir.path().join("bob"), CANARY.as_bytes()), "the check can find it where it is");
+}
+
+/// A string that appears nowhere else.
+const CANARY: &str = "canary-5f1c9e2a-7b3d-4e8f-a06c-2d9b8e7f4a31";
+
+/// Whether any file under `dir` contains `needle`.
+fn contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            contains(&p, needle)
+        } else {
+            std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        }
+    })
 }
