@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use bitdust_messages::proto::e2e::Envelope;
+use bitdust_messages::proto::pow;
+use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
+use bitdust_messages::service::mailbox::SENDER_ITEMS;
 use bitdust_messages::{Messages, MessagesService};
 use bitdust_node::{Config, Daemon, Home};
 use bitdust_storage::config::{CustomerConfig, StorageConfig};
@@ -70,6 +74,46 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     for h in &holders {
         assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), 5);
     }
+    // issue 15, test 6: a stranger cannot leave anything without a proof of work, nor more than its share
+    let stranger = bitdust_core::keys::NodeKeys::generate();
+    let config = bitdust_net::NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap: vec![holders[1].node().addresses()[0].parse().unwrap()],
+        protocols: vec![bitdust_messages::service::conversations::protocol_spec()],
+        ..bitdust_net::NetConfig::default()
+    };
+    let (net, _inbounds) = bitdust_net::Network::start(stranger.keypair(), config).await.unwrap();
+    let device = bitdust_messages::proto::e2e::Device::new().device_key(&stranger);
+    let target = holders[1].node().peer_id();
+    let deposit = |i: u32, with_work: bool| {
+        let (net, device) = (net.clone(), device.clone());
+        let (recipient, sender) = (bob_id.to_bytes(), stranger.peer_id().to_bytes());
+        async move {
+            let envelope = Envelope { device, message_type: 1, ciphertext: i.to_le_bytes().repeat(64) };
+            let pow =
+                if with_work { pow::solve(&recipient, &sender, &envelope.ciphertext, pow::DEPOSIT_BITS) } else { 0 };
+            let req = Request::Deposit { recipient, envelope, pow };
+            let name = bitdust_messages::service::conversations::protocol_spec().name;
+            let bytes = net.request(target, name, bitdust_net::Frame::one(wire::encode(&req))).await.unwrap();
+            wire::decode::<Response>(&bytes).unwrap()
+        }
+    };
+    assert!(matches!(deposit(0, false).await, Response::Error(e) if e.contains("proof of work")));
+    let mut kept = 0;
+    loop {
+        match deposit(kept, true).await {
+            Response::Stored => kept += 1,
+            Response::Error(e) => {
+                assert!(e.contains("full"), "{e}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(u64::from(kept) <= SENDER_ITEMS, "past its share");
+    }
+    assert_eq!(u64::from(kept), SENDER_ITEMS);
+    assert_eq!(messages(holders[1]).mailbox_items(&bob_id).unwrap(), 5 + SENDER_ITEMS);
+
     // one mailbox goes away too; bob starts again and collects from the other
     holders[0].shutdown().await;
     let bob = restart(&bob_home, loopback(&b), wings(None)).await;
@@ -86,7 +130,8 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     assert_eq!(texts, expected, "each once, in order");
     // acknowledged: gone from the mailbox that answered
     until("the mailbox is empty", || messages(holders[1]).mailbox_items(&bob_id).unwrap() == 0).await;
-    assert_eq!(bm.refused(), 0);
+    // the stranger's junk did not decrypt: refused, counted and deleted with the rest
+    assert_eq!(bm.refused(), SENDER_ITEMS);
 
     // issue 15, test 3: the text never reached any file of a supplier or the bootstrap node (only the two ends')
     for name in ["bootstrap", "supplier-0", "supplier-1", "supplier-2"] {

@@ -2,4 +2,5 @@
 
 pub mod contacts;
 pub mod e2e;
+pub mod pow;
 pub mod wire;

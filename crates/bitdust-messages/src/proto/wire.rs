@@ -27,6 +27,8 @@ pub enum Request {
         recipient: Vec<u8>,
         /// The envelope, encrypted to the recipient.
         envelope: Envelope,
+        /// Proof of work for this deposit ([`crate::proto::pow`]).
+        pow: u64,
     },
     /// Give me (the recipient) the envelopes kept for me, after index `after`, at most `limit` (≤ [`MAX_COLLECT`]).
     Collect {

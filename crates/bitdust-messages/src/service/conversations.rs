@@ -399,7 +399,9 @@ impl Messages {
                     Response::Error(e.to_string())
                 }
             },
-            Ok(Request::Deposit { recipient, envelope }) => self.host_deposit(peer, &recipient, envelope).await,
+            Ok(Request::Deposit { recipient, envelope, pow }) => {
+                self.host_deposit(peer, &recipient, envelope, pow).await
+            }
             Ok(Request::Collect { after, limit }) => self.host_collect(peer, after, limit),
             Ok(Request::Ack(indexes)) => self.host_ack(peer, &indexes),
             Err(e) => Response::Error(e),

@@ -11,6 +11,8 @@
 //!   takes each envelope like a direct one (a copy from a second mailbox is recognised and skipped), and
 //!   acknowledges; the supplier deletes what is acknowledged.
 //!
+//! Every deposit carries a proof of work ([`crate::proto::pow`], about 2^16 hashes): spam costs CPU per message.
+//!
 //! A supplier sees the sender, the recipient, the time and one of the padded sizes; never the text.
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
 use crate::proto::e2e::Envelope;
+use crate::proto::pow;
 use crate::proto::wire::{MailItem, Request, Response, MAX_COLLECT};
 use crate::service::Messages;
 
@@ -85,7 +88,9 @@ impl Messages {
     /// Deposits `envelope` for `recipient` with every supplier of it that takes it; returns how many did.
     pub(crate) async fn deposit(&self, recipient: PeerId, envelope: &Envelope) -> u8 {
         let suppliers = self.suppliers_of(recipient).await;
-        let request = Request::Deposit { recipient: recipient.to_bytes(), envelope: envelope.clone() };
+        let (r, s, c) = (recipient.to_bytes(), self.node.peer_id().to_bytes(), envelope.ciphertext.clone());
+        let pow = tokio::task::spawn_blocking(move || pow::solve(&r, &s, &c, pow::DEPOSIT_BITS)).await.unwrap_or(0);
+        let request = Request::Deposit { recipient: recipient.to_bytes(), envelope: envelope.clone(), pow };
         let asks = suppliers.iter().filter(|s| **s != self.node.peer_id()).map(|s| self.ask(*s, &request));
         let answers = futures::future::join_all(asks).await;
         let stored = answers.iter().filter(|a| matches!(a, Ok(Response::Stored))).count();
@@ -113,8 +118,17 @@ impl Messages {
     }
 
     /// A sender's `Deposit`.
-    pub(crate) async fn host_deposit(&self, sender: PeerId, recipient: &[u8], envelope: Envelope) -> Response {
+    pub(crate) async fn host_deposit(
+        &self,
+        sender: PeerId,
+        recipient: &[u8],
+        envelope: Envelope,
+        nonce: u64,
+    ) -> Response {
         let refuse = |why: &str| Response::Error(format!("not kept: {why}"));
+        if !pow::check(recipient, &sender.to_bytes(), &envelope.ciphertext, nonce, pow::DEPOSIT_BITS) {
+            return refuse("no proof of work");
+        }
         let Ok(recipient) = PeerId::from_bytes(recipient) else { return refuse("the recipient is not a peer id") };
         if recipient == sender || envelope.device.verify(&sender).is_err() {
             return refuse("the envelope is not the sender's");
