@@ -1,5 +1,5 @@
 //! The messages wing on the node runtime: the address book in the node database, resolved through the DHT
-//! (signed nickname claims, identity records), on the local API ([`routes`]).
+//! (signed nickname claims, identity records), on the local API (`routes.rs`).
 
 pub mod conversations;
 pub mod mailbox;
