@@ -1,31 +1,18 @@
 //! Contacts through the real protocol (in-process nodes on 127.0.0.1): nicknames found through their signed
 //! claims, a second identity unable to take a claimed nickname, and a contact's changed key flagged.
 
-use std::sync::Arc;
+mod common;
 
 use bitdust_core::identity::SignedIdentity;
 use bitdust_core::keys::{short_peer_id, NodeKeys};
 use bitdust_core::record::{nickname_key, RecordKind, SignedRecord};
 use bitdust_messages::proto::contacts::{ContactError, KeyChange};
-use bitdust_messages::{Messages, MessagesService};
 use bitdust_node::{Config, Daemon};
-use bitdust_testkit::{home, loopback, start, within};
-
-fn wings() -> Vec<Box<dyn bitdust_node::Service>> {
-    vec![MessagesService::new()]
-}
+use bitdust_testkit::{home, within};
+use common::{messages, messages_wing};
 
 async fn node(dir: &std::path::Path, name: &str, bootstrap: &[String], keys: Option<NodeKeys>) -> Daemon {
-    let d = start(home(dir, name, &Config::default(), keys), loopback(bootstrap), wings).await;
-    if !bootstrap.is_empty() {
-        // (the first node announces once another joins)
-        within("announced", d.node().wait_announced()).await;
-    }
-    d
-}
-
-fn messages(d: &Daemon) -> Arc<Messages> {
-    d.service::<Messages>().expect("the messages wing runs")
+    common::node(home(dir, name, &Config::default(), keys), bootstrap, messages_wing).await
 }
 
 fn now() -> u64 {

@@ -1,18 +1,19 @@
 //! Offline delivery through the recipient's suppliers (issue 15, test 2), through the real protocol: nodes in one
 //! process running the storage wing (the recipient hires suppliers) and the messages wing.
 
-use std::sync::Arc;
+mod common;
 
 use bitdust_messages::proto::e2e::Envelope;
 use bitdust_messages::proto::pow;
 use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
 use bitdust_messages::service::mailbox::SENDER_ITEMS;
-use bitdust_messages::{Messages, MessagesService};
+use bitdust_messages::MessagesService;
 use bitdust_node::{Config, Daemon, Home};
 use bitdust_storage::config::{CustomerConfig, StorageConfig};
 use bitdust_storage::{Overrides, Storage, StorageService};
-use bitdust_testkit::{home, loopback, restart, start, until, within};
+use bitdust_testkit::{home, loopback, restart, until, within};
+use common::messages;
 
 fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
     move || {
@@ -24,15 +25,7 @@ fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>
 }
 
 async fn node(h: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
-    let d = start(h, loopback(bootstrap), wings(donate)).await;
-    if !bootstrap.is_empty() {
-        within("announced", d.node().wait_announced()).await;
-    }
-    d
-}
-
-fn messages(d: &Daemon) -> Arc<Messages> {
-    d.service::<Messages>().expect("the messages wing runs")
+    common::node(h, bootstrap, wings(donate)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,29 +1,20 @@
 //! Private messages through the real protocol (in-process nodes on 127.0.0.1).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use bitdust_messages::proto::e2e::Envelope;
 use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
-use bitdust_messages::{Messages, MessagesService};
+use bitdust_messages::Messages;
 use bitdust_node::{Config, Daemon};
-use bitdust_testkit::{home, loopback, start, within};
-
-fn wings() -> Vec<Box<dyn bitdust_node::Service>> {
-    vec![MessagesService::new()]
-}
+use bitdust_testkit::{home, within};
+use common::{messages, messages_wing};
 
 async fn node(dir: &std::path::Path, name: &str, bootstrap: &[String]) -> Daemon {
-    let d = start(home(dir, name, &Config::default(), None), loopback(bootstrap), wings).await;
-    if !bootstrap.is_empty() {
-        within("announced", d.node().wait_announced()).await;
-    }
-    d
-}
-
-fn messages(d: &Daemon) -> Arc<Messages> {
-    d.service::<Messages>().expect("the messages wing runs")
+    common::node(home(dir, name, &Config::default(), None), bootstrap, messages_wing).await
 }
 
 /// Issue 15, test 1: 1,000 messages each way at once, each delivered exactly once, in the order of its sender; a

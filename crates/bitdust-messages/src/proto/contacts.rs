@@ -239,13 +239,22 @@ impl ContactBook {
     /// # Errors
     /// [`ContactError::Unknown`].
     pub fn remove(&mut self, name: &str) -> Result<Contact, ContactError> {
-        let i = self.contacts.iter().position(|c| c.name == name).ok_or(ContactError::Unknown(name.to_string()))?;
+        let i =
+            self.contacts.iter().position(|c| c.name == name).ok_or_else(|| ContactError::Unknown(name.to_string()))?;
         Ok(self.contacts.remove(i))
     }
 
     /// The contact `name`.
     pub fn get(&self, name: &str) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.name == name)
+    }
+
+    /// The contact `name`, or [`ContactError::Unknown`].
+    ///
+    /// # Errors
+    /// [`ContactError::Unknown`].
+    pub fn named(&self, name: &str) -> Result<&Contact, ContactError> {
+        self.get(name).ok_or_else(|| ContactError::Unknown(name.to_string()))
     }
 
     /// The contact `name`, to change.
@@ -271,7 +280,7 @@ impl ContactBook {
         claimed_by: Option<&PeerId>,
         identity: Option<([u8; 32], u64)>,
     ) -> Result<Option<KeyChange>, ContactError> {
-        let c = self.get_mut(name).ok_or(ContactError::Unknown(name.to_string()))?;
+        let c = self.get_mut(name).ok_or_else(|| ContactError::Unknown(name.to_string()))?;
         let mut change = None;
         if let Some(owner) = claimed_by.filter(|o| o.to_bytes() != c.peer_id) {
             change = Some(KeyChange::Nickname { now: owner.to_bytes() });
@@ -298,7 +307,7 @@ impl ContactBook {
     /// # Errors
     /// [`ContactError::Unknown`].
     pub fn accept_key_change(&mut self, name: &str) -> Result<(), ContactError> {
-        let c = self.get_mut(name).ok_or(ContactError::Unknown(name.to_string()))?;
+        let c = self.get_mut(name).ok_or_else(|| ContactError::Unknown(name.to_string()))?;
         if let Some(KeyChange::EncryptionKey { now }) = c.key_change {
             c.encryption_key = now;
             c.key_change = None;

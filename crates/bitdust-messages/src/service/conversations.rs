@@ -259,11 +259,7 @@ impl Messages {
         if text.len() > MAX_TEXT_BYTES {
             bail!("message of {} bytes is over the {MAX_TEXT_BYTES}-byte limit", text.len());
         }
-        let contact = self
-            .contacts()?
-            .get(name)
-            .cloned()
-            .ok_or_else(|| crate::proto::contacts::ContactError::Unknown(name.to_string()))?;
+        let contact = self.contacts()?.named(name)?.clone();
         if let Some(change) = &contact.key_change {
             return Err(SendError::KeyChanged(change.to_string(), name.to_string()).into());
         }
@@ -344,11 +340,7 @@ impl Messages {
     /// # Errors
     /// An unknown contact, or the database.
     pub fn history(&self, name: &str, limit: usize) -> Result<Vec<Entry>> {
-        let contact = self
-            .contacts()?
-            .get(name)
-            .cloned()
-            .ok_or_else(|| crate::proto::contacts::ContactError::Unknown(name.to_string()))?;
+        let contact = self.contacts()?.named(name)?.clone();
         self.history_of(&contact.peer()?, limit)
     }
 

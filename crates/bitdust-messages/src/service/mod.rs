@@ -190,7 +190,7 @@ impl Messages {
     /// # Errors
     /// [`ContactError::Unknown`], or the database. Lookups that find nothing change nothing.
     pub async fn check_contact(&self, name: &str) -> Result<Contact> {
-        let contact = self.contacts()?.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?;
+        let contact = self.contacts()?.named(name)?.clone();
         let peer = contact.peer()?;
         let claimed_by = self.node.network().get_nickname(&contact.nickname).await.ok().map(|(_, owner)| owner);
         let identity = self.node.lookup_identity(peer).await.ok();
@@ -201,7 +201,7 @@ impl Messages {
             tracing::warn!(contact = name, %change, "a contact's key changed");
         }
         self.save(&book)?;
-        Ok(book.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?)
+        Ok(book.named(name)?.clone())
     }
 
     /// The safety number of contact `name` (after looking it up again); with `confirm`, marks it verified and
@@ -221,7 +221,7 @@ impl Messages {
                 }
             }
             self.save(&book)?;
-            contact = book.get(name).cloned().ok_or(ContactError::Unknown(name.to_string()))?;
+            contact = book.named(name)?.clone();
         }
         let number = safety_number(&self.node.peer_id(), &contact.peer()?);
         Ok((contact, number))
