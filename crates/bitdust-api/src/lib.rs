@@ -680,6 +680,13 @@ pub struct Inbox {
     pub conversations: Vec<InboxEntry>,
 }
 
+/// `POST /api/v1/history/sync`: what changed in contacts and conversations went to the user's suppliers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistorySync {
+    /// Whether there was anything to store (false: the suppliers already had everything).
+    pub stored: bool,
+}
+
 /// `GET /api/v1/messages/{name}` query.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
 pub struct HistoryQuery {

@@ -13,7 +13,7 @@ use bitdust_node::{Config, Daemon, Home};
 use bitdust_storage::config::{CustomerConfig, StorageConfig};
 use bitdust_storage::{Overrides, Storage, StorageService};
 use bitdust_testkit::{home, loopback, restart, until, within};
-use common::messages;
+use common::{contains, messages, CANARY};
 
 fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
     move || {
@@ -131,20 +131,4 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
         assert!(!contains(&dir.path().join(name), CANARY.as_bytes()), "{name}'s home holds the text");
     }
     assert!(contains(&dir.path().join("bob"), CANARY.as_bytes()), "the check can find it where it is");
-}
-
-/// A string that appears nowhere else.
-const CANARY: &str = "canary-5f1c9e2a-7b3d-4e8f-a06c-2d9b8e7f4a31";
-
-/// Whether any file under `dir` contains `needle`.
-fn contains(dir: &std::path::Path, needle: &[u8]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            contains(&p, needle)
-        } else {
-            std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-        }
-    })
 }

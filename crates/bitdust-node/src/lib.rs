@@ -7,6 +7,7 @@
 //!   routes and background tasks; [`Daemon`]: the composition root that starts a node and its wings;
 //! - [`http`]: the local API server (authentication, errors to status codes, the runtime's routes);
 //! - [`home`]: the home folder and `config.toml` (wings keep their own sections);
+//! - [`Vault`]: the user's own objects on its suppliers (provided by the storage wing, used by the others);
 //! - the relay connection (NAT traversal), the runtime's own automaton.
 //!
 //! Nothing here imports a wing.
@@ -19,6 +20,7 @@ pub mod jobs;
 pub mod node;
 mod relay;
 pub mod service;
+pub mod vault;
 
 pub use automata::{AutomatonInfo, Registry};
 pub use events::Events;
@@ -26,3 +28,4 @@ pub use home::{Config, Home};
 pub use jobs::{Jobs, Progress};
 pub use node::{Node, StartOptions, UNREACHABLE_FOR};
 pub use service::{automata_kinds, openapi, Daemon, PidFile, Service, Started};
+pub use vault::Vault;

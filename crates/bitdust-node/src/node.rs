@@ -73,6 +73,8 @@ pub struct Node {
     looked_up: Mutex<HashMap<PeerId, Vec<String>>>,
     /// Peers found unreachable (after a fresh lookup), and when: not dialed again for [`UNREACHABLE_FOR`].
     unreachable: Mutex<HashMap<PeerId, std::time::Instant>>,
+    /// The vault, once the wing that provides it has started (weak: that wing holds the node).
+    vault: Mutex<Option<std::sync::Weak<dyn crate::Vault>>>,
 }
 
 impl Node {
@@ -150,10 +152,23 @@ impl Node {
             events,
             looked_up: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(HashMap::new()),
+            vault: Mutex::new(None),
         });
         tokio::spawn(follow_addresses(Arc::downgrade(&node), !options.quiet));
         tokio::spawn(crate::relay::run(Arc::downgrade(&node)));
         Ok((node, inbounds))
+    }
+
+    /// Makes `vault` this node's [`crate::Vault`] (the storage wing does, when it starts).
+    pub fn set_vault(&self, vault: std::sync::Weak<dyn crate::Vault>) {
+        if let Ok(mut v) = self.vault.lock() {
+            *v = Some(vault);
+        }
+    }
+
+    /// The vault, if a wing provides one and it runs.
+    pub fn vault(&self) -> Option<Arc<dyn crate::Vault>> {
+        self.vault.lock().ok().and_then(|v| v.as_ref().and_then(std::sync::Weak::upgrade))
     }
 
     /// This node's peer id.

@@ -194,6 +194,9 @@ enum MsgCmd {
     },
     /// Every conversation with its last message, the most recent first.
     Inbox,
+    /// Store contacts and conversations on your suppliers now (done every 30 s anyway), so that
+    /// `init --from-key` on a new device gets everything.
+    Sync,
     /// The conversation with contact NAME, oldest first.
     History {
         /// The contact's name.
@@ -277,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
             MsgCmd::Send { name, text } => cmd::msg::send(&home, &name, &text, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),
             MsgCmd::Inbox => cmd::msg::inbox(&home, j),
+            MsgCmd::Sync => cmd::msg::sync(&home, j),
         },
         Cmd::Contacts { command } => match command {
             None => cmd::contacts::list(&home, j),

@@ -117,6 +117,10 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(chat.0.try_wait().unwrap().is_some_and(|s| s.success()));
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
+    // the conversation goes to alice's suppliers (through the storage pipeline) for a new device to restore
+    assert!(ok(&["--home", s(&alice), "msg", "sync"]).contains("stored on your suppliers"));
+    assert!(ok(&["--home", s(&alice), "msg", "sync"]).contains("have everything"));
+    assert!(!ok(&["--home", s(&alice), "ls"]).contains("vault"), "the log is not one of the user's backups");
 
     let key = tmp.path().join("alice.key");
     // a key file is protected by a passphrase unless asked otherwise; without a terminal it must come from a file
@@ -193,8 +197,9 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         "--passphrase-file",
         s(&pass),
     ]);
-    assert_eq!(rec["backups"][0], "src", "{rec}");
+    assert_eq!(rec["backups"], serde_json::json!(["src"]), "{rec}");
     assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
+    assert_eq!(rec["history"], serde_json::json!({"contacts": 0, "conversations": 1, "messages": 4}), "{rec}");
     assert_same(&src, &all.join("src"));
 
     terminate(&mut devnet.0);

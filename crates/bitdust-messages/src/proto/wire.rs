@@ -58,6 +58,9 @@ pub enum Response {
     Mail(Vec<MailItem>),
     /// Deleted.
     Acked,
+    /// No session here decrypts that (a normal message): this node lost the sender's session (a new device
+    /// restored from the key); start a new one with a prekey and send again.
+    NoSession,
 }
 
 /// An envelope kept in a mailbox.
@@ -116,7 +119,7 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(0) => 1024,
         Some(1) => 16,
         Some(2) => 4096,
-        Some(3 | 4 | 6) => 16,
+        Some(3 | 4 | 6 | 7) => 16,
         Some(5) => MAX_COLLECT as usize * (MAX_MESSAGE_BYTES + 128) + 16,
         _ => 0,
     }
@@ -154,8 +157,13 @@ mod tests {
             let b = encode(&req);
             assert_eq!(b.len() <= request_limit(&b), ok, "{} bytes", b.len());
         }
-        for res in [Response::Prekey(prekey), Response::Delivered, Response::Error("x".repeat(1000)), Response::Present]
-        {
+        for res in [
+            Response::Prekey(prekey),
+            Response::Delivered,
+            Response::Error("x".repeat(1000)),
+            Response::Present,
+            Response::NoSession,
+        ] {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }

@@ -31,10 +31,10 @@ use crate::service::Messages;
 
 const ACCOUNT_KEY: &str = "messages/account";
 const SESSIONS: &str = "messages/sessions";
-const PEERS: &str = "messages/peers";
-const HISTORY: &str = "messages/history";
+pub(crate) const PEERS: &str = "messages/peers";
+pub(crate) const HISTORY: &str = "messages/history";
 /// Message ids remembered per peer for the replay guard.
-const SEEN_IDS: usize = 4096;
+pub(crate) const SEEN_IDS: usize = 4096;
 /// Inbound requests queued before the network answers "busy".
 const INBOUND_CAPACITY: usize = 256;
 
@@ -81,16 +81,16 @@ impl Versioned for SessionPickles {
 
 /// What we keep per peer besides sessions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PeerState {
+pub(crate) struct PeerState {
     /// Index of the next history entry of this conversation.
-    next_index: u64,
-    /// Sequence number of our next message to it.
-    next_seq: u64,
+    pub(crate) next_index: u64,
+    /// Sequence number of our last message to it.
+    pub(crate) next_seq: u64,
     /// Ids of its messages seen lately (oldest first, at most [`SEEN_IDS`]).
-    seen: Vec<[u8; 16]>,
+    pub(crate) seen: Vec<[u8; 16]>,
     /// BLAKE3 of its envelopes taken lately (oldest first, at most [`SEEN_IDS`]): the same envelope from a second
     /// mailbox is a copy, not an attack.
-    envelopes: Vec<[u8; 32]>,
+    pub(crate) envelopes: Vec<[u8; 32]>,
 }
 
 impl Versioned for PeerState {
@@ -147,10 +147,24 @@ impl Versioned for Entry {
     const FORMAT: u16 = 1;
 }
 
-fn history_key(peer: &PeerId, index: u64) -> Vec<u8> {
+/// The history table's key of `peer`'s entry `index`: peer id bytes ‖ index (big-endian, so entries sort in order).
+pub(crate) fn history_key(peer: &PeerId, index: u64) -> Vec<u8> {
     let mut k = peer.to_bytes();
     k.extend(index.to_be_bytes());
     k
+}
+
+/// Writes history entry `index` of `peer` and marks it for the next history segment
+/// ([`crate::service::history`]).
+fn put_entry(
+    tx: &bitdust_store::Txn<'_>,
+    peer: &PeerId,
+    index: u64,
+    entry: &Entry,
+) -> Result<(), bitdust_store::NodeDbError> {
+    let key = history_key(peer, index);
+    tx.table(HISTORY)?.put(&key, entry)?;
+    tx.table(crate::service::history::UNSYNCED)?.put(&key, entry)
 }
 
 fn now_ms() -> u64 {
@@ -275,7 +289,7 @@ impl Messages {
         } else {
             None
         };
-        let (envelope, entry, index) = {
+        let (envelope, entry, index, plain) = {
             let crypto = self.crypto.lock().await;
             let mut sessions = crypto.sessions(&self.node, &peer)?;
             if sessions.is_empty() {
@@ -308,16 +322,29 @@ impl Messages {
             self.node.db().write(|tx| {
                 tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
                 tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
-                tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
+                put_entry(tx, &peer, index, &entry)
             })?;
-            (envelope, entry, index)
+            (envelope, entry, index, plain)
         };
         self.event(&peer, &entry);
-        match self.ask(peer, &Request::Deliver(envelope.clone())).await {
+        let mut envelope = envelope;
+        let mut answer = self.ask(peer, &Request::Deliver(envelope.clone())).await;
+        if matches!(answer, Ok(Response::NoSession)) {
+            // the contact lost our session (a new device restored from its key): a new one, the same message
+            tracing::info!(contact = name, "the contact has no session with us: starting a new one");
+            match self.reseal(peer, &plain).await {
+                Ok(fresh) => {
+                    envelope = fresh;
+                    answer = self.ask(peer, &Request::Deliver(envelope.clone())).await;
+                }
+                Err(e) => answer = Err(e),
+            }
+        }
+        match answer {
             Ok(Response::Delivered) => {
                 let delivered = Entry { state: State::Delivered, ..entry };
                 // the mark may be lost in a crash (the message then shows as sent): no need to wait for the disk
-                self.node.db().write_lazy(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &delivered))?;
+                self.node.db().write_lazy(|tx| put_entry(tx, &peer, index, &delivered))?;
                 self.event(&peer, &delivered);
                 Ok(delivered)
             }
@@ -328,11 +355,27 @@ impl Messages {
                     return Ok(entry);
                 }
                 let stored = Entry { state: State::Stored, mailboxes, ..entry };
-                self.node.db().write(|tx| tx.table(HISTORY)?.put(&history_key(&peer, index), &stored))?;
+                self.node.db().write(|tx| put_entry(tx, &peer, index, &stored))?;
                 self.event(&peer, &stored);
                 Ok(stored)
             }
         }
+    }
+
+    /// Encrypts `plain` again for `peer` in a new session (from a new prekey), kept as its newest.
+    async fn reseal(&self, peer: PeerId, plain: &Plain) -> Result<e2e::Envelope> {
+        let Response::Prekey(prekey) = self.ask(peer, &Request::Prekey).await? else {
+            bail!("no prekey from {peer}");
+        };
+        let crypto = self.crypto.lock().await;
+        let mut sessions = crypto.sessions(&self.node, &peer)?;
+        sessions.insert(0, crypto.device.outbound(&peer, &prekey)?);
+        sessions.truncate(e2e::MAX_SESSIONS);
+        let device = crypto.device.device_key(self.node.keys());
+        let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(plain))?)?;
+        let pickles = crypto.pickles(&sessions);
+        self.node.db().write(|tx| tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles))?;
+        Ok(envelope)
     }
 
     /// The conversation with contact `name`, oldest first, at most `limit` messages from the end.
@@ -385,6 +428,11 @@ impl Messages {
             }
             Ok(Request::Deliver(envelope)) => match self.receive(peer, &envelope).await {
                 Ok(_) => Response::Delivered,
+                Err(e) if envelope.message_type == 1 && matches!(e.downcast_ref(), Some(E2eError::Decrypt(_))) => {
+                    tracing::info!(%peer, "a message in a session we do not have: asked for a new one");
+                    self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Response::NoSession
+                }
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "message refused");
                     self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -449,7 +497,7 @@ impl Messages {
             }
             tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
             tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
-            tx.table(HISTORY)?.put(&history_key(&peer, index), &entry)
+            put_entry(tx, &peer, index, &entry)
         })?;
         drop(crypto);
         self.seen(&peer);
@@ -517,4 +565,5 @@ pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) 
     tokio::spawn(serve(Arc::downgrade(messages), inbound));
     tokio::spawn(presence_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
+    tokio::spawn(crate::service::history::sync_loop(Arc::downgrade(messages)));
 }

@@ -2,6 +2,7 @@
 //! (signed nickname claims, identity records), on the local API (`routes.rs`).
 
 pub mod conversations;
+pub mod history;
 pub mod mailbox;
 mod routes;
 
@@ -18,7 +19,7 @@ use bitdust_store::Versioned;
 use crate::proto::contacts::{safety_number, Address, Contact, ContactBook, ContactError};
 
 /// The node database value holding the address book.
-const CONTACTS_KEY: &str = "messages/contacts";
+pub(crate) const CONTACTS_KEY: &str = "messages/contacts";
 
 impl Versioned for ContactBook {
     const FORMAT: u16 = 1;
@@ -64,6 +65,7 @@ impl Service for MessagesService {
             presence: std::sync::Mutex::new(std::collections::HashMap::new()),
             mailbox: tokio::sync::Mutex::new(()),
             holders: std::sync::Mutex::new(mailbox::HolderCache::default()),
+            sync: tokio::sync::Mutex::new(()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -85,6 +87,8 @@ pub struct Messages {
     mailbox: tokio::sync::Mutex<()>,
     /// "Am I among this user's suppliers?", remembered.
     holders: std::sync::Mutex<mailbox::HolderCache>,
+    /// Held while the history log is put into the vault or restored from it.
+    sync: tokio::sync::Mutex<()>,
 }
 
 impl Messages {

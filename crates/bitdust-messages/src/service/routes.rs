@@ -11,6 +11,7 @@
 //! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it |
 //! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
 //! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
+//! | POST | `/api/v1/history/sync` | | [`HistorySync`]: contacts and conversations stored on the suppliers now (503 none) |
 
 use std::sync::Arc;
 
@@ -19,8 +20,8 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use bitdust_api::{
-    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, Inbox, InboxEntry, MessageInfo,
-    SafetyNumber, SendMessage,
+    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, HistorySync, Inbox, InboxEntry,
+    MessageInfo, SafetyNumber, SendMessage,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -41,12 +42,13 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/messages", axum::routing::post(send))
         .route("/api/v1/messages/{name}", get(history))
         .route("/api/v1/inbox", get(inbox))
+        .route("/api/v1/history/sync", axum::routing::post(sync))
         .with_state(messages)
 }
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(contacts, add, remove, safety, verify, send, history, inbox))]
+#[openapi(paths(contacts, add, remove, safety, verify, send, history, inbox, sync))]
 struct MessagesApi;
 
 /// The messages wing's part of the OpenAPI document.
@@ -214,4 +216,15 @@ async fn inbox(State(m): S) -> ApiResult<Inbox> {
         })
         .collect();
     Ok(Json(Inbox { conversations }))
+}
+
+/// Stores what changed in contacts and conversations on the user's suppliers now (otherwise done every 30 s), so
+/// that a new device restored from the key has everything.
+#[utoipa::path(
+    post, path = "/api/v1/history/sync", tag = "messages",
+    responses((status = 200, body = HistorySync), (status = 503, body = ErrorBody, description = "No suppliers to store it on"))
+)]
+async fn sync(State(m): S) -> ApiResult<HistorySync> {
+    let stored = m.sync_history().await.map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?;
+    Ok(Json(HistorySync { stored }))
 }

@@ -26,3 +26,19 @@ pub async fn node(home: Home, bootstrap: &[String], wings: impl Fn() -> Vec<Box<
 pub fn messages(d: &Daemon) -> Arc<Messages> {
     d.service::<Messages>().expect("the messages wing runs")
 }
+
+/// A string that appears nowhere else.
+pub const CANARY: &str = "canary-5f1c9e2a-7b3d-4e8f-a06c-2d9b8e7f4a31";
+
+/// Whether any file under `dir` contains `needle`.
+pub fn contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            contains(&p, needle)
+        } else {
+            std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}

@@ -12,6 +12,7 @@
 //!                   queue, the rebuild executor, audits and sweeps, health
 //!   archive.rs      trees of files to and from the archive byte stream
 //!   routes.rs       the wing's API routes
+//!   vault.rs        the node's Vault (other wings' objects, kept like backups)
 //! ```
 
 pub mod archive;
@@ -21,6 +22,7 @@ mod routes;
 pub mod store;
 mod supplier;
 mod upkeep;
+pub mod vault;
 
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +47,8 @@ const INBOUND_CAPACITY: usize = 256;
 /// The storage wing's handle: the customer (suppliers, backup, restore, recovery), its maintenance, and the
 /// supplier's store. Cheap to share (`Arc`).
 pub struct Storage {
+    /// This handle (for the vault, whose methods take `&self`).
+    this: std::sync::Weak<Storage>,
     node: Arc<Node>,
     config: StorageConfig,
     protocol: StreamProtocol,
@@ -204,7 +208,8 @@ impl Service for StorageService {
             node.provide(crate::proto::records::SUPPLIERS_SERVICE_KEY.to_vec());
         }
         let (maintenance_tx, maintenance_rx) = mpsc::channel(maintenance::INBOX_CAPACITY);
-        let storage = Arc::new(Storage {
+        let storage = Arc::new_cyclic(|this| Storage {
+            this: this.clone(),
             node: node.clone(),
             config,
             protocol: spec.name,
@@ -214,6 +219,9 @@ impl Service for StorageService {
             connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,
         });
+        vault::clean_scratch(&storage);
+        let as_vault: std::sync::Weak<dyn bitdust_node::Vault> = Arc::downgrade(&storage) as _;
+        node.set_vault(as_vault);
         if let Some(store) = &store {
             tokio::spawn(upkeep::republish(Arc::downgrade(node), Arc::downgrade(store)));
             let period = std::time::Duration::from_secs(storage.config.supplier.scrub_period_secs);
@@ -252,7 +260,7 @@ impl StatusSection for Storage {
             customers: usage.len(),
             suppliers_hired: self.suppliers()?.len(),
             suppliers_wanted: self.config.customer.suppliers,
-            backups: catalog.backups.len(),
+            backups: catalog.backups.iter().filter(|b| !vault::is_vault_backup(&b.name)).count(),
             catalog_revision: catalog.revision,
         });
         Ok(())

@@ -102,6 +102,7 @@ async fn backups(State(s): S) -> ApiResult<Backups> {
     let backups = catalog
         .backups
         .iter()
+        .filter(|b| !crate::service::vault::is_vault_backup(&b.name))
         .map(|b| BackupInfo {
             name: b.name.clone(),
             source: String::from_utf8_lossy(&b.source).into_owned(),

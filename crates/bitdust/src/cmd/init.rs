@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use bitdust_api::RestoreReport;
 use bitdust_core::keys::NodeKeys;
+use bitdust_messages::Messages;
 use bitdust_node::{Config, Daemon, Home, StartOptions};
 use bitdust_storage::config::StorageConfig;
+use bitdust_storage::service::vault::is_vault_backup;
 use bitdust_storage::{Overrides, Storage};
 use serde::Serialize;
 
@@ -38,6 +40,16 @@ struct Recovered {
     catalog_revision: u64,
     backups: Vec<String>,
     restored: Vec<RestoreReport>,
+    /// Contacts and conversations restored from the messages log.
+    history: HistoryRestored,
+}
+
+/// What the messages history restore got back.
+#[derive(Debug, Serialize)]
+struct HistoryRestored {
+    contacts: usize,
+    conversations: usize,
+    messages: usize,
 }
 
 /// Runs the command: a new identity, or (`from_key`) the identity of a key file with its catalog recovered from
@@ -106,6 +118,10 @@ pub fn run(
             r.catalog_revision,
             r.backups.len()
         );
+        s += &format!(
+            "\n{} contacts and {} conversations ({} messages) restored",
+            r.history.contacts, r.history.conversations, r.history.messages
+        );
         for x in &r.restored {
             s += &format!("\n  restored {}@{} into {} ({} files)", x.name, x.version, x.target, x.files);
         }
@@ -136,6 +152,17 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Reco
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
         }
     };
+    let history = match daemon.service::<Messages>() {
+        Some(m) => m.restore_history().await,
+        None => Err(anyhow::anyhow!("the messages wing does not run")),
+    };
+    let history = match history {
+        Ok(h) => HistoryRestored { contacts: h.contacts, conversations: h.conversations, messages: h.messages },
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e.context("could not restore contacts and conversations"));
+        }
+    };
     // Adopt the identity published from the old device (nickname), with a higher revision.
     if let Ok(found) = node.lookup_identity(node.peer_id()).await {
         node.adopt_identity(&found)?;
@@ -143,7 +170,7 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Reco
     let mut restored = Vec::new();
     if let Some(root) = restore_to {
         let root = std::path::absolute(root)?;
-        for b in &catalog.backups {
+        for b in catalog.backups.iter().filter(|b| !is_vault_backup(&b.name)) {
             let target = bitdust_storage::service::customer::restore_all_path(&root, &b.name);
             if !j {
                 eprintln!("restoring {} into {} ...", b.name, target.display());
@@ -157,7 +184,8 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Reco
         global_id: home.identity()?.identity.global_id(),
         peer_id: node.peer_id().to_string(),
         catalog_revision: catalog.revision,
-        backups: catalog.backups.iter().map(|b| b.name.clone()).collect(),
+        backups: catalog.backups.iter().filter(|b| !is_vault_backup(&b.name)).map(|b| b.name.clone()).collect(),
         restored,
+        history,
     })
 }

@@ -1,7 +1,7 @@
 //! `bitdust msg send NAME TEXT` and `bitdust msg history NAME`.
 
 use anyhow::Result;
-use bitdust_api::{Conversation, Inbox, MessageInfo, SendMessage};
+use bitdust_api::{Conversation, HistorySync, Inbox, MessageInfo, SendMessage};
 use bitdust_node::Home;
 
 use super::contacts::encode;
@@ -63,6 +63,19 @@ pub fn inbox(home: &Home, json: bool) -> Result<()> {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    });
+    Ok(())
+}
+
+/// `bitdust msg sync`.
+///
+/// # Errors
+/// No suppliers, or the daemon.
+pub fn sync(home: &Home, json: bool) -> Result<()> {
+    let v: HistorySync = Client::for_home(home)?.post("/history/sync", &serde_json::json!({}))?;
+    print(json, &v, |v| {
+        if v.stored { "contacts and conversations stored on your suppliers" } else { "your suppliers have everything" }
+            .into()
     });
     Ok(())
 }

@@ -30,6 +30,17 @@ impl Storage {
     /// # Errors
     /// If the path is unreadable, too few suppliers are online, or an upload fails.
     pub async fn backup(self: &Arc<Self>, source: &Path, progress: Progress) -> Result<BackupReport> {
+        self.backup_as(source, None, progress).await
+    }
+
+    /// Backs up `source` as a new version of backup `as_named` (name, source recorded in the catalog) if given,
+    /// otherwise of the backup of that path (a new name from its file name if it has none).
+    pub(crate) async fn backup_as(
+        self: &Arc<Self>,
+        source: &Path,
+        as_named: Option<(String, Vec<u8>)>,
+        progress: Progress,
+    ) -> Result<BackupReport> {
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
         let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
@@ -125,8 +136,13 @@ impl Storage {
         let mut catalog = self.catalog()?;
         let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
         let base: String = base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect();
-        let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
-        let name = catalog.name_for(&src_bytes, &base);
+        let (name, src_bytes) = match as_named {
+            Some(named) => named,
+            None => {
+                let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
+                (catalog.name_for(&src_bytes, &base), src_bytes)
+            }
+        };
         let single_file =
             scan.entries.first().is_some_and(|e| matches!(e.kind, crate::proto::catalog::EntryKind::File { .. }));
         let version = Version {
@@ -171,10 +187,25 @@ impl Storage {
     /// would count against our needed space for nothing). Best effort, a few at a time, each given 10 s; what is
     /// left is freed when the contract ends.
     async fn delete_fragments(&self, peers: &[PeerId], vkeys: &VersionKeys, blocks: &[[u8; 32]]) {
+        let by_position: Vec<Vec<PeerId>> = peers.iter().map(|p| vec![*p]).collect();
+        let deleted = self.delete_fragments_of(&by_position, vkeys, blocks).await;
+        tracing::info!(deleted, "fragments of the failed backup deleted");
+    }
+
+    /// Deletes the fragments of `blocks` from `peers` (per position, each peer that may hold it); returns how many
+    /// were deleted. Best effort, 16 at a time, each given 10 s; what is left is freed when the contract ends.
+    pub(crate) async fn delete_fragments_of(
+        &self,
+        peers: &[Vec<PeerId>],
+        vkeys: &VersionKeys,
+        blocks: &[[u8; 32]],
+    ) -> usize {
         let work: Vec<(PeerId, [u8; 32])> = blocks
             .iter()
             .flat_map(|block| {
-                peers.iter().enumerate().map(move |(position, peer)| (*peer, vkeys.fragment_id(block, position as u16)))
+                peers.iter().enumerate().flat_map(move |(position, peers)| {
+                    peers.iter().map(move |peer| (*peer, vkeys.fragment_id(block, position as u16)))
+                })
             })
             .collect();
         let mut results = Vec::with_capacity(work.len());
@@ -190,12 +221,11 @@ impl Storage {
                 results.push(matches!(answer, Ok(Ok(Response::Deleted))));
             }
         }
-        let deleted = results.iter().filter(|d| **d).count();
-        tracing::info!(deleted, of = results.len(), "fragments of the failed backup deleted");
+        results.iter().filter(|d| **d).count()
     }
 
     /// Stores the sealed catalog on every supplier; succeeds if at least one took it.
-    async fn push_catalog(&self, catalog: &Catalog, peers: &[PeerId]) -> Result<()> {
+    pub(crate) async fn push_catalog(&self, catalog: &Catalog, peers: &[PeerId]) -> Result<()> {
         let sealed = SealedCatalog::seal(self.node.keys(), catalog).encode();
         let mut ok = 0;
         let mut errors = Vec::new();

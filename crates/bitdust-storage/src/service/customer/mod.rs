@@ -129,7 +129,7 @@ impl Storage {
         Ok(s)
     }
 
-    fn save_catalog(&self, catalog: &Catalog) -> Result<()> {
+    pub(crate) fn save_catalog(&self, catalog: &Catalog) -> Result<()> {
         Ok(self.node.db().put(CATALOG_KEY, catalog)?)
     }
 

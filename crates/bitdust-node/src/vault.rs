@@ -1,0 +1,77 @@
+//! The user's own objects on its suppliers, for wings other than the one that stores them.
+//!
+//! A wing that keeps state a new device must get back from the private key alone (the messages wing's
+//! contacts and history) puts it in the [`Vault`] as named objects. The storage wing provides the vault: each
+//! object goes through the storage pipeline (compressed, encrypted under keys derived from the master secret,
+//! erasure-coded onto the user's suppliers) and is listed in the sealed catalog, which `init --from-key` recovers.
+//! Wings do not import each other: the storage wing registers itself here ([`crate::Node::set_vault`]) and the
+//! others find it through [`crate::Node::vault`].
+
+use anyhow::Result;
+use async_trait::async_trait;
+
+/// The largest object a vault takes, in bytes.
+pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Named objects kept encrypted on the user's suppliers.
+///
+/// Names are `/`-separated paths of `a-z 0-9 _ - .` (a wing's objects start with its name: `messages/log/…`), at
+/// most 200 bytes.
+#[async_trait]
+pub trait Vault: Send + Sync {
+    /// Stores `data` (at most [`MAX_OBJECT_BYTES`]) as object `name`, replacing what it held; returns when the
+    /// catalog that lists it is on the suppliers.
+    ///
+    /// # Errors
+    /// A bad name, data over the limit, too few suppliers online, or an upload failure (the old object is then
+    /// kept).
+    async fn put(&self, name: &str, data: Vec<u8>) -> Result<()>;
+
+    /// Object `name`, or `None` if there is none.
+    ///
+    /// # Errors
+    /// If it is listed but cannot be fetched (too many of its fragments lost or unreachable).
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The names of the objects that start with `prefix`, sorted.
+    ///
+    /// # Errors
+    /// The local database.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Deletes objects `names` (from the catalog first, then their fragments from the suppliers, best effort).
+    ///
+    /// # Errors
+    /// If the new catalog cannot be stored on any supplier.
+    async fn delete(&self, names: &[String]) -> Result<()>;
+}
+
+/// Checks an object name (see [`Vault`]).
+///
+/// # Errors
+/// A message saying what is wrong with it.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > 200 {
+        anyhow::bail!("vault object name {name:?} must be 1 to 200 bytes");
+    }
+    if name.split('/').any(|part| part.is_empty() || part == "." || part == ".." || !part.chars().all(ok_char)) {
+        anyhow::bail!("vault object name {name:?} must be /-separated parts of a-z 0-9 _ - .");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["messages/log/00000001", "a", "x.y/z-w_1"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/a", "a/", "a//b", "../a", "A", "a b", "a@1", &"x".repeat(201)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
