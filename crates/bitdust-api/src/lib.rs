@@ -625,8 +625,31 @@ pub struct SafetyNumber {
 pub struct SendMessage {
     /// The contact's name.
     pub to: String,
-    /// The text (at most 16 KiB of UTF-8).
+    /// The text (at most 16 KiB of UTF-8); empty with `file`.
+    #[serde(default)]
     pub text: String,
+    /// An absolute path of a file on this node to send instead of text: the contact fetches it from this node
+    /// (verified slices; a cut link resumes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// A file sent or received in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FileInfo {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `offered` (sender), `receiving`, `received` or `failed` (recipient).
+    pub state: String,
+    /// Bytes received and verified so far.
+    pub received_bytes: u64,
+    /// Where it is on this node (the sender's file; the recipient's once received).
+    pub path: String,
+    /// Why it failed (with `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One message of a conversation.
@@ -649,6 +672,9 @@ pub struct MessageInfo {
     pub state: String,
     /// Mailboxes it was left in (with `stored`).
     pub mailboxes: u8,
+    /// The file it offers, if it is a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileInfo>,
 }
 
 /// `GET /api/v1/messages/{name}`: the conversation with a contact, oldest first.

@@ -23,7 +23,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn send(client: &Client, to: &str, text: String) -> Result<()> {
-    let m: MessageInfo = client.post("/messages", &SendMessage { to: to.to_string(), text })?;
+    let m: MessageInfo = client.post("/messages", &SendMessage { to: to.to_string(), text, file: None })?;
     anyhow::ensure!(m.state == "delivered", "message {} to {to} was {}", m.seq, m.state);
     Ok(())
 }

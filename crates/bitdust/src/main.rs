@@ -190,7 +190,11 @@ enum MsgCmd {
         /// The contact's name.
         name: String,
         /// The text.
-        text: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Send this file instead: the contact fetches it from this node in verified slices (a cut link resumes).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
     },
     /// Every conversation with its last message, the most recent first.
     Inbox,
@@ -277,7 +281,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
         Cmd::Chat { name } => cmd::chat::run(&home, &name),
         Cmd::Msg { command } => match command {
-            MsgCmd::Send { name, text } => cmd::msg::send(&home, &name, &text, j),
+            MsgCmd::Send { name, text, file } => cmd::msg::send(&home, &name, text, file, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),
             MsgCmd::Inbox => cmd::msg::inbox(&home, j),
             MsgCmd::Sync => cmd::msg::sync(&home, j),

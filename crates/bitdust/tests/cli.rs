@@ -115,6 +115,29 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(chat.0.try_wait().unwrap().is_some_and(|s| s.success()));
+    // a file: offered in a message, fetched by the contact from alice's node, byte for byte
+    let file = tmp.path().join("photo.jpg");
+    std::fs::write(&file, (0..3_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+    assert!(fails(&["--home", s(&alice), "msg", "send", "supplier-2", "--file", s(&tmp.path().join("gone"))])
+        .contains("cannot send"));
+    let sent = json(&["--home", s(&alice), "msg", "send", "supplier-2", "--file", s(&file)]);
+    assert_eq!(
+        (sent["state"].as_str(), sent["file"]["name"].as_str()),
+        (Some("delivered"), Some("photo.jpg")),
+        "{sent}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let path = loop {
+        let h = json(&["--home", s(&dir.join("supplier-2")), "msg", "history", "Alice A."]);
+        let last = &h["messages"].as_array().unwrap().last().unwrap()["file"];
+        if last["state"] == "received" {
+            break last["path"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline && last["state"] != "failed", "{h}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&file).unwrap());
+    assert!(ok(&["--home", s(&dir.join("supplier-2")), "msg", "history", "Alice A."]).contains("[received: "));
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
     // the conversation goes to alice's suppliers (through the storage pipeline) for a new device to restore
@@ -199,7 +222,7 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     ]);
     assert_eq!(rec["backups"], serde_json::json!(["src"]), "{rec}");
     assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
-    assert_eq!(rec["history"], serde_json::json!({"contacts": 0, "conversations": 1, "messages": 4}), "{rec}");
+    assert_eq!(rec["history"], serde_json::json!({"contacts": 0, "conversations": 1, "messages": 5}), "{rec}");
     assert_same(&src, &all.join("src"));
 
     terminate(&mut devnet.0);

@@ -2,5 +2,6 @@
 
 pub mod contacts;
 pub mod e2e;
+pub mod files;
 pub mod pow;
 pub mod wire;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::proto::e2e::{Envelope, Prekey, BUCKETS};
+use crate::proto::files::{FileOffer, MAX_SLICE_BYTES};
 
 /// Protocol name.
 pub const MESSAGES_PROTOCOL: &str = "/bitdust/messages/1";
@@ -39,6 +40,15 @@ pub enum Request {
     },
     /// I (the recipient) have these: delete them.
     Ack(Vec<u64>),
+    /// Give me (the recipient of the offer) the Bao slice of `len` bytes at `offset` of file transfer `transfer`.
+    FileGet {
+        /// The offer's transfer id.
+        transfer: [u8; 16],
+        /// Start, in bytes.
+        offset: u64,
+        /// Length, at most [`crate::proto::files::CHUNK_BYTES`].
+        len: u64,
+    },
 }
 
 /// A response.
@@ -61,6 +71,8 @@ pub enum Response {
     /// No session here decrypts that (a normal message): this node lost the sender's session (a new device
     /// restored from the key); start a new one with a prekey and send again.
     NoSession,
+    /// The Bao slice asked for ([`crate::proto::files::verify`] checks it).
+    FileSlice(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// An envelope kept in a mailbox.
@@ -84,6 +96,8 @@ pub const MAX_COLLECT: u32 = 16;
 pub enum Body {
     /// Text, at most [`MAX_TEXT_BYTES`].
     Text(String),
+    /// A file to fetch from the sender ([`crate::proto::files`]).
+    File(FileOffer),
 }
 
 /// The plaintext of a message (padded before encryption).
@@ -109,6 +123,7 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(3) => MAX_MESSAGE_BYTES + 128,
         Some(4) => 32,
         Some(5) => 16 + 10 * MAX_COLLECT as usize,
+        Some(6) => 64,
         _ => 0,
     }
 }
@@ -120,10 +135,17 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(1) => 16,
         Some(2) => 4096,
         Some(3 | 4 | 6 | 7) => 16,
-        Some(5) => MAX_COLLECT as usize * (MAX_MESSAGE_BYTES + 128) + 16,
+        Some(5) => MAX_MAIL_BYTES,
+        Some(8) => MAX_SLICE_BYTES + 16,
         _ => 0,
     }
 }
+
+/// The largest `Mail` response.
+pub const MAX_MAIL_BYTES: usize = MAX_COLLECT as usize * (MAX_MESSAGE_BYTES + 128) + 16;
+/// The largest response of any kind.
+pub const MAX_RESPONSE_BYTES: usize =
+    if MAX_MAIL_BYTES > MAX_SLICE_BYTES + 16 { MAX_MAIL_BYTES } else { MAX_SLICE_BYTES + 16 };
 
 /// Encodes a message.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -153,7 +175,9 @@ mod tests {
         let mut session = Device::new().outbound(&keys.peer_id(), &prekey).unwrap();
         let padded = pad(&vec![1; BUCKETS[BUCKETS.len() - 1] - 4]).unwrap();
         let envelope = crate::proto::e2e::encrypt(&mut session, &Device::new().device_key(&other), &padded).unwrap();
-        for (req, ok) in [(Request::Prekey, true), (Request::Deliver(envelope), true), (Request::Presence, true)] {
+        for (req, ok) in
+            [(Request::Prekey, true), (Request::Deliver(envelope.clone()), true), (Request::Presence, true)]
+        {
             let b = encode(&req);
             assert_eq!(b.len() <= request_limit(&b), ok, "{} bytes", b.len());
         }
@@ -167,6 +191,13 @@ mod tests {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[6]), 0);
+        assert_eq!(request_limit(&[7]), 0);
+        let get = encode(&Request::FileGet { transfer: [0xff; 16], offset: u64::MAX, len: u64::MAX });
+        assert!(get.len() <= request_limit(&get));
+        let slice = encode(&Response::FileSlice(vec![0xff; MAX_SLICE_BYTES]));
+        assert!(slice.len() <= response_limit(&slice) && slice.len() <= MAX_RESPONSE_BYTES);
+        let item = MailItem { index: u64::MAX, from: vec![0xff; 64], at_unix: u64::MAX, envelope: envelope.clone() };
+        let mail = encode(&Response::Mail(vec![item; MAX_COLLECT as usize]));
+        assert!(mail.len() <= response_limit(&mail) && mail.len() <= MAX_RESPONSE_BYTES, "{} bytes", mail.len());
     }
 }

@@ -175,8 +175,8 @@ fn now_ms() -> u64 {
 pub fn protocol_spec() -> ProtocolSpec {
     let mut spec = ProtocolSpec::new(
         StreamProtocol::new(MESSAGES_PROTOCOL),
-        wire::MAX_MESSAGE_BYTES,
-        wire::MAX_MESSAGE_BYTES,
+        wire::MAX_MESSAGE_BYTES + 256,
+        wire::MAX_RESPONSE_BYTES,
         INBOUND_CAPACITY,
         Frame::one(wire::encode(&Response::Error("busy, retry".into()))),
     );
@@ -218,7 +218,7 @@ impl Crypto {
 
 impl Messages {
     /// Puts a [`bitdust_api::EventKind::Message`] into the event log.
-    fn event(&self, peer: &PeerId, entry: &Entry) {
+    pub(crate) fn event(&self, peer: &PeerId, entry: &Entry) {
         let contact = self
             .contacts()
             .ok()
@@ -273,6 +273,11 @@ impl Messages {
         if text.len() > MAX_TEXT_BYTES {
             bail!("message of {} bytes is over the {MAX_TEXT_BYTES}-byte limit", text.len());
         }
+        self.send_body(name, rand::random(), Body::Text(text.to_string()), text.to_string()).await
+    }
+
+    /// Sends `body` as message `id` to contact `name`; the history shows `text`.
+    pub(crate) async fn send_body(&self, name: &str, id: [u8; 16], body: Body, text: String) -> Result<Entry> {
         let contact = self.contacts()?.named(name)?.clone();
         if let Some(change) = &contact.key_change {
             return Err(SendError::KeyChanged(change.to_string(), name.to_string()).into());
@@ -298,12 +303,7 @@ impl Messages {
             }
             let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
             state.next_seq += 1;
-            let plain = Plain {
-                id: rand::random(),
-                seq: state.next_seq,
-                sent_unix_ms: now_ms(),
-                body: Body::Text(text.to_string()),
-            };
+            let plain = Plain { id, seq: state.next_seq, sent_unix_ms: now_ms(), body };
             let device = crypto.device.device_key(self.node.keys());
             let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(&plain))?)?;
             let entry = Entry {
@@ -312,7 +312,7 @@ impl Messages {
                 seq: plain.seq,
                 sent_unix_ms: plain.sent_unix_ms,
                 at_unix_ms: plain.sent_unix_ms,
-                text: text.to_string(),
+                text,
                 state: State::Sent,
                 mailboxes: 0,
             };
@@ -444,6 +444,7 @@ impl Messages {
             }
             Ok(Request::Collect { after, limit }) => self.host_collect(peer, after, limit),
             Ok(Request::Ack(indexes)) => self.host_ack(peer, &indexes),
+            Ok(Request::FileGet { transfer, offset, len }) => self.serve_slice(peer, transfer, offset, len).await,
             Err(e) => Response::Error(e),
         }
     }
@@ -460,10 +461,19 @@ impl Messages {
         let mut sessions = crypto.sessions(&self.node, &peer)?;
         let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
-        let Body::Text(text) = plain.body;
-        if text.len() > MAX_TEXT_BYTES {
-            bail!("message of {} bytes is over the limit", text.len());
-        }
+        let (text, offer) = match plain.body {
+            Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
+                bail!("message of {} bytes is over the limit", text.len())
+            }
+            Body::Text(text) => (text, None),
+            Body::File(offer) => {
+                let offer = crate::service::files::check_offer(offer)?;
+                if self.file(&offer.transfer)?.is_some() {
+                    bail!("a file offer reusing the id of another transfer");
+                }
+                (crate::service::files::describe(&offer), Some(offer))
+            }
+        };
         let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
         if state.seen.contains(&plain.id) {
             bail!("replayed message");
@@ -497,11 +507,17 @@ impl Messages {
             }
             tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
             tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
+            if let Some(offer) = &offer {
+                crate::service::files::put_incoming(tx, &peer, offer)?;
+            }
             put_entry(tx, &peer, index, &entry)
         })?;
         drop(crypto);
         self.seen(&peer);
         self.event(&peer, &entry);
+        if let Some(offer) = offer {
+            self.start_download(peer, offer.transfer);
+        }
         Ok(true)
     }
 
@@ -540,6 +556,14 @@ impl Messages {
 pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc::Receiver<Inbound>) {
     while let Some(req) = inbound.recv().await {
         let Some(m) = messages.upgrade() else { return };
+        if let Ok(Request::FileGet { transfer, offset, len }) = wire::decode::<Request>(&req.request) {
+            // file slices are read on their own tasks (bounded): a transfer does not hold messages up
+            tokio::spawn(async move {
+                let response = m.serve_slice(req.peer, transfer, offset, len).await;
+                let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
+            });
+            continue;
+        }
         let response = m.answer(req.peer, &req.request).await;
         let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
     }
@@ -566,4 +590,5 @@ pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) 
     tokio::spawn(presence_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::history::sync_loop(Arc::downgrade(messages)));
+    crate::service::files::resume_downloads(messages);
 }

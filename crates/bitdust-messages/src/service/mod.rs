@@ -2,6 +2,7 @@
 //! (signed nickname claims, identity records), on the local API (`routes.rs`).
 
 pub mod conversations;
+pub mod files;
 pub mod history;
 pub mod mailbox;
 mod routes;
@@ -57,7 +58,11 @@ impl Service for MessagesService {
             let n = node.clone();
             tokio::task::spawn_blocking(move || conversations::Crypto::load(&n)).await??
         };
-        let messages = Arc::new(Messages {
+        let messages = Arc::new_cyclic(|this| Messages {
+            this: this.clone(),
+            slices: tokio::sync::Semaphore::new(files::SERVING),
+            served: std::sync::atomic::AtomicU64::new(0),
+            downloads: std::sync::Mutex::new(std::collections::HashSet::new()),
             node: node.clone(),
             book: tokio::sync::Mutex::new(()),
             crypto: tokio::sync::Mutex::new(crypto),
@@ -74,6 +79,14 @@ impl Service for MessagesService {
 
 /// The messages wing's handle: the address book.
 pub struct Messages {
+    /// This handle (for the tasks a message starts).
+    this: std::sync::Weak<Messages>,
+    /// File slices being read for others (at most [`files::SERVING`]).
+    slices: tokio::sync::Semaphore,
+    /// File bytes served to others since start.
+    served: std::sync::atomic::AtomicU64,
+    /// Transfers being downloaded.
+    downloads: std::sync::Mutex<std::collections::HashSet<[u8; 16]>>,
     node: Arc<Node>,
     /// Held while the book is read, changed and written (one change at a time).
     book: tokio::sync::Mutex<()>,

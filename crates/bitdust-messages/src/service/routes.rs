@@ -8,7 +8,7 @@
 //! | DELETE | `/api/v1/contacts/{name}` | | [`ContactInfo`] removed (404 unknown) |
 //! | GET | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`], after looking the contact up again |
 //! | POST | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`]: the numbers were compared; marks it verified |
-//! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it |
+//! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it; a text or a file |
 //! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
 //! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
 //! | POST | `/api/v1/history/sync` | | [`HistorySync`]: contacts and conversations stored on the suppliers now (503 none) |
@@ -20,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use bitdust_api::{
-    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, HistoryQuery, HistorySync, Inbox, InboxEntry,
+    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, FileInfo, HistoryQuery, HistorySync, Inbox, InboxEntry,
     MessageInfo, SafetyNumber, SendMessage,
 };
 use bitdust_core::keys::short_peer_id;
@@ -29,6 +29,7 @@ use utoipa::OpenApi;
 
 use crate::proto::contacts::{Contact, ContactError};
 use crate::service::conversations::Entry;
+use crate::service::files::FileState;
 use crate::service::Messages;
 
 type S = State<Arc<Messages>>;
@@ -83,6 +84,16 @@ fn info(c: &Contact) -> ContactInfo {
 }
 
 /// The API error for a wing error: the address book's own errors by kind, the rest as the runtime maps them.
+/// A file that cannot be read is bad input (400); the rest as for text.
+fn file_error(e: anyhow::Error) -> ApiError {
+    let unreadable =
+        e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some()) || e.to_string().starts_with("cannot send");
+    if unreadable && e.downcast_ref::<ContactError>().is_none() {
+        return ApiError::bad_request(format!("{e:#}"));
+    }
+    error(e)
+}
+
 fn error(e: anyhow::Error) -> ApiError {
     use crate::service::conversations::SendError;
     match e.downcast_ref::<SendError>() {
@@ -152,7 +163,22 @@ async fn verify(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiRe
     Ok(Json(SafetyNumber { contact: info(&c), safety_number }))
 }
 
-fn message(e: &Entry) -> MessageInfo {
+fn message(m: &Messages, e: &Entry) -> MessageInfo {
+    let file = if e.text.starts_with(crate::service::files::FILE_MARK) {
+        m.file(&e.id).ok().flatten().map(|f| FileInfo {
+            name: f.name,
+            size: f.size,
+            state: f.state.as_str().to_string(),
+            received_bytes: if f.outgoing { 0 } else { f.received },
+            path: f.path,
+            error: match f.state {
+                FileState::Failed(why) => Some(why),
+                _ => None,
+            },
+        })
+    } else {
+        None
+    };
     MessageInfo {
         outgoing: e.outgoing,
         id: e.id.iter().map(|b| format!("{b:02x}")).collect(),
@@ -162,6 +188,7 @@ fn message(e: &Entry) -> MessageInfo {
         text: e.text.clone(),
         state: e.state.as_str().to_string(),
         mailboxes: e.mailboxes,
+        file,
     }
 }
 
@@ -178,8 +205,17 @@ async fn send(State(m): S, body: Result<Json<SendMessage>, JsonRejection>) -> Ap
             crate::proto::wire::MAX_TEXT_BYTES
         )));
     }
-    let e = m.send_text(&body.to, &body.text).await.map_err(error)?;
-    Ok(Json(message(&e)))
+    let e = match &body.file {
+        Some(path) if !body.text.is_empty() => {
+            return Err(ApiError::bad_request(format!("a message is a text or a file, not both ({path})")))
+        }
+        Some(path) if !std::path::Path::new(path).is_absolute() => {
+            return Err(ApiError::bad_request(format!("file path {path:?} is not absolute")))
+        }
+        Some(path) => m.send_file(&body.to, std::path::Path::new(path)).await.map_err(file_error)?,
+        None => m.send_text(&body.to, &body.text).await.map_err(error)?,
+    };
+    Ok(Json(message(&m, &e)))
 }
 
 /// The conversation with a contact: the last `limit` messages, oldest first.
@@ -194,7 +230,7 @@ async fn history(
     let (Path(name), Query(q)) = (name?, query?);
     let limit = q.limit.unwrap_or(100).min(10_000) as usize;
     let messages = m.history(&name, limit).map_err(error)?;
-    Ok(Json(Conversation { contact: name, messages: messages.iter().map(message).collect() }))
+    Ok(Json(Conversation { contact: name, messages: messages.iter().map(|e| message(&m, e)).collect() }))
 }
 
 /// Every conversation with its last message, the most recent first.
@@ -211,7 +247,7 @@ async fn inbox(State(m): S) -> ApiResult<Inbox> {
                 contact: contact.map_or_else(|| peer.to_string(), |c| c.name.clone()),
                 is_contact: contact.is_some(),
                 messages,
-                last: last.as_ref().map(message),
+                last: last.as_ref().map(|e| message(&m, e)),
             }
         })
         .collect();

@@ -60,7 +60,7 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
                 if text.trim().is_empty() {
                     continue;
                 }
-                match client.post::<_, MessageInfo>("/messages", &SendMessage { to: name.clone(), text }) {
+                match client.post::<_, MessageInfo>("/messages", &SendMessage { to: name.clone(), text, file: None }) {
                     Ok(m) => show(&name, &m),
                     Err(e) => out!("not sent: {e:#}"),
                 }

@@ -1,6 +1,8 @@
-//! `bitdust msg send NAME TEXT` and `bitdust msg history NAME`.
+//! `bitdust msg send NAME TEXT|--file PATH`, `msg history NAME`, `msg inbox`, `msg sync`.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use bitdust_api::{Conversation, HistorySync, Inbox, MessageInfo, SendMessage};
 use bitdust_node::Home;
 
@@ -8,15 +10,40 @@ use super::contacts::encode;
 use super::print;
 use bitdust::client::Client;
 
-/// `bitdust msg send NAME TEXT`.
+/// `bitdust msg send NAME TEXT` or `bitdust msg send NAME --file PATH`.
 ///
 /// # Errors
-/// An unknown contact, a key change not confirmed, a contact that never answered, or the daemon.
-pub fn send(home: &Home, name: &str, text: &str, json: bool) -> Result<()> {
-    let body = SendMessage { to: name.to_string(), text: text.to_string() };
+/// An unknown contact, a key change not confirmed, a contact that never answered, a file that cannot be read, or
+/// the daemon.
+pub fn send(home: &Home, name: &str, text: Option<String>, file: Option<PathBuf>, json: bool) -> Result<()> {
+    let file = match file {
+        Some(f) => {
+            Some(std::path::absolute(&f).with_context(|| format!("cannot send {}", f.display()))?.display().to_string())
+        }
+        None => None,
+    };
+    let body = SendMessage { to: name.to_string(), text: text.unwrap_or_default(), file };
     let m: MessageInfo = Client::for_home(home)?.post("/messages", &body)?;
-    print(json, &m, |m| format!("{} to {name} (#{})", m.state, m.seq));
+    print(json, &m, |m| match &m.file {
+        Some(f) => {
+            format!("{} {} ({} bytes) offered to {name}: {name} fetches it from this node", m.state, f.name, f.size)
+        }
+        None => format!("{} to {name} (#{})", m.state, m.seq),
+    });
     Ok(())
+}
+
+/// How the history shows a message's file.
+fn file_note(m: &MessageInfo) -> String {
+    match &m.file {
+        None => String::new(),
+        Some(f) => match f.state.as_str() {
+            "receiving" => format!("  [receiving {} of {} bytes]", f.received_bytes, f.size),
+            "received" => format!("  [received: {}]", f.path),
+            "failed" => format!("  [failed: {}]", f.error.as_deref().unwrap_or("")),
+            other => format!("  [{other}]"),
+        },
+    }
 }
 
 /// `bitdust msg history NAME [--limit N]`.
@@ -34,7 +61,7 @@ pub fn history(home: &Home, name: &str, limit: u32, json: bool) -> Result<()> {
             .map(|m| {
                 let who = if m.outgoing { "me" } else { v.contact.as_str() };
                 let state = if m.outgoing { format!("  [{}]", m.state) } else { String::new() };
-                format!("{who}: {}{state}", m.text)
+                format!("{who}: {}{state}{}", m.text, file_note(m))
             })
             .collect::<Vec<_>>()
             .join("\n")
