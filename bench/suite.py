@@ -16,7 +16,8 @@ Then, bitdust alone:
 - upload and restore time against supplier count (a devnet per count, the same file);
 - `bitdust-lab bench`: restore with n - k suppliers stopped, and the time back to full redundancy after a supplier
   is lost for good;
-- `bitdust-lab messages`: private message latency (p50, p99) and messages per second between two devnet daemons;
+- `bitdust-lab messages`: private message latency (p50, p99), messages per second, a file's MB/s and offline
+  delivery time between two devnet daemons;
 - `bitdust-lab sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
@@ -492,8 +493,10 @@ def simulate(binary, quick, sizes=None):
 def messages_bench(binary, quick):
     """`bitdust-lab messages`: private message latency and throughput between two devnet daemons."""
     count = "200" if quick else "2000"
-    print(f"bitdust-lab messages --count {count} ...", flush=True)
-    r = subprocess.run([binary, "--json", "messages", "--count", count], capture_output=True, text=True, check=True)
+    mib = "64" if quick else "256"
+    print(f"bitdust-lab messages --count {count} --file-mib {mib} ...", flush=True)
+    r = subprocess.run([binary, "--json", "messages", "--count", count, "--file-mib", mib],
+                       capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
 
 
@@ -502,7 +505,11 @@ def render_messages(m):
     return "\n".join(["", "## Private messages (`bitdust-lab messages`, two devnet daemons, through their APIs)", "",
                       f"- direct latency over {m['messages']} messages one after the other: p50 {lat['p50']:.2f} ms, "
                       f"p99 {lat['p99']:.2f} ms (max {lat['max']:.2f} ms)",
-                      f"- both ways at once: {m['pair_messages_per_second']:.0f} messages per second for the pair", ""])
+                      f"- both ways at once: {m['pair_messages_per_second']:.0f} messages per second for the pair",
+                      f"- a {m['file_mib']} MiB file, offer to verified copy: {m['file_seconds']:.2f} s "
+                      f"({m['file_mb_per_s']:.0f} MB/s; the offer with its hashing {m['file_offer_seconds']:.2f} s)",
+                      f"- offline delivery: {m['offline_messages']} messages from the mailboxes in the history "
+                      f"{m['offline_delivery_seconds']:.2f} s after the recipient's daemon was started", ""])
 
 
 def render_rest(scan, heal, sim):

@@ -2,7 +2,8 @@
 //!
 //! - `bitdust-lab bench`: end-to-end throughput, degraded restore and healing time over a devnet of `bitdust`
 //!   daemons (the `bitdust` beside this program);
-//! - `bitdust-lab messages`: private message latency and throughput between two devnet daemons;
+//! - `bitdust-lab messages`: private message latency and throughput, file MB/s and offline delivery time between
+//!   two devnet daemons;
 //! - `bitdust-lab sim`: N full nodes in one process over libp2p's memory transport: DHT lookup hops and latency,
 //!   memory per idle node, time to hire;
 //! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
@@ -45,11 +46,15 @@ enum Cmd {
         #[arg(long, default_value_t = 15)]
         fire_after_secs: u64,
     },
-    /// Private messages between two devnet daemons through their APIs: latency p50/p99, messages per second.
+    /// Private messages between two devnet daemons through their APIs: latency p50/p99, messages per second, a
+    /// file's MB/s, offline delivery time after the recipient starts.
     Messages {
         /// Messages per measurement.
         #[arg(long, default_value_t = 1000)]
         count: usize,
+        /// Size of the file sent, in MiB.
+        #[arg(long, default_value_t = 256)]
+        file_mib: u64,
     },
     /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
     /// memory per idle node, time to hire n suppliers (one child process per size).
@@ -96,8 +101,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Messages { count } => {
-            let report = messages::run(count, j)?;
+        Cmd::Messages { count, file_mib } => {
+            let report = messages::run(count, file_mib, j)?;
             if j {
                 out!("{}", serde_json::to_string_pretty(&report)?);
             }

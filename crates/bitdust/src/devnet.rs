@@ -268,6 +268,30 @@ impl Devnet {
         Ok(())
     }
 
+    /// Starts node `name` again (after [`Devnet::stop`]) and waits until it is announced.
+    ///
+    /// # Errors
+    /// An unknown node, or it did not start.
+    pub fn start_again(&mut self, name: &str) -> Result<()> {
+        let i = self.nodes.iter().position(|n| n.name == name).with_context(|| format!("no node {name}"))?;
+        let boot = Client::for_home(&self.nodes[0].home)?;
+        let st: bitdust_api::Status = boot.get("/status")?;
+        self.spawn(i, &st.node.listen_addrs)?;
+        let c = Client::for_home(&self.nodes[i].home)?;
+        wait_for(
+            || {
+                let st: bitdust_api::Status = c.get("/status")?;
+                if st.node.announced {
+                    Ok(())
+                } else {
+                    bail!("not announced yet")
+                }
+            },
+            name,
+            &self.nodes[i].home,
+        )
+    }
+
     /// Stops every node.
     pub fn stop_all(&mut self) {
         for node in self.nodes.iter_mut().rev() {

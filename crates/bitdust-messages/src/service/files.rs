@@ -166,10 +166,14 @@ impl Messages {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let tree = dir.join(format!("{}.obao", hex(&transfer)));
         let (source, t) = (path.clone(), tree.clone());
+        let size = meta.len();
         let hash = tokio::task::spawn_blocking(move || -> Result<[u8; 32]> {
             let file = std::fs::File::open(&source).with_context(|| format!("cannot send {}", source.display()))?;
-            let out = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&t)?;
-            Ok(files::outboard(BufReader::with_capacity(1 << 20, file), out)?)
+            let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).create_new(true).open(&t)?);
+            let hash = files::outboard(BufReader::with_capacity(1 << 20, file), size, &mut out)
+                .with_context(|| format!("cannot send {}: reading it failed", source.display()))?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            Ok(hash)
         })
         .await??;
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX);
@@ -222,8 +226,7 @@ impl Messages {
                 return Err("the file changed since it was offered".into());
             }
             let tree = std::fs::File::open(&tree).map_err(|e| format!("the file's tree is gone: {e}"))?;
-            let (file, tree) = (BufReader::with_capacity(256 << 10, file), BufReader::with_capacity(64 << 10, tree));
-            files::extract(file, tree, record.size, offset, len).map_err(|e| e.to_string())
+            files::extract(&file, &tree, record.size, &record.hash, offset, len).map_err(|e| e.to_string())
         })
         .await;
         match read {
@@ -262,13 +265,13 @@ impl Messages {
         &self,
         peer: PeerId,
         transfer: [u8; 16],
-        hash: [u8; 32],
+        (hash, size): ([u8; 32], u64),
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, Fetch> {
         match self.ask(peer, &Request::FileGet { transfer, offset, len }).await {
             Ok(Response::FileSlice(slice)) => {
-                tokio::task::spawn_blocking(move || files::verify(&slice, &hash, offset, len))
+                tokio::task::spawn_blocking(move || files::verify(&slice, &hash, size, offset, len))
                     .await
                     .map_err(|e| Fetch::Net(anyhow!("verifying: {e}")))?
                     .map_err(Fetch::Corrupt)
@@ -294,6 +297,7 @@ impl Messages {
         let mut file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&part)?;
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
+        let resumed_from = offset;
         if offset > 0 {
             tracing::info!(transfer = %hex(&transfer), offset, "resuming a download");
         }
@@ -304,7 +308,7 @@ impl Messages {
         while offset < size {
             let offsets = (offset..size).step_by(CHUNK_BYTES as usize);
             let mut slices = futures::stream::iter(offsets)
-                .map(|o| self.fetch_slice(peer, transfer, record.hash, o, chunk_len(size, o)))
+                .map(|o| self.fetch_slice(peer, transfer, (record.hash, size), o, chunk_len(size, o)))
                 .buffered(SLICES_IN_FLIGHT);
             let mut failure = None;
             while let Some(r) = slices.next().await {
@@ -351,13 +355,16 @@ impl Messages {
         }
         file.sync_all()?;
         drop(file);
+        // every byte was verified before it was written; what an earlier run wrote is checked again as a whole
+        // (a crash may have left a page of zeros behind a length the file system kept)
         let (p, hash) = (part.clone(), record.hash);
-        let whole = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(std::fs::File::open(&p)?)?;
-            Ok(*hasher.finalize().as_bytes() == hash)
-        })
-        .await??;
+        let whole = resumed_from == 0
+            || tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update_reader(std::fs::File::open(&p)?)?;
+                Ok(*hasher.finalize().as_bytes() == hash)
+            })
+            .await??;
         if !whole {
             let _ = std::fs::remove_file(&part);
             return Err(self.fail(transfer, &mut record, 0, "the whole file does not match its hash".into()));

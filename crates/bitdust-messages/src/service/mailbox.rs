@@ -93,8 +93,23 @@ impl Messages {
         let request = Request::Deposit { recipient: recipient.to_bytes(), envelope: envelope.clone(), pow };
         let asks = suppliers.iter().filter(|s| **s != self.node.peer_id()).map(|s| self.ask(*s, &request));
         let answers = futures::future::join_all(asks).await;
-        let stored = answers.iter().filter(|a| matches!(a, Ok(Response::Stored))).count();
-        tracing::info!(%recipient, stored, of = suppliers.len(), "message left in mailboxes");
+        let mut stored = answers.iter().filter(|a| matches!(a, Ok(Response::Stored))).count();
+        if suppliers.contains(&self.node.peer_id()) {
+            // we are one of its suppliers ourselves: our own mailbox for it takes the envelope too
+            let Request::Deposit { recipient: r, envelope, pow } = request else { return 0 };
+            if matches!(self.host_deposit(self.node.peer_id(), &r, envelope, pow).await, Response::Stored) {
+                stored += 1;
+            }
+        }
+        let errors: Vec<String> = answers
+            .iter()
+            .filter(|a| !matches!(a, Ok(Response::Stored)))
+            .map(|a| match a {
+                Ok(other) => format!("{other:?}"),
+                Err(e) => format!("{e:#}"),
+            })
+            .collect();
+        tracing::info!(%recipient, stored, of = suppliers.len(), ?errors, "message left in mailboxes");
         u8::try_from(stored).unwrap_or(u8::MAX)
     }
 
