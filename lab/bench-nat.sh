@@ -4,7 +4,9 @@
 #   direct:  customer h1 (EIM NAT), suppliers h2 and h4 behind EIM NATs: DCUtR makes both connections direct
 #   relayed: customer h1 (EIM NAT), suppliers h3 and h5 behind symmetric NATs: both stay relayed through pub
 # RS(1, 2): each supplier receives the whole file, so each transfer crosses the impaired link twice on upload.
-# usage: lab/bench-nat.sh [direct|relayed|both] [BIN DIR]
+# messages: h1 (EIM NAT) talks with h2 (EIM NAT: hole-punched, direct) and h3 (symmetric NAT: relayed): message
+#   latency p50/p99 through the API (lab/msg-latency.py) and a MIB file's transfer time, each way of connecting.
+# usage: lab/bench-nat.sh [direct|relayed|both|messages] [BIN DIR]
 # env: MIB (default 100), LOSS (percent, default 5), DELAY_MS (default 100), BLOCKS (blocks in flight, default 4:
 #      on a slow relayed path use 1, or a 4 MiB fragment sharing the path with 7 others outlasts the 120 s
 #      request timeout), TCP_ONLY (bootstrap over TCP only, so relayed connections ride TCP rather than QUIC)
@@ -55,8 +57,41 @@ run() { # run direct|relayed
     trap - EXIT
 }
 
+messages() {
+    W=$(mktemp -d /tmp/bitdust-nat-bench.XXXXXX)
+    trap stop_all EXIT
+    "$L" up
+    start_public pub 198.51.100.10 --relay
+    PUB=$(json pub "[a for a in s['listen_addrs'] if '/tcp/' in a][0]")
+    PUBQ=$(json pub "[a for a in s['listen_addrs'] if '/quic-v1' in a][0]")
+    for h in h1 h2 h3; do start_private "$h"; done
+    for h in h1 h2 h3; do wait_for 60 check "$h" "s['relays'] and s['announced']"; done
+    head -c $((MIB << 20)) /dev/urandom >"$W/file.bin"
+    for peer in h2 h3; do
+        bd h1 contacts add "lab-$peer" --name "$peer" >/dev/null
+        bd "$peer" contacts add lab-h1 --name h1 >/dev/null
+        bd h1 msg send "$peer" hello >/dev/null
+        local id; id=$(json "$peer" "s['peer_id']")
+        local how=relayed
+        if [ "$peer" = h2 ]; then
+            how=direct
+            wait_for 30 check h1 "any(c['peer_id'] == '$id' and not c['relayed'] for c in s['connections'])"
+        fi
+        echo "h1 -> $peer ($how): $("$L" exec bd-h1 python3 lab/msg-latency.py "$W/h1" "$peer" 200)"
+        local t0=$EPOCHREALTIME
+        bd h1 msg send "$peer" --file "$W/file.bin" >/dev/null
+        received() { bd "$peer" --json msg history h1 --limit 3 | python3 -c "import json,sys; m=json.load(sys.stdin)['messages'][-1]; sys.exit(0 if m.get('file', {}).get('state') == 'received' else 1)"; }
+        wait_for 600 received
+        python3 -c "d = $EPOCHREALTIME - $t0; print(f'h1 -> $peer ($how): a $MIB MiB file in {d:.2f} s ({$MIB * 1.048576 / d:.0f} MB/s)')"
+        cmp "$W/file.bin" "$W/$peer/received/file.bin"
+    done
+    stop_all
+    trap - EXIT
+}
+
 case "$MODE" in
     direct | relayed) run "$MODE" ;;
+    messages) messages ;;
     both) run direct; run relayed ;;
-    *) echo "usage: $0 [direct|relayed|both] [BIN DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [direct|relayed|both|messages] [BIN DIR]" >&2; exit 2 ;;
 esac

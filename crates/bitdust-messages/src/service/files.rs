@@ -315,8 +315,11 @@ impl Messages {
                 match r {
                     Ok(bytes) => {
                         file.write_all(&bytes)?;
+                        if let Some(since) = waiting_since.take() {
+                            let waited = since.elapsed().as_secs_f64();
+                            tracing::info!(transfer = %hex(&transfer), offset, waited, "download resumed after the link came back");
+                        }
                         offset += bytes.len() as u64;
-                        waiting_since = None;
                         backoff = Duration::from_millis(250);
                         if last_progress.elapsed() > Duration::from_secs(1) {
                             record.received = offset;
