@@ -18,6 +18,9 @@ use bitdust::devnet::{Devnet, DevnetOptions};
 use bitdust_api::{AddContact, ContactInfo, Conversation, MessageInfo, SendMessage};
 use serde_json::{json, Value};
 
+/// Clients sending at once on each side in the throughput measurement.
+const SENDERS: usize = 4;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -57,20 +60,23 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
     latencies.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
 
+    // both ways at once, SENDERS conversations' worth of clients per side (as a UI with several chats open)
     let t = Instant::now();
-    let other = std::thread::spawn({
-        let bob = Client::for_home(&net.node("supplier-1").context("supplier-1")?.home)?;
-        move || -> Result<()> {
-            for i in 0..count {
-                send(&bob, "alice", format!("both ways {i}"))?;
-            }
-            Ok(())
+    let mut threads = Vec::new();
+    for (home, to) in [("alice", "bob"), ("supplier-1", "alice")] {
+        for s in 0..SENDERS {
+            let client = Client::for_home(&net.node(home).context("node")?.home)?;
+            threads.push(std::thread::spawn(move || -> Result<()> {
+                for i in (s..count).step_by(SENDERS) {
+                    send(&client, to, format!("both ways {i}"))?;
+                }
+                Ok(())
+            }));
         }
-    });
-    for i in 0..count {
-        send(&alice, "bob", format!("both ways {i}"))?;
     }
-    other.join().map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
+    for th in threads {
+        th.join().map_err(|_| anyhow::anyhow!("a sending thread panicked"))??;
+    }
     let per_second = 2.0 * count as f64 / t.elapsed().as_secs_f64();
 
     // a file, direct

@@ -10,7 +10,7 @@
 
 mod nodedb;
 
-pub use nodedb::{decode, encode, NodeDb, NodeDbError, TableWriter, Txn, Versioned};
+pub use nodedb::{decode, encode, NodeDb, NodeDbError, SyncTicket, TableWriter, Txn, Versioned};
 
 /// Creates `path` and its missing parents with mode 0700 (less what the umask takes away) from the start: the
 /// node's folders hold keys, catalogs and customers' fragments, which nobody else on the machine should list.

@@ -82,7 +82,16 @@ pub fn decode<T: Versioned>(name: &str, bytes: &[u8]) -> Result<T, NodeDbError> 
 /// The node database.
 pub struct NodeDb {
     db: Database,
+    /// Deferred writes committed so far ([`NodeDb::write_deferred`]): a write's ticket is this count after it.
+    deferred: std::sync::atomic::AtomicU64,
+    /// Tickets known durable; held while a group commit runs.
+    durable: std::sync::Mutex<u64>,
 }
+
+/// What [`NodeDb::sync`] waits for: a deferred write's place in the commit order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[must_use = "a deferred write is not durable until synced"]
+pub struct SyncTicket(u64);
 
 impl std::fmt::Debug for NodeDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -192,7 +201,7 @@ impl NodeDb {
         txn.open_table(LEGACY_VALUES).map_err(io)?;
         txn.open_table(VALUES).map_err(io)?;
         txn.commit().map_err(io)?;
-        Ok(Self { db })
+        Ok(Self { db, deferred: std::sync::atomic::AtomicU64::new(0), durable: std::sync::Mutex::new(0) })
     }
 
     /// Reads value `name` (one written before format versions is read as format 0).
@@ -253,18 +262,53 @@ impl NodeDb {
         Ok(r)
     }
 
-    /// [`NodeDb::write`] without waiting for the disk (redb's `Durability::Eventual`): atomic like any write, and
-    /// on disk with the next ordinary write; a crash before that loses it (never half of it). For marks that may be
+    /// [`NodeDb::write`] without waiting for the disk (redb's `Durability::None`; its `Eventual` still flushes on
+    /// Linux): atomic like any write, and on disk with the next ordinary write; a crash before that loses it (never
+    /// half of it). For marks that may be
     /// lost (a message's delivery state), never for state whose loss does harm (keys, ratchets, contracts).
     ///
     /// # Errors
     /// As [`NodeDb::write`].
     pub fn write_lazy<R>(&self, f: impl FnOnce(&Txn<'_>) -> Result<R, NodeDbError>) -> Result<R, NodeDbError> {
         let mut txn = self.db.begin_write().map_err(io)?;
-        txn.set_durability(redb::Durability::Eventual);
+        txn.set_durability(redb::Durability::None);
         let r = f(&Txn { txn: &txn })?;
         txn.commit().map_err(io)?;
         Ok(r)
+    }
+
+    /// [`NodeDb::write`] whose wait for the disk is deferred to [`NodeDb::sync`] with the returned ticket: atomic
+    /// and visible to every later read at once, durable once synced. Writers that sync at about the same time share
+    /// one disk flush (group commit), so the cost of a flush is spread over every write it covers.
+    ///
+    /// # Errors
+    /// As [`NodeDb::write`].
+    pub fn write_deferred<R>(
+        &self,
+        f: impl FnOnce(&Txn<'_>) -> Result<R, NodeDbError>,
+    ) -> Result<(R, SyncTicket), NodeDbError> {
+        let r = self.write_lazy(f)?;
+        // counted after the commit: a flush that starts later covers it
+        let ticket = self.deferred.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Ok((r, SyncTicket(ticket)))
+    }
+
+    /// Returns once the deferred write of `ticket` (and every one before it) is on disk: at once if a flush since
+    /// covered it, otherwise after one flush that covers every deferred write committed until it starts. Blocks
+    /// the thread (call it where blocking is allowed).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub fn sync(&self, ticket: SyncTicket) -> Result<(), NodeDbError> {
+        let mut durable = self.durable.lock().map_err(|_| io("the sync lock is poisoned"))?;
+        if *durable >= ticket.0 {
+            return Ok(());
+        }
+        let upto = self.deferred.load(std::sync::atomic::Ordering::SeqCst);
+        // an empty commit with the default (immediate) durability makes every earlier eventual commit durable
+        self.db.begin_write().map_err(io)?.commit().map_err(io)?;
+        *durable = upto;
+        Ok(())
     }
 
     /// Up to `limit` records of `table` in key order, after `after` (exclusive) or from the start.
@@ -362,6 +406,23 @@ mod tests {
                 _ => Err(format!("unknown format {format}")),
             }
         }
+    }
+
+    #[test]
+    fn deferred_writes_are_visible_at_once_and_one_sync_covers_the_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let db = NodeDb::open(&path).unwrap();
+        let ((), first) = db.write_deferred(|tx| tx.put_value("a", &Numbers(vec![1]))).unwrap();
+        let ((), second) = db.write_deferred(|tx| tx.put_value("b", &Numbers(vec![2]))).unwrap();
+        assert!(first < second);
+        assert_eq!(db.get::<Numbers>("a").unwrap(), Some(Numbers(vec![1])), "visible before the sync");
+        db.sync(second).unwrap();
+        assert!(*db.durable.lock().unwrap() >= second.0, "the later ticket's flush covers the earlier write");
+        db.sync(first).unwrap();
+        drop(db);
+        let db = NodeDb::open(&path).unwrap();
+        assert_eq!(db.get::<Numbers>("b").unwrap(), Some(Numbers(vec![2])));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! node database
 //!   messages/account           the Olm account (pickled, encrypted under a key derived from the master secret)
 //!   messages/sessions  peer -> its Olm sessions, newest first (pickled, encrypted)
-//!   messages/peers     peer -> sequence numbers, the ids seen lately (the replay guard)
+//!   messages/peers     peer -> next history index, last sequence number sent
+//!   messages/guard     peer ‖ kind ‖ id -> when: message ids and envelope digests taken (the replay guard)
 //!   messages/history   peer ‖ index -> one message, in the order it was sent or received here
 //! ```
 //!
@@ -19,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use bitdust_core::PeerId;
 use bitdust_net::{Frame, Inbound, ProtocolSpec};
 use bitdust_node::Node;
-use bitdust_store::Versioned;
+use bitdust_store::{SyncTicket, Versioned};
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -33,8 +34,11 @@ const ACCOUNT_KEY: &str = "messages/account";
 const SESSIONS: &str = "messages/sessions";
 pub(crate) const PEERS: &str = "messages/peers";
 pub(crate) const HISTORY: &str = "messages/history";
-/// Message ids remembered per peer for the replay guard.
-pub(crate) const SEEN_IDS: usize = 4096;
+/// The replay guard: the ids of messages taken and the digests of envelopes taken, per peer ([`guard_key`]).
+pub(crate) const GUARD: &str = "messages/guard";
+/// How long the replay guard remembers a message: twice the longest a mailbox keeps one (an older envelope is
+/// refused by the mailboxes, and its message keys are long used up in the ratchet).
+pub const GUARD_TTL: std::time::Duration = std::time::Duration::from_secs(62 * 24 * 3600);
 /// Inbound requests queued before the network answers "busy".
 const INBOUND_CAPACITY: usize = 256;
 
@@ -86,15 +90,47 @@ pub(crate) struct PeerState {
     pub(crate) next_index: u64,
     /// Sequence number of our last message to it.
     pub(crate) next_seq: u64,
-    /// Ids of its messages seen lately (oldest first, at most [`SEEN_IDS`]).
-    pub(crate) seen: Vec<[u8; 16]>,
-    /// BLAKE3 of its envelopes taken lately (oldest first, at most [`SEEN_IDS`]): the same envelope from a second
-    /// mailbox is a copy, not an attack.
-    pub(crate) envelopes: Vec<[u8; 32]>,
+}
+
+/// Format 1 of [`PeerState`]: the replay guard was two lists in it (read and written whole with every message).
+#[derive(Deserialize)]
+struct PeerStateV1 {
+    next_index: u64,
+    next_seq: u64,
+    #[allow(dead_code)]
+    seen: Vec<[u8; 16]>,
+    #[allow(dead_code)]
+    envelopes: Vec<[u8; 32]>,
 }
 
 impl Versioned for PeerState {
+    const FORMAT: u16 = 2;
+
+    fn migrate(format: u16, bytes: &[u8]) -> Result<Self, String> {
+        match format {
+            1 => {
+                let v1: PeerStateV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+                Ok(Self { next_index: v1.next_index, next_seq: v1.next_seq })
+            }
+            _ => Err(format!("unknown format {format}")),
+        }
+    }
+}
+
+/// When a replay guard entry was written, Unix milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Guarded(pub(crate) u64);
+
+impl Versioned for Guarded {
     const FORMAT: u16 = 1;
+}
+
+/// The replay guard's key: peer id bytes ‖ kind (0: a message id, 1: an envelope's BLAKE3) ‖ the id or digest.
+pub(crate) fn guard_key(peer: &PeerId, kind: u8, id: &[u8]) -> Vec<u8> {
+    let mut k = peer.to_bytes();
+    k.push(kind);
+    k.extend_from_slice(id);
+    k
 }
 
 /// Where a message is.
@@ -294,7 +330,7 @@ impl Messages {
         } else {
             None
         };
-        let (envelope, entry, index, plain) = {
+        let (envelope, entry, index, plain, ticket) = {
             let crypto = self.crypto.lock().await;
             let mut sessions = crypto.sessions(&self.node, &peer)?;
             if sessions.is_empty() {
@@ -319,13 +355,15 @@ impl Messages {
             let index = state.next_index;
             state.next_index += 1;
             let pickles = crypto.pickles(&sessions);
-            self.node.db().write(|tx| {
+            let ((), ticket) = self.node.db().write_deferred(|tx| {
                 tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
                 tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
                 put_entry(tx, &peer, index, &entry)
             })?;
-            (envelope, entry, index, plain)
+            (envelope, entry, index, plain, ticket)
         };
+        // on disk before the envelope leaves (a crash never reuses a message key); concurrent sends share a flush
+        self.durable(ticket).await?;
         self.event(&peer, &entry);
         let mut envelope = envelope;
         let mut answer = self.ask(peer, &Request::Deliver(envelope.clone())).await;
@@ -426,19 +464,16 @@ impl Messages {
                     Response::Error("presence is for contacts only".into())
                 }
             }
-            Ok(Request::Deliver(envelope)) => match self.receive(peer, &envelope).await {
-                Ok(_) => Response::Delivered,
-                Err(e) if envelope.message_type == 1 && matches!(e.downcast_ref(), Some(E2eError::Decrypt(_))) => {
-                    tracing::info!(%peer, "a message in a session we do not have: asked for a new one");
-                    self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Response::NoSession
+            Ok(Request::Deliver(envelope)) => {
+                let (response, ticket) = self.deliver(peer, &envelope).await;
+                match ticket {
+                    Some(t) => match self.durable(t).await {
+                        Ok(()) => response,
+                        Err(e) => Response::Error(format!("cannot store it: {e}")),
+                    },
+                    None => response,
                 }
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "message refused");
-                    self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Response::Error(e.to_string())
-                }
-            },
+            }
             Ok(Request::Deposit { recipient, envelope, pow }) => {
                 self.host_deposit(peer, &recipient, envelope, pow).await
             }
@@ -449,14 +484,44 @@ impl Messages {
         }
     }
 
-    /// Decrypts and stores `envelope` from the authenticated `peer`. Returns false for a copy of an envelope
-    /// taken already (the same one from a second mailbox).
-    pub(crate) async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<bool> {
+    /// Takes a `Deliver` from `peer`: the answer, and the ticket to sync before giving it (see
+    /// [`Messages::durable`]).
+    async fn deliver(&self, peer: PeerId, envelope: &e2e::Envelope) -> (Response, Option<SyncTicket>) {
+        match self.receive(peer, envelope).await {
+            Ok(ticket) => (Response::Delivered, ticket),
+            Err(e) if envelope.message_type == 1 && matches!(e.downcast_ref(), Some(E2eError::Decrypt(_))) => {
+                tracing::info!(%peer, "a message in a session we do not have: asked for a new one");
+                self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (Response::NoSession, None)
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "message refused");
+                self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (Response::Error(e.to_string()), None)
+            }
+        }
+    }
+
+    /// Waits until the deferred write of `ticket` is on disk (one flush shared by the writes of the moment: group
+    /// commit).
+    ///
+    /// # Errors
+    /// The database.
+    pub(crate) async fn durable(&self, ticket: SyncTicket) -> Result<()> {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || node.db().sync(ticket)).await??;
+        Ok(())
+    }
+
+    /// Decrypts and stores `envelope` from the authenticated `peer` (stored once [`Messages::durable`] with the
+    /// returned ticket returns). Returns `None` for a copy of an envelope taken already (the same one from a second
+    /// mailbox).
+    pub(crate) async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<Option<SyncTicket>> {
         let digest = *blake3::hash(&envelope.ciphertext).as_bytes();
         let mut crypto = self.crypto.lock().await;
-        let known = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-        if known.envelopes.contains(&digest) {
-            return Ok(false);
+        let envelope_key = guard_key(&peer, 1, &digest);
+        if self.node.db().record::<Guarded>(GUARD, &envelope_key)?.is_some() {
+            return Ok(None);
         }
         let mut sessions = crypto.sessions(&self.node, &peer)?;
         let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
@@ -474,18 +539,11 @@ impl Messages {
                 (crate::service::files::describe(&offer), Some(offer))
             }
         };
-        let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-        if state.seen.contains(&plain.id) {
+        let id_key = guard_key(&peer, 0, &plain.id);
+        if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
             bail!("replayed message");
         }
-        state.seen.push(plain.id);
-        if state.seen.len() > SEEN_IDS {
-            state.seen.remove(0);
-        }
-        state.envelopes.push(digest);
-        if state.envelopes.len() > SEEN_IDS {
-            state.envelopes.remove(0);
-        }
+        let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
         let index = state.next_index;
         state.next_index += 1;
         let entry = Entry {
@@ -501,12 +559,16 @@ impl Messages {
         let pickles = crypto.pickles(&sessions);
         // a pre-key message may have started a session with one of our one-time keys: the account changed too
         let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
-        self.node.db().write(|tx| {
+        let ((), ticket) = self.node.db().write_deferred(|tx| {
             if let Some(a) = &account {
                 tx.put_value(ACCOUNT_KEY, a)?;
             }
             tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
             tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
+            let mut guard = tx.table(GUARD)?;
+            guard.put(&id_key, &Guarded(entry.at_unix_ms))?;
+            guard.put(&envelope_key, &Guarded(entry.at_unix_ms))?;
+            drop(guard);
             if let Some(offer) = &offer {
                 crate::service::files::put_incoming(tx, &peer, offer)?;
             }
@@ -518,7 +580,31 @@ impl Messages {
         if let Some(offer) = offer {
             self.start_download(peer, offer.transfer);
         }
-        Ok(true)
+        Ok(Some(ticket))
+    }
+
+    /// Forgets replay guard entries older than [`GUARD_TTL`]; returns how many.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn prune_guard(&self) -> Result<usize> {
+        let oldest = now_ms().saturating_sub(GUARD_TTL.as_millis() as u64);
+        let mut after: Option<Vec<u8>> = None;
+        let mut removed = 0;
+        loop {
+            let rows = self.node.db().records::<Guarded>(GUARD, after.as_deref(), 4096)?;
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            let old: Vec<Vec<u8>> = rows.into_iter().filter(|(_, g)| g.0 < oldest).map(|(k, _)| k).collect();
+            if !old.is_empty() {
+                removed += old.len();
+                self.node.db().write(|tx| {
+                    let mut t = tx.table(GUARD)?;
+                    old.iter().try_for_each(|k| t.remove(k))
+                })?;
+            }
+        }
+        Ok(removed)
     }
 
     /// Notes that `peer` was heard from now.
@@ -564,6 +650,22 @@ pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc
             });
             continue;
         }
+        if let Ok(Request::Deliver(envelope)) = wire::decode::<Request>(&req.request) {
+            // taken in order here; the answer waits for the disk on its own task, so the next message is taken
+            // meanwhile and one flush covers several (group commit)
+            let (response, ticket) = m.deliver(req.peer, &envelope).await;
+            tokio::spawn(async move {
+                let response = match ticket {
+                    Some(t) => match m.durable(t).await {
+                        Ok(()) => response,
+                        Err(e) => Response::Error(format!("cannot store it: {e}")),
+                    },
+                    None => response,
+                };
+                let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
+            });
+            continue;
+        }
         let response = m.answer(req.peer, &req.request).await;
         let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
     }
@@ -591,4 +693,26 @@ pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) 
     tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::history::sync_loop(Arc::downgrade(messages)));
     crate::service::files::resume_downloads(messages);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_1_peer_state_keeps_its_counters() {
+        #[derive(Serialize)]
+        struct V1 {
+            next_index: u64,
+            next_seq: u64,
+            seen: Vec<[u8; 16]>,
+            envelopes: Vec<[u8; 32]>,
+        }
+        let old = V1 { next_index: 7, next_seq: 3, seen: vec![[1; 16]; 5], envelopes: vec![[2; 32]; 5] };
+        let mut bytes = 1u16.to_le_bytes().to_vec();
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let now: PeerState = bitdust_store::decode("peer", &bytes).unwrap();
+        assert_eq!((now.next_index, now.next_seq), (7, 3));
+        assert!(bitdust_store::decode::<PeerState>("peer", &[9, 0, 1]).is_err());
+    }
 }

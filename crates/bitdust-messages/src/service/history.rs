@@ -23,7 +23,7 @@ use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
 use crate::proto::contacts::ContactBook;
-use crate::service::conversations::{history_key, Entry, PeerState, HISTORY, PEERS, SEEN_IDS};
+use crate::service::conversations::{guard_key, history_key, Entry, Guarded, PeerState, GUARD, HISTORY, PEERS};
 use crate::service::{Messages, CONTACTS_KEY};
 
 /// Entries marked for the next segment: history key -> the entry as written.
@@ -224,11 +224,6 @@ impl Messages {
             s.next_index = s.next_index.max(index + 1);
             if entry.outgoing {
                 s.next_seq = s.next_seq.max(entry.seq);
-            } else {
-                s.seen.push(entry.id);
-                if s.seen.len() > SEEN_IDS {
-                    s.seen.remove(0);
-                }
             }
         }
         let state = SyncState {
@@ -247,20 +242,21 @@ impl Messages {
         self.node.db().write(|tx| {
             tx.put_value(CONTACTS_KEY, &book)?;
             let mut history = tx.table(HISTORY)?;
+            let mut guard = tx.table(GUARD)?;
             for ((peer, index), entry) in &entries {
                 let Ok(p) = PeerId::from_bytes(peer) else { continue };
                 history.put(&history_key(&p, *index), entry)?;
+                if !entry.outgoing {
+                    // the replay guard knows what was received
+                    guard.put(&guard_key(&p, 0, &entry.id), &Guarded(entry.at_unix_ms))?;
+                }
             }
-            drop(history);
+            drop((history, guard));
             let mut table = tx.table(PEERS)?;
             for (peer, s) in &peers {
-                // counters from the log, the replay guard's envelope digests from what this node took
                 let mut merged = table.get::<PeerState>(peer)?.unwrap_or_default();
                 merged.next_index = merged.next_index.max(s.next_index);
                 merged.next_seq = merged.next_seq.max(s.next_seq);
-                merged.seen.extend(s.seen.iter().copied());
-                let excess = merged.seen.len().saturating_sub(SEEN_IDS);
-                merged.seen.drain(..excess);
                 table.put(peer, &merged)?;
             }
             drop(table);
@@ -281,13 +277,22 @@ fn logged(rows: &[(Vec<u8>, Entry)]) -> Vec<Logged> {
         .collect()
 }
 
-/// Puts the history into the vault every [`SYNC_PERIOD`] while the node runs.
+/// Puts the history into the vault every [`SYNC_PERIOD`] while the node runs (and prunes the replay guard about
+/// hourly).
 pub(crate) async fn sync_loop(messages: std::sync::Weak<Messages>) {
-    loop {
+    for round in 0u64.. {
         tokio::time::sleep(SYNC_PERIOD).await;
         let Some(m) = messages.upgrade() else { return };
         if m.node.network().is_stopped() {
             return;
+        }
+        if round % 120 == 0 {
+            // about hourly: the replay guard forgets what no mailbox can still hold
+            match m.prune_guard() {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(entries = n, "old replay guard entries forgotten"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the replay guard"),
+            }
         }
         if m.node.is_announced() && m.node.vault().is_some() {
             if let Err(e) = m.sync_history().await {

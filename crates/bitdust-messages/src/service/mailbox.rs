@@ -248,11 +248,15 @@ impl Messages {
                 let Some(last) = items.last() else { break };
                 after = last.index;
                 let mut done = Vec::with_capacity(items.len());
+                let mut last_ticket = None;
                 for item in &items {
                     match PeerId::from_bytes(&item.from) {
                         Ok(from) => match self.receive(from, &item.envelope).await {
-                            Ok(true) => taken += 1,
-                            Ok(false) => {}
+                            Ok(Some(ticket)) => {
+                                taken += 1;
+                                last_ticket = Some(ticket);
+                            }
+                            Ok(None) => {}
                             Err(e) => {
                                 tracing::info!(%from, error = %e, "mailbox message refused");
                                 self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -263,6 +267,12 @@ impl Messages {
                         }
                     }
                     done.push(item.index);
+                }
+                // what is acknowledged is deleted from the mailbox: on our disk first
+                if let Some(t) = last_ticket {
+                    if self.durable(t).await.is_err() {
+                        break;
+                    }
                 }
                 if !matches!(self.ask(supplier, &Request::Ack(done)).await, Ok(Response::Acked)) {
                     break;
