@@ -668,7 +668,8 @@ pub struct MessageInfo {
     /// The text.
     pub text: String,
     /// `sent` (stored here, not acknowledged), `stored` (left in the recipient's mailboxes: it was offline),
-    /// `delivered` (the recipient stored it) or `received`.
+    /// `delivered` (the recipient stored it), `read` (the recipient showed it; for a received message: shown here)
+    /// or `received`.
     pub state: String,
     /// Mailboxes it was left in (with `stored`).
     pub mailboxes: u8,
@@ -704,6 +705,14 @@ pub struct InboxEntry {
 pub struct Inbox {
     /// The conversations.
     pub conversations: Vec<InboxEntry>,
+}
+
+/// `POST /api/v1/messages/{name}/read`: the messages received from the contact were shown; a read receipt goes
+/// back to it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MarkedRead {
+    /// Messages newly marked read.
+    pub marked: u64,
 }
 
 /// `POST /api/v1/history/sync`: what changed in contacts and conversations went to the user's suppliers.

@@ -10,7 +10,7 @@ use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
 use bitdust_messages::Messages;
 use bitdust_node::{Config, Daemon};
-use bitdust_testkit::{home, within};
+use bitdust_testkit::{home, until, within};
 use common::{messages, messages_wing};
 
 async fn node(dir: &std::path::Path, name: &str, bootstrap: &[String]) -> Daemon {
@@ -74,6 +74,20 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     assert!(received > 0, "message events in the log");
     // the last 10 only
     assert_eq!(a.history("bob", 10).unwrap().len(), 10);
+
+    // read receipts: bob shows the conversation; alice's messages become read, bob's copies of hers too
+    assert_eq!(bm.mark_read("alice").await.unwrap(), N);
+    assert_eq!(bm.mark_read("alice").await.unwrap(), 0, "each once");
+    assert!(bm.history("alice", 10 * N).unwrap().iter().filter(|e| !e.outgoing).all(|e| e.state == State::Read));
+    until("alice's messages are read", || {
+        a.history("bob", 10 * N).unwrap().iter().filter(|e| e.outgoing).all(|e| e.state == State::Read)
+    })
+    .await;
+    assert!(
+        a.history("bob", 10 * N).unwrap().iter().filter(|e| !e.outgoing).all(|e| e.state == State::Received),
+        "alice has not shown bob's yet"
+    );
+    assert_eq!(a.history("bob", 10 * N).unwrap().len(), 2 * N, "a receipt adds nothing to the conversation");
 
     // presence: each sees the other online; a stranger is not told
     a.refresh_presence().await;

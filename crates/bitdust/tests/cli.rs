@@ -83,6 +83,13 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(inbox.contains("supplier-2 (2 messages): yes"), "{inbox}");
     let inbox = json(&["--home", s(&alice), "msg", "inbox"]);
     assert_eq!(inbox["conversations"][0]["messages"], 2, "{inbox}");
+    // supplier-2 shows the conversation: alice's message becomes read
+    assert!(ok(&["--home", s(&dir.join("supplier-2")), "msg", "history", "Alice A."]).contains("Alice A.: héllo"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok(&["--home", s(&alice), "msg", "history", "supplier-2"]).contains("me: héllo, are you there?  [read]") {
+        assert!(Instant::now() < deadline, "the read receipt never came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // the terminal chat: a line typed is delivered, a message from the other side appears live, Ctrl-D ends it
     let mut chat = Running(
         bitdust()

@@ -98,7 +98,12 @@ pub enum Body {
     Text(String),
     /// A file to fetch from the sender ([`crate::proto::files`]).
     File(FileOffer),
+    /// Read receipts: the recipient has shown these of the sender's messages (at most [`MAX_RECEIPT_IDS`]).
+    Read(Vec<[u8; 16]>),
 }
+
+/// Message ids one read receipt names at most.
+pub const MAX_RECEIPT_IDS: usize = 512;
 
 /// The plaintext of a message (padded before encryption).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,8 @@ pub(crate) const PEERS: &str = "messages/peers";
 pub(crate) const HISTORY: &str = "messages/history";
 /// The replay guard: the ids of messages taken and the digests of envelopes taken, per peer ([`guard_key`]).
 pub(crate) const GUARD: &str = "messages/guard";
+/// How many of a conversation's last entries a read receipt (or marking read) looks through.
+const RECEIPT_WINDOW: u64 = 4096;
 /// How long the replay guard remembers a message: twice the longest a mailbox keeps one (an older envelope is
 /// refused by the mailboxes, and its message keys are long used up in the ratchet).
 pub const GUARD_TTL: std::time::Duration = std::time::Duration::from_secs(62 * 24 * 3600);
@@ -144,6 +146,8 @@ pub enum State {
     Delivered,
     /// Received from the peer.
     Received,
+    /// Read: an outgoing message the recipient has shown (its receipt came back), or an incoming one shown here.
+    Read,
 }
 
 impl State {
@@ -154,6 +158,7 @@ impl State {
             Self::Stored => "stored",
             Self::Delivered => "delivered",
             Self::Received => "received",
+            Self::Read => "read",
         }
     }
 }
@@ -526,7 +531,11 @@ impl Messages {
         let mut sessions = crypto.sessions(&self.node, &peer)?;
         let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
+        if let Body::Read(ids) = &plain.body {
+            return self.take_receipt(peer, crypto, sessions, envelope, &plain.id, ids, envelope_key).await.map(Some);
+        }
         let (text, offer) = match plain.body {
+            Body::Read(_) => bail!("a receipt where a message was expected"),
             Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
                 bail!("message of {} bytes is over the limit", text.len())
             }
@@ -581,6 +590,118 @@ impl Messages {
             self.start_download(peer, offer.transfer);
         }
         Ok(Some(ticket))
+    }
+
+    /// Takes a read receipt from `peer` (decrypted with `sessions`): its outgoing messages named in `ids` become
+    /// read. Nothing goes into the history.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_receipt(
+        &self,
+        peer: PeerId,
+        crypto: tokio::sync::MutexGuard<'_, Crypto>,
+        sessions: Vec<Session>,
+        envelope: &e2e::Envelope,
+        id: &[u8; 16],
+        ids: &[[u8; 16]],
+        envelope_key: Vec<u8>,
+    ) -> Result<SyncTicket> {
+        if ids.len() > wire::MAX_RECEIPT_IDS {
+            bail!("a receipt naming {} messages is over the limit", ids.len());
+        }
+        let id_key = guard_key(&peer, 0, id);
+        if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
+            bail!("replayed receipt");
+        }
+        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        let first = state.next_index.saturating_sub(RECEIPT_WINDOW);
+        let mut read = Vec::new();
+        for index in first..state.next_index {
+            if let Some(e) = self.node.db().record::<Entry>(HISTORY, &history_key(&peer, index))? {
+                if e.outgoing && e.state != State::Read && ids.contains(&e.id) {
+                    read.push((index, Entry { state: State::Read, ..e }));
+                }
+            }
+        }
+        let pickles = crypto.pickles(&sessions);
+        let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
+        let now = now_ms();
+        let ((), ticket) = self.node.db().write_deferred(|tx| {
+            if let Some(a) = &account {
+                tx.put_value(ACCOUNT_KEY, a)?;
+            }
+            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
+            let mut guard = tx.table(GUARD)?;
+            guard.put(&id_key, &Guarded(now))?;
+            guard.put(&envelope_key, &Guarded(now))?;
+            drop(guard);
+            read.iter().try_for_each(|(index, e)| put_entry(tx, &peer, *index, e))
+        })?;
+        drop(crypto);
+        self.seen(&peer);
+        for (_, e) in &read {
+            self.event(&peer, e);
+        }
+        Ok(ticket)
+    }
+
+    /// Marks the messages received from contact `name` and not read yet as read, and sends the contact a read
+    /// receipt for them (in the background: directly, else through its mailboxes). Returns how many.
+    ///
+    /// # Errors
+    /// An unknown contact, or the database.
+    pub async fn mark_read(&self, name: &str) -> Result<usize> {
+        let peer = self.contacts()?.named(name)?.peer()?;
+        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        let first = state.next_index.saturating_sub(RECEIPT_WINDOW);
+        let mut read = Vec::new();
+        for index in first..state.next_index {
+            if let Some(e) = self.node.db().record::<Entry>(HISTORY, &history_key(&peer, index))? {
+                if !e.outgoing && e.state == State::Received {
+                    read.push((index, Entry { state: State::Read, ..e }));
+                }
+            }
+        }
+        if read.is_empty() {
+            return Ok(0);
+        }
+        self.node.db().write(|tx| read.iter().try_for_each(|(index, e)| put_entry(tx, &peer, *index, e)))?;
+        let ids: Vec<[u8; 16]> = read.iter().map(|(_, e)| e.id).collect();
+        if let Some(me) = self.this.upgrade() {
+            tokio::spawn(async move {
+                for chunk in ids.chunks(wire::MAX_RECEIPT_IDS) {
+                    if let Err(e) = me.send_control(peer, Body::Read(chunk.to_vec())).await {
+                        tracing::info!(%peer, error = %format!("{e:#}"), "read receipt not sent");
+                    }
+                }
+            });
+        }
+        Ok(read.len())
+    }
+
+    /// Sends `body` to `peer` outside the conversation (no history entry, sequence number 0): directly, else
+    /// through its mailboxes.
+    async fn send_control(&self, peer: PeerId, body: Body) -> Result<()> {
+        let envelope = {
+            let crypto = self.crypto.lock().await;
+            let mut sessions = crypto.sessions(&self.node, &peer)?;
+            if sessions.is_empty() {
+                bail!("no session with {peer}");
+            }
+            let plain = Plain { id: rand::random(), seq: 0, sent_unix_ms: now_ms(), body };
+            let device = crypto.device.device_key(self.node.keys());
+            let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(&plain))?)?;
+            let pickles = crypto.pickles(&sessions);
+            let ((), ticket) =
+                self.node.db().write_deferred(|tx| tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles))?;
+            drop(crypto);
+            self.durable(ticket).await?;
+            envelope
+        };
+        match self.ask(peer, &Request::Deliver(envelope.clone())).await {
+            Ok(Response::Delivered) => Ok(()),
+            _ if self.deposit(peer, &envelope).await > 0 => Ok(()),
+            other => bail!("not delivered: {:?}", other.map(|_| ())),
+        }
     }
 
     /// Forgets replay guard entries older than [`GUARD_TTL`]; returns how many.

@@ -10,6 +10,7 @@
 //! | POST | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`]: the numbers were compared; marks it verified |
 //! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it; a text or a file |
 //! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
+//! | POST | `/api/v1/messages/{name}/read` | | [`MarkedRead`]: received messages shown; a read receipt goes back |
 //! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
 //! | POST | `/api/v1/history/sync` | | [`HistorySync`]: contacts and conversations stored on the suppliers now (503 none) |
 
@@ -21,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bitdust_api::{
     AddContact, ContactInfo, Contacts, Conversation, ErrorBody, FileInfo, HistoryQuery, HistorySync, Inbox, InboxEntry,
-    MessageInfo, SafetyNumber, SendMessage,
+    MarkedRead, MessageInfo, SafetyNumber, SendMessage,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -42,6 +43,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/contacts/{name}/verify", get(safety).post(verify))
         .route("/api/v1/messages", axum::routing::post(send))
         .route("/api/v1/messages/{name}", get(history))
+        .route("/api/v1/messages/{name}/read", axum::routing::post(read))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/history/sync", axum::routing::post(sync))
         .with_state(messages)
@@ -49,7 +51,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(contacts, add, remove, safety, verify, send, history, inbox, sync))]
+#[openapi(paths(contacts, add, remove, safety, verify, send, history, read, inbox, sync))]
 struct MessagesApi;
 
 /// The messages wing's part of the OpenAPI document.
@@ -263,4 +265,14 @@ async fn inbox(State(m): S) -> ApiResult<Inbox> {
 async fn sync(State(m): S) -> ApiResult<HistorySync> {
     let stored = m.sync_history().await.map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?;
     Ok(Json(HistorySync { stored }))
+}
+
+/// Marks the messages received from a contact as read (they were shown) and sends it a read receipt.
+#[utoipa::path(post, path = "/api/v1/messages/{name}/read", tag = "messages",
+    params(("name" = String, Path, description = "The contact's name")),
+    responses((status = 200, body = MarkedRead), (status = 404, body = ErrorBody)))]
+async fn read(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiResult<MarkedRead> {
+    let Path(name) = name?;
+    let marked = m.mark_read(&name).await.map_err(error)?;
+    Ok(Json(MarkedRead { marked: marked as u64 }))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use bitdust::client::Client;
 use bitdust::out;
-use bitdust_api::{Contacts, Conversation, EventKind, Events, MessageInfo, SendMessage};
+use bitdust_api::{Contacts, Conversation, EventKind, Events, MarkedRead, MessageInfo, SendMessage};
 use bitdust_node::Home;
 
 use super::contacts::encode;
@@ -48,6 +48,8 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
         show(name, m);
         shown.insert(m.id.clone());
     }
+    let read_path = format!("/messages/{}/read", encode(name));
+    let _: MarkedRead = client.post(&read_path, &serde_json::json!({}))?;
     out!("-- chatting with {} ({}); end with Ctrl-D --", contact.name, contact.global_id);
 
     // typing: one thread sends each line, printing its state
@@ -72,11 +74,15 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
     let mut since = client.get::<Events>("/events?since=0&timeout_ms=0")?.last_id;
     while !done.load(Ordering::SeqCst) {
         let page: Events = client.get(&format!("/events?since={since}&timeout_ms={POLL_MS}"))?;
-        let mut fresh = false;
+        let (mut fresh, mut read) = (false, false);
         for e in &page.events {
             since = since.max(e.id);
-            if let EventKind::Message { contact, outgoing: false, .. } = &e.kind {
-                fresh |= contact == name;
+            match &e.kind {
+                EventKind::Message { contact, outgoing: false, .. } => fresh |= contact == name,
+                EventKind::Message { contact, outgoing: true, state, .. } if contact == name && state == "read" => {
+                    read = true;
+                }
+                _ => {}
             }
         }
         if page.last_id < since {
@@ -89,6 +95,10 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
                     show(name, m);
                 }
             }
+            let _: MarkedRead = client.post(&read_path, &serde_json::json!({}))?;
+        }
+        if read {
+            out!("-- {name} has read your messages");
         }
     }
     let _ = sender.join();

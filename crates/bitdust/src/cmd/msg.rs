@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bitdust_api::{Conversation, HistorySync, Inbox, MessageInfo, SendMessage};
+use bitdust_api::{Conversation, HistorySync, Inbox, MarkedRead, MessageInfo, SendMessage};
 use bitdust_node::Home;
 
 use super::contacts::encode;
@@ -51,7 +51,10 @@ fn file_note(m: &MessageInfo) -> String {
 /// # Errors
 /// An unknown contact, or the daemon.
 pub fn history(home: &Home, name: &str, limit: u32, json: bool) -> Result<()> {
-    let v: Conversation = Client::for_home(home)?.get(&format!("/messages/{}?limit={limit}", encode(name)))?;
+    let client = Client::for_home(home)?;
+    let v: Conversation = client.get(&format!("/messages/{}?limit={limit}", encode(name)))?;
+    // shown: the contact gets a read receipt
+    let _: MarkedRead = client.post(&format!("/messages/{}/read", encode(name)), &serde_json::json!({}))?;
     print(json, &v, |v| {
         if v.messages.is_empty() {
             return format!("no messages with {} yet", v.contact);
