@@ -32,6 +32,9 @@ pub enum RecordKind {
     /// A claim of the nickname in the payload (UTF-8, see [`crate::identity::validate_nickname`]), keyed by the
     /// nickname ([`nickname_key`]).
     Nickname,
+    /// The publisher's signed prekey for starting an end-to-end encrypted session while it is offline (the
+    /// messages wing's `Prekey`, postcard).
+    Prekey,
 }
 
 impl RecordKind {
@@ -40,6 +43,7 @@ impl RecordKind {
             Self::Identity => "identity",
             Self::Suppliers => "suppliers",
             Self::Nickname => "nickname",
+            Self::Prekey => "prekey",
         }
     }
 }

@@ -52,6 +52,11 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     messages(&bob).add_contact("alice", None).await.unwrap();
     assert_eq!(a.send_text("bob", "are you there?").await.unwrap().state, State::Delivered);
 
+    // carol has never talked with bob: she will start while he is away, from the prekey he published in the DHT
+    let carol = node(home(dir.path(), "carol", &plain, None), &b, None).await;
+    let c = messages(&carol);
+    within("bob publishes his prekey", messages(&bob).publish_prekey()).await.unwrap();
+
     // bob goes away; alice writes on: each message waits in both of bob's mailboxes
     let bob_id = bob.node().peer_id();
     bob.shutdown().await;
@@ -62,10 +67,13 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
             .unwrap();
         assert_eq!((e.state, e.mailboxes), (State::Stored, 2), "message {i}");
     }
+    c.add_contact("bob", None).await.unwrap();
+    let first = within("carol's first message", c.send_text("bob", "hello bob, we never met")).await.unwrap();
+    assert_eq!((first.state, first.mailboxes), (State::Stored, 2), "a first message to someone offline");
     let holders: Vec<&Daemon> = suppliers.iter().filter(|s| mailboxes.contains(&s.node().peer_id())).collect();
     assert_eq!(holders.len(), 2);
     for h in &holders {
-        assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), 5);
+        assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), 6);
     }
     // issue 15, test 6: a stranger cannot leave anything without a proof of work, nor more than its share
     let stranger = bitdust_core::keys::NodeKeys::generate();
@@ -105,7 +113,7 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
         assert!(u64::from(kept) <= SENDER_ITEMS, "past its share");
     }
     assert_eq!(u64::from(kept), SENDER_ITEMS);
-    assert_eq!(messages(holders[1]).mailbox_items(&bob_id).unwrap(), 5 + SENDER_ITEMS);
+    assert_eq!(messages(holders[1]).mailbox_items(&bob_id).unwrap(), 6 + SENDER_ITEMS);
 
     // one mailbox goes away too; bob starts again and collects from the other
     holders[0].shutdown().await;
@@ -121,6 +129,10 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
         .chain((0..5).map(|i| format!("while you were away #{i} {CANARY}")))
         .collect();
     assert_eq!(texts, expected, "each once, in order");
+    // carol's first message opened with the published prekey (bob has not added her: it waits as a stranger's)
+    let carol_id = carol.node().peer_id();
+    until("bob has carol's message", || bm.history_of(&carol_id, 10).map(|h| h.len() == 1).unwrap_or(false)).await;
+    assert_eq!(bm.history_of(&carol_id, 10).unwrap()[0].text, "hello bob, we never met");
     // acknowledged: gone from the mailbox that answered
     until("the mailbox is empty", || messages(holders[1]).mailbox_items(&bob_id).unwrap() == 0).await;
     // the stranger's junk did not decrypt: refused, counted and deleted with the rest

@@ -151,6 +151,19 @@ impl Device {
         Prekey { device, one_time_key, signature }
     }
 
+    /// A prekey to publish in the DHT (for senders while we are offline): a new fallback key, which unlike a
+    /// one-time key may start several sessions (Olm's fallback keys, as Matrix uses them when one-time keys run
+    /// out). The account keeps the previous fallback key's secret too, so a message made with the prekey it
+    /// replaces still opens.
+    pub fn fallback_prekey(&mut self, keys: &NodeKeys) -> Prekey {
+        self.account.generate_fallback_key();
+        let key = self.account.fallback_key().into_values().next().map(|k| k.to_bytes()).unwrap_or_default();
+        self.account.mark_keys_as_published();
+        let device = self.device_key(keys);
+        let signature = keys.sign(&[PREKEY_PURPOSE, &device.curve25519, &key].concat());
+        Prekey { device, one_time_key: key, signature }
+    }
+
     /// A new outbound session with `peer` from its `prekey`.
     ///
     /// # Errors
@@ -298,6 +311,36 @@ mod tests {
     fn receive(to: &mut Side, from: &PeerId, envelope: &Envelope) -> Result<Vec<u8>, E2eError> {
         let padded = to.device.decrypt(from, &mut to.sessions, envelope)?;
         Ok(unpad(&padded)?.to_vec())
+    }
+
+    #[test]
+    fn a_published_fallback_prekey_starts_sessions_for_several_senders_and_survives_one_rotation() {
+        let mut bob = side();
+        let published = bob.device.fallback_prekey(&bob.keys);
+        let bp = bob.keys.peer_id();
+        let mut senders: Vec<Side> = (0..3).map(|_| side()).collect();
+        for (i, s) in senders.iter_mut().enumerate() {
+            s.sessions.push(s.device.outbound(&bp, &published).unwrap());
+            let e = encrypt(&mut s.sessions[0], &s.device.device_key(&s.keys), &pad(&[i as u8; 4]).unwrap()).unwrap();
+            let mut sessions = Vec::new();
+            let padded = bob.device.decrypt(&s.keys.peer_id(), &mut sessions, &e).unwrap();
+            assert_eq!(unpad(&padded).unwrap(), &[i as u8; 4], "sender {i}");
+        }
+        // rotated: a message made with the previous prekey still opens; the one before that does not
+        let mut late = side();
+        late.sessions.push(late.device.outbound(&bp, &published).unwrap());
+        let e = encrypt(&mut late.sessions[0], &late.device.device_key(&late.keys), &pad(b"late").unwrap()).unwrap();
+        let second = bob.device.fallback_prekey(&bob.keys);
+        assert_ne!(second.one_time_key, published.one_time_key);
+        assert!(bob.device.decrypt(&late.keys.peer_id(), &mut Vec::new(), &e).is_ok());
+        bob.device.fallback_prekey(&bob.keys);
+        let mut later = side();
+        later.sessions.push(later.device.outbound(&bp, &published).unwrap());
+        let e = encrypt(&mut later.sessions[0], &later.device.device_key(&later.keys), &pad(b"x").unwrap()).unwrap();
+        assert!(bob.device.decrypt(&later.keys.peer_id(), &mut Vec::new(), &e).is_err());
+        // a prekey signed by someone else is refused
+        let mallory = NodeKeys::generate();
+        assert!(matches!(late.device.outbound(&mallory.peer_id(), &second), Err(E2eError::BadSignature(_))));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use bitdust_core::record::{RecordKind, SignedRecord};
 use bitdust_core::PeerId;
 use bitdust_net::{Frame, Inbound, ProtocolSpec};
 use bitdust_node::Node;
@@ -76,6 +77,24 @@ struct AccountPickle(String);
 impl Versioned for AccountPickle {
     const FORMAT: u16 = 1;
 }
+
+/// The prekey published in the DHT, and when it was made.
+#[derive(Serialize, Deserialize)]
+struct PublishedPrekey {
+    prekey: e2e::Prekey,
+    created_unix: u64,
+}
+
+impl Versioned for PublishedPrekey {
+    const FORMAT: u16 = 1;
+}
+
+/// Where the published prekey is kept.
+const PUBLISHED_PREKEY: &str = "messages/published_prekey";
+/// How long one published prekey is used before a new one replaces it.
+pub const PREKEY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// How often the prekey record is published again (DHT records expire).
+pub const PREKEY_REPUBLISH: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A peer's sessions, pickled, newest first.
 #[derive(Serialize, Deserialize, Default)]
@@ -324,13 +343,18 @@ impl Messages {
             return Err(SendError::KeyChanged(change.to_string(), name.to_string()).into());
         }
         let peer = contact.peer()?;
-        // a session first (a prekey from the peer, outside the lock)
+        // a session first (a prekey from the peer, else the one it published in the DHT; outside the lock)
         let have = { self.crypto.lock().await.sessions(&self.node, &peer)?.len() };
         let prekey = if have == 0 {
             match self.ask(peer, &Request::Prekey).await {
                 Ok(Response::Prekey(p)) => Some(p),
-                Ok(other) => return Err(SendError::Unreachable(name.into(), format!("{other:?}")).into()),
-                Err(e) => return Err(SendError::Unreachable(name.into(), e.to_string()).into()),
+                asked => match self.published_prekey_of(peer).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        let asked = asked.map(|r| format!("{r:?}")).unwrap_or_else(|e| e.to_string());
+                        return Err(SendError::Unreachable(name.into(), format!("{asked}; in the DHT: {e:#}")).into());
+                    }
+                },
             }
         } else {
             None
@@ -403,6 +427,47 @@ impl Messages {
                 Ok(stored)
             }
         }
+    }
+
+    /// The prekey `peer` published in the DHT (checked: signed by `peer`; [`Device::outbound`] checks its binding).
+    async fn published_prekey_of(&self, peer: PeerId) -> Result<e2e::Prekey> {
+        let found = self.node.network().get_record(RecordKind::Prekey, peer).await?;
+        let key = bitdust_core::record::record_key(RecordKind::Prekey, &peer);
+        let record = match SignedRecord::decode_verified(&key, &found.encode()) {
+            Ok((r, publisher)) if publisher == peer && r.kind == RecordKind::Prekey => r,
+            _ => bail!("the prekey record found is not {peer}'s"),
+        };
+        wire::decode(&record.payload).map_err(anyhow::Error::msg)
+    }
+
+    /// Publishes this node's prekey in the DHT for senders while it is offline: the same one for
+    /// [`PREKEY_LIFETIME`], then a new fallback key (the account keeps the previous one's secret for messages
+    /// still on the way).
+    ///
+    /// # Errors
+    /// The database, or the DHT did not take it.
+    pub async fn publish_prekey(&self) -> Result<()> {
+        let now = bitdust_node::home::unix_now();
+        let published = {
+            let mut crypto = self.crypto.lock().await;
+            match self.node.db().get::<PublishedPrekey>(PUBLISHED_PREKEY)? {
+                Some(p) if now.saturating_sub(p.created_unix) < PREKEY_LIFETIME.as_secs() => p,
+                _ => {
+                    let p =
+                        PublishedPrekey { prekey: crypto.device.fallback_prekey(self.node.keys()), created_unix: now };
+                    let account = AccountPickle(crypto.device.pickle(&crypto.pickle_key));
+                    self.node.db().write(|tx| {
+                        tx.put_value(ACCOUNT_KEY, &account)?;
+                        tx.put_value(PUBLISHED_PREKEY, &p)
+                    })?;
+                    p
+                }
+            }
+        };
+        let payload = wire::encode(&published.prekey);
+        let record = SignedRecord::sign(self.node.keys(), RecordKind::Prekey, published.created_unix, now, payload);
+        self.node.network().put_record(record).await?;
+        Ok(())
     }
 
     /// Encrypts `plain` again for `peer` in a new session (from a new prekey), kept as its newest.
@@ -807,10 +872,34 @@ async fn presence_loop(messages: std::sync::Weak<Messages>) {
     }
 }
 
+/// Publishes the prekey once the node is announced, then every [`PREKEY_REPUBLISH`].
+async fn prekey_loop(messages: std::sync::Weak<Messages>) {
+    loop {
+        let Some(m) = messages.upgrade() else { return };
+        if m.node.network().is_stopped() {
+            return;
+        }
+        let pause = if m.node.is_announced() {
+            match m.publish_prekey().await {
+                Ok(()) => PREKEY_REPUBLISH,
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "prekey not published yet");
+                    std::time::Duration::from_secs(10)
+                }
+            }
+        } else {
+            std::time::Duration::from_millis(250)
+        };
+        drop(m);
+        tokio::time::sleep(pause).await;
+    }
+}
+
 /// Starts the protocol's server for `messages`, and the presence questions.
 pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) {
     tokio::spawn(serve(Arc::downgrade(messages), inbound));
     tokio::spawn(presence_loop(Arc::downgrade(messages)));
+    tokio::spawn(prekey_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::history::sync_loop(Arc::downgrade(messages)));
     crate::service::files::resume_downloads(messages);
