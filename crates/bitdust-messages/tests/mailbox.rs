@@ -7,7 +7,7 @@ use bitdust_messages::proto::e2e::Envelope;
 use bitdust_messages::proto::pow;
 use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
-use bitdust_messages::service::mailbox::SENDER_ITEMS;
+use bitdust_messages::service::mailbox::STRANGER_ITEMS;
 use bitdust_messages::MessagesService;
 use bitdust_node::{Config, Daemon, Home};
 use bitdust_storage::config::{CustomerConfig, StorageConfig};
@@ -56,12 +56,15 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     let carol = node(home(dir.path(), "carol", &plain, None), &b, None).await;
     let c = messages(&carol);
     within("bob publishes his prekey", messages(&bob).publish_prekey()).await.unwrap();
+    // bob tells his mailboxes who his contacts are (alice): her deposits are not a stranger's
+    assert_eq!(within("bob's contacts", messages(&bob).push_mailbox_contacts(true)).await, 2);
 
-    // bob goes away; alice writes on: each message waits in both of bob's mailboxes
+    // bob goes away; alice writes on, more than a stranger's share: each message waits in both of bob's mailboxes
     let bob_id = bob.node().peer_id();
     bob.shutdown().await;
     drop(bob);
-    for i in 0..5 {
+    const AWAY: u64 = STRANGER_ITEMS + 6;
+    for i in 0..AWAY {
         let e = within("send while bob is away", a.send_text("bob", &format!("while you were away #{i} {CANARY}")))
             .await
             .unwrap();
@@ -73,8 +76,19 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     let holders: Vec<&Daemon> = suppliers.iter().filter(|s| mailboxes.contains(&s.node().peer_id())).collect();
     assert_eq!(holders.len(), 2);
     for h in &holders {
-        assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), 6);
+        assert_eq!(messages(h).mailbox_items(&bob_id).unwrap(), AWAY + 1);
     }
+    // a contact needs no proof of work (alice's identity, a deposit without one: kept)
+    let junk = Envelope {
+        device: bitdust_messages::proto::e2e::Device::new().device_key(alice.node().keys()),
+        message_type: 1,
+        ciphertext: vec![9; 300],
+    };
+    let req = Request::Deposit { recipient: bob_id.to_bytes(), envelope: junk, pow: 0 };
+    let name = bitdust_messages::service::conversations::protocol_spec().name;
+    let to = holders[1].node().peer_id();
+    let answer = alice.node().network().request(to, name, bitdust_net::Frame::one(wire::encode(&req))).await.unwrap();
+    assert_eq!(wire::decode::<Response>(&answer).unwrap(), Response::Stored);
     // issue 15, test 6: a stranger cannot leave anything without a proof of work, nor more than its share
     let stranger = bitdust_core::keys::NodeKeys::generate();
     let config = bitdust_net::NetConfig {
@@ -110,23 +124,25 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
             }
             other => panic!("{other:?}"),
         }
-        assert!(u64::from(kept) <= SENDER_ITEMS, "past its share");
+        assert!(u64::from(kept) <= STRANGER_ITEMS, "past its share");
     }
-    assert_eq!(u64::from(kept), SENDER_ITEMS);
-    assert_eq!(messages(holders[1]).mailbox_items(&bob_id).unwrap(), 6 + SENDER_ITEMS);
+    assert_eq!(u64::from(kept), STRANGER_ITEMS);
+    assert_eq!(messages(holders[1]).mailbox_items(&bob_id).unwrap(), AWAY + 2 + STRANGER_ITEMS);
 
     // one mailbox goes away too; bob starts again and collects from the other
     holders[0].shutdown().await;
     let bob = restart(&bob_home, loopback(&b), wings(None)).await;
     let bm = messages(&bob);
     until("bob has collected his mail", || {
-        bm.history("alice", 100).map(|h| h.iter().filter(|e| !e.outgoing).count() == 6).unwrap_or(false)
+        bm.history("alice", 1000)
+            .map(|h| h.iter().filter(|e| !e.outgoing).count() == AWAY as usize + 1)
+            .unwrap_or(false)
     })
     .await;
     let texts: Vec<String> =
-        bm.history("alice", 100).unwrap().into_iter().filter(|e| !e.outgoing).map(|e| e.text).collect();
+        bm.history("alice", 1000).unwrap().into_iter().filter(|e| !e.outgoing).map(|e| e.text).collect();
     let expected: Vec<String> = std::iter::once("are you there?".to_string())
-        .chain((0..5).map(|i| format!("while you were away #{i} {CANARY}")))
+        .chain((0..AWAY).map(|i| format!("while you were away #{i} {CANARY}")))
         .collect();
     assert_eq!(texts, expected, "each once, in order");
     // carol's first message opened with the published prekey (bob has not added her: it waits as a stranger's)
@@ -135,8 +151,8 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
     assert_eq!(bm.history_of(&carol_id, 10).unwrap()[0].text, "hello bob, we never met");
     // acknowledged: gone from the mailbox that answered
     until("the mailbox is empty", || messages(holders[1]).mailbox_items(&bob_id).unwrap() == 0).await;
-    // the stranger's junk did not decrypt: refused, counted and deleted with the rest
-    assert_eq!(bm.refused(), SENDER_ITEMS);
+    // the stranger's junk and alice's did not decrypt: refused, counted and deleted with the rest
+    assert_eq!(bm.refused(), STRANGER_ITEMS + 1);
 
     // issue 15, test 3: the text never reached any file of a supplier or the bootstrap node (only the two ends')
     for name in ["bootstrap", "supplier-0", "supplier-1", "supplier-2"] {

@@ -59,6 +59,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn contact_tags_are_tied_to_the_recipient() {
+        let (r1, r2, c) = (vec![1u8; 38], vec![2u8; 38], vec![3u8; 38]);
+        assert_eq!(contact_tag(&r1, &c), contact_tag(&r1, &c));
+        assert_ne!(contact_tag(&r1, &c), contact_tag(&r2, &c), "the same contact of two users differs");
+        assert_ne!(contact_tag(&r1, &c), contact_tag(&c, &r1));
+    }
+
+    #[test]
     fn a_solved_proof_checks_and_binds_recipient_sender_and_envelope() {
         let nonce = solve(b"bob", b"alice", b"ciphertext", 12);
         assert!(check(b"bob", b"alice", b"ciphertext", nonce, 12));
@@ -70,4 +78,15 @@ mod tests {
         let others = (0..16u64).filter(|n| check(b"bob", b"alice", b"other", *n, 12)).count();
         assert!(others < 4, "random nonces rarely pass");
     }
+}
+
+/// What a recipient tells its mailboxes for each contact: BLAKE3 (derive-key mode) over the recipient's and the
+/// contact's peer id bytes. A mailbox, which sees both with every deposit, can tell a contact's deposit from a
+/// stranger's; the list alone does not name anyone (a tag is tied to this recipient).
+pub fn contact_tag(recipient: &[u8], contact: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("bitdust 2026-12 mailbox contact tag v1");
+    h.update(&(recipient.len() as u32).to_le_bytes());
+    h.update(recipient);
+    h.update(contact);
+    *h.finalize().as_bytes()
 }

@@ -40,6 +40,9 @@ pub enum Request {
     },
     /// I (the recipient) have these: delete them.
     Ack(Vec<u64>),
+    /// I (the recipient) keep these contacts: their deposits are not strangers' ([`crate::proto::pow::contact_tag`]
+    /// of each, at most [`MAX_MAILBOX_CONTACTS`]).
+    MailboxContacts(Vec<[u8; 32]>),
     /// Give me (the recipient of the offer) the Bao slice of `len` bytes at `offset` of file transfer `transfer`.
     FileGet {
         /// The offer's transfer id.
@@ -88,6 +91,9 @@ pub struct MailItem {
     pub envelope: Envelope,
 }
 
+/// Most contacts a `MailboxContacts` names.
+pub const MAX_MAILBOX_CONTACTS: usize = 4096;
+
 /// Most envelopes one `Collect` returns.
 pub const MAX_COLLECT: u32 = 16;
 
@@ -128,7 +134,8 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(3) => MAX_MESSAGE_BYTES + 128,
         Some(4) => 32,
         Some(5) => 16 + 10 * MAX_COLLECT as usize,
-        Some(6) => 64,
+        Some(6) => 8 + 32 * MAX_MAILBOX_CONTACTS,
+        Some(7) => 64,
         _ => 0,
     }
 }
@@ -196,7 +203,9 @@ mod tests {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[7]), 0);
+        assert_eq!(request_limit(&[8]), 0);
+        let contacts = encode(&Request::MailboxContacts(vec![[0xff; 32]; MAX_MAILBOX_CONTACTS]));
+        assert!(contacts.len() <= request_limit(&contacts));
         let get = encode(&Request::FileGet { transfer: [0xff; 16], offset: u64::MAX, len: u64::MAX });
         assert!(get.len() <= request_limit(&get));
         let slice = encode(&Response::FileSlice(vec![0xff; MAX_SLICE_BYTES]));

@@ -548,6 +548,7 @@ impl Messages {
                 self.host_deposit(peer, &recipient, envelope, pow).await
             }
             Ok(Request::Collect { after, limit }) => self.host_collect(peer, after, limit),
+            Ok(Request::MailboxContacts(tags)) => self.host_contacts(peer, tags).await,
             Ok(Request::Ack(indexes)) => self.host_ack(peer, &indexes),
             Ok(Request::FileGet { transfer, offset, len }) => self.serve_slice(peer, transfer, offset, len).await,
             Err(e) => Response::Error(e),

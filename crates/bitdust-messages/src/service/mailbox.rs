@@ -6,12 +6,15 @@
 //!   many mailboxes).
 //! - A node keeps envelopes only for users whose current supplier list names it (checked in the DHT, remembered
 //!   for [`HOLDER_CHECK_TTL`]), within a quota per recipient ([`MAILBOX_BYTES`], [`MAILBOX_ITEMS`]) and per sender
-//!   and recipient ([`SENDER_ITEMS`]); envelopes not collected within [`MAIL_TTL`] are dropped.
+//!   and recipient for strangers ([`STRANGER_ITEMS`]); envelopes not collected within [`MAIL_TTL`] are dropped.
+//! - The recipient tells its mailboxes who its contacts are (a tag per contact, [`pow::contact_tag`]), on start
+//!   and when they change: a contact's deposit needs no proof of work and is bounded only by the mailbox.
 //! - The recipient collects from each of its suppliers once it is announced and then every [`COLLECT_PERIOD`],
 //!   takes each envelope like a direct one (a copy from a second mailbox is recognised and skipped), and
 //!   acknowledges; the supplier deletes what is acknowledged.
 //!
-//! Every deposit carries a proof of work ([`crate::proto::pow`], about 2^16 hashes): spam costs CPU per message.
+//! A stranger's deposit carries a proof of work ([`crate::proto::pow`], about 2^16 hashes): spam costs CPU per
+//! message (senders always attach one: they cannot know whether the recipient counts them as contacts).
 //!
 //! A supplier sees the sender, the recipient, the time and one of the padded sizes; never the text.
 
@@ -25,15 +28,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::e2e::Envelope;
 use crate::proto::pow;
-use crate::proto::wire::{MailItem, Request, Response, MAX_COLLECT};
+use crate::proto::wire::{MailItem, Request, Response, MAX_COLLECT, MAX_MAILBOX_CONTACTS};
 use crate::service::Messages;
 
 /// Bytes of envelopes one recipient's mailbox holds here.
 pub const MAILBOX_BYTES: u64 = 16 << 20;
 /// Envelopes one recipient's mailbox holds here.
 pub const MAILBOX_ITEMS: u64 = 4096;
-/// Envelopes one sender may have waiting in one recipient's mailbox here.
-pub const SENDER_ITEMS: u64 = 512;
+/// Envelopes one stranger (not in the recipient's contacts) may have waiting in its mailbox here.
+pub const STRANGER_ITEMS: u64 = 64;
 /// How long an envelope waits to be collected.
 pub const MAIL_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long "I am (not) among this user's suppliers" is believed.
@@ -43,6 +46,16 @@ pub const COLLECT_PERIOD: Duration = Duration::from_secs(30);
 
 const MAILBOX: &str = "messages/mailbox";
 const MAILBOX_META: &str = "messages/mailbox-meta";
+/// Per recipient: the tags of its contacts ([`Request::MailboxContacts`]).
+const MAILBOX_CONTACTS: &str = "messages/mailbox-contacts";
+
+/// A recipient's contact tags, sorted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ContactTags(Vec<[u8; 32]>);
+
+impl Versioned for ContactTags {
+    const FORMAT: u16 = 1;
+}
 
 /// A mailbox's counters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -141,7 +154,12 @@ impl Messages {
         nonce: u64,
     ) -> Response {
         let refuse = |why: &str| Response::Error(format!("not kept: {why}"));
-        if !pow::check(recipient, &sender.to_bytes(), &envelope.ciphertext, nonce, pow::DEPOSIT_BITS) {
+        let tag = pow::contact_tag(recipient, &sender.to_bytes());
+        let contact = match self.node.db().record::<ContactTags>(MAILBOX_CONTACTS, recipient) {
+            Ok(tags) => tags.is_some_and(|t| t.0.binary_search(&tag).is_ok()),
+            Err(e) => return Response::Error(format!("not kept: {e}")),
+        };
+        if !contact && !pow::check(recipient, &sender.to_bytes(), &envelope.ciphertext, nonce, pow::DEPOSIT_BITS) {
             return refuse("no proof of work");
         }
         let Ok(recipient) = PeerId::from_bytes(recipient) else { return refuse("the recipient is not a peer id") };
@@ -159,7 +177,8 @@ impl Messages {
             let mut meta = meta_table.get::<Meta>(&rkey)?.unwrap_or_default();
             let size = size_of(&item);
             let from_sender = meta.per_sender.iter().find(|(s, _)| *s == item.from).map_or(0, |(_, n)| *n);
-            if meta.bytes + size > MAILBOX_BYTES || meta.items >= MAILBOX_ITEMS || from_sender >= SENDER_ITEMS {
+            let share_spent = !contact && from_sender >= STRANGER_ITEMS;
+            if meta.bytes + size > MAILBOX_BYTES || meta.items >= MAILBOX_ITEMS || share_spent {
                 return Ok(false);
             }
             meta.next_index += 1;
@@ -179,6 +198,47 @@ impl Messages {
             Ok(false) => refuse("the mailbox is full (or this sender's share of it)"),
             Err(e) => Response::Error(format!("not kept: {e}")),
         }
+    }
+
+    /// The recipient's `MailboxContacts`: kept if this node holds its mail.
+    pub(crate) async fn host_contacts(&self, recipient: PeerId, mut tags: Vec<[u8; 32]>) -> Response {
+        if tags.len() > MAX_MAILBOX_CONTACTS {
+            return Response::Error(format!("more than {MAX_MAILBOX_CONTACTS} contacts"));
+        }
+        if !self.holds_mail_for(recipient).await {
+            return Response::Error("not kept: this node is not one of your suppliers".into());
+        }
+        tags.sort_unstable();
+        tags.dedup();
+        match self.node.db().write(|tx| tx.table(MAILBOX_CONTACTS)?.put(&recipient.to_bytes(), &ContactTags(tags))) {
+            Ok(()) => Response::Stored,
+            Err(e) => Response::Error(e.to_string()),
+        }
+    }
+
+    /// Tells each of our suppliers (our mailboxes) who our contacts are, if that changed since they were last told
+    /// (or `force`). Returns how many took the list.
+    pub async fn push_mailbox_contacts(&self, force: bool) -> usize {
+        let me = self.node.peer_id().to_bytes();
+        let Ok(book) = self.contacts() else { return 0 };
+        let tags: Vec<[u8; 32]> = book.contacts.iter().map(|c| pow::contact_tag(&me, &c.peer_id)).collect();
+        let digest = *blake3::hash(&tags.concat()).as_bytes();
+        let suppliers = self.suppliers_of(self.node.peer_id()).await;
+        let told = self.told.lock().map(|t| t.clone()).unwrap_or_default();
+        let request = Request::MailboxContacts(tags);
+        let mut took = 0;
+        for supplier in suppliers {
+            if !force && told.get(&supplier) == Some(&digest) {
+                continue;
+            }
+            if matches!(self.ask(supplier, &request).await, Ok(Response::Stored)) {
+                took += 1;
+                if let Ok(mut t) = self.told.lock() {
+                    t.insert(supplier, digest);
+                }
+            }
+        }
+        took
     }
 
     /// The recipient's `Collect`: its envelopes after `after`, expired ones left out (and dropped at the next ack).
@@ -291,6 +351,7 @@ pub(crate) async fn collect_loop(messages: std::sync::Weak<Messages>) {
             return;
         }
         let pause = if m.node.is_announced() {
+            m.push_mailbox_contacts(false).await;
             let n = m.collect_mail().await;
             if n > 0 {
                 tracing::info!(messages = n, "mail collected");

@@ -71,6 +71,7 @@ impl Service for MessagesService {
             mailbox: tokio::sync::Mutex::new(()),
             holders: std::sync::Mutex::new(mailbox::HolderCache::default()),
             sync: tokio::sync::Mutex::new(()),
+            told: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -102,6 +103,8 @@ pub struct Messages {
     holders: std::sync::Mutex<mailbox::HolderCache>,
     /// Held while the history log is put into the vault or restored from it.
     sync: tokio::sync::Mutex<()>,
+    /// Per supplier: the digest of the contact list it took last.
+    told: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, [u8; 32]>>,
 }
 
 impl Messages {
