@@ -54,6 +54,17 @@ pub fn solve(recipient: &[u8], sender: &[u8], ciphertext: &[u8], bits: u32) -> u
         .unwrap_or(0)
 }
 
+/// What a recipient tells its mailboxes for each contact: BLAKE3 (derive-key mode) over the recipient's and the
+/// contact's peer id bytes. A mailbox, which sees both with every deposit, can tell a contact's deposit from a
+/// stranger's; the list alone does not name anyone (a tag is tied to this recipient).
+pub fn contact_tag(recipient: &[u8], contact: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("bitdust 2026-12 mailbox contact tag v1");
+    h.update(&(recipient.len() as u32).to_le_bytes());
+    h.update(recipient);
+    h.update(contact);
+    *h.finalize().as_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,15 +89,4 @@ mod tests {
         let others = (0..16u64).filter(|n| check(b"bob", b"alice", b"other", *n, 12)).count();
         assert!(others < 4, "random nonces rarely pass");
     }
-}
-
-/// What a recipient tells its mailboxes for each contact: BLAKE3 (derive-key mode) over the recipient's and the
-/// contact's peer id bytes. A mailbox, which sees both with every deposit, can tell a contact's deposit from a
-/// stranger's; the list alone does not name anyone (a tag is tied to this recipient).
-pub fn contact_tag(recipient: &[u8], contact: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("bitdust 2026-12 mailbox contact tag v1");
-    h.update(&(recipient.len() as u32).to_le_bytes());
-    h.update(recipient);
-    h.update(contact);
-    *h.finalize().as_bytes()
 }
