@@ -632,6 +632,10 @@ pub struct SendMessage {
     /// (verified slices; a cut link resumes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// With `file`: store it on this node's suppliers for the contact ("send through storage"), so this node may
+    /// go offline at once (done anyway when the contact does not answer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_storage: bool,
 }
 
 /// A file sent or received in a conversation.

@@ -30,7 +30,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn send(client: &Client, to: &str, text: String) -> Result<()> {
-    let m: MessageInfo = client.post("/messages", &SendMessage { to: to.to_string(), text, file: None })?;
+    let m: MessageInfo =
+        client.post("/messages", &SendMessage { to: to.to_string(), text, file: None, via_storage: false })?;
     anyhow::ensure!(m.state == "delivered", "message {} to {to} was {}", m.seq, m.state);
     Ok(())
 }
@@ -83,7 +84,12 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
     let file = tmp.path().join("file.bin");
     write_random(&file, file_mib << 20)?;
     let t = Instant::now();
-    let body = SendMessage { to: "bob".into(), text: String::new(), file: Some(file.display().to_string()) };
+    let body = SendMessage {
+        to: "bob".into(),
+        text: String::new(),
+        file: Some(file.display().to_string()),
+        via_storage: false,
+    };
     let offer: MessageInfo = alice.post("/messages", &body)?;
     let offer_seconds = t.elapsed().as_secs_f64();
     let file_seconds = loop {
@@ -102,8 +108,10 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
     net.stop("alice")?;
     const AWAY: usize = 10;
     for i in 0..AWAY {
-        let m: MessageInfo =
-            bob.post("/messages", &SendMessage { to: "alice".into(), text: format!("while away {i}"), file: None })?;
+        let m: MessageInfo = bob.post(
+            "/messages",
+            &SendMessage { to: "alice".into(), text: format!("while away {i}"), file: None, via_storage: false },
+        )?;
         if m.state != "stored" {
             let log = std::fs::read_to_string(net.node("supplier-1").context("bob")?.home.path("daemon.log"))?;
             let why: Vec<&str> = log.lines().filter(|l| l.contains("mailbox")).collect();

@@ -42,16 +42,16 @@ async fn a_file_is_fetched_in_verified_slices_resumes_after_a_cut_and_a_changed_
     std::fs::create_dir_all(&files).unwrap();
 
     // bad input: a file that is not there, a folder, an unknown contact; nothing is sent
-    let err = a.send_file("bob", &files.join("missing.bin")).await.unwrap_err();
+    let err = a.send_file("bob", &files.join("missing.bin"), false).await.unwrap_err();
     assert!(format!("{err:#}").contains("cannot send"), "{err:#}");
-    assert!(format!("{:#}", a.send_file("bob", &files).await.unwrap_err()).contains("not a file"));
-    assert!(a.send_file("nobody", &files.join("x")).await.is_err());
+    assert!(format!("{:#}", a.send_file("bob", &files, false).await.unwrap_err()).contains("not a file"));
+    assert!(a.send_file("nobody", &files.join("x"), false).await.is_err());
     assert!(a.history("bob", 10).unwrap().is_empty(), "nothing half-sent");
 
     // a whole file, byte for byte
     let small = files.join("notes.bin");
     let data = random_file(&small, 5 * 1024 * 1024 + 123);
-    let offer = within("offer", a.send_file("bob", &small)).await.unwrap();
+    let offer = within("offer", a.send_file("bob", &small, false)).await.unwrap();
     assert_eq!(offer.state, State::Delivered);
     until("bob has the file", || bm.file(&offer.id).unwrap().is_some_and(|f| f.state == FileState::Received)).await;
     let got = bm.file(&offer.id).unwrap().unwrap();
@@ -66,7 +66,7 @@ async fn a_file_is_fetched_in_verified_slices_resumes_after_a_cut_and_a_changed_
     // a cut link: alice stops mid-transfer and starts again; bob resumes where it stopped
     let big = files.join("big.bin");
     let data = random_file(&big, 96 * 1024 * 1024);
-    let offer = within("offer", a.send_file("bob", &big)).await.unwrap();
+    let offer = within("offer", a.send_file("bob", &big, false)).await.unwrap();
     let part =
         received(&bob_home).join(format!(".{}.part", offer.id.iter().map(|b| format!("{b:02x}")).collect::<String>()));
     until("part of the file arrived", || std::fs::metadata(&part).is_ok_and(|m| m.len() >= 8 * 1024 * 1024)).await;
@@ -93,7 +93,7 @@ async fn a_file_is_fetched_in_verified_slices_resumes_after_a_cut_and_a_changed_
     let third = files.join("third.bin");
     let data = random_file(&third, 48 * 1024 * 1024);
     let before = bm.refused();
-    let offer = within("offer", a.send_file("bob", &third)).await.unwrap();
+    let offer = within("offer", a.send_file("bob", &third, false)).await.unwrap();
     {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::fs::OpenOptions::new().write(true).open(&third).unwrap();

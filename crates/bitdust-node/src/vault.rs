@@ -9,6 +9,7 @@
 
 use anyhow::Result;
 use async_trait::async_trait;
+use bitdust_core::PeerId;
 
 /// The largest object a vault takes, in bytes.
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024 * 1024;
@@ -44,7 +45,43 @@ pub trait Vault: Send + Sync {
     /// # Errors
     /// If the new catalog cannot be stored on any supplier.
     async fn delete(&self, names: &[String]) -> Result<()>;
+
+    /// Stores the file at `path` on the user's suppliers for `grantee` ("send through storage"): returns a
+    /// capability (opaque bytes, at most [`MAX_CAPABILITY_BYTES`]) with which `grantee`, and only it, fetches the file
+    /// from them until `expires_unix`, while the user is offline. The upload is kept like a backup under `name`
+    /// until [`Vault::unshare`].
+    ///
+    /// # Errors
+    /// An unreadable file, too few suppliers, or a file too large for a capability.
+    async fn share_file(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+        grantee: PeerId,
+        expires_unix: u64,
+    ) -> Result<Vec<u8>>;
+
+    /// Forgets what [`Vault::share_file`] stored under `name` (its fragments are deleted).
+    ///
+    /// # Errors
+    /// If the new catalog cannot be stored on any supplier.
+    async fn unshare(&self, name: &str) -> Result<()>;
+
+    /// Fetches the file of `capability` (from [`Vault::share_file`] of `owner`) from `owner`'s suppliers into the
+    /// folder `target` (created, empty); returns the file's path.
+    ///
+    /// # Errors
+    /// A malformed capability, or too many fragments unreachable or refused.
+    async fn fetch_shared(
+        &self,
+        owner: PeerId,
+        capability: &[u8],
+        target: &std::path::Path,
+    ) -> Result<std::path::PathBuf>;
 }
+
+/// The largest capability [`Vault::share_file`] returns, in bytes (it travels inside a message).
+pub const MAX_CAPABILITY_BYTES: usize = 48 * 1024;
 
 /// Checks an object name (see [`Vault`]).
 ///

@@ -195,6 +195,10 @@ enum MsgCmd {
         /// Send this file instead: the contact fetches it from this node in verified slices (a cut link resumes).
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
+        /// With --file: store it on your suppliers for the contact, so you may go offline at once (done anyway when
+        /// the contact does not answer).
+        #[arg(long, requires = "file")]
+        via_storage: bool,
     },
     /// Every conversation with its last message, the most recent first.
     Inbox,
@@ -281,7 +285,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
         Cmd::Chat { name } => cmd::chat::run(&home, &name),
         Cmd::Msg { command } => match command {
-            MsgCmd::Send { name, text, file } => cmd::msg::send(&home, &name, text, file, j),
+            MsgCmd::Send { name, text, file, via_storage } => cmd::msg::send(&home, &name, text, file, via_storage, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),
             MsgCmd::Inbox => cmd::msg::inbox(&home, j),
             MsgCmd::Sync => cmd::msg::sync(&home, j),

@@ -62,6 +62,10 @@ pub struct FileOffer {
     pub size: u64,
     /// The Bao (BLAKE3) root hash of its bytes.
     pub hash: [u8; 32],
+    /// Empty: fetch it from the sender. Otherwise "sent through storage": the capability with which the recipient
+    /// fetches it from the sender's suppliers while the sender is offline (opaque here; the storage wing's).
+    #[serde(with = "serde_bytes")]
+    pub stored: Vec<u8>,
 }
 
 /// The tree's chunk groups: 16 KiB (2^4 BLAKE3 chunks) hashed as one subtree, so hashing uses BLAKE3's SIMD and the

@@ -106,6 +106,8 @@ pub enum Body {
     File(FileOffer),
     /// Read receipts: the recipient has shown these of the sender's messages (at most [`MAX_RECEIPT_IDS`]).
     Read(Vec<[u8; 16]>),
+    /// The recipient has fetched the file of this transfer from the sender's suppliers: the sender may forget it.
+    Fetched([u8; 16]),
 }
 
 /// Message ids one read receipt names at most.

@@ -597,11 +597,23 @@ impl Messages {
         let mut sessions = crypto.sessions(&self.node, &peer)?;
         let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
-        if let Body::Read(ids) = &plain.body {
-            return self.take_receipt(peer, crypto, sessions, envelope, &plain.id, ids, envelope_key).await.map(Some);
+        match &plain.body {
+            Body::Read(ids) => {
+                let ids = ids.clone();
+                return self
+                    .take_receipt(peer, crypto, sessions, envelope, &plain.id, &ids, envelope_key)
+                    .await
+                    .map(Some);
+            }
+            Body::Fetched(transfer) => {
+                let ticket = self.take_receipt(peer, crypto, sessions, envelope, &plain.id, &[], envelope_key).await?;
+                self.fetched(peer, *transfer);
+                return Ok(Some(ticket));
+            }
+            _ => {}
         }
         let (text, offer) = match plain.body {
-            Body::Read(_) => bail!("a receipt where a message was expected"),
+            Body::Read(_) | Body::Fetched(_) => bail!("a receipt where a message was expected"),
             Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
                 bail!("message of {} bytes is over the limit", text.len())
             }
@@ -746,7 +758,7 @@ impl Messages {
 
     /// Sends `body` to `peer` outside the conversation (no history entry, sequence number 0): directly, else
     /// through its mailboxes.
-    async fn send_control(&self, peer: PeerId, body: Body) -> Result<()> {
+    pub(crate) async fn send_control(&self, peer: PeerId, body: Body) -> Result<()> {
         let envelope = {
             let crypto = self.crypto.lock().await;
             let mut sessions = crypto.sessions(&self.node, &peer)?;

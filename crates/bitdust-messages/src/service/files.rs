@@ -92,6 +92,9 @@ pub struct FileRecord {
     pub received: u64,
     /// Where it is.
     pub state: FileState,
+    /// Sent through storage: the capability (recipient), or a copy of it (sender: the upload to forget).
+    #[serde(with = "serde_bytes")]
+    pub stored: Vec<u8>,
 }
 
 impl Versioned for FileRecord {
@@ -109,6 +112,9 @@ fn hex(id: &[u8]) -> String {
 pub(crate) fn check_offer(offer: FileOffer) -> Result<FileOffer> {
     if offer.size > MAX_FILE_BYTES {
         bail!("a file of {} bytes is over the {MAX_FILE_BYTES}-byte limit", offer.size);
+    }
+    if offer.stored.len() > bitdust_node::vault::MAX_CAPABILITY_BYTES {
+        bail!("a capability of {} bytes is over the limit", offer.stored.len());
     }
     Ok(FileOffer { name: files::safe_name(&offer.name), ..offer })
 }
@@ -129,6 +135,7 @@ pub(crate) fn put_incoming(tx: &Txn<'_>, peer: &PeerId, offer: &FileOffer) -> Re
         path: String::new(),
         received: 0,
         state: FileState::Receiving,
+        stored: offer.stored.clone(),
     };
     tx.table(FILES)?.put(&offer.transfer, &record)
 }
@@ -145,12 +152,14 @@ enum Fetch {
 
 impl Messages {
     /// Offers the file at `path` to contact `name`: its Bao tree is computed, the offer sent as a message (the
-    /// history shows it), and the contact fetches it from this node while it runs.
+    /// history shows it), and the contact fetches it from this node while it runs. With `via_storage`, or when the
+    /// contact does not answer, the file is also stored on this node's suppliers for the contact ("send through
+    /// storage"), so this node may go offline at once.
     ///
     /// # Errors
     /// An unknown contact, a file that is missing, not a file, over [`MAX_FILE_BYTES`] or changed while it was
     /// read; then what [`Messages::send_text`] can fail with.
-    pub async fn send_file(&self, name: &str, path: &Path) -> Result<Entry> {
+    pub async fn send_file(&self, name: &str, path: &Path, via_storage: bool) -> Result<Entry> {
         let contact = self.contacts()?.named(name)?.clone();
         let peer = contact.peer()?;
         let path = std::path::absolute(path)?;
@@ -182,7 +191,18 @@ impl Messages {
             bail!("cannot send {}: it changed while it was read", path.display());
         }
         let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let offer = FileOffer { transfer, name: files::safe_name(&file_name), size, hash };
+        let reachable = !via_storage && self.ask(peer, &Request::Presence).await.is_ok();
+        let stored = match (reachable, self.node.vault()) {
+            (false, Some(vault)) => {
+                let expires = bitdust_node::home::unix_now() + crate::service::mailbox::MAIL_TTL.as_secs();
+                vault.share_file(&hex(&transfer), &path, peer, expires).await.inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tree);
+                })?
+            }
+            (false, None) if via_storage => bail!("cannot send through storage: this node runs no storage wing"),
+            _ => Vec::new(),
+        };
+        let offer = FileOffer { transfer, name: files::safe_name(&file_name), size, hash, stored: stored.clone() };
         let record = FileRecord {
             outgoing: true,
             peer: peer.to_bytes(),
@@ -192,6 +212,7 @@ impl Messages {
             path: path.display().to_string(),
             received: 0,
             state: FileState::Offered,
+            stored,
         };
         self.node.db().write(|tx| tx.table(FILES)?.put(&transfer, &record))?;
         let text = describe(&offer);
@@ -290,6 +311,9 @@ impl Messages {
         }
         let dir = self.node.home().path("received");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if !record.stored.is_empty() {
+            return self.download_stored(peer, transfer, record, &dir).await;
+        }
         let part = dir.join(format!(".{}.part", hex(&transfer)));
         // resume after the last whole chunk written (every byte written was verified first)
         let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
@@ -381,6 +405,80 @@ impl Messages {
         self.file_event(&peer, &transfer);
         tracing::info!(%peer, file = %target.display(), size, "file received");
         Ok(target)
+    }
+
+    /// Fetches a file sent through storage from the sender's suppliers (retrying while they are unreachable, up to
+    /// [`RETRY_FOR`]), checks it against the offer's hash, and tells the sender it may forget the upload.
+    async fn download_stored(
+        &self,
+        peer: PeerId,
+        transfer: [u8; 16],
+        mut record: FileRecord,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        let vault = self.node.vault().context("cannot fetch a file sent through storage: no storage wing runs")?;
+        let scratch = dir.join(format!(".{}.stored", hex(&transfer)));
+        let started = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(500);
+        let fetched = loop {
+            let _ = std::fs::remove_dir_all(&scratch);
+            match vault.fetch_shared(peer, &record.stored, &scratch).await {
+                Ok(path) => break path,
+                Err(e) if started.elapsed() > RETRY_FOR || self.node.network().is_stopped() => {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    return Err(e.context("the sender's suppliers did not give the file; retried at the next start"));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %format!("{e:#}"), "stored file not fetched yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        let (p, hash) = (fetched.clone(), record.hash);
+        let whole = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_reader(std::fs::File::open(&p)?)?;
+            Ok(*hasher.finalize().as_bytes() == hash)
+        })
+        .await??;
+        if !whole {
+            let _ = std::fs::remove_dir_all(&scratch);
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(self.fail(transfer, &mut record, 0, "the stored file does not match the offer's hash".into()));
+        }
+        let target = unique_path(dir, &record.name);
+        std::fs::rename(&fetched, &target).with_context(|| format!("moving into {}", target.display()))?;
+        let _ = std::fs::remove_dir_all(&scratch);
+        record.received = record.size;
+        record.path = target.display().to_string();
+        record.state = FileState::Received;
+        self.node.db().write(|tx| tx.table(FILES)?.put(&transfer, &record))?;
+        self.file_event(&peer, &transfer);
+        if let Some(me) = self.this.upgrade() {
+            tokio::spawn(async move {
+                if let Err(e) = me.send_control(peer, Body::Fetched(transfer)).await {
+                    tracing::info!(%peer, error = %format!("{e:#}"), "'fetched' not sent");
+                }
+            });
+        }
+        tracing::info!(%peer, file = %target.display(), "file received through storage");
+        Ok(target)
+    }
+
+    /// The recipient of `transfer` fetched it from our suppliers: forget the upload.
+    pub(crate) fn fetched(&self, peer: PeerId, transfer: [u8; 16]) {
+        let Ok(Some(record)) = self.file(&transfer) else { return };
+        if !record.outgoing || record.peer != peer.to_bytes() || record.stored.is_empty() {
+            return;
+        }
+        let Some(vault) = self.node.vault() else { return };
+        tokio::spawn(async move {
+            match vault.unshare(&hex(&transfer)).await {
+                Ok(()) => tracing::info!(transfer = %hex(&transfer), "file fetched through storage: upload forgotten"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "upload not forgotten yet"),
+            }
+        });
     }
 
     fn fail(&self, transfer: [u8; 16], record: &mut FileRecord, offset: u64, why: String) -> anyhow::Error {

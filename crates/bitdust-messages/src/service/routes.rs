@@ -214,7 +214,7 @@ async fn send(State(m): S, body: Result<Json<SendMessage>, JsonRejection>) -> Ap
         Some(path) if !std::path::Path::new(path).is_absolute() => {
             return Err(ApiError::bad_request(format!("file path {path:?} is not absolute")))
         }
-        Some(path) => m.send_file(&body.to, std::path::Path::new(path)).await.map_err(file_error)?,
+        Some(path) => m.send_file(&body.to, std::path::Path::new(path), body.via_storage).await.map_err(file_error)?,
         None => m.send_text(&body.to, &body.text).await.map_err(error)?,
     };
     Ok(Json(message(&m, &e)))

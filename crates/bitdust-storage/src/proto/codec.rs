@@ -169,8 +169,14 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(2 | 3 | 5..=8 | 10) => SMALL_MESSAGE_BYTES,
         Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
         Some(9) => MAX_HELD_RECORDS * (bitdust_core::record::MAX_RECORD_BYTES + 8) + 8,
+        Some(11) => crate::proto::grant::MAX_GRANT_FRAGMENTS * 32 + 1024,
         _ => 0,
     }
+}
+
+/// Whether a request's bytes are a `GetGranted` (served to peers without a contract: grantees).
+pub fn is_granted(bytes: &[u8]) -> bool {
+    variant(&bytes[..bytes.len().min(16)]) == Some(11)
 }
 
 /// The largest response of the kind `head` starts with, in bytes, as [`request_limit`] for [`Response`]: a
@@ -233,10 +239,25 @@ mod tests {
                 usize::MAX,
             ),
             (Request::EndContract, SMALL_MESSAGE_BYTES),
+            (
+                Request::GetGranted {
+                    owner: c.peer_id().to_bytes(),
+                    id: [0xff; 32],
+                    grant: crate::proto::grant::SignedGrant::sign(
+                        &c,
+                        &s.peer_id(),
+                        vec![[0xff; 32]; crate::proto::grant::MAX_GRANT_FRAGMENTS],
+                        u64::MAX,
+                    )
+                    .unwrap(),
+                },
+                usize::MAX,
+            ),
         ];
         for (req, most) in &requests {
             let wire = join(&encode_request(req).unwrap());
             assert_eq!(is_contract(&wire), matches!(req, Request::Contract(_)), "{req:?}");
+            assert_eq!(is_granted(&wire), matches!(req, Request::GetGranted { .. }), "{req:?}");
             let limit = request_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{req:?}: {} bytes, limit {limit}", wire.len());
         }
@@ -256,7 +277,7 @@ mod tests {
             let limit = response_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{res:?}: {} bytes, limit {limit}", wire.len());
         }
-        assert_eq!(request_limit(&[11]), 0);
+        assert_eq!(request_limit(&[12]), 0);
         // the decoder applies the same limits (found by lab/fuzz.sh: an owner field of any length decoded)
         let long_owner = Request::GetFragment { owner: vec![7; 2000], id: [1; 32] };
         assert!(decode_request(join(&encode_request(&long_owner).unwrap())).is_err());

@@ -6,6 +6,7 @@
 //! - [`catalog`]: the customer's sealed, signed, revisioned index of backups, versions, files and blocks;
 //! - [`wire`]: the `/bitdust/storage/1` messages and contracts; [`codec`]: their bytes on the wire;
 //! - [`rebuild`]: planning and regenerating lost fragments from encrypted ones; [`audit`]: proofs of storage;
+//! - [`grant`]: an owner's signed grant letting one other peer fetch some of its fragments;
 //! - [`records`]: the storage wing's DHT records (the supplier list, the supplier service key);
 //! - [`maintenance`]: the customer's maintenance as one pure state composed of the automata, and its simulator;
 //! - [`automata`]: supplier connection, hire/fire and rebuild, each a pure transition function.
@@ -16,6 +17,7 @@ pub mod catalog;
 pub mod codec;
 pub mod erasure;
 pub mod fragment;
+pub mod grant;
 pub mod hiring;
 pub mod maintenance;
 pub mod pipeline;

@@ -72,6 +72,17 @@ impl VersionKeys {
         }
     }
 
+    /// The version's two secrets (data key, fragment id key), to hand to a peer it is shared with: derived one way
+    /// from the master secret and this version's id, they open this version and nothing else.
+    pub fn secrets(&self) -> ([u8; 32], [u8; 32]) {
+        (self.data_key, self.id_key)
+    }
+
+    /// A version's keys from [`VersionKeys::secrets`].
+    pub fn from_secrets(version_id: [u8; 16], (data_key, id_key): ([u8; 32], [u8; 32])) -> Self {
+        Self { version_id, data_key, id_key }
+    }
+
     /// The id of block `index`.
     pub fn block_id(&self, index: u64) -> [u8; 32] {
         let mut h = blake3::Hasher::new_keyed(&self.id_key);

@@ -162,6 +162,17 @@ pub enum Request {
     /// End the sender's contract now (a customer that fired this supplier, or needs it no longer): the supplier
     /// takes no new data from it and frees what it holds after its grace period. Answered with `Deleted`.
     EndContract,
+    /// Read a fragment of `owner` (another peer) that `grant` lets the sender fetch
+    /// ([`crate::proto::grant::SignedGrant::allows`]). Answered like `GetFragment`.
+    GetGranted {
+        /// Owner peer id bytes.
+        #[serde(with = "serde_bytes")]
+        owner: Vec<u8>,
+        /// Keyed fragment id.
+        id: [u8; 32],
+        /// The owner's grant.
+        grant: crate::proto::grant::SignedGrant,
+    },
 }
 
 /// Most records in one [`Request::HoldRecords`] (one per record kind).

@@ -40,7 +40,12 @@ pub(crate) async fn serve(node: Arc<Node>, store: Option<Arc<FragmentStore>>, mu
         contracted: std::sync::RwLock::new(contracted),
     });
     while let Some(req) = inbound.recv().await {
-        if supplier.store.is_some() && !supplier.may_have_contract(&req.peer) && !codec::is_contract(&req.request) {
+        let grantee = codec::is_granted(&req.request);
+        if supplier.store.is_some()
+            && !supplier.may_have_contract(&req.peer)
+            && !codec::is_contract(&req.request)
+            && !grantee
+        {
             let refusal = refuse(ErrorCode::NoContract, format!("no contract with {}", req.peer));
             if let Ok(chunks) = codec::encode_response(&refusal) {
                 drop(req.request);
@@ -108,6 +113,14 @@ impl Supplier {
                 Request::GetFragment { owner, id } => {
                     let owner = PeerId::from_bytes(&owner).map_err(|_| StoreError::Malformed("owner".into()))?;
                     Response::Fragment(store.get_fragment(&peer, &owner, &id)?.into())
+                }
+                Request::GetGranted { owner, id, grant } => {
+                    let owner = PeerId::from_bytes(&owner).map_err(|_| StoreError::Malformed("owner".into()))?;
+                    grant.allows(&peer, &owner, &id, unix_now()).map_err(|e| StoreError::Denied {
+                        requester: format!("{peer} ({e})"),
+                        owner: owner.to_string(),
+                    })?;
+                    Response::Fragment(store.get_fragment(&owner, &owner, &id)?.into())
                 }
                 Request::DeleteFragment { id } => {
                     store.delete_fragment(&peer, &id)?;

@@ -16,19 +16,31 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use bitdust_core::PeerId;
-use bitdust_node::vault::{check_name, MAX_OBJECT_BYTES};
+use bitdust_node::vault::{check_name, MAX_CAPABILITY_BYTES, MAX_OBJECT_BYTES};
 use bitdust_node::{Progress, Vault};
 
 use crate::proto::catalog::Version;
+use crate::proto::grant::SignedGrant;
 use crate::proto::pipeline::VersionKeys;
+use crate::service::customer::restore::Via;
 use crate::service::Storage;
 
 /// The catalog name prefix of vault objects.
 pub const VAULT_PREFIX: &str = "vault/";
+/// The catalog name prefix of files shared through storage.
+pub const SHARED_PREFIX: &str = "shared/";
 
-/// Whether catalog backup `name` is a vault object (not one of the user's backups).
+/// Whether catalog backup `name` is a vault object or a shared file (not one of the user's backups).
 pub fn is_vault_backup(name: &str) -> bool {
-    name.starts_with(VAULT_PREFIX)
+    name.starts_with(VAULT_PREFIX) || name.starts_with(SHARED_PREFIX)
+}
+
+/// What a grantee needs to fetch a shared file: the version (layout, suppliers, blocks), its keys, the grant.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Capability {
+    version: Version,
+    secrets: ([u8; 32], [u8; 32]),
+    grant: SignedGrant,
 }
 
 /// A scratch folder under the home's `tmp/`, removed when dropped.
@@ -161,6 +173,87 @@ impl Vault for Storage {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    async fn share_file(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+        grantee: PeerId,
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        check_name(name)?;
+        let this = self.arc()?;
+        let backup = format!("{SHARED_PREFIX}{name}");
+        let meta = std::fs::metadata(path).with_context(|| format!("cannot send {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("cannot send {}: not a file", path.display());
+        }
+        let named = (backup.clone(), format!("shared:{name}").into_bytes());
+        let report = this.backup_as(path, Some(named), Progress::new()).await?;
+        let version = self
+            .catalog()?
+            .backup(&backup)
+            .and_then(|b| b.versions.iter().find(|v| v.number == report.version).cloned())
+            .ok_or_else(|| anyhow!("the shared file's version is not in the catalog"))?;
+        let vkeys = VersionKeys::derive(self.node().keys().master(), version.id);
+        let fragments: Vec<[u8; 32]> = version
+            .blocks
+            .iter()
+            .flat_map(|b| (0..version.layout.n).map(|p| vkeys.fragment_id(&b.block_id, p)).collect::<Vec<_>>())
+            .collect();
+        let capability = SignedGrant::sign(self.node().keys(), &grantee, fragments, expires_unix)
+            .map_err(anyhow::Error::from)
+            .and_then(|grant| {
+                let c = Capability { version, secrets: vkeys.secrets(), grant };
+                Ok(postcard::to_stdvec(&c)?)
+            })
+            .and_then(|bytes| {
+                if bytes.len() > MAX_CAPABILITY_BYTES {
+                    bail!("{} is too large to send through storage with this layout", path.display());
+                }
+                Ok(bytes)
+            });
+        if capability.is_err() {
+            let _ = self.forget_versions(&backup, &[report.version]).await;
+        }
+        capability
+    }
+
+    async fn unshare(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let backup = format!("{SHARED_PREFIX}{name}");
+        let numbers: Vec<u32> =
+            self.catalog()?.backup(&backup).map(|b| b.versions.iter().map(|v| v.number).collect()).unwrap_or_default();
+        self.forget_versions(&backup, &numbers).await?;
+        Ok(())
+    }
+
+    async fn fetch_shared(&self, owner: PeerId, capability: &[u8], target: &std::path::Path) -> Result<PathBuf> {
+        if capability.len() > MAX_CAPABILITY_BYTES {
+            bail!("capability of {} bytes is over the limit", capability.len());
+        }
+        let c: Capability = postcard::from_bytes(capability).context("malformed capability")?;
+        let v = c.version;
+        let single = v.entries.len() == 1 && matches!(v.entries[0].kind, crate::proto::catalog::EntryKind::File { .. });
+        if !single
+            || v.layout.n as usize != v.suppliers.len()
+            || v.blocks.len() > crate::proto::grant::MAX_GRANT_FRAGMENTS
+        {
+            bail!("the capability does not describe one file");
+        }
+        let name = String::from_utf8_lossy(&v.entries[0].path).into_owned();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            bail!("the capability names no usable file");
+        }
+        let this = self.arc()?;
+        crate::service::customer::prepare_target(target, false)?;
+        let peers: Vec<Vec<PeerId>> =
+            v.suppliers.iter().map(|b| PeerId::from_bytes(b).map(|p| vec![p]).unwrap_or_default()).collect();
+        let vkeys = VersionKeys::from_secrets(v.id, c.secrets);
+        let via = Via::Granted { owner, grant: c.grant };
+        this.restore_version(&name, v, vkeys, peers, via, target, Progress::new()).await?;
+        Ok(target.join(name))
     }
 
     async fn delete(&self, names: &[String]) -> Result<()> {

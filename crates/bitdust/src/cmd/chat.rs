@@ -62,7 +62,10 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
                 if text.trim().is_empty() {
                     continue;
                 }
-                match client.post::<_, MessageInfo>("/messages", &SendMessage { to: name.clone(), text, file: None }) {
+                match client.post::<_, MessageInfo>(
+                    "/messages",
+                    &SendMessage { to: name.clone(), text, file: None, via_storage: false },
+                ) {
                     Ok(m) => show(&name, &m),
                     Err(e) => out!("not sent: {e:#}"),
                 }

@@ -15,14 +15,21 @@ use bitdust::client::Client;
 /// # Errors
 /// An unknown contact, a key change not confirmed, a contact that never answered, a file that cannot be read, or
 /// the daemon.
-pub fn send(home: &Home, name: &str, text: Option<String>, file: Option<PathBuf>, json: bool) -> Result<()> {
+pub fn send(
+    home: &Home,
+    name: &str,
+    text: Option<String>,
+    file: Option<PathBuf>,
+    via_storage: bool,
+    json: bool,
+) -> Result<()> {
     let file = match file {
         Some(f) => {
             Some(std::path::absolute(&f).with_context(|| format!("cannot send {}", f.display()))?.display().to_string())
         }
         None => None,
     };
-    let body = SendMessage { to: name.to_string(), text: text.unwrap_or_default(), file };
+    let body = SendMessage { to: name.to_string(), text: text.unwrap_or_default(), file, via_storage };
     let m: MessageInfo = Client::for_home(home)?.post("/messages", &body)?;
     print(json, &m, |m| match &m.file {
         Some(f) => {

@@ -45,4 +45,30 @@ impl Storage {
         }
         bail!("position {position}: {}", if errors.is_empty() { "no supplier".into() } else { errors.join("; ") })
     }
+
+    /// Fetches `owner`'s fragment `id` (for `position`) from the first of `peers` that serves it to us under
+    /// `grant`.
+    ///
+    /// # Errors
+    /// If none of them returns it; the message has each peer's answer.
+    pub(crate) async fn fetch_granted(
+        &self,
+        peers: &[PeerId],
+        position: u16,
+        owner: PeerId,
+        id: [u8; 32],
+        grant: crate::proto::grant::SignedGrant,
+    ) -> Result<Vec<u8>> {
+        let mut errors = Vec::new();
+        for peer in peers {
+            let request = Request::GetGranted { owner: owner.to_bytes(), id, grant: grant.clone() };
+            match self.request(*peer, request).await {
+                Ok(Response::Fragment(bytes)) => return Ok(Vec::from(bytes)),
+                Ok(Response::Error(code, msg)) => errors.push(format!("{code:?}: {msg}")),
+                Ok(other) => errors.push(format!("unexpected {other:?}")),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        bail!("position {position}: {}", if errors.is_empty() { "no supplier".into() } else { errors.join("; ") })
+    }
 }

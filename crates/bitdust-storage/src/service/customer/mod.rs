@@ -24,7 +24,7 @@ mod backup;
 mod fetch;
 pub(crate) mod hire;
 mod recovery;
-mod restore;
+pub(crate) mod restore;
 
 use std::path::{Path, PathBuf};
 

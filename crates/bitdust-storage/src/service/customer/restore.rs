@@ -39,7 +39,6 @@ impl Storage {
         force: bool,
         progress: Progress,
     ) -> Result<RestoreReport> {
-        let started = Instant::now();
         let catalog = self.catalog()?;
         let backup = catalog.backup(name).ok_or_else(|| {
             let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
@@ -57,9 +56,27 @@ impl Storage {
         }
         .clone();
         prepare_target(target, force)?;
-        progress.set_total(v.total_bytes);
         // Per position, the current supplier first, then the one at backup time.
         let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v, p)).collect();
+        let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
+        self.restore_version(name, v, vkeys, peers, Via::Own, target, progress).await
+    }
+
+    /// Restores version `v` (named `name` in reports) with `vkeys` from `peers` (per position, in turn) through
+    /// `via` into `target` (prepared).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn restore_version(
+        self: &Arc<Self>,
+        name: &str,
+        v: crate::proto::catalog::Version,
+        vkeys: VersionKeys,
+        peers: Vec<Vec<PeerId>>,
+        via: Via,
+        target: &Path,
+        progress: Progress,
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        progress.set_total(v.total_bytes);
         // Learn suppliers' addresses in the background while fetching starts (a request that finds no address
         // looks the peer up itself): with suppliers down, a lookup can wait out their dial timeouts.
         let all: HashSet<PeerId> = peers.iter().flatten().copied().collect();
@@ -68,7 +85,6 @@ impl Storage {
             futures::future::join_all(all.iter().map(|p| node.node().lookup_identity(*p))).await;
         });
 
-        let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
         let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
         let target_buf = target.to_path_buf();
         let entries = v.entries.clone();
@@ -99,6 +115,7 @@ impl Storage {
             unconnected,
             bad: Mutex::new(HashSet::new()),
             failed: std::sync::atomic::AtomicU64::new(0),
+            via,
         });
         let limit = self.config.customer.blocks_in_flight.max(1);
         let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
@@ -155,12 +172,28 @@ struct BlockFetch {
     bad: Mutex<HashSet<usize>>,
     /// Fragments that were missing, unreachable or corrupt.
     failed: std::sync::atomic::AtomicU64,
+    /// Whose fragments, and how they are asked for.
+    via: Via,
+}
+
+/// How a restore asks for fragments.
+#[derive(Clone)]
+pub(crate) enum Via {
+    /// Our own (`GetFragment`).
+    Own,
+    /// Another owner's, with its grant (`GetGranted`).
+    Granted {
+        /// The owner.
+        owner: PeerId,
+        /// Its grant to us.
+        grant: crate::proto::grant::SignedGrant,
+    },
 }
 
 /// Fetches k fragments of one block (hedging to other positions after [`HEDGE_AFTER`] without an answer), checks
 /// each against its hash and decodes the block on a blocking thread.
 async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta) -> Result<Vec<u8>> {
-    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed } = shared;
+    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed, via } = shared;
     let layout = *layout;
     let k = layout.k as usize;
     let n = layout.n as usize;
@@ -174,8 +207,14 @@ async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta)
         let node = node.clone();
         let candidates = peers.get(position).cloned().unwrap_or_default();
         let id = vkeys.fragment_id(&meta.block_id, position as u16);
+        let via = via.clone();
         async move {
-            let r = node.fetch_fragment(&candidates, position as u16, id).await;
+            let r = match via {
+                Via::Own => node.fetch_fragment(&candidates, position as u16, id).await,
+                Via::Granted { owner, grant } => {
+                    node.fetch_granted(&candidates, position as u16, owner, id, grant).await
+                }
+            };
             (position, r)
         }
     };
