@@ -142,11 +142,13 @@ impl Messages {
         let book_digest = digest(&book)?;
         let base = state.since_base >= COMPACT_AFTER;
         let marked = self.node.db().records::<Entry>(UNSYNCED, None, SEGMENT_ENTRIES)?;
-        if marked.is_empty() && book_digest == state.contacts && !base {
+        // an empty book never put is no change (a user who never messages puts nothing)
+        let book_changed = book_digest != state.contacts && !(state.next == 0 && book.contacts.is_empty());
+        if marked.is_empty() && !book_changed && !base {
             return Ok(false);
         }
         let entries = if base { self.all_entries()? } else { logged(&marked) };
-        let contacts = (base || book_digest != state.contacts).then(|| book.clone());
+        let contacts = (base || book_changed).then(|| book.clone());
         let segment = Segment { base, contacts, entries };
         let name = segment_name(state.next, base);
         vault.put(&name, bitdust_store::encode(&segment)?).await?;
