@@ -842,18 +842,27 @@ pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc
     while let Some(req) = inbound.recv().await {
         let Some(m) = messages.upgrade() else { return };
         if let Ok(Request::FileGet { transfer, offset, len }) = wire::decode::<Request>(&req.request) {
-            // file slices are read on their own tasks (bounded): a transfer does not hold messages up
+            // file slices are read on their own tasks, at most SERVING at once (more are told to retry): a
+            // transfer does not hold messages up
+            let Ok(permit) = m.slices.clone().try_acquire_owned() else {
+                let busy = Response::Error("busy, retry".into());
+                let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&busy))).await;
+                continue;
+            };
             tokio::spawn(async move {
                 let response = m.serve_slice(req.peer, transfer, offset, len).await;
+                drop(permit);
                 let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
             });
             continue;
         }
         if let Ok(Request::Deliver(envelope)) = wire::decode::<Request>(&req.request) {
             // taken in order here; the answer waits for the disk on its own task, so the next message is taken
-            // meanwhile and one flush covers several (group commit)
+            // meanwhile and one flush covers several (group commit); at most ANSWERING answers wait at once
+            let Ok(permit) = m.answering.clone().acquire_owned().await else { return };
             let (response, ticket) = m.deliver(req.peer, &envelope).await;
             tokio::spawn(async move {
+                let _permit = permit;
                 let response = match ticket {
                     Some(t) => match m.durable(t).await {
                         Ok(()) => response,

@@ -39,8 +39,10 @@ const FILES: &str = "messages/files";
 pub const MAX_FILE_BYTES: u64 = 1 << 40;
 /// Slices asked at once by a download.
 pub const SLICES_IN_FLIGHT: usize = 8;
-/// Slices read at once for others (each a blocking read of 1 MiB).
+/// Slices read at once for others (each a blocking read of 1 MiB); more are answered "busy, retry".
 pub const SERVING: usize = 16;
+/// Received messages whose answers wait for the disk at once (the receiver takes no more meanwhile).
+pub const ANSWERING: usize = 64;
 /// How long a download keeps retrying a sender it cannot reach before it waits for the next start.
 pub const RETRY_FOR: Duration = Duration::from_secs(600);
 /// The longest pause between two attempts.
@@ -233,13 +235,13 @@ impl Messages {
     }
 
     /// Answers `peer`'s request for a slice of transfer `transfer`: only the offer's recipient gets one, only
-    /// while the file has the size it had when offered (the recipient checks every byte against the hash).
+    /// while the file has the size it had when offered (the recipient checks every byte against the hash). The
+    /// caller holds one of the [`SERVING`] permits.
     pub(crate) async fn serve_slice(&self, peer: PeerId, transfer: [u8; 16], offset: u64, len: u64) -> Response {
         let record = match self.file(&transfer) {
             Ok(Some(r)) if r.outgoing && r.peer == peer.to_bytes() => r,
             _ => return Response::Error("no such file offered to you".into()),
         };
-        let Ok(_permit) = self.slices.acquire().await else { return Response::Error("stopping".into()) };
         let tree = self.node.home().path("files").join(format!("{}.obao", hex(&transfer)));
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
             let file = std::fs::File::open(&record.path).map_err(|e| format!("the file is gone: {e}"))?;
@@ -297,6 +299,7 @@ impl Messages {
                     .map_err(|e| Fetch::Net(anyhow!("verifying: {e}")))?
                     .map_err(Fetch::Corrupt)
             }
+            Ok(Response::Error(e)) if e.starts_with("busy") => Err(Fetch::Net(anyhow!("the sender is busy"))),
             Ok(Response::Error(e)) => Err(Fetch::Refused(e)),
             Ok(other) => Err(Fetch::Refused(format!("unexpected answer {other:?}"))),
             Err(e) => Err(Fetch::Net(e)),

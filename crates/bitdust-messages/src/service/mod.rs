@@ -60,7 +60,8 @@ impl Service for MessagesService {
         };
         let messages = Arc::new_cyclic(|this| Messages {
             this: this.clone(),
-            slices: tokio::sync::Semaphore::new(files::SERVING),
+            slices: Arc::new(tokio::sync::Semaphore::new(files::SERVING)),
+            answering: Arc::new(tokio::sync::Semaphore::new(files::ANSWERING)),
             served: std::sync::atomic::AtomicU64::new(0),
             downloads: std::sync::Mutex::new(std::collections::HashSet::new()),
             node: node.clone(),
@@ -83,7 +84,9 @@ pub struct Messages {
     /// This handle (for the tasks a message starts).
     this: std::sync::Weak<Messages>,
     /// File slices being read for others (at most [`files::SERVING`]).
-    slices: tokio::sync::Semaphore,
+    slices: Arc<tokio::sync::Semaphore>,
+    /// Answers to received messages waiting for the disk (at most [`files::ANSWERING`]).
+    answering: Arc<tokio::sync::Semaphore>,
     /// File bytes served to others since start.
     served: std::sync::atomic::AtomicU64,
     /// Transfers being downloaded.

@@ -200,6 +200,8 @@ fn message(m: &Messages, e: &Entry) -> MessageInfo {
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn send(State(m): S, body: Result<Json<SendMessage>, JsonRejection>) -> ApiResult<MessageInfo> {
     let Json(body) = body?;
+    // an unknown contact first (404), whatever else is wrong with the request
+    m.contacts().map_err(error)?.named(&body.to).map_err(|e| error(e.into()))?;
     if body.text.len() > crate::proto::wire::MAX_TEXT_BYTES {
         return Err(ApiError::bad_request(format!(
             "message of {} bytes is over the {}-byte limit",
