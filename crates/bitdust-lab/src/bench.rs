@@ -19,7 +19,8 @@ use bitdust::client::Client;
 use bitdust::devnet::{Devnet, DevnetOptions};
 use bitdust::out;
 
-fn write_random(path: &Path, bytes: u64) -> Result<()> {
+/// Writes `bytes` pseudo-random bytes (incompressible, cheap to make) to `path`.
+pub(crate) fn write_random(path: &Path, bytes: u64) -> Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut x: u64 = rand::random::<u64>() | 1;
     let mut buf = vec![0u8; 1 << 20];

@@ -9,7 +9,6 @@
 //! finally alice stops, the supplier writes to her (the messages wait in her suppliers' mailboxes) and she starts
 //! again: the time from her daemon's start until every message is in her history is the offline delivery time.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -82,7 +81,7 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
 
     // a file, direct
     let file = tmp.path().join("file.bin");
-    write_random(&file, file_mib << 20)?;
+    crate::bench::write_random(&file, file_mib << 20)?;
     let t = Instant::now();
     let body = SendMessage {
         to: "bob".into(),
@@ -150,25 +149,4 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
         );
     }
     Ok(report)
-}
-
-/// Writes `len` pseudo-random bytes (incompressible, cheap to make) to `path`.
-fn write_random(path: &std::path::Path, len: u64) -> Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        for w in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w.copy_from_slice(&x.to_le_bytes()[..w.len()]);
-        }
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n])?;
-        left -= n as u64;
-    }
-    f.flush()?;
-    Ok(())
 }

@@ -6,44 +6,27 @@ mod common;
 
 use bitdust_messages::service::conversations::State;
 use bitdust_messages::service::history::{COMPACT_AFTER, LOG_PREFIX};
-use bitdust_messages::MessagesService;
-use bitdust_node::{Config, Daemon, Home, StartOptions};
-use bitdust_storage::config::{CustomerConfig, StorageConfig};
-use bitdust_storage::{Overrides, Storage, StorageService};
+use bitdust_node::{Config, StartOptions};
+use bitdust_storage::Storage;
 use bitdust_testkit::{home, loopback, restart, start, within};
-use common::{contains, messages, CANARY};
-
-fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
-    move || {
-        vec![
-            StorageService::new(Overrides { donate_bytes: donate }) as Box<dyn bitdust_node::Service>,
-            MessagesService::new(),
-        ]
-    }
-}
-
-async fn node(h: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
-    common::node(h, bootstrap, wings(donate)).await
-}
+use common::{contains, customer_config, full_node, messages, storage_and_messages, CANARY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_restores_contacts_and_every_conversation_from_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
     let b = [boot.node().addresses()[0].clone()];
     let mut suppliers = Vec::new();
     for i in 0..3 {
-        suppliers.push(node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
     }
-    let mut config = Config::default();
-    let customer = CustomerConfig { suppliers: 2, needed_bytes: 1 << 20, ..CustomerConfig::default() };
-    StorageConfig { customer, ..StorageConfig::default() }.write_into(&mut config).unwrap();
+    let config = customer_config(2, 1 << 20);
     let alice_home = home(dir.path(), "alice", &config, None);
-    let alice = node(alice_home.clone(), &b, None).await;
+    let alice = full_node(alice_home.clone(), &b, None).await;
     within("alice hires", alice.service::<Storage>().unwrap().ensure_suppliers()).await.unwrap();
-    let bob = node(home(dir.path(), "bob", &plain, None), &b, None).await;
-    let _carol = node(home(dir.path(), "carol", &plain, None), &b, None).await;
+    let bob = full_node(home(dir.path(), "bob", &plain, None), &b, None).await;
+    let _carol = full_node(home(dir.path(), "carol", &plain, None), &b, None).await;
     let (a, bm) = (messages(&alice), messages(&bob));
     a.add_contact("bob", None).await.unwrap();
     a.add_contact("carol", Some("cara")).await.unwrap();
@@ -100,7 +83,7 @@ async fn a_new_device_restores_contacts_and_every_conversation_from_the_key() {
     drop((alice, a));
     let new_home = home(dir.path(), "alice-new", &config, Some(keys));
     let quiet = StartOptions { quiet: true, ..loopback(&b) };
-    let device = start(new_home.clone(), quiet, wings(None)).await;
+    let device = start(new_home.clone(), quiet, storage_and_messages(None)).await;
     let storage = device.service::<Storage>().unwrap();
     let vault = device.node().vault().unwrap();
     assert!(vault.list(LOG_PREFIX).unwrap().is_empty(), "nothing before the catalog is recovered");
@@ -124,7 +107,7 @@ async fn a_new_device_restores_contacts_and_every_conversation_from_the_key() {
     drop((device, nm, storage, vault));
 
     // the conversation goes on from the new device, both ways (bob's old session is refused and renewed)
-    let device = restart(&new_home, loopback(&b), wings(None)).await;
+    let device = restart(&new_home, loopback(&b), storage_and_messages(None)).await;
     within("announced", device.node().wait_announced()).await;
     let nm = messages(&device);
     let back = within("bob writes to the new device", bm.send_text("alice", "welcome back")).await.unwrap();

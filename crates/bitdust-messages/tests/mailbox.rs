@@ -8,52 +8,35 @@ use bitdust_messages::proto::pow;
 use bitdust_messages::proto::wire::{self, Request, Response};
 use bitdust_messages::service::conversations::State;
 use bitdust_messages::service::mailbox::STRANGER_ITEMS;
-use bitdust_messages::MessagesService;
-use bitdust_node::{Config, Daemon, Home};
-use bitdust_storage::config::{CustomerConfig, StorageConfig};
-use bitdust_storage::{Overrides, Storage, StorageService};
+use bitdust_node::{Config, Daemon};
+use bitdust_storage::Storage;
 use bitdust_testkit::{home, loopback, restart, until, within};
-use common::{contains, messages, CANARY};
-
-fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
-    move || {
-        vec![
-            StorageService::new(Overrides { donate_bytes: donate }) as Box<dyn bitdust_node::Service>,
-            MessagesService::new(),
-        ]
-    }
-}
-
-async fn node(h: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
-    common::node(h, bootstrap, wings(donate)).await
-}
+use common::{contains, customer_config, full_node, messages, storage_and_messages, CANARY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arrive_when_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
     let b = [boot.node().addresses()[0].clone()];
     let mut suppliers = Vec::new();
     for i in 0..3 {
-        suppliers.push(node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
     }
     // bob hires two suppliers: they are his mailboxes
-    let mut config = Config::default();
-    let customer = CustomerConfig { suppliers: 2, needed_bytes: 1 << 20, ..CustomerConfig::default() };
-    StorageConfig { customer, ..StorageConfig::default() }.write_into(&mut config).unwrap();
+    let config = customer_config(2, 1 << 20);
     let bob_home = home(dir.path(), "bob", &config, None);
-    let bob = node(bob_home.clone(), &b, None).await;
+    let bob = full_node(bob_home.clone(), &b, None).await;
     let hired = within("bob hires", bob.service::<Storage>().unwrap().ensure_suppliers()).await.unwrap();
     let mailboxes: Vec<_> = hired.iter().map(|s| s.peer().unwrap()).collect();
-    let alice = node(home(dir.path(), "alice", &plain, None), &b, None).await;
+    let alice = full_node(home(dir.path(), "alice", &plain, None), &b, None).await;
     let a = messages(&alice);
     a.add_contact("bob", None).await.unwrap();
     messages(&bob).add_contact("alice", None).await.unwrap();
     assert_eq!(a.send_text("bob", "are you there?").await.unwrap().state, State::Delivered);
 
     // carol has never talked with bob: she will start while he is away, from the prekey he published in the DHT
-    let carol = node(home(dir.path(), "carol", &plain, None), &b, None).await;
+    let carol = full_node(home(dir.path(), "carol", &plain, None), &b, None).await;
     let c = messages(&carol);
     within("bob publishes his prekey", messages(&bob).publish_prekey()).await.unwrap();
     // bob tells his mailboxes who his contacts are (alice): her deposits are not a stranger's
@@ -131,7 +114,7 @@ async fn messages_sent_while_the_recipient_is_away_wait_on_its_suppliers_and_arr
 
     // one mailbox goes away too; bob starts again and collects from the other
     holders[0].shutdown().await;
-    let bob = restart(&bob_home, loopback(&b), wings(None)).await;
+    let bob = restart(&bob_home, loopback(&b), storage_and_messages(None)).await;
     let bm = messages(&bob);
     until("bob has collected his mail", || {
         bm.history("alice", 1000)

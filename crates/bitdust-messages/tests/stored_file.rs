@@ -7,43 +7,26 @@ mod common;
 
 use bitdust_messages::service::conversations::State;
 use bitdust_messages::service::files::FileState;
-use bitdust_messages::MessagesService;
-use bitdust_node::{Config, Daemon, Home};
-use bitdust_storage::config::{CustomerConfig, StorageConfig};
-use bitdust_storage::{Overrides, Storage, StorageService};
+use bitdust_node::Config;
+use bitdust_storage::Storage;
 use bitdust_testkit::{home, loopback, restart, until, within};
-use common::{contains, messages, CANARY};
-
-fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
-    move || {
-        vec![
-            StorageService::new(Overrides { donate_bytes: donate }) as Box<dyn bitdust_node::Service>,
-            MessagesService::new(),
-        ]
-    }
-}
-
-async fn node(h: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
-    common::node(h, bootstrap, wings(donate)).await
-}
+use common::{contains, customer_config, full_node, messages, storage_and_messages, CANARY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_sent_through_storage_is_fetched_from_the_senders_suppliers_while_it_is_offline() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
     let b = [boot.node().addresses()[0].clone()];
     let mut suppliers = Vec::new();
     for i in 0..3 {
-        suppliers.push(node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
     }
-    let mut config = Config::default();
-    let customer = CustomerConfig { suppliers: 3, needed_bytes: 64 << 20, ..CustomerConfig::default() };
-    StorageConfig { customer, ..StorageConfig::default() }.write_into(&mut config).unwrap();
+    let config = customer_config(3, 64 << 20);
     let alice_home = home(dir.path(), "alice", &config, None);
-    let alice = node(alice_home.clone(), &b, None).await;
+    let alice = full_node(alice_home.clone(), &b, None).await;
     within("alice hires", alice.service::<Storage>().unwrap().ensure_suppliers()).await.unwrap();
-    let bob = node(home(dir.path(), "bob", &plain, None), &b, None).await;
+    let bob = full_node(home(dir.path(), "bob", &plain, None), &b, None).await;
     let (a, bm) = (messages(&alice), messages(&bob));
     a.add_contact("bob", None).await.unwrap();
     bm.add_contact("alice", None).await.unwrap();
@@ -75,7 +58,7 @@ async fn a_file_sent_through_storage_is_fetched_from_the_senders_suppliers_while
     }
 
     // a third peer holding the same capability is refused by alice's suppliers (the grant names bob)
-    let carol = node(home(dir.path(), "carol", &plain, None), &b, None).await;
+    let carol = full_node(home(dir.path(), "carol", &plain, None), &b, None).await;
     let vault = carol.node().vault().unwrap();
     let stolen = tokio::time::timeout(
         std::time::Duration::from_secs(60),
@@ -87,7 +70,7 @@ async fn a_file_sent_through_storage_is_fetched_from_the_senders_suppliers_while
     assert!(!dir.path().join("carol-got").join("report.bin").exists());
 
     // alice is back: bob's "fetched" waited in her mailboxes; she forgets the upload
-    let alice = restart(&alice_home, loopback(&b), wings(None)).await;
+    let alice = restart(&alice_home, loopback(&b), storage_and_messages(None)).await;
     let storage = alice.service::<Storage>().unwrap();
     until("the upload is forgotten", || {
         storage.catalog().unwrap().backups.iter().all(|b| !b.name.starts_with("shared/"))

@@ -222,19 +222,7 @@ impl Devnet {
             net.spawn(i, &addrs)?;
         }
         for node in &net.nodes {
-            let c = Client::for_home(&node.home)?;
-            wait_for(
-                || {
-                    let st: bitdust_api::Status = c.get("/status")?;
-                    if st.node.announced {
-                        Ok(())
-                    } else {
-                        bail!("not announced yet")
-                    }
-                },
-                &node.name,
-                &node.home,
-            )?;
+            wait_announced(node)?;
         }
         Ok(net)
     }
@@ -277,19 +265,7 @@ impl Devnet {
         let boot = Client::for_home(&self.nodes[0].home)?;
         let st: bitdust_api::Status = boot.get("/status")?;
         self.spawn(i, &st.node.listen_addrs)?;
-        let c = Client::for_home(&self.nodes[i].home)?;
-        wait_for(
-            || {
-                let st: bitdust_api::Status = c.get("/status")?;
-                if st.node.announced {
-                    Ok(())
-                } else {
-                    bail!("not announced yet")
-                }
-            },
-            name,
-            &self.nodes[i].home,
-        )
+        wait_announced(&self.nodes[i])
     }
 
     /// Stops every node.
@@ -322,6 +298,23 @@ fn terminate(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Waits until `node`'s daemon says it is announced.
+fn wait_announced(node: &DevNode) -> Result<()> {
+    let c = Client::for_home(&node.home)?;
+    wait_for(
+        || {
+            let st: bitdust_api::Status = c.get("/status")?;
+            if st.node.announced {
+                Ok(())
+            } else {
+                bail!("not announced yet")
+            }
+        },
+        &node.name,
+        &node.home,
+    )
 }
 
 /// Polls `check` until it succeeds or [`READY_TIMEOUT`] passes.

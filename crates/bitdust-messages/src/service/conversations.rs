@@ -690,16 +690,7 @@ impl Messages {
         if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
             bail!("replayed receipt");
         }
-        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-        let first = state.next_index.saturating_sub(RECEIPT_WINDOW);
-        let mut read = Vec::new();
-        for index in first..state.next_index {
-            if let Some(e) = self.node.db().record::<Entry>(HISTORY, &history_key(&peer, index))? {
-                if e.outgoing && e.state != State::Read && ids.contains(&e.id) {
-                    read.push((index, Entry { state: State::Read, ..e }));
-                }
-            }
-        }
+        let read = self.recent_entries(&peer, |e| e.outgoing && e.state != State::Read && ids.contains(&e.id))?;
         let pickles = crypto.pickles(&sessions);
         let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
         let now = now_ms();
@@ -722,6 +713,22 @@ impl Messages {
         Ok(ticket)
     }
 
+    /// The entries among the last [`RECEIPT_WINDOW`] of the conversation with `peer` that `pick` selects, with their
+    /// indexes, as read.
+    fn recent_entries(&self, peer: &PeerId, pick: impl Fn(&Entry) -> bool) -> Result<Vec<(u64, Entry)>> {
+        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+        let first = state.next_index.saturating_sub(RECEIPT_WINDOW);
+        let mut out = Vec::new();
+        for index in first..state.next_index {
+            if let Some(e) = self.node.db().record::<Entry>(HISTORY, &history_key(peer, index))? {
+                if pick(&e) {
+                    out.push((index, Entry { state: State::Read, ..e }));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Marks the messages received from contact `name` and not read yet as read, and sends the contact a read
     /// receipt for them (in the background: directly, else through its mailboxes). Returns how many.
     ///
@@ -729,16 +736,7 @@ impl Messages {
     /// An unknown contact, or the database.
     pub async fn mark_read(&self, name: &str) -> Result<usize> {
         let peer = self.contacts()?.named(name)?.peer()?;
-        let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-        let first = state.next_index.saturating_sub(RECEIPT_WINDOW);
-        let mut read = Vec::new();
-        for index in first..state.next_index {
-            if let Some(e) = self.node.db().record::<Entry>(HISTORY, &history_key(&peer, index))? {
-                if !e.outgoing && e.state == State::Received {
-                    read.push((index, Entry { state: State::Read, ..e }));
-                }
-            }
-        }
+        let read = self.recent_entries(&peer, |e| !e.outgoing && e.state == State::Received)?;
         if read.is_empty() {
             return Ok(0);
         }

@@ -387,14 +387,7 @@ impl Messages {
         drop(file);
         // every byte was verified before it was written; what an earlier run wrote is checked again as a whole
         // (a crash may have left a page of zeros behind a length the file system kept)
-        let (p, hash) = (part.clone(), record.hash);
-        let whole = resumed_from == 0
-            || tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-                let mut hasher = blake3::Hasher::new();
-                hasher.update_reader(std::fs::File::open(&p)?)?;
-                Ok(*hasher.finalize().as_bytes() == hash)
-            })
-            .await??;
+        let whole = resumed_from == 0 || hashes_to(&part, record.hash).await?;
         if !whole {
             let _ = std::fs::remove_file(&part);
             return Err(self.fail(transfer, &mut record, 0, "the whole file does not match its hash".into()));
@@ -438,13 +431,7 @@ impl Messages {
                 }
             }
         };
-        let (p, hash) = (fetched.clone(), record.hash);
-        let whole = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_reader(std::fs::File::open(&p)?)?;
-            Ok(*hasher.finalize().as_bytes() == hash)
-        })
-        .await??;
+        let whole = hashes_to(&fetched, record.hash).await?;
         if !whole {
             let _ = std::fs::remove_dir_all(&scratch);
             self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -503,6 +490,17 @@ impl Messages {
             self.event(peer, entry);
         }
     }
+}
+
+/// Whether the file at `path` has BLAKE3 hash `hash` (read on a blocking thread).
+async fn hashes_to(path: &Path, hash: [u8; 32]) -> Result<bool> {
+    let path = path.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(&path)?)?;
+        Ok(*hasher.finalize().as_bytes() == hash)
+    })
+    .await??)
 }
 
 /// `dir/name`, or `dir/name (2)`, `(3)`... if taken.

@@ -7,6 +7,30 @@ use bitdust_messages::{Messages, MessagesService};
 use bitdust_node::{Daemon, Home, Service};
 use bitdust_testkit::{loopback, start, within};
 
+/// The storage wing (a supplier donating `donate` bytes, if given) and the messages wing.
+pub fn storage_and_messages(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn Service>> {
+    move || {
+        vec![
+            bitdust_storage::StorageService::new(bitdust_storage::Overrides { donate_bytes: donate })
+                as Box<dyn Service>,
+            MessagesService::new(),
+        ]
+    }
+}
+
+/// A node of `home` running [`storage_and_messages`], announced (see [`node`]).
+pub async fn full_node(home: Home, bootstrap: &[String], donate: Option<u64>) -> Daemon {
+    node(home, bootstrap, storage_and_messages(donate)).await
+}
+
+/// A customer's config hiring `suppliers` suppliers for `needed_bytes`.
+pub fn customer_config(suppliers: u16, needed_bytes: u64) -> bitdust_node::Config {
+    let mut config = bitdust_node::Config::default();
+    let customer = bitdust_storage::config::CustomerConfig { suppliers, needed_bytes, ..Default::default() };
+    bitdust_storage::config::StorageConfig { customer, ..Default::default() }.write_into(&mut config).unwrap();
+    config
+}
+
 /// The messages wing alone.
 pub fn messages_wing() -> Vec<Box<dyn Service>> {
     vec![MessagesService::new()]

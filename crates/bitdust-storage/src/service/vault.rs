@@ -111,6 +111,16 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Forgets every version of backup `name` ([`Storage::forget_versions`]); nothing if there is none.
+    async fn forget_backup(&self, name: &str) -> Result<()> {
+        let numbers: Vec<u32> =
+            self.catalog()?.backup(name).map(|b| b.versions.iter().map(|v| v.number).collect()).unwrap_or_default();
+        self.forget_versions(name, &numbers).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Vault for Storage {
     async fn put(&self, name: &str, data: Vec<u8>) -> Result<()> {
@@ -222,11 +232,7 @@ impl Vault for Storage {
 
     async fn unshare(&self, name: &str) -> Result<()> {
         check_name(name)?;
-        let backup = format!("{SHARED_PREFIX}{name}");
-        let numbers: Vec<u32> =
-            self.catalog()?.backup(&backup).map(|b| b.versions.iter().map(|v| v.number).collect()).unwrap_or_default();
-        self.forget_versions(&backup, &numbers).await?;
-        Ok(())
+        self.forget_backup(&format!("{SHARED_PREFIX}{name}")).await
     }
 
     async fn fetch_shared(&self, owner: PeerId, capability: &[u8], target: &std::path::Path) -> Result<PathBuf> {
@@ -259,13 +265,7 @@ impl Vault for Storage {
     async fn delete(&self, names: &[String]) -> Result<()> {
         for name in names {
             check_name(name)?;
-            let backup = format!("{VAULT_PREFIX}{name}");
-            let numbers: Vec<u32> = self
-                .catalog()?
-                .backup(&backup)
-                .map(|b| b.versions.iter().map(|v| v.number).collect())
-                .unwrap_or_default();
-            self.forget_versions(&backup, &numbers).await?;
+            self.forget_backup(&format!("{VAULT_PREFIX}{name}")).await?;
         }
         Ok(())
     }
