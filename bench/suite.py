@@ -505,7 +505,8 @@ def render_messages(m):
     return "\n".join(["", "## Private messages (`bitdust-lab messages`, two devnet daemons, through their APIs)", "",
                       f"- direct latency over {m['messages']} messages one after the other: p50 {lat['p50']:.2f} ms, "
                       f"p99 {lat['p99']:.2f} ms (max {lat['max']:.2f} ms)",
-                      f"- both ways at once: {m['pair_messages_per_second']:.0f} messages per second for the pair",
+                      f"- both ways at once ({m.get('senders_per_side', 4)} clients sending on each side): "
+                      f"{m['pair_messages_per_second']:.0f} messages per second for the pair",
                       f"- a {m['file_mib']} MiB file, offer to verified copy: {m['file_seconds']:.2f} s "
                       f"({m['file_mb_per_s']:.0f} MB/s; the offer with its hashing {m['file_offer_seconds']:.2f} s)",
                       f"- offline delivery: {m['offline_messages']} messages from the mailboxes in the history "

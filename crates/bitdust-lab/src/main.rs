@@ -55,6 +55,9 @@ enum Cmd {
         /// Size of the file sent, in MiB.
         #[arg(long, default_value_t = 256)]
         file_mib: u64,
+        /// Clients sending at once on each side in the throughput measurement (messages in flight per side).
+        #[arg(long, default_value_t = 16)]
+        senders: usize,
     },
     /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
     /// memory per idle node, time to hire n suppliers (one child process per size).
@@ -101,8 +104,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Messages { count, file_mib } => {
-            let report = messages::run(count, file_mib, j)?;
+        Cmd::Messages { count, file_mib, senders } => {
+            let report = messages::run(count, file_mib, senders, j)?;
             if j {
                 out!("{}", serde_json::to_string_pretty(&report)?);
             }

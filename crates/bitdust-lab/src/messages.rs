@@ -17,9 +17,6 @@ use bitdust::devnet::{Devnet, DevnetOptions};
 use bitdust_api::{AddContact, ContactInfo, Conversation, MessageInfo, SendMessage};
 use serde_json::{json, Value};
 
-/// Clients sending at once on each side in the throughput measurement.
-const SENDERS: usize = 4;
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -35,11 +32,12 @@ fn send(client: &Client, to: &str, text: String) -> Result<()> {
     Ok(())
 }
 
-/// Runs the benchmark with `count` messages per measurement; prints text unless `json_out`, returns the figures.
+/// Runs the benchmark with `count` messages per measurement and `senders` clients sending at once on each side in
+/// the throughput measurement; prints text unless `json_out`, returns the figures.
 ///
 /// # Errors
 /// If the devnet does not start or a message is not delivered.
-pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
+pub fn run(count: usize, file_mib: u64, senders: usize, json_out: bool) -> Result<Value> {
     let tmp = tempfile::Builder::new().prefix("bitdust-messages-").tempdir()?;
     let options = DevnetOptions { spares: 0, ..DevnetOptions::new(2, 1) };
     let mut net = Devnet::start_with(&tmp.path().join("net"), &options)?;
@@ -60,14 +58,15 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
     latencies.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
 
-    // both ways at once, SENDERS conversations' worth of clients per side (as a UI with several chats open)
+    // both ways at once, `senders` clients per side (as a UI with several chats open)
+    let senders = senders.max(1);
     let t = Instant::now();
     let mut threads = Vec::new();
     for (home, to) in [("alice", "bob"), ("supplier-1", "alice")] {
-        for s in 0..SENDERS {
+        for s in 0..senders {
             let client = Client::for_home(&net.node(home).context("node")?.home)?;
             threads.push(std::thread::spawn(move || -> Result<()> {
-                for i in (s..count).step_by(SENDERS) {
+                for i in (s..count).step_by(senders) {
                     send(&client, to, format!("both ways {i}"))?;
                 }
                 Ok(())
@@ -133,6 +132,7 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
         "messages": count,
         "direct_latency_ms": { "p50": p50, "p99": p99, "max": latencies.last().copied().unwrap_or(0.0) },
         "pair_messages_per_second": per_second,
+        "senders_per_side": senders,
         "file_mib": file_mib,
         "file_seconds": file_seconds,
         "file_mb_per_s": file_mb_per_s,
@@ -142,8 +142,8 @@ pub fn run(count: usize, file_mib: u64, json_out: bool) -> Result<Value> {
     });
     if !json_out {
         eprintln!(
-            "direct: {count} messages one after the other, latency p50 {p50:.2} ms, p99 {p99:.2} ms; both ways at once: \
-             {per_second:.0} messages per second\nfile: {file_mib} MiB in {file_seconds:.2} s ({file_mb_per_s:.0} MB/s, \
+            "direct: {count} messages one after the other, latency p50 {p50:.2} ms, p99 {p99:.2} ms; both ways at once \
+             ({senders} senders a side): {per_second:.0} messages per second\nfile: {file_mib} MiB in {file_seconds:.2} s ({file_mb_per_s:.0} MB/s, \
              offer to verified copy; the offer, hashing included, took {offer_seconds:.2} s)\noffline: {AWAY} messages in the mailboxes, all in the history {offline_seconds:.2} s \
              after the recipient's daemon was started"
         );

@@ -18,7 +18,8 @@ async fn node(dir: &std::path::Path, name: &str, bootstrap: &[String]) -> Daemon
 }
 
 /// Issue 15, test 1: 1,000 messages each way at once, each delivered exactly once, in the order of its sender; a
-/// stranger's forged envelope is refused.
+/// burst from many tasks travels in batches, each message once and in its task's order; a stranger's forged
+/// envelopes are refused, alone or in a batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order() {
     const N: usize = 1000;
@@ -60,10 +61,44 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
         assert!(history.iter().filter(|e| e.outgoing).all(|e| e.state == State::Delivered));
     }
     assert_eq!((a.refused(), bm.refused()), (0, 0));
+
+    // a burst from 16 tasks at once travels in batches (DeliverMany): still each once, each task's in its order
+    const TASKS: usize = 16;
+    const EACH: usize = 25;
+    let batches = bm.batches();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let e = a.send_text("bob", &format!("burst {t} {i}")).await.unwrap();
+                    assert_eq!(e.state, State::Delivered);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        within("a burst", t).await.unwrap();
+    }
+    assert!(bm.batches() > batches, "some messages travelled together");
+    let burst: Vec<String> = bm
+        .history("alice", 10 * N)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.text.starts_with("burst "))
+        .map(|e| e.text)
+        .collect();
+    assert_eq!(burst.len(), TASKS * EACH, "each delivered exactly once");
+    for t in 0..TASKS {
+        let mine: Vec<&String> = burst.iter().filter(|x| x.starts_with(&format!("burst {t} "))).collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("burst {t} {i}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "task {t}'s messages in its order");
+    }
+    let total = 2 * N + TASKS * EACH;
     // the inbox has one conversation; the event log names every message (not its text)
     let conversations = a.conversations().unwrap();
     assert_eq!(conversations.len(), 1);
-    assert_eq!((conversations[0].0, conversations[0].1), (bob.node().peer_id(), 2 * N as u64));
+    assert_eq!((conversations[0].0, conversations[0].1), (bob.node().peer_id(), total as u64));
     let events = alice.node().events().since(first_event);
     let received = events
         .iter()
@@ -76,7 +111,7 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     assert_eq!(a.history("bob", 10).unwrap().len(), 10);
 
     // read receipts: bob shows the conversation; alice's messages become read, bob's copies of hers too
-    assert_eq!(bm.mark_read("alice").await.unwrap(), N);
+    assert_eq!(bm.mark_read("alice").await.unwrap(), N + TASKS * EACH);
     assert_eq!(bm.mark_read("alice").await.unwrap(), 0, "each once");
     assert!(bm.history("alice", 10 * N).unwrap().iter().filter(|e| !e.outgoing).all(|e| e.state == State::Read));
     until("alice's messages are read", || {
@@ -87,7 +122,7 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
         a.history("bob", 10 * N).unwrap().iter().filter(|e| !e.outgoing).all(|e| e.state == State::Received),
         "alice has not shown bob's yet"
     );
-    assert_eq!(a.history("bob", 10 * N).unwrap().len(), 2 * N, "a receipt adds nothing to the conversation");
+    assert_eq!(a.history("bob", 10 * N).unwrap().len(), total, "a receipt adds nothing to the conversation");
 
     // presence: each sees the other online; a stranger is not told
     a.refresh_presence().await;
@@ -113,9 +148,18 @@ async fn two_nodes_exchange_a_thousand_messages_each_way_exactly_once_in_order()
     };
     let Response::Prekey(prekey) = ask(Request::Prekey).await else { panic!("bob gives prekeys to anyone") };
     let forged = Envelope { device: prekey.device.clone(), message_type: 0, ciphertext: vec![3; 300] };
-    assert!(matches!(ask(Request::Deliver(forged)).await, Response::Error(_)));
+    assert!(matches!(ask(Request::Deliver(forged.clone())).await, Response::Error(_)));
     assert_eq!(bm.refused(), 1);
-    assert_eq!(bm.history("alice", 10 * N).unwrap().len(), 2 * N);
+    // in a batch: each refused on its own; a batch over the limit is refused whole, nothing of it taken
+    let Response::DeliveredMany(answers) = ask(Request::DeliverMany(vec![forged.clone(); 3])).await else {
+        panic!("a batch is answered envelope by envelope")
+    };
+    assert!(answers.len() == 3 && answers.iter().all(|a| matches!(a, Response::Error(_))), "{answers:?}");
+    assert_eq!(bm.refused(), 4);
+    let over = ask(Request::DeliverMany(vec![forged; wire::MAX_BATCH + 1])).await;
+    assert!(matches!(over, Response::Error(ref e) if e.contains("at once")), "{over:?}");
+    assert_eq!(bm.refused(), 4);
+    assert_eq!(bm.history("alice", 10 * N).unwrap().len(), total);
     assert!(matches!(ask(Request::Presence).await, Response::Error(_)), "presence is for contacts only");
 
     // bob goes away: alice sees him offline, last seen before

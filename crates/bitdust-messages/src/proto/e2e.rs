@@ -48,7 +48,7 @@ pub enum E2eError {
 }
 
 /// A device's Curve25519 identity key bound to its owner's Ed25519 identity (peer id) by the owner's signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceKey {
     /// The owner's peer id bytes.
     pub owner: Vec<u8>,
@@ -100,9 +100,16 @@ pub struct Envelope {
     pub ciphertext: Vec<u8>,
 }
 
+/// Device keys of peers checked already (each signature is verified once, not with every message).
+const VERIFIED_CAPACITY: usize = 1024;
+
 /// This node's Olm account.
 pub struct Device {
     account: Account,
+    /// Our bound device key, signed once.
+    own: std::sync::OnceLock<DeviceKey>,
+    /// Peers' device keys whose binding verified (at most [`VERIFIED_CAPACITY`]; emptied when full).
+    verified: std::collections::HashSet<DeviceKey>,
 }
 
 impl Default for Device {
@@ -114,7 +121,11 @@ impl Default for Device {
 impl Device {
     /// A new account (random keys).
     pub fn new() -> Self {
-        Self { account: Account::new() }
+        Self::with(Account::new())
+    }
+
+    fn with(account: Account) -> Self {
+        Self { account, own: std::sync::OnceLock::new(), verified: std::collections::HashSet::new() }
     }
 
     /// The account, pickled and encrypted under `key` (a secret derived from the user's master secret).
@@ -129,15 +140,34 @@ impl Device {
     pub fn unpickle(pickle: &str, key: &[u8; 32]) -> Result<Self, E2eError> {
         let p = vodozemac::olm::AccountPickle::from_encrypted(pickle, key)
             .map_err(|e| E2eError::Malformed(e.to_string()))?;
-        Ok(Self { account: Account::from_pickle(p) })
+        Ok(Self::with(Account::from_pickle(p)))
     }
 
-    /// Our device key, bound to `keys`' identity.
+    /// Our device key, bound to `keys`' identity (signed on the first call; `keys` must be the same on every call).
     pub fn device_key(&self, keys: &NodeKeys) -> DeviceKey {
-        let owner = keys.peer_id().to_bytes();
-        let curve25519 = self.account.curve25519_key().to_bytes();
-        let signature = keys.sign(&DeviceKey::signed_bytes(&owner, &curve25519));
-        DeviceKey { owner, curve25519, signature }
+        self.own
+            .get_or_init(|| {
+                let owner = keys.peer_id().to_bytes();
+                let curve25519 = self.account.curve25519_key().to_bytes();
+                let signature = keys.sign(&DeviceKey::signed_bytes(&owner, &curve25519));
+                DeviceKey { owner, curve25519, signature }
+            })
+            .clone()
+    }
+
+    /// [`DeviceKey::verify`], remembering keys that verified.
+    fn verify_device(&mut self, device: &DeviceKey, peer: &PeerId) -> Result<Curve25519PublicKey, E2eError> {
+        if device.owner != peer.to_bytes() {
+            return Err(E2eError::BadSignature(peer.to_string()));
+        }
+        if !self.verified.contains(device) {
+            device.verify(peer)?;
+            if self.verified.len() >= VERIFIED_CAPACITY {
+                self.verified.clear();
+            }
+            self.verified.insert(device.clone());
+        }
+        Ok(Curve25519PublicKey::from_bytes(device.curve25519))
     }
 
     /// A prekey for a peer starting a session with us: a fresh one-time key (the account keeps its secret until a
@@ -194,7 +224,7 @@ impl Device {
         sessions: &mut Vec<Session>,
         envelope: &Envelope,
     ) -> Result<Vec<u8>, E2eError> {
-        let identity = envelope.device.verify(peer)?;
+        let identity = self.verify_device(&envelope.device, peer)?;
         let message = OlmMessage::from_parts(usize::from(envelope.message_type), &envelope.ciphertext)
             .map_err(|e| E2eError::Malformed(e.to_string()))?;
         for i in 0..sessions.len() {

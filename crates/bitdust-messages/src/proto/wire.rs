@@ -52,6 +52,9 @@ pub enum Request {
         /// Length, at most [`crate::proto::files::CHUNK_BYTES`].
         len: u64,
     },
+    /// Take these encrypted messages, in this order (several sent at about the same time travel together: one
+    /// request and one disk flush for all). At most [`MAX_BATCH`], together at most [`MAX_MESSAGE_BYTES`].
+    DeliverMany(Vec<Envelope>),
 }
 
 /// A response.
@@ -76,7 +79,15 @@ pub enum Response {
     NoSession,
     /// The Bao slice asked for ([`crate::proto::files::verify`] checks it).
     FileSlice(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The answer to each envelope of a `DeliverMany`, in its order: `Delivered`, `NoSession` or `Error` (whose
+    /// text is cut to [`MAX_BATCH_ERROR`] bytes).
+    DeliveredMany(Vec<Response>),
 }
+
+/// Most envelopes one `DeliverMany` carries.
+pub const MAX_BATCH: usize = 64;
+/// Longest error text, in bytes, of one answer in a `DeliveredMany`.
+pub const MAX_BATCH_ERROR: usize = 200;
 
 /// An envelope kept in a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +149,7 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(5) => 16 + 10 * MAX_COLLECT as usize,
         Some(6) => 8 + 32 * MAX_MAILBOX_CONTACTS,
         Some(7) => 64,
+        Some(8) => MAX_MESSAGE_BYTES + 16,
         _ => 0,
     }
 }
@@ -151,6 +163,7 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(3 | 4 | 6 | 7) => 16,
         Some(5) => MAX_MAIL_BYTES,
         Some(8) => MAX_SLICE_BYTES + 16,
+        Some(9) => MAX_BATCH * (MAX_BATCH_ERROR + 8) + 16,
         _ => 0,
     }
 }
@@ -160,6 +173,15 @@ pub const MAX_MAIL_BYTES: usize = MAX_COLLECT as usize * (MAX_MESSAGE_BYTES + 12
 /// The largest response of any kind.
 pub const MAX_RESPONSE_BYTES: usize =
     if MAX_MAIL_BYTES > MAX_SLICE_BYTES + 16 { MAX_MAIL_BYTES } else { MAX_SLICE_BYTES + 16 };
+
+/// An upper bound of the encoded size of a `DeliverMany` of `envelopes`, in bytes (the variant and the count
+/// take at most 8).
+pub fn batch_bytes<'a>(envelopes: impl IntoIterator<Item = &'a Envelope>) -> usize {
+    envelopes
+        .into_iter()
+        .map(|e| postcard::experimental::serialized_size(e).unwrap_or(usize::MAX))
+        .fold(8, usize::saturating_add)
+}
 
 /// Encodes a message.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -205,7 +227,16 @@ mod tests {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[8]), 0);
+        assert_eq!(request_limit(&[9]), 0);
+        // a batch as full as a sender makes it: MAX_BATCH envelopes, together at most MAX_MESSAGE_BYTES
+        let small =
+            crate::proto::e2e::encrypt(&mut session, &Device::new().device_key(&other), &pad(b"hi").unwrap()).unwrap();
+        let many = encode(&Request::DeliverMany(vec![small; MAX_BATCH]));
+        assert!(many.len() <= request_limit(&many), "{} bytes", many.len());
+        assert!(batch_bytes([&envelope]) <= MAX_MESSAGE_BYTES);
+        assert!(batch_bytes(&vec![envelope.clone(); 2]) > MAX_MESSAGE_BYTES);
+        let answers = encode(&Response::DeliveredMany(vec![Response::Error("x".repeat(MAX_BATCH_ERROR)); MAX_BATCH]));
+        assert!(answers.len() <= response_limit(&answers) && answers.len() <= MAX_RESPONSE_BYTES);
         let contacts = encode(&Request::MailboxContacts(vec![[0xff; 32]; MAX_MAILBOX_CONTACTS]));
         assert!(contacts.len() <= request_limit(&contacts));
         let get = encode(&Request::FileGet { transfer: [0xff; 16], offset: u64::MAX, len: u64::MAX });

@@ -11,8 +11,10 @@
 //! ```
 //!
 //! Sending persists the advanced ratchet, the sequence number and the history entry in one transaction before the
-//! envelope leaves (a crash never reuses a message key); receiving decrypts, checks the replay guard and stores the
-//! same way before it answers `Delivered`, one message at a time, so a sender's messages are kept in its order.
+//! envelope leaves (a crash never reuses a message key); envelopes for one peer queued at about the same time go
+//! together (a per-peer courier: one `DeliverMany` request). Receiving decrypts, checks the replay guard and stores
+//! a request's envelopes in one transaction before it answers `Delivered`, requests one at a time, so a sender's
+//! messages are kept in its order.
 
 use std::sync::Arc;
 
@@ -245,6 +247,265 @@ pub fn protocol_spec() -> ProtocolSpec {
     spec
 }
 
+/// What a batch of envelopes from one peer stores, gathered before the one transaction that writes it.
+struct Stage {
+    /// The peer's sessions, advanced by each envelope decrypted.
+    sessions: Vec<Session>,
+    /// Its history counters.
+    state: PeerState,
+    /// A pre-key message changed the account.
+    account: bool,
+    /// Replay guard keys of what was taken (none: nothing to write).
+    guards: Vec<Vec<u8>>,
+    /// New history entries, with their indexes.
+    entries: Vec<(u64, Entry)>,
+    /// Outgoing entries a read receipt marked read, with their indexes.
+    read: Vec<(u64, Entry)>,
+    /// File offers taken.
+    offers: Vec<crate::proto::files::FileOffer>,
+    /// Transfers the peer has fetched from our suppliers.
+    fetched: Vec<[u8; 16]>,
+    /// When the batch was taken, Unix milliseconds.
+    now: u64,
+}
+
+impl Stage {
+    fn load(m: &Messages, crypto: &Crypto, peer: &PeerId) -> Result<Self> {
+        Ok(Self {
+            sessions: crypto.sessions(&m.node, peer)?,
+            state: m.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default(),
+            account: false,
+            guards: Vec::new(),
+            entries: Vec::new(),
+            read: Vec::new(),
+            offers: Vec::new(),
+            fetched: Vec::new(),
+            now: now_ms(),
+        })
+    }
+
+    /// Whether the replay guard holds `key`, on disk or in this batch.
+    fn guarded(&self, m: &Messages, key: &[u8]) -> Result<bool> {
+        Ok(self.guards.iter().any(|k| k == key) || m.node.db().record::<Guarded>(GUARD, key)?.is_some())
+    }
+}
+
+/// Messages waiting for one peer's courier, at most this many (more are refused: try again).
+const COURIER_QUEUE: usize = 1024;
+
+/// A message for a peer's courier to seal and carry.
+struct Parcel {
+    id: [u8; 16],
+    body: Body,
+    /// What the history shows.
+    text: String,
+    /// A prekey to start a session with, if there was none when it was queued.
+    prekey: Option<e2e::Prekey>,
+}
+
+/// A message sealed and carried: its history entry and index, its plaintext and envelope (to seal again or leave in
+/// the mailboxes), and the peer's answer.
+struct Sealed {
+    entry: Entry,
+    index: u64,
+    plain: Plain,
+    envelope: e2e::Envelope,
+    answer: Result<Response>,
+}
+
+/// Messages to one peer waiting to go (each with where its outcome goes), and whether a courier task is carrying
+/// them.
+#[derive(Default)]
+pub(crate) struct Courier {
+    queue: std::collections::VecDeque<(Parcel, tokio::sync::oneshot::Sender<Result<Sealed>>)>,
+    flying: bool,
+}
+
+impl Messages {
+    /// Seals `parcel` for `peer` and delivers it, together with the others sent to it at about the same time: the
+    /// first starts a courier task, which carries the queue until it is empty, up to [`wire::MAX_BATCH`] at a
+    /// time: one lock, one transaction and one flush to seal them, one `DeliverMany` (a message alone goes in its
+    /// own `Deliver`, at once, as before), one transaction for their `delivered` marks.
+    ///
+    /// # Errors
+    /// [`COURIER_QUEUE`] messages wait for this peer already, or the message could not be sealed and stored (no
+    /// session, the database). A failed delivery is not an error: see [`Sealed::answer`].
+    async fn send_parcel(&self, peer: PeerId, parcel: Parcel) -> Result<Sealed> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut couriers = self.couriers.lock().map_err(|_| anyhow::anyhow!("the courier lock is poisoned"))?;
+            let courier = couriers.entry(peer).or_default();
+            if courier.queue.len() >= COURIER_QUEUE {
+                None
+            } else {
+                courier.queue.push_back((parcel, tx));
+                Some(!std::mem::replace(&mut courier.flying, true))
+            }
+        };
+        match start {
+            None => bail!("{COURIER_QUEUE} messages are waiting for this contact already: try again"),
+            Some(true) => match self.this.upgrade() {
+                Some(this) => drop(tokio::spawn(async move { this.carry(peer).await })),
+                None => self.carry(peer).await,
+            },
+            Some(false) => {}
+        }
+        rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the message was dropped")))
+    }
+
+    /// The courier of `peer`: seals and carries its queue until it is empty, then ends.
+    async fn carry(&self, peer: PeerId) {
+        loop {
+            let (parcels, replies): (Vec<Parcel>, Vec<_>) = {
+                let Ok(mut couriers) = self.couriers.lock() else { return };
+                let Some(courier) = couriers.get_mut(&peer) else { return };
+                let n = courier.queue.len().min(wire::MAX_BATCH);
+                if n == 0 {
+                    couriers.remove(&peer);
+                    return;
+                }
+                courier.queue.drain(..n).unzip()
+            };
+            let mut outcomes = self.seal(peer, parcels).await;
+            let envelopes: Vec<e2e::Envelope> = outcomes.iter().flatten().map(|s| s.envelope.clone()).collect();
+            let mut answers = self.carry_all(peer, envelopes).await.into_iter();
+            for sealed in outcomes.iter_mut().flatten() {
+                sealed.answer = answers.next().unwrap_or_else(|| Err(anyhow::anyhow!("no answer")));
+            }
+            let marks: Vec<(u64, Entry)> = outcomes
+                .iter()
+                .flatten()
+                .filter(|s| matches!(s.answer, Ok(Response::Delivered)))
+                .map(|s| (s.index, Entry { state: State::Delivered, ..s.entry.clone() }))
+                .collect();
+            self.write_marks(peer, &marks);
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Encrypts `parcels` for `peer` under one hold of the lock and stores the advanced ratchet, the sequence
+    /// numbers and their history entries in one transaction, on disk before it returns (a crash never reuses a
+    /// message key). The outcome of each, in order (not sent yet).
+    async fn seal(&self, peer: PeerId, parcels: Vec<Parcel>) -> Vec<Result<Sealed>> {
+        let n = parcels.len();
+        let all_failed = |e: anyhow::Error| (0..n).map(|_| Err(anyhow::anyhow!("{e:#}"))).collect();
+        let crypto = self.crypto.lock().await;
+        let loaded = crypto.sessions(&self.node, &peer).and_then(|sessions| {
+            let state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
+            Ok((sessions, state))
+        });
+        let (mut sessions, mut state) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => return all_failed(e),
+        };
+        let device = crypto.device.device_key(self.node.keys());
+        let mut outcomes: Vec<Result<Sealed>> = Vec::with_capacity(n);
+        for parcel in parcels {
+            let mut seal_one = || -> Result<Sealed> {
+                if sessions.is_empty() {
+                    let prekey = parcel.prekey.as_ref().context("no session and no prekey")?;
+                    sessions.push(crypto.device.outbound(&peer, prekey)?);
+                }
+                let plain =
+                    Plain { id: parcel.id, seq: state.next_seq + 1, sent_unix_ms: now_ms(), body: parcel.body.clone() };
+                let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(&plain))?)?;
+                state.next_seq += 1;
+                let index = state.next_index;
+                state.next_index += 1;
+                let entry = Entry {
+                    outgoing: true,
+                    id: plain.id,
+                    seq: plain.seq,
+                    sent_unix_ms: plain.sent_unix_ms,
+                    at_unix_ms: plain.sent_unix_ms,
+                    text: parcel.text.clone(),
+                    state: State::Sent,
+                    mailboxes: 0,
+                };
+                Ok(Sealed { entry, index, plain, envelope, answer: Err(anyhow::anyhow!("not sent")) })
+            };
+            outcomes.push(seal_one());
+        }
+        if outcomes.iter().flatten().next().is_none() {
+            return outcomes;
+        }
+        let pickles = crypto.pickles(&sessions);
+        let written = self.node.db().write_deferred(|tx| {
+            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
+            tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
+            outcomes.iter().flatten().try_for_each(|s| put_entry(tx, &peer, s.index, &s.entry))
+        });
+        drop(crypto);
+        // on disk before the envelopes leave; concurrent writers share a flush
+        let durable = match written {
+            Ok(((), ticket)) => self.durable(ticket).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = durable {
+            return all_failed(e);
+        }
+        for sealed in outcomes.iter().flatten() {
+            self.event(&peer, &sealed.entry);
+        }
+        outcomes
+    }
+
+    /// Delivers `envelopes` to `peer` in as few requests as fit; the answer to each, in order.
+    async fn carry_all(&self, peer: PeerId, mut envelopes: Vec<e2e::Envelope>) -> Vec<Result<Response>> {
+        let mut answers = Vec::with_capacity(envelopes.len());
+        while !envelopes.is_empty() {
+            let mut bytes = wire::batch_bytes([]);
+            let mut n = 0;
+            for e in &envelopes {
+                bytes += wire::batch_bytes([e]) - wire::batch_bytes([]);
+                if n > 0 && bytes > wire::MAX_MESSAGE_BYTES {
+                    break;
+                }
+                n += 1;
+            }
+            let rest = envelopes.split_off(n);
+            answers.extend(self.carry_batch(peer, std::mem::replace(&mut envelopes, rest)).await);
+        }
+        answers
+    }
+
+    /// Delivers `envelopes` to `peer` in one request; the answer to each, in order.
+    async fn carry_batch(&self, peer: PeerId, mut envelopes: Vec<e2e::Envelope>) -> Vec<Result<Response>> {
+        let n = envelopes.len();
+        if n == 1 {
+            if let Some(envelope) = envelopes.pop() {
+                return vec![self.ask(peer, &Request::Deliver(envelope)).await];
+            }
+        }
+        match self.ask(peer, &Request::DeliverMany(envelopes.clone())).await {
+            Ok(Response::DeliveredMany(answers)) if answers.len() == n => answers.into_iter().map(Ok).collect(),
+            Ok(other) => {
+                // a peer that does not take batches (or refused this one): one at a time
+                tracing::debug!(%peer, answer = ?other, "a batch not taken: delivering one at a time");
+                let mut answers = Vec::with_capacity(n);
+                for envelope in envelopes {
+                    answers.push(self.ask(peer, &Request::Deliver(envelope)).await);
+                }
+                answers
+            }
+            Err(e) => (0..n).map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(),
+        }
+    }
+
+    /// Writes the history entries `marks` of `peer` (delivered marks) in one transaction. A mark may be lost in a
+    /// crash (the message then shows as sent): it does not wait for the disk.
+    fn write_marks(&self, peer: PeerId, marks: &[(u64, Entry)]) {
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.node.db().write_lazy(|tx| marks.iter().try_for_each(|(i, e)| put_entry(tx, &peer, *i, e)))
+        {
+            tracing::warn!(%peer, error = %e, "cannot mark messages delivered");
+        }
+    }
+}
 /// The Olm side of the wing: this node's account, behind a lock with the sessions (one change at a time).
 pub(crate) struct Crypto {
     device: Device,
@@ -344,8 +605,9 @@ impl Messages {
         }
         let peer = contact.peer()?;
         // a session first (a prekey from the peer, else the one it published in the DHT; outside the lock)
-        let have = { self.crypto.lock().await.sessions(&self.node, &peer)?.len() };
-        let prekey = if have == 0 {
+        let have =
+            self.node.db().record::<SessionPickles>(SESSIONS, &peer.to_bytes())?.is_some_and(|p| !p.0.is_empty());
+        let prekey = if !have {
             match self.ask(peer, &Request::Prekey).await {
                 Ok(Response::Prekey(p)) => Some(p),
                 asked => match self.published_prekey_of(peer).await {
@@ -359,43 +621,9 @@ impl Messages {
         } else {
             None
         };
-        let (envelope, entry, index, plain, ticket) = {
-            let crypto = self.crypto.lock().await;
-            let mut sessions = crypto.sessions(&self.node, &peer)?;
-            if sessions.is_empty() {
-                let prekey = prekey.context("no session and no prekey")?;
-                sessions.push(crypto.device.outbound(&peer, &prekey)?);
-            }
-            let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-            state.next_seq += 1;
-            let plain = Plain { id, seq: state.next_seq, sent_unix_ms: now_ms(), body };
-            let device = crypto.device.device_key(self.node.keys());
-            let envelope = e2e::encrypt(&mut sessions[0], &device, &e2e::pad(&wire::encode(&plain))?)?;
-            let entry = Entry {
-                outgoing: true,
-                id: plain.id,
-                seq: plain.seq,
-                sent_unix_ms: plain.sent_unix_ms,
-                at_unix_ms: plain.sent_unix_ms,
-                text,
-                state: State::Sent,
-                mailboxes: 0,
-            };
-            let index = state.next_index;
-            state.next_index += 1;
-            let pickles = crypto.pickles(&sessions);
-            let ((), ticket) = self.node.db().write_deferred(|tx| {
-                tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
-                tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
-                put_entry(tx, &peer, index, &entry)
-            })?;
-            (envelope, entry, index, plain, ticket)
-        };
-        // on disk before the envelope leaves (a crash never reuses a message key); concurrent sends share a flush
-        self.durable(ticket).await?;
-        self.event(&peer, &entry);
-        let mut envelope = envelope;
-        let mut answer = self.ask(peer, &Request::Deliver(envelope.clone())).await;
+        let Sealed { entry, index, plain, mut envelope, mut answer } =
+            self.send_parcel(peer, Parcel { id, body, text, prekey }).await?;
+        let delivered = Entry { state: State::Delivered, ..entry.clone() };
         if matches!(answer, Ok(Response::NoSession)) {
             // the contact lost our session (a new device restored from its key): a new one, the same message
             tracing::info!(contact = name, "the contact has no session with us: starting a new one");
@@ -403,15 +631,16 @@ impl Messages {
                 Ok(fresh) => {
                     envelope = fresh;
                     answer = self.ask(peer, &Request::Deliver(envelope.clone())).await;
+                    if matches!(answer, Ok(Response::Delivered)) {
+                        self.write_marks(peer, &[(index, delivered.clone())]);
+                    }
                 }
                 Err(e) => answer = Err(e),
             }
         }
         match answer {
             Ok(Response::Delivered) => {
-                let delivered = Entry { state: State::Delivered, ..entry };
-                // the mark may be lost in a crash (the message then shows as sent): no need to wait for the disk
-                self.node.db().write_lazy(|tx| put_entry(tx, &peer, index, &delivered))?;
+                // the mark is written (by the courier, or above)
                 self.event(&peer, &delivered);
                 Ok(delivered)
             }
@@ -513,9 +742,10 @@ impl Messages {
             .collect())
     }
 
-    /// Answers one inbound request from the authenticated `peer`.
-    async fn answer(&self, peer: PeerId, request: &[u8]) -> Response {
-        match wire::decode::<Request>(request) {
+    /// Answers one inbound request from the authenticated `peer` (deliveries and file slices are taken in
+    /// [`serve`]).
+    async fn answer(&self, peer: PeerId, request: Result<Request, String>) -> Response {
+        match request {
             Ok(Request::Prekey) => {
                 let mut crypto = self.crypto.lock().await;
                 let prekey = crypto.device.prekey(self.node.keys());
@@ -534,15 +764,8 @@ impl Messages {
                     Response::Error("presence is for contacts only".into())
                 }
             }
-            Ok(Request::Deliver(envelope)) => {
-                let (response, ticket) = self.deliver(peer, &envelope).await;
-                match ticket {
-                    Some(t) => match self.durable(t).await {
-                        Ok(()) => response,
-                        Err(e) => Response::Error(format!("cannot store it: {e}")),
-                    },
-                    None => response,
-                }
+            Ok(Request::Deliver(_) | Request::DeliverMany(_)) => {
+                Response::Error("deliveries are taken by serve".into())
             }
             Ok(Request::Deposit { recipient, envelope, pow }) => {
                 self.host_deposit(peer, &recipient, envelope, pow).await
@@ -555,20 +778,19 @@ impl Messages {
         }
     }
 
-    /// Takes a `Deliver` from `peer`: the answer, and the ticket to sync before giving it (see
-    /// [`Messages::durable`]).
-    async fn deliver(&self, peer: PeerId, envelope: &e2e::Envelope) -> (Response, Option<SyncTicket>) {
-        match self.receive(peer, envelope).await {
-            Ok(ticket) => (Response::Delivered, ticket),
+    /// The answer to a delivery from `peer` whose taking ended in `taken` (refusals are counted).
+    fn answer_of(&self, peer: PeerId, envelope: &e2e::Envelope, taken: Result<bool>) -> Response {
+        match taken {
+            Ok(_) => Response::Delivered,
             Err(e) if envelope.message_type == 1 && matches!(e.downcast_ref(), Some(E2eError::Decrypt(_))) => {
                 tracing::info!(%peer, "a message in a session we do not have: asked for a new one");
                 self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (Response::NoSession, None)
+                Response::NoSession
             }
             Err(e) => {
                 tracing::info!(%peer, error = %e, "message refused");
                 self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (Response::Error(e.to_string()), None)
+                Response::Error(e.to_string())
             }
         }
     }
@@ -588,129 +810,136 @@ impl Messages {
     /// returned ticket returns). Returns `None` for a copy of an envelope taken already (the same one from a second
     /// mailbox).
     pub(crate) async fn receive(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<Option<SyncTicket>> {
-        let digest = *blake3::hash(&envelope.ciphertext).as_bytes();
-        let mut crypto = self.crypto.lock().await;
-        let envelope_key = guard_key(&peer, 1, &digest);
-        if self.node.db().record::<Guarded>(GUARD, &envelope_key)?.is_some() {
-            return Ok(None);
+        let (mut taken, ticket) = self.receive_many(peer, std::slice::from_ref(envelope)).await;
+        match taken.pop() {
+            Some(Ok(true)) => Ok(ticket),
+            Some(Ok(false)) => Ok(None),
+            Some(Err(e)) => Err(e),
+            None => bail!("nothing taken"),
         }
-        let mut sessions = crypto.sessions(&self.node, &peer)?;
-        let padded = crypto.device.decrypt(&peer, &mut sessions, envelope)?;
+    }
+
+    /// Decrypts and stores `envelopes` from the authenticated `peer`, in order, in one transaction (stored once
+    /// [`Messages::durable`] with the returned ticket returns). For each: `Ok(true)` taken, `Ok(false)` a copy of
+    /// an envelope taken already (the same one from a second mailbox), or why it was refused (forged, replayed,
+    /// undecryptable, over a limit). A refused envelope changes nothing the others store.
+    pub(crate) async fn receive_many(
+        &self,
+        peer: PeerId,
+        envelopes: &[e2e::Envelope],
+    ) -> (Vec<Result<bool>>, Option<SyncTicket>) {
+        let mut crypto = self.crypto.lock().await;
+        let mut stage = match Stage::load(self, &crypto, &peer) {
+            Ok(stage) => stage,
+            Err(e) => return (envelopes.iter().map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(), None),
+        };
+        let mut taken: Vec<Result<bool>> =
+            envelopes.iter().map(|envelope| self.take(&mut crypto, &peer, &mut stage, envelope)).collect();
+        if stage.guards.is_empty() {
+            return (taken, None);
+        }
+        let pickles = crypto.pickles(&stage.sessions);
+        // a pre-key message may have started a session with one of our one-time keys: the account changed too
+        let account = stage.account.then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
+        let written = self.node.db().write_deferred(|tx| {
+            if let Some(a) = &account {
+                tx.put_value(ACCOUNT_KEY, a)?;
+            }
+            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
+            tx.table(PEERS)?.put(&peer.to_bytes(), &stage.state)?;
+            let mut guard = tx.table(GUARD)?;
+            for key in &stage.guards {
+                guard.put(key, &Guarded(stage.now))?;
+            }
+            drop(guard);
+            for offer in &stage.offers {
+                crate::service::files::put_incoming(tx, &peer, offer)?;
+            }
+            stage.entries.iter().chain(&stage.read).try_for_each(|(index, e)| put_entry(tx, &peer, *index, e))
+        });
+        drop(crypto);
+        let ticket = match written {
+            Ok(((), ticket)) => ticket,
+            Err(e) => {
+                for t in taken.iter_mut().filter(|t| matches!(t, Ok(true))) {
+                    *t = Err(anyhow::anyhow!("cannot store it: {e}"));
+                }
+                return (taken, None);
+            }
+        };
+        self.seen(&peer);
+        for (_, entry) in stage.entries.iter().chain(&stage.read) {
+            self.event(&peer, entry);
+        }
+        for offer in stage.offers {
+            self.start_download(peer, offer.transfer);
+        }
+        for transfer in stage.fetched {
+            self.fetched(peer, transfer);
+        }
+        (taken, Some(ticket))
+    }
+
+    /// Decrypts `envelope` from `peer` and adds what it says to `stage`: `Ok(false)` for a copy of one taken
+    /// already. On an error `stage` keeps nothing of it (but the ratchet may have advanced past it).
+    fn take(&self, crypto: &mut Crypto, peer: &PeerId, stage: &mut Stage, envelope: &e2e::Envelope) -> Result<bool> {
+        let digest = *blake3::hash(&envelope.ciphertext).as_bytes();
+        let envelope_key = guard_key(peer, 1, &digest);
+        if stage.guarded(self, &envelope_key)? {
+            return Ok(false);
+        }
+        let padded = crypto.device.decrypt(peer, &mut stage.sessions, envelope)?;
+        stage.account |= envelope.message_type == 0;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
-        match &plain.body {
-            Body::Read(ids) => {
-                let ids = ids.clone();
-                return self
-                    .take_receipt(peer, crypto, sessions, envelope, &plain.id, &ids, envelope_key)
-                    .await
-                    .map(Some);
-            }
-            Body::Fetched(transfer) => {
-                let ticket = self.take_receipt(peer, crypto, sessions, envelope, &plain.id, &[], envelope_key).await?;
-                self.fetched(peer, *transfer);
-                return Ok(Some(ticket));
-            }
-            _ => {}
+        let id_key = guard_key(peer, 0, &plain.id);
+        if stage.guarded(self, &id_key)? {
+            bail!("replayed message");
         }
         let (text, offer) = match plain.body {
-            Body::Read(_) | Body::Fetched(_) => bail!("a receipt where a message was expected"),
+            Body::Read(ids) => {
+                if ids.len() > wire::MAX_RECEIPT_IDS {
+                    bail!("a receipt naming {} messages is over the limit", ids.len());
+                }
+                // its outgoing messages named become read; nothing goes into the history
+                let read =
+                    self.recent_entries(peer, |e| e.outgoing && e.state != State::Read && ids.contains(&e.id))?;
+                stage.read.extend(read);
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
+            Body::Fetched(transfer) => {
+                stage.fetched.push(transfer);
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
             Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
                 bail!("message of {} bytes is over the limit", text.len())
             }
             Body::Text(text) => (text, None),
             Body::File(offer) => {
                 let offer = crate::service::files::check_offer(offer)?;
-                if self.file(&offer.transfer)?.is_some() {
+                if self.file(&offer.transfer)?.is_some() || stage.offers.iter().any(|o| o.transfer == offer.transfer) {
                     bail!("a file offer reusing the id of another transfer");
                 }
                 (crate::service::files::describe(&offer), Some(offer))
             }
         };
-        let id_key = guard_key(&peer, 0, &plain.id);
-        if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
-            bail!("replayed message");
-        }
-        let mut state = self.node.db().record::<PeerState>(PEERS, &peer.to_bytes())?.unwrap_or_default();
-        let index = state.next_index;
-        state.next_index += 1;
+        let index = stage.state.next_index;
+        stage.state.next_index += 1;
         let entry = Entry {
             outgoing: false,
             id: plain.id,
             seq: plain.seq,
             sent_unix_ms: plain.sent_unix_ms,
-            at_unix_ms: now_ms(),
+            at_unix_ms: stage.now,
             text,
             state: State::Received,
             mailboxes: 0,
         };
-        let pickles = crypto.pickles(&sessions);
-        // a pre-key message may have started a session with one of our one-time keys: the account changed too
-        let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
-        let ((), ticket) = self.node.db().write_deferred(|tx| {
-            if let Some(a) = &account {
-                tx.put_value(ACCOUNT_KEY, a)?;
-            }
-            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
-            tx.table(PEERS)?.put(&peer.to_bytes(), &state)?;
-            let mut guard = tx.table(GUARD)?;
-            guard.put(&id_key, &Guarded(entry.at_unix_ms))?;
-            guard.put(&envelope_key, &Guarded(entry.at_unix_ms))?;
-            drop(guard);
-            if let Some(offer) = &offer {
-                crate::service::files::put_incoming(tx, &peer, offer)?;
-            }
-            put_entry(tx, &peer, index, &entry)
-        })?;
-        drop(crypto);
-        self.seen(&peer);
-        self.event(&peer, &entry);
-        if let Some(offer) = offer {
-            self.start_download(peer, offer.transfer);
-        }
-        Ok(Some(ticket))
-    }
-
-    /// Takes a read receipt from `peer` (decrypted with `sessions`): its outgoing messages named in `ids` become
-    /// read. Nothing goes into the history.
-    #[allow(clippy::too_many_arguments)]
-    async fn take_receipt(
-        &self,
-        peer: PeerId,
-        crypto: tokio::sync::MutexGuard<'_, Crypto>,
-        sessions: Vec<Session>,
-        envelope: &e2e::Envelope,
-        id: &[u8; 16],
-        ids: &[[u8; 16]],
-        envelope_key: Vec<u8>,
-    ) -> Result<SyncTicket> {
-        if ids.len() > wire::MAX_RECEIPT_IDS {
-            bail!("a receipt naming {} messages is over the limit", ids.len());
-        }
-        let id_key = guard_key(&peer, 0, id);
-        if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
-            bail!("replayed receipt");
-        }
-        let read = self.recent_entries(&peer, |e| e.outgoing && e.state != State::Read && ids.contains(&e.id))?;
-        let pickles = crypto.pickles(&sessions);
-        let account = (envelope.message_type == 0).then(|| AccountPickle(crypto.device.pickle(&crypto.pickle_key)));
-        let now = now_ms();
-        let ((), ticket) = self.node.db().write_deferred(|tx| {
-            if let Some(a) = &account {
-                tx.put_value(ACCOUNT_KEY, a)?;
-            }
-            tx.table(SESSIONS)?.put(&peer.to_bytes(), &pickles)?;
-            let mut guard = tx.table(GUARD)?;
-            guard.put(&id_key, &Guarded(now))?;
-            guard.put(&envelope_key, &Guarded(now))?;
-            drop(guard);
-            read.iter().try_for_each(|(index, e)| put_entry(tx, &peer, *index, e))
-        })?;
-        drop(crypto);
-        self.seen(&peer);
-        for (_, e) in &read {
-            self.event(&peer, e);
-        }
-        Ok(ticket)
+        stage.entries.push((index, entry));
+        stage.offers.extend(offer);
+        stage.guards.extend([id_key, envelope_key]);
+        Ok(true)
     }
 
     /// The entries among the last [`RECEIPT_WINDOW`] of the conversation with `peer` that `pick` selects, with their
@@ -839,7 +1068,9 @@ impl Messages {
 pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc::Receiver<Inbound>) {
     while let Some(req) = inbound.recv().await {
         let Some(m) = messages.upgrade() else { return };
-        if let Ok(Request::FileGet { transfer, offset, len }) = wire::decode::<Request>(&req.request) {
+        let request = wire::decode::<Request>(&req.request);
+        if let Ok(Request::FileGet { transfer, offset, len }) = &request {
+            let (transfer, offset, len) = (*transfer, *offset, *len);
             // file slices are read on their own tasks, at most SERVING at once (more are told to retry): a
             // transfer does not hold messages up
             let Ok(permit) = m.slices.clone().try_acquire_owned() else {
@@ -854,26 +1085,54 @@ pub(crate) async fn serve(messages: std::sync::Weak<Messages>, mut inbound: mpsc
             });
             continue;
         }
-        if let Ok(Request::Deliver(envelope)) = wire::decode::<Request>(&req.request) {
-            // taken in order here; the answer waits for the disk on its own task, so the next message is taken
-            // meanwhile and one flush covers several (group commit); at most ANSWERING answers wait at once
-            let Ok(permit) = m.answering.clone().acquire_owned().await else { return };
-            let (response, ticket) = m.deliver(req.peer, &envelope).await;
-            tokio::spawn(async move {
-                let _permit = permit;
-                let response = match ticket {
-                    Some(t) => match m.durable(t).await {
-                        Ok(()) => response,
-                        Err(e) => Response::Error(format!("cannot store it: {e}")),
-                    },
-                    None => response,
-                };
+        let (envelopes, batch) = match request {
+            Ok(Request::Deliver(envelope)) => (vec![envelope], false),
+            Ok(Request::DeliverMany(envelopes)) if envelopes.len() <= wire::MAX_BATCH => {
+                m.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (envelopes, true)
+            }
+            Ok(Request::DeliverMany(_)) => {
+                let refused = Response::Error(format!("over {} messages at once", wire::MAX_BATCH));
+                let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&refused))).await;
+                continue;
+            }
+            request => {
+                let response = m.answer(req.peer, request).await;
                 let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
-            });
-            continue;
-        }
-        let response = m.answer(req.peer, &req.request).await;
-        let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
+                continue;
+            }
+        };
+        // taken in order here; the answer waits for the disk on its own task, so the next message is taken
+        // meanwhile and one flush covers several (group commit); at most ANSWERING answers wait at once
+        let Ok(permit) = m.answering.clone().acquire_owned().await else { return };
+        let (taken, last) = m.receive_many(req.peer, &envelopes).await;
+        let mut answers: Vec<Response> =
+            envelopes.iter().zip(taken).map(|(envelope, taken)| m.answer_of(req.peer, envelope, taken)).collect();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Some(t) = last {
+                if let Err(e) = m.durable(t).await {
+                    for a in answers.iter_mut().filter(|a| matches!(a, Response::Delivered)) {
+                        *a = Response::Error(format!("cannot store it: {e}"));
+                    }
+                }
+            }
+            let response = if batch {
+                for a in &mut answers {
+                    if let Response::Error(text) = a {
+                        let cut = (0..=wire::MAX_BATCH_ERROR.min(text.len()))
+                            .rev()
+                            .find(|&i| text.is_char_boundary(i))
+                            .unwrap_or(0);
+                        text.truncate(cut);
+                    }
+                }
+                Response::DeliveredMany(answers)
+            } else {
+                answers.pop().unwrap_or(Response::Error("nothing delivered".into()))
+            };
+            let _ = m.node.network().respond(req.channel, Frame::one(wire::encode(&response))).await;
+        });
     }
 }
 

@@ -68,11 +68,13 @@ impl Service for MessagesService {
             book: tokio::sync::Mutex::new(()),
             crypto: tokio::sync::Mutex::new(crypto),
             refused: std::sync::atomic::AtomicU64::new(0),
+            batches: std::sync::atomic::AtomicU64::new(0),
             presence: std::sync::Mutex::new(std::collections::HashMap::new()),
             mailbox: tokio::sync::Mutex::new(()),
             holders: std::sync::Mutex::new(mailbox::HolderCache::default()),
             sync: tokio::sync::Mutex::new(()),
             told: std::sync::Mutex::new(std::collections::HashMap::new()),
+            couriers: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -98,6 +100,8 @@ pub struct Messages {
     crypto: tokio::sync::Mutex<conversations::Crypto>,
     /// Messages refused since start (forged, replayed, undecryptable).
     refused: std::sync::atomic::AtomicU64,
+    /// Batches of messages (`DeliverMany`) taken since start.
+    batches: std::sync::atomic::AtomicU64,
     /// What we know of peers' presence (in memory: it is about now).
     presence: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, conversations::Presence>>,
     /// Held while a mailbox's counters are read and written.
@@ -108,6 +112,8 @@ pub struct Messages {
     sync: tokio::sync::Mutex<()>,
     /// Per supplier: the digest of the contact list it took last.
     told: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, [u8; 32]>>,
+    /// Per peer: deliveries queued for its courier (one per peer sending now).
+    couriers: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, conversations::Courier>>,
 }
 
 impl Messages {
@@ -119,6 +125,11 @@ impl Messages {
     /// Messages refused since start (forged, replayed, undecryptable).
     pub fn refused(&self) -> u64 {
         self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Batches of several messages (`DeliverMany`) taken since start.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The address book.
