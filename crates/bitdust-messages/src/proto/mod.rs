@@ -3,5 +3,6 @@
 pub mod contacts;
 pub mod e2e;
 pub mod files;
+pub mod groups;
 pub mod pow;
 pub mod wire;
