@@ -228,6 +228,42 @@ impl SignedRoster {
     }
 }
 
+/// [`crate::proto::e2e::Envelope::message_type`] of a group message: its ciphertext is a postcard
+/// [`GroupEnvelope`], not an Olm message.
+pub const GROUP_MESSAGE_TYPE: u8 = 2;
+
+/// What members tell each other about a group, over their Olm sessions (`Body::Group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupControl {
+    /// The admin's roster: a new group, an add or a removal (the removed member is told too).
+    Roster(SignedRoster),
+    /// The sender's Megolm session key for the group, with the roster it was made for (so a member that has not
+    /// had that roster from the admin yet takes it first: its signature is the admin's, whoever carries it).
+    SenderKey {
+        /// The roster it was made for.
+        roster: SignedRoster,
+        /// [`SenderKey::session_key`].
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+    },
+    /// The sender leaves the group (the admin then removes it from the roster).
+    Left {
+        /// The group.
+        group: [u8; 16],
+    },
+}
+
+/// The plaintext of a group message (padded, then encrypted with the sender's key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPlain {
+    /// Random id (the replay guard names it).
+    pub id: [u8; 16],
+    /// When the sender wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// The text, at most [`crate::proto::wire::MAX_TEXT_BYTES`].
+    pub text: String,
+}
+
 /// A group message as it travels, inside an authenticated transport that names its sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupEnvelope {
@@ -306,6 +342,26 @@ impl Keyring {
     /// Forgets every session of `member` (it left or was removed).
     pub fn forget(&mut self, member: &PeerId) {
         self.sessions.remove(&member.to_bytes());
+    }
+
+    /// The sessions of `member`, pickled and encrypted under `key`, newest first.
+    pub fn pickles_of(&self, member: &PeerId, key: &[u8; 32]) -> Vec<String> {
+        self.sessions
+            .get(&member.to_bytes())
+            .map_or_else(Vec::new, |l| l.iter().map(|s| s.pickle().encrypt(key)).collect())
+    }
+
+    /// Takes back the sessions of `member` from [`Keyring::pickles_of`] (those that do not unpickle are dropped).
+    pub fn restore(&mut self, member: &PeerId, pickles: &[String], key: &[u8; 32]) {
+        let sessions: Vec<InboundGroupSession> = pickles
+            .iter()
+            .filter_map(|p| vodozemac::megolm::InboundGroupSessionPickle::from_encrypted(p, key).ok())
+            .map(InboundGroupSession::from_pickle)
+            .take(SESSIONS_PER_MEMBER)
+            .collect();
+        if !sessions.is_empty() {
+            self.sessions.insert(member.to_bytes(), sessions);
+        }
     }
 
     /// Decrypts `envelope` sent by `member` (the peer the transport names) with one of its sessions. Returns the

@@ -119,6 +119,8 @@ pub enum Body {
     Read(Vec<[u8; 16]>),
     /// The recipient has fetched the file of this transfer from the sender's suppliers: the sender may forget it.
     Fetched([u8; 16]),
+    /// About a group: a roster, a sender key, a leave ([`crate::proto::groups`]).
+    Group(crate::proto::groups::GroupControl),
 }
 
 /// Message ids one read receipt names at most.

@@ -604,23 +604,7 @@ impl Messages {
             return Err(SendError::KeyChanged(change.to_string(), name.to_string()).into());
         }
         let peer = contact.peer()?;
-        // a session first (a prekey from the peer, else the one it published in the DHT; outside the lock)
-        let have =
-            self.node.db().record::<SessionPickles>(SESSIONS, &peer.to_bytes())?.is_some_and(|p| !p.0.is_empty());
-        let prekey = if !have {
-            match self.ask(peer, &Request::Prekey).await {
-                Ok(Response::Prekey(p)) => Some(p),
-                asked => match self.published_prekey_of(peer).await {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        let asked = asked.map(|r| format!("{r:?}")).unwrap_or_else(|e| e.to_string());
-                        return Err(SendError::Unreachable(name.into(), format!("{asked}; in the DHT: {e:#}")).into());
-                    }
-                },
-            }
-        } else {
-            None
-        };
+        let prekey = self.prekey_if_needed(peer, name).await?;
         let Sealed { entry, index, plain, mut envelope, mut answer } =
             self.send_parcel(peer, Parcel { id, body, text, prekey }).await?;
         let delivered = Entry { state: State::Delivered, ..entry.clone() };
@@ -655,6 +639,29 @@ impl Messages {
                 self.event(&peer, &stored);
                 Ok(stored)
             }
+        }
+    }
+
+    /// A prekey of `peer` (`name` in errors) if we have no session with it yet: asked of the peer, else the one it
+    /// published in the DHT (outside the lock).
+    ///
+    /// # Errors
+    /// [`SendError::Unreachable`]: no session, and no prekey from either.
+    pub(crate) async fn prekey_if_needed(&self, peer: PeerId, name: &str) -> Result<Option<e2e::Prekey>> {
+        let have =
+            self.node.db().record::<SessionPickles>(SESSIONS, &peer.to_bytes())?.is_some_and(|p| !p.0.is_empty());
+        if have {
+            return Ok(None);
+        }
+        match self.ask(peer, &Request::Prekey).await {
+            Ok(Response::Prekey(p)) => Ok(Some(p)),
+            asked => match self.published_prekey_of(peer).await {
+                Ok(p) => Ok(Some(p)),
+                Err(e) => {
+                    let asked = asked.map(|r| format!("{r:?}")).unwrap_or_else(|e| e.to_string());
+                    Err(SendError::Unreachable(name.into(), format!("{asked}; in the DHT: {e:#}")).into())
+                }
+            },
         }
     }
 
@@ -888,6 +895,10 @@ impl Messages {
         if stage.guarded(self, &envelope_key)? {
             return Ok(false);
         }
+        if envelope.message_type == crate::proto::groups::GROUP_MESSAGE_TYPE {
+            // a group message: Megolm, with the sender's key from the group's keyring (its own guard entries)
+            return self.take_group_message(*peer, envelope);
+        }
         let padded = crypto.device.decrypt(peer, &mut stage.sessions, envelope)?;
         stage.account |= envelope.message_type == 0;
         let plain: Plain = wire::decode(e2e::unpad(&padded)?).map_err(E2eError::Malformed)?;
@@ -909,6 +920,11 @@ impl Messages {
             }
             Body::Fetched(transfer) => {
                 stage.fetched.push(transfer);
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
+            Body::Group(control) => {
+                self.take_group_control(*peer, control)?;
                 stage.guards.extend([id_key, envelope_key]);
                 return Ok(true);
             }
@@ -940,6 +956,11 @@ impl Messages {
         stage.offers.extend(offer);
         stage.guards.extend([id_key, envelope_key]);
         Ok(true)
+    }
+
+    /// Our device key (bound to the node's identity).
+    pub(crate) async fn device_key(&self) -> e2e::DeviceKey {
+        self.crypto.lock().await.device.device_key(self.node.keys())
     }
 
     /// The entries among the last [`RECEIPT_WINDOW`] of the conversation with `peer` that `pick` selects, with their
@@ -984,13 +1005,15 @@ impl Messages {
     }
 
     /// Sends `body` to `peer` outside the conversation (no history entry, sequence number 0): directly, else
-    /// through its mailboxes.
+    /// through its mailboxes. A session is started first if there is none (a group member need not be a contact).
     pub(crate) async fn send_control(&self, peer: PeerId, body: Body) -> Result<()> {
+        let prekey = self.prekey_if_needed(peer, &peer.to_string()).await?;
         let envelope = {
             let crypto = self.crypto.lock().await;
             let mut sessions = crypto.sessions(&self.node, &peer)?;
             if sessions.is_empty() {
-                bail!("no session with {peer}");
+                let prekey = prekey.as_ref().with_context(|| format!("no session with {peer}"))?;
+                sessions.push(crypto.device.outbound(&peer, prekey)?);
             }
             let plain = Plain { id: rand::random(), seq: 0, sent_unix_ms: now_ms(), body };
             let device = crypto.device.device_key(self.node.keys());

@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod files;
+pub mod groups;
 pub mod history;
 pub mod mailbox;
 mod routes;
@@ -75,6 +76,7 @@ impl Service for MessagesService {
             sync: tokio::sync::Mutex::new(()),
             told: std::sync::Mutex::new(std::collections::HashMap::new()),
             couriers: std::sync::Mutex::new(std::collections::HashMap::new()),
+            group_lock: std::sync::Mutex::new(()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -114,6 +116,9 @@ pub struct Messages {
     told: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, [u8; 32]>>,
     /// Per peer: deliveries queued for its courier (one per peer sending now).
     couriers: std::sync::Mutex<std::collections::HashMap<bitdust_core::PeerId, conversations::Courier>>,
+    /// Held while a group's record is read, changed and written (a std mutex: never held across an await, so the
+    /// receive path may take it under the Olm lock).
+    group_lock: std::sync::Mutex<()>,
 }
 
 impl Messages {

@@ -1,0 +1,570 @@
+//! Group conversations on the node ([`crate::proto::groups`]): rosters, sender keys and group history in the node
+//! database; group messages fanned out to each member directly, else to its mailboxes.
+//!
+//! ```text
+//! node database
+//!   messages/groups         group id -> the signed roster, our sender key (pickled), the next history index
+//!   messages/group_keys     group ‖ member -> that member's sender sessions (pickled, encrypted), newest first
+//!   messages/group_history  group ‖ index -> one message, in the order sent or received here
+//! ```
+//!
+//! Rosters, sender keys and leaves travel as Olm messages (`Body::Group`, outside the 1:1 conversation); a group
+//! message is one Megolm encryption, sent as an envelope of type [`GROUP_MESSAGE_TYPE`] on the same protocol and
+//! through the same mailboxes as a private message.
+
+use anyhow::{bail, Context, Result};
+use bitdust_core::PeerId;
+use bitdust_store::Versioned;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::e2e;
+use crate::proto::groups::{
+    GroupControl, GroupEnvelope, GroupPlain, Keyring, Roster, SenderKey, SignedRoster, GROUP_MESSAGE_TYPE,
+};
+use crate::proto::wire::{self, Body, Request, Response, MAX_TEXT_BYTES};
+use crate::service::conversations::{guard_key, Guarded, GUARD};
+use crate::service::Messages;
+
+const GROUPS: &str = "messages/groups";
+const GROUP_KEYS: &str = "messages/group_keys";
+const GROUP_HISTORY: &str = "messages/group_history";
+/// Members a group message is sent to at once.
+const FAN_OUT: usize = 16;
+
+/// What this node keeps of one group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The latest roster taken.
+    pub roster: SignedRoster,
+    /// Our sender key (pickled) and the roster revision it was made for; `None` until the first message after a
+    /// removal (then a new one is made and given to the members).
+    sender: Option<(String, u64)>,
+    /// Members our current sender key was given to.
+    given: Vec<Vec<u8>>,
+    /// Index of the next history entry.
+    next_index: u64,
+    /// Whether we are still a member (a removed or departed member keeps the history).
+    pub active: bool,
+}
+
+impl Versioned for GroupRecord {
+    const FORMAT: u16 = 1;
+}
+
+/// One message of a group's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// The sender's peer id bytes.
+    pub from: Vec<u8>,
+    /// The message id.
+    pub id: [u8; 16],
+    /// When the sender wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// When it was sent or received here, Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+impl Versioned for GroupEntry {
+    const FORMAT: u16 = 1;
+}
+
+/// A group's sender sessions of one member, pickled.
+#[derive(Serialize, Deserialize, Default)]
+struct KeyPickles(Vec<String>);
+
+impl Versioned for KeyPickles {
+    const FORMAT: u16 = 1;
+}
+
+/// What sending a group message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSent {
+    /// The history entry.
+    pub entry: GroupEntry,
+    /// Members it was delivered to directly.
+    pub delivered: usize,
+    /// Members it was left for in their mailboxes.
+    pub stored: usize,
+    /// Members reached neither way.
+    pub missed: usize,
+}
+
+fn key_of(group: &[u8; 16], member: &PeerId) -> Vec<u8> {
+    [&group[..], &member.to_bytes()].concat()
+}
+
+fn history_key(group: &[u8; 16], index: u64) -> Vec<u8> {
+    [&group[..], &index.to_be_bytes()].concat()
+}
+
+impl Messages {
+    /// Held while a group's record is read, changed and written (never across an await).
+    fn group_guard(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.group_lock.lock().map_err(|_| anyhow::anyhow!("the group lock is poisoned"))
+    }
+
+    fn pickle_key(&self) -> [u8; 32] {
+        self.node.keys().master().derive("bitdust 2026-12 megolm pickle key v1", b"")
+    }
+
+    /// Every group kept here (current and left), by id.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn groups(&self) -> Result<Vec<GroupRecord>> {
+        Ok(self.node.db().records::<GroupRecord>(GROUPS, None, usize::MAX)?.into_iter().map(|(_, g)| g).collect())
+    }
+
+    /// The group named `name` (a name, or the group id in hex) that we are a member of.
+    ///
+    /// # Errors
+    /// No such group, or several of that name (use the id).
+    pub fn group(&self, name: &str) -> Result<GroupRecord> {
+        let all = self.groups()?;
+        let hex = |g: &GroupRecord| g.roster.roster.group.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut found: Vec<GroupRecord> =
+            all.into_iter().filter(|g| g.roster.roster.name == name || hex(g) == name).collect();
+        if found.len() > 1 {
+            found.retain(|g| g.active);
+        }
+        match found.len() {
+            0 => bail!("no group named {name}"),
+            1 => Ok(found.remove(0)),
+            _ => bail!("several groups are named {name}: name one by its id"),
+        }
+    }
+
+    fn save_group(&self, record: &GroupRecord) -> Result<()> {
+        self.node.db().write(|tx| tx.table(GROUPS)?.put(&record.roster.roster.group, record))?;
+        Ok(())
+    }
+
+    /// Creates group `name` with this node as its admin and only member.
+    ///
+    /// # Errors
+    /// A bad name, or a current group of that name already.
+    pub async fn group_create(&self, name: &str) -> Result<Roster> {
+        let _held = self.group_guard()?;
+        if self.groups()?.iter().any(|g| g.active && g.roster.roster.name == name) {
+            bail!("a group named {name} exists already");
+        }
+        let roster = SignedRoster::sign(self.node.keys(), Roster::create(self.node.keys(), name)?)?;
+        let record =
+            GroupRecord { roster: roster.clone(), sender: None, given: Vec::new(), next_index: 0, active: true };
+        self.save_group(&record)?;
+        Ok(roster.roster)
+    }
+
+    /// Adds contact `contact` to group `name` (we must be its admin), tells every member the new roster and gives
+    /// the newcomer our sender key; the other members give theirs when they take the roster.
+    ///
+    /// # Errors
+    /// Not the admin, an unknown contact, a full group.
+    pub async fn group_add(&self, name: &str, contact: &str) -> Result<Roster> {
+        let peer = self.contacts()?.named(contact)?.peer()?;
+        self.change_roster(name, |r| r.with_member(&peer).map_err(Into::into)).await
+    }
+
+    /// Removes `member` (a contact name or peer id) from group `name` (we must be its admin): a new roster to every
+    /// member and to the removed one, and a new sender key on every side.
+    ///
+    /// # Errors
+    /// Not the admin, not a member, the admin itself.
+    pub async fn group_remove(&self, name: &str, member: &str) -> Result<Roster> {
+        let peer = match self.contacts()?.named(member) {
+            Ok(c) => c.peer()?,
+            Err(_) => {
+                member.parse::<PeerId>().with_context(|| format!("{member} is neither a contact nor a peer id"))?
+            }
+        };
+        self.change_roster(name, |r| {
+            if !r.is_member(&peer) {
+                bail!("{member} is not a member of {name}");
+            }
+            r.without_member(&peer).map_err(Into::into)
+        })
+        .await
+    }
+
+    async fn change_roster(&self, name: &str, change: impl FnOnce(&Roster) -> Result<Roster>) -> Result<Roster> {
+        let (before, after) = {
+            let _held = self.group_guard()?;
+            let mut record = self.group(name)?;
+            if !record.active {
+                bail!("we are no longer a member of {name}");
+            }
+            if record.roster.roster.admin != self.node.peer_id().to_bytes() {
+                bail!("only the group's admin adds and removes members");
+            }
+            let before = record.roster.roster.clone();
+            let next = change(&before)?;
+            record.roster = SignedRoster::sign(self.node.keys(), next)?;
+            if before.removes_from(&record.roster.roster) {
+                self.rotate(&mut record, &before)?;
+            }
+            self.save_group(&record)?;
+            (before, record.roster)
+        };
+        // every member of either roster hears of it (a removed member learns it is out)
+        let me = self.node.peer_id();
+        let told: Vec<PeerId> = before
+            .peers()
+            .into_iter()
+            .chain(after.roster.peers())
+            .filter(|p| *p != me)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for peer in told {
+            if let Err(e) = self.send_control(peer, Body::Group(GroupControl::Roster(after.clone()))).await {
+                tracing::info!(%peer, error = %e, "the new roster did not reach a member");
+            }
+        }
+        self.share_sender_key(after.roster.group).await;
+        Ok(after.roster)
+    }
+
+    /// Drops our sender key (a new one is made and given out) and the removed members' keys.
+    fn rotate(&self, record: &mut GroupRecord, before: &Roster) -> Result<()> {
+        record.sender = None;
+        record.given.clear();
+        let removed: Vec<PeerId> = before.peers().into_iter().filter(|p| !record.roster.roster.is_member(p)).collect();
+        let group = record.roster.roster.group;
+        self.node.db().write(|tx| {
+            let mut t = tx.table(GROUP_KEYS)?;
+            for p in &removed {
+                t.remove(&key_of(&group, p))?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Our sender key of `record`, made (and saved) if there is none for its roster.
+    fn sender_key(&self, record: &mut GroupRecord) -> Result<SenderKey> {
+        let key = self.pickle_key();
+        if let Some((pickle, revision)) = &record.sender {
+            return Ok(SenderKey::unpickle(pickle, &key, *revision)?);
+        }
+        let sender = SenderKey::new(record.roster.roster.revision);
+        record.sender = Some((sender.pickle(&key), sender.revision));
+        record.given.clear();
+        Ok(sender)
+    }
+
+    /// Gives our current sender key of `group` to every member that does not have it yet.
+    pub(crate) async fn share_sender_key(&self, group: [u8; 16]) {
+        let pending = {
+            let Ok(_held) = self.group_guard() else { return };
+            let Ok(Some(mut record)) = self.node.db().record::<GroupRecord>(GROUPS, &group) else { return };
+            if !record.active {
+                return;
+            }
+            let Ok(sender) = self.sender_key(&mut record) else { return };
+            let me = self.node.peer_id();
+            let pending: Vec<PeerId> = record
+                .roster
+                .roster
+                .peers()
+                .into_iter()
+                .filter(|p| *p != me && !record.given.contains(&p.to_bytes()))
+                .collect();
+            if self.save_group(&record).is_err() {
+                return;
+            }
+            (pending, sender.revision, sender.session_key(), record.roster.clone())
+        };
+        let (pending, revision, key, roster) = pending;
+        let mut given = Vec::new();
+        for peer in pending {
+            let control = GroupControl::SenderKey { roster: roster.clone(), key: key.clone() };
+            match self.send_control(peer, Body::Group(control)).await {
+                Ok(()) => given.push(peer.to_bytes()),
+                Err(e) => tracing::info!(%peer, error = %e, "our group key did not reach a member"),
+            }
+        }
+        let Ok(_held) = self.group_guard() else { return };
+        if let Ok(Some(mut record)) = self.node.db().record::<GroupRecord>(GROUPS, &group) {
+            // only if the key given is still the current one
+            if record.sender.as_ref().is_some_and(|(_, r)| *r == revision) {
+                record.given.extend(given);
+                let _ = self.save_group(&record);
+            }
+        }
+    }
+
+    /// Leaves group `name`: the members are told (the admin removes us), and we stop taking its messages.
+    ///
+    /// # Errors
+    /// No such group; the admin cannot leave its own group.
+    pub async fn group_leave(&self, name: &str) -> Result<()> {
+        let record = {
+            let _held = self.group_guard()?;
+            let mut record = self.group(name)?;
+            if record.roster.roster.admin == self.node.peer_id().to_bytes() {
+                bail!("the admin cannot leave its own group: remove the members instead");
+            }
+            record.active = false;
+            record.sender = None;
+            self.save_group(&record)?;
+            record
+        };
+        let me = self.node.peer_id();
+        for peer in record.roster.roster.peers().into_iter().filter(|p| *p != me) {
+            let _ =
+                self.send_control(peer, Body::Group(GroupControl::Left { group: record.roster.roster.group })).await;
+        }
+        Ok(())
+    }
+
+    /// Sends `text` to group `name`: one encryption with our sender key, then to each member directly, else to its
+    /// mailboxes.
+    ///
+    /// # Errors
+    /// No such group, not a member, a text over [`MAX_TEXT_BYTES`], the database.
+    pub async fn group_send(&self, name: &str, text: &str) -> Result<GroupSent> {
+        if text.len() > MAX_TEXT_BYTES {
+            bail!("message of {} bytes is over the {MAX_TEXT_BYTES}-byte limit", text.len());
+        }
+        let group = self.group(name)?.roster.roster.group;
+        self.share_sender_key(group).await;
+        let device = self.device_key().await;
+        let (envelope, entry, members, ticket) = {
+            let _held = self.group_guard()?;
+            let mut record = self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("the group is gone")?;
+            if !record.active {
+                bail!("we are no longer a member of {name}");
+            }
+            let mut sender = self.sender_key(&mut record)?;
+            let now = bitdust_node::automata::now_ms();
+            let plain = GroupPlain { id: rand::random(), sent_unix_ms: now, text: text.into() };
+            let sealed = sender.encrypt(group, &e2e::pad(&wire::encode(&plain))?);
+            record.sender = Some((sender.pickle(&self.pickle_key()), sender.revision));
+            let index = record.next_index;
+            record.next_index += 1;
+            let entry = GroupEntry {
+                from: self.node.peer_id().to_bytes(),
+                id: plain.id,
+                sent_unix_ms: now,
+                at_unix_ms: now,
+                text: plain.text,
+            };
+            let ((), ticket) = self.node.db().write_deferred(|tx| {
+                tx.table(GROUPS)?.put(&group, &record)?;
+                tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)
+            })?;
+            let envelope =
+                e2e::Envelope { device, message_type: GROUP_MESSAGE_TYPE, ciphertext: wire::encode(&sealed) };
+            let me = self.node.peer_id();
+            let members: Vec<PeerId> = record.roster.roster.peers().into_iter().filter(|p| *p != me).collect();
+            (envelope, entry, members, ticket)
+        };
+        // on disk before it leaves: a crash never reuses a Megolm index
+        self.durable(ticket).await?;
+        self.group_event(&group, &entry);
+        let outcomes = futures::stream::iter(members)
+            .map(|peer| {
+                let envelope = envelope.clone();
+                async move {
+                    match self.ask(peer, &Request::Deliver(envelope.clone())).await {
+                        Ok(Response::Delivered) => 0,
+                        _ if self.deposit(peer, &envelope).await > 0 => 1,
+                        _ => 2,
+                    }
+                }
+            })
+            .buffer_unordered(FAN_OUT)
+            .collect::<Vec<u8>>()
+            .await;
+        let count = |k| outcomes.iter().filter(|o| **o == k).count();
+        Ok(GroupSent { entry, delivered: count(0), stored: count(1), missed: count(2) })
+    }
+
+    /// Group `name`'s history, oldest first, the last `limit` messages.
+    ///
+    /// # Errors
+    /// No such group, the database.
+    pub fn group_history(&self, name: &str, limit: usize) -> Result<Vec<GroupEntry>> {
+        let record = self.group(name)?;
+        let group = record.roster.roster.group;
+        let first = record.next_index.saturating_sub(limit as u64);
+        let after = first.checked_sub(1).map_or_else(|| group.to_vec(), |i| history_key(&group, i));
+        let rows = self.node.db().records::<GroupEntry>(GROUP_HISTORY, Some(&after), limit)?;
+        Ok(rows.into_iter().filter(|(k, _)| k.starts_with(&group) && k.len() == 24).map(|(_, e)| e).collect())
+    }
+
+    fn group_event(&self, group: &[u8; 16], entry: &GroupEntry) {
+        let name = self
+            .node
+            .db()
+            .record::<GroupRecord>(GROUPS, group)
+            .ok()
+            .flatten()
+            .map_or_else(|| "?".into(), |g| g.roster.roster.name);
+        let outgoing = entry.from == self.node.peer_id().to_bytes();
+        self.node.events().push(bitdust_api::EventKind::Message {
+            contact: format!("group:{name}"),
+            peer: PeerId::from_bytes(&entry.from).map(|p| p.to_string()).unwrap_or_default(),
+            outgoing,
+            message_id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
+            state: if outgoing { "sent" } else { "received" }.into(),
+        });
+    }
+
+    /// Takes a group control from the authenticated `peer` (decrypted from its Olm message).
+    ///
+    /// # Errors
+    /// A roster not signed by the group's admin, older than the one held (a replay) or of a group we are not in;
+    /// a key from a non-member.
+    pub(crate) fn take_group_control(&self, peer: PeerId, control: GroupControl) -> Result<()> {
+        let _held = self.group_guard()?;
+        match control {
+            GroupControl::Roster(signed) => self.take_roster(signed, true),
+            GroupControl::SenderKey { roster, key } => {
+                let group = roster.roster.group;
+                // the roster it was made for, if newer than ours (an older one is no error here)
+                self.take_roster(roster, false)?;
+                let record =
+                    self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("a key for an unknown group")?;
+                if !record.active || !record.roster.roster.is_member(&peer) {
+                    bail!("a group key from a non-member");
+                }
+                let pickle_key = self.pickle_key();
+                let k = key_of(&group, &peer);
+                let mut ring = Keyring::default();
+                if let Some(p) = self.node.db().record::<KeyPickles>(GROUP_KEYS, &k)? {
+                    ring.restore(&peer, &p.0, &pickle_key);
+                }
+                ring.add(&peer, &key)?;
+                let pickles = KeyPickles(ring.pickles_of(&peer, &pickle_key));
+                self.node.db().write(|tx| tx.table(GROUP_KEYS)?.put(&k, &pickles))?;
+                Ok(())
+            }
+            GroupControl::Left { group } => {
+                let record =
+                    self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("a leave of an unknown group")?;
+                let me = self.node.peer_id();
+                if record.roster.roster.is_member(&peer) && record.roster.roster.admin == me.to_bytes() && record.active
+                {
+                    if let Some(this) = self.this.upgrade() {
+                        let id = group.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                        tokio::spawn(async move {
+                            if let Err(e) = this.group_remove(&id, &peer.to_string()).await {
+                                tracing::info!(%peer, error = %e, "cannot remove a member who left");
+                            }
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes `signed` if it is newer than the roster held for its group (the caller holds the group lock). An older
+    /// or equal one is an error if `strict` (a replay), else ignored.
+    fn take_roster(&self, signed: SignedRoster, strict: bool) -> Result<()> {
+        let group = signed.roster.group;
+        let held = self.node.db().record::<GroupRecord>(GROUPS, &group)?;
+        if held.as_ref().is_some_and(|h| h.roster == signed) {
+            return Ok(());
+        }
+        let roster = match signed.replaces(held.as_ref().map(|h| &h.roster.roster)) {
+            Ok(r) => r.clone(),
+            Err(crate::proto::groups::GroupError::Stale { .. }) if !strict => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let active = roster.is_member(&self.node.peer_id());
+        if held.is_none() && !active {
+            bail!("a roster of a group we are not in");
+        }
+        let mut record = match held {
+            Some(mut h) => {
+                let before = h.roster.roster.clone();
+                h.roster = signed;
+                // we stay out once we left (a roster may name us until the admin removes us); a member removed
+                // earlier and added again is back in
+                let left = !h.active && before.is_member(&self.node.peer_id());
+                h.active = active && !left;
+                if before.removes_from(&roster) {
+                    self.rotate(&mut h, &before)?;
+                }
+                h
+            }
+            None => GroupRecord { roster: signed, sender: None, given: Vec::new(), next_index: 0, active },
+        };
+        if !record.active {
+            record.sender = None;
+        }
+        let active = record.active;
+        self.save_group(&record)?;
+        if active {
+            if let Some(this) = self.this.upgrade() {
+                tokio::spawn(async move { this.share_sender_key(group).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a group message (an envelope of type [`GROUP_MESSAGE_TYPE`]) from the authenticated `peer`: `Ok(false)`
+    /// for one taken already.
+    ///
+    /// # Errors
+    /// Malformed, a group we are not in, a sender not a member or whose key we lack, a replay.
+    pub(crate) fn take_group_message(&self, peer: PeerId, envelope: &e2e::Envelope) -> Result<bool> {
+        let _held = self.group_guard()?;
+        let sealed: GroupEnvelope = wire::decode(&envelope.ciphertext).map_err(anyhow::Error::msg)?;
+        let group = sealed.group;
+        let mut record =
+            self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("a message of an unknown group")?;
+        if !record.active {
+            bail!("a message of a group we left");
+        }
+        if !record.roster.roster.is_member(&peer) {
+            bail!("a group message from a non-member");
+        }
+        let envelope_key = guard_key(&peer, 3, blake3::hash(&envelope.ciphertext).as_bytes());
+        if self.node.db().record::<Guarded>(GUARD, &envelope_key)?.is_some() {
+            return Ok(false);
+        }
+        let pickle_key = self.pickle_key();
+        let k = key_of(&group, &peer);
+        let mut ring = Keyring::default();
+        if let Some(p) = self.node.db().record::<KeyPickles>(GROUP_KEYS, &k)? {
+            ring.restore(&peer, &p.0, &pickle_key);
+        }
+        let (padded, _index) = ring.decrypt(&peer, &sealed)?;
+        let plain: GroupPlain = wire::decode(e2e::unpad(&padded)?).map_err(anyhow::Error::msg)?;
+        if plain.text.len() > MAX_TEXT_BYTES {
+            bail!("message of {} bytes is over the limit", plain.text.len());
+        }
+        let id_key = guard_key(&peer, 2, &[&group[..], &plain.id].concat());
+        if self.node.db().record::<Guarded>(GUARD, &id_key)?.is_some() {
+            bail!("replayed group message");
+        }
+        let now = bitdust_node::automata::now_ms();
+        let index = record.next_index;
+        record.next_index += 1;
+        let entry = GroupEntry {
+            from: peer.to_bytes(),
+            id: plain.id,
+            sent_unix_ms: plain.sent_unix_ms,
+            at_unix_ms: now,
+            text: plain.text,
+        };
+        let pickles = KeyPickles(ring.pickles_of(&peer, &pickle_key));
+        self.node.db().write(|tx| {
+            tx.table(GROUPS)?.put(&group, &record)?;
+            tx.table(GROUP_KEYS)?.put(&k, &pickles)?;
+            tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)?;
+            let mut guard = tx.table(GUARD)?;
+            guard.put(&id_key, &Guarded(now))?;
+            guard.put(&envelope_key, &Guarded(now))
+        })?;
+        drop(_held);
+        self.group_event(&group, &entry);
+        Ok(true)
+    }
+}
