@@ -726,11 +726,113 @@ pub struct HistorySync {
     pub stored: bool,
 }
 
-/// `GET /api/v1/messages/{name}` query.
+/// `GET /api/v1/messages/{name}` and `GET /api/v1/groups/{name}/messages` query.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// The last this many messages (default 100, at most 10,000).
+    #[param(minimum = 0, maximum = 10000)]
     pub limit: Option<u32>,
+}
+
+/// `POST /api/v1/groups`: a new group with this node as its admin.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateGroup {
+    /// Its name (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+}
+
+/// `POST /api/v1/groups/{name}/members`: a contact to add (the admin only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AddMember {
+    /// The contact's name.
+    pub contact: String,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupMemberInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its name in our address book, if it is a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Whether it is the group's admin.
+    pub admin: bool,
+    /// Whether it is this node.
+    pub me: bool,
+}
+
+/// A group as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupInfo {
+    /// Its id (hex).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The roster revision held (one more at each add or removal).
+    pub revision: u64,
+    /// Whether we are a member (false once removed or left: the history stays).
+    pub active: bool,
+    /// The members.
+    pub members: Vec<GroupMemberInfo>,
+}
+
+/// `GET /api/v1/groups`: every group held, current and left.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Groups {
+    /// The groups.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// `POST /api/v1/groups/{name}/messages`: a text to a group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SendGroupMessage {
+    /// The text (at most 16 KiB of UTF-8).
+    pub text: String,
+}
+
+/// One message of a group's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GroupMessageInfo {
+    /// Its id (hex).
+    pub id: String,
+    /// Whether we wrote it.
+    pub outgoing: bool,
+    /// The writer's peer id.
+    pub from: String,
+    /// The writer's name in our address book, if it is a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_contact: Option<String>,
+    /// When the writer wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// When it was stored here, Unix milliseconds.
+    pub at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// The answer to `POST /api/v1/groups/{name}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupSentInfo {
+    /// The message.
+    pub message: GroupMessageInfo,
+    /// Members it was delivered to directly.
+    pub delivered: u32,
+    /// Members it was left for in their mailboxes (they were offline).
+    pub stored: u32,
+    /// Members reached neither way.
+    pub missed: u32,
+}
+
+/// `GET /api/v1/groups/{name}/messages`: a group's history, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupConversation {
+    /// The group.
+    pub group: GroupInfo,
+    /// The messages, oldest first (the last `limit`).
+    pub messages: Vec<GroupMessageInfo>,
 }
 
 #[cfg(test)]

@@ -126,10 +126,16 @@ enum Cmd {
         #[command(subcommand)]
         command: MsgCmd,
     },
-    /// A terminal chat with a contact: lines typed are sent, incoming messages appear live; Ctrl-D ends it.
+    /// A terminal chat with a contact (or a group: `group:NAME`): lines typed are sent, incoming messages appear
+    /// live; Ctrl-D ends it.
     Chat {
-        /// The contact's name.
+        /// The contact's name, or `group:NAME`.
         name: String,
+    },
+    /// Group conversations: a key shared by the members, replaced on every removal.
+    Group {
+        #[command(subcommand)]
+        command: GroupCmd,
     },
     /// The address book: list contacts (or add, remove, verify one).
     Contacts {
@@ -216,6 +222,57 @@ enum MsgCmd {
 }
 
 #[derive(Subcommand)]
+enum GroupCmd {
+    /// Create group NAME, with you as its admin (the only one who adds and removes members).
+    Create {
+        /// The group's name.
+        name: String,
+    },
+    /// Add contact CONTACT to group NAME (the admin only); it reads from now on.
+    Add {
+        /// The group's name or id.
+        name: String,
+        /// The contact's name.
+        contact: String,
+    },
+    /// Remove MEMBER (a contact's name or a peer id) from group NAME (the admin only): every member replaces its
+    /// key, so MEMBER cannot read what follows.
+    Remove {
+        /// The group's name or id.
+        name: String,
+        /// The member.
+        member: String,
+    },
+    /// Leave group NAME (the admin removes you; its history stays here).
+    Leave {
+        /// The group's name or id.
+        name: String,
+    },
+    /// Send TEXT to group NAME.
+    Send {
+        /// The group's name or id.
+        name: String,
+        /// The text.
+        text: String,
+    },
+    /// Group NAME's messages, oldest first.
+    History {
+        /// The group's name or id.
+        name: String,
+        /// The last this many messages.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Group NAME's members.
+    Members {
+        /// The group's name or id.
+        name: String,
+    },
+    /// Every group you are (or were) in.
+    List,
+}
+
+#[derive(Subcommand)]
 enum ContactsCmd {
     /// Add someone found by nickname (its signed claim in the DHT), global id (nickname@xxxxxxxx) or peer id.
     Add {
@@ -284,6 +341,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Status => cmd::status::run(&home, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
         Cmd::Chat { name } => cmd::chat::run(&home, &name),
+        Cmd::Group { command } => match command {
+            GroupCmd::Create { name } => cmd::group::create(&home, &name, j),
+            GroupCmd::Add { name, contact } => cmd::group::add(&home, &name, &contact, j),
+            GroupCmd::Remove { name, member } => cmd::group::remove(&home, &name, &member, j),
+            GroupCmd::Leave { name } => cmd::group::leave(&home, &name, j),
+            GroupCmd::Send { name, text } => cmd::group::send(&home, &name, &text, j),
+            GroupCmd::History { name, limit } => cmd::group::history(&home, &name, limit, j),
+            GroupCmd::Members { name } => cmd::group::members(&home, &name, j),
+            GroupCmd::List => cmd::group::list(&home, j),
+        },
         Cmd::Msg { command } => match command {
             MsgCmd::Send { name, text, file, via_storage } => cmd::msg::send(&home, &name, text, file, via_storage, j),
             MsgCmd::History { name, limit } => cmd::msg::history(&home, &name, limit, j),

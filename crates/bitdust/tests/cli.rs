@@ -122,6 +122,60 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(chat.0.try_wait().unwrap().is_some_and(|s| s.success()));
+    // a group (issue 16): alice creates it and adds supplier-2; both write; only the admin adds; a group chat
+    let s2 = dir.join("supplier-2");
+    assert!(ok(&["--home", s(&alice), "group", "create", "team"]).contains("group team created"));
+    assert!(ok(&["--home", s(&alice), "group", "add", "team", "supplier-2"]).contains("supplier-2 added to team"));
+    let wait_for = |home: &std::path::Path, args: &[&str], what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = ok(&[&["--home", s(home)][..], args].concat());
+            if text.contains(what) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{args:?} never showed {what:?}: {text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(&s2, &["group", "members", "team"], "(revision 2)");
+    let sent = json(&["--home", s(&alice), "group", "send", "team", "hello team"]);
+    assert_eq!(sent["delivered"], 1, "{sent}");
+    wait_for(&s2, &["group", "history", "team"], "Alice A.: hello team");
+    ok(&["--home", s(&s2), "group", "send", "team", "hi alice"]);
+    wait_for(&alice, &["group", "history", "team"], "supplier-2: hi alice");
+    assert!(fails(&["--home", s(&s2), "group", "add", "team", "Alice A."]).contains("only the group's admin"));
+    assert!(fails(&["--home", s(&alice), "group", "send", "nogroup", "x"]).contains("no group named"));
+    let list = json(&["--home", s(&alice), "group", "list"]);
+    assert_eq!(list["groups"][0]["members"].as_array().map(Vec::len), Some(2), "{list}");
+    let mut chat = Running(
+        bitdust()
+            .args(["--home", s(&alice), "chat", "group:team"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = lines_of(chat.0.stdout.take().unwrap());
+    let next_with = |what: &str| loop {
+        let line =
+            lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("chat never printed {what:?}"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    next_with("-- chatting in team (2 members)");
+    let mut stdin = chat.0.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"typed in the group\n").unwrap();
+    next_with("me: typed in the group  [delivered 1");
+    ok(&["--home", s(&s2), "group", "send", "team", "group live"]);
+    next_with("supplier-2: group live");
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chat.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the group chat did not end at end of input");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // a file: offered in a message, fetched by the contact from alice's node, byte for byte
     let file = tmp.path().join("photo.jpg");
     std::fs::write(&file, (0..3_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();

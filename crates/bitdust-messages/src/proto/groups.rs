@@ -28,7 +28,7 @@ use vodozemac::megolm::{GroupSession, InboundGroupSession, MegolmMessage, Sessio
 const ROSTER_PURPOSE: &[u8] = b"bitdust/group-roster/v1\0";
 /// Most members of a group, the admin included.
 pub const MAX_MEMBERS: usize = 256;
-/// Longest group name, in bytes (UTF-8).
+/// Longest group name, in characters (Unicode scalar values).
 pub const MAX_GROUP_NAME: usize = 64;
 /// Sender sessions a [`Keyring`] keeps per member (the current one and a few before, for messages still on the way).
 pub const SESSIONS_PER_MEMBER: usize = 4;
@@ -72,7 +72,7 @@ pub struct Member {
 pub struct Roster {
     /// The group's id (random, chosen by the admin).
     pub group: [u8; 16],
-    /// Its name, at most [`MAX_GROUP_NAME`] bytes.
+    /// Its name, at most [`MAX_GROUP_NAME`] characters.
     pub name: String,
     /// The admin's peer id bytes: the only one who signs rosters.
     pub admin: Vec<u8>,
@@ -147,8 +147,8 @@ impl Roster {
 
     fn check(&self) -> Result<(), GroupError> {
         let bad = |why: &str| Err(GroupError::Malformed(why.to_string()));
-        if self.name.is_empty() || self.name.len() > MAX_GROUP_NAME {
-            return bad("a group name is 1 to 64 bytes");
+        if self.name.is_empty() || self.name.chars().count() > MAX_GROUP_NAME {
+            return bad("a group name is 1 to 64 characters");
         }
         if self.members.len() > MAX_MEMBERS {
             return bad("too many members");
@@ -427,7 +427,9 @@ mod tests {
         assert!(v2.roster.removes_from(&v3.roster) && !v3.roster.removes_from(&v2.roster));
         // the admin cannot be removed; names and sizes are bounded
         assert!(v3.roster.without_member(&admin.peer_id()).is_err());
-        assert!(Roster::create(&admin, &"x".repeat(MAX_GROUP_NAME + 1)).is_err());
+        assert!(Roster::create(&admin, &"é".repeat(MAX_GROUP_NAME + 1)).is_err());
+        assert!(Roster::create(&admin, &"é".repeat(MAX_GROUP_NAME)).is_ok());
+        assert!(Roster::create(&admin, "").is_err());
         let mut full = v3.roster.clone();
         for _ in 1..MAX_MEMBERS {
             full = full.with_member(&NodeKeys::generate().peer_id()).unwrap();

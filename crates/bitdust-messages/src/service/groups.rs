@@ -32,6 +32,29 @@ const GROUP_HISTORY: &str = "messages/group_history";
 /// Members a group message is sent to at once.
 const FAN_OUT: usize = 16;
 
+/// Why a group operation was refused (the API maps each to its status).
+#[derive(Debug, thiserror::Error)]
+pub enum GroupRefusal {
+    /// No group of that name or id here.
+    #[error("no group named {0}")]
+    Unknown(String),
+    /// Several groups of that name (from different admins): name one by its id.
+    #[error("several groups are named {0}: name one by its id (bitdust group list)")]
+    Ambiguous(String),
+    /// A current group of that name exists already.
+    #[error("a group named {0} exists already")]
+    Exists(String),
+    /// Only the admin adds and removes members; the admin cannot leave.
+    #[error("{0}")]
+    Admin(&'static str),
+    /// Not a member of the group named.
+    #[error("{0} is not a member of {1}")]
+    NoSuchMember(String, String),
+    /// We were removed or left.
+    #[error("we are no longer a member of {0}")]
+    NotMember(String),
+}
+
 /// What this node keeps of one group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupRecord {
@@ -131,9 +154,9 @@ impl Messages {
             found.retain(|g| g.active);
         }
         match found.len() {
-            0 => bail!("no group named {name}"),
+            0 => Err(GroupRefusal::Unknown(name.into()).into()),
             1 => Ok(found.remove(0)),
-            _ => bail!("several groups are named {name}: name one by its id"),
+            _ => Err(GroupRefusal::Ambiguous(name.into()).into()),
         }
     }
 
@@ -149,7 +172,7 @@ impl Messages {
     pub async fn group_create(&self, name: &str) -> Result<Roster> {
         let _held = self.group_guard()?;
         if self.groups()?.iter().any(|g| g.active && g.roster.roster.name == name) {
-            bail!("a group named {name} exists already");
+            return Err(GroupRefusal::Exists(name.into()).into());
         }
         let roster = SignedRoster::sign(self.node.keys(), Roster::create(self.node.keys(), name)?)?;
         let record =
@@ -174,15 +197,17 @@ impl Messages {
     /// # Errors
     /// Not the admin, not a member, the admin itself.
     pub async fn group_remove(&self, name: &str, member: &str) -> Result<Roster> {
+        // the group first (an unknown group is the first thing to say), then the member
+        self.group(name)?;
         let peer = match self.contacts()?.named(member) {
             Ok(c) => c.peer()?,
-            Err(_) => {
-                member.parse::<PeerId>().with_context(|| format!("{member} is neither a contact nor a peer id"))?
-            }
+            Err(_) => member
+                .parse::<PeerId>()
+                .map_err(|_| GroupRefusal::NoSuchMember(member.to_string(), name.to_string()))?,
         };
         self.change_roster(name, |r| {
             if !r.is_member(&peer) {
-                bail!("{member} is not a member of {name}");
+                return Err(GroupRefusal::NoSuchMember(member.into(), name.into()).into());
             }
             r.without_member(&peer).map_err(Into::into)
         })
@@ -194,10 +219,10 @@ impl Messages {
             let _held = self.group_guard()?;
             let mut record = self.group(name)?;
             if !record.active {
-                bail!("we are no longer a member of {name}");
+                return Err(GroupRefusal::NotMember(name.into()).into());
             }
             if record.roster.roster.admin != self.node.peer_id().to_bytes() {
-                bail!("only the group's admin adds and removes members");
+                return Err(GroupRefusal::Admin("only the group's admin adds and removes members").into());
             }
             let before = record.roster.roster.clone();
             let next = change(&before)?;
@@ -305,7 +330,12 @@ impl Messages {
             let _held = self.group_guard()?;
             let mut record = self.group(name)?;
             if record.roster.roster.admin == self.node.peer_id().to_bytes() {
-                bail!("the admin cannot leave its own group: remove the members instead");
+                return Err(
+                    GroupRefusal::Admin("the admin cannot leave its own group: remove the members instead").into()
+                );
+            }
+            if !record.active {
+                return Err(GroupRefusal::NotMember(name.into()).into());
             }
             record.active = false;
             record.sender = None;
@@ -336,7 +366,7 @@ impl Messages {
             let _held = self.group_guard()?;
             let mut record = self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("the group is gone")?;
             if !record.active {
-                bail!("we are no longer a member of {name}");
+                return Err(GroupRefusal::NotMember(name.into()).into());
             }
             let mut sender = self.sender_key(&mut record)?;
             let now = bitdust_node::automata::now_ms();

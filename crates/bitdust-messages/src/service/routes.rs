@@ -13,6 +13,14 @@
 //! | POST | `/api/v1/messages/{name}/read` | | [`MarkedRead`]: received messages shown; a read receipt goes back |
 //! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
 //! | POST | `/api/v1/history/sync` | | [`HistorySync`]: contacts and conversations stored on the suppliers now (503 none) |
+//! | GET | `/api/v1/groups` | | [`Groups`]: every group held, current and left |
+//! | POST | `/api/v1/groups` | [`CreateGroup`] | [`GroupInfo`]: a new group, this node its admin (409 the name is taken) |
+//! | GET | `/api/v1/groups/{name}` | | [`GroupInfo`]: its members (404 unknown; 409 ambiguous: use the id) |
+//! | POST | `/api/v1/groups/{name}/members` | [`AddMember`] | [`GroupInfo`]: a contact added (the admin only: 409) |
+//! | DELETE | `/api/v1/groups/{name}/members/{member}` | | [`GroupInfo`]: a member removed; every key is replaced |
+//! | POST | `/api/v1/groups/{name}/leave` | | [`GroupInfo`]: left (the admin removes us) |
+//! | POST | `/api/v1/groups/{name}/messages` | [`SendGroupMessage`] | [`GroupSentInfo`]: sent to each member |
+//! | GET | `/api/v1/groups/{name}/messages?limit=N` | | [`GroupConversation`]: the last N messages, oldest first |
 
 use std::sync::Arc;
 
@@ -21,8 +29,9 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use bitdust_api::{
-    AddContact, ContactInfo, Contacts, Conversation, ErrorBody, FileInfo, HistoryQuery, HistorySync, Inbox, InboxEntry,
-    MarkedRead, MessageInfo, SafetyNumber, SendMessage,
+    AddContact, AddMember, ContactInfo, Contacts, Conversation, CreateGroup, ErrorBody, FileInfo, GroupConversation,
+    GroupInfo, GroupMemberInfo, GroupMessageInfo, GroupSentInfo, Groups, HistoryQuery, HistorySync, Inbox, InboxEntry,
+    MarkedRead, MessageInfo, SafetyNumber, SendGroupMessage, SendMessage,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -46,12 +55,37 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/messages/{name}/read", axum::routing::post(read))
         .route("/api/v1/inbox", get(inbox))
         .route("/api/v1/history/sync", axum::routing::post(sync))
+        .route("/api/v1/groups", get(groups).post(create_group))
+        .route("/api/v1/groups/{name}", get(group))
+        .route("/api/v1/groups/{name}/members", axum::routing::post(add_member))
+        .route("/api/v1/groups/{name}/members/{member}", axum::routing::delete(remove_member))
+        .route("/api/v1/groups/{name}/leave", axum::routing::post(leave_group))
+        .route("/api/v1/groups/{name}/messages", get(group_history).post(group_send))
         .with_state(messages)
 }
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(contacts, add, remove, safety, verify, send, history, read, inbox, sync))]
+#[openapi(paths(
+    contacts,
+    add,
+    remove,
+    safety,
+    verify,
+    send,
+    history,
+    read,
+    inbox,
+    sync,
+    groups,
+    create_group,
+    group,
+    add_member,
+    remove_member,
+    leave_group,
+    group_send,
+    group_history
+))]
 struct MessagesApi;
 
 /// The messages wing's part of the OpenAPI document.
@@ -98,6 +132,20 @@ fn file_error(e: anyhow::Error) -> ApiError {
 
 fn error(e: anyhow::Error) -> ApiError {
     use crate::service::conversations::SendError;
+    use crate::service::groups::GroupRefusal;
+    if let Some(g) = e.downcast_ref::<GroupRefusal>() {
+        let kind = match g {
+            GroupRefusal::Unknown(_) | GroupRefusal::NoSuchMember(..) => ErrorKind::NotFound,
+            GroupRefusal::Ambiguous(_)
+            | GroupRefusal::Exists(_)
+            | GroupRefusal::Admin(_)
+            | GroupRefusal::NotMember(_) => ErrorKind::Conflict,
+        };
+        return ApiError::new(kind, e.to_string());
+    }
+    if let Some(g) = e.downcast_ref::<crate::proto::groups::GroupError>() {
+        return ApiError::bad_request(g.to_string());
+    }
     match e.downcast_ref::<SendError>() {
         Some(SendError::KeyChanged(..)) => return ApiError::new(ErrorKind::Conflict, e.to_string()),
         Some(SendError::Unreachable(..)) => return ApiError::new(ErrorKind::Unavailable, e.to_string()),
@@ -232,7 +280,7 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Conversation> {
     let (Path(name), Query(q)) = (name?, query?);
-    let limit = q.limit.unwrap_or(100).min(10_000) as usize;
+    let limit = history_limit(q.limit)?;
     let messages = m.history(&name, limit).map_err(error)?;
     Ok(Json(Conversation { contact: name, messages: messages.iter().map(|e| message(&m, e)).collect() }))
 }
@@ -277,4 +325,164 @@ async fn read(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiResu
     let Path(name) = name?;
     let marked = m.mark_read(&name).await.map_err(error)?;
     Ok(Json(MarkedRead { marked: marked as u64 }))
+}
+
+/// A group as the API shows it (members named as in our address book).
+fn group_info(m: &Messages, g: &crate::service::groups::GroupRecord) -> GroupInfo {
+    let book = m.contacts().unwrap_or_default();
+    let r = &g.roster.roster;
+    let me = m.node().peer_id().to_bytes();
+    GroupInfo {
+        id: r.group.iter().map(|b| format!("{b:02x}")).collect(),
+        name: r.name.clone(),
+        revision: r.revision,
+        active: g.active,
+        members: r
+            .members
+            .iter()
+            .map(|member| GroupMemberInfo {
+                peer_id: bitdust_core::PeerId::from_bytes(&member.peer).map(|p| p.to_string()).unwrap_or_default(),
+                contact: book.by_peer(&member.peer).map(|c| c.name.clone()),
+                admin: member.peer == r.admin,
+                me: member.peer == me,
+            })
+            .collect(),
+    }
+}
+
+/// A group message as the API shows it.
+fn group_message(m: &Messages, e: &crate::service::groups::GroupEntry) -> GroupMessageInfo {
+    let book = m.contacts().unwrap_or_default();
+    GroupMessageInfo {
+        id: e.id.iter().map(|b| format!("{b:02x}")).collect(),
+        outgoing: e.from == m.node().peer_id().to_bytes(),
+        from: bitdust_core::PeerId::from_bytes(&e.from).map(|p| p.to_string()).unwrap_or_default(),
+        from_contact: book.by_peer(&e.from).map(|c| c.name.clone()),
+        sent_unix_ms: e.sent_unix_ms,
+        at_unix_ms: e.at_unix_ms,
+        text: e.text.clone(),
+    }
+}
+
+/// Every group held, current and left.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups", responses((status = 200, body = Groups)))]
+async fn groups(State(m): S) -> ApiResult<Groups> {
+    let all = m.groups().map_err(error)?;
+    Ok(Json(Groups { groups: all.iter().map(|g| group_info(&m, g)).collect() }))
+}
+
+/// Creates a group with this node as its admin and only member.
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,
+    responses((status = 200, body = GroupInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_group(State(m): S, body: Result<Json<CreateGroup>, JsonRejection>) -> ApiResult<GroupInfo> {
+    let Json(body) = body?;
+    m.group_create(&body.name).await.map_err(error)?;
+    Ok(Json(group_info(&m, &m.group(&body.name).map_err(error)?)))
+}
+
+/// A group and its members.
+#[utoipa::path(get, path = "/api/v1/groups/{name}", tag = "groups", params(("name" = String, Path, description = "The group's name or id")),
+    responses((status = 200, body = GroupInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn group(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiResult<GroupInfo> {
+    let Path(name) = name?;
+    Ok(Json(group_info(&m, &m.group(&name).map_err(error)?)))
+}
+
+/// Adds a contact to a group (the admin only); the members are told, the newcomer reads from now on.
+#[utoipa::path(post, path = "/api/v1/groups/{name}/members", tag = "groups", request_body = AddMember,
+    params(("name" = String, Path, description = "The group's name or id")),
+    responses((status = 200, body = GroupInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn add_member(
+    State(m): S,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Json<AddMember>, JsonRejection>,
+) -> ApiResult<GroupInfo> {
+    let (Path(name), Json(body)) = (name?, body?);
+    let roster = m.group_add(&name, &body.contact).await.map_err(error)?;
+    Ok(Json(group_info(&m, &m.group(&hex(&roster.group)).map_err(error)?)))
+}
+
+/// Removes a member (the admin only): every member replaces its key, the removed one cannot read what follows.
+#[utoipa::path(delete, path = "/api/v1/groups/{name}/members/{member}", tag = "groups",
+    params(("name" = String, Path, description = "The group's name or id"),
+        ("member" = String, Path, description = "A contact's name or a peer id")),
+    responses((status = 200, body = GroupInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_member(State(m): S, path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<GroupInfo> {
+    let Path((name, member)) = path?;
+    let roster = m.group_remove(&name, &member).await.map_err(error)?;
+    Ok(Json(group_info(&m, &m.group(&hex(&roster.group)).map_err(error)?)))
+}
+
+/// Leaves a group (the admin then removes us; the history stays here).
+#[utoipa::path(post, path = "/api/v1/groups/{name}/leave", tag = "groups",
+    params(("name" = String, Path, description = "The group's name or id")),
+    responses((status = 200, body = GroupInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn leave_group(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiResult<GroupInfo> {
+    let Path(name) = name?;
+    let id = hex(&m.group(&name).map_err(error)?.roster.roster.group);
+    m.group_leave(&id).await.map_err(error)?;
+    Ok(Json(group_info(&m, &m.group(&id).map_err(error)?)))
+}
+
+/// Sends a text to a group: one encryption, then to each member directly or to its mailboxes.
+#[utoipa::path(post, path = "/api/v1/groups/{name}/messages", tag = "groups", request_body = SendGroupMessage,
+    params(("name" = String, Path, description = "The group's name or id")),
+    responses((status = 200, body = GroupSentInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn group_send(
+    State(m): S,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Json<SendGroupMessage>, JsonRejection>,
+) -> ApiResult<GroupSentInfo> {
+    let (Path(name), Json(body)) = (name?, body?);
+    // an unknown group first (404), whatever else is wrong with the request
+    m.group(&name).map_err(error)?;
+    if body.text.len() > crate::proto::wire::MAX_TEXT_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "message of {} bytes is over the {}-byte limit",
+            body.text.len(),
+            crate::proto::wire::MAX_TEXT_BYTES
+        )));
+    }
+    let sent = m.group_send(&name, &body.text).await.map_err(error)?;
+    let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+    Ok(Json(GroupSentInfo {
+        message: group_message(&m, &sent.entry),
+        delivered: n(sent.delivered),
+        stored: n(sent.stored),
+        missed: n(sent.missed),
+    }))
+}
+
+/// A group's history: the last `limit` messages, oldest first.
+#[utoipa::path(get, path = "/api/v1/groups/{name}/messages", tag = "groups",
+    params(("name" = String, Path, description = "The group's name or id"), HistoryQuery),
+    responses((status = 200, body = GroupConversation), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn group_history(
+    State(m): S,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<GroupConversation> {
+    let (Path(name), Query(q)) = (name?, query?);
+    let limit = history_limit(q.limit)?;
+    let record = m.group(&name).map_err(error)?;
+    let messages = m.group_history(&name, limit).map_err(error)?;
+    Ok(Json(GroupConversation {
+        group: group_info(&m, &record),
+        messages: messages.iter().map(|e| group_message(&m, e)).collect(),
+    }))
+}
+
+/// The `limit` of a history query: 100 by default, at most 10,000.
+fn history_limit(limit: Option<u32>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(100) {
+        n @ 0..=10_000 => Ok(n as usize),
+        n => Err(ApiError::bad_request(format!("limit {n} is over 10,000"))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

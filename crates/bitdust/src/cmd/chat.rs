@@ -1,6 +1,6 @@
-//! `bitdust chat NAME`: a terminal chat with a contact. Lines typed are sent (each shows its delivery state);
-//! incoming messages appear as they arrive, followed through the daemon's event log. Ends at end of input
-//! (Ctrl-D).
+//! `bitdust chat NAME`: a terminal chat with a contact, or with a group (`chat group:NAME`). Lines typed are sent
+//! (each shows its delivery state); incoming messages appear as they arrive, followed through the daemon's event
+//! log. Ends at end of input (Ctrl-D).
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -10,7 +10,10 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use bitdust::client::Client;
 use bitdust::out;
-use bitdust_api::{Contacts, Conversation, EventKind, Events, MarkedRead, MessageInfo, SendMessage};
+use bitdust_api::{
+    Contacts, Conversation, EventKind, Events, GroupConversation, GroupMessageInfo, GroupSentInfo, MarkedRead,
+    MessageInfo, SendGroupMessage, SendMessage,
+};
 use bitdust_node::Home;
 
 use super::contacts::encode;
@@ -28,11 +31,14 @@ fn show(contact: &str, m: &MessageInfo) {
     }
 }
 
-/// `bitdust chat NAME`.
+/// `bitdust chat NAME` (or `group:NAME`).
 ///
 /// # Errors
-/// An unknown contact, or the daemon.
+/// An unknown contact or group, or the daemon.
 pub fn run(home: &Home, name: &str) -> Result<()> {
+    if let Some(group) = name.strip_prefix("group:") {
+        return group_chat(home, group);
+    }
     let client = Client::for_home(home)?;
     let contacts: Contacts = client.get("/contacts")?;
     let Some(contact) = contacts.contacts.iter().find(|c| c.name == name) else {
@@ -102,6 +108,82 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
         }
         if read {
             out!("-- {name} has read your messages");
+        }
+    }
+    let _ = sender.join();
+    Ok(())
+}
+
+fn show_group(m: &GroupMessageInfo) {
+    let who = if m.outgoing {
+        "me".to_string()
+    } else {
+        m.from_contact.clone().unwrap_or_else(|| m.from.chars().take(16).collect())
+    };
+    out!("{who}: {}", m.text);
+}
+
+/// `bitdust chat group:NAME`.
+fn group_chat(home: &Home, group: &str) -> Result<()> {
+    let client = Client::for_home(home)?;
+    let path = format!("/groups/{}/messages?limit={BACKLOG}", encode(group));
+    let backlog: GroupConversation = client.get(&path)?;
+    if !backlog.group.active {
+        bail!("we are no longer a member of {group}");
+    }
+    // the events name the group by its name; messages are sent to its id (names may repeat)
+    let (label, id) = (format!("group:{}", backlog.group.name), backlog.group.id.clone());
+    let mut shown: HashSet<String> = HashSet::new();
+    for m in &backlog.messages {
+        show_group(m);
+        shown.insert(m.id.clone());
+    }
+    out!("-- chatting in {} ({} members); end with Ctrl-D --", backlog.group.name, backlog.group.members.len());
+    let done = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (client, done) = (Client::for_home(home)?, done.clone());
+        let send_path = format!("/groups/{id}/messages");
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(text) = line else { break };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                match client.post::<_, GroupSentInfo>(&send_path, &SendGroupMessage { text }) {
+                    Ok(s) => out!(
+                        "me: {}  [delivered {}, stored {}, missed {}]",
+                        s.message.text,
+                        s.delivered,
+                        s.stored,
+                        s.missed
+                    ),
+                    Err(e) => out!("not sent: {e:#}"),
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let path = format!("/groups/{id}/messages?limit={BACKLOG}");
+    let mut since = client.get::<Events>("/events?since=0&timeout_ms=0")?.last_id;
+    while !done.load(Ordering::SeqCst) {
+        let page: Events = client.get(&format!("/events?since={since}&timeout_ms={POLL_MS}"))?;
+        let mut fresh = false;
+        for e in &page.events {
+            since = since.max(e.id);
+            if let EventKind::Message { contact, outgoing: false, .. } = &e.kind {
+                fresh |= *contact == label;
+            }
+        }
+        if page.last_id < since {
+            since = page.last_id;
+        }
+        if fresh {
+            let recent: GroupConversation = client.get(&path)?;
+            for m in recent.messages.iter().filter(|m| !m.outgoing) {
+                if shown.insert(m.id.clone()) {
+                    show_group(m);
+                }
+            }
         }
     }
     let _ = sender.join();
