@@ -9,16 +9,64 @@ use common::*;
 use serde_json::Value;
 
 /// The lines a child prints, through a channel (so a test can wait for one with a timeout).
-fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+/// A `bitdust chat` running with its input and output piped.
+struct Chat {
+    run: Running,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Chat {
+    fn start(home: &std::path::Path, with: &str) -> Self {
+        let mut run = Running(
+            bitdust()
+                .args(["--home", s(home), "chat", with])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let out = run.0.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::sync_channel(1024);
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = run.0.stdin.take();
+        Self { run, lines, stdin }
+    }
+
+    /// The next line printed that contains `what` (those before it are skipped).
+    fn next_with(&self, what: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("chat never printed {what:?}"));
+            if line.contains(what) {
+                return line;
             }
         }
-    });
-    rx
+    }
+
+    fn type_line(&mut self, text: &str) {
+        std::io::Write::write_all(self.stdin.as_mut().unwrap(), format!("{text}\n").as_bytes()).unwrap();
+    }
+
+    /// Ends the input (Ctrl-D): the chat must exit, successfully.
+    fn end(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.run.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "chat did not end at end of input");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(self.run.0.try_wait().unwrap().is_some_and(|s| s.success()));
+    }
 }
 
 #[test]
@@ -91,37 +139,14 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // the terminal chat: a line typed is delivered, a message from the other side appears live, Ctrl-D ends it
-    let mut chat = Running(
-        bitdust()
-            .args(["--home", s(&alice), "chat", "supplier-2"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = lines_of(chat.0.stdout.take().unwrap());
-    let next_with = |what: &str| loop {
-        let line =
-            lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("chat never printed {what:?}"));
-        if line.contains(what) {
-            return line;
-        }
-    };
-    assert!(next_with("supplier-2: yes").starts_with("supplier-2: yes"), "the backlog first");
-    next_with("-- chatting with supplier-2");
-    let mut stdin = chat.0.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"typed in the chat\n").unwrap();
-    next_with("me: typed in the chat  [delivered]");
+    let mut chat = Chat::start(&alice, "supplier-2");
+    assert!(chat.next_with("supplier-2: yes").starts_with("supplier-2: yes"), "the backlog first");
+    chat.next_with("-- chatting with supplier-2");
+    chat.type_line("typed in the chat");
+    chat.next_with("me: typed in the chat  [delivered]");
     ok(&["--home", s(&dir.join("supplier-2")), "msg", "send", "Alice A.", "seen live"]);
-    next_with("supplier-2: seen live");
-    drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while chat.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "chat did not end at end of input");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(chat.0.try_wait().unwrap().is_some_and(|s| s.success()));
+    chat.next_with("supplier-2: seen live");
+    chat.end();
     // a group (issue 16): alice creates it and adds supplier-2; both write; only the admin adds; a group chat
     let s2 = dir.join("supplier-2");
     assert!(ok(&["--home", s(&alice), "group", "create", "team"]).contains("group team created"));
@@ -147,35 +172,13 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     assert!(fails(&["--home", s(&alice), "group", "send", "nogroup", "x"]).contains("no group named"));
     let list = json(&["--home", s(&alice), "group", "list"]);
     assert_eq!(list["groups"][0]["members"].as_array().map(Vec::len), Some(2), "{list}");
-    let mut chat = Running(
-        bitdust()
-            .args(["--home", s(&alice), "chat", "group:team"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = lines_of(chat.0.stdout.take().unwrap());
-    let next_with = |what: &str| loop {
-        let line =
-            lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("chat never printed {what:?}"));
-        if line.contains(what) {
-            return line;
-        }
-    };
-    next_with("-- chatting in team (2 members)");
-    let mut stdin = chat.0.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"typed in the group\n").unwrap();
-    next_with("me: typed in the group  [delivered 1");
+    let mut chat = Chat::start(&alice, "group:team");
+    chat.next_with("-- chatting in team (2 members)");
+    chat.type_line("typed in the group");
+    chat.next_with("me: typed in the group  [delivered 1");
     ok(&["--home", s(&s2), "group", "send", "team", "group live"]);
-    next_with("supplier-2: group live");
-    drop(stdin);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while chat.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the group chat did not end at end of input");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    chat.next_with("supplier-2: group live");
+    chat.end();
     // a file: offered in a message, fetched by the contact from alice's node, byte for byte
     let file = tmp.path().join("photo.jpg");
     std::fs::write(&file, (0..3_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();

@@ -549,7 +549,7 @@ impl Messages {
             contact,
             peer: peer.to_string(),
             outgoing: entry.outgoing,
-            message_id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
+            message_id: hex::encode(entry.id),
             state: entry.state.as_str().to_string(),
         });
     }

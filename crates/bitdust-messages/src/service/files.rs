@@ -103,10 +103,6 @@ impl Versioned for FileRecord {
     const FORMAT: u16 = 1;
 }
 
-fn hex(id: &[u8]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// An offer as received, checked: a size within [`MAX_FILE_BYTES`], a name safe to create.
 ///
 /// # Errors
@@ -175,7 +171,7 @@ impl Messages {
         let transfer: [u8; 16] = rand::random();
         let dir = self.node.home().path("files");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tree = dir.join(format!("{}.obao", hex(&transfer)));
+        let tree = dir.join(format!("{}.obao", hex::encode(transfer)));
         let (source, t) = (path.clone(), tree.clone());
         let size = meta.len();
         let hash = tokio::task::spawn_blocking(move || -> Result<[u8; 32]> {
@@ -197,7 +193,7 @@ impl Messages {
         let stored = match (reachable, self.node.vault()) {
             (false, Some(vault)) => {
                 let expires = bitdust_node::home::unix_now() + crate::service::mailbox::MAIL_TTL.as_secs();
-                vault.share_file(&hex(&transfer), &path, peer, expires).await.inspect_err(|_| {
+                vault.share_file(&hex::encode(transfer), &path, peer, expires).await.inspect_err(|_| {
                     let _ = std::fs::remove_file(&tree);
                 })?
             }
@@ -242,7 +238,7 @@ impl Messages {
             Ok(Some(r)) if r.outgoing && r.peer == peer.to_bytes() => r,
             _ => return Response::Error("no such file offered to you".into()),
         };
-        let tree = self.node.home().path("files").join(format!("{}.obao", hex(&transfer)));
+        let tree = self.node.home().path("files").join(format!("{}.obao", hex::encode(transfer)));
         let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
             let file = std::fs::File::open(&record.path).map_err(|e| format!("the file is gone: {e}"))?;
             if file.metadata().map(|m| m.len()).ok() != Some(record.size) {
@@ -275,7 +271,7 @@ impl Messages {
                 d.remove(&transfer);
             }
             if let Err(e) = r {
-                tracing::info!(%peer, transfer = %hex(&transfer), error = %format!("{e:#}"), "file not received");
+                tracing::info!(%peer, transfer = %hex::encode(transfer), error = %format!("{e:#}"), "file not received");
             }
         });
     }
@@ -317,7 +313,7 @@ impl Messages {
         if !record.stored.is_empty() {
             return self.download_stored(peer, transfer, record, &dir).await;
         }
-        let part = dir.join(format!(".{}.part", hex(&transfer)));
+        let part = dir.join(format!(".{}.part", hex::encode(transfer)));
         // resume after the last whole chunk written (every byte written was verified first)
         let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         let mut offset = (have / CHUNK_BYTES * CHUNK_BYTES).min(record.size);
@@ -326,7 +322,7 @@ impl Messages {
         file.seek(SeekFrom::Start(offset))?;
         let resumed_from = offset;
         if offset > 0 {
-            tracing::info!(transfer = %hex(&transfer), offset, "resuming a download");
+            tracing::info!(transfer = %hex::encode(transfer), offset, "resuming a download");
         }
         let size = record.size;
         let mut last_progress = std::time::Instant::now();
@@ -344,7 +340,7 @@ impl Messages {
                         file.write_all(&bytes)?;
                         if let Some(since) = waiting_since.take() {
                             let waited = since.elapsed().as_secs_f64();
-                            tracing::info!(transfer = %hex(&transfer), offset, waited, "download resumed after the link came back");
+                            tracing::info!(transfer = %hex::encode(transfer), offset, waited, "download resumed after the link came back");
                         }
                         offset += bytes.len() as u64;
                         backoff = Duration::from_millis(250);
@@ -413,7 +409,7 @@ impl Messages {
         dir: &Path,
     ) -> Result<PathBuf> {
         let vault = self.node.vault().context("cannot fetch a file sent through storage: no storage wing runs")?;
-        let scratch = dir.join(format!(".{}.stored", hex(&transfer)));
+        let scratch = dir.join(format!(".{}.stored", hex::encode(transfer)));
         let started = std::time::Instant::now();
         let mut backoff = Duration::from_millis(500);
         let fetched = loop {
@@ -464,8 +460,10 @@ impl Messages {
         }
         let Some(vault) = self.node.vault() else { return };
         tokio::spawn(async move {
-            match vault.unshare(&hex(&transfer)).await {
-                Ok(()) => tracing::info!(transfer = %hex(&transfer), "file fetched through storage: upload forgotten"),
+            match vault.unshare(&hex::encode(transfer)).await {
+                Ok(()) => {
+                    tracing::info!(transfer = %hex::encode(transfer), "file fetched through storage: upload forgotten")
+                }
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "upload not forgotten yet"),
             }
         });

@@ -129,6 +129,15 @@ impl Messages {
         self.group_lock.lock().map_err(|_| anyhow::anyhow!("the group lock is poisoned"))
     }
 
+    /// The sender sessions `member` gave us for `group`.
+    fn keyring_of(&self, group: &[u8; 16], member: &PeerId) -> Result<Keyring> {
+        let mut ring = Keyring::default();
+        if let Some(p) = self.node.db().record::<KeyPickles>(GROUP_KEYS, &key_of(group, member))? {
+            ring.restore(member, &p.0, &self.pickle_key());
+        }
+        Ok(ring)
+    }
+
     fn pickle_key(&self) -> [u8; 32] {
         self.node.keys().master().derive("bitdust 2026-12 megolm pickle key v1", b"")
     }
@@ -147,9 +156,10 @@ impl Messages {
     /// No such group, or several of that name (use the id).
     pub fn group(&self, name: &str) -> Result<GroupRecord> {
         let all = self.groups()?;
-        let hex = |g: &GroupRecord| g.roster.roster.group.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        let mut found: Vec<GroupRecord> =
-            all.into_iter().filter(|g| g.roster.roster.name == name || hex(g) == name).collect();
+        let mut found: Vec<GroupRecord> = all
+            .into_iter()
+            .filter(|g| g.roster.roster.name == name || hex::encode(g.roster.roster.group) == name)
+            .collect();
         if found.len() > 1 {
             found.retain(|g| g.active);
         }
@@ -439,7 +449,7 @@ impl Messages {
             contact: format!("group:{name}"),
             peer: PeerId::from_bytes(&entry.from).map(|p| p.to_string()).unwrap_or_default(),
             outgoing,
-            message_id: entry.id.iter().map(|b| format!("{b:02x}")).collect(),
+            message_id: hex::encode(entry.id),
             state: if outgoing { "sent" } else { "received" }.into(),
         });
     }
@@ -462,15 +472,10 @@ impl Messages {
                 if !record.active || !record.roster.roster.is_member(&peer) {
                     bail!("a group key from a non-member");
                 }
-                let pickle_key = self.pickle_key();
-                let k = key_of(&group, &peer);
-                let mut ring = Keyring::default();
-                if let Some(p) = self.node.db().record::<KeyPickles>(GROUP_KEYS, &k)? {
-                    ring.restore(&peer, &p.0, &pickle_key);
-                }
+                let mut ring = self.keyring_of(&group, &peer)?;
                 ring.add(&peer, &key)?;
-                let pickles = KeyPickles(ring.pickles_of(&peer, &pickle_key));
-                self.node.db().write(|tx| tx.table(GROUP_KEYS)?.put(&k, &pickles))?;
+                let pickles = KeyPickles(ring.pickles_of(&peer, &self.pickle_key()));
+                self.node.db().write(|tx| tx.table(GROUP_KEYS)?.put(&key_of(&group, &peer), &pickles))?;
                 Ok(())
             }
             GroupControl::Left { group } => {
@@ -480,7 +485,7 @@ impl Messages {
                 if record.roster.roster.is_member(&peer) && record.roster.roster.admin == me.to_bytes() && record.active
                 {
                     if let Some(this) = self.this.upgrade() {
-                        let id = group.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                        let id = hex::encode(group);
                         tokio::spawn(async move {
                             if let Err(e) = this.group_remove(&id, &peer.to_string()).await {
                                 tracing::info!(%peer, error = %e, "cannot remove a member who left");
@@ -559,12 +564,7 @@ impl Messages {
         if self.node.db().record::<Guarded>(GUARD, &envelope_key)?.is_some() {
             return Ok(false);
         }
-        let pickle_key = self.pickle_key();
-        let k = key_of(&group, &peer);
-        let mut ring = Keyring::default();
-        if let Some(p) = self.node.db().record::<KeyPickles>(GROUP_KEYS, &k)? {
-            ring.restore(&peer, &p.0, &pickle_key);
-        }
+        let mut ring = self.keyring_of(&group, &peer)?;
         let (padded, _index) = ring.decrypt(&peer, &sealed)?;
         let plain: GroupPlain = wire::decode(e2e::unpad(&padded)?).map_err(anyhow::Error::msg)?;
         if plain.text.len() > MAX_TEXT_BYTES {
@@ -584,10 +584,10 @@ impl Messages {
             at_unix_ms: now,
             text: plain.text,
         };
-        let pickles = KeyPickles(ring.pickles_of(&peer, &pickle_key));
+        let pickles = KeyPickles(ring.pickles_of(&peer, &self.pickle_key()));
         self.node.db().write(|tx| {
             tx.table(GROUPS)?.put(&group, &record)?;
-            tx.table(GROUP_KEYS)?.put(&k, &pickles)?;
+            tx.table(GROUP_KEYS)?.put(&key_of(&group, &peer), &pickles)?;
             tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)?;
             let mut guard = tx.table(GUARD)?;
             guard.put(&id_key, &Guarded(now))?;

@@ -231,7 +231,7 @@ fn message(m: &Messages, e: &Entry) -> MessageInfo {
     };
     MessageInfo {
         outgoing: e.outgoing,
-        id: e.id.iter().map(|b| format!("{b:02x}")).collect(),
+        id: hex::encode(e.id),
         seq: e.seq,
         sent_unix_ms: e.sent_unix_ms,
         at_unix_ms: e.at_unix_ms,
@@ -333,7 +333,7 @@ fn group_info(m: &Messages, g: &crate::service::groups::GroupRecord) -> GroupInf
     let r = &g.roster.roster;
     let me = m.node().peer_id().to_bytes();
     GroupInfo {
-        id: r.group.iter().map(|b| format!("{b:02x}")).collect(),
+        id: hex::encode(r.group),
         name: r.name.clone(),
         revision: r.revision,
         active: g.active,
@@ -354,7 +354,7 @@ fn group_info(m: &Messages, g: &crate::service::groups::GroupRecord) -> GroupInf
 fn group_message(m: &Messages, e: &crate::service::groups::GroupEntry) -> GroupMessageInfo {
     let book = m.contacts().unwrap_or_default();
     GroupMessageInfo {
-        id: e.id.iter().map(|b| format!("{b:02x}")).collect(),
+        id: hex::encode(e.id),
         outgoing: e.from == m.node().peer_id().to_bytes(),
         from: bitdust_core::PeerId::from_bytes(&e.from).map(|p| p.to_string()).unwrap_or_default(),
         from_contact: book.by_peer(&e.from).map(|c| c.name.clone()),
@@ -400,7 +400,7 @@ async fn add_member(
 ) -> ApiResult<GroupInfo> {
     let (Path(name), Json(body)) = (name?, body?);
     let roster = m.group_add(&name, &body.contact).await.map_err(error)?;
-    Ok(Json(group_info(&m, &m.group(&hex(&roster.group)).map_err(error)?)))
+    Ok(Json(group_info(&m, &m.group(&hex::encode(roster.group)).map_err(error)?)))
 }
 
 /// Removes a member (the admin only): every member replaces its key, the removed one cannot read what follows.
@@ -411,7 +411,7 @@ async fn add_member(
 async fn remove_member(State(m): S, path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<GroupInfo> {
     let Path((name, member)) = path?;
     let roster = m.group_remove(&name, &member).await.map_err(error)?;
-    Ok(Json(group_info(&m, &m.group(&hex(&roster.group)).map_err(error)?)))
+    Ok(Json(group_info(&m, &m.group(&hex::encode(roster.group)).map_err(error)?)))
 }
 
 /// Leaves a group (the admin then removes us; the history stays here).
@@ -420,7 +420,7 @@ async fn remove_member(State(m): S, path: Result<Path<(String, String)>, PathRej
     responses((status = 200, body = GroupInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn leave_group(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiResult<GroupInfo> {
     let Path(name) = name?;
-    let id = hex(&m.group(&name).map_err(error)?.roster.roster.group);
+    let id = hex::encode(m.group(&name).map_err(error)?.roster.roster.group);
     m.group_leave(&id).await.map_err(error)?;
     Ok(Json(group_info(&m, &m.group(&id).map_err(error)?)))
 }
@@ -481,8 +481,4 @@ fn history_limit(limit: Option<u32>) -> Result<usize, ApiError> {
         n @ 0..=10_000 => Ok(n as usize),
         n => Err(ApiError::bad_request(format!("limit {n} is over 10,000"))),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -115,12 +115,7 @@ pub fn run(home: &Home, name: &str) -> Result<()> {
 }
 
 fn show_group(m: &GroupMessageInfo) {
-    let who = if m.outgoing {
-        "me".to_string()
-    } else {
-        m.from_contact.clone().unwrap_or_else(|| m.from.chars().take(16).collect())
-    };
-    out!("{who}: {}", m.text);
+    out!("{}: {}", super::group::who(m.outgoing, m.from_contact.as_ref(), &m.from), m.text);
 }
 
 /// `bitdust chat group:NAME`.

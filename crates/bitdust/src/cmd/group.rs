@@ -8,15 +8,20 @@ use super::contacts::encode;
 use super::print;
 use bitdust::client::Client;
 
+/// How a member or writer is shown: `me`, its contact name, else the start of its peer id.
+pub fn who(me: bool, contact: Option<&String>, peer_id: &str) -> String {
+    if me {
+        "me".to_string()
+    } else {
+        contact.cloned().unwrap_or_else(|| peer_id.chars().take(16).collect())
+    }
+}
+
 fn members_line(g: &GroupInfo) -> String {
     g.members
         .iter()
         .map(|m| {
-            let name = if m.me {
-                "me".to_string()
-            } else {
-                m.contact.clone().unwrap_or_else(|| m.peer_id.chars().take(16).collect())
-            };
+            let name = who(m.me, m.contact.as_ref(), &m.peer_id);
             if m.admin {
                 format!("{name} (admin)")
             } else {
@@ -107,14 +112,7 @@ pub fn history(home: &Home, name: &str, limit: u32, json: bool) -> Result<()> {
         }
         v.messages
             .iter()
-            .map(|m| {
-                let who = if m.outgoing {
-                    "me".to_string()
-                } else {
-                    m.from_contact.clone().unwrap_or_else(|| m.from.chars().take(16).collect())
-                };
-                format!("{who}: {}", m.text)
-            })
+            .map(|m| format!("{}: {}", who(m.outgoing, m.from_contact.as_ref(), &m.from), m.text))
             .collect::<Vec<_>>()
             .join("\n")
     });
