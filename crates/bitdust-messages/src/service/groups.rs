@@ -29,6 +29,10 @@ use crate::service::Messages;
 const GROUPS: &str = "messages/groups";
 const GROUP_KEYS: &str = "messages/group_keys";
 const GROUP_HISTORY: &str = "messages/group_history";
+/// Group history entries marked for the next history segment (as [`crate::service::history`]'s `unsynced`).
+pub(crate) const GROUP_UNSYNCED: &str = "messages/group_unsynced";
+/// Groups whose roster or keys changed since the last history segment: group id -> a random mark.
+pub(crate) const GROUP_DIRTY: &str = "messages/group_dirty";
 /// Members a group message is sent to at once.
 const FAN_OUT: usize = 16;
 
@@ -102,6 +106,42 @@ impl Versioned for KeyPickles {
     const FORMAT: u16 = 1;
 }
 
+/// A change mark of [`GROUP_DIRTY`]: cleared after a segment only if not set again meanwhile.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct Mark(u64);
+
+impl Versioned for Mark {
+    const FORMAT: u16 = 1;
+}
+
+/// Change marks read from [`GROUP_DIRTY`]: group id bytes and mark.
+pub(crate) type Marks = Vec<(Vec<u8>, u64)>;
+
+/// One group as the history log keeps it: the record (without our sender key: a restored device makes a new one,
+/// never reusing a Megolm index) and every member's sender sessions (pickled, encrypted under a key derived from
+/// the master secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SavedGroup {
+    record: GroupRecord,
+    /// Member peer id bytes -> pickles.
+    keys: Vec<(Vec<u8>, Vec<String>)>,
+}
+
+impl SavedGroup {
+    /// The group id.
+    pub(crate) fn group(&self) -> [u8; 16] {
+        self.record.roster.roster.group
+    }
+}
+
+/// One group history entry as the history log keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LoggedGroupEntry {
+    pub(crate) group: [u8; 16],
+    pub(crate) index: u64,
+    pub(crate) entry: GroupEntry,
+}
+
 /// What sending a group message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSent {
@@ -171,8 +211,120 @@ impl Messages {
     }
 
     fn save_group(&self, record: &GroupRecord) -> Result<()> {
-        self.node.db().write(|tx| tx.table(GROUPS)?.put(&record.roster.roster.group, record))?;
+        let group = record.roster.roster.group;
+        self.node.db().write(|tx| {
+            tx.table(GROUPS)?.put(&group, record)?;
+            tx.table(GROUP_DIRTY)?.put(&group, &Mark(rand::random()))
+        })?;
         Ok(())
+    }
+
+    /// The groups whose roster or keys changed since the last segment (all of them if `all`), with their marks.
+    pub(crate) fn groups_to_log(&self, all: bool) -> Result<(Vec<SavedGroup>, Marks)> {
+        let marks: Marks =
+            self.node.db().records::<Mark>(GROUP_DIRTY, None, usize::MAX)?.into_iter().map(|(k, m)| (k, m.0)).collect();
+        let mut saved = Vec::new();
+        for (key, mut record) in self.node.db().records::<GroupRecord>(GROUPS, None, usize::MAX)? {
+            if !all && !marks.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            record.sender = None;
+            record.given.clear();
+            let group = record.roster.roster.group;
+            let keys = self
+                .node
+                .db()
+                .records::<KeyPickles>(GROUP_KEYS, Some(&group[..]), usize::MAX)?
+                .into_iter()
+                .take_while(|(k, _)| k.starts_with(&group))
+                .map(|(k, p)| (k[16..].to_vec(), p.0))
+                .collect();
+            saved.push(SavedGroup { record, keys });
+        }
+        Ok((saved, marks))
+    }
+
+    /// Clears the change marks `marks` (those not set again meanwhile) and the group entries `entries` (those not
+    /// written again meanwhile), in `tx`.
+    pub(crate) fn clear_group_marks(
+        tx: &bitdust_store::Txn<'_>,
+        marks: &Marks,
+        entries: &[(Vec<u8>, GroupEntry)],
+    ) -> Result<(), bitdust_store::NodeDbError> {
+        let mut dirty = tx.table(GROUP_DIRTY)?;
+        for (key, mark) in marks {
+            if dirty.get::<Mark>(key)? == Some(Mark(*mark)) {
+                dirty.remove(key)?;
+            }
+        }
+        drop(dirty);
+        let mut unsynced = tx.table(GROUP_UNSYNCED)?;
+        for (key, entry) in entries {
+            if unsynced.get::<GroupEntry>(key)?.as_ref() == Some(entry) {
+                unsynced.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every group history entry (if `all`), else those marked since the last segment (at most `limit`).
+    pub(crate) fn group_entries_to_log(&self, all: bool, limit: usize) -> Result<Vec<(Vec<u8>, GroupEntry)>> {
+        if !all {
+            return Ok(self.node.db().records::<GroupEntry>(GROUP_UNSYNCED, None, limit)?);
+        }
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let rows = self.node.db().records::<GroupEntry>(GROUP_HISTORY, after.as_deref(), 4096)?;
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Writes restored groups and group history in `tx` (a newer roster held here wins over the log's), with the
+    /// replay guard of every message received. Returns the number of groups restored.
+    pub(crate) fn restore_groups(
+        &self,
+        tx: &bitdust_store::Txn<'_>,
+        groups: &std::collections::BTreeMap<[u8; 16], SavedGroup>,
+        entries: &std::collections::BTreeMap<([u8; 16], u64), GroupEntry>,
+    ) -> Result<usize, bitdust_store::NodeDbError> {
+        let mut next: std::collections::BTreeMap<[u8; 16], u64> = std::collections::BTreeMap::new();
+        let me = self.node.peer_id().to_bytes();
+        let mut history = tx.table(GROUP_HISTORY)?;
+        let mut guard = tx.table(GUARD)?;
+        for ((group, index), entry) in entries {
+            history.put(&history_key(group, *index), entry)?;
+            let n = next.entry(*group).or_default();
+            *n = (*n).max(index + 1);
+            if entry.from != me {
+                if let Ok(peer) = PeerId::from_bytes(&entry.from) {
+                    guard.put(&guard_key(&peer, 2, &[&group[..], &entry.id].concat()), &Guarded(entry.at_unix_ms))?;
+                }
+            }
+        }
+        drop((history, guard));
+        let mut restored = 0;
+        let mut table = tx.table(GROUPS)?;
+        let mut keys = tx.table(GROUP_KEYS)?;
+        for (group, saved) in groups {
+            let held = table.get::<GroupRecord>(group)?;
+            let mut record = match held {
+                Some(h) if h.roster.roster.revision > saved.record.roster.roster.revision => h,
+                _ => {
+                    for (member, pickles) in &saved.keys {
+                        keys.put(&[&group[..], member].concat(), &KeyPickles(pickles.clone()))?;
+                    }
+                    saved.record.clone()
+                }
+            };
+            record.next_index = record.next_index.max(next.get(group).copied().unwrap_or(0));
+            table.put(group, &record)?;
+            restored += 1;
+        }
+        Ok(restored)
     }
 
     /// Creates group `name` with this node as its admin and only member.
@@ -394,7 +546,8 @@ impl Messages {
             };
             let ((), ticket) = self.node.db().write_deferred(|tx| {
                 tx.table(GROUPS)?.put(&group, &record)?;
-                tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)
+                tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)?;
+                tx.table(GROUP_UNSYNCED)?.put(&history_key(&group, index), &entry)
             })?;
             let envelope =
                 e2e::Envelope { device, message_type: GROUP_MESSAGE_TYPE, ciphertext: wire::encode(&sealed) };
@@ -475,7 +628,10 @@ impl Messages {
                 let mut ring = self.keyring_of(&group, &peer)?;
                 ring.add(&peer, &key)?;
                 let pickles = KeyPickles(ring.pickles_of(&peer, &self.pickle_key()));
-                self.node.db().write(|tx| tx.table(GROUP_KEYS)?.put(&key_of(&group, &peer), &pickles))?;
+                self.node.db().write(|tx| {
+                    tx.table(GROUP_KEYS)?.put(&key_of(&group, &peer), &pickles)?;
+                    tx.table(GROUP_DIRTY)?.put(&group, &Mark(rand::random()))
+                })?;
                 Ok(())
             }
             GroupControl::Left { group } => {
@@ -589,6 +745,7 @@ impl Messages {
             tx.table(GROUPS)?.put(&group, &record)?;
             tx.table(GROUP_KEYS)?.put(&key_of(&group, &peer), &pickles)?;
             tx.table(GROUP_HISTORY)?.put(&history_key(&group, index), &entry)?;
+            tx.table(GROUP_UNSYNCED)?.put(&history_key(&group, index), &entry)?;
             let mut guard = tx.table(GUARD)?;
             guard.put(&id_key, &Guarded(now))?;
             guard.put(&envelope_key, &Guarded(now))

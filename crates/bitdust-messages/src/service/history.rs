@@ -5,9 +5,11 @@
 //! The vault holds an append-only log of segments, `messages/log/<n>` (n zero-padded, so names sort in order):
 //!
 //! ```text
-//! segment n      the history entries written or changed since segment n-1 (a message, or its new state), and
-//!                the address book if it changed
-//! <n>-base       everything: the address book and every entry; the segments before it are then deleted
+//! segment n      the history entries written or changed since segment n-1 (a message, or its new state), the
+//!                address book if it changed, the groups whose roster or member keys changed (without our own
+//!                sender key: a restored device makes a new one) and the group messages since n-1
+//! <n>-base       everything: the address book, every entry, every group and group message; the segments before
+//!                it are then deleted
 //! ```
 //! Every history write also marks its entry unsynced (table `messages/unsynced`, in the same transaction); every
 //! [`SYNC_PERIOD`] the marked entries go out as one segment (small appends batched) and their marks are cleared
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::contacts::ContactBook;
 use crate::service::conversations::{guard_key, history_key, Entry, Guarded, PeerState, GUARD, HISTORY, PEERS};
+use crate::service::groups::{GroupEntry, LoggedGroupEntry, SavedGroup};
 use crate::service::{Messages, CONTACTS_KEY};
 
 /// Entries marked for the next segment: history key -> the entry as written.
@@ -72,10 +75,32 @@ struct Segment {
     contacts: Option<ContactBook>,
     /// Entries, in key order.
     entries: Vec<Logged>,
+    /// Groups whose roster or keys changed (every group in a base).
+    groups: Vec<SavedGroup>,
+    /// Group history entries written since the last segment (every one in a base).
+    group_entries: Vec<LoggedGroupEntry>,
+}
+
+/// A segment as format 1 wrote it (before groups).
+#[derive(Deserialize)]
+struct SegmentV1 {
+    base: bool,
+    contacts: Option<ContactBook>,
+    entries: Vec<Logged>,
 }
 
 impl Versioned for Segment {
-    const FORMAT: u16 = 1;
+    const FORMAT: u16 = 2;
+
+    fn migrate(format: u16, bytes: &[u8]) -> Result<Self, String> {
+        match format {
+            1 => {
+                let v1: SegmentV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+                Ok(Segment { base: v1.base, contacts: v1.contacts, entries: v1.entries, ..Segment::default() })
+            }
+            _ => Err(format!("unknown segment format {format} (current {})", Self::FORMAT)),
+        }
+    }
 }
 
 /// What [`Messages::restore_history`] got back.
@@ -89,6 +114,10 @@ pub struct Restored {
     pub conversations: usize,
     /// Messages in them.
     pub messages: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Messages in the groups' histories.
+    pub group_messages: usize,
 }
 
 fn segment_name(n: u64, base: bool) -> String {
@@ -142,14 +171,25 @@ impl Messages {
         let book_digest = digest(&book)?;
         let base = state.since_base >= COMPACT_AFTER;
         let marked = self.node.db().records::<Entry>(UNSYNCED, None, SEGMENT_ENTRIES)?;
+        let (groups, group_marks) = self.groups_to_log(base)?;
+        let marked_group_entries = self.group_entries_to_log(false, SEGMENT_ENTRIES)?;
         // an empty book never put is no change (a user who never messages puts nothing)
         let book_changed = book_digest != state.contacts && !(state.next == 0 && book.contacts.is_empty());
-        if marked.is_empty() && !book_changed && !base {
+        if marked.is_empty() && !book_changed && !base && group_marks.is_empty() && marked_group_entries.is_empty() {
             return Ok(false);
         }
         let entries = if base { self.all_entries()? } else { logged(&marked) };
+        let group_rows = if base { self.group_entries_to_log(true, usize::MAX)? } else { marked_group_entries.clone() };
+        let group_entries = group_rows
+            .into_iter()
+            .filter_map(|(key, entry)| {
+                let group: [u8; 16] = key.get(..16)?.try_into().ok()?;
+                let index = u64::from_be_bytes(key.get(16..24)?.try_into().ok()?);
+                Some(LoggedGroupEntry { group, index, entry })
+            })
+            .collect();
         let contacts = (base || book_changed).then(|| book.clone());
-        let segment = Segment { base, contacts, entries };
+        let segment = Segment { base, contacts, entries, groups, group_entries };
         let name = segment_name(state.next, base);
         vault.put(&name, bitdust_store::encode(&segment)?).await?;
         let next = SyncState {
@@ -166,6 +206,7 @@ impl Messages {
                 }
             }
             drop(table);
+            Messages::clear_group_marks(tx, &group_marks, &marked_group_entries)?;
             tx.put_value(SYNC_KEY, &next)
         })?;
         tracing::debug!(segment = %name, entries = segment.entries.len(), "history segment stored");
@@ -210,6 +251,8 @@ impl Messages {
         let names = &names[from..];
         let mut book = ContactBook::default();
         let mut entries: BTreeMap<(Vec<u8>, u64), Entry> = BTreeMap::new();
+        let mut groups: BTreeMap<[u8; 16], SavedGroup> = BTreeMap::new();
+        let mut group_entries: BTreeMap<([u8; 16], u64), GroupEntry> = BTreeMap::new();
         for (_, _, name) in names {
             let bytes = vault.get(name).await?.with_context(|| format!("history segment {name} is gone"))?;
             let segment: Segment = bitdust_store::decode(name, &bytes)?;
@@ -218,6 +261,12 @@ impl Messages {
             }
             for l in segment.entries {
                 entries.insert((l.peer, l.index), l.entry);
+            }
+            for g in segment.groups {
+                groups.insert(g.group(), g);
+            }
+            for l in segment.group_entries {
+                group_entries.insert((l.group, l.index), l.entry);
             }
         }
         let mut peers: BTreeMap<Vec<u8>, PeerState> = BTreeMap::new();
@@ -238,6 +287,8 @@ impl Messages {
             contacts: book.contacts.len(),
             conversations: peers.len(),
             messages: entries.len(),
+            groups: groups.len(),
+            group_messages: group_entries.len(),
         };
         let _b = self.book.lock().await;
         let _c = self.crypto.lock().await;
@@ -262,6 +313,7 @@ impl Messages {
                 table.put(peer, &merged)?;
             }
             drop(table);
+            self.restore_groups(tx, &groups, &group_entries)?;
             tx.put_value(SYNC_KEY, &state)
         })?;
         tracing::info!(?restored, "history restored from the vault");

@@ -50,6 +50,8 @@ struct HistoryRestored {
     contacts: usize,
     conversations: usize,
     messages: usize,
+    groups: usize,
+    group_messages: usize,
 }
 
 /// Runs the command: a new identity, or (`from_key`) the identity of a key file with its catalog recovered from
@@ -119,8 +121,8 @@ pub fn run(
             r.backups.len()
         );
         s += &format!(
-            "\n{} contacts and {} conversations ({} messages) restored",
-            r.history.contacts, r.history.conversations, r.history.messages
+            "\n{} contacts, {} conversations ({} messages) and {} groups ({} messages) restored",
+            r.history.contacts, r.history.conversations, r.history.messages, r.history.groups, r.history.group_messages
         );
         for x in &r.restored {
             s += &format!("\n  restored {}@{} into {} ({} files)", x.name, x.version, x.target, x.files);
@@ -157,7 +159,13 @@ async fn recover(home: &Home, restore_to: Option<&Path>, j: bool) -> Result<Reco
         None => Err(anyhow::anyhow!("the messages wing does not run")),
     };
     let history = match history {
-        Ok(h) => HistoryRestored { contacts: h.contacts, conversations: h.conversations, messages: h.messages },
+        Ok(h) => HistoryRestored {
+            contacts: h.contacts,
+            conversations: h.conversations,
+            messages: h.messages,
+            groups: h.groups,
+            group_messages: h.group_messages,
+        },
         Err(e) => {
             node.shutdown().await;
             return Err(e.context("could not restore contacts and conversations"));
