@@ -748,6 +748,10 @@ pub struct CreateGroup {
 pub struct AddMember {
     /// The contact's name.
     pub contact: String,
+    /// Also give the newcomer the group's earlier messages (the last 1,000, as the admin holds them); without, it
+    /// reads from its join.
+    #[serde(default)]
+    pub history: bool,
 }
 
 /// One member of a group.

@@ -33,11 +33,11 @@ async fn members_talk_a_removed_member_is_cut_off_and_a_late_joiner_reads_from_i
     let boot = node(dir.path(), "bootstrap", &[]).await;
     let b = [boot.node().addresses()[0].clone()];
     let mut daemons = Vec::new();
-    for name in ["alice", "bob", "carol", "dave"] {
+    for name in ["alice", "bob", "carol", "dave", "erin"] {
         daemons.push(node(dir.path(), name, &b).await);
     }
-    let [a, bm, c, d]: [Arc<Messages>; 4] = [0, 1, 2, 3].map(|i| messages(&daemons[i]));
-    for who in ["bob", "carol", "dave"] {
+    let [a, bm, c, d, e]: [Arc<Messages>; 5] = [0, 1, 2, 3, 4].map(|i| messages(&daemons[i]));
+    for who in ["bob", "carol", "dave", "erin"] {
         a.add_contact(who, None).await.unwrap();
     }
     bm.add_contact("alice", None).await.unwrap();
@@ -46,11 +46,11 @@ async fn members_talk_a_removed_member_is_cut_off_and_a_late_joiner_reads_from_i
     let roster = a.group_create("friends").await.unwrap();
     assert_eq!((roster.revision, roster.members.len()), (1, 1));
     assert!(a.group_create("friends").await.is_err(), "one current group of a name");
-    a.group_add("friends", "bob").await.unwrap();
-    a.group_add("friends", "carol").await.unwrap();
+    a.group_add("friends", "bob", false).await.unwrap();
+    a.group_add("friends", "carol", false).await.unwrap();
     until("bob and carol hold the roster", || at_revision(&bm, "friends", 3) && at_revision(&c, "friends", 3)).await;
     // only the admin changes the roster
-    assert!(bm.group_add("friends", "alice").await.is_err());
+    assert!(bm.group_add("friends", "alice", false).await.is_err());
     assert!(bm.group_remove("friends", "alice").await.is_err());
 
     // everyone writes; everyone else reads (sender keys are given as members take the roster)
@@ -79,7 +79,7 @@ async fn members_talk_a_removed_member_is_cut_off_and_a_late_joiner_reads_from_i
     assert!(!has(&c, "friends", "after carol") && !has(&c, "friends", "bob after carol"));
 
     // dave joins late: he reads from his join, not before
-    a.group_add("friends", "dave").await.unwrap();
+    a.group_add("friends", "dave", false).await.unwrap();
     until("dave holds the roster", || at_revision(&d, "friends", 5)).await;
     for (m, text) in [(&a, "welcome dave"), (&bm, "hi dave")] {
         m.group_send("friends", text).await.unwrap();
@@ -90,9 +90,18 @@ async fn members_talk_a_removed_member_is_cut_off_and_a_late_joiner_reads_from_i
     let members = a.group("friends").unwrap().roster.roster.members.len();
     assert_eq!(members, 3, "alice, bob, dave");
 
-    // bob leaves: the admin removes him (revision 6), and he no longer sends
+    // erin is added with the history: she gets what alice holds, in alice's order, each once, then reads on
+    let held = texts(&a, "friends");
+    a.group_add("friends", "erin", true).await.unwrap();
+    until("erin has the earlier messages", || texts(&e, "friends").len() >= held.len()).await;
+    assert_eq!(texts(&e, "friends")[..held.len()], held[..], "the earlier history, as alice holds it");
+    bm.group_send("friends", "hi erin").await.unwrap();
+    until("erin reads on", || has(&e, "friends", "hi erin")).await;
+    assert_eq!(texts(&e, "friends").len(), held.len() + 1);
+
+    // bob leaves: the admin removes him (revision 7), and he no longer sends
     bm.group_leave("friends").await.unwrap();
-    until("alice removed bob", || at_revision(&a, "friends", 6)).await;
+    until("alice removed bob", || at_revision(&a, "friends", 7)).await;
     assert!(!a.group("friends").unwrap().roster.roster.is_member(&daemons[1].node().peer_id()));
     assert!(bm.group_send("friends", "gone").await.is_err());
     assert_eq!((a.refused(), bm.refused(), d.refused()), (0, 0, 0));
@@ -135,8 +144,8 @@ async fn members_away_catch_up_history_restores_from_the_key_and_a_removed_membe
     within("bob publishes his prekey", bm.publish_prekey()).await.unwrap();
     assert_eq!(within("bob's contacts", bm.push_mailbox_contacts(true)).await, 2);
     a.group_create("team").await.unwrap();
-    a.group_add("team", "bob").await.unwrap();
-    a.group_add("team", "carol").await.unwrap();
+    a.group_add("team", "bob", false).await.unwrap();
+    a.group_add("team", "carol", false).await.unwrap();
     until("bob and carol hold the roster", || at_revision(&bm, "team", 3) && at_revision(&c, "team", 3)).await;
     for (m, text) in [(&a, "alice here"), (&bm, "bob here"), (&c, "carol here")] {
         m.group_send("team", text).await.unwrap();

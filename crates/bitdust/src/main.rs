@@ -228,12 +228,16 @@ enum GroupCmd {
         /// The group's name.
         name: String,
     },
-    /// Add contact CONTACT to group NAME (the admin only); it reads from now on.
+    /// Add contact CONTACT to group NAME (the admin only); it reads from now on, or with --history the earlier
+    /// messages too.
     Add {
         /// The group's name or id.
         name: String,
         /// The contact's name.
         contact: String,
+        /// Also give the newcomer the group's earlier messages (the last 1,000, as you hold them).
+        #[arg(long)]
+        history: bool,
     },
     /// Remove MEMBER (a contact's name or a peer id) from group NAME (the admin only): every member replaces its
     /// key, so MEMBER cannot read what follows.
@@ -343,7 +347,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Chat { name } => cmd::chat::run(&home, &name),
         Cmd::Group { command } => match command {
             GroupCmd::Create { name } => cmd::group::create(&home, &name, j),
-            GroupCmd::Add { name, contact } => cmd::group::add(&home, &name, &contact, j),
+            GroupCmd::Add { name, contact, history } => cmd::group::add(&home, &name, &contact, history, j),
             GroupCmd::Remove { name, member } => cmd::group::remove(&home, &name, &member, j),
             GroupCmd::Leave { name } => cmd::group::leave(&home, &name, j),
             GroupCmd::Send { name, text } => cmd::group::send(&home, &name, &text, j),

@@ -251,6 +251,53 @@ pub enum GroupControl {
         /// The group.
         group: [u8; 16],
     },
+    /// The group's earlier messages, as the admin holds them, for a member it added with the history (taken only
+    /// from the admin; at most [`MAX_PAST_BYTES`] of texts in one control, several controls for more).
+    History {
+        /// The group.
+        group: [u8; 16],
+        /// Oldest first.
+        messages: Vec<PastMessage>,
+    },
+}
+
+/// Most bytes of texts in one [`GroupControl::History`] (it travels as one Olm message of at most 64 KiB).
+pub const MAX_PAST_BYTES: usize = 40 * 1024;
+/// Most earlier messages the admin gives a member added with the history.
+pub const MAX_PAST_MESSAGES: usize = 1000;
+
+/// One earlier message of a group, as the admin holds it: the admin vouches for it (its author's Megolm
+/// signature is not carried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastMessage {
+    /// The author's peer id bytes.
+    #[serde(with = "serde_bytes")]
+    pub from: Vec<u8>,
+    /// The message id.
+    pub id: [u8; 16],
+    /// When the author wrote it, Unix milliseconds.
+    pub sent_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// Cuts `messages` into runs of at most [`MAX_PAST_BYTES`] of text each (a message alone is never over it: a text
+/// is at most 16 KiB), oldest first.
+pub fn past_chunks(messages: Vec<PastMessage>) -> Vec<Vec<PastMessage>> {
+    let mut chunks: Vec<Vec<PastMessage>> = Vec::new();
+    let mut bytes = 0;
+    for m in messages {
+        let size = m.text.len() + 64;
+        if chunks.is_empty() || bytes + size > MAX_PAST_BYTES {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(last) = chunks.last_mut() {
+            last.push(m);
+        }
+    }
+    chunks
 }
 
 /// The plaintext of a group message (padded, then encrypted with the sender's key).
@@ -402,6 +449,23 @@ mod tests {
             roster = roster.with_member(&k.peer_id()).unwrap();
         }
         SignedRoster::sign(admin, roster).unwrap()
+    }
+
+    #[test]
+    fn earlier_messages_are_cut_into_controls_that_fit_one_olm_message() {
+        let big = "x".repeat(crate::proto::wire::MAX_TEXT_BYTES);
+        let messages: Vec<PastMessage> = (0..10u8)
+            .map(|i| PastMessage { from: vec![i], id: [i; 16], sent_unix_ms: 0, text: big.clone() })
+            .collect();
+        let chunks = past_chunks(messages.clone());
+        assert_eq!(chunks.concat(), messages, "all of them, in order");
+        for c in &chunks {
+            assert!(!c.is_empty() && c.iter().map(|m| m.text.len()).sum::<usize>() <= MAX_PAST_BYTES);
+            let control = GroupControl::History { group: [0; 16], messages: c.clone() };
+            let body = crate::proto::wire::encode(&crate::proto::wire::Body::Group(control));
+            assert!(pad(&body).is_ok(), "{} bytes fit the largest bucket", body.len());
+        }
+        assert!(past_chunks(Vec::new()).is_empty());
     }
 
     #[test]

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::proto::e2e;
 use crate::proto::groups::{
-    GroupControl, GroupEnvelope, GroupPlain, Keyring, Roster, SenderKey, SignedRoster, GROUP_MESSAGE_TYPE,
+    past_chunks, GroupControl, GroupEnvelope, GroupPlain, Keyring, PastMessage, Roster, SenderKey, SignedRoster,
+    GROUP_MESSAGE_TYPE, MAX_PAST_BYTES, MAX_PAST_MESSAGES,
 };
 use crate::proto::wire::{self, Body, Request, Response, MAX_TEXT_BYTES};
 use crate::service::conversations::{guard_key, Guarded, GUARD};
@@ -344,13 +345,30 @@ impl Messages {
     }
 
     /// Adds contact `contact` to group `name` (we must be its admin), tells every member the new roster and gives
-    /// the newcomer our sender key; the other members give theirs when they take the roster.
+    /// the newcomer our sender key; the other members give theirs when they take the roster. With `history`, the
+    /// newcomer also gets the group's earlier messages as we hold them (the last [`MAX_PAST_MESSAGES`]); without,
+    /// it reads from its join.
     ///
     /// # Errors
     /// Not the admin, an unknown contact, a full group.
-    pub async fn group_add(&self, name: &str, contact: &str) -> Result<Roster> {
+    pub async fn group_add(&self, name: &str, contact: &str, history: bool) -> Result<Roster> {
         let peer = self.contacts()?.named(contact)?.peer()?;
-        self.change_roster(name, |r| r.with_member(&peer).map_err(Into::into)).await
+        let roster = self.change_roster(name, |r| r.with_member(&peer).map_err(Into::into)).await?;
+        if history {
+            let past: Vec<PastMessage> = self
+                .group_history(&hex::encode(roster.group), MAX_PAST_MESSAGES)?
+                .into_iter()
+                .map(|e| PastMessage { from: e.from, id: e.id, sent_unix_ms: e.sent_unix_ms, text: e.text })
+                .collect();
+            for messages in past_chunks(past) {
+                let control = GroupControl::History { group: roster.group, messages };
+                if let Err(e) = self.send_control(peer, Body::Group(control)).await {
+                    tracing::info!(%peer, error = %e, "the group's history did not reach the newcomer");
+                    break;
+                }
+            }
+        }
+        Ok(roster)
     }
 
     /// Removes `member` (a contact name or peer id) from group `name` (we must be its admin): a new roster to every
@@ -634,6 +652,7 @@ impl Messages {
                 })?;
                 Ok(())
             }
+            GroupControl::History { group, messages } => self.take_past(peer, group, messages),
             GroupControl::Left { group } => {
                 let record =
                     self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("a leave of an unknown group")?;
@@ -652,6 +671,43 @@ impl Messages {
                 Ok(())
             }
         }
+    }
+
+    /// Takes a group's earlier messages from its admin `peer` (the caller holds the group lock): appended to its
+    /// history, those held already skipped.
+    fn take_past(&self, peer: PeerId, group: [u8; 16], messages: Vec<PastMessage>) -> Result<()> {
+        let mut record =
+            self.node.db().record::<GroupRecord>(GROUPS, &group)?.context("a history of an unknown group")?;
+        if !record.active || record.roster.roster.admin != peer.to_bytes() {
+            bail!("a group's history from someone not its admin");
+        }
+        if messages.len() > MAX_PAST_MESSAGES || messages.iter().map(|m| m.text.len()).sum::<usize>() > MAX_PAST_BYTES {
+            bail!("a group history over the limits");
+        }
+        let now = bitdust_node::automata::now_ms();
+        let me = self.node.peer_id();
+        self.node.db().write(|tx| {
+            let mut guard = tx.table(GUARD)?;
+            let mut history = tx.table(GROUP_HISTORY)?;
+            let mut unsynced = tx.table(GROUP_UNSYNCED)?;
+            for m in messages {
+                let Ok(author) = PeerId::from_bytes(&m.from) else { continue };
+                let id_key = guard_key(&author, 2, &[&group[..], &m.id].concat());
+                if author == me || guard.get::<Guarded>(&id_key)?.is_some() {
+                    continue;
+                }
+                let entry =
+                    GroupEntry { from: m.from, id: m.id, sent_unix_ms: m.sent_unix_ms, at_unix_ms: now, text: m.text };
+                let key = history_key(&group, record.next_index);
+                record.next_index += 1;
+                history.put(&key, &entry)?;
+                unsynced.put(&key, &entry)?;
+                guard.put(&id_key, &Guarded(now))?;
+            }
+            drop((guard, history, unsynced));
+            tx.table(GROUPS)?.put(&group, &record)
+        })?;
+        Ok(())
     }
 
     /// Takes `signed` if it is newer than the roster held for its group (the caller holds the group lock). An older

@@ -388,7 +388,8 @@ async fn group(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiRes
     Ok(Json(group_info(&m, &m.group(&name).map_err(error)?)))
 }
 
-/// Adds a contact to a group (the admin only); the members are told, the newcomer reads from now on.
+/// Adds a contact to a group (the admin only); the members are told, the newcomer reads from now on (with `history`,
+/// the earlier messages too).
 #[utoipa::path(post, path = "/api/v1/groups/{name}/members", tag = "groups", request_body = AddMember,
     params(("name" = String, Path, description = "The group's name or id")),
     responses((status = 200, body = GroupInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -399,7 +400,7 @@ async fn add_member(
     body: Result<Json<AddMember>, JsonRejection>,
 ) -> ApiResult<GroupInfo> {
     let (Path(name), Json(body)) = (name?, body?);
-    let roster = m.group_add(&name, &body.contact).await.map_err(error)?;
+    let roster = m.group_add(&name, &body.contact, body.history).await.map_err(error)?;
     Ok(Json(group_info(&m, &m.group(&hex::encode(roster.group)).map_err(error)?)))
 }
 

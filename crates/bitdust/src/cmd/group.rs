@@ -44,12 +44,12 @@ pub fn create(home: &Home, name: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `bitdust group add NAME CONTACT` (the admin only).
+/// `bitdust group add NAME CONTACT [--history]` (the admin only).
 ///
 /// # Errors
 /// An unknown group or contact, not the admin, or the daemon.
-pub fn add(home: &Home, name: &str, contact: &str, json: bool) -> Result<()> {
-    let body = AddMember { contact: contact.to_string() };
+pub fn add(home: &Home, name: &str, contact: &str, history: bool, json: bool) -> Result<()> {
+    let body = AddMember { contact: contact.to_string(), history };
     let g: GroupInfo = Client::for_home(home)?.post(&format!("/groups/{}/members", encode(name)), &body)?;
     print(json, &g, |g| format!("{contact} added to {}: {}", g.name, members_line(g)));
     Ok(())
