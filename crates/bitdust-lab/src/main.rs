@@ -4,11 +4,13 @@
 //!   daemons (the `bitdust` beside this program);
 //! - `bitdust-lab messages`: private message latency and throughput, file MB/s and offline delivery time between
 //!   two devnet daemons;
+//! - `bitdust-lab groups`: group message latency with N members in one process;
 //! - `bitdust-lab sim`: N full nodes in one process over libp2p's memory transport: DHT lookup hops and latency,
 //!   memory per idle node, time to hire;
 //! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
 
 mod bench;
+mod groups;
 mod messages;
 mod sim;
 
@@ -58,6 +60,19 @@ enum Cmd {
         /// Clients sending at once on each side in the throughput measurement (messages in flight per side).
         #[arg(long, default_value_t = 16)]
         senders: usize,
+    },
+    /// Group message latency: N members in one process over libp2p's memory transport; time for the group to form
+    /// (adds one at a time), then the time until every member has a message (median, p99).
+    Groups {
+        /// Group sizes (members, the admin included), comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [10usize, 100])]
+        members: Vec<usize>,
+        /// Messages sent per size, each by a random member.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Scale simulation: N full nodes in one process over libp2p's memory transport; DHT lookup hops and latency,
     /// memory per idle node, time to hire n suppliers (one child process per size).
@@ -111,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Groups { members, messages, dir } => groups::run(&members, messages, dir.as_deref(), j),
         Cmd::Sim { nodes, lookups, hire, dir, idle_secs, child } => {
             let options = sim::SimOptions { lookups, hire, idle_secs, dir };
             match (child, nodes.as_slice()) {

@@ -42,14 +42,14 @@ const K: usize = 20;
 /// Kademlia parallelism (libp2p's default `ALPHA_VALUE`, the paper's α).
 const ALPHA: usize = 3;
 /// Nodes every new node is given as bootstrap nodes.
-const BOOTSTRAP_NODES: usize = 4;
+pub(crate) const BOOTSTRAP_NODES: usize = 4;
 /// Space each simulated supplier donates (a quota; nothing is stored).
 const DONATED_BYTES: u64 = 1 << 30;
 /// A replayed lookup that has not reached a holder after this many rounds counts as failed.
 const MAX_ROUNDS: u32 = 64;
 /// Nodes joining at once: each new node waits until fewer than this many are still announcing (a network
 /// grows a few nodes at a time; a thousand simultaneous joins would measure the two CPUs, not the DHT).
-const JOIN_WINDOW: usize = 8;
+pub(crate) const JOIN_WINDOW: usize = 8;
 /// Seconds between a simulated node's own announcements (600 on a real node). The simulation runs the
 /// announcement rounds itself (on joining, then once more with everybody up). A thousand nodes announcing every
 /// 10 minutes would be almost two announcements a second, each a bootstrap and three DHT lookups, on the two
@@ -86,7 +86,8 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(mut samples: Vec<f64>) -> Self {
+    /// The spread of `samples` (zeros if none).
+    pub(crate) fn of(mut samples: Vec<f64>) -> Self {
         if samples.is_empty() {
             return Self::default();
         }
@@ -252,7 +253,8 @@ pub fn run_child(nodes: usize, options: &SimOptions) -> Result<()> {
     std::process::exit(0);
 }
 
-fn default_dir() -> PathBuf {
+/// Where the nodes' homes go by default: /dev/shm, else the system temp folder.
+pub(crate) fn default_dir() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
     if shm.is_dir() {
         shm
@@ -261,7 +263,9 @@ fn default_dir() -> PathBuf {
     }
 }
 
-fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<Config> {
+/// A simulated node's config: memory transport, a supplier donating [`DONATED_BYTES`] if `supplier`, hiring `hire`
+/// suppliers (at least 2) when asked.
+pub(crate) fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<Config> {
     let mut config = Config {
         listen: vec!["/memory/0".into()],
         idle_timeout_secs: idle_secs,

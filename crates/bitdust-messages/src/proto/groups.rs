@@ -454,9 +454,8 @@ mod tests {
     #[test]
     fn earlier_messages_are_cut_into_controls_that_fit_one_olm_message() {
         let big = "x".repeat(crate::proto::wire::MAX_TEXT_BYTES);
-        let messages: Vec<PastMessage> = (0..10u8)
-            .map(|i| PastMessage { from: vec![i], id: [i; 16], sent_unix_ms: 0, text: big.clone() })
-            .collect();
+        let messages: Vec<PastMessage> =
+            (0..10u8).map(|i| PastMessage { from: vec![i], id: [i; 16], sent_unix_ms: 0, text: big.clone() }).collect();
         let chunks = past_chunks(messages.clone());
         assert_eq!(chunks.concat(), messages, "all of them, in order");
         for c in &chunks {
