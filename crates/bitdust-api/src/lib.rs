@@ -839,6 +839,147 @@ pub struct GroupConversation {
     pub messages: Vec<GroupMessageInfo>,
 }
 
+/// `POST /api/v1/shares`: share a backup (all its versions, or one) with a contact.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShareRequest {
+    /// The backup's name.
+    pub backup: String,
+    /// One version (default: every version it has now).
+    pub version: Option<u32>,
+    /// Whom: a contact's name.
+    pub with: String,
+}
+
+/// Someone a share is given to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShareGrantee {
+    /// Its peer id.
+    pub peer: String,
+    /// Its contact name, if it is a contact.
+    pub name: Option<String>,
+    /// Whether its access was revoked.
+    pub revoked: bool,
+    /// Whether the share's keys reached it (directly or through its mailboxes).
+    pub delivered: bool,
+}
+
+/// One share this node made.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShareInfo {
+    /// Its id (hex), what `revoke` names.
+    pub id: String,
+    /// The backup shared.
+    pub backup: String,
+    /// The version shared (none: every version the backup had when shared).
+    pub version: Option<u32>,
+    /// Whom, as asked (`bob`).
+    pub with: String,
+    /// Everyone it was given to.
+    pub grantees: Vec<ShareGrantee>,
+    /// When it was made, Unix seconds.
+    pub created_unix: u64,
+    /// Until when its grants hold, Unix seconds.
+    pub expires_unix: u64,
+}
+
+/// `GET /api/v1/shares`: what this node shares, and with whom.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Shares {
+    /// Newest first.
+    pub shares: Vec<ShareInfo>,
+}
+
+/// `POST /api/v1/shares/{id}/revoke`: revoke a share, from everyone or from one grantee.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    /// A contact's name or a peer id (default: everyone).
+    pub from: Option<String>,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RevokeReport {
+    /// The share after it.
+    pub share: ShareInfo,
+    /// Grantees revoked now.
+    pub revoked: usize,
+    /// Suppliers that confirmed they refuse the revoked grants from now on.
+    pub suppliers_confirmed: usize,
+    /// Suppliers asked.
+    pub suppliers: usize,
+    /// Seconds from the request until the last supplier confirmed.
+    pub seconds: f64,
+}
+
+/// One share someone made with this node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedInfo {
+    /// The share's id (hex).
+    pub id: String,
+    /// The owner's peer id.
+    pub owner: String,
+    /// The owner's contact name, if it is a contact.
+    pub owner_name: Option<String>,
+    /// The backup's name, as the owner calls it.
+    pub backup: String,
+    /// The version shared (none: every version it had).
+    pub version: Option<u32>,
+    /// When it arrived, Unix milliseconds.
+    pub received_unix_ms: u64,
+    /// Whether the owner revoked it.
+    pub revoked: bool,
+}
+
+/// `GET /api/v1/shared`: what others share with this node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedList {
+    /// Newest first.
+    pub shared: Vec<SharedInfo>,
+}
+
+/// One entry of a shared version's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SharedEntry {
+    /// Path relative to the backup's root (lossy UTF-8).
+    pub path: String,
+    /// `file`, `dir` or `symlink`.
+    pub kind: String,
+    /// Bytes (files).
+    pub size: u64,
+}
+
+/// `GET /api/v1/shared/{owner}/{backup}`: a shared backup's versions and the files of one, fetched from the
+/// owner's suppliers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedListing {
+    /// The owner's peer id.
+    pub owner: String,
+    /// The backup's name.
+    pub backup: String,
+    /// The versions shared.
+    pub versions: Vec<VersionInfo>,
+    /// The version listed.
+    pub version: u32,
+    /// Its entries, in archive order.
+    pub entries: Vec<SharedEntry>,
+}
+
+/// `POST /api/v1/shared/restore`: restore a shared backup's version into a folder.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedRestoreRequest {
+    /// The owner: a contact's name or a peer id.
+    pub owner: String,
+    /// The backup's name.
+    pub backup: String,
+    /// Version (default the latest shared).
+    pub version: Option<u32>,
+    /// Absolute target folder (must be empty unless `force`).
+    pub to: String,
+    /// Restore into a non-empty folder.
+    #[serde(default)]
+    pub force: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,51 @@ pub trait Vault: Send + Sync {
         capability: &[u8],
         target: &std::path::Path,
     ) -> Result<std::path::PathBuf>;
+
+    /// Shares backup `backup` (version `version`, or every version it has now) with `grantee` (anyone if `None`)
+    /// until `expires_unix`, under access grant id `grant_id`: returns a share key (opaque bytes, at most
+    /// [`MAX_CAPABILITY_BYTES`]) with which the grantee lists and restores it from the user's suppliers. The key
+    /// names a small manifest stored on the suppliers (the versions, their keys and the grants); the grantee
+    /// fetches it, and the data, under grants bound to it, which [`Vault::revoke_grants`] revokes.
+    ///
+    /// # Errors
+    /// No such backup or version, too few suppliers to store the manifest.
+    async fn share_backup(
+        &self,
+        backup: &str,
+        version: Option<u32>,
+        grantee: Option<PeerId>,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>>;
+
+    /// Revokes access grants `grants` (id, expiry in Unix seconds) on every supplier, and forgets their manifests:
+    /// returns (suppliers that confirmed, suppliers asked). Suppliers hired later are told too.
+    ///
+    /// # Errors
+    /// The local database.
+    async fn revoke_grants(&self, grants: &[([u8; 16], u64)]) -> Result<(usize, usize)>;
+
+    /// Lists what share key `key` of `owner` gives: the backup, its versions, and the entries of `version` (the
+    /// latest if `None`), fetched from `owner`'s suppliers.
+    ///
+    /// # Errors
+    /// A malformed key, a manifest the suppliers refuse (a revoked grant) or cannot give, no such version.
+    async fn open_share(&self, owner: PeerId, key: &[u8], version: Option<u32>) -> Result<bitdust_api::SharedListing>;
+
+    /// Restores `version` (the latest if `None`) of what share key `key` of `owner` gives into `target` (empty,
+    /// unless `force`).
+    ///
+    /// # Errors
+    /// As [`Vault::open_share`], a bad target, too many fragments refused or unreachable.
+    async fn restore_share(
+        &self,
+        owner: PeerId,
+        key: &[u8],
+        version: Option<u32>,
+        target: &std::path::Path,
+        force: bool,
+    ) -> Result<bitdust_api::RestoreReport>;
 }
 
 /// The largest capability [`Vault::share_file`] returns, in bytes (it travels inside a message).

@@ -5,4 +5,5 @@ pub mod e2e;
 pub mod files;
 pub mod groups;
 pub mod pow;
+pub mod shares;
 pub mod wire;

@@ -121,6 +121,10 @@ pub enum Body {
     Fetched([u8; 16]),
     /// About a group: a roster, a sender key, a leave ([`crate::proto::groups`]).
     Group(crate::proto::groups::GroupControl),
+    /// A share of one of the sender's backups ([`crate::proto::shares`]).
+    Share(crate::proto::shares::ShareOffer),
+    /// The sender revoked its share of this id.
+    Unshare([u8; 16]),
 }
 
 /// Message ids one read receipt names at most.

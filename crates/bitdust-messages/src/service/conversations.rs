@@ -928,6 +928,16 @@ impl Messages {
                 stage.guards.extend([id_key, envelope_key]);
                 return Ok(true);
             }
+            Body::Share(offer) => {
+                self.take_share(*peer, offer)?;
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
+            Body::Unshare(id) => {
+                self.take_unshare(*peer, id)?;
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
             Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
                 bail!("message of {} bytes is over the limit", text.len())
             }

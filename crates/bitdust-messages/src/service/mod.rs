@@ -7,6 +7,7 @@ pub mod groups;
 pub mod history;
 pub mod mailbox;
 mod routes;
+pub mod shares;
 
 use std::sync::Arc;
 

@@ -169,14 +169,15 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(2 | 3 | 5..=8 | 10) => SMALL_MESSAGE_BYTES,
         Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
         Some(9) => MAX_HELD_RECORDS * (bitdust_core::record::MAX_RECORD_BYTES + 8) + 8,
-        Some(11) => crate::proto::grant::MAX_GRANT_FRAGMENTS * 32 + 1024,
+        Some(11 | 12) => crate::proto::grant::MAX_GRANT_FRAGMENTS * 32 + 1024,
+        Some(13) => crate::proto::grant::MAX_REVOKE * 32 + 16,
         _ => 0,
     }
 }
 
-/// Whether a request's bytes are a `GetGranted` (served to peers without a contract: grantees).
+/// Whether a request's bytes are a `GetGranted` or a `GetShared` (served to peers without a contract: grantees).
 pub fn is_granted(bytes: &[u8]) -> bool {
-    variant(&bytes[..bytes.len().min(16)]) == Some(11)
+    matches!(variant(&bytes[..bytes.len().min(16)]), Some(11 | 12))
 }
 
 /// The largest response of the kind `head` starts with, in bytes, as [`request_limit`] for [`Response`]: a
@@ -188,7 +189,7 @@ pub fn response_limit(head: &[u8]) -> usize {
     use crate::proto::{catalog::MAX_SEALED_CATALOG_BYTES, fragment::MAX_FRAGMENT_LEN};
     match variant(head) {
         Some(0) => CONTRACT_MESSAGE_BYTES,
-        Some(1 | 3 | 5) => SMALL_MESSAGE_BYTES,
+        Some(1 | 3 | 5 | 9) => SMALL_MESSAGE_BYTES,
         Some(2) => MAX_FRAGMENT_LEN + 64,
         Some(4) => MAX_SEALED_CATALOG_BYTES + 16,
         Some(6) => 2 * MAX_AUDIT_SLICE as usize + 4096,
@@ -253,11 +254,28 @@ mod tests {
                 },
                 usize::MAX,
             ),
+            (
+                Request::GetShared {
+                    owner: c.peer_id().to_bytes(),
+                    id: [0xff; 32],
+                    grant: crate::proto::grant::SignedAccessGrant::sign(
+                        &c,
+                        [0xff; 16],
+                        Some(&s.peer_id()),
+                        vec![[0xff; 32]; crate::proto::grant::MAX_GRANT_FRAGMENTS],
+                        u64::MAX,
+                    )
+                    .unwrap(),
+                },
+                usize::MAX,
+            ),
+            (Request::Revoke { grants: vec![([0xff; 16], u64::MAX); crate::proto::grant::MAX_REVOKE] }, usize::MAX),
         ];
         for (req, most) in &requests {
             let wire = join(&encode_request(req).unwrap());
             assert_eq!(is_contract(&wire), matches!(req, Request::Contract(_)), "{req:?}");
-            assert_eq!(is_granted(&wire), matches!(req, Request::GetGranted { .. }), "{req:?}");
+            let granted = matches!(req, Request::GetGranted { .. } | Request::GetShared { .. });
+            assert_eq!(is_granted(&wire), granted, "{req:?}");
             let limit = request_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{req:?}: {} bytes, limit {limit}", wire.len());
         }
@@ -271,13 +289,14 @@ mod tests {
             (Response::AuditProof(big(MAX_AUDIT_SLICE as usize + 2048)), usize::MAX),
             (Response::FragmentList(vec![[0xff; 32]; MAX_LIST as usize]), usize::MAX),
             (Response::Error(ErrorCode::Internal, "x".repeat(4000)), usize::MAX),
+            (Response::Revoked, SMALL_MESSAGE_BYTES),
         ];
         for (res, most) in &responses {
             let wire = join(&encode_response(res).unwrap());
             let limit = response_limit(&wire[..wire.len().min(16)]);
             assert!(wire.len() <= limit && limit <= *most, "{res:?}: {} bytes, limit {limit}", wire.len());
         }
-        assert_eq!(request_limit(&[12]), 0);
+        assert_eq!(request_limit(&[14]), 0);
         // the decoder applies the same limits (found by lab/fuzz.sh: an owner field of any length decoded)
         let long_owner = Request::GetFragment { owner: vec![7; 2000], id: [1; 32] };
         assert!(decode_request(join(&encode_request(&long_owner).unwrap())).is_err());

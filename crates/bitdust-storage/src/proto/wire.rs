@@ -173,6 +173,25 @@ pub enum Request {
         /// The owner's grant.
         grant: crate::proto::grant::SignedGrant,
     },
+    /// Read a fragment of `owner` (another peer) that a share's `grant` lets the sender fetch
+    /// ([`crate::proto::grant::SignedAccessGrant::allows`]) and that the owner has not revoked. Answered like
+    /// `GetFragment`.
+    GetShared {
+        /// Owner peer id bytes.
+        #[serde(with = "serde_bytes")]
+        owner: Vec<u8>,
+        /// Keyed fragment id.
+        id: [u8; 32],
+        /// The owner's grant.
+        grant: crate::proto::grant::SignedAccessGrant,
+    },
+    /// The sender revokes its access grants `grants` (id, and when the grant expires: the supplier remembers the
+    /// revocation until then), at most [`crate::proto::grant::MAX_REVOKE`]: from now on the supplier refuses them.
+    /// Answered with `Revoked`.
+    Revoke {
+        /// Grant ids and their expiry, Unix seconds.
+        grants: Vec<([u8; 16], u64)>,
+    },
 }
 
 /// Most records in one [`Request::HoldRecords`] (one per record kind).
@@ -230,6 +249,8 @@ pub enum Response {
     FragmentList(Vec<[u8; 32]>),
     /// Refused, with a code and a human message.
     Error(ErrorCode, String),
+    /// The grants named are refused from now on.
+    Revoked,
 }
 
 #[cfg(test)]

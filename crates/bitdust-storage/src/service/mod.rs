@@ -19,6 +19,7 @@ pub mod archive;
 pub mod customer;
 pub mod maintenance;
 mod routes;
+mod share;
 pub mod store;
 mod supplier;
 mod upkeep;

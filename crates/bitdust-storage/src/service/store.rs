@@ -29,6 +29,8 @@ const HELD_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("held_r
 const ENDED: TableDefinition<&[u8], u64> = TableDefinition::new("ended");
 /// owner peer id bytes → size in bytes of the stored sealed catalog
 const CATALOG_BYTES: TableDefinition<&[u8], u64> = TableDefinition::new("catalog_bytes");
+/// owner peer id bytes ‖ access grant id → Unix seconds when the grant expires (a revocation, kept until then)
+const REVOKED: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
 /// "format" → store format version
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STORE_FORMAT: u64 = 1;
@@ -206,6 +208,7 @@ impl FragmentStore {
             txn.open_table(HELD_RECORDS).map_err(io)?;
             txn.open_table(ENDED).map_err(io)?;
             txn.open_table(CATALOG_BYTES).map_err(io)?;
+            txn.open_table(REVOKED).map_err(io)?;
         }
         txn.commit().map_err(io)?;
         Ok(Self { root: root.to_path_buf(), db, donated_bytes, policy })
@@ -368,6 +371,63 @@ impl FragmentStore {
             ended.insert(key.as_slice(), at).map_err(io)?;
         }
         txn.commit().map_err(io)
+    }
+
+    /// Remembers that `owner` revoked its access grants `grants` (id, expiry in Unix seconds), each until it
+    /// expires; the expired ones are forgotten first. Returns how many `owner` has revoked now.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] past [`crate::proto::grant::MAX_REVOKED_PER_OWNER`] (nothing is changed then),
+    /// [`StoreError::Io`].
+    pub fn revoke(&self, owner: &PeerId, grants: &[([u8; 16], u64)], now_unix: u64) -> Result<u64, StoreError> {
+        let key = owner.to_bytes();
+        let txn = self.db.begin_write().map_err(io)?;
+        let count = {
+            let mut table = txn.open_table(REVOKED).map_err(io)?;
+            let held: Vec<(Vec<u8>, u64)> = table
+                .range(key.as_slice()..)
+                .map_err(io)?
+                .map_while(|row| {
+                    row.ok().map(|(k, v)| (k.value().to_vec(), v.value())).filter(|(k, _)| k.starts_with(&key))
+                })
+                .collect();
+            let mut count = held.len() as u64;
+            for (k, expires) in &held {
+                if expires.saturating_add(crate::proto::grant::SKEW_SECS) < now_unix {
+                    table.remove(k.as_slice()).map_err(io)?;
+                    count -= 1;
+                }
+            }
+            for (id, expires) in grants {
+                let k = [key.as_slice(), id].concat();
+                if expires.saturating_add(crate::proto::grant::SKEW_SECS) < now_unix {
+                    continue;
+                }
+                if table.insert(k.as_slice(), *expires).map_err(io)?.is_none() {
+                    count += 1;
+                }
+            }
+            if count > crate::proto::grant::MAX_REVOKED_PER_OWNER {
+                return Err(StoreError::Refused(format!(
+                    "over {} revoked grants held for {owner}: let some expire first",
+                    crate::proto::grant::MAX_REVOKED_PER_OWNER
+                )));
+            }
+            count
+        };
+        txn.commit().map_err(io)?;
+        Ok(count)
+    }
+
+    /// Whether `owner` revoked its access grant `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`].
+    pub fn is_revoked(&self, owner: &PeerId, id: &[u8; 16]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(REVOKED).map_err(io)?;
+        let k = [owner.to_bytes().as_slice(), id].concat();
+        Ok(table.get(k.as_slice()).map_err(io)?.is_some())
     }
 
     /// Frees everything of the customers whose contract ended more than the grace period before `now_unix`:

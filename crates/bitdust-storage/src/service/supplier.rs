@@ -122,6 +122,29 @@ impl Supplier {
                     })?;
                     Response::Fragment(store.get_fragment(&owner, &owner, &id)?.into())
                 }
+                Request::GetShared { owner, id, grant } => {
+                    let owner = PeerId::from_bytes(&owner).map_err(|_| StoreError::Malformed("owner".into()))?;
+                    let denied = |why: String| StoreError::Denied {
+                        requester: format!("{peer} ({why})"),
+                        owner: owner.to_string(),
+                    };
+                    grant.allows(&peer, &owner, &id, unix_now()).map_err(|e| denied(e.to_string()))?;
+                    if store.is_revoked(&owner, &grant.grant.id)? {
+                        return Err(denied("the owner revoked the grant".into()));
+                    }
+                    Response::Fragment(store.get_fragment(&owner, &owner, &id)?.into())
+                }
+                Request::Revoke { grants } => {
+                    if grants.len() > crate::proto::grant::MAX_REVOKE {
+                        return Err(StoreError::Malformed(format!("{} grants in one revocation", grants.len())));
+                    }
+                    // any contract held (one ended still serves its data during the grace period)
+                    if store.contract(&peer)?.is_none() {
+                        return Err(StoreError::NoContract(peer.to_string()));
+                    }
+                    store.revoke(&peer, &grants, unix_now())?;
+                    Response::Revoked
+                }
                 Request::DeleteFragment { id } => {
                     store.delete_fragment(&peer, &id)?;
                     Response::Deleted

@@ -44,10 +44,15 @@ struct Capability {
 }
 
 /// A scratch folder under the home's `tmp/`, removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(storage: &Storage) -> Result<Self> {
+    /// Its path.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub(crate) fn new(storage: &Storage) -> Result<Self> {
         let dir = storage.node().home().path("tmp").join(format!("vault-{:032x}", rand::random::<u128>()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self(dir))
@@ -260,6 +265,36 @@ impl Vault for Storage {
         let via = Via::Granted { owner, grant: c.grant };
         this.restore_version(&name, v, vkeys, peers, via, target, Progress::new()).await?;
         Ok(target.join(name))
+    }
+
+    async fn share_backup(
+        &self,
+        backup: &str,
+        version: Option<u32>,
+        grantee: Option<PeerId>,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        self.arc()?.share_backup(backup, version, grantee, grant_id, expires_unix).await
+    }
+
+    async fn revoke_grants(&self, grants: &[([u8; 16], u64)]) -> Result<(usize, usize)> {
+        Storage::revoke_grants(self, grants).await
+    }
+
+    async fn open_share(&self, owner: PeerId, key: &[u8], version: Option<u32>) -> Result<bitdust_api::SharedListing> {
+        self.arc()?.open_share(owner, key, version).await
+    }
+
+    async fn restore_share(
+        &self,
+        owner: PeerId,
+        key: &[u8],
+        version: Option<u32>,
+        target: &std::path::Path,
+        force: bool,
+    ) -> Result<bitdust_api::RestoreReport> {
+        self.arc()?.restore_share(owner, key, version, target, force).await
     }
 
     async fn delete(&self, names: &[String]) -> Result<()> {

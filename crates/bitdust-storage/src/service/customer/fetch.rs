@@ -34,16 +34,7 @@ impl Storage {
     /// # Errors
     /// If none of them returns it; the message has each peer's answer.
     pub(crate) async fn fetch_fragment(&self, peers: &[PeerId], position: u16, id: [u8; 32]) -> Result<Vec<u8>> {
-        let mut errors = Vec::new();
-        for peer in peers {
-            match self.request(*peer, Request::GetFragment { owner: self.node.peer_id().to_bytes(), id }).await {
-                Ok(Response::Fragment(bytes)) => return Ok(Vec::from(bytes)),
-                Ok(Response::Error(code, msg)) => errors.push(format!("{code:?}: {msg}")),
-                Ok(other) => errors.push(format!("unexpected {other:?}")),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        bail!("position {position}: {}", if errors.is_empty() { "no supplier".into() } else { errors.join("; ") })
+        self.fetch_by(peers, position, Request::GetFragment { owner: self.node.peer_id().to_bytes(), id }).await
     }
 
     /// Fetches `owner`'s fragment `id` (for `position`) from the first of `peers` that serves it to us under
@@ -59,10 +50,33 @@ impl Storage {
         id: [u8; 32],
         grant: crate::proto::grant::SignedGrant,
     ) -> Result<Vec<u8>> {
+        self.fetch_by(peers, position, Request::GetGranted { owner: owner.to_bytes(), id, grant }).await
+    }
+
+    /// Fetches `owner`'s fragment `id` (for `position`) from the first of `peers` that serves it to us under the
+    /// one of a share's `grants` that covers it.
+    ///
+    /// # Errors
+    /// No grant covers it, or none of the peers returns it; the message has each peer's answer.
+    pub(crate) async fn fetch_shared(
+        &self,
+        peers: &[PeerId],
+        position: u16,
+        owner: PeerId,
+        id: [u8; 32],
+        grants: &[crate::proto::grant::SignedAccessGrant],
+    ) -> Result<Vec<u8>> {
+        let Some(grant) = grants.iter().find(|g| g.grant.fragments.contains(&id)) else {
+            bail!("position {position}: the share's grants do not cover this fragment");
+        };
+        self.fetch_by(peers, position, Request::GetShared { owner: owner.to_bytes(), id, grant: grant.clone() }).await
+    }
+
+    /// Sends `request` (a fragment read) to each of `peers` in turn until one returns the fragment.
+    async fn fetch_by(&self, peers: &[PeerId], position: u16, request: Request) -> Result<Vec<u8>> {
         let mut errors = Vec::new();
         for peer in peers {
-            let request = Request::GetGranted { owner: owner.to_bytes(), id, grant: grant.clone() };
-            match self.request(*peer, request).await {
+            match self.request(*peer, request.clone()).await {
                 Ok(Response::Fragment(bytes)) => return Ok(Vec::from(bytes)),
                 Ok(Response::Error(code, msg)) => errors.push(format!("{code:?}: {msg}")),
                 Ok(other) => errors.push(format!("unexpected {other:?}")),

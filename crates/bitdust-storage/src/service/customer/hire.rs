@@ -245,6 +245,8 @@ impl Storage {
             tracing::warn!(error = %e, "could not publish the supplier list");
         }
         let peers: Vec<PeerId> = slots.iter().filter_map(|s| s.peer().ok()).collect();
+        // a supplier hired since a share was revoked must refuse its grants too
+        self.push_revocations(&peers).await;
         let answers = futures::future::join_all(peers.iter().map(|p| self.request(*p, held.clone()))).await;
         for (peer, answer) in peers.iter().zip(answers) {
             match answer {

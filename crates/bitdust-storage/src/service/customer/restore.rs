@@ -127,9 +127,12 @@ impl Storage {
             }
         }))
         .buffered(limit);
+        let mut first_error: Option<String> = None;
         while let Some((meta, r)) = fetches.next().await {
-            if r.is_ok() {
-                progress.add(meta.plain_len as u64);
+            match &r {
+                Ok(_) => progress.add(meta.plain_len as u64),
+                Err(e) if first_error.is_none() => first_error = Some(format!("{e:#}")),
+                Err(_) => {}
             }
             if tx.send((meta, r)).await.is_err() {
                 break;
@@ -149,11 +152,13 @@ impl Storage {
         };
         if !report.lost_files.is_empty() {
             bail!(
-                "restored {} files, but {} could not be restored (more than {} suppliers' fragments lost): {}",
+                "restored {} files, but {} could not be restored (more than {} suppliers' fragments lost): {} (the \
+                 first block's error: {})",
                 report.files,
                 report.lost_files.len(),
                 v.layout.parity(),
-                report.lost_files.join(", ")
+                report.lost_files.join(", "),
+                first_error.unwrap_or_default()
             );
         }
         Ok(report)
@@ -188,6 +193,13 @@ pub(crate) enum Via {
         /// Its grant to us.
         grant: crate::proto::grant::SignedGrant,
     },
+    /// Another owner's, shared with us (`GetShared`).
+    Shared {
+        /// The owner.
+        owner: PeerId,
+        /// The share's grants to us.
+        grants: Arc<Vec<crate::proto::grant::SignedAccessGrant>>,
+    },
 }
 
 /// Fetches k fragments of one block (hedging to other positions after [`HEDGE_AFTER`] without an answer), checks
@@ -213,6 +225,9 @@ async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta)
                 Via::Own => node.fetch_fragment(&candidates, position as u16, id).await,
                 Via::Granted { owner, grant } => {
                     node.fetch_granted(&candidates, position as u16, owner, id, grant).await
+                }
+                Via::Shared { owner, grants } => {
+                    node.fetch_shared(&candidates, position as u16, owner, id, &grants).await
                 }
             };
             (position, r)

@@ -1,0 +1,326 @@
+//! Sharing backups with contacts ([`crate::proto::shares`]): the owner's list of shares and the grantee's list of
+//! what is shared with it, in the node database; the keys themselves come from the storage wing through the node's
+//! [`bitdust_node::Vault`] (manifests on the owner's suppliers, access grants bound to each grantee, revocation on
+//! the suppliers).
+//!
+//! ```text
+//! node database
+//!   messages/shares   share id -> what was shared, with whom, each grantee's grant id, revoked or not
+//!   messages/shared   owner ‖ share id -> a share received: the backup's name, the share key, revoked or not
+//! ```
+//! The share key travels in the grantee's Olm session (`Body::Share`), directly or through its mailboxes. A revoke
+//! asks the owner's suppliers to refuse the grantee's grant id from now on (they confirm), forgets the manifest, and
+//! tells the grantee (`Body::Unshare`, informational: the suppliers' refusal is what cuts access).
+
+use anyhow::{bail, Context, Result};
+use bitdust_api::{RestoreReport, ShareGrantee, ShareInfo, SharedInfo, SharedListing};
+use bitdust_core::PeerId;
+use bitdust_store::Versioned;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::shares::{check_offer, ShareOffer};
+use crate::proto::wire::Body;
+use crate::service::Messages;
+
+const SHARES: &str = "messages/shares";
+const SHARED: &str = "messages/shared";
+/// How long a share's grants hold, seconds (until revoked).
+pub const SHARE_GRANT_SECS: u64 = 10 * 365 * 24 * 3600;
+/// Shares one owner may have given us at once (more are refused: a peer cannot fill our database).
+pub const MAX_SHARED_PER_OWNER: usize = 1024;
+
+/// Why a share operation was refused (the API maps each to its status).
+#[derive(Debug, thiserror::Error)]
+pub enum ShareRefusal {
+    /// No share of that id (ours), or nothing of that owner and name shared with us.
+    #[error("{0}")]
+    Unknown(String),
+    /// The storage wing does not run here.
+    #[error("sharing needs the storage wing (suppliers hold what is shared)")]
+    NoStorage,
+}
+
+/// One grantee of a share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Grantee {
+    peer: Vec<u8>,
+    grant_id: [u8; 16],
+    revoked: bool,
+    delivered: bool,
+}
+
+/// A share this node made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShareRecord {
+    id: [u8; 16],
+    backup: String,
+    version: Option<u32>,
+    with: String,
+    grantees: Vec<Grantee>,
+    created_unix: u64,
+    expires_unix: u64,
+}
+
+impl Versioned for ShareRecord {
+    const FORMAT: u16 = 1;
+}
+
+/// A share received.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SharedRecord {
+    owner: Vec<u8>,
+    offer: ShareOffer,
+    received_unix_ms: u64,
+    revoked: bool,
+}
+
+impl Versioned for SharedRecord {
+    const FORMAT: u16 = 1;
+}
+
+fn shared_key(owner: &PeerId, id: &[u8; 16]) -> Vec<u8> {
+    [owner.to_bytes().as_slice(), id].concat()
+}
+
+/// A share id from its hex form.
+fn parse_id(id: &str) -> Result<[u8; 16]> {
+    let bytes = hex::decode(id).map_err(|_| ShareRefusal::Unknown(format!("no share {id}")))?;
+    Ok(bytes.try_into().map_err(|_| ShareRefusal::Unknown(format!("no share {id}")))?)
+}
+
+impl Messages {
+    fn vault(&self) -> Result<std::sync::Arc<dyn bitdust_node::Vault>> {
+        Ok(self.node.vault().ok_or(ShareRefusal::NoStorage)?)
+    }
+
+    fn share_info(&self, r: &ShareRecord) -> ShareInfo {
+        let book = self.contacts().unwrap_or_default();
+        ShareInfo {
+            id: hex::encode(r.id),
+            backup: r.backup.clone(),
+            version: r.version,
+            with: r.with.clone(),
+            grantees: r
+                .grantees
+                .iter()
+                .map(|g| ShareGrantee {
+                    peer: PeerId::from_bytes(&g.peer).map(|p| p.to_string()).unwrap_or_default(),
+                    name: book.by_peer(&g.peer).map(|c| c.name.clone()),
+                    revoked: g.revoked,
+                    delivered: g.delivered,
+                })
+                .collect(),
+            created_unix: r.created_unix,
+            expires_unix: r.expires_unix,
+        }
+    }
+
+    /// Shares backup `backup` (version `version`, or every version it has now) with contact `with`: the storage
+    /// wing stores a manifest for it on our suppliers and returns its key, which goes to the contact in its Olm
+    /// session (directly, else through its mailboxes).
+    ///
+    /// # Errors
+    /// An unknown contact, no such backup or version, no storage wing, too few suppliers.
+    pub async fn share(&self, backup: &str, version: Option<u32>, with: &str) -> Result<ShareInfo> {
+        let peer = self.contacts()?.named(with)?.peer()?;
+        let vault = self.vault()?;
+        let id: [u8; 16] = rand::random();
+        let grant_id: [u8; 16] = rand::random();
+        let now = bitdust_node::home::unix_now();
+        let expires_unix = now + SHARE_GRANT_SECS;
+        let key = vault.share_backup(backup, version, Some(peer), grant_id, expires_unix).await?;
+        let mut record = ShareRecord {
+            id,
+            backup: backup.to_string(),
+            version,
+            with: with.to_string(),
+            grantees: vec![Grantee { peer: peer.to_bytes(), grant_id, revoked: false, delivered: false }],
+            created_unix: now,
+            expires_unix,
+        };
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
+        let offer = ShareOffer { id, backup: backup.to_string(), version, key };
+        match self.send_control(peer, Body::Share(offer)).await {
+            Ok(()) => {
+                record.grantees[0].delivered = true;
+                self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
+            }
+            Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "a share did not reach its grantee yet"),
+        }
+        Ok(self.share_info(&record))
+    }
+
+    /// What this node shares, newest first.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn shares(&self) -> Result<Vec<ShareInfo>> {
+        let mut rows: Vec<ShareRecord> =
+            self.node.db().records::<ShareRecord>(SHARES, None, usize::MAX)?.into_iter().map(|(_, r)| r).collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.created_unix));
+        Ok(rows.iter().map(|r| self.share_info(r)).collect())
+    }
+
+    /// Revokes share `id` (hex) from every grantee, or from `from` (a contact's name or a peer id): our suppliers
+    /// refuse their grants from the moment they confirm, and the grantees are told. Returns the share after it, how
+    /// many grantees were revoked, and how many suppliers of how many confirmed.
+    ///
+    /// # Errors
+    /// No such share or grantee, no storage wing, the database.
+    pub async fn revoke(&self, id: &str, from: Option<&str>) -> Result<(ShareInfo, usize, usize, usize)> {
+        let id = parse_id(id)?;
+        let mut record = self
+            .node
+            .db()
+            .record::<ShareRecord>(SHARES, &id)?
+            .ok_or_else(|| ShareRefusal::Unknown(format!("no share {}", hex::encode(id))))?;
+        let only: Option<Vec<u8>> = match from {
+            None => None,
+            Some(who) => Some(match self.contacts()?.named(who) {
+                Ok(c) => c.peer_id.clone(),
+                Err(_) => who
+                    .parse::<PeerId>()
+                    .map_err(|_| ShareRefusal::Unknown(format!("{who} is neither a contact nor a peer id")))?
+                    .to_bytes(),
+            }),
+        };
+        let chosen: Vec<usize> = (0..record.grantees.len())
+            .filter(|i| !record.grantees[*i].revoked && only.as_ref().is_none_or(|p| *p == record.grantees[*i].peer))
+            .collect();
+        if chosen.is_empty() {
+            bail!(ShareRefusal::Unknown(match from {
+                Some(who) => format!("share {} is not given to {who} (or was revoked already)", hex::encode(id)),
+                None => format!("share {} was revoked already", hex::encode(id)),
+            }));
+        }
+        let grants: Vec<([u8; 16], u64)> =
+            chosen.iter().map(|i| (record.grantees[*i].grant_id, record.expires_unix)).collect();
+        let (confirmed, asked) = self.vault()?.revoke_grants(&grants).await?;
+        for i in &chosen {
+            record.grantees[*i].revoked = true;
+        }
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
+        for i in &chosen {
+            if let Ok(peer) = PeerId::from_bytes(&record.grantees[*i].peer) {
+                if let Err(e) = self.send_control(peer, Body::Unshare(id)).await {
+                    tracing::info!(%peer, error = %format!("{e:#}"), "a revoked grantee was not told");
+                }
+            }
+        }
+        Ok((self.share_info(&record), chosen.len(), confirmed, asked))
+    }
+
+    /// Takes a share from `peer` (decrypted from its Olm message).
+    ///
+    /// # Errors
+    /// An offer over its limits, more than [`MAX_SHARED_PER_OWNER`] shares from `peer`.
+    pub(crate) fn take_share(&self, peer: PeerId, offer: ShareOffer) -> Result<()> {
+        check_offer(&offer).map_err(anyhow::Error::msg)?;
+        let held = self.shared_of(&peer)?;
+        if held.len() >= MAX_SHARED_PER_OWNER && !held.iter().any(|r| r.offer.id == offer.id) {
+            bail!("{peer} shares {} things with us already", held.len());
+        }
+        let record = SharedRecord {
+            owner: peer.to_bytes(),
+            received_unix_ms: bitdust_node::automata::now_ms(),
+            revoked: false,
+            offer,
+        };
+        self.node.db().write(|tx| tx.table(SHARED)?.put(&shared_key(&peer, &record.offer.id), &record))?;
+        tracing::info!(owner = %peer, backup = %record.offer.backup, "a share received");
+        Ok(())
+    }
+
+    /// Takes `peer`'s word that it revoked its share `id`.
+    pub(crate) fn take_unshare(&self, peer: PeerId, id: [u8; 16]) -> Result<()> {
+        let key = shared_key(&peer, &id);
+        if let Some(mut r) = self.node.db().record::<SharedRecord>(SHARED, &key)? {
+            r.revoked = true;
+            self.node.db().write(|tx| tx.table(SHARED)?.put(&key, &r))?;
+        }
+        Ok(())
+    }
+
+    fn shared_of(&self, owner: &PeerId) -> Result<Vec<SharedRecord>> {
+        let prefix = owner.to_bytes();
+        Ok(self
+            .node
+            .db()
+            .records::<SharedRecord>(SHARED, Some(&prefix), usize::MAX)?
+            .into_iter()
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// What others share with this node, newest first.
+    ///
+    /// # Errors
+    /// The database.
+    pub fn shared(&self) -> Result<Vec<SharedInfo>> {
+        let book = self.contacts()?;
+        let mut rows: Vec<SharedRecord> =
+            self.node.db().records::<SharedRecord>(SHARED, None, usize::MAX)?.into_iter().map(|(_, r)| r).collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.received_unix_ms));
+        Ok(rows
+            .into_iter()
+            .map(|r| SharedInfo {
+                id: hex::encode(r.offer.id),
+                owner: PeerId::from_bytes(&r.owner).map(|p| p.to_string()).unwrap_or_default(),
+                owner_name: book.by_peer(&r.owner).map(|c| c.name.clone()),
+                backup: r.offer.backup,
+                version: r.offer.version,
+                received_unix_ms: r.received_unix_ms,
+                revoked: r.revoked,
+            })
+            .collect())
+    }
+
+    /// The newest share of `owner` (a contact's name or a peer id) named `backup` (its share id in hex also names
+    /// it), not revoked if there is one.
+    fn find_shared(&self, owner: &str, backup: &str) -> Result<(PeerId, SharedRecord)> {
+        let peer = match self.contacts()?.named(owner) {
+            Ok(c) => c.peer()?,
+            Err(_) => owner
+                .parse::<PeerId>()
+                .map_err(|_| ShareRefusal::Unknown(format!("{owner} is neither a contact nor a peer id")))?,
+        };
+        let mut found: Vec<SharedRecord> = self
+            .shared_of(&peer)?
+            .into_iter()
+            .filter(|r| r.offer.backup == backup || hex::encode(r.offer.id) == backup)
+            .collect();
+        found.sort_by_key(|r| (!r.revoked, r.received_unix_ms));
+        let r = found.pop().ok_or_else(|| ShareRefusal::Unknown(format!("{owner} shares nothing named {backup}")))?;
+        Ok((peer, r))
+    }
+
+    /// Lists what `owner` shares as `backup`: its versions and the entries of `version` (the latest if `None`),
+    /// fetched from the owner's suppliers.
+    ///
+    /// # Errors
+    /// Nothing shared under that name, the suppliers refuse (a revoked share) or cannot give the manifest.
+    pub async fn shared_listing(&self, owner: &str, backup: &str, version: Option<u32>) -> Result<SharedListing> {
+        let (peer, r) = self.find_shared(owner, backup)?;
+        self.vault()?.open_share(peer, &r.offer.key, version).await.context("the owner's suppliers refused or failed")
+    }
+
+    /// Restores what `owner` shares as `backup` (version `version`, else the latest) into `target`.
+    ///
+    /// # Errors
+    /// As [`Messages::shared_listing`], a bad target, fragments refused or unreachable.
+    pub async fn restore_shared(
+        &self,
+        owner: &str,
+        backup: &str,
+        version: Option<u32>,
+        target: &std::path::Path,
+        force: bool,
+    ) -> Result<RestoreReport> {
+        let (peer, r) = self.find_shared(owner, backup)?;
+        self.vault()?
+            .restore_share(peer, &r.offer.key, version, target, force)
+            .await
+            .context("the owner's suppliers refused or failed")
+    }
+}

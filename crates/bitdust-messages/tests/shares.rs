@@ -1,0 +1,106 @@
+//! Sharing a backup through the real protocol (issue 16, test 2): alice shares a backup with bob and with carol; bob
+//! lists and restores it byte for byte from alice's suppliers; alice revokes bob's share and her suppliers refuse
+//! his next fetch at once, with the grant he holds, while carol's share still works; a version made after holds
+//! keys bob never gets.
+
+mod common;
+
+use bitdust_node::{Config, Progress};
+use bitdust_storage::Storage;
+use bitdust_testkit::{home, until, within};
+use common::{customer_config, full_node, messages};
+
+fn tree(root: &std::path::Path, round: u8) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("a.txt"), format!("alice's notes, round {round}")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(31) as u8) ^ round).collect();
+    std::fs::write(root.join("sub/big.bin"), big).unwrap();
+}
+
+fn same_tree(a: &std::path::Path, b: &std::path::Path) -> bool {
+    ["a.txt", "sub/big.bin"].iter().all(|f| std::fs::read(a.join(f)).ok() == std::fs::read(b.join(f)).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Config::default();
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut suppliers = Vec::new();
+    for i in 0..3 {
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+    }
+    let alice = full_node(home(dir.path(), "alice", &customer_config(3, 64 << 20), None), &b, None).await;
+    let storage = alice.service::<Storage>().unwrap();
+    within("alice hires", storage.ensure_suppliers()).await.unwrap();
+    let bob = full_node(home(dir.path(), "bob", &plain, None), &b, None).await;
+    let carol = full_node(home(dir.path(), "carol", &plain, None), &b, None).await;
+    let (a, bm, c) = (messages(&alice), messages(&bob), messages(&carol));
+    a.add_contact("bob", None).await.unwrap();
+    a.add_contact("carol", None).await.unwrap();
+    bm.add_contact("alice", None).await.unwrap();
+
+    let src = dir.path().join("docs");
+    tree(&src, 1);
+    let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
+    assert!(a.share("nothing-here", None, "bob").await.is_err(), "no such backup");
+    let to_bob = within("share with bob", a.share(&v1.name, None, "bob")).await.unwrap();
+    assert!(to_bob.grantees[0].delivered, "bob is online: the key went directly");
+    let to_carol = within("share with carol", a.share(&v1.name, Some(1), "carol")).await.unwrap();
+    until("bob and carol hold the shares", || {
+        bm.shared().is_ok_and(|s| s.len() == 1) && c.shared().is_ok_and(|s| s.len() == 1)
+    })
+    .await;
+    let shared = bm.shared().unwrap();
+    assert_eq!(
+        (shared[0].backup.as_str(), shared[0].owner_name.as_deref(), shared[0].revoked),
+        (v1.name.as_str(), Some("alice"), false)
+    );
+    assert_eq!(a.shares().unwrap().len(), 2);
+
+    // bob lists it (the owner's name as a contact) and restores it byte for byte
+    let listing = within("bob lists", bm.shared_listing("alice", &v1.name, None)).await.unwrap();
+    assert_eq!(listing.versions.len(), 1);
+    let mut paths: Vec<&str> = listing.entries.iter().map(|e| e.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["", "a.txt", "sub", "sub/big.bin"]);
+    let out = dir.path().join("bob-restore");
+    let report = within("bob restores", bm.restore_shared("alice", &v1.name, None, &out, false)).await.unwrap();
+    assert_eq!(report.files, 2);
+    assert!(same_tree(&src, &out), "byte for byte");
+
+    // alice revokes bob's share: every supplier confirms, and refuses his next fetch with the grant he holds
+    let started = std::time::Instant::now();
+    let (after, revoked, confirmed, asked) = within("revoke", a.revoke(&to_bob.id, None)).await.unwrap();
+    let revoke_secs = started.elapsed().as_secs_f64();
+    assert_eq!((revoked, confirmed, asked), (1, 3, 3), "{after:?}");
+    assert!(after.grantees.iter().all(|g| g.revoked));
+    assert!(a.revoke(&to_bob.id, None).await.is_err(), "revoked already");
+    let again = dir.path().join("bob-again");
+    let refused = within("bob tries again", bm.restore_shared("alice", &v1.name, None, &again, false)).await;
+    let error = format!("{:#}", refused.expect_err("the suppliers refuse a revoked grant"));
+    assert!(error.contains("revoked the grant"), "refused for the revocation: {error}");
+    until("bob learns it", || bm.shared().is_ok_and(|s| s[0].revoked)).await;
+    eprintln!("revoked in {revoke_secs:.3} s (until every supplier confirmed)");
+
+    // carol's share is another grant: it still works
+    let carol_out = dir.path().join("carol-restore");
+    within("carol restores", c.restore_shared(&alice.node().peer_id().to_string(), &v1.name, None, &carol_out, false))
+        .await
+        .unwrap();
+    assert!(same_tree(&src, &carol_out));
+
+    // a new version: new keys; bob's share never names it, and carol's names only version 1
+    tree(&src, 2);
+    let v2 = within("backup 2", storage.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!(v2.version, 2);
+    let err = bm.restore_shared("alice", &v1.name, Some(2), &dir.path().join("bob-v2"), false).await;
+    assert!(err.is_err(), "bob holds no key of version 2");
+    let alice_id = alice.node().peer_id().to_string();
+    let err = c.restore_shared(&alice_id, &v1.name, Some(2), &dir.path().join("carol-v2"), false).await;
+    let err = format!("{:#}", err.unwrap_err());
+    assert!(err.contains("not shared"), "carol was given version 1 only: {err}");
+    assert_eq!(to_carol.version, Some(1));
+    assert_eq!((a.refused(), bm.refused(), c.refused()), (0, 0, 0));
+}

@@ -1,0 +1,421 @@
+//! Sharing a backup (the sharing issue's storage half): manifests, share keys, access grants and their revocation.
+//!
+//! ```text
+//! share key (sent to the grantee, sealed in its Olm session; at most MAX_CAPABILITY_BYTES)
+//!   manifest version (one small file kept like a backup, `shared/share-<grant id>`), its keys, its grants
+//! manifest (fetched from the owner's suppliers with the share key)
+//!   owner, backup name, the versions shared (layout, suppliers, entries, blocks) with their keys, and the access
+//!   grants that cover every fragment of them
+//! ```
+//! Every grant of one share and grantee carries the same grant id and is bound to the grantee's peer id (or to
+//! nobody, for a public share), so a supplier serves the manifest and the data only to it, and from the moment the
+//! owner revokes that id ([`Request::Revoke`]), to nobody. Revocations are kept (`storage/revoked`) until their
+//! grants expire and sent again to every supplier hired later. What a grantee fetched before stays with it; a later
+//! version is encrypted under keys derived from a new random version id, which no manifest it can still fetch holds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitdust_core::PeerId;
+use bitdust_node::vault::MAX_CAPABILITY_BYTES;
+use bitdust_store::Versioned;
+use serde::{Deserialize, Serialize};
+
+use crate::proto::catalog::{EntryKind, Version};
+use crate::proto::grant::{SignedAccessGrant, MAX_GRANT_FRAGMENTS, MAX_REVOKE};
+use crate::proto::pipeline::VersionKeys;
+use crate::proto::wire::{Request, Response};
+use crate::service::customer::restore::Via;
+use crate::service::vault::SHARED_PREFIX;
+use crate::service::Storage;
+
+/// Revocations this node made: grant id -> expiry, Unix seconds.
+const REVOKED: &str = "storage/revoked";
+/// Manifests fetched as a grantee: BLAKE3(owner ‖ share key) -> the manifest's bytes (fetched once; the data is
+/// still fetched under its grants, which the owner's suppliers check each time).
+const MANIFESTS: &str = "storage/manifests";
+/// The largest manifest kept in [`MANIFESTS`], bytes.
+const MAX_CACHED_MANIFEST: usize = 4 << 20;
+/// The largest manifest a grantee takes, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
+/// Most versions one manifest lists.
+pub const MAX_SHARED_VERSIONS: usize = 10_000;
+
+/// One version shared, with its keys.
+#[derive(Serialize, Deserialize)]
+struct SharedVersion {
+    version: Version,
+    secrets: ([u8; 32], [u8; 32]),
+}
+
+/// What a share gives: fetched by the grantee from the owner's suppliers.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    /// The owner's peer id bytes.
+    owner: Vec<u8>,
+    /// The backup's name.
+    backup: String,
+    /// The versions shared, oldest first.
+    versions: Vec<SharedVersion>,
+    /// The grants covering every fragment of them.
+    grants: Vec<SignedAccessGrant>,
+}
+
+/// What the grantee holds: how to fetch the manifest.
+#[derive(Serialize, Deserialize)]
+struct ShareKey {
+    manifest: Version,
+    secrets: ([u8; 32], [u8; 32]),
+    grants: Vec<SignedAccessGrant>,
+}
+
+/// A manifest's bytes, as fetched.
+#[derive(Serialize, Deserialize)]
+struct Cached(#[serde(with = "serde_bytes")] Vec<u8>);
+
+impl Versioned for Cached {
+    const FORMAT: u16 = 1;
+}
+
+/// A revocation's expiry, Unix seconds.
+#[derive(Serialize, Deserialize)]
+struct Expiry(u64);
+
+impl Versioned for Expiry {
+    const FORMAT: u16 = 1;
+}
+
+fn unix_now() -> u64 {
+    bitdust_node::home::unix_now()
+}
+
+/// The catalog name of the manifest of grant `id`.
+fn manifest_name(id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SHARED_PREFIX}share-{hex}")
+}
+
+/// Every fragment id of `version` (keys `vkeys`), cut into signed grants of at most [`MAX_GRANT_FRAGMENTS`].
+fn grants_for(
+    keys: &bitdust_core::keys::NodeKeys,
+    version: &Version,
+    vkeys: &VersionKeys,
+    id: [u8; 16],
+    grantee: Option<&PeerId>,
+    expires_unix: u64,
+) -> Result<Vec<SignedAccessGrant>> {
+    let ids: Vec<[u8; 32]> =
+        version.blocks.iter().flat_map(|b| (0..version.layout.n).map(|p| vkeys.fragment_id(&b.block_id, p))).collect();
+    ids.chunks(MAX_GRANT_FRAGMENTS)
+        .map(|chunk| Ok(SignedAccessGrant::sign(keys, id, grantee, chunk.to_vec(), expires_unix)?))
+        .collect()
+}
+
+/// The entries of `v` as the API lists them.
+fn entries_of(v: &Version) -> Vec<bitdust_api::SharedEntry> {
+    v.entries
+        .iter()
+        .map(|e| {
+            let (kind, size) = match &e.kind {
+                EntryKind::Dir => ("dir", 0),
+                EntryKind::File { size, .. } => ("file", *size),
+                EntryKind::Symlink { .. } => ("symlink", 0),
+            };
+            bitdust_api::SharedEntry { path: String::from_utf8_lossy(&e.path).into_owned(), kind: kind.into(), size }
+        })
+        .collect()
+}
+
+fn version_info(v: &Version) -> bitdust_api::VersionInfo {
+    bitdust_api::VersionInfo {
+        version: v.number,
+        created_unix: v.created_unix,
+        files: v.file_count(),
+        entries: v.entries.len(),
+        bytes: v.total_bytes,
+        stored_bytes: v.stored_bytes(),
+        blocks: v.blocks.len(),
+        layout: v.layout.to_string(),
+    }
+}
+
+impl Storage {
+    /// See [`bitdust_node::Vault::share_backup`].
+    pub(crate) async fn share_backup(
+        self: &Arc<Self>,
+        backup: &str,
+        version: Option<u32>,
+        grantee: Option<PeerId>,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        if crate::service::vault::is_vault_backup(backup) {
+            bail!("no backup named {backup}");
+        }
+        let catalog = self.catalog()?;
+        let b = catalog.backup(backup).ok_or_else(|| anyhow!("no backup named {backup}"))?;
+        let chosen: Vec<&Version> = match version {
+            Some(n) => vec![b
+                .versions
+                .iter()
+                .find(|v| v.number == n)
+                .ok_or_else(|| anyhow!("backup {backup} has no version {n}"))?],
+            None => b.versions.iter().collect(),
+        };
+        if chosen.is_empty() || chosen.len() > MAX_SHARED_VERSIONS {
+            bail!("backup {backup} has {} versions to share", chosen.len());
+        }
+        let keys = self.node().keys();
+        let mut versions = Vec::with_capacity(chosen.len());
+        let mut grants = Vec::new();
+        for v in chosen {
+            let vkeys = VersionKeys::derive(keys.master(), v.id);
+            grants.extend(grants_for(keys, v, &vkeys, grant_id, grantee.as_ref(), expires_unix)?);
+            versions.push(SharedVersion { version: v.clone(), secrets: vkeys.secrets() });
+        }
+        let manifest =
+            Manifest { owner: self.node().peer_id().to_bytes(), backup: backup.to_string(), versions, grants };
+        let bytes = postcard::to_stdvec(&manifest)?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            bail!("backup {backup} is too large to share in one manifest ({} bytes)", bytes.len());
+        }
+        // the manifest is stored like a backup of one file, on our suppliers
+        let scratch = crate::service::vault::Scratch::new(self)?;
+        let file = scratch.path().join("manifest");
+        std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+        let name = manifest_name(&grant_id);
+        let named = (name.clone(), b"manifest".to_vec());
+        let report = self.backup_as(&file, Some(named), bitdust_node::Progress::new()).await?;
+        drop(scratch);
+        let manifest_version = self
+            .catalog()?
+            .backup(&name)
+            .and_then(|b| b.versions.iter().find(|v| v.number == report.version).cloned())
+            .ok_or_else(|| anyhow!("the share's manifest is not in the catalog"))?;
+        let mkeys = VersionKeys::derive(keys.master(), manifest_version.id);
+        let key = ShareKey {
+            grants: grants_for(keys, &manifest_version, &mkeys, grant_id, grantee.as_ref(), expires_unix)?,
+            manifest: manifest_version,
+            secrets: mkeys.secrets(),
+        };
+        let out = postcard::to_stdvec(&key)?;
+        if out.len() > MAX_CAPABILITY_BYTES {
+            let _ = self.forget_versions(&name, &[report.version]).await;
+            bail!("the share key is over {MAX_CAPABILITY_BYTES} bytes");
+        }
+        Ok(out)
+    }
+
+    /// See [`bitdust_node::Vault::revoke_grants`].
+    pub(crate) async fn revoke_grants(&self, grants: &[([u8; 16], u64)]) -> Result<(usize, usize)> {
+        self.node().db().write(|tx| {
+            let mut t = tx.table(REVOKED)?;
+            for (id, expires) in grants {
+                t.put(id, &Expiry(*expires))?;
+            }
+            Ok(())
+        })?;
+        let peers: Vec<PeerId> = self.suppliers()?.iter().filter_map(|s| s.peer().ok()).collect();
+        let confirmed = self.send_revocations(&peers, grants).await;
+        for (id, _) in grants {
+            let name = manifest_name(id);
+            let numbers: Vec<u32> = self
+                .catalog()?
+                .backup(&name)
+                .map(|b| b.versions.iter().map(|v| v.number).collect())
+                .unwrap_or_default();
+            if let Err(e) = self.forget_versions(&name, &numbers).await {
+                tracing::info!(error = %format!("{e:#}"), "a revoked share's manifest is not forgotten yet");
+            }
+        }
+        Ok((confirmed, peers.len()))
+    }
+
+    /// Sends `grants` to `peers` as revocations (in runs of [`MAX_REVOKE`]); returns how many confirmed them all.
+    async fn send_revocations(&self, peers: &[PeerId], grants: &[([u8; 16], u64)]) -> usize {
+        let one = |peer: PeerId| async move {
+            for run in grants.chunks(MAX_REVOKE) {
+                match self.request(peer, Request::Revoke { grants: run.to_vec() }).await {
+                    Ok(Response::Revoked) => {}
+                    other => {
+                        tracing::info!(%peer, answer = ?other.map(|_| ()), "a supplier did not take a revocation");
+                        return false;
+                    }
+                }
+            }
+            true
+        };
+        futures::future::join_all(peers.iter().map(|p| one(*p))).await.into_iter().filter(|ok| *ok).count()
+    }
+
+    /// Sends every revocation still in force to `peers` (suppliers just hired: they never had them).
+    pub(crate) async fn push_revocations(&self, peers: &[PeerId]) {
+        let now = unix_now();
+        let Ok(rows) = self.node().db().records::<Expiry>(REVOKED, None, usize::MAX) else { return };
+        let (live, expired): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .filter_map(|(k, e)| Some((<[u8; 16]>::try_from(k.as_slice()).ok()?, e.0)))
+            .partition(|(_, e)| e.saturating_add(crate::proto::grant::SKEW_SECS) >= now);
+        if !expired.is_empty() {
+            let _ = self.node().db().write(|tx| {
+                let mut t = tx.table(REVOKED)?;
+                for (id, _) in &expired {
+                    t.remove(id)?;
+                }
+                Ok(())
+            });
+        }
+        if !live.is_empty() {
+            self.send_revocations(peers, &live).await;
+        }
+    }
+
+    /// The manifest of share key `key` of `owner`, fetched from `owner`'s suppliers.
+    async fn manifest(self: &Arc<Self>, owner: PeerId, key: &[u8]) -> Result<Manifest> {
+        if key.len() > MAX_CAPABILITY_BYTES {
+            bail!("share key of {} bytes is over the limit", key.len());
+        }
+        let cache_key = *blake3::hash(&[owner.to_bytes().as_slice(), key].concat()).as_bytes();
+        let bytes = match self.node().db().record::<Cached>(MANIFESTS, &cache_key)? {
+            Some(c) => c.0,
+            None => {
+                let bytes = self.fetch_manifest(owner, key).await?;
+                if bytes.len() <= MAX_CACHED_MANIFEST {
+                    let cached = Cached(bytes);
+                    self.node().db().write(|tx| tx.table(MANIFESTS)?.put(&cache_key, &cached))?;
+                    cached.0
+                } else {
+                    bytes
+                }
+            }
+        };
+        let manifest: Manifest = postcard::from_bytes(&bytes).context("malformed manifest")?;
+        if manifest.owner != owner.to_bytes() {
+            bail!("the share's manifest names another owner");
+        }
+        if manifest.versions.len() > MAX_SHARED_VERSIONS {
+            bail!("the share's manifest lists too many versions");
+        }
+        Ok(manifest)
+    }
+
+    /// The bytes of the manifest of share key `key` of `owner`, fetched from `owner`'s suppliers.
+    async fn fetch_manifest(self: &Arc<Self>, owner: PeerId, key: &[u8]) -> Result<Vec<u8>> {
+        let key: ShareKey = postcard::from_bytes(key).context("malformed share key")?;
+        let m = &key.manifest;
+        let single = m.entries.len() == 1 && matches!(m.entries[0].kind, EntryKind::File { .. });
+        if !single || m.layout.n as usize != m.suppliers.len() || m.total_bytes > MAX_MANIFEST_BYTES as u64 {
+            bail!("the share key does not describe a manifest");
+        }
+        let scratch = crate::service::vault::Scratch::new(self)?;
+        let peers = self.peers_of_owner(owner, m).await;
+        let vkeys = VersionKeys::from_secrets(m.id, key.secrets);
+        let via = Via::Shared { owner, grants: Arc::new(key.grants) };
+        self.restore_version(
+            "manifest",
+            key.manifest.clone(),
+            vkeys,
+            peers,
+            via,
+            scratch.path(),
+            bitdust_node::Progress::new(),
+        )
+        .await
+        .context("fetching the share's manifest (a revoked share is refused)")?;
+        let file = std::fs::read_dir(scratch.path())?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.is_file())
+            .ok_or_else(|| anyhow!("the share's manifest restored no file"))?;
+        let bytes = std::fs::read(&file)?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            bail!("the share's manifest is over the size limit");
+        }
+        Ok(bytes)
+    }
+
+    /// Per position, who may hold `owner`'s fragments of `v`: its current supplier there (its signed supplier list
+    /// in the DHT), then the one at backup time.
+    async fn peers_of_owner(&self, owner: PeerId, v: &Version) -> Vec<Vec<PeerId>> {
+        use bitdust_core::record::{RecordKind, SupplierList};
+        let list = match self.node().network().get_record(RecordKind::Suppliers, owner).await {
+            Ok(rec) => SupplierList::decode(&rec.payload).map(|l| l.suppliers).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        (0..v.layout.n)
+            .map(|p| {
+                let mut out: Vec<PeerId> = list
+                    .iter()
+                    .filter(|(pos, _)| *pos == p)
+                    .filter_map(|(_, peer)| PeerId::from_bytes(peer).ok())
+                    .collect();
+                if let Some(then) = v.suppliers.get(p as usize).and_then(|b| PeerId::from_bytes(b).ok()) {
+                    if !out.contains(&then) {
+                        out.push(then);
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// See [`bitdust_node::Vault::open_share`].
+    pub(crate) async fn open_share(
+        self: &Arc<Self>,
+        owner: PeerId,
+        key: &[u8],
+        version: Option<u32>,
+    ) -> Result<bitdust_api::SharedListing> {
+        let manifest = self.manifest(owner, key).await?;
+        let chosen = pick(&manifest, version)?;
+        Ok(bitdust_api::SharedListing {
+            owner: owner.to_string(),
+            backup: manifest.backup.clone(),
+            versions: manifest.versions.iter().map(|s| version_info(&s.version)).collect(),
+            version: chosen.version.number,
+            entries: entries_of(&chosen.version),
+        })
+    }
+
+    /// See [`bitdust_node::Vault::restore_share`].
+    pub(crate) async fn restore_share(
+        self: &Arc<Self>,
+        owner: PeerId,
+        key: &[u8],
+        version: Option<u32>,
+        target: &Path,
+        force: bool,
+    ) -> Result<bitdust_api::RestoreReport> {
+        let mut manifest = self.manifest(owner, key).await?;
+        let number = pick(&manifest, version)?.version.number;
+        let index = manifest.versions.iter().position(|s| s.version.number == number).unwrap_or_default();
+        let chosen = manifest.versions.swap_remove(index);
+        let v = chosen.version;
+        if v.layout.n as usize != v.suppliers.len() {
+            bail!("the shared version's layout does not match its suppliers");
+        }
+        crate::service::customer::prepare_target(target, force)?;
+        let peers = self.peers_of_owner(owner, &v).await;
+        let vkeys = VersionKeys::from_secrets(v.id, chosen.secrets);
+        let via = Via::Shared { owner, grants: Arc::new(std::mem::take(&mut manifest.grants)) };
+        let name = manifest.backup.clone();
+        self.restore_version(&name, v, vkeys, peers, via, target, bitdust_node::Progress::new()).await
+    }
+}
+
+/// Version `version` of `manifest` (the latest if `None`).
+fn pick(manifest: &Manifest, version: Option<u32>) -> Result<&SharedVersion> {
+    match version {
+        Some(n) => manifest
+            .versions
+            .iter()
+            .find(|s| s.version.number == n)
+            .ok_or_else(|| anyhow!("version {n} of {} is not shared", manifest.backup)),
+        None => manifest
+            .versions
+            .iter()
+            .max_by_key(|s| s.version.number)
+            .ok_or_else(|| anyhow!("{} shares no version", manifest.backup)),
+    }
+}
