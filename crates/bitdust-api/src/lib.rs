@@ -839,12 +839,27 @@ pub struct GroupConversation {
     pub messages: Vec<GroupMessageInfo>,
 }
 
+/// An optional version number in a JSON body, taken as JSON Schema's integers are: `3` and `3.0` alike (a whole
+/// number written as a float is an integer there); a fraction, a negative or one over `u32::MAX` is refused.
+mod whole_version {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let Some(n) = Option::<f64>::deserialize(d)? else { return Ok(None) };
+        if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+            return Err(serde::de::Error::custom(format!("version {n} is not a whole number from 0 to {}", u32::MAX)));
+        }
+        Ok(Some(n as u32))
+    }
+}
+
 /// `POST /api/v1/shares`: share a backup (all its versions, or one) with a contact.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ShareRequest {
     /// The backup's name.
     pub backup: String,
     /// One version (default: every version it has now).
+    #[serde(default, deserialize_with = "whole_version::deserialize")]
     pub version: Option<u32>,
     /// Whom: a contact's name.
     pub with: String,
@@ -964,6 +979,14 @@ pub struct SharedListing {
     pub entries: Vec<SharedEntry>,
 }
 
+/// `GET /api/v1/shared/{owner}/{backup}` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SharedQuery {
+    /// The version to list (default the latest shared).
+    pub version: Option<u32>,
+}
+
 /// `POST /api/v1/shared/restore`: restore a shared backup's version into a folder.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SharedRestoreRequest {
@@ -972,6 +995,7 @@ pub struct SharedRestoreRequest {
     /// The backup's name.
     pub backup: String,
     /// Version (default the latest shared).
+    #[serde(default, deserialize_with = "whole_version::deserialize")]
     pub version: Option<u32>,
     /// Absolute target folder (must be empty unless `force`).
     pub to: String,
@@ -983,6 +1007,20 @@ pub struct SharedRestoreRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_is_a_whole_number_written_either_way() {
+        let parse = |v: &str| {
+            serde_json::from_str::<ShareRequest>(&format!(r#"{{"backup": "b", "with": "w"{v}}}"#)).map(|r| r.version)
+        };
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse(r#", "version": null"#).unwrap(), None);
+        assert_eq!(parse(r#", "version": 3"#).unwrap(), Some(3));
+        assert_eq!(parse(r#", "version": 182.0"#).unwrap(), Some(182));
+        for bad in ["3.5", "-1", "4294967296", "\"3\""] {
+            assert!(parse(&format!(r#", "version": {bad}"#)).is_err(), "{bad}");
+        }
+    }
 
     /// Every event kind survives JSON both ways inside an `Event` (its fields are flattened next to the event's
     /// own: a kind with a field named like one of them could be written but never read back).

@@ -125,6 +125,21 @@ pub trait Vault: Send + Sync {
     ) -> Result<bitdust_api::RestoreReport>;
 }
 
+/// Why a share operation of the [`Vault`] was refused, when it is the request's fault or the owner's suppliers'
+/// (the API answers 404, 400 or 503; any other error is a failure of this node).
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// No such backup, version or share.
+    #[error("{0}")]
+    NotFound(String),
+    /// A bad target or argument.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The owner's suppliers refused (a revoked share) or could not give what is shared.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// The largest capability [`Vault::share_file`] returns, in bytes (it travels inside a message).
 pub const MAX_CAPABILITY_BYTES: usize = 48 * 1024;
 

@@ -87,11 +87,14 @@ enum Cmd {
         /// The path.
         path: PathBuf,
     },
-    /// List backups and versions.
-    Ls,
-    /// Restore NAME or NAME@VERSION into a folder.
+    /// List backups and versions; or, given OWNER:NAME[@VERSION], the files of what OWNER shares with you.
+    Ls {
+        /// OWNER:NAME[@VERSION] of a share (OWNER: a contact's name or a peer id).
+        shared: Option<String>,
+    },
+    /// Restore NAME[@VERSION] (yours) or OWNER:NAME[@VERSION] (shared with you) into a folder.
     Restore {
-        /// Backup name, optionally @VERSION.
+        /// Backup name, optionally @VERSION; OWNER:NAME[@VERSION] for a share.
         name: String,
         /// Target folder (must be empty unless --force).
         #[arg(long)]
@@ -132,6 +135,28 @@ enum Cmd {
         /// The contact's name, or `group:NAME`.
         name: String,
     },
+    /// Share a backup (every version it has, or NAME@VERSION) with a contact: it lists and restores it from your
+    /// suppliers (`bitdust ls you:NAME`) until you revoke it.
+    Share {
+        /// Backup name, optionally @VERSION.
+        name: String,
+        /// The contact to share with.
+        #[arg(long)]
+        with: String,
+    },
+    /// What you share, and with whom.
+    Shares,
+    /// Revoke a share (from everyone, or --from one contact): your suppliers refuse its grants from now on. What
+    /// was fetched before stays with whoever fetched it; later versions are under new keys.
+    Revoke {
+        /// The share's id (`bitdust shares`).
+        id: String,
+        /// Only this contact (a name or a peer id).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// What others share with you (list it with `bitdust ls OWNER:NAME`, restore with `bitdust restore`).
+    Shared,
     /// Group conversations: a key shared by the members, replaced on every removal.
     Group {
         #[command(subcommand)]
@@ -368,8 +393,19 @@ fn run(cli: Cli) -> Result<()> {
             Some(ContactsCmd::Verify { name, confirm }) => cmd::contacts::verify(&home, &name, confirm, j),
         },
         Cmd::Backup { path } => cmd::backup::run(&home, &path, j),
-        Cmd::Ls => cmd::ls::run(&home, j),
-        Cmd::Restore { name, to, force } => cmd::restore::run(&home, &name, &to, force, j),
+        Cmd::Ls { shared: None } => cmd::ls::run(&home, j),
+        Cmd::Ls { shared: Some(spec) } => match cmd::share::split_owner(&spec)? {
+            Some((owner, name, version)) => cmd::share::ls(&home, &owner, &name, version, j),
+            None => anyhow::bail!("expected OWNER:NAME[@VERSION] (bitdust shared lists them), got {spec:?}"),
+        },
+        Cmd::Restore { name, to, force } => match cmd::share::split_owner(&name)? {
+            Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
+            None => cmd::restore::run(&home, &name, &to, force, j),
+        },
+        Cmd::Share { name, with } => cmd::share::share(&home, &name, &with, j),
+        Cmd::Shares => cmd::share::shares(&home, j),
+        Cmd::Revoke { id, from } => cmd::share::revoke(&home, &id, from, j),
+        Cmd::Shared => cmd::share::shared(&home, j),
         Cmd::Automata { diagram: Some(kind), dot } => cmd::automata::diagram(&kind, dot, j),
         Cmd::Automata { diagram: None, .. } => cmd::automata::list(&home, j),
         Cmd::Health => cmd::health::run(&home, j),

@@ -202,6 +202,23 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     };
     assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&file).unwrap());
     assert!(ok(&["--home", s(&dir.join("supplier-2")), "msg", "history", "Alice A."]).contains("[received: "));
+    // sharing (issue 16): alice shares src@1 with supplier-2, who lists and restores it from alice's suppliers;
+    // alice revokes, and her suppliers refuse it from then on
+    assert!(fails(&["--home", s(&alice), "share", "nothing", "--with", "supplier-2"]).contains("no backup named"));
+    let shared = json(&["--home", s(&alice), "share", "src@1", "--with", "supplier-2"]);
+    let id = shared["id"].as_str().unwrap().to_string();
+    assert!(ok(&["--home", s(&alice), "shares"]).contains(&format!("{id}  src@1")), "{shared}");
+    wait_for(&s2, &["shared"], "Alice A.:src@1");
+    let listed = ok(&["--home", s(&s2), "ls", "Alice A.:src"]);
+    assert!(listed.contains("data.bin") && listed.contains("dir with spaces/ünïcödé/file.txt"), "{listed}");
+    let got = tmp.path().join("shared-out");
+    assert!(ok(&["--home", s(&s2), "restore", "Alice A.:src", "--to", s(&got)]).contains("restored Alice A.:src@1"));
+    assert_same(&src, &got);
+    let revoked = json(&["--home", s(&alice), "revoke", &id]);
+    assert_eq!(revoked["suppliers_confirmed"], revoked["suppliers"], "{revoked}");
+    let again = fails(&["--home", s(&s2), "restore", "Alice A.:src", "--to", s(&tmp.path().join("again"))]);
+    assert!(again.contains("revoked the grant"), "{again}");
+    wait_for(&s2, &["shared"], "(revoked)");
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
     // the conversation goes to alice's suppliers (through the storage pipeline) for a new device to restore
@@ -286,7 +303,11 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     ]);
     assert_eq!(rec["backups"], serde_json::json!(["src"]), "{rec}");
     assert!(rec["global_id"].as_str().unwrap().starts_with("alice@"), "{rec}");
-    assert_eq!(rec["history"], serde_json::json!({"contacts": 0, "conversations": 1, "messages": 5}), "{rec}");
+    assert_eq!(
+        rec["history"],
+        serde_json::json!({"contacts": 0, "conversations": 1, "messages": 5, "groups": 1, "group_messages": 4}),
+        "{rec}"
+    );
     assert_same(&src, &all.join("src"));
 
     terminate(&mut devnet.0);

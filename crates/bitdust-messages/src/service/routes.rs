@@ -21,6 +21,12 @@
 //! | POST | `/api/v1/groups/{name}/leave` | | [`GroupInfo`]: left (the admin removes us) |
 //! | POST | `/api/v1/groups/{name}/messages` | [`SendGroupMessage`] | [`GroupSentInfo`]: sent to each member |
 //! | GET | `/api/v1/groups/{name}/messages?limit=N` | | [`GroupConversation`]: the last N messages, oldest first |
+//! | GET | `/api/v1/shares` | | [`Shares`]: what this node shares, with whom |
+//! | POST | `/api/v1/shares` | [`ShareRequest`] | [`ShareInfo`]: a backup shared with a contact (404 no such backup or contact) |
+//! | POST | `/api/v1/shares/{id}/revoke` | [`RevokeRequest`] | [`RevokeReport`]: the suppliers refuse the grants from now on |
+//! | GET | `/api/v1/shared` | | [`SharedList`]: what others share with this node |
+//! | GET | `/api/v1/shared/{owner}/{backup}?version=N` | | [`SharedListing`]: versions and files, from the owner's suppliers (503 refused) |
+//! | POST | `/api/v1/shared/restore` | [`SharedRestoreRequest`] | [`RestoreReport`] (503 refused or unreachable) |
 
 use std::sync::Arc;
 
@@ -31,7 +37,8 @@ use axum::{Json, Router};
 use bitdust_api::{
     AddContact, AddMember, ContactInfo, Contacts, Conversation, CreateGroup, ErrorBody, FileInfo, GroupConversation,
     GroupInfo, GroupMemberInfo, GroupMessageInfo, GroupSentInfo, Groups, HistoryQuery, HistorySync, Inbox, InboxEntry,
-    MarkedRead, MessageInfo, SafetyNumber, SendGroupMessage, SendMessage,
+    MarkedRead, MessageInfo, RestoreReport, RevokeReport, RevokeRequest, SafetyNumber, SendGroupMessage, SendMessage,
+    ShareInfo, ShareRequest, SharedList, SharedListing, SharedQuery, SharedRestoreRequest, Shares,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -61,6 +68,11 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/groups/{name}/members/{member}", axum::routing::delete(remove_member))
         .route("/api/v1/groups/{name}/leave", axum::routing::post(leave_group))
         .route("/api/v1/groups/{name}/messages", get(group_history).post(group_send))
+        .route("/api/v1/shares", get(shares).post(share))
+        .route("/api/v1/shares/{id}/revoke", axum::routing::post(revoke))
+        .route("/api/v1/shared", get(shared))
+        .route("/api/v1/shared/restore", axum::routing::post(restore_shared))
+        .route("/api/v1/shared/{owner}/{backup}", get(shared_listing))
         .with_state(messages)
 }
 
@@ -84,7 +96,13 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
     remove_member,
     leave_group,
     group_send,
-    group_history
+    group_history,
+    shares,
+    share,
+    revoke,
+    shared,
+    shared_listing,
+    restore_shared
 ))]
 struct MessagesApi;
 
@@ -133,6 +151,23 @@ fn file_error(e: anyhow::Error) -> ApiError {
 fn error(e: anyhow::Error) -> ApiError {
     use crate::service::conversations::SendError;
     use crate::service::groups::GroupRefusal;
+    use crate::service::shares::ShareRefusal;
+    use bitdust_node::vault::ShareError;
+    if let Some(s) = e.downcast_ref::<ShareRefusal>() {
+        let kind = match s {
+            ShareRefusal::Unknown(_) => ErrorKind::NotFound,
+            ShareRefusal::NoStorage => ErrorKind::Unavailable,
+        };
+        return ApiError::new(kind, e.to_string());
+    }
+    if let Some(s) = e.chain().find_map(|c| c.downcast_ref::<ShareError>()) {
+        let kind = match s {
+            ShareError::NotFound(_) => ErrorKind::NotFound,
+            ShareError::BadRequest(_) => ErrorKind::BadRequest,
+            ShareError::Unavailable(_) => ErrorKind::Unavailable,
+        };
+        return ApiError::new(kind, format!("{e:#}"));
+    }
     if let Some(g) = e.downcast_ref::<GroupRefusal>() {
         let kind = match g {
             GroupRefusal::Unknown(_) | GroupRefusal::NoSuchMember(..) => ErrorKind::NotFound,
@@ -482,4 +517,70 @@ fn history_limit(limit: Option<u32>) -> Result<usize, ApiError> {
         n @ 0..=10_000 => Ok(n as usize),
         n => Err(ApiError::bad_request(format!("limit {n} is over 10,000"))),
     }
+}
+
+/// What this node shares, and with whom (newest first).
+#[utoipa::path(get, path = "/api/v1/shares", tag = "sharing", responses((status = 200, body = Shares)))]
+async fn shares(State(m): S) -> ApiResult<Shares> {
+    Ok(Json(Shares { shares: m.shares().map_err(error)? }))
+}
+
+/// Shares a backup (every version it has now, or one) with a contact: a manifest goes to this node's suppliers, its
+/// key to the contact.
+#[utoipa::path(post, path = "/api/v1/shares", tag = "sharing", request_body = ShareRequest,
+    responses((status = 200, body = ShareInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> ApiResult<ShareInfo> {
+    let Json(body) = body?;
+    Ok(Json(m.share(&body.backup, body.version, &body.with).await.map_err(error)?))
+}
+
+/// Revokes a share from everyone, or from one grantee: this node's suppliers refuse its grants from now on.
+#[utoipa::path(post, path = "/api/v1/shares/{id}/revoke", tag = "sharing", request_body = RevokeRequest,
+    params(("id" = String, Path, description = "The share's id (hex)")),
+    responses((status = 200, body = RevokeReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn revoke(
+    State(m): S,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RevokeRequest>, JsonRejection>,
+) -> ApiResult<RevokeReport> {
+    let (Path(id), Json(body)) = (id?, body?);
+    let started = std::time::Instant::now();
+    let (share, revoked, suppliers_confirmed, suppliers) = m.revoke(&id, body.from.as_deref()).await.map_err(error)?;
+    Ok(Json(RevokeReport { share, revoked, suppliers_confirmed, suppliers, seconds: started.elapsed().as_secs_f64() }))
+}
+
+/// What others share with this node (newest first).
+#[utoipa::path(get, path = "/api/v1/shared", tag = "sharing", responses((status = 200, body = SharedList)))]
+async fn shared(State(m): S) -> ApiResult<SharedList> {
+    Ok(Json(SharedList { shared: m.shared().map_err(error)? }))
+}
+
+/// A shared backup's versions and the files of one, from the owner's suppliers.
+#[utoipa::path(get, path = "/api/v1/shared/{owner}/{backup}", tag = "sharing",
+    params(("owner" = String, Path, description = "The owner: a contact's name or a peer id"),
+        ("backup" = String, Path, description = "The backup's name (or the share's id)"), SharedQuery),
+    responses((status = 200, body = SharedListing), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn shared_listing(
+    State(m): S,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SharedQuery>, QueryRejection>,
+) -> ApiResult<SharedListing> {
+    let (Path((owner, backup)), Query(q)) = (path?, query?);
+    Ok(Json(m.shared_listing(&owner, &backup, q.version).await.map_err(error)?))
+}
+
+/// Restores a shared backup's version into a folder, from the owner's suppliers.
+#[utoipa::path(post, path = "/api/v1/shared/restore", tag = "sharing", request_body = SharedRestoreRequest,
+    responses((status = 200, body = RestoreReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn restore_shared(
+    State(m): S,
+    body: Result<Json<SharedRestoreRequest>, JsonRejection>,
+) -> ApiResult<RestoreReport> {
+    let Json(body) = body?;
+    let to = std::path::PathBuf::from(&body.to);
+    Ok(Json(m.restore_shared(&body.owner, &body.backup, body.version, &to, body.force).await.map_err(error)?))
 }

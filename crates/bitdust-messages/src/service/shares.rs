@@ -305,7 +305,8 @@ impl Messages {
         self.vault()?.open_share(peer, &r.offer.key, version).await.context("the owner's suppliers refused or failed")
     }
 
-    /// Restores what `owner` shares as `backup` (version `version`, else the latest) into `target`.
+    /// Restores what `owner` shares as `backup` (version `version`, else the latest) into `target` (an absolute
+    /// path).
     ///
     /// # Errors
     /// As [`Messages::shared_listing`], a bad target, fragments refused or unreachable.
@@ -318,6 +319,10 @@ impl Messages {
         force: bool,
     ) -> Result<RestoreReport> {
         let (peer, r) = self.find_shared(owner, backup)?;
+        if !target.is_absolute() {
+            let what = format!("the target {} is not an absolute path", target.display());
+            return Err(bitdust_node::vault::ShareError::BadRequest(what).into());
+        }
         self.vault()?
             .restore_share(peer, &r.offer.key, version, target, force)
             .await

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitdust_core::PeerId;
-use bitdust_node::vault::MAX_CAPABILITY_BYTES;
+use bitdust_node::vault::{ShareError, MAX_CAPABILITY_BYTES};
 use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
@@ -150,17 +150,18 @@ impl Storage {
         grant_id: [u8; 16],
         expires_unix: u64,
     ) -> Result<Vec<u8>> {
+        let not_found = |what: String| anyhow::Error::new(ShareError::NotFound(what));
         if crate::service::vault::is_vault_backup(backup) {
-            bail!("no backup named {backup}");
+            return Err(not_found(format!("no backup named {backup}")));
         }
         let catalog = self.catalog()?;
-        let b = catalog.backup(backup).ok_or_else(|| anyhow!("no backup named {backup}"))?;
+        let b = catalog.backup(backup).ok_or_else(|| not_found(format!("no backup named {backup}")))?;
         let chosen: Vec<&Version> = match version {
             Some(n) => vec![b
                 .versions
                 .iter()
                 .find(|v| v.number == n)
-                .ok_or_else(|| anyhow!("backup {backup} has no version {n}"))?],
+                .ok_or_else(|| not_found(format!("backup {backup} has no version {n}")))?],
             None => b.versions.iter().collect(),
         };
         if chosen.is_empty() || chosen.len() > MAX_SHARED_VERSIONS {
@@ -367,7 +368,7 @@ impl Storage {
         key: &[u8],
         version: Option<u32>,
     ) -> Result<bitdust_api::SharedListing> {
-        let manifest = self.manifest(owner, key).await?;
+        let manifest = self.manifest(owner, key).await.map_err(unavailable)?;
         let chosen = pick(&manifest, version)?;
         Ok(bitdust_api::SharedListing {
             owner: owner.to_string(),
@@ -387,7 +388,7 @@ impl Storage {
         target: &Path,
         force: bool,
     ) -> Result<bitdust_api::RestoreReport> {
-        let mut manifest = self.manifest(owner, key).await?;
+        let mut manifest = self.manifest(owner, key).await.map_err(unavailable)?;
         let number = pick(&manifest, version)?.version.number;
         let index = manifest.versions.iter().position(|s| s.version.number == number).unwrap_or_default();
         let chosen = manifest.versions.swap_remove(index);
@@ -395,27 +396,35 @@ impl Storage {
         if v.layout.n as usize != v.suppliers.len() {
             bail!("the shared version's layout does not match its suppliers");
         }
-        crate::service::customer::prepare_target(target, force)?;
+        crate::service::customer::prepare_target(target, force)
+            .map_err(|e| ShareError::BadRequest(format!("{e:#}")))?;
         let peers = self.peers_of_owner(owner, &v).await;
         let vkeys = VersionKeys::from_secrets(v.id, chosen.secrets);
         let via = Via::Shared { owner, grants: Arc::new(std::mem::take(&mut manifest.grants)) };
         let name = manifest.backup.clone();
-        self.restore_version(&name, v, vkeys, peers, via, target, bitdust_node::Progress::new()).await
+        self.restore_version(&name, v, vkeys, peers, via, target, bitdust_node::Progress::new())
+            .await
+            .map_err(unavailable)
     }
 }
 
 /// Version `version` of `manifest` (the latest if `None`).
-fn pick(manifest: &Manifest, version: Option<u32>) -> Result<&SharedVersion> {
+fn pick(manifest: &Manifest, version: Option<u32>) -> Result<&SharedVersion, ShareError> {
     match version {
         Some(n) => manifest
             .versions
             .iter()
             .find(|s| s.version.number == n)
-            .ok_or_else(|| anyhow!("version {n} of {} is not shared", manifest.backup)),
+            .ok_or_else(|| ShareError::NotFound(format!("version {n} of {} is not shared", manifest.backup))),
         None => manifest
             .versions
             .iter()
             .max_by_key(|s| s.version.number)
-            .ok_or_else(|| anyhow!("{} shares no version", manifest.backup)),
+            .ok_or_else(|| ShareError::NotFound(format!("{} shares no version", manifest.backup))),
     }
+}
+
+/// A failure to get what is shared from the owner's suppliers, as [`ShareError::Unavailable`].
+fn unavailable(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(ShareError::Unavailable(format!("{e:#}")))
 }

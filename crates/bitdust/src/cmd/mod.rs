@@ -15,6 +15,7 @@ pub mod ls;
 pub mod msg;
 pub mod openapi;
 pub mod restore;
+pub mod share;
 pub mod status;
 pub mod suppliers;
 

@@ -1,0 +1,179 @@
+//! `bitdust share|shares|revoke|shared`, and `ls` / `restore` of `OWNER:NAME[@VERSION]`: sharing backups.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use bitdust_api::{
+    RestoreReport, RevokeReport, RevokeRequest, ShareInfo, ShareRequest, SharedList, SharedListing,
+    SharedRestoreRequest, Shares,
+};
+use bitdust_core::human_bytes;
+use bitdust_node::Home;
+
+use super::contacts::encode;
+use super::print;
+use super::restore::split_version;
+use bitdust::client::Client;
+
+/// `OWNER:NAME[@VERSION]`: the owner (a contact's name or a peer id), the backup's name and the version; `None` if
+/// `spec` names none of the user's own (no `:`).
+///
+/// # Errors
+/// An empty owner or name, a version that is not a number.
+pub fn split_owner(spec: &str) -> Result<Option<(String, String, Option<u32>)>> {
+    let Some((owner, rest)) = spec.split_once(':') else { return Ok(None) };
+    let (name, version) = split_version(rest)?;
+    if owner.is_empty() || name.is_empty() {
+        bail!("expected OWNER:NAME[@VERSION], got {spec:?}");
+    }
+    Ok(Some((owner.to_string(), name, version)))
+}
+
+fn share_line(s: &ShareInfo) -> String {
+    let grantees: Vec<String> = s
+        .grantees
+        .iter()
+        .map(|g| {
+            let name = g.name.clone().unwrap_or_else(|| g.peer.chars().take(16).collect());
+            match (g.revoked, g.delivered) {
+                (true, _) => format!("{name} (revoked)"),
+                (false, false) => format!("{name} (not reached yet)"),
+                (false, true) => name,
+            }
+        })
+        .collect();
+    let what = match s.version {
+        Some(v) => format!("{}@{v}", s.backup),
+        None => s.backup.clone(),
+    };
+    format!("{}  {what:<24} with {}", s.id, grantees.join(", "))
+}
+
+/// `bitdust share NAME[@VERSION] --with CONTACT`.
+///
+/// # Errors
+/// An unknown backup, version or contact, too few suppliers, or the daemon.
+pub fn share(home: &Home, spec: &str, with: &str, json: bool) -> Result<()> {
+    let (backup, version) = split_version(spec)?;
+    let body = ShareRequest { backup, version, with: with.to_string() };
+    let s: ShareInfo = Client::for_home(home)?.post("/shares", &body)?;
+    print(json, &s, |s| format!("shared: {}", share_line(s)));
+    Ok(())
+}
+
+/// `bitdust shares`: what I share, with whom.
+///
+/// # Errors
+/// The daemon.
+pub fn shares(home: &Home, json: bool) -> Result<()> {
+    let v: Shares = Client::for_home(home)?.get("/shares")?;
+    print(json, &v, |v| {
+        if v.shares.is_empty() {
+            return "you share nothing".into();
+        }
+        v.shares.iter().map(share_line).collect::<Vec<_>>().join("\n")
+    });
+    Ok(())
+}
+
+/// `bitdust revoke SHARE_ID [--from CONTACT]`.
+///
+/// # Errors
+/// An unknown share or grantee, or the daemon.
+pub fn revoke(home: &Home, id: &str, from: Option<String>, json: bool) -> Result<()> {
+    let r: RevokeReport =
+        Client::for_home(home)?.post(&format!("/shares/{}/revoke", encode(id)), &RevokeRequest { from })?;
+    print(json, &r, |r| {
+        format!(
+            "revoked {} grantee(s) of {}: {} of {} suppliers refuse them from now on ({:.2} s)",
+            r.revoked, r.share.backup, r.suppliers_confirmed, r.suppliers, r.seconds
+        )
+    });
+    Ok(())
+}
+
+/// `bitdust shared`: what others share with me.
+///
+/// # Errors
+/// The daemon.
+pub fn shared(home: &Home, json: bool) -> Result<()> {
+    let v: SharedList = Client::for_home(home)?.get("/shared")?;
+    print(json, &v, |v| {
+        if v.shared.is_empty() {
+            return "nothing is shared with you".into();
+        }
+        let mut s = String::from("OWNER:NAME                        SHARE ID");
+        for x in &v.shared {
+            let owner = x.owner_name.clone().unwrap_or_else(|| x.owner.clone());
+            let what = match x.version {
+                Some(v) => format!("{owner}:{}@{v}", x.backup),
+                None => format!("{owner}:{}", x.backup),
+            };
+            s += &format!("\n{what:<33} {}{}", x.id, if x.revoked { "  (revoked)" } else { "" });
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `bitdust ls OWNER:NAME[@VERSION]`: a shared backup's versions and files.
+///
+/// # Errors
+/// Nothing shared under that name, the owner's suppliers refuse (revoked) or cannot answer, or the daemon.
+pub fn ls(home: &Home, owner: &str, name: &str, version: Option<u32>, json: bool) -> Result<()> {
+    let mut path = format!("/shared/{}/{}", encode(owner), encode(name));
+    if let Some(v) = version {
+        path += &format!("?version={v}");
+    }
+    let l: SharedListing = Client::for_home(home)?.get(&path)?;
+    print(json, &l, |l| {
+        let versions: Vec<String> = l.versions.iter().map(|v| v.version.to_string()).collect();
+        let mut s = format!("{owner}:{}@{} (versions shared: {})", l.backup, l.version, versions.join(", "));
+        for e in &l.entries {
+            match e.kind.as_str() {
+                "file" => s += &format!("\n{:>11}  {}", human_bytes(e.size), e.path),
+                "dir" if e.path.is_empty() => {}
+                "dir" => s += &format!("\n{:>11}  {}/", "", e.path),
+                _ => s += &format!("\n{:>11}  {} ({})", "", e.path, e.kind),
+            }
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `bitdust restore OWNER:NAME[@VERSION] --to DIR`.
+///
+/// # Errors
+/// As [`ls`], a target that is not empty (without `force`), a failed restore.
+pub fn restore(
+    home: &Home,
+    owner: &str,
+    name: &str,
+    version: Option<u32>,
+    to: &Path,
+    force: bool,
+    json: bool,
+) -> Result<()> {
+    let to = std::path::absolute(to)?;
+    let body = SharedRestoreRequest {
+        owner: owner.to_string(),
+        backup: name.to_string(),
+        version,
+        to: to.to_string_lossy().into_owned(),
+        force,
+    };
+    let r: RestoreReport = Client::for_home(home)?.post("/shared/restore", &body)?;
+    print(json, &r, |r| {
+        format!(
+            "restored {owner}:{}@{} into {}: {} files, {} in {:.2} s",
+            r.name,
+            r.version,
+            r.target,
+            r.files,
+            human_bytes(r.bytes),
+            r.seconds
+        )
+    });
+    Ok(())
+}
