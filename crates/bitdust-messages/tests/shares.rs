@@ -104,3 +104,67 @@ async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once
     assert_eq!(to_carol.version, Some(1));
     assert_eq!((a.refused(), bm.refused(), c.refused()), (0, 0, 0));
 }
+
+/// A share with a group follows its roster: every member gets it, a member added later too, a member removed is
+/// revoked on the suppliers at once (its next fetch refused) while the others read on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_share_follows_the_roster() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Config::default();
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut suppliers = Vec::new();
+    for i in 0..2 {
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+    }
+    let alice = full_node(home(dir.path(), "alice", &customer_config(2, 64 << 20), None), &b, None).await;
+    let storage = alice.service::<Storage>().unwrap();
+    within("alice hires", storage.ensure_suppliers()).await.unwrap();
+    let mut members = Vec::new();
+    for name in ["bob", "carol", "dave"] {
+        members.push(full_node(home(dir.path(), name, &plain, None), &b, None).await);
+    }
+    let a = messages(&alice);
+    let [bm, c, d] = [0, 1, 2].map(|i| messages(&members[i]));
+    for name in ["bob", "carol", "dave"] {
+        a.add_contact(name, None).await.unwrap();
+    }
+    a.group_create("team").await.unwrap();
+    a.group_add("team", "bob", false).await.unwrap();
+    a.group_add("team", "carol", false).await.unwrap();
+    let src = dir.path().join("docs");
+    tree(&src, 1);
+    let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
+    assert!(a.share(&v1.name, None, "group:nobody").await.is_err(), "no such group");
+    let share = within("share with the group", a.share(&v1.name, None, "group:team")).await.unwrap();
+    assert_eq!(share.grantees.len(), 2, "{share:?}");
+    let alice_id = alice.node().peer_id().to_string();
+    for (m, who) in [(&bm, "bob"), (&c, "carol")] {
+        until("the member holds the share", || m.shared().is_ok_and(|s| s.len() == 1)).await;
+        let out = dir.path().join(format!("{who}-out"));
+        within("a member restores", m.restore_shared(&alice_id, &v1.name, None, &out, false)).await.unwrap();
+        assert!(same_tree(&src, &out), "{who}");
+    }
+
+    // dave joins: he gets it; carol is removed: her grant is revoked on alice's suppliers
+    a.group_add("team", "dave", false).await.unwrap();
+    until("dave holds the share", || d.shared().is_ok_and(|s| s.len() == 1)).await;
+    within("dave restores", d.restore_shared(&alice_id, &v1.name, None, &dir.path().join("dave-out"), false))
+        .await
+        .unwrap();
+    a.group_remove("team", "carol").await.unwrap();
+    let info = a.shares().unwrap().remove(0);
+    let carol_id = members[1].node().peer_id().to_string();
+    assert!(info.grantees.iter().any(|g| g.peer == carol_id && g.revoked), "{info:?}");
+    assert_eq!(info.grantees.iter().filter(|g| !g.revoked).count(), 2, "bob and dave: {info:?}");
+    let refused = c.restore_shared(&alice_id, &v1.name, None, &dir.path().join("carol-again"), false).await;
+    assert!(format!("{:#}", refused.unwrap_err()).contains("revoked the grant"));
+    within("bob reads on", bm.restore_shared(&alice_id, &v1.name, None, &dir.path().join("bob-again"), false))
+        .await
+        .unwrap();
+    // revoked from everyone: a member added afterwards does not get it
+    a.revoke(&share.id, None).await.unwrap();
+    a.group_add("team", "carol", false).await.unwrap();
+    let info = a.shares().unwrap().remove(0);
+    assert!(info.grantees.iter().all(|g| g.revoked), "{info:?}");
+}

@@ -429,6 +429,7 @@ impl Messages {
             }
         }
         self.share_sender_key(after.roster.group).await;
+        self.sync_group_shares(after.roster.group).await;
         Ok(after.roster)
     }
 
@@ -747,10 +748,14 @@ impl Messages {
         }
         let active = record.active;
         self.save_group(&record)?;
-        if active {
-            if let Some(this) = self.this.upgrade() {
-                tokio::spawn(async move { this.share_sender_key(group).await });
-            }
+        if let Some(this) = self.this.upgrade() {
+            tokio::spawn(async move {
+                if active {
+                    this.share_sender_key(group).await;
+                }
+                // our shares with the group follow its roster
+                this.sync_group_shares(group).await;
+            });
         }
         Ok(())
     }

@@ -78,6 +78,7 @@ impl Service for MessagesService {
             told: std::sync::Mutex::new(std::collections::HashMap::new()),
             couriers: std::sync::Mutex::new(std::collections::HashMap::new()),
             group_lock: std::sync::Mutex::new(()),
+            share_lock: tokio::sync::Mutex::new(()),
         });
         conversations::start(&messages, inbound);
         Ok(Started { handle: messages.clone(), routes: routes::router(messages), status: None })
@@ -120,6 +121,8 @@ pub struct Messages {
     /// Held while a group's record is read, changed and written (a std mutex: never held across an await, so the
     /// receive path may take it under the Olm lock).
     group_lock: std::sync::Mutex<()>,
+    /// Held while the shares table is read, changed and written (across the storage wing's calls).
+    share_lock: tokio::sync::Mutex<()>,
 }
 
 impl Messages {

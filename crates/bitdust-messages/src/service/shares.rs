@@ -56,9 +56,13 @@ struct ShareRecord {
     backup: String,
     version: Option<u32>,
     with: String,
+    /// The group it follows (`with` = `group:NAME`): its members are the grantees, as the roster changes.
+    group: Option<[u8; 16]>,
     grantees: Vec<Grantee>,
     created_unix: u64,
     expires_unix: u64,
+    /// Revoked from everyone: a group's new members do not get it.
+    ended: bool,
 }
 
 impl Versioned for ShareRecord {
@@ -115,39 +119,129 @@ impl Messages {
         }
     }
 
-    /// Shares backup `backup` (version `version`, or every version it has now) with contact `with`: the storage
-    /// wing stores a manifest for it on our suppliers and returns its key, which goes to the contact in its Olm
+    /// Shares backup `backup` (version `version`, or every version it has now) with contact `with`, or with every
+    /// member of a group (`group:NAME`; members added later get it, members removed are revoked): for each grantee
+    /// the storage wing stores a manifest on our suppliers and returns its key, which goes to the grantee in its Olm
     /// session (directly, else through its mailboxes).
     ///
     /// # Errors
-    /// An unknown contact, no such backup or version, no storage wing, too few suppliers.
+    /// An unknown contact or group, no such backup or version, no storage wing, too few suppliers.
     pub async fn share(&self, backup: &str, version: Option<u32>, with: &str) -> Result<ShareInfo> {
-        let peer = self.contacts()?.named(with)?.peer()?;
-        let vault = self.vault()?;
-        let id: [u8; 16] = rand::random();
-        let grant_id: [u8; 16] = rand::random();
+        let group = match with.strip_prefix("group:") {
+            Some(name) => {
+                let g = self.group(name)?;
+                if !g.active {
+                    return Err(crate::service::groups::GroupRefusal::NotMember(name.into()).into());
+                }
+                Some(g.roster.roster.group)
+            }
+            None => {
+                self.contacts()?.named(with)?.peer()?;
+                None
+            }
+        };
+        self.vault()?;
         let now = bitdust_node::home::unix_now();
-        let expires_unix = now + SHARE_GRANT_SECS;
-        let key = vault.share_backup(backup, version, Some(peer), grant_id, expires_unix).await?;
-        let mut record = ShareRecord {
-            id,
+        let record = ShareRecord {
+            id: rand::random(),
             backup: backup.to_string(),
             version,
             with: with.to_string(),
-            grantees: vec![Grantee { peer: peer.to_bytes(), grant_id, revoked: false, delivered: false }],
+            group,
+            grantees: Vec::new(),
             created_unix: now,
-            expires_unix,
+            expires_unix: now + SHARE_GRANT_SECS,
+            ended: false,
         };
-        self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
-        let offer = ShareOffer { id, backup: backup.to_string(), version, key };
-        match self.send_control(peer, Body::Share(offer)).await {
-            Ok(()) => {
-                record.grantees[0].delivered = true;
-                self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
+        // the first grantee's manifest is made before anything is saved: a bad backup or version refuses it whole
+        let wanted = self.grantees_wanted(&record)?;
+        let _held = self.share_lock.lock().await;
+        let mut record = record;
+        let first = match wanted.first() {
+            Some(p) => Some(self.grant_one(&record, *p).await?),
+            None => None,
+        };
+        record.grantees.extend(first.clone());
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
+        for peer in wanted.iter().skip(1) {
+            match self.grant_one(&record, *peer).await {
+                Ok(g) => record.grantees.push(g),
+                Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "a group member did not get the share"),
             }
-            Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "a share did not reach its grantee yet"),
         }
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
         Ok(self.share_info(&record))
+    }
+
+    /// Who should hold `record` now: its contact, or its group's members but us.
+    fn grantees_wanted(&self, record: &ShareRecord) -> Result<Vec<PeerId>> {
+        match record.group {
+            None => Ok(vec![self.contacts()?.named(&record.with)?.peer()?]),
+            Some(group) => {
+                let g = self.group(&hex::encode(group))?;
+                if !g.active {
+                    return Ok(Vec::new());
+                }
+                let me = self.node.peer_id();
+                Ok(g.roster.roster.peers().into_iter().filter(|p| *p != me).collect())
+            }
+        }
+    }
+
+    /// Makes `peer`'s grant and manifest for `record` and sends it the key.
+    async fn grant_one(&self, record: &ShareRecord, peer: PeerId) -> Result<Grantee> {
+        let grant_id: [u8; 16] = rand::random();
+        let key = self
+            .vault()?
+            .share_backup(&record.backup, record.version, Some(peer), grant_id, record.expires_unix)
+            .await?;
+        let offer = ShareOffer { id: record.id, backup: record.backup.clone(), version: record.version, key };
+        let delivered = match self.send_control(peer, Body::Share(offer)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(%peer, error = %format!("{e:#}"), "a share did not reach its grantee yet");
+                false
+            }
+        };
+        Ok(Grantee { peer: peer.to_bytes(), grant_id, revoked: false, delivered })
+    }
+
+    /// Brings the shares that follow `group` in line with its roster: a member removed (or gone) is revoked, a
+    /// member added is given the share.
+    pub(crate) async fn sync_group_shares(&self, group: [u8; 16]) {
+        let _held = self.share_lock.lock().await;
+        let Ok(rows) = self.node.db().records::<ShareRecord>(SHARES, None, usize::MAX) else { return };
+        for (_, mut record) in rows.into_iter().filter(|(_, r)| r.group == Some(group) && !r.ended) {
+            let Ok(wanted) = self.grantees_wanted(&record) else { continue };
+            let wanted_bytes: Vec<Vec<u8>> = wanted.iter().map(|p| p.to_bytes()).collect();
+            let gone: Vec<usize> = (0..record.grantees.len())
+                .filter(|i| !record.grantees[*i].revoked && !wanted_bytes.contains(&record.grantees[*i].peer))
+                .collect();
+            if !gone.is_empty() {
+                let grants: Vec<([u8; 16], u64)> =
+                    gone.iter().map(|i| (record.grantees[*i].grant_id, record.expires_unix)).collect();
+                match self.vault() {
+                    Ok(v) => match v.revoke_grants(&grants).await {
+                        Ok(_) => gone.iter().for_each(|i| record.grantees[*i].revoked = true),
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "a removed member's share not revoked yet"),
+                    },
+                    Err(_) => continue,
+                }
+            }
+            for peer in wanted {
+                // once revoked from someone (or removed from the group), the share stays revoked for it
+                if record.grantees.iter().any(|g| g.peer == peer.to_bytes()) {
+                    continue;
+                }
+                match self.grant_one(&record, peer).await {
+                    Ok(g) => record.grantees.push(g),
+                    Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "a new member did not get the share"),
+                }
+            }
+            if let Err(e) = self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record)) {
+                tracing::warn!(error = %e, "a group share's grantees not saved");
+            }
+        }
     }
 
     /// What this node shares, newest first.
@@ -169,6 +263,7 @@ impl Messages {
     /// No such share or grantee, no storage wing, the database.
     pub async fn revoke(&self, id: &str, from: Option<&str>) -> Result<(ShareInfo, usize, usize, usize)> {
         let id = parse_id(id)?;
+        let _held = self.share_lock.lock().await;
         let mut record = self
             .node
             .db()
@@ -199,6 +294,7 @@ impl Messages {
         for i in &chosen {
             record.grantees[*i].revoked = true;
         }
+        record.ended |= from.is_none();
         self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
         for i in &chosen {
             if let Ok(peer) = PeerId::from_bytes(&record.grantees[*i].peer) {
