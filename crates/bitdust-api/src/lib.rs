@@ -861,8 +861,66 @@ pub struct ShareRequest {
     /// One version (default: every version it has now).
     #[serde(default, deserialize_with = "whole_version::deserialize")]
     pub version: Option<u32>,
-    /// Whom: a contact's name.
+    /// Whom: a contact's name, `group:NAME` (every member, as the group changes) or `public` (anyone; listed in
+    /// the search index).
     pub with: String,
+    /// A public share's title (searched too).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A public share's description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A public share's keywords, separated by spaces or commas (at most 16 of 2-32 letters, digits or `-`).
+    #[serde(default)]
+    pub keywords: Option<String>,
+}
+
+/// `GET /api/v1/search?q=WORDS` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Words to look for (at most 8 are used).
+    pub q: String,
+}
+
+/// One public share found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    /// The publisher's peer id (`bitdust ls PEER:BACKUP` lists it).
+    pub owner: String,
+    /// The publisher's contact name, if it is a contact.
+    pub owner_name: Option<String>,
+    /// The share's id (hex).
+    pub id: String,
+    /// The backup's name.
+    pub backup: String,
+    /// The version shared (none: every version it had).
+    pub version: Option<u32>,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// Query words it matches.
+    pub score: usize,
+    /// When published, Unix seconds.
+    pub published_unix: u64,
+}
+
+/// `GET /api/v1/search`: public shares matching the words, best first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// The words looked for.
+    pub words: Vec<String>,
+    /// Publishers asked.
+    pub providers: usize,
+    /// Entries refused (not signed by the publisher that listed them, or malformed).
+    pub refused: usize,
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+    /// Seconds the search took.
+    pub seconds: f64,
 }
 
 /// Someone a share is given to.

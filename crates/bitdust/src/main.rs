@@ -140,9 +140,25 @@ enum Cmd {
     Share {
         /// Backup name, optionally @VERSION.
         name: String,
-        /// The contact to share with.
+        /// Whom: a contact, `group:NAME` (every member, as the group changes), or `public` (anyone; found by
+        /// `bitdust search`).
         #[arg(long)]
         with: String,
+        /// A public share's title (searched too).
+        #[arg(long)]
+        title: Option<String>,
+        /// A public share's description.
+        #[arg(long)]
+        description: Option<String>,
+        /// A public share's keywords, separated by spaces or commas.
+        #[arg(long)]
+        keywords: Option<String>,
+    },
+    /// Find public shares across the network by keyword.
+    Search {
+        /// Words to look for.
+        #[arg(required = true)]
+        words: Vec<String>,
     },
     /// What you share, and with whom.
     Shares,
@@ -402,7 +418,11 @@ fn run(cli: Cli) -> Result<()> {
             Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
             None => cmd::restore::run(&home, &name, &to, force, j),
         },
-        Cmd::Share { name, with } => cmd::share::share(&home, &name, &with, j),
+        Cmd::Share { name, with, title, description, keywords } => {
+            let described = cmd::share::Described { title, description, keywords };
+            cmd::share::share(&home, &name, &with, described, j)
+        }
+        Cmd::Search { words } => cmd::share::search(&home, &words, j),
         Cmd::Shares => cmd::share::shares(&home, j),
         Cmd::Revoke { id, from } => cmd::share::revoke(&home, &id, from, j),
         Cmd::Shared => cmd::share::shared(&home, j),

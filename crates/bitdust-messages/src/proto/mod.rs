@@ -5,5 +5,6 @@ pub mod e2e;
 pub mod files;
 pub mod groups;
 pub mod pow;
+pub mod public;
 pub mod shares;
 pub mod wire;

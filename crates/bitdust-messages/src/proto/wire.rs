@@ -55,6 +55,9 @@ pub enum Request {
     /// Take these encrypted messages, in this order (several sent at about the same time travel together: one
     /// request and one disk flush for all). At most [`MAX_BATCH`], together at most [`MAX_MESSAGE_BYTES`].
     DeliverMany(Vec<Envelope>),
+    /// Your public shares matching these words (normalized, at most
+    /// [`crate::proto::public::MAX_QUERY_WORDS`]): the search index's second step.
+    Listing(Vec<String>),
 }
 
 /// A response.
@@ -82,6 +85,9 @@ pub enum Response {
     /// The answer to each envelope of a `DeliverMany`, in its order: `Delivered`, `NoSession` or `Error` (whose
     /// text is cut to [`MAX_BATCH_ERROR`] bytes).
     DeliveredMany(Vec<Response>),
+    /// The answerer's own public shares matching a `Listing`, best first (at most
+    /// [`crate::proto::public::MAX_LISTING`] and [`crate::proto::public::MAX_LISTING_BYTES`]).
+    Listing(Vec<crate::proto::public::SignedPublicEntry>),
 }
 
 /// Most envelopes one `DeliverMany` carries.
@@ -156,6 +162,7 @@ pub fn request_limit(head: &[u8]) -> usize {
         Some(6) => 8 + 32 * MAX_MAILBOX_CONTACTS,
         Some(7) => 64,
         Some(8) => MAX_MESSAGE_BYTES + 16,
+        Some(9) => 1024,
         _ => 0,
     }
 }
@@ -170,6 +177,7 @@ pub fn response_limit(head: &[u8]) -> usize {
         Some(5) => MAX_MAIL_BYTES,
         Some(8) => MAX_SLICE_BYTES + 16,
         Some(9) => MAX_BATCH * (MAX_BATCH_ERROR + 8) + 16,
+        Some(10) => crate::proto::public::MAX_LISTING_BYTES + 64 * 1024,
         _ => 0,
     }
 }
@@ -233,7 +241,28 @@ mod tests {
             let b = encode(&res);
             assert!(b.len() <= response_limit(&b), "{} bytes", b.len());
         }
-        assert_eq!(request_limit(&[9]), 0);
+        assert_eq!(request_limit(&[10]), 0);
+        let words = encode(&Request::Listing(vec!["é".repeat(32); crate::proto::public::MAX_QUERY_WORDS]));
+        assert!(words.len() <= request_limit(&words), "{} bytes", words.len());
+        // a listing as full as an answerer makes it: entries up to MAX_LISTING_BYTES, each encoded
+        let entry = crate::proto::public::SignedPublicEntry {
+            entry: crate::proto::public::PublicEntry {
+                owner: vec![0xff; 64],
+                id: [0xff; 16],
+                backup: "b".repeat(256),
+                version: Some(u32::MAX),
+                title: "t".repeat(crate::proto::public::MAX_TITLE_BYTES),
+                description: "d".repeat(crate::proto::public::MAX_DESCRIPTION_BYTES),
+                keywords: vec!["é".repeat(32); crate::proto::public::MAX_KEYWORDS],
+                key: vec![0xff; bitdust_node::vault::MAX_CAPABILITY_BYTES],
+                published_unix: u64::MAX,
+            },
+            signature: vec![0xff; 64],
+        };
+        let one = encode(&entry).len() + 8;
+        let fit = (crate::proto::public::MAX_LISTING_BYTES / one).min(crate::proto::public::MAX_LISTING);
+        let listing = encode(&Response::Listing(vec![entry; fit]));
+        assert!(listing.len() <= response_limit(&listing) && listing.len() <= MAX_RESPONSE_BYTES);
         // a batch as full as a sender makes it: MAX_BATCH envelopes, together at most MAX_MESSAGE_BYTES
         let small =
             crate::proto::e2e::encrypt(&mut session, &Device::new().device_key(&other), &pad(b"hi").unwrap()).unwrap();

@@ -781,6 +781,7 @@ impl Messages {
             Ok(Request::MailboxContacts(tags)) => self.host_contacts(peer, tags).await,
             Ok(Request::Ack(indexes)) => self.host_ack(peer, &indexes),
             Ok(Request::FileGet { transfer, offset, len }) => self.serve_slice(peer, transfer, offset, len).await,
+            Ok(Request::Listing(words)) => self.listing(&words),
             Err(e) => Response::Error(e),
         }
     }
@@ -1207,6 +1208,23 @@ async fn prekey_loop(messages: std::sync::Weak<Messages>) {
     }
 }
 
+/// Announces our public shares' keywords once the node is announced (provider records expire while it is away; the
+/// DHT republishes them while it runs).
+async fn announce_public_once(messages: std::sync::Weak<Messages>) {
+    loop {
+        let Some(m) = messages.upgrade() else { return };
+        if m.node.network().is_stopped() {
+            return;
+        }
+        if m.node.is_announced() {
+            m.announce_public().await;
+            return;
+        }
+        drop(m);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 /// Starts the protocol's server for `messages`, and the presence questions.
 pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) {
     tokio::spawn(serve(Arc::downgrade(messages), inbound));
@@ -1214,6 +1232,7 @@ pub(crate) fn start(messages: &Arc<Messages>, inbound: mpsc::Receiver<Inbound>) 
     tokio::spawn(prekey_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::mailbox::collect_loop(Arc::downgrade(messages)));
     tokio::spawn(crate::service::history::sync_loop(Arc::downgrade(messages)));
+    tokio::spawn(announce_public_once(Arc::downgrade(messages)));
     crate::service::files::resume_downloads(messages);
 }
 

@@ -6,6 +6,7 @@ pub mod files;
 pub mod groups;
 pub mod history;
 pub mod mailbox;
+pub mod public;
 mod routes;
 pub mod shares;
 

@@ -22,7 +22,8 @@
 //! | POST | `/api/v1/groups/{name}/messages` | [`SendGroupMessage`] | [`GroupSentInfo`]: sent to each member |
 //! | GET | `/api/v1/groups/{name}/messages?limit=N` | | [`GroupConversation`]: the last N messages, oldest first |
 //! | GET | `/api/v1/shares` | | [`Shares`]: what this node shares, with whom |
-//! | POST | `/api/v1/shares` | [`ShareRequest`] | [`ShareInfo`]: a backup shared with a contact (404 no such backup or contact) |
+//! | POST | `/api/v1/shares` | [`ShareRequest`] | [`ShareInfo`]: a backup shared with a contact, a group or `public` (404 no such backup or contact) |
+//! | GET | `/api/v1/search?q=WORDS` | | [`SearchResults`]: public shares matching the words, best first |
 //! | POST | `/api/v1/shares/{id}/revoke` | [`RevokeRequest`] | [`RevokeReport`]: the suppliers refuse the grants from now on |
 //! | GET | `/api/v1/shared` | | [`SharedList`]: what others share with this node |
 //! | GET | `/api/v1/shared/{owner}/{backup}?version=N` | | [`SharedListing`]: versions and files, from the owner's suppliers (503 refused) |
@@ -37,8 +38,9 @@ use axum::{Json, Router};
 use bitdust_api::{
     AddContact, AddMember, ContactInfo, Contacts, Conversation, CreateGroup, ErrorBody, FileInfo, GroupConversation,
     GroupInfo, GroupMemberInfo, GroupMessageInfo, GroupSentInfo, Groups, HistoryQuery, HistorySync, Inbox, InboxEntry,
-    MarkedRead, MessageInfo, RestoreReport, RevokeReport, RevokeRequest, SafetyNumber, SendGroupMessage, SendMessage,
-    ShareInfo, ShareRequest, SharedList, SharedListing, SharedQuery, SharedRestoreRequest, Shares,
+    MarkedRead, MessageInfo, RestoreReport, RevokeReport, RevokeRequest, SafetyNumber, SearchQuery, SearchResults,
+    SendGroupMessage, SendMessage, ShareInfo, ShareRequest, SharedList, SharedListing, SharedQuery,
+    SharedRestoreRequest, Shares,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -69,6 +71,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/groups/{name}/leave", axum::routing::post(leave_group))
         .route("/api/v1/groups/{name}/messages", get(group_history).post(group_send))
         .route("/api/v1/shares", get(shares).post(share))
+        .route("/api/v1/search", get(search))
         .route("/api/v1/shares/{id}/revoke", axum::routing::post(revoke))
         .route("/api/v1/shared", get(shared))
         .route("/api/v1/shared/restore", axum::routing::post(restore_shared))
@@ -99,6 +102,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
     group_history,
     shares,
     share,
+    search,
     revoke,
     shared,
     shared_listing,
@@ -157,6 +161,7 @@ fn error(e: anyhow::Error) -> ApiError {
         let kind = match s {
             ShareRefusal::Unknown(_) => ErrorKind::NotFound,
             ShareRefusal::NoStorage => ErrorKind::Unavailable,
+            ShareRefusal::BadQuery(_) => ErrorKind::BadRequest,
         };
         return ApiError::new(kind, e.to_string());
     }
@@ -532,7 +537,21 @@ async fn shares(State(m): S) -> ApiResult<Shares> {
         (status = 503, body = ErrorBody)))]
 async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> ApiResult<ShareInfo> {
     let Json(body) = body?;
+    if body.with == "public" {
+        let text = |t: &Option<String>| t.clone().unwrap_or_default();
+        let (title, description, keywords) = (text(&body.title), text(&body.description), text(&body.keywords));
+        let shared = m.share_public(&body.backup, body.version, &title, &description, &keywords).await;
+        return Ok(Json(shared.map_err(error)?));
+    }
     Ok(Json(m.share(&body.backup, body.version, &body.with).await.map_err(error)?))
+}
+
+/// Searches the network's public shares: the publishers of each word (DHT providers), then their signed listings.
+#[utoipa::path(get, path = "/api/v1/search", tag = "sharing", params(SearchQuery),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody)))]
+async fn search(State(m): S, query: Result<Query<SearchQuery>, QueryRejection>) -> ApiResult<SearchResults> {
+    let Query(q) = query?;
+    Ok(Json(m.search(&q.q).await.map_err(error)?))
 }
 
 /// Revokes a share from everyone, or from one grantee: this node's suppliers refuse its grants from now on.

@@ -38,6 +38,9 @@ pub enum ShareRefusal {
     /// The storage wing does not run here.
     #[error("sharing needs the storage wing (suppliers hold what is shared)")]
     NoStorage,
+    /// A request that cannot be done as asked (a search with no word, a revoke `--from` of a public share).
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 /// One grantee of a share.
@@ -99,6 +102,13 @@ impl Messages {
 
     fn share_info(&self, r: &ShareRecord) -> ShareInfo {
         let book = self.contacts().unwrap_or_default();
+        let name_of = |peer: &[u8]| {
+            if peer.is_empty() {
+                Some("anyone".to_string())
+            } else {
+                book.by_peer(peer).map(|c| c.name.clone())
+            }
+        };
         ShareInfo {
             id: hex::encode(r.id),
             backup: r.backup.clone(),
@@ -109,7 +119,7 @@ impl Messages {
                 .iter()
                 .map(|g| ShareGrantee {
                     peer: PeerId::from_bytes(&g.peer).map(|p| p.to_string()).unwrap_or_default(),
-                    name: book.by_peer(&g.peer).map(|c| c.name.clone()),
+                    name: name_of(&g.peer),
                     revoked: g.revoked,
                     delivered: g.delivered,
                 })
@@ -168,6 +178,45 @@ impl Messages {
                 Ok(g) => record.grantees.push(g),
                 Err(e) => tracing::info!(%peer, error = %format!("{e:#}"), "a group member did not get the share"),
             }
+        }
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
+        Ok(self.share_info(&record))
+    }
+
+    /// Shares backup `backup` (version `version`, or every version) with anyone: grants that name no grantee, and
+    /// an entry with `title`, `description` and `keywords` that `search` finds (this node provides its words in the
+    /// DHT and answers listings).
+    ///
+    /// # Errors
+    /// No such backup or version, too many public shares, an entry over its limits, no storage wing.
+    pub async fn share_public(
+        &self,
+        backup: &str,
+        version: Option<u32>,
+        title: &str,
+        description: &str,
+        keywords: &str,
+    ) -> Result<ShareInfo> {
+        let vault = self.vault()?;
+        let _held = self.share_lock.lock().await;
+        let now = bitdust_node::home::unix_now();
+        let mut record = ShareRecord {
+            id: rand::random(),
+            backup: backup.to_string(),
+            version,
+            with: "public".into(),
+            group: None,
+            grantees: Vec::new(),
+            created_unix: now,
+            expires_unix: now + SHARE_GRANT_SECS,
+            ended: false,
+        };
+        let grant_id: [u8; 16] = rand::random();
+        let key = vault.share_backup(backup, version, None, grant_id, record.expires_unix).await?;
+        record.grantees.push(Grantee { peer: Vec::new(), grant_id, revoked: false, delivered: true });
+        if let Err(e) = self.publish(record.id, backup, version, key, (title, description, keywords)).await {
+            let _ = vault.revoke_grants(&[(grant_id, record.expires_unix)]).await;
+            return Err(e);
         }
         self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
         Ok(self.share_info(&record))
@@ -290,6 +339,10 @@ impl Messages {
         }
         let grants: Vec<([u8; 16], u64)> =
             chosen.iter().map(|i| (record.grantees[*i].grant_id, record.expires_unix)).collect();
+        if record.with == "public" {
+            // listed no more, then refused by the suppliers
+            self.unpublish(&id)?;
+        }
         let (confirmed, asked) = self.vault()?.revoke_grants(&grants).await?;
         for i in &chosen {
             record.grantees[*i].revoked = true;
@@ -381,9 +434,16 @@ impl Messages {
                 .parse::<PeerId>()
                 .map_err(|_| ShareRefusal::Unknown(format!("{owner} is neither a contact nor a peer id")))?,
         };
+        let public = self.found_of(&peer)?.into_iter().map(|s| SharedRecord {
+            owner: s.entry.owner,
+            offer: ShareOffer { id: s.entry.id, backup: s.entry.backup, version: s.entry.version, key: s.entry.key },
+            received_unix_ms: s.entry.published_unix.saturating_mul(1000),
+            revoked: false,
+        });
         let mut found: Vec<SharedRecord> = self
             .shared_of(&peer)?
             .into_iter()
+            .chain(public)
             .filter(|r| r.offer.backup == backup || hex::encode(r.offer.id) == backup)
             .collect();
         found.sort_by_key(|r| (!r.revoked, r.received_unix_ms));

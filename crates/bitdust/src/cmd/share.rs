@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use bitdust_api::{
-    RestoreReport, RevokeReport, RevokeRequest, ShareInfo, ShareRequest, SharedList, SharedListing,
+    RestoreReport, RevokeReport, RevokeRequest, SearchResults, ShareInfo, ShareRequest, SharedList, SharedListing,
     SharedRestoreRequest, Shares,
 };
 use bitdust_core::human_bytes;
@@ -49,13 +49,27 @@ fn share_line(s: &ShareInfo) -> String {
     format!("{}  {what:<24} with {}", s.id, grantees.join(", "))
 }
 
-/// `bitdust share NAME[@VERSION] --with CONTACT`.
+/// What a public share says of itself.
+pub struct Described {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Keywords, separated by spaces or commas.
+    pub keywords: Option<String>,
+}
+
+/// `bitdust share NAME[@VERSION] --with CONTACT|group:G|public [--title T --description D --keywords K]`.
 ///
 /// # Errors
-/// An unknown backup, version or contact, too few suppliers, or the daemon.
-pub fn share(home: &Home, spec: &str, with: &str, json: bool) -> Result<()> {
+/// An unknown backup, version, contact or group, too few suppliers, or the daemon.
+pub fn share(home: &Home, spec: &str, with: &str, described: Described, json: bool) -> Result<()> {
     let (backup, version) = split_version(spec)?;
-    let body = ShareRequest { backup, version, with: with.to_string() };
+    let Described { title, description, keywords } = described;
+    if with != "public" && (title.is_some() || description.is_some() || keywords.is_some()) {
+        bail!("--title, --description and --keywords describe a public share (--with public)");
+    }
+    let body = ShareRequest { backup, version, with: with.to_string(), title, description, keywords };
     let s: ShareInfo = Client::for_home(home)?.post("/shares", &body)?;
     print(json, &s, |s| format!("shared: {}", share_line(s)));
     Ok(())
@@ -174,6 +188,41 @@ pub fn restore(
             human_bytes(r.bytes),
             r.seconds
         )
+    });
+    Ok(())
+}
+
+/// `bitdust search WORDS...`: public shares across the network.
+///
+/// # Errors
+/// No usable word, or the daemon.
+pub fn search(home: &Home, words: &[String], json: bool) -> Result<()> {
+    let q = words.join(" ");
+    let r: SearchResults = Client::for_home(home)?.get(&format!("/search?q={}", encode(&q)))?;
+    print(json, &r, |r| {
+        if r.words.is_empty() {
+            return "nothing to search for: give words of 2 to 32 letters or digits".into();
+        }
+        let mut s = format!(
+            "{} found for {} ({} publishers asked, {:.2} s{})",
+            r.hits.len(),
+            r.words.join(" "),
+            r.providers,
+            r.seconds,
+            if r.refused > 0 { format!(", {} forged entries refused", r.refused) } else { String::new() }
+        );
+        for h in &r.hits {
+            let owner = h.owner_name.clone().unwrap_or_else(|| h.owner.clone());
+            let what = match h.version {
+                Some(v) => format!("{owner}:{}@{v}", h.backup),
+                None => format!("{owner}:{}", h.backup),
+            };
+            s += &format!("\n{what}\n    {} [{}]", h.title, h.keywords.join(", "));
+            if !h.description.is_empty() {
+                s += &format!("\n    {}", h.description);
+            }
+        }
+        s
     });
     Ok(())
 }
