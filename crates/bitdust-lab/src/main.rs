@@ -93,6 +93,10 @@ enum Cmd {
         /// is measured.
         #[arg(long, default_value_t = 5)]
         idle_secs: u64,
+        /// Keyword searches of public shares to time (0: none; otherwise every node also runs the messages wing and
+        /// 3 customers publish a share each).
+        #[arg(long, default_value_t = 0)]
+        search: usize,
         /// Run one size in this process (used by the parent).
         #[arg(long, hide = true)]
         child: bool,
@@ -127,8 +131,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Groups { members, messages, dir } => groups::run(&members, messages, dir.as_deref(), j),
-        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, child } => {
-            let options = sim::SimOptions { lookups, hire, idle_secs, dir };
+        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, search, child } => {
+            let options = sim::SimOptions { lookups, hire, idle_secs, dir, search };
             match (child, nodes.as_slice()) {
                 (true, [n]) => sim::run_child(*n, &options),
                 (true, _) => bail!("a simulation child runs exactly one size"),

@@ -70,6 +70,27 @@ pub struct SimOptions {
     pub idle_secs: u64,
     /// Where the nodes' homes go (default /dev/shm, else the system temp folder).
     pub dir: Option<PathBuf>,
+    /// Keyword searches of public shares to time (0: none; otherwise every node also runs the messages wing and
+    /// [`SEARCH_PUBLISHERS`] customers publish a share each).
+    pub search: usize,
+}
+
+/// Customers that publish a public share when searches are measured.
+pub const SEARCH_PUBLISHERS: usize = 3;
+
+/// Keyword searches of public shares.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchFigures {
+    /// Customers that published a share under the searched keyword.
+    pub publishers: usize,
+    /// Searches made, each from a random node.
+    pub searches: usize,
+    /// Searches that found every publisher's share.
+    pub found_all: usize,
+    /// Wall time per search (providers of the word in the DHT, then every provider's signed listing), ms.
+    pub latency_ms: Spread,
+    /// Seconds to publish one share (manifest stored on its suppliers, keywords announced).
+    pub publish_secs: Spread,
 }
 
 /// Percentiles of one measured quantity.
@@ -154,6 +175,8 @@ pub struct SimReport {
     pub nickname: LookupFigures,
     /// New customers hiring n suppliers.
     pub hire: Vec<HireFigure>,
+    /// Keyword searches (when asked for).
+    pub search: Option<SearchFigures>,
 }
 
 /// `bitdust-lab sim`: runs each size in `nodes` in a child process and prints the reports.
@@ -161,7 +184,7 @@ pub struct SimReport {
 /// # Errors
 /// If a child fails or prints no report.
 pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
-    let SimOptions { lookups, hire, idle_secs, dir } = options;
+    let SimOptions { lookups, hire, idle_secs, dir, search } = options;
     let exe = std::env::current_exe().context("locating the bitdust executable")?;
     let mut reports = Vec::new();
     for &n in nodes {
@@ -174,7 +197,7 @@ pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
             let list: Vec<String> = hire.iter().map(u16::to_string).collect();
             cmd.args(["--hire", &list.join(",")]);
         }
-        cmd.args(["--idle-secs", &idle_secs.to_string()]);
+        cmd.args(["--idle-secs", &idle_secs.to_string(), "--search", &search.to_string()]);
         if let Some(d) = dir {
             cmd.arg("--dir").arg(d);
         }
@@ -210,10 +233,16 @@ fn print_row(r: &SimReport) {
         )
     };
     let hire: Vec<String> = r.hire.iter().map(|h| format!("{}: {:.2} s", h.suppliers, h.secs)).collect();
+    let search = r.search.as_ref().map_or_else(String::new, |s| {
+        format!(
+            "\n  search: {} of {} found all {} publishers, {:.1} / {:.1} ms (median / p99); publishing {:.2} s",
+            s.found_all, s.searches, s.publishers, s.latency_ms.median, s.latency_ms.p99, s.publish_secs.median
+        )
+    });
     out!(
         "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node \
          ({:.1} connections; {:.1} after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, \
-         AutoNAT {:?}\n{}\n{}\n  hire: {}",
+         AutoNAT {:?}\n{}\n{}\n  hire: {}{}",
         r.nodes,
         r.hop_bound,
         r.start_secs,
@@ -227,6 +256,7 @@ fn print_row(r: &SimReport) {
         lookups("identity", &r.identity),
         lookups("nickname", &r.nickname),
         if hire.is_empty() { "-".to_string() } else { hire.join(", ") },
+        search,
     );
 }
 
@@ -285,12 +315,15 @@ pub(crate) fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<C
     Ok(config)
 }
 
-/// Starts a full node (runtime and storage wing).
-async fn start_node(dir: &Path, name: &str, config: &Config, bootstrap: &[String]) -> Result<Daemon> {
+/// Starts a full node (runtime and storage wing; the messages wing too if `messages`).
+async fn start_node(dir: &Path, name: &str, config: &Config, bootstrap: &[String], messages: bool) -> Result<Daemon> {
     let home = Home::new(dir.join(name));
     home.init(&NodeKeys::generate(), name, config)?;
     let options = StartOptions { bootstrap: bootstrap.to_vec(), ..StartOptions::default() };
-    let wings: Vec<Box<dyn bitdust_node::Service>> = vec![StorageService::new(Overrides::default())];
+    let mut wings: Vec<Box<dyn bitdust_node::Service>> = vec![StorageService::new(Overrides::default())];
+    if messages {
+        wings.push(bitdust_messages::MessagesService::new());
+    }
     Daemon::start(home, options, wings).await.with_context(|| format!("starting {name}"))
 }
 
@@ -308,7 +341,7 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
         if i >= JOIN_WINDOW {
             nodes[i - JOIN_WINDOW].wait_announced().await;
         }
-        let daemon = start_node(dir, &format!("node-{i}"), &supplier, &bootstrap).await?;
+        let daemon = start_node(dir, &format!("node-{i}"), &supplier, &bootstrap, options.search > 0).await?;
         let node = daemon.node().clone();
         daemons.push(daemon);
         if i % 100 == 99 {
@@ -417,14 +450,18 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
         if count as usize >= n {
             continue;
         }
-        let customer =
-            start_node(dir, &format!("customer-{i}"), &node_config(false, count, idle_secs)?, &bootstrap).await?;
+        let config = node_config(false, count, idle_secs)?;
+        let customer = start_node(dir, &format!("customer-{i}"), &config, &bootstrap, false).await?;
         customer.node().wait_announced().await;
         let storage = customer.service::<Storage>().context("the storage wing runs")?;
         let t = Instant::now();
         let slots = storage.ensure_suppliers().await.with_context(|| format!("hiring {count} suppliers"))?;
         hires.push(HireFigure { suppliers: slots.len() as u16, secs: t.elapsed().as_secs_f64() });
     }
+    let search = match options.search {
+        0 => None,
+        count => Some(measure_search(dir, &daemons, &bootstrap, count, idle_secs).await?),
+    };
     let (base, idle) = (rss_base.unwrap_or(0.0), rss_idle.unwrap_or(0.0));
     Ok(SimReport {
         nodes: n,
@@ -443,6 +480,57 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
         identity: identity.figures(),
         nickname: nickname.figures(),
         hire: hires,
+        search,
+    })
+}
+
+/// [`SEARCH_PUBLISHERS`] new customers hire suppliers, back up a small file and publish it under the keyword
+/// `simdata`; then `count` searches for it from random nodes of `daemons`.
+async fn measure_search(
+    dir: &Path,
+    daemons: &[Daemon],
+    bootstrap: &[String],
+    count: usize,
+    idle_secs: u64,
+) -> Result<SearchFigures> {
+    use bitdust_messages::Messages;
+    let mut publishers = Vec::new();
+    let mut publish_secs = Vec::new();
+    for i in 0..SEARCH_PUBLISHERS {
+        let config = node_config(false, 2, idle_secs)?;
+        let p = start_node(dir, &format!("publisher-{i}"), &config, bootstrap, true).await?;
+        p.node().wait_announced().await;
+        let storage = p.service::<Storage>().context("the storage wing runs")?;
+        storage.ensure_suppliers().await.context("a publisher hiring")?;
+        let data = dir.join(format!("publisher-{i}-data"));
+        std::fs::create_dir_all(&data)?;
+        std::fs::write(data.join("readme.txt"), format!("public data number {i}\n").repeat(100))?;
+        let report = storage.backup(&data, bitdust_node::Progress::new()).await?;
+        let m = p.service::<Messages>().context("the messages wing runs")?;
+        let t = Instant::now();
+        m.share_public(&report.name, None, &format!("Simulated data {i}"), "", &format!("simdata set{i}")).await?;
+        publish_secs.push(t.elapsed().as_secs_f64());
+        publishers.push(p);
+    }
+    let mut latency = Vec::new();
+    let mut found_all = 0;
+    for _ in 0..count {
+        let who = rand::Rng::gen_range(&mut rand::thread_rng(), 0..daemons.len());
+        let m = daemons[who].service::<Messages>().context("the messages wing runs")?;
+        let t = Instant::now();
+        let r = m.search("simdata").await?;
+        latency.push(t.elapsed().as_secs_f64() * 1e3);
+        if r.hits.len() == SEARCH_PUBLISHERS {
+            found_all += 1;
+        }
+    }
+    drop(publishers);
+    Ok(SearchFigures {
+        publishers: SEARCH_PUBLISHERS,
+        searches: count,
+        found_all,
+        latency_ms: Spread::of(latency),
+        publish_secs: Spread::of(publish_secs),
     })
 }
 
