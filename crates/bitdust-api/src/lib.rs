@@ -873,6 +873,44 @@ pub struct ShareRequest {
     /// A public share's keywords, separated by spaces or commas (at most 16 of 2-32 letters, digits or `-`).
     #[serde(default)]
     pub keywords: Option<String>,
+    /// The grantees may add versions (a contact or a group; every version, no `version`).
+    #[serde(default)]
+    pub write: bool,
+}
+
+/// A version a grantee added to a share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContributionInfo {
+    /// The version it became.
+    pub version: u32,
+    /// Its author's peer id.
+    pub author: String,
+    /// Its author's contact name, if a contact.
+    pub author_name: Option<String>,
+    /// When it was taken, Unix seconds.
+    pub at_unix: u64,
+}
+
+/// `POST /api/v1/shared/write`: add a file or folder as a new version of a share that lets you write.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedWriteRequest {
+    /// The owner: a contact's name or a peer id.
+    pub owner: String,
+    /// The backup's name.
+    pub backup: String,
+    /// Absolute path of the file or folder.
+    pub path: String,
+}
+
+/// What a write to a share did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SharedWriteReport {
+    /// The owner's peer id.
+    pub owner: String,
+    /// The backup's name.
+    pub backup: String,
+    /// Seconds until the owner took it (it then fetches the version and gives the share again to its grantees).
+    pub seconds: f64,
 }
 
 /// `GET /api/v1/search?q=WORDS` query.
@@ -953,6 +991,10 @@ pub struct ShareInfo {
     pub created_unix: u64,
     /// Until when its grants hold, Unix seconds.
     pub expires_unix: u64,
+    /// Whether the grantees may add versions.
+    pub write: bool,
+    /// Versions they added.
+    pub contributions: Vec<ContributionInfo>,
 }
 
 /// `GET /api/v1/shares`: what this node shares, and with whom.
@@ -1001,6 +1043,8 @@ pub struct SharedInfo {
     pub received_unix_ms: u64,
     /// Whether the owner revoked it.
     pub revoked: bool,
+    /// Whether it lets this node add versions.
+    pub write: bool,
 }
 
 /// `GET /api/v1/shared`: what others share with this node.

@@ -22,6 +22,10 @@ pub mod record;
 
 pub use libp2p_identity::PeerId;
 
+/// The largest capability a wing hands another user inside a message (a shared file's or a share's key), in
+/// bytes. The storage wing never makes a bigger one; the messages wing refuses a bigger one from a peer.
+pub const MAX_CAPABILITY_BYTES: usize = 48 * 1024;
+
 /// Formats a byte count for people: `1.5 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -44,10 +44,10 @@ async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once
     let src = dir.path().join("docs");
     tree(&src, 1);
     let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
-    assert!(a.share("nothing-here", None, "bob").await.is_err(), "no such backup");
-    let to_bob = within("share with bob", a.share(&v1.name, None, "bob")).await.unwrap();
+    assert!(a.share("nothing-here", None, "bob", false).await.is_err(), "no such backup");
+    let to_bob = within("share with bob", a.share(&v1.name, None, "bob", false)).await.unwrap();
     assert!(to_bob.grantees[0].delivered, "bob is online: the key went directly");
-    let to_carol = within("share with carol", a.share(&v1.name, Some(1), "carol")).await.unwrap();
+    let to_carol = within("share with carol", a.share(&v1.name, Some(1), "carol", false)).await.unwrap();
     until("bob and carol hold the shares", || {
         bm.shared().is_ok_and(|s| s.len() == 1) && c.shared().is_ok_and(|s| s.len() == 1)
     })
@@ -135,8 +135,8 @@ async fn a_group_share_follows_the_roster() {
     let src = dir.path().join("docs");
     tree(&src, 1);
     let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
-    assert!(a.share(&v1.name, None, "group:nobody").await.is_err(), "no such group");
-    let share = within("share with the group", a.share(&v1.name, None, "group:team")).await.unwrap();
+    assert!(a.share(&v1.name, None, "group:nobody", false).await.is_err(), "no such group");
+    let share = within("share with the group", a.share(&v1.name, None, "group:team", false)).await.unwrap();
     assert_eq!(share.grantees.len(), 2, "{share:?}");
     let alice_id = alice.node().peer_id().to_string();
     for (m, who) in [(&bm, "bob"), (&c, "carol")] {
@@ -167,4 +167,81 @@ async fn a_group_share_follows_the_roster() {
     a.group_add("team", "carol", false).await.unwrap();
     let info = a.shares().unwrap().remove(0);
     assert!(info.grantees.iter().all(|g| g.revoked), "{info:?}");
+}
+
+/// Write access (issue 16, test 4): bob, who may write, adds a version; alice's node takes it (its author recorded)
+/// and gives the share again; alice and carol restore it byte for byte; carol, who may only read, sends a version
+/// anyway through the real protocol: alice's node refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_adds_a_version_everyone_restores_and_a_reader_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Config::default();
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut suppliers = Vec::new();
+    for i in 0..3 {
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+    }
+    let config = customer_config(2, 64 << 20);
+    let alice = full_node(home(dir.path(), "alice", &config, None), &b, None).await;
+    let bob = full_node(home(dir.path(), "bob", &config, None), &b, None).await;
+    let carol = full_node(home(dir.path(), "carol", &config, None), &b, None).await;
+    let storage = alice.service::<Storage>().unwrap();
+    for d in [&alice, &bob, &carol] {
+        within("hires", d.service::<Storage>().unwrap().ensure_suppliers()).await.unwrap();
+    }
+    let (a, bm, c) = (messages(&alice), messages(&bob), messages(&carol));
+    a.add_contact("bob", None).await.unwrap();
+    a.add_contact("carol", None).await.unwrap();
+    let src = dir.path().join("project");
+    tree(&src, 1);
+    let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
+    assert!(a.share(&v1.name, Some(1), "bob", true).await.is_err(), "a share others write to has every version");
+    let rw = within("share read-write with bob", a.share(&v1.name, None, "bob", true)).await.unwrap();
+    assert!(rw.write);
+    within("share read-only with carol", a.share(&v1.name, None, "carol", false)).await.unwrap();
+    let alice_id = alice.node().peer_id().to_string();
+    until("both hold their shares", || {
+        bm.shared().is_ok_and(|s| s.len() == 1 && s[0].write) && c.shared().is_ok_and(|s| s.len() == 1 && !s[0].write)
+    })
+    .await;
+    assert!(!c.may_write(&alice_id, &v1.name).unwrap(), "carol's says read-only");
+
+    // bob writes a new tree
+    let bobs = dir.path().join("bobs-version");
+    tree(&bobs, 2);
+    std::fs::write(bobs.join("from-bob.txt"), "bob was here").unwrap();
+    within("bob writes", bm.contribute(&alice_id, &v1.name, &bobs)).await.unwrap();
+    until("alice took version 2", || {
+        storage.catalog().is_ok_and(|c| c.backup(&v1.name).is_some_and(|b| b.versions.len() == 2))
+    })
+    .await;
+    let info = a.shares().unwrap().into_iter().find(|s| s.id == rw.id).unwrap();
+    assert_eq!(info.contributions.len(), 1);
+    assert_eq!((info.contributions[0].version, info.contributions[0].author_name.as_deref()), (2, Some("bob")));
+    let mine = dir.path().join("alice-v2");
+    within("alice restores it", storage.restore(&v1.name, Some(2), &mine, false, Progress::new())).await.unwrap();
+    assert!(same_tree(&bobs, &mine) && std::fs::read(mine.join("from-bob.txt")).unwrap() == b"bob was here");
+    // carol gets the share again with version 2, and restores it byte for byte
+    within("carol's share names version 2", async {
+        while !c.shared_listing(&alice_id, &v1.name, None).await.is_ok_and(|l| l.versions.len() == 2) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let carols = dir.path().join("carol-v2");
+    within("carol restores v2", c.restore_shared(&alice_id, &v1.name, Some(2), &carols, false)).await.unwrap();
+    assert!(same_tree(&bobs, &carols) && carols.join("from-bob.txt").exists());
+
+    // carol writes anyway (past her own node's check): alice's node refuses it, nothing is added
+    let hers = dir.path().join("carols-version");
+    tree(&hers, 3);
+    let refused = within("carol tries to write", c.contribute(&alice_id, &v1.name, &hers)).await;
+    let error = format!("{:#}", refused.expect_err("a reader's version is refused"));
+    assert!(error.contains("may not write"), "{error}");
+    assert_eq!(storage.catalog().unwrap().backup(&v1.name).unwrap().versions.len(), 2);
+    // revoked, bob cannot write either
+    a.revoke(&rw.id, None).await.unwrap();
+    let refused = within("bob after the revoke", bm.contribute(&alice_id, &v1.name, &hers)).await;
+    assert!(refused.is_err());
 }

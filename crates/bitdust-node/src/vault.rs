@@ -96,6 +96,27 @@ pub trait Vault: Send + Sync {
         expires_unix: u64,
     ) -> Result<Vec<u8>>;
 
+    /// Backs up the file or folder at `path` as a hidden backup of its own and shares it with `grantee` (a write to
+    /// `grantee`'s shared backup: see [`Vault::ingest_share`]); returns the share key.
+    ///
+    /// # Errors
+    /// An unreadable path, too few suppliers.
+    async fn share_path(
+        &self,
+        path: &std::path::Path,
+        grantee: PeerId,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>>;
+
+    /// Takes a writer's contribution (its share key `key`, from [`Vault::share_path`] of `writer`) into backup
+    /// `backup` as a new version: fetched from the writer's suppliers, then backed up like any version. Returns the
+    /// version number.
+    ///
+    /// # Errors
+    /// No such backup, the contribution cannot be fetched, too few suppliers.
+    async fn ingest_share(&self, writer: PeerId, key: &[u8], backup: &str) -> Result<u32>;
+
     /// Revokes access grants `grants` (id, expiry in Unix seconds) on every supplier, and forgets their manifests:
     /// returns (suppliers that confirmed, suppliers asked). Suppliers hired later are told too.
     ///
@@ -141,7 +162,7 @@ pub enum ShareError {
 }
 
 /// The largest capability [`Vault::share_file`] returns, in bytes (it travels inside a message).
-pub const MAX_CAPABILITY_BYTES: usize = 48 * 1024;
+pub use bitdust_core::MAX_CAPABILITY_BYTES;
 
 /// Checks an object name (see [`Vault`]).
 ///

@@ -82,10 +82,14 @@ enum Cmd {
         #[arg(long)]
         hire: bool,
     },
-    /// Back up a file or folder (a new version each time).
+    /// Back up a file or folder (a new version each time); with --to OWNER:NAME, as a new version of what OWNER
+    /// shares with you with write access.
     Backup {
         /// The path.
         path: PathBuf,
+        /// A share that lets you write: OWNER:NAME (OWNER a contact's name or a peer id).
+        #[arg(long, value_name = "OWNER:NAME")]
+        to: Option<String>,
     },
     /// List backups and versions; or, given OWNER:NAME[@VERSION], the files of what OWNER shares with you.
     Ls {
@@ -153,6 +157,9 @@ enum Cmd {
         /// A public share's keywords, separated by spaces or commas.
         #[arg(long)]
         keywords: Option<String>,
+        /// The grantees may add versions (`bitdust backup PATH --to YOU:NAME`); every version is shared.
+        #[arg(long)]
+        write: bool,
     },
     /// Find public shares across the network by keyword.
     Search {
@@ -408,7 +415,11 @@ fn run(cli: Cli) -> Result<()> {
             Some(ContactsCmd::Remove { name }) => cmd::contacts::remove(&home, &name, j),
             Some(ContactsCmd::Verify { name, confirm }) => cmd::contacts::verify(&home, &name, confirm, j),
         },
-        Cmd::Backup { path } => cmd::backup::run(&home, &path, j),
+        Cmd::Backup { path, to: None } => cmd::backup::run(&home, &path, j),
+        Cmd::Backup { path, to: Some(spec) } => match cmd::share::split_owner(&spec)? {
+            Some((owner, name, None)) => cmd::share::write(&home, &owner, &name, &path, j),
+            _ => anyhow::bail!("--to takes OWNER:NAME (a share that lets you write), got {spec:?}"),
+        },
         Cmd::Ls { shared: None } => cmd::ls::run(&home, j),
         Cmd::Ls { shared: Some(spec) } => match cmd::share::split_owner(&spec)? {
             Some((owner, name, version)) => cmd::share::ls(&home, &owner, &name, version, j),
@@ -418,8 +429,8 @@ fn run(cli: Cli) -> Result<()> {
             Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
             None => cmd::restore::run(&home, &name, &to, force, j),
         },
-        Cmd::Share { name, with, title, description, keywords } => {
-            let described = cmd::share::Described { title, description, keywords };
+        Cmd::Share { name, with, title, description, keywords, write } => {
+            let described = cmd::share::Described { title, description, keywords, write };
             cmd::share::share(&home, &name, &with, described, j)
         }
         Cmd::Search { words } => cmd::share::search(&home, &words, j),

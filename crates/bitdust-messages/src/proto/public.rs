@@ -68,7 +68,7 @@ pub struct PublicEntry {
     pub description: String,
     /// Keywords ([`normalize_keywords`]).
     pub keywords: Vec<String>,
-    /// The share key (at most [`bitdust_node::vault::MAX_CAPABILITY_BYTES`]).
+    /// The share key (at most [`bitdust_core::MAX_CAPABILITY_BYTES`]).
     #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// When published, Unix seconds.
@@ -132,7 +132,7 @@ pub fn check_entry(e: &PublicEntry) -> Result<(), EntryError> {
     if e.keywords.len() > MAX_KEYWORDS || normalize_keywords(&e.keywords.join(" ")) != e.keywords {
         return bad("keywords not in their normal form".into());
     }
-    if e.key.len() > bitdust_node::vault::MAX_CAPABILITY_BYTES {
+    if e.key.len() > bitdust_core::MAX_CAPABILITY_BYTES {
         return bad(format!("a key of {} bytes", e.key.len()));
     }
     Ok(())

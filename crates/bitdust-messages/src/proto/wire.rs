@@ -131,6 +131,8 @@ pub enum Body {
     Share(crate::proto::shares::ShareOffer),
     /// The sender revoked its share of this id.
     Unshare([u8; 16]),
+    /// The sender, a grantee with write access, adds a version to the recipient's share.
+    Contribute(crate::proto::shares::Contribution),
 }
 
 /// Message ids one read receipt names at most.
@@ -254,7 +256,7 @@ mod tests {
                 title: "t".repeat(crate::proto::public::MAX_TITLE_BYTES),
                 description: "d".repeat(crate::proto::public::MAX_DESCRIPTION_BYTES),
                 keywords: vec!["é".repeat(32); crate::proto::public::MAX_KEYWORDS],
-                key: vec![0xff; bitdust_node::vault::MAX_CAPABILITY_BYTES],
+                key: vec![0xff; bitdust_core::MAX_CAPABILITY_BYTES],
                 published_unix: u64::MAX,
             },
             signature: vec![0xff; 64],

@@ -939,6 +939,11 @@ impl Messages {
                 stage.guards.extend([id_key, envelope_key]);
                 return Ok(true);
             }
+            Body::Contribute(c) => {
+                self.take_contribution(*peer, c)?;
+                stage.guards.extend([id_key, envelope_key]);
+                return Ok(true);
+            }
             Body::Text(text) if text.len() > MAX_TEXT_BYTES => {
                 bail!("message of {} bytes is over the limit", text.len())
             }
@@ -1038,6 +1043,8 @@ impl Messages {
         };
         match self.ask(peer, &Request::Deliver(envelope.clone())).await {
             Ok(Response::Delivered) => Ok(()),
+            // the peer read it and said no: its mailboxes would give it the same envelope (a replay, refused)
+            Ok(Response::Error(why)) => bail!("{peer} refused it: {why}"),
             _ if self.deposit(peer, &envelope).await > 0 => Ok(()),
             other => bail!("not delivered: {:?}", other.map(|_| ())),
         }

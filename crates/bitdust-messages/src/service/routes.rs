@@ -28,6 +28,7 @@
 //! | GET | `/api/v1/shared` | | [`SharedList`]: what others share with this node |
 //! | GET | `/api/v1/shared/{owner}/{backup}?version=N` | | [`SharedListing`]: versions and files, from the owner's suppliers (503 refused) |
 //! | POST | `/api/v1/shared/restore` | [`SharedRestoreRequest`] | [`RestoreReport`] (503 refused or unreachable) |
+//! | POST | `/api/v1/shared/write` | [`SharedWriteRequest`] | [`SharedWriteReport`]: a new version sent to the owner (409 read-only or refused) |
 
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ use bitdust_api::{
     GroupInfo, GroupMemberInfo, GroupMessageInfo, GroupSentInfo, Groups, HistoryQuery, HistorySync, Inbox, InboxEntry,
     MarkedRead, MessageInfo, RestoreReport, RevokeReport, RevokeRequest, SafetyNumber, SearchQuery, SearchResults,
     SendGroupMessage, SendMessage, ShareInfo, ShareRequest, SharedList, SharedListing, SharedQuery,
-    SharedRestoreRequest, Shares,
+    SharedRestoreRequest, SharedWriteReport, SharedWriteRequest, Shares,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -75,6 +76,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/shares/{id}/revoke", axum::routing::post(revoke))
         .route("/api/v1/shared", get(shared))
         .route("/api/v1/shared/restore", axum::routing::post(restore_shared))
+        .route("/api/v1/shared/write", axum::routing::post(write_shared))
         .route("/api/v1/shared/{owner}/{backup}", get(shared_listing))
         .with_state(messages)
 }
@@ -106,7 +108,8 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
     revoke,
     shared,
     shared_listing,
-    restore_shared
+    restore_shared,
+    write_shared
 ))]
 struct MessagesApi;
 
@@ -543,7 +546,32 @@ async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> 
         let shared = m.share_public(&body.backup, body.version, &title, &description, &keywords).await;
         return Ok(Json(shared.map_err(error)?));
     }
-    Ok(Json(m.share(&body.backup, body.version, &body.with).await.map_err(error)?))
+    Ok(Json(m.share(&body.backup, body.version, &body.with, body.write).await.map_err(error)?))
+}
+
+/// Adds a file or folder as a new version of a share that lets this node write: stored on this node's suppliers, its
+/// key sent to the owner, who fetches it (409 the share is read-only or the owner refused).
+#[utoipa::path(post, path = "/api/v1/shared/write", tag = "sharing", request_body = SharedWriteRequest,
+    responses((status = 200, body = SharedWriteReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn write_shared(
+    State(m): S,
+    body: Result<Json<SharedWriteRequest>, JsonRejection>,
+) -> ApiResult<SharedWriteReport> {
+    let Json(body) = body?;
+    let started = std::time::Instant::now();
+    if !m.may_write(&body.owner, &body.backup).map_err(error)? {
+        let what = format!("{}:{} is shared with you read-only", body.owner, body.backup);
+        return Err(ApiError::new(ErrorKind::Conflict, what));
+    }
+    let path = std::path::PathBuf::from(&body.path);
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(format!("{} is not an absolute path", body.path)));
+    }
+    m.contribute(&body.owner, &body.backup, &path)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Conflict, format!("{e:#}")))?;
+    Ok(Json(SharedWriteReport { owner: body.owner, backup: body.backup, seconds: started.elapsed().as_secs_f64() }))
 }
 
 /// Searches the network's public shares: the publishers of each word (DHT providers), then their signed listings.

@@ -18,7 +18,7 @@ use bitdust_core::PeerId;
 use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
-use crate::proto::shares::{check_offer, ShareOffer};
+use crate::proto::shares::{check_offer, Contribution, ShareOffer};
 use crate::proto::wire::Body;
 use crate::service::Messages;
 
@@ -52,6 +52,17 @@ struct Grantee {
     delivered: bool,
 }
 
+/// A version a writer added.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Contributed {
+    /// The version it became.
+    version: u32,
+    /// Its author's peer id bytes.
+    author: Vec<u8>,
+    /// When it was taken, Unix seconds.
+    at_unix: u64,
+}
+
 /// A share this node made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShareRecord {
@@ -66,6 +77,10 @@ struct ShareRecord {
     expires_unix: u64,
     /// Revoked from everyone: a group's new members do not get it.
     ended: bool,
+    /// Whether the grantees may add versions.
+    write: bool,
+    /// Versions the grantees added.
+    contributions: Vec<Contributed>,
 }
 
 impl Versioned for ShareRecord {
@@ -126,6 +141,17 @@ impl Messages {
                 .collect(),
             created_unix: r.created_unix,
             expires_unix: r.expires_unix,
+            write: r.write,
+            contributions: r
+                .contributions
+                .iter()
+                .map(|c| bitdust_api::ContributionInfo {
+                    version: c.version,
+                    author: PeerId::from_bytes(&c.author).map(|p| p.to_string()).unwrap_or_default(),
+                    author_name: book.by_peer(&c.author).map(|x| x.name.clone()),
+                    at_unix: c.at_unix,
+                })
+                .collect(),
         }
     }
 
@@ -136,7 +162,10 @@ impl Messages {
     ///
     /// # Errors
     /// An unknown contact or group, no such backup or version, no storage wing, too few suppliers.
-    pub async fn share(&self, backup: &str, version: Option<u32>, with: &str) -> Result<ShareInfo> {
+    pub async fn share(&self, backup: &str, version: Option<u32>, with: &str, write: bool) -> Result<ShareInfo> {
+        if write && version.is_some() {
+            bail!(ShareRefusal::BadQuery("a share others write to is of every version (no @VERSION)".into()));
+        }
         let group = match with.strip_prefix("group:") {
             Some(name) => {
                 let g = self.group(name)?;
@@ -162,6 +191,8 @@ impl Messages {
             created_unix: now,
             expires_unix: now + SHARE_GRANT_SECS,
             ended: false,
+            write,
+            contributions: Vec::new(),
         };
         // the first grantee's manifest is made before anything is saved: a bad backup or version refuses it whole
         let wanted = self.grantees_wanted(&record)?;
@@ -210,6 +241,8 @@ impl Messages {
             created_unix: now,
             expires_unix: now + SHARE_GRANT_SECS,
             ended: false,
+            write: false,
+            contributions: Vec::new(),
         };
         let grant_id: [u8; 16] = rand::random();
         let key = vault.share_backup(backup, version, None, grant_id, record.expires_unix).await?;
@@ -239,12 +272,23 @@ impl Messages {
 
     /// Makes `peer`'s grant and manifest for `record` and sends it the key.
     async fn grant_one(&self, record: &ShareRecord, peer: PeerId) -> Result<Grantee> {
-        let grant_id: [u8; 16] = rand::random();
+        self.give(record, peer, rand::random()).await
+    }
+
+    /// Makes (or makes again, with every version the backup has now) `peer`'s manifest for `record` under grant
+    /// `grant_id` and sends it the key.
+    async fn give(&self, record: &ShareRecord, peer: PeerId, grant_id: [u8; 16]) -> Result<Grantee> {
         let key = self
             .vault()?
             .share_backup(&record.backup, record.version, Some(peer), grant_id, record.expires_unix)
             .await?;
-        let offer = ShareOffer { id: record.id, backup: record.backup.clone(), version: record.version, key };
+        let offer = ShareOffer {
+            id: record.id,
+            backup: record.backup.clone(),
+            version: record.version,
+            key,
+            write: record.write,
+        };
         let delivered = match self.send_control(peer, Body::Share(offer)).await {
             Ok(()) => true,
             Err(e) => {
@@ -359,6 +403,93 @@ impl Messages {
         Ok((self.share_info(&record), chosen.len(), confirmed, asked))
     }
 
+    /// Adds the file or folder at `path` as a new version of what `owner` shares as `backup`: stored on our
+    /// suppliers, its key sent to the owner, whose node takes it only if the share lets us write (the API refuses
+    /// early when the share says read-only). Returns once the owner took it (it fetches the version in the
+    /// background; its other grantees then get the share again with it).
+    ///
+    /// # Errors
+    /// Nothing shared under that name, an unreadable path, too few suppliers, the owner refused or is unreachable.
+    pub async fn contribute(&self, owner: &str, backup: &str, path: &std::path::Path) -> Result<()> {
+        let (peer, r) = self.find_shared(owner, backup)?;
+        let grant_id: [u8; 16] = rand::random();
+        let expires = bitdust_node::home::unix_now() + SHARE_GRANT_SECS;
+        let key = self.vault()?.share_path(path, peer, grant_id, expires).await?;
+        let c = Contribution { share: r.offer.id, key };
+        self.send_control(peer, Body::Contribute(c)).await.context("the owner did not take the version")
+    }
+
+    /// Whether the share `owner` gave us as `backup` lets us write (the API's early check).
+    ///
+    /// # Errors
+    /// Nothing shared under that name.
+    pub fn may_write(&self, owner: &str, backup: &str) -> Result<bool> {
+        Ok(self.find_shared(owner, backup)?.1.offer.write)
+    }
+
+    /// Takes a contribution from `peer`: only if our share of that id lets `peer` write (and was not revoked from
+    /// it). The version is fetched and added in the background, then the share goes again to every grantee.
+    ///
+    /// # Errors
+    /// No such share, `peer` may not write to it.
+    pub(crate) fn take_contribution(&self, peer: PeerId, c: Contribution) -> Result<()> {
+        if c.key.len() > bitdust_node::vault::MAX_CAPABILITY_BYTES {
+            bail!("a contribution key of {} bytes", c.key.len());
+        }
+        let record = self.node.db().record::<ShareRecord>(SHARES, &c.share)?.context("a write to no share of ours")?;
+        let allowed =
+            record.write && !record.ended && record.grantees.iter().any(|g| g.peer == peer.to_bytes() && !g.revoked);
+        if !allowed {
+            bail!("{peer} may not write to share {}", hex::encode(c.share));
+        }
+        let Some(this) = self.this.upgrade() else { bail!("the messages wing is stopping") };
+        tokio::spawn(async move {
+            if let Err(e) = this.ingest(peer, c).await {
+                tracing::warn!(%peer, error = %format!("{e:#}"), "a contribution was not taken");
+            }
+        });
+        Ok(())
+    }
+
+    /// Fetches contribution `c` of `author` into its share's backup, records it, and gives the share again (with
+    /// the new version) to every grantee.
+    async fn ingest(&self, author: PeerId, c: Contribution) -> Result<()> {
+        let backup = {
+            let r = self.node.db().record::<ShareRecord>(SHARES, &c.share)?.context("the share is gone")?;
+            r.backup
+        };
+        let version = self.vault()?.ingest_share(author, &c.key, &backup).await?;
+        let _held = self.share_lock.lock().await;
+        let mut record = self.node.db().record::<ShareRecord>(SHARES, &c.share)?.context("the share is gone")?;
+        record.contributions.push(Contributed {
+            version,
+            author: author.to_bytes(),
+            at_unix: bitdust_node::home::unix_now(),
+        });
+        self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
+        // every share of the backup that follows its versions goes again, with the new one
+        let all = self.node.db().records::<ShareRecord>(SHARES, None, usize::MAX)?;
+        for (_, r) in all.iter().filter(|(_, r)| r.backup == record.backup) {
+            self.refresh(r).await;
+        }
+        tracing::info!(%author, backup, version, "a grantee's version taken");
+        Ok(())
+    }
+
+    /// Gives every share of `backup` that follows every version (no `@VERSION`) again, now that it has a new
+    /// version: each grantee's manifest is made again under its grant id.
+    async fn refresh(&self, record: &ShareRecord) {
+        if record.version.is_some() || record.ended {
+            return;
+        }
+        for g in record.grantees.iter().filter(|g| !g.revoked && !g.peer.is_empty()) {
+            let Ok(peer) = PeerId::from_bytes(&g.peer) else { continue };
+            if let Err(e) = self.give(record, peer, g.grant_id).await {
+                tracing::info!(%peer, error = %format!("{e:#}"), "a grantee did not get the new version yet");
+            }
+        }
+    }
+
     /// Takes a share from `peer` (decrypted from its Olm message).
     ///
     /// # Errors
@@ -421,6 +552,7 @@ impl Messages {
                 version: r.offer.version,
                 received_unix_ms: r.received_unix_ms,
                 revoked: r.revoked,
+                write: r.offer.write,
             })
             .collect())
     }
@@ -436,7 +568,13 @@ impl Messages {
         };
         let public = self.found_of(&peer)?.into_iter().map(|s| SharedRecord {
             owner: s.entry.owner,
-            offer: ShareOffer { id: s.entry.id, backup: s.entry.backup, version: s.entry.version, key: s.entry.key },
+            offer: ShareOffer {
+                id: s.entry.id,
+                backup: s.entry.backup,
+                version: s.entry.version,
+                key: s.entry.key,
+                write: false,
+            },
             received_unix_ms: s.entry.published_unix.saturating_mul(1000),
             revoked: false,
         });

@@ -90,10 +90,13 @@ fn unix_now() -> u64 {
     bitdust_node::home::unix_now()
 }
 
+fn hex16(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The catalog name of the manifest of grant `id`.
 fn manifest_name(id: &[u8; 16]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{SHARED_PREFIX}share-{hex}")
+    format!("{SHARED_PREFIX}share-{}", hex16(id))
 }
 
 /// Every fragment id of `version` (keys `vkeys`), cut into signed grants of at most [`MAX_GRANT_FRAGMENTS`].
@@ -150,10 +153,62 @@ impl Storage {
         grant_id: [u8; 16],
         expires_unix: u64,
     ) -> Result<Vec<u8>> {
-        let not_found = |what: String| anyhow::Error::new(ShareError::NotFound(what));
         if crate::service::vault::is_vault_backup(backup) {
-            return Err(not_found(format!("no backup named {backup}")));
+            return Err(ShareError::NotFound(format!("no backup named {backup}")).into());
         }
+        self.share_named(backup, version, grantee, grant_id, expires_unix).await
+    }
+
+    /// See [`bitdust_node::Vault::share_path`].
+    pub(crate) async fn share_path(
+        self: &Arc<Self>,
+        path: &Path,
+        grantee: PeerId,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        let name = format!("{SHARED_PREFIX}contrib-{}", hex16(&grant_id));
+        let source = std::fs::canonicalize(path)
+            .map_err(|e| ShareError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
+        let named = (name.clone(), source.as_os_str().as_encoded_bytes().to_vec());
+        let report = self.backup_as(&source, Some(named), bitdust_node::Progress::new()).await?;
+        self.share_named(&name, Some(report.version), Some(grantee), grant_id, expires_unix).await
+    }
+
+    /// See [`bitdust_node::Vault::ingest_share`].
+    pub(crate) async fn ingest_share(self: &Arc<Self>, writer: PeerId, key: &[u8], backup: &str) -> Result<u32> {
+        let b = self
+            .catalog()?
+            .backup(backup)
+            .cloned()
+            .ok_or_else(|| ShareError::NotFound(format!("no backup named {backup}")))?;
+        let scratch = crate::service::vault::Scratch::new(self)?;
+        let tree = scratch.path().join("tree");
+        self.restore_share(writer, key, None, &tree, false).await?;
+        let source = if b.single_file {
+            std::fs::read_dir(&tree)?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.is_file())
+                .ok_or_else(|| anyhow!("the contribution to {backup} holds no file"))?
+        } else {
+            tree
+        };
+        let report =
+            self.backup_as(&source, Some((backup.to_string(), b.source)), bitdust_node::Progress::new()).await?;
+        Ok(report.version)
+    }
+
+    /// Shares catalog backup `backup` (any, hidden ones too): see [`Storage::share_backup`].
+    async fn share_named(
+        self: &Arc<Self>,
+        backup: &str,
+        version: Option<u32>,
+        grantee: Option<PeerId>,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        let not_found = |what: String| anyhow::Error::new(ShareError::NotFound(what));
         let catalog = self.catalog()?;
         let b = catalog.backup(backup).ok_or_else(|| not_found(format!("no backup named {backup}")))?;
         let chosen: Vec<&Version> = match version {
@@ -189,6 +244,17 @@ impl Storage {
         let named = (name.clone(), b"manifest".to_vec());
         let report = self.backup_as(&file, Some(named), bitdust_node::Progress::new()).await?;
         drop(scratch);
+        // a share given again (new versions) replaces its manifest
+        let older: Vec<u32> = self
+            .catalog()?
+            .backup(&name)
+            .map(|b| b.versions.iter().map(|v| v.number).filter(|n| *n != report.version).collect())
+            .unwrap_or_default();
+        if !older.is_empty() {
+            if let Err(e) = self.forget_versions(&name, &older).await {
+                tracing::info!(error = %format!("{e:#}"), "an older manifest is not forgotten yet");
+            }
+        }
         let manifest_version = self
             .catalog()?
             .backup(&name)

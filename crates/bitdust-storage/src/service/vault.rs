@@ -278,6 +278,20 @@ impl Vault for Storage {
         self.arc()?.share_backup(backup, version, grantee, grant_id, expires_unix).await
     }
 
+    async fn share_path(
+        &self,
+        path: &std::path::Path,
+        grantee: PeerId,
+        grant_id: [u8; 16],
+        expires_unix: u64,
+    ) -> Result<Vec<u8>> {
+        self.arc()?.share_path(path, grantee, grant_id, expires_unix).await
+    }
+
+    async fn ingest_share(&self, writer: PeerId, key: &[u8], backup: &str) -> Result<u32> {
+        self.arc()?.ingest_share(writer, key, backup).await
+    }
+
     async fn revoke_grants(&self, grants: &[([u8; 16], u64)]) -> Result<(usize, usize)> {
         Storage::revoke_grants(self, grants).await
     }

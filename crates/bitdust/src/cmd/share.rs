@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use bitdust_api::{
     RestoreReport, RevokeReport, RevokeRequest, SearchResults, ShareInfo, ShareRequest, SharedList, SharedListing,
-    SharedRestoreRequest, Shares,
+    SharedRestoreRequest, SharedWriteReport, SharedWriteRequest, Shares,
 };
 use bitdust_core::human_bytes;
 use bitdust_node::Home;
@@ -42,9 +42,10 @@ fn share_line(s: &ShareInfo) -> String {
             }
         })
         .collect();
-    let what = match s.version {
-        Some(v) => format!("{}@{v}", s.backup),
-        None => s.backup.clone(),
+    let what = match (s.version, s.write) {
+        (Some(v), _) => format!("{}@{v}", s.backup),
+        (None, true) => format!("{} (read-write)", s.backup),
+        (None, false) => s.backup.clone(),
     };
     format!("{}  {what:<24} with {}", s.id, grantees.join(", "))
 }
@@ -57,6 +58,8 @@ pub struct Described {
     pub description: Option<String>,
     /// Keywords, separated by spaces or commas.
     pub keywords: Option<String>,
+    /// The grantees may add versions.
+    pub write: bool,
 }
 
 /// `bitdust share NAME[@VERSION] --with CONTACT|group:G|public [--title T --description D --keywords K]`.
@@ -65,11 +68,11 @@ pub struct Described {
 /// An unknown backup, version, contact or group, too few suppliers, or the daemon.
 pub fn share(home: &Home, spec: &str, with: &str, described: Described, json: bool) -> Result<()> {
     let (backup, version) = split_version(spec)?;
-    let Described { title, description, keywords } = described;
+    let Described { title, description, keywords, write } = described;
     if with != "public" && (title.is_some() || description.is_some() || keywords.is_some()) {
         bail!("--title, --description and --keywords describe a public share (--with public)");
     }
-    let body = ShareRequest { backup, version, with: with.to_string(), title, description, keywords };
+    let body = ShareRequest { backup, version, with: with.to_string(), title, description, keywords, write };
     let s: ShareInfo = Client::for_home(home)?.post("/shares", &body)?;
     print(json, &s, |s| format!("shared: {}", share_line(s)));
     Ok(())
@@ -223,6 +226,29 @@ pub fn search(home: &Home, words: &[String], json: bool) -> Result<()> {
             }
         }
         s
+    });
+    Ok(())
+}
+
+/// `bitdust backup PATH --to OWNER:NAME`: a new version of a share that lets you write.
+///
+/// # Errors
+/// Nothing shared under that name, a read-only share, an unreadable path, the owner refused, or the daemon.
+pub fn write(home: &Home, owner: &str, name: &str, path: &Path, json: bool) -> Result<()> {
+    let path = std::path::absolute(path)?;
+    let body = SharedWriteRequest {
+        owner: owner.to_string(),
+        backup: name.to_string(),
+        path: path.to_string_lossy().into_owned(),
+    };
+    let r: SharedWriteReport = Client::for_home(home)?.post("/shared/write", &body)?;
+    print(json, &r, |r| {
+        format!(
+            "{} sent to {owner}:{} as a new version ({:.2} s); the owner adds it and shares it again",
+            path.display(),
+            r.backup,
+            r.seconds
+        )
     });
     Ok(())
 }
