@@ -165,6 +165,7 @@ fn error(e: anyhow::Error) -> ApiError {
             ShareRefusal::Unknown(_) => ErrorKind::NotFound,
             ShareRefusal::NoStorage => ErrorKind::Unavailable,
             ShareRefusal::BadQuery(_) => ErrorKind::BadRequest,
+            ShareRefusal::Conflict(_) => ErrorKind::Conflict,
         };
         return ApiError::new(kind, e.to_string());
     }
@@ -533,14 +534,20 @@ async fn shares(State(m): S) -> ApiResult<Shares> {
     Ok(Json(Shares { shares: m.shares().map_err(error)? }))
 }
 
-/// Shares a backup (every version it has now, or one) with a contact: a manifest goes to this node's suppliers, its
-/// key to the contact.
+/// Shares a backup (every version it has now, or one) with a contact, a group (`group:NAME`) or anyone (`public`,
+/// with a title, description and keywords that search finds): a manifest goes to this node's suppliers, its key to
+/// each grantee (409 write access with one version, or to the public).
 #[utoipa::path(post, path = "/api/v1/shares", tag = "sharing", request_body = ShareRequest,
     responses((status = 200, body = ShareInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> ApiResult<ShareInfo> {
     let Json(body) = body?;
     if body.with == "public" {
+        if body.write {
+            return Err(error(
+                crate::service::shares::ShareRefusal::Conflict("a public share is read-only".into()).into(),
+            ));
+        }
         let text = |t: &Option<String>| t.clone().unwrap_or_default();
         let (title, description, keywords) = (text(&body.title), text(&body.description), text(&body.keywords));
         let shared = m.share_public(&body.backup, body.version, &title, &description, &keywords).await;

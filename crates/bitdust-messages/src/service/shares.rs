@@ -41,6 +41,9 @@ pub enum ShareRefusal {
     /// A request that cannot be done as asked (a search with no word, a revoke `--from` of a public share).
     #[error("{0}")]
     BadQuery(String),
+    /// Options that do not go together (write access with one version, or to the public).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// One grantee of a share.
@@ -81,6 +84,9 @@ struct ShareRecord {
     write: bool,
     /// Versions the grantees added.
     contributions: Vec<Contributed>,
+    /// Peers it was revoked from by name (`revoke --from`): a group share never goes to them again, even when they
+    /// are removed and added back (a member only removed from the group gets it again when added back).
+    denied: Vec<Vec<u8>>,
 }
 
 impl Versioned for ShareRecord {
@@ -164,7 +170,7 @@ impl Messages {
     /// An unknown contact or group, no such backup or version, no storage wing, too few suppliers.
     pub async fn share(&self, backup: &str, version: Option<u32>, with: &str, write: bool) -> Result<ShareInfo> {
         if write && version.is_some() {
-            bail!(ShareRefusal::BadQuery("a share others write to is of every version (no @VERSION)".into()));
+            bail!(ShareRefusal::Conflict("a share others write to is of every version (no @VERSION)".into()));
         }
         let group = match with.strip_prefix("group:") {
             Some(name) => {
@@ -193,6 +199,7 @@ impl Messages {
             ended: false,
             write,
             contributions: Vec::new(),
+            denied: Vec::new(),
         };
         // the first grantee's manifest is made before anything is saved: a bad backup or version refuses it whole
         let wanted = self.grantees_wanted(&record)?;
@@ -243,6 +250,7 @@ impl Messages {
             ended: false,
             write: false,
             contributions: Vec::new(),
+            denied: Vec::new(),
         };
         let grant_id: [u8; 16] = rand::random();
         let key = vault.share_backup(backup, version, None, grant_id, record.expires_unix).await?;
@@ -320,10 +328,19 @@ impl Messages {
                     },
                     Err(_) => continue,
                 }
+                for i in &gone {
+                    if let Ok(peer) = PeerId::from_bytes(&record.grantees[*i].peer) {
+                        if let Err(e) = self.send_control(peer, Body::Unshare(record.id)).await {
+                            tracing::info!(%peer, error = %format!("{e:#}"), "a removed member was not told");
+                        }
+                    }
+                }
             }
             for peer in wanted {
-                // once revoked from someone (or removed from the group), the share stays revoked for it
-                if record.grantees.iter().any(|g| g.peer == peer.to_bytes()) {
+                // a member holding the share keeps it; one removed and added back gets a new grant; one the share
+                // was revoked from by name never gets it again
+                let bytes = peer.to_bytes();
+                if record.denied.contains(&bytes) || record.grantees.iter().any(|g| g.peer == bytes && !g.revoked) {
                     continue;
                 }
                 match self.grant_one(&record, peer).await {
@@ -375,11 +392,16 @@ impl Messages {
         let chosen: Vec<usize> = (0..record.grantees.len())
             .filter(|i| !record.grantees[*i].revoked && only.as_ref().is_none_or(|p| *p == record.grantees[*i].peer))
             .collect();
-        if chosen.is_empty() {
-            bail!(ShareRefusal::Unknown(match from {
-                Some(who) => format!("share {} is not given to {who} (or was revoked already)", hex::encode(id)),
-                None => format!("share {} was revoked already", hex::encode(id)),
-            }));
+        // revoked from everyone, a group share with no member holding it now still ends (new members never get it)
+        match from {
+            Some(who) if chosen.is_empty() => bail!(ShareRefusal::Unknown(format!(
+                "share {} is not given to {who} (or was revoked already)",
+                hex::encode(id)
+            ))),
+            None if record.ended => {
+                bail!(ShareRefusal::Unknown(format!("share {} was revoked already", hex::encode(id))))
+            }
+            _ => {}
         }
         let grants: Vec<([u8; 16], u64)> =
             chosen.iter().map(|i| (record.grantees[*i].grant_id, record.expires_unix)).collect();
@@ -390,6 +412,11 @@ impl Messages {
         let (confirmed, asked) = self.vault()?.revoke_grants(&grants).await?;
         for i in &chosen {
             record.grantees[*i].revoked = true;
+        }
+        if let Some(peer) = only {
+            if !record.denied.contains(&peer) {
+                record.denied.push(peer);
+            }
         }
         record.ended |= from.is_none();
         self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
@@ -411,7 +438,11 @@ impl Messages {
     /// # Errors
     /// Nothing shared under that name, an unreadable path, too few suppliers, the owner refused or is unreachable.
     pub async fn contribute(&self, owner: &str, backup: &str, path: &std::path::Path) -> Result<()> {
-        let (peer, r) = self.find_shared(owner, backup)?;
+        let (peer, found) = self.find_shared(owner, backup)?;
+        // a share that lets us write, if we hold one (the owner takes a version only under such a share)
+        let Some(r) = found.iter().find(|r| r.offer.write && !r.revoked).or(found.first()) else {
+            bail!(ShareRefusal::Unknown(format!("{owner} shares nothing named {backup}")));
+        };
         let grant_id: [u8; 16] = rand::random();
         let expires = bitdust_node::home::unix_now() + SHARE_GRANT_SECS;
         let key = self.vault()?.share_path(path, peer, grant_id, expires).await?;
@@ -424,7 +455,7 @@ impl Messages {
     /// # Errors
     /// Nothing shared under that name.
     pub fn may_write(&self, owner: &str, backup: &str) -> Result<bool> {
-        Ok(self.find_shared(owner, backup)?.1.offer.write)
+        Ok(self.find_shared(owner, backup)?.1.iter().any(|r| r.offer.write && !r.revoked))
     }
 
     /// Takes a contribution from `peer`: only if our share of that id lets `peer` write (and was not revoked from
@@ -557,9 +588,13 @@ impl Messages {
             .collect())
     }
 
-    /// The newest share of `owner` (a contact's name or a peer id) named `backup` (its share id in hex also names
-    /// it), not revoked if there is one.
-    fn find_shared(&self, owner: &str, backup: &str) -> Result<(PeerId, SharedRecord)> {
+    /// The shares of `owner` (a contact's name or a peer id) named `backup` (its share id in hex also names it), the
+    /// best first: those not known revoked before the others, newer before older. A grantee may hold several (given
+    /// to it by name, through a group, in public): when one is refused the next may still serve.
+    ///
+    /// # Errors
+    /// An unknown owner, nothing shared under that name.
+    fn find_shared(&self, owner: &str, backup: &str) -> Result<(PeerId, Vec<SharedRecord>)> {
         let peer = match self.contacts()?.named(owner) {
             Ok(c) => c.peer()?,
             Err(_) => owner
@@ -584,9 +619,35 @@ impl Messages {
             .chain(public)
             .filter(|r| r.offer.backup == backup || hex::encode(r.offer.id) == backup)
             .collect();
-        found.sort_by_key(|r| (!r.revoked, r.received_unix_ms));
-        let r = found.pop().ok_or_else(|| ShareRefusal::Unknown(format!("{owner} shares nothing named {backup}")))?;
-        Ok((peer, r))
+        found.sort_by_key(|r| std::cmp::Reverse((!r.revoked, r.received_unix_ms)));
+        if found.is_empty() {
+            bail!(ShareRefusal::Unknown(format!("{owner} shares nothing named {backup}")));
+        }
+        Ok((peer, found))
+    }
+
+    /// The first of `owner`'s shares named `backup` whose manifest the suppliers give, with its listing of
+    /// `version`; else the best one's error.
+    async fn open_first(
+        &self,
+        owner: &str,
+        backup: &str,
+        version: Option<u32>,
+    ) -> Result<(PeerId, SharedRecord, SharedListing)> {
+        let (peer, found) = self.find_shared(owner, backup)?;
+        let vault = self.vault()?;
+        let mut first_error = None;
+        for r in found {
+            match vault.open_share(peer, &r.offer.key, version).await {
+                Ok(listing) => return Ok((peer, r, listing)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error
+            .unwrap_or_else(|| anyhow::anyhow!("{owner} shares nothing named {backup}"))
+            .context("the owner's suppliers refused or failed"))
     }
 
     /// Lists what `owner` shares as `backup`: its versions and the entries of `version` (the latest if `None`),
@@ -595,8 +656,7 @@ impl Messages {
     /// # Errors
     /// Nothing shared under that name, the suppliers refuse (a revoked share) or cannot give the manifest.
     pub async fn shared_listing(&self, owner: &str, backup: &str, version: Option<u32>) -> Result<SharedListing> {
-        let (peer, r) = self.find_shared(owner, backup)?;
-        self.vault()?.open_share(peer, &r.offer.key, version).await.context("the owner's suppliers refused or failed")
+        Ok(self.open_first(owner, backup, version).await?.2)
     }
 
     /// Restores what `owner` shares as `backup` (version `version`, else the latest) into `target` (an absolute
@@ -612,14 +672,31 @@ impl Messages {
         target: &std::path::Path,
         force: bool,
     ) -> Result<RestoreReport> {
-        let (peer, r) = self.find_shared(owner, backup)?;
+        // what is shared first (an unknown share is the first thing to say), then the target
+        let (peer, found) = self.find_shared(owner, backup)?;
         if !target.is_absolute() {
             let what = format!("the target {} is not an absolute path", target.display());
             return Err(bitdust_node::vault::ShareError::BadRequest(what).into());
         }
-        self.vault()?
-            .restore_share(peer, &r.offer.key, version, target, force)
-            .await
-            .context("the owner's suppliers refused or failed")
+        let vault = self.vault()?;
+        // with several shares, the first the suppliers serve; what a refused try left in a target that was empty
+        // before is ours to overwrite
+        let was_empty = std::fs::read_dir(target).map_or(true, |mut d| d.next().is_none());
+        let mut first_error = None;
+        for (i, r) in found.iter().enumerate() {
+            let force = force || (i > 0 && was_empty);
+            match vault.restore_share(peer, &r.offer.key, version, target, force).await {
+                Ok(report) => return Ok(report),
+                Err(e) if matches!(e.downcast_ref(), Some(bitdust_node::vault::ShareError::BadRequest(_))) => {
+                    return Err(e)
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error
+            .unwrap_or_else(|| anyhow::anyhow!("{owner} shares nothing named {backup}"))
+            .context("the owner's suppliers refused or failed"))
     }
 }
