@@ -28,6 +28,9 @@ const SHARED: &str = "messages/shared";
 pub const SHARE_GRANT_SECS: u64 = 10 * 365 * 24 * 3600;
 /// Shares one owner may have given us at once (more are refused: a peer cannot fill our database).
 pub const MAX_SHARED_PER_OWNER: usize = 1024;
+/// Most versions the writers of one share add (the record keeps each one's author and signature); past it the
+/// owner makes a new share.
+pub const MAX_CONTRIBUTIONS: usize = 1000;
 
 /// Why a share operation was refused (the API maps each to its status).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,10 @@ struct Contributed {
     author: Vec<u8>,
     /// When it was taken, Unix seconds.
     at_unix: u64,
+    /// BLAKE3 of the key it came with, and the author's signature over it ([`Contribution`]): the owner can show
+    /// who wrote the version.
+    key_hash: [u8; 32],
+    signature: Vec<u8>,
 }
 
 /// A share this node made.
@@ -446,7 +453,7 @@ impl Messages {
         let grant_id: [u8; 16] = rand::random();
         let expires = bitdust_node::home::unix_now() + SHARE_GRANT_SECS;
         let key = self.vault()?.share_path(path, peer, grant_id, expires).await?;
-        let c = Contribution { share: r.offer.id, key };
+        let c = Contribution::sign(self.node.keys(), r.offer.id, key);
         self.send_control(peer, Body::Contribute(c)).await.context("the owner did not take the version")
     }
 
@@ -464,14 +471,15 @@ impl Messages {
     /// # Errors
     /// No such share, `peer` may not write to it.
     pub(crate) fn take_contribution(&self, peer: PeerId, c: Contribution) -> Result<()> {
-        if c.key.len() > bitdust_node::vault::MAX_CAPABILITY_BYTES {
-            bail!("a contribution key of {} bytes", c.key.len());
-        }
+        c.check(&peer).map_err(anyhow::Error::msg)?;
         let record = self.node.db().record::<ShareRecord>(SHARES, &c.share)?.context("a write to no share of ours")?;
         let allowed =
             record.write && !record.ended && record.grantees.iter().any(|g| g.peer == peer.to_bytes() && !g.revoked);
         if !allowed {
             bail!("{peer} may not write to share {}", hex::encode(c.share));
+        }
+        if record.contributions.len() >= MAX_CONTRIBUTIONS {
+            bail!("share {} took {MAX_CONTRIBUTIONS} versions already", hex::encode(c.share));
         }
         let Some(this) = self.this.upgrade() else { bail!("the messages wing is stopping") };
         tokio::spawn(async move {
@@ -496,6 +504,8 @@ impl Messages {
             version,
             author: author.to_bytes(),
             at_unix: bitdust_node::home::unix_now(),
+            key_hash: *blake3::hash(&c.key).as_bytes(),
+            signature: c.signature.clone(),
         });
         self.node.db().write(|tx| tx.table(SHARES)?.put(&record.id, &record))?;
         // every share of the backup that follows its versions goes again, with the new one
