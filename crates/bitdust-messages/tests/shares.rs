@@ -45,8 +45,11 @@ async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once
     tree(&src, 1);
     let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
     assert!(a.share("nothing-here", None, "bob", false).await.is_err(), "no such backup");
+    let started = std::time::Instant::now();
     let to_bob = within("share with bob", a.share(&v1.name, None, "bob", false)).await.unwrap();
     assert!(to_bob.grantees[0].delivered, "bob is online: the key went directly");
+    until("bob holds it", || bm.shared().is_ok_and(|s| s.len() == 1)).await;
+    eprintln!("shared in {:.3} s (manifest on the suppliers, the key in bob's hands)", started.elapsed().as_secs_f64());
     let to_carol = within("share with carol", a.share(&v1.name, Some(1), "carol", false)).await.unwrap();
     until("bob and carol hold the shares", || {
         bm.shared().is_ok_and(|s| s.len() == 1) && c.shared().is_ok_and(|s| s.len() == 1)

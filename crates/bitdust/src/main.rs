@@ -139,8 +139,8 @@ enum Cmd {
         /// The contact's name, or `group:NAME`.
         name: String,
     },
-    /// Share a backup (every version it has, or NAME@VERSION) with a contact: it lists and restores it from your
-    /// suppliers (`bitdust ls you:NAME`) until you revoke it.
+    /// Share a backup (every version it has, or NAME@VERSION) with a contact, a group or anyone: they list and restore
+    /// it from your suppliers (`bitdust ls you:NAME`) until you revoke it.
     Share {
         /// Backup name, optionally @VERSION.
         name: String,
@@ -158,8 +158,11 @@ enum Cmd {
         #[arg(long)]
         keywords: Option<String>,
         /// The grantees may add versions (`bitdust backup PATH --to YOU:NAME`); every version is shared.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read")]
         write: bool,
+        /// The grantees may only read (the default).
+        #[arg(long)]
+        read: bool,
     },
     /// Find public shares across the network by keyword.
     Search {
@@ -429,7 +432,7 @@ fn run(cli: Cli) -> Result<()> {
             Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
             None => cmd::restore::run(&home, &name, &to, force, j),
         },
-        Cmd::Share { name, with, title, description, keywords, write } => {
+        Cmd::Share { name, with, title, description, keywords, write, read: _ } => {
             let described = cmd::share::Described { title, description, keywords, write };
             cmd::share::share(&home, &name, &with, described, j)
         }

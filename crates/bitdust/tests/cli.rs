@@ -205,7 +205,9 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     // sharing (issue 16): alice shares src@1 with supplier-2, who lists and restores it from alice's suppliers;
     // alice revokes, and her suppliers refuse it from then on
     assert!(fails(&["--home", s(&alice), "share", "nothing", "--with", "supplier-2"]).contains("no backup named"));
+    let started = Instant::now();
     let shared = json(&["--home", s(&alice), "share", "src@1", "--with", "supplier-2"]);
+    eprintln!("share: {:.3} s (the CLI's whole run)", started.elapsed().as_secs_f64());
     let id = shared["id"].as_str().unwrap().to_string();
     assert!(ok(&["--home", s(&alice), "shares"]).contains(&format!("{id}  src@1")), "{shared}");
     wait_for(&s2, &["shared"], "Alice A.:src@1");
@@ -214,7 +216,9 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let got = tmp.path().join("shared-out");
     assert!(ok(&["--home", s(&s2), "restore", "Alice A.:src", "--to", s(&got)]).contains("restored Alice A.:src@1"));
     assert_same(&src, &got);
+    let started = Instant::now();
     let revoked = json(&["--home", s(&alice), "revoke", &id]);
+    eprintln!("revoke: {:.3} s (the CLI's whole run, until every supplier confirmed)", started.elapsed().as_secs_f64());
     assert_eq!(revoked["suppliers_confirmed"], revoked["suppliers"], "{revoked}");
     let again = fails(&["--home", s(&s2), "restore", "Alice A.:src", "--to", s(&tmp.path().join("again"))]);
     assert!(again.contains("revoked the grant"), "{again}");
