@@ -873,9 +873,13 @@ pub struct ShareRequest {
     /// A public share's keywords, separated by spaces or commas (at most 16 of 2-32 letters, digits or `-`).
     #[serde(default)]
     pub keywords: Option<String>,
-    /// The grantees may add versions (a contact or a group; every version, no `version`).
+    /// The grantees may add versions (a contact or a group; every version, no `version`, no `path`).
     #[serde(default)]
     pub write: bool,
+    /// Only this file or folder of the backup (`/`-separated, relative to its root): a copy of that version (the
+    /// latest if no `version`) holding nothing else, which the grantees see as `NAME/PATH`.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// A version a grantee added to a share.

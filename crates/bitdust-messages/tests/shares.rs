@@ -248,3 +248,51 @@ async fn a_writer_adds_a_version_everyone_restores_and_a_reader_cannot_write() {
     let refused = within("bob after the revoke", bm.contribute(&alice_id, &v1.name, &hers)).await;
     assert!(refused.is_err());
 }
+
+/// A path inside a backup (`share NAME:PATH`): bob gets a copy of that folder of the version and nothing else (the
+/// listing and the restore hold only its files; the grants cover only the copy's fragments); a path that is not in
+/// the backup is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_path_holds_only_that_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Config::default();
+    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut suppliers = Vec::new();
+    for i in 0..3 {
+        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
+    }
+    let alice = full_node(home(dir.path(), "alice", &customer_config(3, 64 << 20), None), &b, None).await;
+    let storage = alice.service::<Storage>().unwrap();
+    within("alice hires", storage.ensure_suppliers()).await.unwrap();
+    let bob = full_node(home(dir.path(), "bob", &plain, None), &b, None).await;
+    let (a, bm) = (messages(&alice), messages(&bob));
+    a.add_contact("bob", None).await.unwrap();
+    let src = dir.path().join("docs");
+    tree(&src, 1);
+    let v1 = within("backup", storage.backup(&src, Progress::new())).await.unwrap();
+    tree(&src, 2);
+    let v2 = within("backup again", storage.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((v2.name.as_str(), v2.version), (v1.name.as_str(), 2));
+    for missing in ["nothing", "sub/none.bin", "..", "sub/../a.txt"] {
+        let refused = a.share(&format!("{}/{missing}", v1.name), None, "bob", false).await;
+        assert!(refused.is_err(), "{missing}");
+    }
+    let shared = format!("{}/sub", v1.name);
+    within("share the path", a.share(&shared, None, "bob", false)).await.unwrap();
+    assert!(a.share(&shared, None, "bob", true).await.is_err(), "a path is shared read-only");
+    let alice_id = alice.node().peer_id().to_string();
+    until("bob holds it", || bm.shared().is_ok_and(|s| s.len() == 1 && s[0].backup == shared)).await;
+    let listing = within("bob lists it", bm.shared_listing(&alice_id, &shared, None)).await.unwrap();
+    let names: Vec<&str> = listing.entries.iter().map(|e| e.path.as_str()).collect();
+    assert!(names.contains(&"big.bin") && !names.iter().any(|n| n.contains("a.txt")), "{names:?}");
+    let numbers: Vec<u32> = listing.versions.iter().map(|v| v.version).collect();
+    assert_eq!((listing.version, numbers), (2, vec![2]), "the latest version's path, under its own number");
+    let out = dir.path().join("bob-out");
+    within("bob restores it", bm.restore_shared(&alice_id, &shared, None, &out, false)).await.unwrap();
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), std::fs::read(src.join("sub/big.bin")).unwrap());
+    assert!(!out.join("a.txt").exists() && !out.join("sub").exists());
+    // the copy is a hidden backup: alice's own list is unchanged
+    let catalog = storage.catalog().unwrap();
+    assert_eq!(catalog.backups.iter().filter(|b| !b.name.starts_with("shared/")).count(), 1);
+}

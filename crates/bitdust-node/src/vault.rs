@@ -79,14 +79,15 @@ pub trait Vault: Send + Sync {
         target: &std::path::Path,
     ) -> Result<std::path::PathBuf>;
 
-    /// Shares backup `backup` (version `version`, or every version it has now) with `grantee` (anyone if `None`)
+    /// Shares backup `backup` (version `version`, or every version it has now; `NAME/PATH` names a file or folder
+    /// inside backup `NAME`, shared as a copy of that version, the latest if `None`) with `grantee` (anyone if `None`)
     /// until `expires_unix`, under access grant id `grant_id`: returns a share key (opaque bytes, at most
     /// [`MAX_CAPABILITY_BYTES`]) with which the grantee lists and restores it from the user's suppliers. The key
     /// names a small manifest stored on the suppliers (the versions, their keys and the grants); the grantee
     /// fetches it, and the data, under grants bound to it, which [`Vault::revoke_grants`] revokes.
     ///
     /// # Errors
-    /// No such backup or version, too few suppliers to store the manifest.
+    /// No such backup, version or path, too few suppliers to store the manifest.
     async fn share_backup(
         &self,
         backup: &str,

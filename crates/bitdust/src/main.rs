@@ -142,7 +142,8 @@ enum Cmd {
     /// Share a backup (every version it has, or NAME@VERSION) with a contact, a group or anyone: they list and restore
     /// it from your suppliers (`bitdust ls you:NAME`) until you revoke it.
     Share {
-        /// Backup name, optionally @VERSION.
+        /// Backup name, optionally @VERSION, optionally :PATH (a file or folder inside it, shared as a copy of that
+        /// version; the grantees see it as NAME/PATH).
         name: String,
         /// Whom: a contact, `group:NAME` (every member, as the group changes), or `public` (anyone; found by
         /// `bitdust search`).

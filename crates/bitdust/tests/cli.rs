@@ -223,6 +223,12 @@ fn devnet_backup_restore_and_restore_from_key_through_the_cli() {
     let again = fails(&["--home", s(&s2), "restore", "Alice A.:src", "--to", s(&tmp.path().join("again"))]);
     assert!(again.contains("revoked the grant"), "{again}");
     wait_for(&s2, &["shared"], "(revoked)");
+    // a folder inside the backup (NAME@VERSION:PATH): a copy holding only it
+    assert!(fails(&["--home", s(&alice), "share", "src@1:no/such", "--with", "supplier-2"]).contains("has no no/such"));
+    ok(&["--home", s(&alice), "share", "src@1:dir with spaces", "--with", "supplier-2"]);
+    wait_for(&s2, &["shared"], "Alice A.:src/dir with spaces@1");
+    let listed = ok(&["--home", s(&s2), "ls", "Alice A.:src/dir with spaces"]);
+    assert!(listed.contains("ünïcödé/file.txt") && !listed.contains("data.bin"), "{listed}");
     ok(&["--home", s(&alice), "contacts", "remove", "supplier-2"]);
     assert!(fails(&["--home", s(&alice), "contacts", "remove", "supplier-2"]).contains("no contact named"));
     // the conversation goes to alice's suppliers (through the storage pipeline) for a new device to restore

@@ -536,12 +536,20 @@ async fn shares(State(m): S) -> ApiResult<Shares> {
 
 /// Shares a backup (every version it has now, or one) with a contact, a group (`group:NAME`) or anyone (`public`,
 /// with a title, description and keywords that search finds): a manifest goes to this node's suppliers, its key to
-/// each grantee (409 write access with one version, or to the public).
+/// each grantee (409 write access with one version, a path, or to the public). With a `path`, a copy of that
+/// file or folder of the version is shared, holding nothing else.
 #[utoipa::path(post, path = "/api/v1/shares", tag = "sharing", request_body = ShareRequest,
     responses((status = 200, body = ShareInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> ApiResult<ShareInfo> {
-    let Json(body) = body?;
+    let Json(mut body) = body?;
+    if let Some(path) = body.path.take() {
+        if body.write {
+            let refusal = crate::service::shares::ShareRefusal::Conflict("a share of a path is read-only".into());
+            return Err(error(refusal.into()));
+        }
+        body.backup = format!("{}/{path}", body.backup);
+    }
     if body.with == "public" {
         if body.write {
             return Err(error(

@@ -176,6 +176,12 @@ impl Messages {
     /// # Errors
     /// An unknown contact or group, no such backup or version, no storage wing, too few suppliers.
     pub async fn share(&self, backup: &str, version: Option<u32>, with: &str, write: bool) -> Result<ShareInfo> {
+        if backup.len() > crate::proto::shares::MAX_BACKUP_NAME_BYTES {
+            bail!(ShareRefusal::Unknown(format!("no backup named {backup}")));
+        }
+        if write && backup.contains('/') {
+            bail!(ShareRefusal::Conflict("a share of a path is read-only".into()));
+        }
         if write && version.is_some() {
             bail!(ShareRefusal::Conflict("a share others write to is of every version (no @VERSION)".into()));
         }

@@ -156,7 +156,57 @@ impl Storage {
         if crate::service::vault::is_vault_backup(backup) {
             return Err(ShareError::NotFound(format!("no backup named {backup}")).into());
         }
-        self.share_named(backup, version, grantee, grant_id, expires_unix).await
+        match backup.split_once('/') {
+            None => self.share_named(backup, version, None, grantee, grant_id, expires_unix).await,
+            Some((name, path)) => {
+                let (copy, number, original) = self.path_copy(name, version, path).await?;
+                let shown = Some((backup, original));
+                self.share_named(&copy, Some(number), shown, grantee, grant_id, expires_unix).await
+            }
+        }
+    }
+
+    /// A hidden backup holding only `path` of version `version` (the latest if `None`) of backup `name`, made once
+    /// per version and path: the version is restored to a scratch folder and the path stored again (new keys, and
+    /// blocks that hold nothing else, so a grantee of the path reads nothing outside it). Returns its name, its
+    /// version, and the number of the version it was copied from.
+    ///
+    /// # Errors
+    /// No such backup, version or path (a path with empty, `.` or `..` parts is none; all as
+    /// [`ShareError::NotFound`]), the restore or the backup.
+    async fn path_copy(self: &Arc<Self>, name: &str, version: Option<u32>, path: &str) -> Result<(String, u32, u32)> {
+        let not_found = |what: String| anyhow::Error::new(ShareError::NotFound(what));
+        let path = path.trim_matches('/');
+        if path.is_empty() || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(not_found(format!("{path:?} is not a path inside backup {name}")));
+        }
+        let catalog = self.catalog()?;
+        let b = catalog.backup(name).ok_or_else(|| not_found(format!("no backup named {name}")))?;
+        let v = match version {
+            Some(n) => b.versions.iter().find(|v| v.number == n),
+            None => b.versions.iter().max_by_key(|v| v.number),
+        }
+        .ok_or_else(|| not_found(format!("backup {name} has no version {}", version.unwrap_or_default())))?;
+        let inside = |e: &crate::proto::catalog::Entry| {
+            e.path == path.as_bytes() || e.path.starts_with(format!("{path}/").as_bytes())
+        };
+        if b.single_file || !v.entries.iter().any(inside) {
+            return Err(not_found(format!("{name}@{} has no {path}", v.number)));
+        }
+        let id = blake3::hash(&[name.as_bytes(), &[0], &v.id, path.as_bytes()].concat());
+        let copy = format!("{SHARED_PREFIX}path-{}", hex::encode(&id.as_bytes()[..16]));
+        let number = v.number;
+        if let Some(done) = catalog.backup(&copy).and_then(|c| c.versions.iter().map(|v| v.number).max()) {
+            return Ok((copy, done, number));
+        }
+        drop(catalog);
+        let scratch = crate::service::vault::Scratch::new(self)?;
+        let tree = scratch.path().join("tree");
+        self.restore(name, Some(number), &tree, false, bitdust_node::Progress::new()).await?;
+        let source = tree.join(path);
+        let named = (copy.clone(), format!("{name}@{number}/{path}").into_bytes());
+        let report = self.backup_as(&source, Some(named), bitdust_node::Progress::new()).await?;
+        Ok((copy, report.version, number))
     }
 
     /// See [`bitdust_node::Vault::share_path`].
@@ -172,7 +222,7 @@ impl Storage {
             .map_err(|e| ShareError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
         let named = (name.clone(), source.as_os_str().as_encoded_bytes().to_vec());
         let report = self.backup_as(&source, Some(named), bitdust_node::Progress::new()).await?;
-        self.share_named(&name, Some(report.version), Some(grantee), grant_id, expires_unix).await
+        self.share_named(&name, Some(report.version), None, Some(grantee), grant_id, expires_unix).await
     }
 
     /// See [`bitdust_node::Vault::ingest_share`].
@@ -199,11 +249,13 @@ impl Storage {
         Ok(report.version)
     }
 
-    /// Shares catalog backup `backup` (any, hidden ones too): see [`Storage::share_backup`].
+    /// Shares catalog backup `backup` (any, hidden ones too): see [`Storage::share_backup`]. With `shown` (a name
+    /// and a version number), the grantee sees the one version shared under that name and number (a path's copy).
     async fn share_named(
         self: &Arc<Self>,
         backup: &str,
         version: Option<u32>,
+        shown: Option<(&str, u32)>,
         grantee: Option<PeerId>,
         grant_id: [u8; 16],
         expires_unix: u64,
@@ -228,10 +280,18 @@ impl Storage {
         for v in chosen {
             let vkeys = VersionKeys::derive(keys.master(), v.id);
             grants.extend(grants_for(keys, v, &vkeys, grant_id, grantee.as_ref(), expires_unix)?);
-            versions.push(SharedVersion { version: v.clone(), secrets: vkeys.secrets() });
+            let mut version = v.clone();
+            if let Some((_, number)) = shown {
+                version.number = number;
+            }
+            versions.push(SharedVersion { version, secrets: vkeys.secrets() });
         }
-        let manifest =
-            Manifest { owner: self.node().peer_id().to_bytes(), backup: backup.to_string(), versions, grants };
+        let manifest = Manifest {
+            owner: self.node().peer_id().to_bytes(),
+            backup: shown.map_or(backup, |(name, _)| name).to_string(),
+            versions,
+            grants,
+        };
         let bytes = postcard::to_stdvec(&manifest)?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             bail!("backup {backup} is too large to share in one manifest ({} bytes)", bytes.len());

@@ -67,12 +67,17 @@ pub struct Described {
 /// # Errors
 /// An unknown backup, version, contact or group, too few suppliers, or the daemon.
 pub fn share(home: &Home, spec: &str, with: &str, described: Described, json: bool) -> Result<()> {
+    // NAME[@VERSION][:PATH]
+    let (spec, path) = match spec.split_once(':') {
+        Some((spec, path)) => (spec, Some(path.to_string())),
+        None => (spec, None),
+    };
     let (backup, version) = split_version(spec)?;
     let Described { title, description, keywords, write } = described;
     if with != "public" && (title.is_some() || description.is_some() || keywords.is_some()) {
         bail!("--title, --description and --keywords describe a public share (--with public)");
     }
-    let body = ShareRequest { backup, version, with: with.to_string(), title, description, keywords, write };
+    let body = ShareRequest { backup, version, with: with.to_string(), title, description, keywords, write, path };
     let s: ShareInfo = Client::for_home(home)?.post("/shares", &body)?;
     print(json, &s, |s| format!("shared: {}", share_line(s)));
     Ok(())
