@@ -29,9 +29,12 @@ for _ in $(seq 1 120); do [ -s "$W/h/api.port" ] && break; sleep 0.5; done
 [ -s "$W/h/api.port" ] || { echo "the daemon did not start:" >&2; cat "$W/daemon.log" >&2; exit 1; }
 PORT=$(cat "$W/h/api.port")
 cd "$W"
+# filter_too_much: two free path parameters (groups/{name}/members/{member}) make hypothesis drop many
+# examples that are not valid in a URL, and its health check then fails the run at random
 "$VENV/bin/st" run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
     -H "Authorization: Bearer $(cat "$W/h/api.token")" \
     --exclude-path /api/v1/shutdown --exclude-path /api/v1/events --exclude-path /api/v1/events/ws \
     --exclude-path /api/v1/backups --exclude-path /api/v1/restores --exclude-path /api/v1/suppliers/hire \
     --exclude-path /api/v1/contacts --exclude-path /api/v1/history/sync \
+    --suppress-health-check=filter_too_much \
     -n "$EXAMPLES"
