@@ -93,8 +93,8 @@ enum Cmd {
         /// is measured.
         #[arg(long, default_value_t = 5)]
         idle_secs: u64,
-        /// Keyword searches of public shares to time (0: none; otherwise every node also runs the messages wing and
-        /// 3 customers publish a share each).
+        /// Keyword searches of public shares to time (0: none; otherwise 3 customers publish a share each and 10 new
+        /// nodes search for them).
         #[arg(long, default_value_t = 0)]
         search: usize,
         /// Run one size in this process (used by the parent).
