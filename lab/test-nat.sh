@@ -98,7 +98,11 @@ received_bytes() { bd h3 --json msg history h1 --limit 5 | python3 -c "import js
 part_grew() { [ "$(cat "$W"/h3/received/.*.part 2>/dev/null | wc -c)" -gt $((8 << 20)) ]; }
 t0=$EPOCHREALTIME
 bd h1 msg send h3 --file "$W/file100.bin" | grep -q offered
-wait_for 120 part_grew
+# (seen once in CI: no byte arrived in 120 s; what both sides said is printed if it happens again)
+wait_for 120 part_grew || {
+    echo "the download did not start: h3 says the file is $(file_state)" >&2
+    tail -30 "$W/h3.log" >&2; tail -30 "$W/h1.log" >&2; exit 1
+}
 "$L" cut bd-r3
 cut_at=$(cat "$W"/h3/received/.*.part | wc -c)
 sleep "${CUT_SECS:-8}" # the outage itself
