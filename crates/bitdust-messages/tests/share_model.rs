@@ -20,10 +20,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bitdust_messages::Messages;
-use bitdust_node::{Config, Daemon, Progress};
+use bitdust_node::{Daemon, Progress};
 use bitdust_storage::Storage;
 use bitdust_testkit::{home, within};
-use common::{customer_config, full_node, messages};
+use common::{customer_config, full_node, messages, supplier_network};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, RngSeed, TestCaseError, TestRunner};
 
@@ -126,13 +126,7 @@ struct Net {
 async fn network() -> Net {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
-    let plain = Config::default();
-    let boot = full_node(home(&path, "bootstrap", &plain, None), &[], None).await;
-    let b = [boot.node().addresses()[0].clone()];
-    let mut others = vec![boot];
-    for i in 0..3 {
-        others.push(full_node(home(&path, &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
-    }
+    let (others, b) = supplier_network(&path, 3).await;
     // everyone stores (a writer keeps its version on its own suppliers until the owner takes it)
     let config = customer_config(2, 64 << 20);
     let alice = full_node(home(&path, "alice", &config, None), &b, None).await;

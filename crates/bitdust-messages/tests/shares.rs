@@ -8,7 +8,7 @@ mod common;
 use bitdust_node::{Config, Progress};
 use bitdust_storage::Storage;
 use bitdust_testkit::{home, until, within};
-use common::{customer_config, full_node, messages};
+use common::{customer_config, full_node, messages, supplier_network};
 
 fn tree(root: &std::path::Path, round: u8) {
     std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -25,12 +25,7 @@ fn same_tree(a: &std::path::Path, b: &std::path::Path) -> bool {
 async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
-    let b = [boot.node().addresses()[0].clone()];
-    let mut suppliers = Vec::new();
-    for i in 0..3 {
-        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
-    }
+    let (_network, b) = supplier_network(dir.path(), 3).await;
     let alice = full_node(home(dir.path(), "alice", &customer_config(3, 64 << 20), None), &b, None).await;
     let storage = alice.service::<Storage>().unwrap();
     within("alice hires", storage.ensure_suppliers()).await.unwrap();
@@ -114,12 +109,7 @@ async fn a_share_restores_byte_for_byte_and_a_revoked_grantee_is_refused_at_once
 async fn a_group_share_follows_the_roster() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
-    let b = [boot.node().addresses()[0].clone()];
-    let mut suppliers = Vec::new();
-    for i in 0..2 {
-        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
-    }
+    let (_network, b) = supplier_network(dir.path(), 2).await;
     let alice = full_node(home(dir.path(), "alice", &customer_config(2, 64 << 20), None), &b, None).await;
     let storage = alice.service::<Storage>().unwrap();
     within("alice hires", storage.ensure_suppliers()).await.unwrap();
@@ -178,13 +168,7 @@ async fn a_group_share_follows_the_roster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_adds_a_version_everyone_restores_and_a_reader_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = Config::default();
-    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
-    let b = [boot.node().addresses()[0].clone()];
-    let mut suppliers = Vec::new();
-    for i in 0..3 {
-        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
-    }
+    let (_network, b) = supplier_network(dir.path(), 3).await;
     let config = customer_config(2, 64 << 20);
     let alice = full_node(home(dir.path(), "alice", &config, None), &b, None).await;
     let bob = full_node(home(dir.path(), "bob", &config, None), &b, None).await;
@@ -256,12 +240,7 @@ async fn a_writer_adds_a_version_everyone_restores_and_a_reader_cannot_write() {
 async fn a_shared_path_holds_only_that_path() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Config::default();
-    let boot = full_node(home(dir.path(), "bootstrap", &plain, None), &[], None).await;
-    let b = [boot.node().addresses()[0].clone()];
-    let mut suppliers = Vec::new();
-    for i in 0..3 {
-        suppliers.push(full_node(home(dir.path(), &format!("supplier-{i}"), &plain, None), &b, Some(1 << 30)).await);
-    }
+    let (_network, b) = supplier_network(dir.path(), 3).await;
     let alice = full_node(home(dir.path(), "alice", &customer_config(3, 64 << 20), None), &b, None).await;
     let storage = alice.service::<Storage>().unwrap();
     within("alice hires", storage.ensure_suppliers()).await.unwrap();

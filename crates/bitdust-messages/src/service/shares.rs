@@ -96,6 +96,27 @@ struct ShareRecord {
     denied: Vec<Vec<u8>>,
 }
 
+impl ShareRecord {
+    /// A new share of `backup` (`version`, or every version) with `with`, made now, with no grantee yet.
+    fn new(backup: &str, version: Option<u32>, with: &str, group: Option<[u8; 16]>, write: bool) -> Self {
+        let now = bitdust_node::home::unix_now();
+        Self {
+            id: rand::random(),
+            backup: backup.to_string(),
+            version,
+            with: with.to_string(),
+            group,
+            grantees: Vec::new(),
+            created_unix: now,
+            expires_unix: now + SHARE_GRANT_SECS,
+            ended: false,
+            write,
+            contributions: Vec::new(),
+            denied: Vec::new(),
+        }
+    }
+}
+
 impl Versioned for ShareRecord {
     const FORMAT: u16 = 1;
 }
@@ -199,21 +220,7 @@ impl Messages {
             }
         };
         self.vault()?;
-        let now = bitdust_node::home::unix_now();
-        let record = ShareRecord {
-            id: rand::random(),
-            backup: backup.to_string(),
-            version,
-            with: with.to_string(),
-            group,
-            grantees: Vec::new(),
-            created_unix: now,
-            expires_unix: now + SHARE_GRANT_SECS,
-            ended: false,
-            write,
-            contributions: Vec::new(),
-            denied: Vec::new(),
-        };
+        let record = ShareRecord::new(backup, version, with, group, write);
         // the first grantee's manifest is made before anything is saved: a bad backup or version refuses it whole
         let wanted = self.grantees_wanted(&record)?;
         let _held = self.share_lock.lock().await;
@@ -250,21 +257,7 @@ impl Messages {
     ) -> Result<ShareInfo> {
         let vault = self.vault()?;
         let _held = self.share_lock.lock().await;
-        let now = bitdust_node::home::unix_now();
-        let mut record = ShareRecord {
-            id: rand::random(),
-            backup: backup.to_string(),
-            version,
-            with: "public".into(),
-            group: None,
-            grantees: Vec::new(),
-            created_unix: now,
-            expires_unix: now + SHARE_GRANT_SECS,
-            ended: false,
-            write: false,
-            contributions: Vec::new(),
-            denied: Vec::new(),
-        };
+        let mut record = ShareRecord::new(backup, version, "public", None, false);
         let grant_id: [u8; 16] = rand::random();
         let key = vault.share_backup(backup, version, None, grant_id, record.expires_unix).await?;
         record.grantees.push(Grantee { peer: Vec::new(), grant_id, revoked: false, delivered: true });
@@ -341,13 +334,7 @@ impl Messages {
                     },
                     Err(_) => continue,
                 }
-                for i in &gone {
-                    if let Ok(peer) = PeerId::from_bytes(&record.grantees[*i].peer) {
-                        if let Err(e) = self.send_control(peer, Body::Unshare(record.id)).await {
-                            tracing::info!(%peer, error = %format!("{e:#}"), "a removed member was not told");
-                        }
-                    }
-                }
+                self.tell_revoked(&record, &gone).await;
             }
             for peer in wanted {
                 // a member holding the share keeps it; one removed and added back gets a new grant; one the share
@@ -433,14 +420,19 @@ impl Messages {
         }
         record.ended |= from.is_none();
         self.node.db().write(|tx| tx.table(SHARES)?.put(&id, &record))?;
-        for i in &chosen {
-            if let Ok(peer) = PeerId::from_bytes(&record.grantees[*i].peer) {
-                if let Err(e) = self.send_control(peer, Body::Unshare(id)).await {
-                    tracing::info!(%peer, error = %format!("{e:#}"), "a revoked grantee was not told");
-                }
+        self.tell_revoked(&record, &chosen).await;
+        Ok((self.share_info(&record), chosen.len(), confirmed, asked))
+    }
+
+    /// Tells the grantees of `record` at `revoked` (indexes) that it was revoked from them (`Body::Unshare`, so their
+    /// lists say so; the suppliers' refusal is what cuts access). A public share's grantee is nobody to tell.
+    async fn tell_revoked(&self, record: &ShareRecord, revoked: &[usize]) {
+        for g in revoked.iter().filter_map(|i| record.grantees.get(*i)) {
+            let Ok(peer) = PeerId::from_bytes(&g.peer) else { continue };
+            if let Err(e) = self.send_control(peer, Body::Unshare(record.id)).await {
+                tracing::info!(%peer, error = %format!("{e:#}"), "a revoked grantee was not told");
             }
         }
-        Ok((self.share_info(&record), chosen.len(), confirmed, asked))
     }
 
     /// Adds the file or folder at `path` as a new version of what `owner` shares as `backup`: stored on our

@@ -23,6 +23,20 @@ pub async fn full_node(home: Home, bootstrap: &[String], donate: Option<u64>) ->
     node(home, bootstrap, storage_and_messages(donate)).await
 }
 
+/// A bootstrap node and `n` suppliers (each donating 1 GiB) under `dir`: the daemons (the bootstrap first, kept
+/// for the test's length) and the address others join through.
+pub async fn supplier_network(dir: &std::path::Path, n: usize) -> (Vec<Daemon>, [String; 1]) {
+    let plain = bitdust_node::Config::default();
+    let boot = full_node(bitdust_testkit::home(dir, "bootstrap", &plain, None), &[], None).await;
+    let b = [boot.node().addresses()[0].clone()];
+    let mut nodes = vec![boot];
+    for i in 0..n {
+        let home = bitdust_testkit::home(dir, &format!("supplier-{i}"), &plain, None);
+        nodes.push(full_node(home, &b, Some(1 << 30)).await);
+    }
+    (nodes, b)
+}
+
 /// A customer's config hiring `suppliers` suppliers for `needed_bytes`.
 pub fn customer_config(suppliers: u16, needed_bytes: u64) -> bitdust_node::Config {
     let mut config = bitdust_node::Config::default();

@@ -90,13 +90,9 @@ fn unix_now() -> u64 {
     bitdust_node::home::unix_now()
 }
 
-fn hex16(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The catalog name of the manifest of grant `id`.
 fn manifest_name(id: &[u8; 16]) -> String {
-    format!("{SHARED_PREFIX}share-{}", hex16(id))
+    format!("{SHARED_PREFIX}share-{}", hex::encode(id))
 }
 
 /// Every fragment id of `version` (keys `vkeys`), cut into signed grants of at most [`MAX_GRANT_FRAGMENTS`].
@@ -217,7 +213,7 @@ impl Storage {
         grant_id: [u8; 16],
         expires_unix: u64,
     ) -> Result<Vec<u8>> {
-        let name = format!("{SHARED_PREFIX}contrib-{}", hex16(&grant_id));
+        let name = format!("{SHARED_PREFIX}contrib-{}", hex::encode(grant_id));
         let source = std::fs::canonicalize(path)
             .map_err(|e| ShareError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
         let named = (name.clone(), source.as_os_str().as_encoded_bytes().to_vec());
@@ -296,29 +292,14 @@ impl Storage {
         if bytes.len() > MAX_MANIFEST_BYTES {
             bail!("backup {backup} is too large to share in one manifest ({} bytes)", bytes.len());
         }
-        // the manifest is stored like a backup of one file, on our suppliers
-        let scratch = crate::service::vault::Scratch::new(self)?;
-        let file = scratch.path().join("manifest");
-        std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+        // the manifest is stored like a backup of one file, on our suppliers; a share given again (new versions)
+        // replaces it
         let name = manifest_name(&grant_id);
-        let named = (name.clone(), b"manifest".to_vec());
-        let report = self.backup_as(&file, Some(named), bitdust_node::Progress::new()).await?;
-        drop(scratch);
-        // a share given again (new versions) replaces its manifest
-        let older: Vec<u32> = self
-            .catalog()?
-            .backup(&name)
-            .map(|b| b.versions.iter().map(|v| v.number).filter(|n| *n != report.version).collect())
-            .unwrap_or_default();
-        if !older.is_empty() {
-            if let Err(e) = self.forget_versions(&name, &older).await {
-                tracing::info!(error = %format!("{e:#}"), "an older manifest is not forgotten yet");
-            }
-        }
+        let stored = self.store_one_file(&name, "manifest", b"manifest".to_vec(), &bytes).await?;
         let manifest_version = self
             .catalog()?
             .backup(&name)
-            .and_then(|b| b.versions.iter().find(|v| v.number == report.version).cloned())
+            .and_then(|b| b.versions.iter().find(|v| v.number == stored).cloned())
             .ok_or_else(|| anyhow!("the share's manifest is not in the catalog"))?;
         let mkeys = VersionKeys::derive(keys.master(), manifest_version.id);
         let key = ShareKey {
@@ -328,7 +309,7 @@ impl Storage {
         };
         let out = postcard::to_stdvec(&key)?;
         if out.len() > MAX_CAPABILITY_BYTES {
-            let _ = self.forget_versions(&name, &[report.version]).await;
+            let _ = self.forget_versions(&name, &[stored]).await;
             bail!("the share key is over {MAX_CAPABILITY_BYTES} bytes");
         }
         Ok(out)

@@ -117,6 +117,37 @@ impl Storage {
 }
 
 impl Storage {
+    /// Stores `data` as the one file (`file_name`, its source `source`) of hidden backup `backup`, then forgets
+    /// the backup's older versions (a failure to forget them is logged: they go with the next store). Returns the
+    /// new version's number.
+    ///
+    /// # Errors
+    /// The scratch folder, too few suppliers.
+    pub(crate) async fn store_one_file(
+        self: &Arc<Self>,
+        backup: &str,
+        file_name: &str,
+        source: Vec<u8>,
+        data: &[u8],
+    ) -> Result<u32> {
+        let scratch = Scratch::new(self)?;
+        let file = scratch.0.join(file_name);
+        std::fs::write(&file, data).with_context(|| format!("writing {}", file.display()))?;
+        let report = self.backup_as(&file, Some((backup.to_string(), source)), Progress::new()).await?;
+        drop(scratch);
+        let older: Vec<u32> = self
+            .catalog()?
+            .backup(backup)
+            .map(|b| b.versions.iter().map(|v| v.number).filter(|n| *n != report.version).collect())
+            .unwrap_or_default();
+        if !older.is_empty() {
+            if let Err(e) = self.forget_versions(backup, &older).await {
+                tracing::warn!(backup, error = %format!("{e:#}"), "older versions not forgotten yet");
+            }
+        }
+        Ok(report.version)
+    }
+
     /// Forgets every version of backup `name` ([`Storage::forget_versions`]); nothing if there is none.
     async fn forget_backup(&self, name: &str) -> Result<()> {
         let numbers: Vec<u32> =
@@ -133,24 +164,8 @@ impl Vault for Storage {
         if data.len() > MAX_OBJECT_BYTES {
             bail!("vault object {name} of {} bytes is over the {MAX_OBJECT_BYTES}-byte limit", data.len());
         }
-        let this = self.arc()?;
-        let scratch = Scratch::new(self)?;
-        let file = scratch.0.join("object");
-        std::fs::write(&file, &data).with_context(|| format!("writing {}", file.display()))?;
         let backup = format!("{VAULT_PREFIX}{name}");
-        let named = (backup.clone(), format!("vault:{name}").into_bytes());
-        let report = this.backup_as(&file, Some(named), Progress::new()).await?;
-        drop(scratch);
-        let older: Vec<u32> = self
-            .catalog()?
-            .backup(&backup)
-            .map(|b| b.versions.iter().map(|v| v.number).filter(|n| *n != report.version).collect())
-            .unwrap_or_default();
-        if !older.is_empty() {
-            if let Err(e) = self.forget_versions(&backup, &older).await {
-                tracing::warn!(object = name, error = %format!("{e:#}"), "older versions not forgotten yet");
-            }
-        }
+        self.arc()?.store_one_file(&backup, "object", format!("vault:{name}").into_bytes(), &data).await?;
         Ok(())
     }
 
