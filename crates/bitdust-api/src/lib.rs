@@ -222,6 +222,22 @@ pub struct Proof {
     pub proof: String,
 }
 
+/// `POST /api/v1/ui/login`: a one-time link that opens a web UI session in a browser.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UiLogin {
+    /// `http://127.0.0.1:PORT/ui/login?code=CODE`; works once.
+    pub url: String,
+    /// Seconds it works for.
+    pub expires_in_s: u64,
+}
+
+/// `POST /api/v1/ui/logout`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct UiLogout {
+    /// Whether the request came with a live session, now ended.
+    pub ended: bool,
+}
+
 /// `POST /api/v1/shutdown`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct Stopping {
@@ -724,6 +740,24 @@ pub struct MarkedRead {
 pub struct HistorySync {
     /// Whether there was anything to store (false: the suppliers already had everything).
     pub stored: bool,
+}
+
+/// `POST /api/v1/uploads?name=NAME` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// The file's name (one path component, at most 255 bytes).
+    #[param(min_length = 1, max_length = 255)]
+    pub name: String,
+}
+
+/// `POST /api/v1/uploads`: a file the browser gave, now on this node (to send with [`SendMessage::file`]).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Upload {
+    /// Its absolute path on this node.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// `GET /api/v1/messages/{name}` and `GET /api/v1/groups/{name}/messages` query.

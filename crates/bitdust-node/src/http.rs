@@ -15,6 +15,10 @@
 //! | GET | `/api/v1/openapi.json` | the OpenAPI 3 document |
 //! | POST | `/api/v1/shutdown` | [`bitdust_api::Stopping`]; the daemon stops |
 //! | GET | `/api/v1/proof?nonce=HEX` | [`bitdust_api::Proof`], without the token: the daemon proves it knows it |
+//! | POST | `/api/v1/ui/login`, `/api/v1/ui/logout` | the web UI's login link and logout ([`crate::ui`]) |
+//!
+//! A browser's session cookie (from a `bitdust ui` login link) stands for the token; the `Host` and `Origin` checks
+//! of [`crate::ui::guard`] come before everything.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,6 +40,7 @@ use serde::Deserialize;
 use utoipa::OpenApi;
 
 use crate::node::Node;
+use crate::ui::UiSessions;
 
 /// Longest long poll of `GET /jobs/{id}?wait_ms=N`.
 pub const MAX_JOB_WAIT_MS: u64 = 30_000;
@@ -184,12 +189,26 @@ fn token_ok(headers: &HeaderMap, expected: &str) -> bool {
     constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
-async fn authenticate(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
-    if token_ok(request.headers(), &token) {
-        next.run(request).await
-    } else {
-        ApiError::new(ErrorKind::Unauthorized, "missing or wrong API token").into_response()
+/// The token, or the UI's sessions.
+#[derive(Clone)]
+struct Auth {
+    token: Arc<String>,
+    ui: Arc<UiSessions>,
+}
+
+/// Lets a request through with the bearer token, or with a UI session's cookie (then a state change must come
+/// from this API's own origin: [`crate::ui::cookie_request_ok`]).
+async fn authenticate(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    if token_ok(request.headers(), &auth.token) {
+        return next.run(request).await;
     }
+    if auth.ui.check(request.headers()) {
+        if !crate::ui::cookie_request_ok(&auth.ui, request.method(), request.headers()) {
+            return crate::ui::forbidden("a change through the web UI's session must come from the web UI (Origin)");
+        }
+        return next.run(request).await;
+    }
+    crate::ui::unauthorized()
 }
 
 /// The node's status, and each wing's section.
@@ -414,7 +433,20 @@ async fn method_not_allowed() -> ApiError {
 /// The runtime's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(status, identity, automata, automaton_kinds, job, events, events_ws, shutdown_handler, openapi_json, proof),
+    paths(
+        status,
+        identity,
+        automata,
+        automaton_kinds,
+        job,
+        events,
+        events_ws,
+        shutdown_handler,
+        openapi_json,
+        proof,
+        crate::ui::new_login,
+        crate::ui::logout
+    ),
     components(schemas(ErrorBody, bitdust_api::Event, bitdust_api::EventKind))
 )]
 struct RuntimeApi;
@@ -430,7 +462,8 @@ pub fn openapi(wings: &[utoipa::openapi::OpenApi]) -> utoipa::openapi::OpenApi {
     doc.info.version = "1".into();
     doc.info.description = Some(
         "The local API of a bitdust node: on 127.0.0.1 only, every request with `Authorization: Bearer <token>` \
-         (the file `<home>/api.token`). Errors answer `ErrorBody` with 400, 401, 404, 405, 409, 503 or 500."
+         (the file `<home>/api.token`), or the web UI's session cookie. Errors answer `ErrorBody` with 400, 401, \
+         403 (a foreign Host or Origin), 404, 405, 409, 503 or 500."
             .into(),
     );
     doc.info.contact = None;
@@ -474,9 +507,16 @@ pub struct Parts {
     pub openapi: utoipa::openapi::OpenApi,
 }
 
-/// The whole API: the runtime's routes and the wings', behind the token check. `shutdown` receives when a client
-/// asks the daemon to stop.
-pub fn router(node: Arc<Node>, token: String, parts: Parts, shutdown: tokio::sync::mpsc::Sender<()>) -> Router {
+/// The whole API on `port`: the runtime's routes and the wings', behind the token or a UI session, and the web
+/// UI's files, all behind the `Host` and `Origin` checks ([`crate::ui::guard`]). `shutdown` receives when a
+/// client asks the daemon to stop.
+pub fn router(
+    node: Arc<Node>,
+    token: String,
+    port: u16,
+    parts: Parts,
+    shutdown: tokio::sync::mpsc::Sender<()>,
+) -> Router {
     let Parts { wing_routes, sections, kinds, openapi } = parts;
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     let mut app = Router::new()
@@ -500,12 +540,27 @@ pub fn router(node: Arc<Node>, token: String, parts: Parts, shutdown: tokio::syn
         app = app.merge(r);
     }
     let token = Arc::new(token);
-    // the one route without the token: the daemon's proof that it knows it
-    let public = Router::new().route("/api/v1/proof", get(proof)).with_state(token.clone());
+    let ui = Arc::new(UiSessions::new(port));
+    app = app.merge(
+        Router::new()
+            .route("/api/v1/ui/login", post(crate::ui::new_login))
+            .route("/api/v1/ui/logout", post(crate::ui::logout))
+            .with_state(ui.clone()),
+    );
+    // the routes without the token: the daemon's proof that it knows it, the login link, the app's files
+    let mut public = Router::new()
+        .route("/api/v1/proof", get(proof))
+        .with_state(token.clone())
+        .route("/ui/login", get(crate::ui::login).with_state(ui.clone()));
+    for (path, _, _) in crate::ui::ASSETS {
+        public = public.route(path, get(crate::ui::asset));
+    }
+    public = public.route("/index.html", get(crate::ui::asset));
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(token, authenticate))
+        .layer(axum::middleware::from_fn_with_state(Auth { token, ui: ui.clone() }, authenticate))
         .merge(public)
+        .layer(axum::middleware::from_fn_with_state(ui, crate::ui::guard))
 }
 
 /// Binds 127.0.0.1:`port` (0 picks a free port).

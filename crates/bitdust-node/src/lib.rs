@@ -6,6 +6,7 @@
 //! - [`Service`]: how a wing (storage, later messages and sharing) registers its protocols, automata, API
 //!   routes and background tasks; [`Daemon`]: the composition root that starts a node and its wings;
 //! - [`http`]: the local API server (authentication, errors to status codes, the runtime's routes);
+//! - [`ui`]: the web UI's files, login links and sessions, and the Host and Origin checks;
 //! - [`home`]: the home folder and `config.toml` (wings keep their own sections);
 //! - [`Vault`]: the user's own objects on its suppliers (provided by the storage wing, used by the others);
 //! - the relay connection (NAT traversal), the runtime's own automaton.
@@ -20,6 +21,7 @@ pub mod jobs;
 pub mod node;
 mod relay;
 pub mod service;
+pub mod ui;
 pub mod vault;
 
 pub use automata::{AutomatonInfo, Registry};

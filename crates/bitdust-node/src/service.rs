@@ -131,16 +131,16 @@ impl Daemon {
         self.handles.iter().find_map(|(_, h)| h.clone().downcast::<T>().ok())
     }
 
-    /// The whole API router (runtime and wings), behind the token; `shutdown` receives when a client asks the
-    /// daemon to stop.
-    pub fn router(&self, token: String, shutdown: tokio::sync::mpsc::Sender<()>) -> axum::Router {
+    /// The whole API router on `port` (runtime, wings and the web UI), behind the token or a UI session;
+    /// `shutdown` receives when a client asks the daemon to stop.
+    pub fn router(&self, token: String, port: u16, shutdown: tokio::sync::mpsc::Sender<()>) -> axum::Router {
         let parts = crate::http::Parts {
             wing_routes: self.routes.clone(),
             sections: self.sections.clone(),
             kinds: self.kinds.clone(),
             openapi: self.openapi.clone(),
         };
-        crate::http::router(self.node.clone(), token, parts, shutdown)
+        crate::http::router(self.node.clone(), token, port, parts, shutdown)
     }
 
     /// The OpenAPI document of the API this daemon serves.

@@ -76,6 +76,12 @@ enum Cmd {
     },
     /// Show this node's state.
     Status,
+    /// Print a one-time link that logs a browser into the web UI (and open it on a desktop).
+    Ui {
+        /// Only print the link.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Show the hired suppliers (hires missing ones with --hire).
     Suppliers {
         /// Hire suppliers now until n positions are filled.
@@ -395,6 +401,7 @@ fn run(cli: Cli) -> Result<()> {
             tokio::runtime::Runtime::new()?.block_on(cmd::daemon::run(home, opts, storage))
         }
         Cmd::Status => cmd::status::run(&home, j),
+        Cmd::Ui { no_open } => cmd::ui::run(&home, no_open, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
         Cmd::Chat { name } => cmd::chat::run(&home, &name),
         Cmd::Group { command } => match command {

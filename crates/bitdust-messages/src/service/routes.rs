@@ -10,6 +10,8 @@
 //! | POST | `/api/v1/contacts/{name}/verify` | | [`SafetyNumber`]: the numbers were compared; marks it verified |
 //! | POST | `/api/v1/messages` | [`SendMessage`] | [`MessageInfo`]: `delivered`, or `sent` if the contact did not take it; a text or a file |
 //! | GET | `/api/v1/messages/{name}?limit=N` | | [`Conversation`]: the last N messages, oldest first |
+//! | POST | `/api/v1/uploads?name=NAME` | the file's bytes | [`Upload`]: kept under `home/uploads/`, to send as a file (at most [`MAX_UPLOAD_BYTES`]) |
+//! | GET | `/api/v1/files/{id}` | | the file of message `id` (sent, or received whole) as an `attachment` download |
 //! | POST | `/api/v1/messages/{name}/read` | | [`MarkedRead`]: received messages shown; a read receipt goes back |
 //! | GET | `/api/v1/inbox` | | [`Inbox`]: every conversation with its last message, the most recent first |
 //! | POST | `/api/v1/history/sync` | | [`HistorySync`]: contacts and conversations stored on the suppliers now (503 none) |
@@ -41,7 +43,7 @@ use bitdust_api::{
     GroupInfo, GroupMemberInfo, GroupMessageInfo, GroupSentInfo, Groups, HistoryQuery, HistorySync, Inbox, InboxEntry,
     MarkedRead, MessageInfo, RestoreReport, RevokeReport, RevokeRequest, SafetyNumber, SearchQuery, SearchResults,
     SendGroupMessage, SendMessage, ShareInfo, ShareRequest, SharedList, SharedListing, SharedQuery,
-    SharedRestoreRequest, SharedWriteReport, SharedWriteRequest, Shares,
+    SharedRestoreRequest, SharedWriteReport, SharedWriteRequest, Shares, Upload, UploadQuery,
 };
 use bitdust_core::keys::short_peer_id;
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
@@ -64,6 +66,11 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/messages/{name}", get(history))
         .route("/api/v1/messages/{name}/read", axum::routing::post(read))
         .route("/api/v1/inbox", get(inbox))
+        .route(
+            "/api/v1/uploads",
+            axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize)),
+        )
+        .route("/api/v1/files/{id}", get(download))
         .route("/api/v1/history/sync", axum::routing::post(sync))
         .route("/api/v1/groups", get(groups).post(create_group))
         .route("/api/v1/groups/{name}", get(group))
@@ -81,6 +88,9 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .with_state(messages)
 }
 
+/// Largest file taken by `POST /api/v1/uploads`, in bytes (4 GiB: larger ones are sent by path, `msg send --file`).
+pub const MAX_UPLOAD_BYTES: u64 = 4 << 30;
+
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -93,6 +103,8 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
     history,
     read,
     inbox,
+    upload,
+    download,
     sync,
     groups,
     create_group,
@@ -327,6 +339,101 @@ async fn history(
     let limit = history_limit(q.limit)?;
     let messages = m.history(&name, limit).map_err(error)?;
     Ok(Json(Conversation { contact: name, messages: messages.iter().map(|e| message(&m, e)).collect() }))
+}
+
+/// Keeps the request's body as a file under `home/uploads/<random>/<name>` (written to a temporary name first, so
+/// a cut upload leaves no file), for `POST /api/v1/messages` to send: how the web UI sends a file the user picked.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "messages", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
+    responses((status = 200, body = Upload), (status = 400, body = ErrorBody, description = "A bad name"),
+        (status = 413, description = "Over MAX_UPLOAD_BYTES")))]
+async fn upload(
+    State(m): S,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    body: axum::body::Body,
+) -> ApiResult<Upload> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let Query(q) = query?;
+    let name = q.name.as_str();
+    let plain = std::path::Path::new(name).file_name().is_some_and(|f| f == name);
+    if !plain || name.len() > 255 || name.starts_with('.') || name.contains(['\\', '\0']) {
+        return Err(ApiError::bad_request(format!("{name:?} is not a plain file name")));
+    }
+    let dir = m.node.home().path("uploads").join(hex::encode(rand::random::<[u8; 8]>()));
+    let io = |e: std::io::Error| ApiError::from(anyhow::Error::from(e).context("storing the upload"));
+    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+    let part = dir.join(".part");
+    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                drop(file);
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+                return Err(ApiError::bad_request(format!("the upload was cut: {e}")));
+            }
+        };
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.sync_all().await.map_err(io)?;
+    drop(file);
+    let path = dir.join(name);
+    tokio::fs::rename(&part, &path).await.map_err(io)?;
+    Ok(Json(Upload { path: path.display().to_string(), size }))
+}
+
+/// The file of message `id`, sent or received whole, as a download (`Content-Disposition: attachment`, served as
+/// bytes and sandboxed: a file from another user is never rendered in the web UI's origin).
+#[utoipa::path(get, path = "/api/v1/files/{id}", tag = "messages",
+    params(("id" = String, Path, description = "The message's id (hex)")),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such file, or not received yet")))]
+async fn download(State(m): S, id: Result<Path<String>, PathRejection>) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let Path(id) = id?;
+    let transfer: [u8; 16] = hex::decode(&id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a message id (32 hex digits)")))?;
+    let record = m
+        .file(&transfer)
+        .map_err(error)?
+        .filter(|r| r.outgoing || r.state == FileState::Received)
+        .ok_or_else(|| ApiError::not_found(format!("no file of message {id} on this node")))?;
+    let file = tokio::fs::File::open(&record.path)
+        .await
+        .map_err(|e| ApiError::not_found(format!("the file of message {id} is gone: {e}")))?;
+    let len = file.metadata().await.map_err(|e| ApiError::from(anyhow::Error::from(e)))?.len();
+    let stream = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    // the name as a quoted string of safe characters only; the rest become '_'
+    let safe: String =
+        record.name.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) { c } else { '_' }).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{safe}\"")),
+            (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// Every conversation with its last message, the most recent first.

@@ -21,7 +21,7 @@ pub async fn run(home: Home, opts: StartOptions, storage: Overrides) -> Result<(
     let token = home.api_token()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     let (addr, listener) = bitdust_node::http::bind(node.config().api_port).await?;
-    let router = daemon.router(token, tx);
+    let router = daemon.router(token, addr.port(), tx);
     bitdust_store::write_atomic(&home.path("api.port"), addr.port().to_string().as_bytes())?;
     let id = node.identity();
     out!("bitdust daemon {} ({})", id.identity.global_id(), node.peer_id());
@@ -29,6 +29,7 @@ pub async fn run(home: Home, opts: StartOptions, storage: Overrides) -> Result<(
         out!("  listening on {a}");
     }
     out!("  API on http://{addr}/api/v1 (token in {})", home.path("api.token").display());
+    out!("  web UI on http://{addr}/ (`bitdust ui` prints a login link)");
     if let Some(store) = daemon.service::<Storage>().and_then(|s| s.store().cloned()) {
         out!("  supplier: {} donated", human_bytes(store.donated_bytes()));
     }

@@ -18,6 +18,7 @@ pub mod restore;
 pub mod share;
 pub mod status;
 pub mod suppliers;
+pub mod ui;
 
 use bitdust::out;
 use bitdust_messages::MessagesService;

@@ -1,0 +1,35 @@
+//! `bitdust ui`: a one-time link that logs a browser into the daemon's web UI; opened at once on a desktop.
+
+use anyhow::Result;
+use bitdust::client::Client;
+use bitdust::out;
+use bitdust_api::UiLogin;
+use bitdust_node::Home;
+
+use super::print;
+
+/// Runs the command: asks the daemon for a login link, prints it and, unless `no_open` or there is no desktop
+/// (`DISPLAY`, `WAYLAND_DISPLAY`), opens it with `xdg-open` (macOS: `open`).
+///
+/// # Errors
+/// If the daemon does not answer.
+pub fn run(home: &Home, no_open: bool, json: bool) -> Result<()> {
+    let login: UiLogin = Client::for_home(home)?.post("/ui/login", &serde_json::json!({}))?;
+    print(json, &login, |l| {
+        format!("open this link in a browser on this machine (it works once, for {} s):\n{}", l.expires_in_s, l.url)
+    });
+    let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if !no_open && (desktop || cfg!(target_os = "macos")) {
+        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        let opened = std::process::Command::new(opener)
+            .arg(&login.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if opened.is_err() && !json {
+            out!("(could not start {opener}: open the link yourself)");
+        }
+    }
+    Ok(())
+}
