@@ -6,7 +6,8 @@
 # crates/bitdust/tests/api.rs), and the operations that start network work (backups, restores, hiring, adding a
 # contact: a DHT lookup whose answer depends on the network, tested in crates/bitdust-messages/tests/contacts.rs;
 # storing the history on the suppliers, which this lone daemon has none of once a group exists: 503, tested in
-# crates/bitdust-messages/tests/history.rs and groups.rs).
+# crates/bitdust-messages/tests/history.rs and groups.rs); the settings (PUT /config would write random configs,
+# /key/export key files at random absolute paths: both tested in crates/bitdust/tests/api.rs).
 #
 # usage: lab/fuzz-api.sh [BITDUST BINARY, default target/debug/bitdust] [EXAMPLES PER OPERATION, default 100]
 set -euo pipefail
@@ -30,11 +31,15 @@ for _ in $(seq 1 120); do [ -s "$W/h/api.port" ] && break; sleep 0.5; done
 PORT=$(cat "$W/h/api.port")
 cd "$W"
 # filter_too_much: two free path parameters (groups/{name}/members/{member}) make hypothesis drop many
-# examples that are not valid in a URL, and its health check then fails the run at random
+# examples that are not valid in a URL, and its health check then fails the run at random.
+# ensure_resource_availability: after POST /groups it reads a 404 from POST /groups/{name}/members as the new group
+# missing, when it is the random contact that is unknown (a real 404).
 "$VENV/bin/st" run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
     -H "Authorization: Bearer $(cat "$W/h/api.token")" \
     --exclude-path /api/v1/shutdown --exclude-path /api/v1/events --exclude-path /api/v1/events/ws \
     --exclude-path /api/v1/backups --exclude-path /api/v1/restores --exclude-path /api/v1/suppliers/hire \
     --exclude-path /api/v1/contacts --exclude-path /api/v1/history/sync \
+    --exclude-path /api/v1/config --exclude-path /api/v1/key/export \
     --suppress-health-check=filter_too_much \
+    --exclude-checks ensure_resource_availability \
     -n "$EXAMPLES"

@@ -19,6 +19,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import zlib from "node:zlib";
 import assert from "node:assert/strict";
 
 const BIN = path.resolve(process.argv[2] || "target/debug/bitdust");
@@ -26,6 +27,8 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 const SHOTS = path.join(ROOT, "target/ui-screenshots");
 const W = fs.mkdtempSync(path.join(os.tmpdir(), "bitdust-ui-"));
 const children = [];
+/** The app's files the browsers loaded: path -> bytes. */
+const assets = new Map();
 let failed = false;
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -115,6 +118,12 @@ async function newSession(browser, home, who) {
   page.on("pageerror", (e) => { failed = true; console.error(`${who}: page error: ${e.message}`); });
   page.on("dialog", async (d) => { failed = true; console.error(`${who}: a dialog opened: ${d.message()}`); await d.dismiss(); });
   const { url } = bdJson(home, "ui", "--no-open");
+  page.on("response", async (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith("/api/") || u.pathname.startsWith("/ui/") || assets.has(u.pathname)) return;
+    assets.set(u.pathname, null);
+    try { assets.set(u.pathname, await r.body()); } catch (e) { assets.delete(u.pathname); }
+  });
   const t0 = Date.now();
   await page.goto(url);
   await page.waitForSelector("#global-id");
@@ -259,6 +268,32 @@ async function main() {
     assert.equal(fetched, 404);
     log("4: Host, Origin, cookie and WebSocket checks hold");
 
+    // ---------------------------------------------------------------- settings: checked config, sealed key
+    await go(a, "settings");
+    await p.waitForSelector("main[data-ready]");
+    const configFile = path.join(alice, "config.toml");
+    const before = fs.readFileSync(configFile, "utf8");
+    const cfg = await p.inputValue("#config-text");
+    assert.match(cfg, /data_shards = \d+/);
+    await p.fill("#config-text", cfg.replace(/data_shards = \d+/, "data_shards = 9"));
+    await p.click("form[aria-label='Settings'] button[type=submit]");
+    await p.waitForSelector("form[aria-label='Settings'] ~ .error:has-text('layout')");
+    assert.equal(fs.readFileSync(configFile, "utf8"), before, "a refused config writes nothing");
+    const interval = Number(cfg.match(/announce_interval_secs = (\d+)/)[1]);
+    await p.fill("#config-text", cfg.replace(/announce_interval_secs = \d+/, `announce_interval_secs = ${interval + 1}`));
+    await p.click("form[aria-label='Settings'] button[type=submit]");
+    await p.waitForSelector("#config-saved .ok");
+    assert.ok(fs.readFileSync(configFile, "utf8").includes(`announce_interval_secs = ${interval + 1}`));
+    const keyFile = path.join(W, "alice.key");
+    await p.fill("#key-file", keyFile);
+    await p.fill("#key-passphrase", "correct horse battery");
+    await p.fill("#key-passphrase-again", "correct horse battery");
+    await p.click("form[aria-label='Export the key'] button[type=submit]");
+    await p.waitForSelector("#key-exported .ok");
+    assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600);
+    assert.ok(!fs.readFileSync(keyFile, "utf8").includes(fs.readFileSync(path.join(alice, "identity.key"), "utf8").trim()), "sealed");
+    log("settings: a bad config refused with its reason, a good one saved, the key exported sealed");
+
     // ---------------------------------------------------------------- 5: accessibility, and every page's picture
     for (const [s, who] of [[a, "alice"], [b, "bob"]]) {
       for (const pageName of ["overview", "backups", "suppliers", "automata", "chat", "shares", "settings"]) {
@@ -273,6 +308,15 @@ async function main() {
     }
     log("5: axe-core: no serious or critical violation on any page");
     assert.ok(!failed, "no page error and no dialog");
+    let plain = 0, gz = 0;
+    for (const [file, body] of assets) {
+      const z = zlib.gzipSync(body, { level: 9 }).length;
+      plain += body.length;
+      gz += z;
+      log(`  ${file}: ${body.length} bytes, ${z} gzipped`);
+    }
+    log(`the whole UI: ${assets.size} files, ${plain} bytes, ${gz} gzipped`);
+    assert.ok(gz < 500 * 1024, "the whole UI under 500 KB compressed");
     log(`first page shown in ${a.firstPageMs} ms (alice), ${b.firstPageMs} ms (bob); screenshots in ${SHOTS}`);
   } finally {
     await browser.close();

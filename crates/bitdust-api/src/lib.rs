@@ -238,6 +238,51 @@ pub struct UiLogout {
     pub ended: bool,
 }
 
+/// `GET /api/v1/config`: the node's settings, as the file `config.toml` holds them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigText {
+    /// The file's path on this node.
+    pub file: String,
+    /// Its TOML text (every field, defaults included).
+    pub toml: String,
+}
+
+/// `PUT /api/v1/config`: new settings, checked by the runtime and every wing before they are written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigUpdate {
+    /// The whole file's TOML text (at most 64 KiB).
+    #[schema(max_length = 65536)]
+    pub toml: String,
+}
+
+/// `PUT /api/v1/config`: what was written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigSaved {
+    /// The file's path on this node.
+    pub file: String,
+    /// Always true: settings take effect when the daemon starts again.
+    pub restart_needed: bool,
+}
+
+/// `POST /api/v1/key/export`: write the secret key, sealed under a passphrase, to a new file on this node.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyExportRequest {
+    /// An absolute path on this node that does not exist yet.
+    pub file: String,
+    /// The passphrase that seals it (Argon2id, AES-256-GCM); at least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub passphrase: String,
+}
+
+/// `POST /api/v1/key/export`: what was written.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyExported {
+    /// The file written (mode 0600).
+    pub file: String,
+    /// Whose key it is.
+    pub peer_id: String,
+}
+
 /// `POST /api/v1/shutdown`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct Stopping {
@@ -746,7 +791,7 @@ pub struct HistorySync {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// The file's name (one path component, at most 255 bytes).
+    /// The file's name (`/`, `\\` and NUL become `_`, a leading `.` too; cut to 200 bytes).
     #[param(min_length = 1, max_length = 255)]
     pub name: String,
 }

@@ -16,6 +16,8 @@
 //! | POST | `/api/v1/shutdown` | [`bitdust_api::Stopping`]; the daemon stops |
 //! | GET | `/api/v1/proof?nonce=HEX` | [`bitdust_api::Proof`], without the token: the daemon proves it knows it |
 //! | POST | `/api/v1/ui/login`, `/api/v1/ui/logout` | the web UI's login link and logout ([`crate::ui`]) |
+//! | GET, PUT | `/api/v1/config` | the settings, checked by every wing before written ([`crate::settings`]) |
+//! | POST | `/api/v1/key/export` | the secret key to a file on this node, sealed under a passphrase |
 //!
 //! A browser's session cookie (from a `bitdust ui` login link) stands for the token; the `Host` and `Origin` checks
 //! of [`crate::ui::guard`] come before everything.
@@ -63,6 +65,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The operation conflicts with the state (busy, target not empty): 409.
     Conflict,
+    /// A body of a type the operation does not take: 415.
+    UnsupportedMediaType,
     /// The network cannot serve it now (too few suppliers online): 503.
     Unavailable,
     /// A failure of ours: 500.
@@ -78,6 +82,7 @@ impl ErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -445,7 +450,10 @@ async fn method_not_allowed() -> ApiError {
         openapi_json,
         proof,
         crate::ui::new_login,
-        crate::ui::logout
+        crate::ui::logout,
+        crate::settings::config,
+        crate::settings::put_config,
+        crate::settings::export_key
     ),
     components(schemas(ErrorBody, bitdust_api::Event, bitdust_api::EventKind))
 )]
@@ -505,6 +513,8 @@ pub struct Parts {
     pub kinds: Vec<Kind>,
     /// The document served at `/api/v1/openapi.json`.
     pub openapi: utoipa::openapi::OpenApi,
+    /// The wings' config checks (for `PUT /api/v1/config`).
+    pub checks: Vec<crate::settings::ConfigCheck>,
 }
 
 /// The whole API on `port`: the runtime's routes and the wings', behind the token or a UI session, and the web
@@ -517,7 +527,7 @@ pub fn router(
     parts: Parts,
     shutdown: tokio::sync::mpsc::Sender<()>,
 ) -> Router {
-    let Parts { wing_routes, sections, kinds, openapi } = parts;
+    let Parts { wing_routes, sections, kinds, openapi, checks } = parts;
     let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
     let mut app = Router::new()
         .route("/api/v1/status", get(status))
@@ -530,7 +540,7 @@ pub fn router(
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/shutdown", post(shutdown_handler))
         .with_state(AppState {
-            node,
+            node: node.clone(),
             kinds: Arc::new(kinds_of(&kinds)),
             sections: Arc::new(sections),
             openapi,
@@ -539,6 +549,7 @@ pub fn router(
     for r in wing_routes {
         app = app.merge(r);
     }
+    app = app.merge(crate::settings::router(crate::settings::SettingsState { node, checks: Arc::new(checks) }));
     let token = Arc::new(token);
     let ui = Arc::new(UiSessions::new(port));
     app = app.merge(

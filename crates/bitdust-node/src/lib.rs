@@ -6,6 +6,7 @@
 //! - [`Service`]: how a wing (storage, later messages and sharing) registers its protocols, automata, API
 //!   routes and background tasks; [`Daemon`]: the composition root that starts a node and its wings;
 //! - [`http`]: the local API server (authentication, errors to status codes, the runtime's routes);
+//! - [`settings`]: the config read and written through the API (checked by every wing), the key exported;
 //! - [`ui`]: the web UI's files, login links and sessions, and the Host and Origin checks;
 //! - [`home`]: the home folder and `config.toml` (wings keep their own sections);
 //! - [`Vault`]: the user's own objects on its suppliers (provided by the storage wing, used by the others);
@@ -21,6 +22,7 @@ pub mod jobs;
 pub mod node;
 mod relay;
 pub mod service;
+pub mod settings;
 pub mod ui;
 pub mod vault;
 

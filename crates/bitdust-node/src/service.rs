@@ -64,6 +64,11 @@ pub trait Service: Send + 'static {
     /// # Errors
     /// If the wing cannot start (its config section is invalid, its store cannot open).
     async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started>;
+
+    /// Its check of a whole config (its own sections), run before `PUT /api/v1/config` writes one.
+    fn config_check(&self) -> Option<crate::settings::ConfigCheck> {
+        None
+    }
 }
 
 /// The OpenAPI document of a daemon running `wings` (the runtime's paths and theirs), without starting anything.
@@ -88,6 +93,7 @@ pub struct Daemon {
     sections: Vec<Arc<dyn StatusSection>>,
     openapi: utoipa::openapi::OpenApi,
     kinds: Vec<Kind>,
+    checks: Vec<crate::settings::ConfigCheck>,
 }
 
 impl Daemon {
@@ -104,6 +110,7 @@ impl Daemon {
         let mut sections = Vec::new();
         let openapi = openapi(&wings);
         let kinds = automata_kinds(&wings);
+        let checks = wings.iter().filter_map(|w| w.config_check()).collect();
         for wing in wings {
             let name = wing.name();
             let started = match wing.start(&node, &mut inbounds).await {
@@ -118,7 +125,7 @@ impl Daemon {
             sections.extend(started.status);
         }
         node.start_announcing();
-        Ok(Self { node, handles, routes, sections, openapi, kinds })
+        Ok(Self { node, handles, routes, sections, openapi, kinds, checks })
     }
 
     /// The node.
@@ -139,6 +146,7 @@ impl Daemon {
             sections: self.sections.clone(),
             kinds: self.kinds.clone(),
             openapi: self.openapi.clone(),
+            checks: self.checks.clone(),
         };
         crate::http::router(self.node.clone(), token, port, parts, shutdown)
     }

@@ -240,13 +240,9 @@ bus.listeners.add((ev) => {
   if (current && current.onEvent) current.onEvent(ev);
 });
 
-async function start() {
-  try {
-    const id = await api("GET", "/identity");
-    fill(document.getElementById("whoami"), id.global_id);
-  } catch (e) {
-    if (e.status === 401) return;
-  }
+function start() {
+  // the page and the header at once: a 401 from either shows the login help
+  api("GET", "/identity").then((id) => fill(document.getElementById("whoami"), id.global_id)).catch(() => {});
   window.addEventListener("hashchange", route);
   route();
   connectEvents();

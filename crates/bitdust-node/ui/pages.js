@@ -585,13 +585,43 @@ function shares(main) {
 
 function settings(main) {
   const err = errorLine();
+  const text = h("textarea", { id: "config-text", rows: 24, cols: 90, spellcheck: "false", class: "mono" });
+  const file = h("p", { class: "meta" });
+  const saveErr = errorLine();
+  const saved = h("p", { id: "config-saved", role: "status" });
+  const configForm = h("form", { "aria-label": "Settings" }, h("label", {}, "config.toml", text), h("p", {}, h("button", { type: "submit" }, "Check and save")));
+  onSubmit(configForm, saveErr, async () => {
+    fill(saved);
+    const r = await api("PUT", "/config", { toml: text.value });
+    fill(saved, h("span", { class: "ok" }, `Saved to ${r.file}. The new settings apply when the daemon starts again.`));
+  });
+  const keyFile = h("input", { id: "key-file", required: true, placeholder: "/media/usb/alice.key", autocomplete: "off" });
+  const pass = h("input", { type: "password", id: "key-passphrase", required: true, minlength: 8, autocomplete: "new-password" });
+  const pass2 = h("input", { type: "password", id: "key-passphrase-again", required: true, minlength: 8, autocomplete: "new-password" });
+  const keyErr = errorLine();
+  const keyDone = h("p", { id: "key-exported", role: "status" });
+  const keyForm = h("form", { class: "row", "aria-label": "Export the key" }, field("New file on this node", keyFile), field("Passphrase (8 or more characters)", pass), field("Passphrase again", pass2), h("button", { type: "submit" }, "Export"));
+  onSubmit(keyForm, keyErr, async () => {
+    fill(keyDone);
+    if (pass.value !== pass2.value) throw new Error("the two passphrases differ");
+    const r = await api("POST", "/key/export", { file: keyFile.value.trim(), passphrase: pass.value });
+    pass.value = pass2.value = "";
+    fill(keyDone, h("span", { class: "ok" }, `The key of ${r.peer_id} is in ${r.file}, sealed under your passphrase. Keep it offline: with the passphrase it alone restores your identity and all your data.`));
+  });
   const logout = h("button", { type: "button", class: "secondary" }, "Log out of this browser");
   logout.addEventListener("click", async () => {
     await api("POST", "/ui/logout", {}).catch(() => {});
     location.reload();
   });
-  main.append(err, card("Session", h("p", {}, "This browser holds a session cookie that only this node's pages can use."), logout));
-  main.setAttribute("data-ready", "");
+  main.append(err,
+    card("Settings", file, configForm, saveErr, saved),
+    card("Export the secret key", h("p", {}, "The key file, with its passphrase, restores everything on a new device (bitdust init --from-key FILE). It is written on this node, never sent to the browser."), keyForm, keyErr, keyDone),
+    card("Session", h("p", {}, "This browser holds a session cookie that only this node's pages can use."), logout));
+  api("GET", "/config").then((c) => {
+    text.value = c.toml;
+    fill(file, "File: " + c.file);
+    main.setAttribute("data-ready", "");
+  }).catch((e) => showError(err, e));
   return {};
 }
 

@@ -168,3 +168,139 @@ fn errors_have_their_status_and_events_arrive_by_long_poll_and_websocket() {
     assert!(job.error.unwrap().contains("too few suppliers online"));
     terminate(&mut daemon.0);
 }
+
+/// The web UI's doors, through the real daemon. The attackers: a web site open in the user's browser (cross-site
+/// requests, WebSocket hijacking: refused by Origin, and the cookie is SameSite=Strict), a DNS-rebinding page (its
+/// own Host: 403), anything on the machine without a session (401), and whoever holds a used or stale login link.
+/// Then the settings: a config is checked whole before it is written, and the key is exported sealed to a file.
+#[test]
+fn web_ui_login_session_origin_checks_and_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    ok(&["--home", s(&home), "init", "--nickname", "solo", "--api-port", "0"]);
+    let mut daemon = Running(
+        bitdust()
+            .args(["--home", s(&home), "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("daemon API", || run(&["--home", s(&home), "status"]).status.success());
+    let api = Api::of(&home);
+    let origin = api.base.trim_end_matches("/api/v1").to_string();
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+
+    // the app's files are public code, served with the policy; a foreign Host gets 403 everywhere
+    let index = agent.get(&format!("{origin}/")).call().unwrap();
+    assert!(index.header("content-security-policy").unwrap().contains("default-src 'self'"));
+    assert_eq!(index.header("x-content-type-options"), Some("nosniff"));
+    assert!(index.into_string().unwrap().contains("/app.js"));
+    let rebound = agent.get(&format!("{origin}/api/v1/status")).set("Host", "evil.example").call();
+    assert_eq!(answer(rebound).0, 403);
+
+    // a login link opens one session, once; the cookie is HttpOnly and SameSite=Strict; the redirect holds no code
+    let link: bitdust_api::UiLogin = serde_json::from_str(&ok(&["--home", s(&home), "--json", "ui", "--no-open"])).unwrap();
+    assert!(link.url.starts_with(&format!("{origin}/ui/login?code=")), "{}", link.url);
+    let login = agent.get(&link.url).call().unwrap();
+    assert_eq!((login.status(), login.header("location")), (303, Some("/")));
+    let set = login.header("set-cookie").unwrap().to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert_eq!(answer(agent.get(&link.url).call()).0, 401, "a link works once");
+    let wrong = link.url.replace("code=", "code=00");
+    assert_eq!(answer(agent.get(&wrong).call()).0, 401);
+
+    let with_cookie = |method: &str, path: &str, origin_header: Option<&str>| {
+        let mut r = agent.request(method, &format!("{origin}/api/v1{path}")).set("Cookie", &cookie);
+        if let Some(o) = origin_header {
+            r = r.set("Origin", o);
+        }
+        answer(r.send_json(serde_json::json!({})))
+    };
+    assert_eq!(answer(agent.get(&format!("{origin}/api/v1/status")).call()).0, 401, "no cookie");
+    assert_eq!(answer(agent.get(&format!("{origin}/api/v1/status")).set("Cookie", &cookie).call()).0, 200);
+    // a change through the cookie: only with the UI's own Origin (the hire answers 503: no supplier here)
+    assert_eq!(with_cookie("POST", "/suppliers/hire", None).0, 403);
+    assert_eq!(with_cookie("POST", "/suppliers/hire", Some("http://evil.example")).0, 403);
+    assert_eq!(with_cookie("POST", "/suppliers/hire", Some("null")).0, 403);
+    assert_eq!(with_cookie("POST", "/suppliers/hire", Some(&origin)).0, 503);
+    // the WebSocket: refused from a foreign Origin even with the cookie, accepted from the UI's
+    let ws = |o: &str| {
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "{}/events/ws",
+            api.base.replace("http://", "ws://")
+        ))
+        .unwrap();
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        request.headers_mut().insert("Origin", o.parse().unwrap());
+        tungstenite::connect(request)
+    };
+    assert!(matches!(ws("http://evil.example"), Err(tungstenite::Error::Http(ref r)) if r.status() == 403));
+    assert!(ws(&origin).is_ok());
+    // logout ends the session
+    assert_eq!(with_cookie("POST", "/ui/logout", Some(&origin)).0, 200);
+    assert_eq!(answer(agent.get(&format!("{origin}/api/v1/status")).set("Cookie", &cookie).call()).0, 401);
+
+    // settings: a bad config is refused whole and nothing is written; a good one is written
+    let config_file = home.join("config.toml");
+    let before = std::fs::read_to_string(&config_file).unwrap();
+    let current: bitdust_api::ConfigText = serde_json::from_str(&api.get("/config", Some(&api.token)).1).unwrap();
+    let put = |toml: &str| {
+        answer(
+            ureq::put(&format!("{}/config", api.base))
+                .set("Authorization", &format!("Bearer {}", api.token))
+                .send_json(serde_json::json!({ "toml": toml })),
+        )
+    };
+    for (bad, says) in [
+        ("api_port = \"x\"".to_string(), "not a valid config"),
+        (format!("bootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\n{}", current.toml.replace("bootstrap = []\n", "")), "/p2p/"),
+        (format!("{}\n[customer]\nsuppliers = 4\ndata_shards = 9\n", strip_section(&current.toml, "customer")), "layout"),
+    ] {
+        let (code, body) = put(&bad);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(error_of(&body).contains(says), "{body}");
+        assert_eq!(std::fs::read_to_string(&config_file).unwrap(), before, "nothing written");
+    }
+    let good = current.toml.replace("announce_interval_secs = 600", "announce_interval_secs = 601");
+    assert_ne!(good, current.toml);
+    let (code, body) = put(&good);
+    assert_eq!(code, 200, "{body}");
+    assert!(std::fs::read_to_string(&config_file).unwrap().contains("announce_interval_secs = 601"));
+
+    // the key: to a new absolute path only, with a passphrase of 8 or more; sealed, mode 0600, not overwritten
+    let key_file = tmp.path().join("solo.key");
+    let export = |file: &str, passphrase: &str| {
+        api.post("/key/export", serde_json::json!({ "file": file, "passphrase": passphrase }))
+    };
+    assert_eq!(export("relative.key", "long enough").0, 400);
+    assert_eq!(export(s(&key_file), "short").0, 400);
+    let (code, body) = export(s(&key_file), "long enough passphrase");
+    assert_eq!(code, 200, "{body}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let keys = bitdust_core::keys::NodeKeys::import_text_with(&text, Some("long enough passphrase")).unwrap();
+    let exported: bitdust_api::KeyExported = serde_json::from_str(&body).unwrap();
+    assert_eq!(keys.peer_id().to_string(), exported.peer_id);
+    assert!(bitdust_core::keys::NodeKeys::import_text_with(&text, Some("another passphrase")).is_err());
+    assert_eq!(export(s(&key_file), "long enough passphrase").0, 409, "never overwritten");
+    terminate(&mut daemon.0);
+}
+
+/// `toml` without its `[name]` table.
+fn strip_section(toml: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in toml.lines() {
+        if line.starts_with('[') {
+            skipping = line.trim() == format!("[{name}]") || line.trim().starts_with(&format!("[{name}."));
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}

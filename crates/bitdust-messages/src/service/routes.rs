@@ -341,25 +341,30 @@ async fn history(
     Ok(Json(Conversation { contact: name, messages: messages.iter().map(|e| message(&m, e)).collect() }))
 }
 
-/// Keeps the request's body as a file under `home/uploads/<random>/<name>` (written to a temporary name first, so
+/// Keeps the request's body as a file under `home/uploads/<random>/<name>` (the name made safe: [`upload_name`]) (written to a temporary name first, so
 /// a cut upload leaves no file), for `POST /api/v1/messages` to send: how the web UI sends a file the user picked.
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "messages", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
-    responses((status = 200, body = Upload), (status = 400, body = ErrorBody, description = "A bad name"),
+    responses((status = 200, body = Upload), (status = 400, body = ErrorBody, description = "A bad query or a cut upload"),
+        (status = 415, body = ErrorBody, description = "Not application/octet-stream"),
         (status = 413, description = "Over MAX_UPLOAD_BYTES")))]
 async fn upload(
     State(m): S,
     query: Result<Query<UploadQuery>, QueryRejection>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Upload> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
     let Query(q) = query?;
-    let name = q.name.as_str();
-    let plain = std::path::Path::new(name).file_name().is_some_and(|f| f == name);
-    if !plain || name.len() > 255 || name.starts_with('.') || name.contains(['\\', '\0']) {
-        return Err(ApiError::bad_request(format!("{name:?} is not a plain file name")));
+    let octets = headers.get(axum::http::header::CONTENT_TYPE).is_some_and(|t| t == "application/octet-stream");
+    if !octets {
+        return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "send the file's bytes as application/octet-stream"));
     }
+    if q.name.is_empty() || q.name.chars().count() > 255 {
+        return Err(ApiError::bad_request("a file name of 1 to 255 characters"));
+    }
+    let name = upload_name(&q.name);
     let dir = m.node.home().path("uploads").join(hex::encode(rand::random::<[u8; 8]>()));
     let io = |e: std::io::Error| ApiError::from(anyhow::Error::from(e).context("storing the upload"));
     tokio::fs::create_dir_all(&dir).await.map_err(io)?;
@@ -381,9 +386,25 @@ async fn upload(
     }
     file.sync_all().await.map_err(io)?;
     drop(file);
-    let path = dir.join(name);
+    let path = dir.join(&name);
     tokio::fs::rename(&part, &path).await.map_err(io)?;
     Ok(Json(Upload { path: path.display().to_string(), size }))
+}
+
+/// `name` made safe as one file name: no `/`, `\\` or NUL (each becomes `_`), no leading `.`, at most 200 bytes
+/// (cut at a character boundary); empty becomes `file`.
+fn upload_name(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if matches!(c, '/' | '\\' | '\0') { '_' } else { c }).collect();
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
+    }
+    while out.len() > 200 {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push_str("file");
+    }
+    out
 }
 
 /// The file of message `id`, sent or received whole, as a download (`Content-Disposition: attachment`, served as
@@ -391,15 +412,16 @@ async fn upload(
 #[utoipa::path(get, path = "/api/v1/files/{id}", tag = "messages",
     params(("id" = String, Path, description = "The message's id (hex)")),
     responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "No such file, or not received yet")))]
+        (status = 404, body = ErrorBody, description = "No such file, or not received yet")))]
 async fn download(State(m): S, id: Result<Path<String>, PathRejection>) -> Result<axum::response::Response, ApiError> {
     use axum::http::header;
     use axum::response::IntoResponse;
     let Path(id) = id?;
+    // not an id at all: no such file either
     let transfer: [u8; 16] = hex::decode(&id)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a message id (32 hex digits)")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no file of message {id:?} (ids are 32 hex digits)")))?;
     let record = m
         .file(&transfer)
         .map_err(error)?
@@ -752,4 +774,21 @@ async fn restore_shared(
     let Json(body) = body?;
     let to = std::path::PathBuf::from(&body.to);
     Ok(Json(m.restore_shared(&body.owner, &body.backup, body.version, &to, body.force).await.map_err(error)?))
+}
+
+#[cfg(test)]
+mod upload_tests {
+    use super::upload_name;
+
+    /// A name from the browser never leaves its folder, hides itself, or grows past what a file system takes.
+    #[test]
+    fn upload_names_stay_one_plain_component() {
+        assert_eq!(upload_name("../../etc/passwd"), "_._.._etc_passwd");
+        assert_eq!(upload_name(".bashrc"), "_bashrc");
+        assert_eq!(upload_name("a\\b\0c"), "a_b_c");
+        assert_eq!(upload_name(""), "file");
+        assert_eq!(upload_name("photo.jpg"), "photo.jpg");
+        let long = upload_name(&"é".repeat(255));
+        assert!(long.len() <= 200 && long.chars().all(|c| c == 'é'));
+    }
 }

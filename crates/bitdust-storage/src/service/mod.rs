@@ -187,6 +187,14 @@ impl Service for StorageService {
         routes::openapi()
     }
 
+    fn config_check(&self) -> Option<bitdust_node::settings::ConfigCheck> {
+        Some(|config| {
+            let storage = StorageConfig::from_config(config)?;
+            storage.customer.layout(storage.customer.suppliers)?;
+            Ok(())
+        })
+    }
+
     async fn start(self: Box<Self>, node: &Arc<Node>, inbounds: &mut Inbounds) -> Result<Started> {
         let mut config = StorageConfig::from_config(node.config())?;
         if let Some(d) = self.overrides.donate_bytes {
