@@ -1137,7 +1137,7 @@ pub struct SharedList {
     pub shared: Vec<SharedInfo>,
 }
 
-/// One entry of a shared version's tree.
+/// One entry of a version's tree (one's own, or a shared one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SharedEntry {
     /// Path relative to the backup's root (lossy UTF-8).
@@ -1147,6 +1147,38 @@ pub struct SharedEntry {
     /// Bytes (files).
     pub size: u64,
 }
+
+/// `GET /api/v1/backups/{name}/files?version=N&dir=PATH` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilesQuery {
+    /// The version (default: the newest).
+    #[serde(default)]
+    #[param(required = false, minimum = 1, maximum = 4294967295_u64)]
+    pub version: Option<u32>,
+    /// The folder whose entries to list, relative to the backup's root, `/`-separated (default: the root).
+    #[serde(default)]
+    #[param(required = false)]
+    pub dir: String,
+}
+
+/// `GET /api/v1/backups/{name}/files`: one folder of a version's tree.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionFiles {
+    /// The backup.
+    pub backup: String,
+    /// The version listed.
+    pub version: u32,
+    /// The folder listed (`""`: the root).
+    pub dir: String,
+    /// Its entries (direct children), folders first, then by name; at most [`MAX_LISTED_ENTRIES`].
+    pub entries: Vec<SharedEntry>,
+    /// Entries left out past [`MAX_LISTED_ENTRIES`].
+    pub more: usize,
+}
+
+/// Most entries one folder listing carries.
+pub const MAX_LISTED_ENTRIES: usize = 10_000;
 
 /// `GET /api/v1/shared/{owner}/{backup}`: a shared backup's versions and the files of one, fetched from the
 /// owner's suppliers.

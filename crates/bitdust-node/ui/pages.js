@@ -173,13 +173,33 @@ function backups(main) {
     await api("POST", "/restores", { name, version, to: to.value.trim(), force: force.checked });
   });
   const list = h("div", { id: "backup-list" });
+  const browser = h("div", { id: "file-browser" }, h("p", {}, "Pick Browse on a version."));
+  const browse = async (name, version, dir) => {
+    try {
+      const l = await api("GET", `/backups/${encodeURIComponent(name)}/files?version=${version}&dir=${encodeURIComponent(dir)}`);
+      const parts = l.dir ? l.dir.split("/") : [];
+      const crumbs = [h("button", { type: "button", class: "secondary", onclick: () => browse(name, version, "") }, `${name}@${version}`)];
+      parts.forEach((p, i) => crumbs.push(" / ", h("button", { type: "button", class: "secondary", onclick: () => browse(name, version, parts.slice(0, i + 1).join("/")) }, p)));
+      fill(browser, h("nav", { "aria-label": "Folder path", class: "crumbs" }, crumbs),
+        table(["Name", "Kind", "Size"], l.entries.map((e) => {
+          const base = e.path.split("/").pop();
+          return h("tr", { "data-entry": e.path }, h("td", { class: "mono" }, e.kind === "dir"
+            ? h("button", { type: "button", class: "secondary", "data-dir": e.path, onclick: () => browse(name, version, e.path) }, base + "/") : base),
+          h("td", {}, e.kind), h("td", {}, e.kind === "file" ? bytes(e.size) : ""));
+        }), `Files of ${name}@${version}${l.dir ? " in " + l.dir : ""}`),
+        l.more ? h("p", {}, `and ${l.more} more`) : "");
+    } catch (e) {
+      fill(browser, h("p", { class: "error" }, e.message));
+    }
+  };
   const err2 = errorLine();
   main.append(
     card("Back up", backupForm, backupErr),
     card("Transfers", jobList),
     card("Restore", restoreForm, restoreErr),
     h("section", { class: "card", "aria-label": "Backups and versions" }, h("h2", {}, "Backups and versions"), err2, list),
-    card("Not here yet", h("p", {}, "Browsing a version's files, restoring one file or folder, schedules, forget and prune come with incremental backups (issue 18).")),
+    h("section", { class: "card", "aria-label": "Files of a version" }, h("h2", {}, "Files"), browser),
+    card("Not here yet", h("p", {}, "Restoring one file or folder, schedules, forget and prune come with incremental backups (issue 18).")),
   );
   const renderJobs = () => {
     const shown = [...jobs.values()].filter((j) => j.kind === "backup" || j.kind === "restore").sort((a, b) => b.id - a.id).slice(0, 8);
@@ -197,13 +217,14 @@ function backups(main) {
     if (selected) which.value = selected;
     fill(list, b.backups.length ? b.backups.map((bk) => h("div", { class: "backup" },
       h("h3", {}, bk.name, " ", h("span", { class: "meta" }, "from " + bk.source)),
-      table(["Version", "Made", "Files", "Size", "Stored", "Layout", "Health"], bk.versions.map((v) => {
+      table(["Version", "Made", "Files", "Size", "Stored", "Layout", "Health", ""], bk.versions.map((v) => {
         const x = hv.get(`${bk.name}@${v.version}`);
         const state = !x ? "–" : x.lost ? h("span", { class: "bad" }, `${x.lost} blocks lost`)
           : x.degraded ? h("span", { class: "warn" }, `${x.degraded} degraded, can lose ${x.can_still_lose} more`)
           : h("span", { class: "ok" }, `full (can lose ${x.can_still_lose} suppliers)`);
         return h("tr", {}, h("td", {}, String(v.version)), h("td", {}, when(v.created_unix)), h("td", {}, String(v.files)),
-          h("td", {}, bytes(v.bytes)), h("td", {}, bytes(v.stored_bytes)), h("td", {}, v.layout), h("td", {}, state));
+          h("td", {}, bytes(v.bytes)), h("td", {}, bytes(v.stored_bytes)), h("td", {}, v.layout), h("td", {}, state),
+          h("td", {}, h("button", { type: "button", class: "secondary", "data-browse": `${bk.name}@${v.version}`, onclick: () => browse(bk.name, v.version, "") }, "Browse")));
       }), `Versions of ${bk.name}`))) : h("p", {}, "No backups yet."));
   };
   const page = live(load, render, anyOf("job_ended", "health_changed"), 0, err2);

@@ -200,7 +200,8 @@ fn web_ui_login_session_origin_checks_and_settings() {
     assert_eq!(answer(rebound).0, 403);
 
     // a login link opens one session, once; the cookie is HttpOnly and SameSite=Strict; the redirect holds no code
-    let link: bitdust_api::UiLogin = serde_json::from_str(&ok(&["--home", s(&home), "--json", "ui", "--no-open"])).unwrap();
+    let link: bitdust_api::UiLogin =
+        serde_json::from_str(&ok(&["--home", s(&home), "--json", "ui", "--no-open"])).unwrap();
     assert!(link.url.starts_with(&format!("{origin}/ui/login?code=")), "{}", link.url);
     let login = agent.get(&link.url).call().unwrap();
     assert_eq!((login.status(), login.header("location")), (303, Some("/")));
@@ -256,7 +257,10 @@ fn web_ui_login_session_origin_checks_and_settings() {
     for (bad, says) in [
         ("api_port = \"x\"".to_string(), "not a valid config"),
         (format!("bootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\n{}", current.toml.replace("bootstrap = []\n", "")), "/p2p/"),
-        (format!("{}\n[customer]\nsuppliers = 4\ndata_shards = 9\n", strip_section(&current.toml, "customer")), "layout"),
+        (
+            format!("{}\n[customer]\nsuppliers = 4\ndata_shards = 9\n", strip_section(&current.toml, "customer")),
+            "layout",
+        ),
     ] {
         let (code, body) = put(&bad);
         assert_eq!(code, 400, "{bad}: {body}");

@@ -359,7 +359,10 @@ async fn upload(
     let Query(q) = query?;
     let octets = headers.get(axum::http::header::CONTENT_TYPE).is_some_and(|t| t == "application/octet-stream");
     if !octets {
-        return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "send the file's bytes as application/octet-stream"));
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedMediaType,
+            "send the file's bytes as application/octet-stream",
+        ));
     }
     if q.name.is_empty() || q.name.chars().count() > 255 {
         return Err(ApiError::bad_request("a file name of 1 to 255 characters"));

@@ -9,6 +9,7 @@
 //! | GET | `/api/v1/health` | | [`Health`]: per version, blocks full / degraded / lost, lost files; the queue |
 //! | GET | `/api/v1/backups` | | [`Backups`]: backups and their versions |
 //! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
+//! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
 //! | POST | `/api/v1/restores` | [`RestoreRequest`] | [`JobStarted`] (404 unknown backup or version, 409 target not empty) |
 //! | GET | `/api/v1/store` | | [`StoreUsage`]: what this node stores as a supplier |
 
@@ -19,8 +20,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, Health, JobResult, JobStarted, PositionHealth,
-    Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionInfo,
+    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, FilesQuery, Health, JobResult, JobStarted,
+    PositionHealth, Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionFiles, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -38,6 +39,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/suppliers/{position}/replace", post(replace))
         .route("/api/v1/health", get(health))
         .route("/api/v1/backups", get(backups).post(start_backup))
+        .route("/api/v1/backups/{name}/files", get(version_files))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/store", get(store))
         .with_state(storage)
@@ -45,7 +47,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(suppliers, hire, replace, health, backups, start_backup, start_restore, store))]
+#[openapi(paths(suppliers, hire, replace, health, backups, version_files, start_backup, start_restore, store))]
 struct StorageApi;
 
 /// The storage wing's part of the OpenAPI document.
@@ -93,6 +95,52 @@ async fn suppliers(State(s): S) -> ApiResult<Suppliers> {
 async fn hire(State(s): S) -> ApiResult<Suppliers> {
     s.ensure_suppliers().await.map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?;
     Ok(Json(suppliers_of(&s).await?))
+}
+
+/// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).
+#[utoipa::path(get, path = "/api/v1/backups/{name}/files", tag = "storage",
+    params(("name" = String, Path, description = "The backup"), FilesQuery),
+    responses((status = 200, body = VersionFiles), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such backup, version or folder")))]
+async fn version_files(
+    State(s): S,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    query: Result<axum::extract::Query<FilesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<VersionFiles> {
+    let (Path(name), axum::extract::Query(q)) = (name?, query?);
+    let catalog = s.catalog()?;
+    let backup = catalog
+        .backup(&name)
+        .filter(|b| !crate::service::vault::is_vault_backup(&b.name))
+        .ok_or_else(|| ApiError::not_found(format!("no backup named {name:?}")))?;
+    let version = match q.version {
+        Some(n) => backup.versions.iter().find(|v| v.number == n),
+        None => backup.versions.last(),
+    }
+    .ok_or_else(|| ApiError::not_found(format!("{name} has no version {}", q.version.unwrap_or(0))))?;
+    let dir = q.dir.trim_matches('/').as_bytes().to_vec();
+    let is_dir = dir.is_empty()
+        || version.entries.iter().any(|e| e.path == dir && matches!(e.kind, crate::proto::catalog::EntryKind::Dir));
+    if !is_dir {
+        return Err(ApiError::not_found(format!("no folder {:?} in {name}@{}", q.dir, version.number)));
+    }
+    let prefix = if dir.is_empty() { Vec::new() } else { [dir.as_slice(), b"/"].concat() };
+    let mut entries: Vec<bitdust_api::SharedEntry> = version
+        .entries
+        .iter()
+        .filter(|e| !e.path.is_empty() && e.path.starts_with(&prefix) && !e.path[prefix.len()..].contains(&b'/'))
+        .map(crate::service::share::api_entry)
+        .collect();
+    entries.sort_by(|a, b| (a.kind != "dir", &a.path).cmp(&(b.kind != "dir", &b.path)));
+    let more = entries.len().saturating_sub(bitdust_api::MAX_LISTED_ENTRIES);
+    entries.truncate(bitdust_api::MAX_LISTED_ENTRIES);
+    Ok(Json(VersionFiles {
+        backup: name,
+        version: version.number,
+        dir: String::from_utf8_lossy(&dir).into_owned(),
+        entries,
+        more,
+    }))
 }
 
 /// Backups and their versions.

@@ -113,17 +113,17 @@ fn grants_for(
 
 /// The entries of `v` as the API lists them.
 fn entries_of(v: &Version) -> Vec<bitdust_api::SharedEntry> {
-    v.entries
-        .iter()
-        .map(|e| {
-            let (kind, size) = match &e.kind {
-                EntryKind::Dir => ("dir", 0),
-                EntryKind::File { size, .. } => ("file", *size),
-                EntryKind::Symlink { .. } => ("symlink", 0),
-            };
-            bitdust_api::SharedEntry { path: String::from_utf8_lossy(&e.path).into_owned(), kind: kind.into(), size }
-        })
-        .collect()
+    v.entries.iter().map(api_entry).collect()
+}
+
+/// An entry as the API lists it.
+pub(crate) fn api_entry(e: &crate::proto::catalog::Entry) -> bitdust_api::SharedEntry {
+    let (kind, size) = match &e.kind {
+        EntryKind::Dir => ("dir", 0),
+        EntryKind::File { size, .. } => ("file", *size),
+        EntryKind::Symlink { .. } => ("symlink", 0),
+    };
+    bitdust_api::SharedEntry { path: String::from_utf8_lossy(&e.path).into_owned(), kind: kind.into(), size }
 }
 
 fn version_info(v: &Version) -> bitdust_api::VersionInfo {
