@@ -233,6 +233,23 @@ async function main() {
     assert.ok(fs.readFileSync(got).equals(fs.readFileSync(sent)), "the downloaded file is identical");
     assert.equal(download.suggestedFilename(), "photo.bin");
     log("2: the file sent in the chat downloads identical");
+    // a group: alice creates it and adds bob; bob finds it in his list and reads it; a new message arrives live
+    await p.fill("#new-group", "team");
+    await p.click("form[aria-label='Create a group'] button[type=submit]");
+    await p.waitForSelector("#group-list button[data-group='team'][aria-pressed='true']");
+    await p.fill("form[aria-label='Add a member'] input[name=member]", "bob");
+    await p.click("form[aria-label='Add a member'] button[type=submit]");
+    await p.waitForSelector("#conversation-head li:has-text('bob')");
+    await p.fill("#message-text", "hello team");
+    await p.click("form[aria-label='Send a message'] button[type=submit]");
+    await b.page.click("#group-list button[data-group='team']", { timeout: 60000 });
+    await b.page.waitForSelector("#messages li:has-text('hello team')", { timeout: 60000 });
+    await p.fill("#message-text", "second to the team");
+    await p.click("form[aria-label='Send a message'] button[type=submit]");
+    await b.page.waitForSelector("#messages li:has-text('second to the team')", { timeout: 60000 });
+    log("2: a group made in alice's page is read live in bob's");
+    await b.page.click("#contact-list button[data-contact='alice']");
+    await b.page.waitForSelector("#messages a[data-file='photo.bin']");
     await b.page.screenshot({ path: path.join(SHOTS, "chat.png"), fullPage: true });
 
     // ---------------------------------------------------------------- 3: a supplier stops

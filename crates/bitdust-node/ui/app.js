@@ -100,6 +100,7 @@ export function when(t, ms) {
 /** Seconds for people: 1 h 5 min. */
 export function duration(s) {
   if (!isFinite(s) || s < 0) return "–";
+  if (s < 10) return s.toFixed(1) + " s";
   if (s < 60) return Math.round(s) + " s";
   if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
   return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
@@ -128,6 +129,7 @@ function jobEvent(ev) {
     const j = jobs.get(ev.job);
     if (j) {
       j.state = ev.state;
+      j.ended = ev.time_unix_ms;
       if (ev.state !== "done") {
         api("GET", "/jobs/" + ev.job).then((full) => { j.error = full.error; bus.emit({ type: "job_detail", job: ev.job }); }).catch(() => {});
       }
@@ -148,8 +150,11 @@ export function jobView(j) {
       h("progress", { max: j.total || 1, value: j.done || 0, "aria-label": `${label} progress` }), " ",
       `${pct}% · ${bytes(j.done)} of ${bytes(j.total)} · ${bytes(rate)}/s · ETA ${duration(eta)}`);
   } else {
+    const took = j.ended && j.started ? (j.ended - j.started) / 1000 : NaN;
     fill(row, h("strong", {}, label), " ",
-      h("span", { class: j.state === "done" ? "ok" : "bad" }, j.state), j.error ? h("span", { class: "error" }, " " + j.error) : "");
+      h("span", { class: j.state === "done" ? "ok" : "bad" }, j.state),
+      j.state === "done" && j.total ? ` · ${bytes(j.total)} in ${duration(took)}` : "",
+      j.error ? h("span", { class: "error" }, " " + j.error) : "");
   }
   return row;
 }
@@ -238,6 +243,26 @@ async function route() {
 
 bus.listeners.add((ev) => {
   if (current && current.onEvent) current.onEvent(ev);
+});
+
+// messages that arrive while another page is shown: counted on the Chat link until it is opened
+let unseen = 0;
+function markChat() {
+  const a = document.querySelector('#nav a[href="#/chat"]');
+  if (a) fill(a, "Chat", unseen ? h("span", { class: "badge", "aria-label": `${unseen} new messages` }, String(unseen)) : "");
+}
+bus.listeners.add((ev) => {
+  const onChat = location.hash.startsWith("#/chat");
+  if (ev.type === "message" && !ev.outgoing && ev.state === "received" && !onChat) {
+    unseen++;
+    markChat();
+  }
+});
+window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#/chat") && unseen) {
+    unseen = 0;
+    markChat();
+  }
 });
 
 function start() {

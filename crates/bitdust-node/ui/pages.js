@@ -457,7 +457,21 @@ function chat(main) {
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
     if (data.group) {
       const g = data.group;
-      fill(head, h("p", {}, "Members: ", g.group.members.map((m) => (m.me ? "me" : m.contact || short(m.peer_id)) + (m.admin ? " (admin)" : "")).join(", ")), memberForm(g.group));
+      const iAmAdmin = g.group.members.some((m) => m.me && m.admin);
+      const leave = h("button", { type: "button", class: "secondary" }, "Leave the group");
+      leave.addEventListener("click", async () => {
+        if (!confirm(`Leave ${g.group.name}? You will not read its new messages.`)) return;
+        try { await api("POST", `/groups/${encodeURIComponent(g.group.name)}/leave`); contacts.refresh(); } catch (e) { showError(sendErr, e); }
+      });
+      fill(head, h("ul", { class: "members", "aria-label": "Members" }, g.group.members.map((m) => {
+        const who = m.me ? "me" : m.contact || short(m.peer_id);
+        const remove = iAmAdmin && !m.me ? h("button", { type: "button", class: "secondary", "aria-label": `Remove ${who}` }, "Remove") : "";
+        if (remove) remove.addEventListener("click", async () => {
+          if (!confirm(`Remove ${who} from ${g.group.name}? Every member's key is replaced.`)) return;
+          try { await api("DELETE", `/groups/${encodeURIComponent(g.group.name)}/members/${encodeURIComponent(m.contact || m.peer_id)}`); conversation.refresh(); } catch (e) { showError(sendErr, e); }
+        });
+        return h("li", {}, who, m.admin ? " (admin) " : " ", remove);
+      })), iAmAdmin ? memberForm(g.group) : leave);
       fill(messages, g.messages.map((m) => h("li", { class: m.outgoing ? "out" : "in", "data-id": m.id },
         h("span", { class: "meta" }, `${m.outgoing ? "me" : m.from_contact || short(m.from)} · ${when(m.sent_unix_ms, true)}`), m.text)));
     } else {
@@ -475,7 +489,7 @@ function chat(main) {
   const fileView = (m) => {
     const f = m.file;
     const ready = m.outgoing || f.state === "received";
-    return h("span", {}, "📎 ",
+    return h("span", {}, "File: ",
       ready ? h("a", { href: `/api/v1/files/${m.id}`, download: f.name, "data-file": f.name }, f.name) : h("span", {}, f.name),
       ` (${bytes(f.size)}, ${f.state}${f.state === "receiving" ? " " + bytes(f.received_bytes) : ""})`, f.error ? h("span", { class: "error" }, " " + f.error) : "");
   };
@@ -574,13 +588,13 @@ function shares(main) {
     fill(theirsBox, s.shared.length ? table(["Owner", "Backup", "Access", "Received", ""], s.shared.map((x) => {
       const owner = x.owner_name || x.owner;
       const browse = h("button", { type: "button", class: "secondary", disabled: x.revoked }, "Browse");
-      browse.addEventListener("click", () => browseShare(owner, x.backup, x.version));
+      browse.addEventListener("click", () => browseShare(owner, x.backup, x.version, x.write && !x.revoked));
       return h("tr", {}, h("td", { class: "mono" }, owner), h("td", {}, x.backup + (x.version ? "@" + x.version : "")),
         h("td", {}, x.revoked ? "revoked" : x.write ? "read, write" : "read"), h("td", {}, when(x.received_unix_ms, true)), h("td", {}, browse));
     }), "Shared with me") : h("p", {}, "Nobody shares anything with you yet."));
   }, anyOf("message"), 10000, err);
 
-  const browseShare = async (owner, name, version) => {
+  const browseShare = async (owner, name, version, writable) => {
     fill(listing, "asking the owner's suppliers…");
     try {
       const l = await api("GET", `/shared/${encodeURIComponent(owner)}/${encodeURIComponent(name)}${version ? "?version=" + version : ""}`);
@@ -591,7 +605,17 @@ function shares(main) {
         const r = await api("POST", "/shared/restore", { owner, backup: name, version: l.version, to: to.value.trim(), force: false });
         fill(e, h("span", { class: "ok" }, `Restored ${r.files} files, ${bytes(r.bytes)}.`));
       });
-      fill(listing, h("h3", {}, `${owner}: ${l.backup}@${l.version}`), form, e,
+      let writeForm = "";
+      if (writable) {
+        const from = h("input", { required: true, placeholder: "/home/me/edits", autocomplete: "off", "aria-label": "Folder to add as a new version" });
+        const we = errorLine();
+        writeForm = h("div", {}, h("form", { class: "row", "aria-label": "Add a version to the share" }, from, h("button", { type: "submit", class: "secondary" }, "Add as a new version")), we);
+        onSubmit(writeForm.firstChild, we, async () => {
+          const r = await api("POST", "/shared/write", { owner, backup: name, path: from.value.trim() });
+          fill(we, h("span", { class: "ok" }, `Sent to ${owner} in ${r.seconds.toFixed(1)} s; it appears as a new version once ${owner} takes it.`));
+        });
+      }
+      fill(listing, h("h3", {}, `${owner}: ${l.backup}@${l.version}`), form, e, writeForm,
         table(["Path", "Kind", "Size"], l.entries.slice(0, 500).map((x) => h("tr", {}, h("td", { class: "mono" }, x.path), h("td", {}, x.kind), h("td", {}, bytes(x.size)))), "Files of the share"),
         l.entries.length > 500 ? h("p", {}, `and ${l.entries.length - 500} more`) : "");
     } catch (e) {
