@@ -29,6 +29,8 @@ const W = fs.mkdtempSync(path.join(os.tmpdir(), "bitdust-ui-"));
 const children = [];
 /** The app's files the browsers loaded: path -> bytes. */
 const assets = new Map();
+/** Every page opened, for the pictures taken when a test fails. */
+const openPages = [];
 let failed = false;
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -115,6 +117,7 @@ const browserArgs = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-fi
 async function newSession(browser, home, who) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
+  openPages.push([who, page]);
   page.on("pageerror", (e) => { failed = true; console.error(`${who}: page error: ${e.message}`); });
   page.on("dialog", async (d) => { failed = true; console.error(`${who}: a dialog opened: ${d.message()}`); await d.dismiss(); });
   const { url } = bdJson(home, "ui", "--no-open");
@@ -216,6 +219,11 @@ async function main() {
     await p.click("form[aria-label='Send a message'] button[type=submit]");
     await b.page.waitForSelector("#messages li:has-text('hello bob, from the browser')", { timeout: 60000 });
     log("2: bob's page shows alice's message live");
+    await b.page.fill("#message-text", "hi alice, got it");
+    await b.page.click("form[aria-label='Send a message'] button[type=submit]");
+    await p.waitForSelector("#messages li.in:has-text('hi alice, got it')", { timeout: 60000 });
+    await p.waitForSelector("#messages li.out[data-state='read']", { timeout: 60000 });
+    log("2: and alice's shows bob's answer and the read receipt");
     const xss = "<img src=x onerror=alert(1)>";
     await p.fill("#message-text", xss);
     await p.click("form[aria-label='Send a message'] button[type=submit]");
@@ -351,6 +359,13 @@ async function main() {
     }
     loads.sort((x, y) => x - y);
     log(`first page shown in ${a.firstPageMs} ms (alice's login), ${b.firstPageMs} ms (bob's); overview reloaded: median ${loads[3]} ms, worst ${loads[6]} ms of 7; screenshots in ${SHOTS}`);
+  } catch (e) {
+    for (const [i, [who, page]] of openPages.entries()) {
+      await page.screenshot({ path: path.join(SHOTS, `failed-${i}-${who}.png`), fullPage: true }).catch(() => {});
+      console.error(`${who}'s page at the failure (${page.url()}), picture in ${SHOTS}/failed-${i}-${who}.png:\n` +
+        (await page.textContent("main").catch(() => "?")));
+    }
+    throw e;
   } finally {
     await browser.close();
   }
