@@ -284,6 +284,86 @@ impl BlockDecoder {
     }
 }
 
+/// Erasure coding of packs (catalog format 2): a pack's bytes are sealed chunks already
+/// ([`crate::proto::chunk`]), so a pack is only padded, cut into `k` data shards, given `n - k` parity shards and
+/// framed as fragments, with no compression and no second encryption. Its [`BlockMeta`] has `plain_len =
+/// cipher_len =` the pack's length and `compressed = false`.
+pub struct PackCoder {
+    layout: Layout,
+    coder: Coder,
+}
+
+impl PackCoder {
+    /// A coder for `layout`.
+    pub fn new(layout: Layout) -> Self {
+        Self { layout, coder: Coder::new() }
+    }
+
+    /// Encodes pack `pack` as block `block_id` (`index`: the pack's number, for messages).
+    ///
+    /// # Errors
+    /// [`PipelineError::TooLarge`] over [`BLOCK_SIZE`]; erasure coding errors.
+    pub fn encode(&mut self, index: u64, block_id: [u8; 32], pack: &[u8]) -> Result<EncodedBlock, PipelineError> {
+        if pack.len() > BLOCK_SIZE {
+            return Err(PipelineError::TooLarge(pack.len()));
+        }
+        let layout = self.layout;
+        let k = layout.k as usize;
+        let shard_len = layout.shard_len(pack.len().max(1));
+        let mut padded = Vec::with_capacity(k * shard_len);
+        padded.extend_from_slice(pack);
+        padded.resize(k * shard_len, 0);
+        let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
+        let mut fragments = Vec::with_capacity(layout.n as usize);
+        let mut shard_hashes = Vec::with_capacity(layout.n as usize);
+        let mut add = |i: usize, shard: &[u8]| {
+            let (frag, hash) = fragment::build(i as u16, layout, block_id, shard);
+            fragments.push(frag);
+            shard_hashes.push(hash);
+        };
+        for (i, shard) in data.iter().enumerate() {
+            add(i, shard);
+        }
+        self.coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
+        let len = pack.len() as u32;
+        Ok(EncodedBlock {
+            meta: BlockMeta {
+                index,
+                block_id,
+                plain_len: len,
+                cipher_len: len,
+                shard_len: shard_len as u32,
+                compressed: false,
+                shard_hashes,
+            },
+            fragments,
+        })
+    }
+
+    /// Decodes a pack from at least `k` fragments `(position, bytes)`, each checked against `meta` first.
+    ///
+    /// # Errors
+    /// [`PipelineError`] if a fragment does not match or too few remain.
+    pub fn decode(&mut self, meta: &BlockMeta, fragments: &[(usize, &[u8])]) -> Result<Vec<u8>, PipelineError> {
+        let mut shards = Vec::with_capacity(fragments.len());
+        for (position, bytes) in fragments {
+            let err = |source| PipelineError::Fragment { shard_index: *position, source };
+            let p = u16::try_from(*position).map_err(|_| err(FragmentError::Malformed("position out of range")))?;
+            shards.push((*position, crate::proto::rebuild::check_source(self.layout, meta, p, bytes).map_err(err)?));
+        }
+        let data = self.coder.decode(self.layout, &shards)?;
+        let mut pack = Vec::with_capacity(data.len() * meta.shard_len as usize);
+        for d in &data {
+            pack.extend_from_slice(d);
+        }
+        if meta.cipher_len as usize > pack.len() {
+            return Err(PipelineError::Decompress(meta.index, "pack shorter than its length".into()));
+        }
+        pack.truncate(meta.cipher_len as usize);
+        Ok(pack)
+    }
+}
+
 /// A block's AES-256-GCM nonce (NIST SP 800-38D, 96-bit): its index, little-endian, then four zero bytes. Unique
 /// per key: each version has its own data key and each block of a version its own index.
 fn nonce(index: u64) -> Nonce {
