@@ -200,6 +200,21 @@ async function main() {
     assert.deepEqual(tree(restored), tree(src), "the restored tree is identical");
     log("1: restored through the UI, trees identical");
     await p.waitForSelector("#backup-list .ok");
+    // a second version, then forget --keep-last 1: a dry run first, then for real
+    fs.writeFileSync(path.join(src, "sub/notes.txt"), "notes, second version\n");
+    await p.fill("#backup-path", src);
+    await p.click("form[aria-label='Start a backup'] button[type=submit]");
+    await p.waitForSelector("#backup-list button[data-browse$='@2']", { timeout: 300000 });
+    await p.fill("#keep-last", "1");
+    await p.click("form[aria-label='Forget old versions'] button[type=submit]");
+    await p.waitForSelector("#forget-report li[data-removed='1']:has-text('would remove')");
+    assert.equal(await p.$$eval("#backup-list button[data-browse]", (x) => x.length), 2, "a dry run removes nothing");
+    await p.uncheck("#forget-dry-run");
+    await p.click("form[aria-label='Forget old versions'] button[type=submit]");
+    await p.waitForSelector("#forget-report li[data-removed='1']:has-text('removed')");
+    await until("version 1 gone from the list", async () => (await p.$$("#backup-list button[data-browse]")).length === 1);
+    assert.ok(await p.$("#backup-list button[data-browse$='@2']"));
+    log("1: a second version, then forget --keep-last 1 (dry run, then for real) from the UI");
     await p.screenshot({ path: path.join(SHOTS, "backups.png"), fullPage: true });
 
     // ---------------------------------------------------------------- 2: chat between two browser sessions

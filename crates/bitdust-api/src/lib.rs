@@ -487,6 +487,60 @@ pub struct BackupRequest {
     pub path: String,
 }
 
+/// `POST /api/v1/backups/{name}/forget`: which versions to keep (restic's `forget` policy; at least one rule).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ForgetRequest {
+    /// Keep the N newest versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest version of each of the last N hours that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_hourly: Option<u32>,
+    /// ... of each of the last N days (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    /// ... of each of the last N ISO weeks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    /// ... of each of the last N months.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    /// ... of each of the last N years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+    /// Only say what would be removed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A version `forget` keeps, and the rules that keep it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeptVersion {
+    /// The version.
+    pub version: u32,
+    /// When it was made, Unix seconds.
+    pub created_unix: u64,
+    /// `last`, `hourly`, `daily`, `weekly`, `monthly`, `yearly`.
+    pub reasons: Vec<String>,
+}
+
+/// What `forget` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ForgetReport {
+    /// The backup.
+    pub backup: String,
+    /// Kept, newest first.
+    pub kept: Vec<KeptVersion>,
+    /// Removed, newest first.
+    pub removed: Vec<u32>,
+    /// Bytes the removed versions held on the suppliers (fragments, all positions).
+    pub freed_bytes: u64,
+    /// Fragments the suppliers confirmed deleted (the rest go when their contracts end).
+    pub fragments_deleted: usize,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+}
+
 /// `POST /api/v1/restores`: restore a version into a folder.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreRequest {

@@ -173,6 +173,26 @@ function backups(main) {
     await api("POST", "/restores", { name, version, to: to.value.trim(), force: force.checked });
   });
   const list = h("div", { id: "backup-list" });
+  const forgetWhich = h("select", { id: "forget-backup", required: true });
+  const keeps = ["last", "hourly", "daily", "weekly", "monthly", "yearly"].map((k) => [k, h("input", { type: "number", min: 0, id: `keep-${k}`, size: 4, class: "small" })]);
+  const dry = h("input", { type: "checkbox", id: "forget-dry-run", checked: true });
+  const forgetErr = errorLine();
+  const forgetOut = h("div", { id: "forget-report", role: "status" });
+  const forgetForm = h("form", { class: "row", "aria-label": "Forget old versions" },
+    field("Backup", forgetWhich), keeps.map(([k, input]) => field(`Keep ${k}`, input)),
+    h("label", { class: "check" }, dry, "dry run (only show)"), h("button", { type: "submit" }, "Forget"));
+  onSubmit(forgetForm, forgetErr, async () => {
+    fill(forgetOut);
+    const body = { dry_run: dry.checked };
+    for (const [k, input] of keeps) if (input.value !== "") body[`keep_${k}`] = Number(input.value);
+    if (Object.keys(body).length === 1) throw new Error("give at least one Keep number: without one, forget would remove every version");
+    const r = await api("POST", `/backups/${encodeURIComponent(forgetWhich.value)}/forget`, body);
+    fill(forgetOut,
+      h("ul", {}, r.kept.map((k) => h("li", { class: "ok" }, `keep ${r.backup}@${k.version} (${k.reasons.join(", ")})`)),
+        r.removed.map((v) => h("li", { class: "warn", "data-removed": v }, `${r.dry_run ? "would remove" : "removed"} ${r.backup}@${v}`))),
+      h("p", {}, r.dry_run ? `Dry run: ${bytes(r.freed_bytes)} would be freed on the suppliers.` : `${bytes(r.freed_bytes)} freed on the suppliers (${r.fragments_deleted} fragments deleted).`));
+    if (!r.dry_run) page.refresh();
+  });
   const browser = h("div", { id: "file-browser" }, h("p", {}, "Pick Browse on a version."));
   const browse = async (name, version, dir) => {
     try {
@@ -199,7 +219,8 @@ function backups(main) {
     card("Restore", restoreForm, restoreErr),
     h("section", { class: "card", "aria-label": "Backups and versions" }, h("h2", {}, "Backups and versions"), err2, list),
     h("section", { class: "card", "aria-label": "Files of a version" }, h("h2", {}, "Files"), browser),
-    card("Not here yet", h("p", {}, "Restoring one file or folder, schedules, forget and prune come with incremental backups (issue 18).")),
+    card("Forget old versions", forgetForm, forgetErr, forgetOut),
+    card("Not here yet", h("p", {}, "Restoring one file or folder, schedules and prune come with incremental backups (issue 18).")),
   );
   const renderJobs = () => {
     const shown = [...jobs.values()].filter((j) => j.kind === "backup" || j.kind === "restore").sort((a, b) => b.id - a.id).slice(0, 8);
@@ -212,6 +233,9 @@ function backups(main) {
   };
   const render = ({ b, health }) => {
     const hv = new Map((health ? health.versions : []).map((v) => [`${v.name}@${v.version}`, v]));
+    const forgetSelected = forgetWhich.value;
+    fill(forgetWhich, b.backups.map((bk) => h("option", { value: bk.name }, bk.name)));
+    if (forgetSelected) forgetWhich.value = forgetSelected;
     const selected = which.value;
     fill(which, b.backups.flatMap((bk) => bk.versions.slice().reverse().map((v) => h("option", { value: JSON.stringify([bk.name, v.version]) }, `${bk.name}@${v.version}`))));
     if (selected) which.value = selected;

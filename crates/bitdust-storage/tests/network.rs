@@ -395,3 +395,60 @@ async fn contracts_end_and_strangers_with_throwaway_identities_cannot_fill_a_sup
     within("restore", alice.restore("src", None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
 }
+
+/// forget with restic's meaning through the real protocol: a dry run changes nothing; then the versions the policy
+/// does not keep leave the catalog and their fragments leave the suppliers (the bytes they hold for alice drop by
+/// what the report says it freed), the kept version still restores byte for byte and a removed one is gone; no
+/// rule and an unknown name are refused and change nothing. (Only the owner can delete its fragments: the
+/// stranger's attempt is `a_stranger_cannot_read_or_delete_another_customers_fragments`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_removes_what_the_policy_does_not_keep_and_frees_the_suppliers() {
+    use bitdust_storage::proto::policy::KeepPolicy;
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer("alice", 4, 256 << 20).await;
+    let src = net.dir.path().join("src");
+    let mut name = String::new();
+    for round in 1..=3u8 {
+        if round > 1 {
+            std::fs::remove_dir_all(&src).unwrap();
+        }
+        make_tree(&src, round);
+        name = within("backup", alice.backup(&src, Progress::new())).await.unwrap().name;
+    }
+    let held = || -> u64 {
+        net.suppliers.iter().map(|s| s.store().map_or(0, |st| st.usage_of(&alice.peer_id()).unwrap().0)).sum()
+    };
+    let before = held();
+    let versions =
+        || -> Vec<u32> { alice.catalog().unwrap().backup(&name).unwrap().versions.iter().map(|v| v.number).collect() };
+    let keep_one = KeepPolicy { last: Some(1), ..Default::default() };
+
+    let dry = alice.forget(&name, &keep_one, true).await.unwrap();
+    assert_eq!(dry.removed, vec![2, 1]);
+    assert_eq!((dry.kept.len(), dry.kept[0].version, dry.kept[0].reasons.clone()), (1, 3, vec!["last".to_string()]));
+    assert!(dry.dry_run && dry.freed_bytes > 0 && dry.fragments_deleted == 0);
+    assert_eq!(versions(), vec![1, 2, 3], "a dry run changes nothing");
+    assert_eq!(held(), before);
+
+    let empty = alice.forget(&name, &KeepPolicy::default(), false).await.unwrap_err();
+    assert!(format!("{empty:#}").contains("at least one"), "{empty:#}");
+    let unknown = alice.forget("nope", &keep_one, false).await.unwrap_err();
+    assert!(format!("{unknown:#}").contains("no backup named"), "{unknown:#}");
+    assert_eq!(versions(), vec![1, 2, 3]);
+
+    let done = within("forget", alice.forget(&name, &keep_one, false)).await.unwrap();
+    assert_eq!(done.removed, vec![2, 1]);
+    assert!(done.fragments_deleted > 0);
+    assert_eq!(versions(), vec![3]);
+    let after = held();
+    assert!(after < before, "{after} < {before}");
+    // the fragments the report counts, and a little more: the catalog each supplier holds is smaller now
+    let freed = before - after;
+    assert!(freed >= done.freed_bytes && freed - done.freed_bytes < 64 * 1024, "{freed} vs {}", done.freed_bytes);
+    // the catalog on the suppliers says so too: a new device would not see the removed versions
+    let out = net.dir.path().join("out3");
+    within("restore 3", alice.restore(&name, Some(3), &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
+    let gone = alice.restore(&name, Some(1), &net.dir.path().join("out1"), false, Progress::new()).await.unwrap_err();
+    assert!(format!("{gone:#}").contains("no version 1") || format!("{gone:#}").contains("version"), "{gone:#}");
+}

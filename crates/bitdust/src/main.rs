@@ -113,6 +113,32 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Remove the versions of a backup that a keep policy does not keep (restic's meaning) and free their space.
+    Forget {
+        /// The backup.
+        name: String,
+        /// Keep the N newest versions.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        /// Keep the newest version of each of the last N hours that have one.
+        #[arg(long, value_name = "N")]
+        keep_hourly: Option<u32>,
+        /// ... of each of the last N days (UTC).
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        /// ... of each of the last N ISO weeks.
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        /// ... of each of the last N months.
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+        /// ... of each of the last N years.
+        #[arg(long, value_name = "N")]
+        keep_yearly: Option<u32>,
+        /// Only show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List every state machine with its state; or print one kind's diagram.
     Automata {
         /// Print the diagram of this automaton kind (supplier_connection, hire_fire, rebuild) and exit.
@@ -401,6 +427,18 @@ fn run(cli: Cli) -> Result<()> {
             tokio::runtime::Runtime::new()?.block_on(cmd::daemon::run(home, opts, storage))
         }
         Cmd::Status => cmd::status::run(&home, j),
+        Cmd::Forget { name, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
+            let request = bitdust_api::ForgetRequest {
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_yearly,
+                dry_run,
+            };
+            cmd::forget::run(&home, &name, request, j)
+        }
         Cmd::Ui { no_open } => cmd::ui::run(&home, no_open, j),
         Cmd::Suppliers { hire } => cmd::suppliers::list(&home, hire, j),
         Cmd::Chat { name } => cmd::chat::run(&home, &name),

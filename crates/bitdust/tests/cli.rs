@@ -383,6 +383,8 @@ fn bad_input_gets_clear_errors() {
     let home = tmp.path().join("h");
     assert!(fails(&["--home", s(&home), "status"]).contains("no identity"));
     assert!(fails(&["--home", s(&home), "init", "--nickname", "Bad Name"]).contains("invalid nickname"));
+    // forget without a rule is refused before anything is asked (it would remove every version)
+    assert!(fails(&["--home", s(&home), "forget", "docs"]).contains("at least one of --keep-last"));
     // output into a pipe nobody reads (`bitdust ... | head` after head exits): done, no panic
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);

@@ -9,6 +9,7 @@
 //! | GET | `/api/v1/health` | | [`Health`]: per version, blocks full / degraded / lost, lost files; the queue |
 //! | GET | `/api/v1/backups` | | [`Backups`]: backups and their versions |
 //! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
+//! | POST | `/api/v1/backups/{name}/forget` | [`ForgetRequest`] | [`ForgetReport`]: versions the policy does not keep removed, their fragments deleted (400 no rule, 404 unknown backup) |
 //! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
 //! | POST | `/api/v1/restores` | [`RestoreRequest`] | [`JobStarted`] (404 unknown backup or version, 409 target not empty) |
 //! | GET | `/api/v1/store` | | [`StoreUsage`]: what this node stores as a supplier |
@@ -20,8 +21,9 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, FilesQuery, Health, JobResult, JobStarted,
-    PositionHealth, Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionFiles, VersionInfo,
+    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, FilesQuery, ForgetReport, ForgetRequest, Health,
+    JobResult, JobStarted, PositionHealth, Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionFiles,
+    VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -40,6 +42,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/health", get(health))
         .route("/api/v1/backups", get(backups).post(start_backup))
         .route("/api/v1/backups/{name}/files", get(version_files))
+        .route("/api/v1/backups/{name}/forget", post(forget))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/store", get(store))
         .with_state(storage)
@@ -47,7 +50,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(suppliers, hire, replace, health, backups, version_files, start_backup, start_restore, store))]
+#[openapi(paths(suppliers, hire, replace, health, backups, version_files, forget, start_backup, start_restore, store))]
 struct StorageApi;
 
 /// The storage wing's part of the OpenAPI document.
@@ -95,6 +98,37 @@ async fn suppliers(State(s): S) -> ApiResult<Suppliers> {
 async fn hire(State(s): S) -> ApiResult<Suppliers> {
     s.ensure_suppliers().await.map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?;
     Ok(Json(suppliers_of(&s).await?))
+}
+
+/// Removes the versions a keep policy does not keep (restic's `forget`, with its prune: their fragments are
+/// deleted from the suppliers); with `dry_run`, only says which.
+#[utoipa::path(post, path = "/api/v1/backups/{name}/forget", tag = "storage",
+    params(("name" = String, Path, description = "The backup")), request_body = ForgetRequest,
+    responses((status = 200, body = ForgetReport), (status = 400, body = ErrorBody, description = "No keep rule"),
+        (status = 404, body = ErrorBody, description = "No such backup")))]
+async fn forget(
+    State(s): S,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    body: Result<Json<ForgetRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<ForgetReport> {
+    use crate::service::customer::forget::ForgetError;
+    let (Path(name), Json(body)) = (name?, body?);
+    let keep = crate::proto::policy::KeepPolicy {
+        last: body.keep_last,
+        hourly: body.keep_hourly,
+        daily: body.keep_daily,
+        weekly: body.keep_weekly,
+        monthly: body.keep_monthly,
+        yearly: body.keep_yearly,
+    };
+    match s.forget(&name, &keep, body.dry_run).await {
+        Ok(r) => Ok(Json(r)),
+        Err(e) => Err(match e.downcast_ref::<ForgetError>() {
+            Some(ForgetError::Unknown(_)) => ApiError::not_found(e.to_string()),
+            Some(ForgetError::NoPolicy) => ApiError::bad_request(e.to_string()),
+            None => ApiError::from(e),
+        }),
+    }
 }
 
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).

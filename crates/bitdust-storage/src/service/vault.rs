@@ -83,20 +83,20 @@ impl Storage {
 
     /// Removes versions `numbers` of backup `name` from the catalog (the backup too if none is left), stores the
     /// new catalog on the suppliers, then deletes those versions' fragments (best effort). Returns the number of
-    /// versions removed.
+    /// versions removed and of fragments the suppliers confirmed deleted.
     ///
     /// # Errors
     /// The database, or no supplier took the new catalog.
-    pub(crate) async fn forget_versions(&self, name: &str, numbers: &[u32]) -> Result<usize> {
+    pub(crate) async fn forget_versions(&self, name: &str, numbers: &[u32]) -> Result<(usize, usize)> {
         let removed: Vec<Version> = {
             let _g = self.customer_lock.lock().await;
             let mut catalog = self.catalog()?;
-            let Some(backup) = catalog.backups.iter_mut().find(|b| b.name == name) else { return Ok(0) };
+            let Some(backup) = catalog.backups.iter_mut().find(|b| b.name == name) else { return Ok((0, 0)) };
             let (gone, kept): (Vec<Version>, Vec<Version>) =
                 backup.versions.drain(..).partition(|v| numbers.contains(&v.number));
             backup.versions = kept;
             if gone.is_empty() {
-                return Ok(0);
+                return Ok((0, 0));
             }
             catalog.backups.retain(|b| !b.versions.is_empty());
             catalog.revision += 1;
@@ -105,14 +105,16 @@ impl Storage {
             self.push_catalog(&catalog, &peers).await?;
             gone
         };
+        let mut total = 0;
         for v in &removed {
             let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(v, p)).collect();
             let vkeys = VersionKeys::derive(self.node().keys().master(), v.id);
             let blocks: Vec<[u8; 32]> = v.blocks.iter().map(|b| b.block_id).collect();
             let deleted = self.delete_fragments_of(&peers, &vkeys, &blocks).await;
+            total += deleted;
             tracing::debug!(backup = name, version = v.number, deleted, "forgotten version's fragments deleted");
         }
-        Ok(removed.len())
+        Ok((removed.len(), total))
     }
 }
 

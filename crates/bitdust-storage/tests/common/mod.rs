@@ -77,6 +77,14 @@ impl Peer {
     ) -> anyhow::Result<bitdust_storage::service::customer::RestoreReport> {
         self.storage.restore(name, version, target, force, progress).await
     }
+    pub async fn forget(
+        &self,
+        name: &str,
+        keep: &bitdust_storage::proto::policy::KeepPolicy,
+        dry_run: bool,
+    ) -> anyhow::Result<bitdust_api::ForgetReport> {
+        self.storage.forget(name, keep, dry_run).await
+    }
 }
 
 pub use bitdust_testkit::{until, within};

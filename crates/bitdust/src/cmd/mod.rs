@@ -7,6 +7,7 @@ pub mod backup;
 pub mod chat;
 pub mod contacts;
 pub mod daemon;
+pub mod forget;
 pub mod group;
 pub mod health;
 pub mod init;

@@ -22,6 +22,7 @@
 
 mod backup;
 mod fetch;
+pub mod forget;
 pub(crate) mod hire;
 mod recovery;
 pub(crate) mod restore;
