@@ -112,7 +112,12 @@ async fn forget(
     body: Result<Json<ForgetRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<ForgetReport> {
     use crate::service::customer::forget::ForgetError;
-    let (Path(name), Json(body)) = (name?, body?);
+    let Path(name) = name?;
+    // an unknown backup first (404), whatever else is wrong with the request
+    if s.catalog()?.backup(&name).filter(|b| !crate::service::vault::is_vault_backup(&b.name)).is_none() {
+        return Err(ApiError::not_found(ForgetError::Unknown(name).to_string()));
+    }
+    let Json(body) = body?;
     let keep = crate::proto::policy::KeepPolicy {
         last: body.keep_last,
         hourly: body.keep_hourly,

@@ -29,14 +29,14 @@ impl Storage {
     /// # Errors
     /// [`ForgetError`], the database, or no supplier took the new catalog.
     pub async fn forget(self: &Arc<Self>, name: &str, keep: &KeepPolicy, dry_run: bool) -> Result<ForgetReport> {
-        if keep.is_empty() {
-            return Err(ForgetError::NoPolicy.into());
-        }
         let catalog = self.catalog()?;
         let backup = catalog
             .backup(name)
             .filter(|b| !crate::service::vault::is_vault_backup(&b.name))
             .ok_or_else(|| ForgetError::Unknown(name.to_string()))?;
+        if keep.is_empty() {
+            return Err(ForgetError::NoPolicy.into());
+        }
         let versions: Vec<(u32, u64)> = backup.versions.iter().map(|v| (v.number, v.created_unix)).collect();
         let decision = policy::apply(keep, &versions);
         let created = |n: u32| backup.versions.iter().find(|v| v.number == n).map_or(0, |v| v.created_unix);
