@@ -481,10 +481,20 @@ pub struct VersionInfo {
 }
 
 /// `POST /api/v1/backups`: back up a path (a new version).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct BackupRequest {
     /// Absolute path of a file or folder.
     pub path: String,
+    /// Paths to leave out, gitignore syntax, relative to the folder (`!pattern` takes one back in); besides these,
+    /// every `.bitdustignore` file under the folder applies to its own folder and below.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Leave out the contents of folders tagged with a valid `CACHEDIR.TAG`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclude_caches: bool,
+    /// Do not descend into other file systems.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_file_system: bool,
 }
 
 /// `POST /api/v1/backups/{name}/forget`: which versions to keep (restic's `forget` policy; at least one rule).
@@ -582,6 +592,9 @@ pub struct BackupReport {
     pub skipped: Vec<String>,
     /// Paths that changed while read.
     pub changed: Vec<String>,
+    /// Paths left out by the excludes (a folder counts once, with everything in it).
+    #[serde(default)]
+    pub excluded: u64,
 }
 
 /// What a restore did.

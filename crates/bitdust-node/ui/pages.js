@@ -154,10 +154,20 @@ function backups(main) {
   const err = errorLine();
   const path = h("input", { id: "backup-path", name: "path", required: true, placeholder: "/home/me/Documents", autocomplete: "off" });
   const backupErr = errorLine();
+  const exclude = h("input", { id: "backup-exclude", name: "exclude", placeholder: "*.tmp, node_modules/", autocomplete: "off" });
+  const caches = h("input", { type: "checkbox", id: "backup-exclude-caches" });
+  const oneFs = h("input", { type: "checkbox", id: "backup-one-file-system" });
   const backupForm = h("form", { class: "row", "aria-label": "Start a backup" },
-    field("Folder or file on this node", path), h("button", { type: "submit" }, "Back up"));
+    field("Folder or file on this node", path), field("Leave out (gitignore patterns, comma-separated)", exclude),
+    h("label", { class: "check" }, caches, "skip CACHEDIR.TAG folders"), h("label", { class: "check" }, oneFs, "stay on this file system"),
+    h("button", { type: "submit" }, "Back up"));
   onSubmit(backupForm, backupErr, async () => {
-    await api("POST", "/backups", { path: path.value.trim() });
+    await api("POST", "/backups", {
+      path: path.value.trim(),
+      exclude: exclude.value.split(",").map((x) => x.trim()).filter((x) => x),
+      exclude_caches: caches.checked,
+      one_file_system: oneFs.checked,
+    });
   });
   const jobList = h("div", { id: "jobs", "aria-live": "polite" });
   const which = h("select", { id: "restore-version", name: "version", required: true });
@@ -495,7 +505,7 @@ function chat(main) {
           try { await api("DELETE", `/groups/${encodeURIComponent(g.group.name)}/members/${encodeURIComponent(m.contact || m.peer_id)}`); conversation.refresh(); } catch (e) { showError(sendErr, e); }
         });
         return h("li", {}, who, m.admin ? " (admin) " : " ", remove);
-      })), iAmAdmin ? memberForm(g.group) : leave);
+      })), controlsFor(g.group, iAmAdmin, leave));
       fill(messages, g.messages.map((m) => h("li", { class: m.outgoing ? "out" : "in", "data-id": m.id },
         h("span", { class: "meta" }, `${m.outgoing ? "me" : m.from_contact || short(m.from)} · ${when(m.sent_unix_ms, true)}`), m.text)));
     } else {
@@ -536,6 +546,17 @@ function chat(main) {
     }
   };
 
+  // the group's form is built once per group and role, so a refresh never empties what is being typed in it
+  let controls = null;
+  let controlsKey = "";
+  const controlsFor = (g, admin, leave) => {
+    const key = `${g.name}\u0000${admin}`;
+    if (key !== controlsKey) {
+      controls = admin ? memberForm(g) : leave;
+      controlsKey = key;
+    }
+    return controls;
+  };
   const memberForm = (g) => {
     const member = h("input", { name: "member", placeholder: "contact", autocomplete: "off", "aria-label": "Contact to add" });
     const history = h("input", { type: "checkbox" });

@@ -452,3 +452,47 @@ async fn forget_removes_what_the_policy_does_not_keep_and_frees_the_suppliers() 
     let gone = alice.restore(&name, Some(1), &net.dir.path().join("out1"), false, Progress::new()).await.unwrap_err();
     assert!(format!("{gone:#}").contains("no version 1") || format!("{gone:#}").contains("version"), "{gone:#}");
 }
+
+/// Excludes end to end: what `--exclude`, a `.bitdustignore` and a `CACHEDIR.TAG` leave out is not stored (the
+/// restore lacks it, the report counts it), a `!pattern` takes a path back, and everything else restores byte for
+/// byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_paths_are_not_stored_and_the_rest_restores() {
+    use bitdust_storage::service::archive::Excludes;
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer("alice", 4, 256 << 20).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 1);
+    let w = |rel: &str, data: &[u8]| {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    w("big.iso", &[7u8; 100_000]);
+    w("target/debug/junk", b"junk");
+    w("keep/.bitdustignore", b"*.log\n!important.log\n");
+    w("keep/a.log", b"noise");
+    w("keep/important.log", b"keep me");
+    w("keep/data", b"data");
+    w("cache/CACHEDIR.TAG", b"Signature: 8a477f597d28d172789f06886806bc55\n");
+    w("cache/entry", &[1u8; 50_000]);
+    let ex = Excludes { patterns: vec!["*.iso".into(), "/target".into()], caches: true, one_file_system: true };
+    let report = within("backup", alice.backup_with(&src, &ex)).await.unwrap();
+    assert_eq!(report.excluded, 4, "big.iso, target, keep/a.log, cache/entry");
+    let out = net.dir.path().join("out");
+    within("restore", alice.restore(&report.name, None, &out, false, Progress::new())).await.unwrap();
+    for gone in ["big.iso", "target", "keep/a.log", "cache/entry"] {
+        assert!(std::fs::symlink_metadata(out.join(gone)).is_err(), "{gone} was left out");
+    }
+    // remove what was left out from the source: the rest is identical
+    for gone in ["big.iso", "keep/a.log", "cache/entry"] {
+        std::fs::remove_file(src.join(gone)).unwrap();
+    }
+    std::fs::remove_dir_all(src.join("target")).unwrap();
+    // (removing them changed the mtimes of their folders, and only those)
+    let diffs = bitdust_storage::service::archive::compare_trees(&src, &out).unwrap();
+    assert_eq!(diffs, vec!["mtime differs: ", "mtime differs: cache", "mtime differs: keep"]);
+    assert_eq!(std::fs::read(out.join("keep/important.log")).unwrap(), b"keep me");
+    let bad = alice.backup_with(&src, &Excludes { patterns: vec!["a[".into()], ..Default::default() }).await;
+    assert!(format!("{:#}", bad.unwrap_err()).contains("bad exclude pattern"));
+}

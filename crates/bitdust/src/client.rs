@@ -178,8 +178,15 @@ impl Client {
     /// # Errors
     /// The daemon's error or the job's.
     pub fn backup(&self, path: &Path, quiet: bool) -> Result<BackupReport> {
-        let started: JobStarted =
-            self.post("/backups", &BackupRequest { path: path.to_string_lossy().into_owned() })?;
+        self.backup_with(BackupRequest { path: path.to_string_lossy().into_owned(), ..BackupRequest::default() }, quiet)
+    }
+
+    /// Backs up as `request` says (path and excludes) and waits for the report.
+    ///
+    /// # Errors
+    /// The daemon's error or the job's.
+    pub fn backup_with(&self, request: BackupRequest, quiet: bool) -> Result<BackupReport> {
+        let started: JobStarted = self.post("/backups", &request)?;
         match self.wait_job(started, "backup ", quiet)? {
             JobResult::Backup(r) => Ok(r),
             JobResult::Restore(_) => bail!("the daemon answered a backup job with a restore report"),

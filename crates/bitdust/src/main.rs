@@ -96,6 +96,19 @@ enum Cmd {
         /// A share that lets you write: OWNER:NAME (OWNER a contact's name or a peer id).
         #[arg(long, value_name = "OWNER:NAME")]
         to: Option<String>,
+        /// Leave out paths matching PATTERN (gitignore syntax, relative to the folder; repeatable; `!PATTERN`
+        /// takes one back in). `.bitdustignore` files under the folder apply too.
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Leave out the patterns in FILE, one per line (repeatable).
+        #[arg(long, value_name = "FILE")]
+        exclude_file: Vec<PathBuf>,
+        /// Leave out the contents of folders tagged with a CACHEDIR.TAG.
+        #[arg(long)]
+        exclude_caches: bool,
+        /// Do not descend into other file systems.
+        #[arg(long)]
+        one_file_system: bool,
     },
     /// List backups and versions; or, given OWNER:NAME[@VERSION], the files of what OWNER shares with you.
     Ls {
@@ -464,8 +477,16 @@ fn run(cli: Cli) -> Result<()> {
             Some(ContactsCmd::Remove { name }) => cmd::contacts::remove(&home, &name, j),
             Some(ContactsCmd::Verify { name, confirm }) => cmd::contacts::verify(&home, &name, confirm, j),
         },
-        Cmd::Backup { path, to: None } => cmd::backup::run(&home, &path, j),
-        Cmd::Backup { path, to: Some(spec) } => match cmd::share::split_owner(&spec)? {
+        Cmd::Backup { path, to: None, exclude, exclude_file, exclude_caches, one_file_system } => {
+            let excludes = cmd::backup::Excludes {
+                patterns: exclude,
+                files: exclude_file,
+                caches: exclude_caches,
+                one_file_system,
+            };
+            cmd::backup::run(&home, &path, excludes, j)
+        }
+        Cmd::Backup { path, to: Some(spec), .. } => match cmd::share::split_owner(&spec)? {
             Some((owner, name, None)) => cmd::share::write(&home, &owner, &name, &path, j),
             _ => anyhow::bail!("--to takes OWNER:NAME (a share that lets you write), got {spec:?}"),
         },

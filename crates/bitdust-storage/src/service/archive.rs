@@ -45,6 +45,9 @@ pub enum ArchiveError {
     /// The stream ended before every file was complete.
     #[error("archive stream ended early")]
     Truncated,
+    /// An exclude pattern that is not gitignore syntax.
+    #[error("bad exclude pattern: {0}")]
+    BadPattern(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
@@ -60,6 +63,8 @@ pub struct Scan {
     pub total_bytes: u64,
     /// Paths skipped (special files), for the report.
     pub skipped: Vec<String>,
+    /// Paths left out by the excludes (a folder counts once, with everything in it).
+    pub excluded: u64,
 }
 
 fn entry_for(meta: &fs::Metadata, path: Vec<u8>, kind: EntryKind) -> Entry {
@@ -72,11 +77,61 @@ fn entry_for(meta: &fs::Metadata, path: Vec<u8>, kind: EntryKind) -> Entry {
     }
 }
 
+/// What a backup leaves out (restic's and borg's options, gitignore syntax from the `ignore` crate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Excludes {
+    /// Patterns in gitignore syntax, relative to the backed-up folder (`--exclude`, and the lines of
+    /// `--exclude-file`); a `!pattern` takes a path back in.
+    pub patterns: Vec<String>,
+    /// Leave out the contents of folders holding a valid `CACHEDIR.TAG` (<https://bford.info/cachedir/>); the folder
+    /// and its tag are kept.
+    pub caches: bool,
+    /// Do not descend into folders on another file system (mount points are kept, empty).
+    pub one_file_system: bool,
+}
+
+/// The file whose lines (gitignore syntax) exclude paths in its folder and below.
+pub const IGNORE_FILE: &str = ".bitdustignore";
+/// The first bytes of a valid `CACHEDIR.TAG`.
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// The exclusion rules in force in one folder: the command line's at the root, then each `.bitdustignore` on the
+/// way down (deeper ones decide first, as in git).
+struct Rules {
+    stack: Vec<ignore::gitignore::Gitignore>,
+    caches: bool,
+    device: Option<u64>,
+}
+
+impl Rules {
+    /// Whether `path` (a directory if `is_dir`) is excluded: the deepest rule that matches decides.
+    fn excluded(&self, path: &Path, is_dir: bool) -> bool {
+        for g in self.stack.iter().rev() {
+            match g.matched(path, is_dir) {
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+                ignore::Match::None => {}
+            }
+        }
+        false
+    }
+}
+
 /// Walks `source` (a folder or a single file).
 ///
 /// # Errors
 /// [`ArchiveError::Io`] if `source` or anything under it cannot be read.
 pub fn scan(source: &Path) -> Result<Scan, ArchiveError> {
+    scan_with(source, &Excludes::default())
+}
+
+/// Walks `source` (a folder or a single file), leaving out what `excludes` and the `.bitdustignore` files say; the
+/// count of paths left out is in [`Scan::excluded`].
+///
+/// # Errors
+/// [`ArchiveError::Io`] if `source` or anything under it cannot be read, [`ArchiveError::BadPattern`] for a pattern
+/// that is not valid gitignore syntax.
+pub fn scan_with(source: &Path, excludes: &Excludes) -> Result<Scan, ArchiveError> {
     let meta = fs::symlink_metadata(source).map_err(io_err(source))?;
     let mut scan = Scan::default();
     if meta.is_file() {
@@ -92,26 +147,73 @@ pub fn scan(source: &Path) -> Result<Scan, ArchiveError> {
         });
     }
     scan.entries.push(entry_for(&meta, Vec::new(), EntryKind::Dir));
-    walk(source, Vec::new(), &mut scan)?;
+    let mut root = ignore::gitignore::GitignoreBuilder::new(source);
+    for p in &excludes.patterns {
+        root.add_line(None, p).map_err(|e| ArchiveError::BadPattern(format!("{p:?}: {e}")))?;
+    }
+    let root = root.build().map_err(|e| ArchiveError::BadPattern(e.to_string()))?;
+    let mut rules =
+        Rules { stack: vec![root], caches: excludes.caches, device: excludes.one_file_system.then(|| meta.dev()) };
+    walk(source, Vec::new(), &mut scan, &mut rules)?;
     Ok(scan)
 }
 
-fn walk(dir: &Path, rel: Vec<u8>, scan: &mut Scan) -> Result<(), ArchiveError> {
+/// Whether `dir` holds a valid `CACHEDIR.TAG`.
+fn is_cache_dir(dir: &Path) -> bool {
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    File::open(dir.join("CACHEDIR.TAG")).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == CACHEDIR_SIGNATURE
+}
+
+fn walk(dir: &Path, rel: Vec<u8>, scan: &mut Scan, rules: &mut Rules) -> Result<(), ArchiveError> {
     let mut children: Vec<_> = fs::read_dir(dir)
         .map_err(io_err(dir))?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<Result<_, _>>()
         .map_err(io_err(dir))?;
     children.sort();
+    if rules.caches && is_cache_dir(dir) {
+        // the folder and its tag stay, so a restore shows what was left out
+        scan.excluded += children.iter().filter(|n| n.as_bytes() != b"CACHEDIR.TAG").count() as u64;
+        children.retain(|n| n.as_bytes() == b"CACHEDIR.TAG");
+    }
+    let ignore_file = dir.join(IGNORE_FILE);
+    let pushed = if ignore_file.is_file() {
+        let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
+        if let Some(e) = b.add(&ignore_file) {
+            return Err(ArchiveError::BadPattern(format!("{}: {e}", ignore_file.display())));
+        }
+        rules.stack.push(b.build().map_err(|e| ArchiveError::BadPattern(format!("{}: {e}", ignore_file.display())))?);
+        true
+    } else {
+        false
+    };
+    let result = walk_children(dir, &rel, children, scan, rules);
+    if pushed {
+        rules.stack.pop();
+    }
+    result
+}
+
+fn walk_children(
+    dir: &Path,
+    rel: &[u8],
+    children: Vec<OsString>,
+    scan: &mut Scan,
+    rules: &mut Rules,
+) -> Result<(), ArchiveError> {
     for name in children {
         let path = dir.join(&name);
-        let mut child_rel = rel.clone();
+        let mut child_rel = rel.to_vec();
         if !child_rel.is_empty() {
             child_rel.push(b'/');
         }
         child_rel.extend_from_slice(name.as_bytes());
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let ft = meta.file_type();
+        if rules.excluded(&path, ft.is_dir()) {
+            scan.excluded += 1;
+            continue;
+        }
         if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err(&path))?;
             scan.entries.push(entry_for(
@@ -121,7 +223,12 @@ fn walk(dir: &Path, rel: Vec<u8>, scan: &mut Scan) -> Result<(), ArchiveError> {
             ));
         } else if ft.is_dir() {
             scan.entries.push(entry_for(&meta, child_rel.clone(), EntryKind::Dir));
-            walk(&path, child_rel, scan)?;
+            if rules.device.is_some_and(|d| d != meta.dev()) {
+                // another file system: the mount point stays, empty
+                scan.excluded += 1;
+                continue;
+            }
+            walk(&path, child_rel, scan, rules)?;
         } else if ft.is_file() {
             let size = meta.len();
             scan.entries.push(entry_for(&meta, child_rel, EntryKind::File { size, offset: scan.total_bytes }));
@@ -606,6 +713,60 @@ mod tests {
 
     /// Regression: skipping a lost block once pointed the open file at /dev/null and then removed "its temp
     /// file", deleting /dev/null itself when run as root.
+    #[test]
+    fn excludes_patterns_ignore_files_caches_and_their_precedence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("src");
+        let w = |rel: &str, data: &[u8]| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, data).unwrap();
+        };
+        w("keep.txt", b"1");
+        w("build/out.o", b"2");
+        w("notes.tmp", b"3");
+        w("docs/a.tmp", b"4");
+        w("docs/important.tmp", b"5");
+        w("docs/.bitdustignore", b"!important.tmp\nprivate/\n");
+        w("docs/private/secret", b"6");
+        w("cache/CACHEDIR.TAG", b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n");
+        w("cache/blob", b"7");
+        w("fake-cache/CACHEDIR.TAG", b"not a signature");
+        w("fake-cache/blob", b"8");
+        let paths = |s: &Scan| -> Vec<String> {
+            s.entries.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect()
+        };
+        let all = scan(&root).unwrap();
+        assert_eq!(all.excluded, 1, "docs/private, by docs/.bitdustignore");
+        assert!(paths(&all).contains(&"docs/important.tmp".to_string()));
+        assert!(!paths(&all).contains(&"docs/private".to_string()), "a .bitdustignore applies without options too");
+        let ex = Excludes { patterns: vec!["*.tmp".into(), "/build".into()], caches: true, one_file_system: true };
+        let s = scan_with(&root, &ex).unwrap();
+        let p = paths(&s);
+        for kept in [
+            "keep.txt",
+            "docs",
+            "docs/important.tmp",
+            "docs/.bitdustignore",
+            "cache",
+            "cache/CACHEDIR.TAG",
+            "fake-cache/blob",
+        ] {
+            assert!(p.contains(&kept.to_string()), "{kept} kept: {p:?}");
+        }
+        for gone in ["build", "build/out.o", "notes.tmp", "docs/a.tmp", "docs/private", "cache/blob"] {
+            assert!(!p.contains(&gone.to_string()), "{gone} excluded: {p:?}");
+        }
+        // build (with its file, once), notes.tmp, docs/a.tmp, docs/private, cache/blob
+        assert_eq!(s.excluded, 5);
+        // out.o, notes.tmp, docs/a.tmp and cache/blob: one byte each
+        assert_eq!(s.total_bytes, all.total_bytes - 4);
+        assert!(matches!(
+            scan_with(&root, &Excludes { patterns: vec!["a[".into()], ..Default::default() }),
+            Err(ArchiveError::BadPattern(_))
+        ));
+    }
+
     #[test]
     fn skipping_a_lost_block_touches_nothing_outside_the_target() {
         let src = tempfile::tempdir().unwrap();

@@ -228,9 +228,19 @@ async fn start_backup(
     }
     std::fs::symlink_metadata(&path)
         .map_err(|e| ApiError::bad_request(format!("cannot back up {}: {e}", path.display())))?;
+    let excludes = crate::service::archive::Excludes {
+        patterns: body.exclude.clone(),
+        caches: body.exclude_caches,
+        one_file_system: body.one_file_system,
+    };
+    // a bad pattern is the request's fault: refused now, not as a failed job
+    let mut check = ignore::gitignore::GitignoreBuilder::new(&path);
+    for p in &excludes.patterns {
+        check.add_line(None, p).map_err(|e| ApiError::bad_request(format!("exclude pattern {p:?}: {e}")))?;
+    }
     let storage = s.clone();
     let (job, event_id) = s.node().jobs().spawn("backup", body.path.clone(), move |progress| async move {
-        Ok(JobResult::Backup(storage.backup(&path, progress).await?))
+        Ok(JobResult::Backup(storage.backup_with(&path, &excludes, progress).await?))
     });
     Ok(Json(JobStarted { job, event_id }))
 }

@@ -201,7 +201,14 @@ impl Storage {
         self.restore(name, Some(number), &tree, false, bitdust_node::Progress::new()).await?;
         let source = tree.join(path);
         let named = (copy.clone(), format!("{name}@{number}/{path}").into_bytes());
-        let report = self.backup_as(&source, Some(named), bitdust_node::Progress::new()).await?;
+        let report = self
+            .backup_as(
+                &source,
+                Some(named),
+                &crate::service::archive::Excludes::default(),
+                bitdust_node::Progress::new(),
+            )
+            .await?;
         Ok((copy, report.version, number))
     }
 
@@ -217,7 +224,14 @@ impl Storage {
         let source = std::fs::canonicalize(path)
             .map_err(|e| ShareError::BadRequest(format!("cannot read {}: {e}", path.display())))?;
         let named = (name.clone(), source.as_os_str().as_encoded_bytes().to_vec());
-        let report = self.backup_as(&source, Some(named), bitdust_node::Progress::new()).await?;
+        let report = self
+            .backup_as(
+                &source,
+                Some(named),
+                &crate::service::archive::Excludes::default(),
+                bitdust_node::Progress::new(),
+            )
+            .await?;
         self.share_named(&name, Some(report.version), None, Some(grantee), grant_id, expires_unix).await
     }
 
@@ -240,8 +254,14 @@ impl Storage {
         } else {
             tree
         };
-        let report =
-            self.backup_as(&source, Some((backup.to_string(), b.source)), bitdust_node::Progress::new()).await?;
+        let report = self
+            .backup_as(
+                &source,
+                Some((backup.to_string(), b.source)),
+                &crate::service::archive::Excludes::default(),
+                bitdust_node::Progress::new(),
+            )
+            .await?;
         Ok(report.version)
     }
 

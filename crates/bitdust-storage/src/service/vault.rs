@@ -135,7 +135,14 @@ impl Storage {
         let scratch = Scratch::new(self)?;
         let file = scratch.0.join(file_name);
         std::fs::write(&file, data).with_context(|| format!("writing {}", file.display()))?;
-        let report = self.backup_as(&file, Some((backup.to_string(), source)), Progress::new()).await?;
+        let report = self
+            .backup_as(
+                &file,
+                Some((backup.to_string(), source)),
+                &crate::service::archive::Excludes::default(),
+                Progress::new(),
+            )
+            .await?;
         drop(scratch);
         let older: Vec<u32> = self
             .catalog()?
@@ -222,7 +229,8 @@ impl Vault for Storage {
             bail!("cannot send {}: not a file", path.display());
         }
         let named = (backup.clone(), format!("shared:{name}").into_bytes());
-        let report = this.backup_as(path, Some(named), Progress::new()).await?;
+        let report =
+            this.backup_as(path, Some(named), &crate::service::archive::Excludes::default(), Progress::new()).await?;
         let version = self
             .catalog()?
             .backup(&backup)

@@ -77,6 +77,13 @@ impl Peer {
     ) -> anyhow::Result<bitdust_storage::service::customer::RestoreReport> {
         self.storage.restore(name, version, target, force, progress).await
     }
+    pub async fn backup_with(
+        &self,
+        source: &Path,
+        excludes: &bitdust_storage::service::archive::Excludes,
+    ) -> anyhow::Result<bitdust_storage::service::customer::BackupReport> {
+        self.storage.backup_with(source, excludes, bitdust_node::Progress::new()).await
+    }
     pub async fn forget(
         &self,
         name: &str,

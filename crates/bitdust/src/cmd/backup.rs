@@ -7,16 +7,41 @@ use bitdust_core::human_bytes;
 use bitdust_node::Home;
 
 use super::print;
+use bitdust_api::BackupRequest;
+
+/// What the command line leaves out: `--exclude`, `--exclude-file`, `--exclude-caches`, `--one-file-system`.
+#[derive(Debug, Default)]
+pub struct Excludes {
+    /// Patterns (gitignore syntax).
+    pub patterns: Vec<String>,
+    /// Files of patterns, one per line.
+    pub files: Vec<std::path::PathBuf>,
+    /// CACHEDIR.TAG folders' contents.
+    pub caches: bool,
+    /// Stay on the folder's file system.
+    pub one_file_system: bool,
+}
 use bitdust::client::Client;
 
 /// Runs the command.
 ///
 /// # Errors
 /// If the path is unreadable, the daemon does not answer, or the backup fails.
-pub fn run(home: &Home, path: &Path, json: bool) -> Result<()> {
+pub fn run(home: &Home, path: &Path, excludes: Excludes, json: bool) -> Result<()> {
     let abs = std::path::absolute(path).with_context(|| format!("cannot back up {}", path.display()))?;
     std::fs::symlink_metadata(&abs).with_context(|| format!("cannot back up {}", path.display()))?;
-    let r = Client::for_home(home)?.backup(&abs, json)?;
+    let mut exclude = excludes.patterns;
+    for file in &excludes.files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        exclude.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    }
+    let request = BackupRequest {
+        path: abs.to_string_lossy().into_owned(),
+        exclude,
+        exclude_caches: excludes.caches,
+        one_file_system: excludes.one_file_system,
+    };
+    let r = Client::for_home(home)?.backup_with(request, json)?;
     print(json, &r, |r| {
         let mut s = format!(
             "backed up {} as {}@{}: {} files, {} in {:.2} s ({:.1} MB/s); {} stored with {}",
@@ -35,6 +60,9 @@ pub fn run(home: &Home, path: &Path, json: bool) -> Result<()> {
         }
         for p in &r.changed {
             s += &format!("\n  changed during backup: {p}");
+        }
+        if r.excluded > 0 {
+            s += &format!("\n  {} paths left out by the excludes", r.excluded);
         }
         s
     });

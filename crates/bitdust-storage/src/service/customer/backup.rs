@@ -30,7 +30,20 @@ impl Storage {
     /// # Errors
     /// If the path is unreadable, too few suppliers are online, or an upload fails.
     pub async fn backup(self: &Arc<Self>, source: &Path, progress: Progress) -> Result<BackupReport> {
-        self.backup_as(source, None, progress).await
+        self.backup_as(source, None, &archive::Excludes::default(), progress).await
+    }
+
+    /// Backs up `source` as a new version, leaving out what `excludes` says (and what `.bitdustignore` files say).
+    ///
+    /// # Errors
+    /// As [`Storage::backup`]; a bad pattern.
+    pub async fn backup_with(
+        self: &Arc<Self>,
+        source: &Path,
+        excludes: &archive::Excludes,
+        progress: Progress,
+    ) -> Result<BackupReport> {
+        self.backup_as(source, None, excludes, progress).await
     }
 
     /// Backs up `source` as a new version of backup `as_named` (name, source recorded in the catalog) if given,
@@ -39,6 +52,7 @@ impl Storage {
         self: &Arc<Self>,
         source: &Path,
         as_named: Option<(String, Vec<u8>)>,
+        excludes: &archive::Excludes,
         progress: Progress,
     ) -> Result<BackupReport> {
         let started = Instant::now();
@@ -46,7 +60,8 @@ impl Storage {
         let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
         let scan = {
             let s = source.clone();
-            tokio::task::spawn_blocking(move || archive::scan(&s)).await??
+            let excludes = excludes.clone();
+            tokio::task::spawn_blocking(move || archive::scan_with(&s, &excludes)).await??
         };
         progress.set_total(scan.total_bytes);
         let slots = self.ensure_suppliers_locked().await?;
@@ -59,8 +74,12 @@ impl Storage {
         let (tx, mut rx) = mpsc::channel::<Result<EncodedBlock>>(2);
         let encoder_keys = vkeys.clone();
         let src = source.clone();
-        let entries_for_reader =
-            archive::Scan { entries: scan.entries.clone(), total_bytes: scan.total_bytes, skipped: vec![] };
+        let entries_for_reader = archive::Scan {
+            entries: scan.entries.clone(),
+            total_bytes: scan.total_bytes,
+            skipped: vec![],
+            excluded: 0,
+        };
         let encoder = tokio::task::spawn_blocking(move || -> Vec<String> {
             let mut reader = StreamReader::new(&src, &entries_for_reader);
             let mut enc = match BlockEncoder::new(layout, encoder_keys) {
@@ -172,6 +191,7 @@ impl Storage {
             seconds: 0.0,
             skipped: scan.skipped,
             changed,
+            excluded: scan.excluded,
         };
         match catalog.backups.iter_mut().find(|b| b.name == name) {
             Some(b) => b.versions.push(version),
