@@ -65,6 +65,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The operation conflicts with the state (busy, target not empty): 409.
     Conflict,
+    /// A body over the operation's size limit: 413.
+    PayloadTooLarge,
     /// A body of a type the operation does not take: 415.
     UnsupportedMediaType,
     /// The network cannot serve it now (too few suppliers online): 503.
@@ -82,6 +84,7 @@ impl ErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -119,15 +119,37 @@ pub(crate) async fn export_key(
     if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(ApiError::bad_request(format!("a passphrase of at least {MIN_PASSPHRASE_CHARS} characters")));
     }
-    if file.symlink_metadata().is_ok() {
-        return Err(ApiError::new(ErrorKind::Conflict, format!("{} exists; refusing to overwrite it", file.display())));
+    let parent = file.parent().filter(|p| p.is_dir());
+    if parent.is_none() {
+        return Err(ApiError::bad_request(format!("{}: its folder does not exist", file.display())));
     }
     let keys = s.node.keys().clone();
     let sealed = tokio::task::spawn_blocking(move || keys.export_encrypted(&passphrase).map(Zeroizing::new))
         .await
         .map_err(|e| ApiError::from(anyhow::Error::from(e)))?
         .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    crate::home::write_secret(file, sealed.as_bytes())?;
+    // created new (never over an existing file, whatever appeared since the request came), 0600 from the start
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file)?;
+        f.write_all(sealed.as_bytes())?;
+        f.sync_all()
+    })();
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                format!("{} exists; refusing to overwrite it", file.display()),
+            ))
+        }
+        Err(e) => {
+            // a half-written key file is worse than none
+            let _ = std::fs::remove_file(file);
+            return Err(ApiError::from(anyhow::Error::from(e).context(format!("writing {}", file.display()))));
+        }
+    }
     Ok(Json(KeyExported { file: file.display().to_string(), peer_id: s.node.peer_id().to_string() }))
 }
 

@@ -299,6 +299,17 @@ mod tests {
         assert!(ui.end(&cookie(&ui, &secret)));
         assert!(!ui.check(&cookie(&ui, &secret)), "logged out");
         assert!(ui.redeem("zz").is_none() && ui.redeem(&hex::encode([1u8; 32])).is_none());
+        // an expired code opens nothing, and neither does a session unused past its idle time
+        let stale = ui.new_code();
+        let past = Instant::now().checked_sub(Duration::from_secs(1)).unwrap();
+        ui.inner.lock().unwrap().codes.values_mut().for_each(|e| *e = past);
+        assert!(ui.redeem(&stale).is_none(), "an expired code");
+        let fresh = ui.new_code();
+        let secret = ui.redeem(&fresh).unwrap();
+        if let Some(idle) = Instant::now().checked_sub(SESSION_IDLE + Duration::from_secs(1)) {
+            ui.inner.lock().unwrap().sessions.values_mut().for_each(|u| *u = idle);
+            assert!(!ui.check(&cookie(&ui, &secret)), "an idle session");
+        }
     }
 
     #[test]

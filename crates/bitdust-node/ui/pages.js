@@ -195,7 +195,7 @@ function backups(main) {
     fill(forgetOut);
     const body = { dry_run: dry.checked };
     for (const [k, input] of keeps) if (input.value !== "") body[`keep_${k}`] = Number(input.value);
-    if (Object.keys(body).length === 1) throw new Error("give at least one Keep number: without one, forget would remove every version");
+    if (!Object.entries(body).some(([k, v]) => k.startsWith("keep_") && v > 0)) throw new Error("give at least one Keep number above 0: without one, forget would remove every version");
     const r = await api("POST", `/backups/${encodeURIComponent(forgetWhich.value)}/forget`, body);
     fill(forgetOut,
       h("ul", {}, r.kept.map((k) => h("li", { class: "ok" }, `keep ${r.backup}@${k.version} (${k.reasons.join(", ")})`)),

@@ -432,6 +432,9 @@ async fn forget_removes_what_the_policy_does_not_keep_and_frees_the_suppliers() 
 
     let empty = alice.forget(&name, &KeepPolicy::default(), false).await.unwrap_err();
     assert!(format!("{empty:#}").contains("at least one"), "{empty:#}");
+    let zeros = KeepPolicy { last: Some(0), daily: Some(0), ..Default::default() };
+    let zeros = alice.forget(&name, &zeros, false).await.unwrap_err();
+    assert!(format!("{zeros:#}").contains("above 0"), "all-zero counts keep nothing: refused, {zeros:#}");
     let unknown = alice.forget("nope", &keep_one, false).await.unwrap_err();
     assert!(format!("{unknown:#}").contains("no backup named"), "{unknown:#}");
     assert_eq!(versions(), vec![1, 2, 3]);
@@ -445,12 +448,15 @@ async fn forget_removes_what_the_policy_does_not_keep_and_frees_the_suppliers() 
     // the fragments the report counts, and a little more: the catalog each supplier holds is smaller now
     let freed = before - after;
     assert!(freed >= done.freed_bytes && freed - done.freed_bytes < 64 * 1024, "{freed} vs {}", done.freed_bytes);
-    // the catalog on the suppliers says so too: a new device would not see the removed versions
     let out = net.dir.path().join("out3");
     within("restore 3", alice.restore(&name, Some(3), &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
     let gone = alice.restore(&name, Some(1), &net.dir.path().join("out1"), false, Progress::new()).await.unwrap_err();
-    assert!(format!("{gone:#}").contains("no version 1") || format!("{gone:#}").contains("version"), "{gone:#}");
+    assert!(format!("{gone:#}").contains("has no version 1"), "{gone:#}");
+    // the catalog the suppliers hold says so too: what a new device would fetch
+    let from_suppliers = within("catalog from the suppliers", alice.recover_catalog()).await.unwrap();
+    let numbers: Vec<u32> = from_suppliers.backup(&name).unwrap().versions.iter().map(|v| v.number).collect();
+    assert_eq!(numbers, vec![3]);
 }
 
 /// Excludes end to end: what `--exclude`, a `.bitdustignore` and a `CACHEDIR.TAG` leave out is not stored (the

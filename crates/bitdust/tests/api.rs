@@ -171,7 +171,8 @@ fn errors_have_their_status_and_events_arrive_by_long_poll_and_websocket() {
 
 /// The web UI's doors, through the real daemon. The attackers: a web site open in the user's browser (cross-site
 /// requests, WebSocket hijacking: refused by Origin, and the cookie is SameSite=Strict), a DNS-rebinding page (its
-/// own Host: 403), anything on the machine without a session (401), and whoever holds a used or stale login link.
+/// own Host: 403), anything on the machine without a session (401), and whoever holds a used or wrong login link
+/// (expired codes and idle sessions: `bitdust_node::ui`'s unit tests).
 /// Then the settings: a config is checked whole before it is written, and the key is exported sealed to a file.
 #[test]
 fn web_ui_login_session_origin_checks_and_settings() {
@@ -280,6 +281,7 @@ fn web_ui_login_session_origin_checks_and_settings() {
     };
     assert_eq!(export("relative.key", "long enough").0, 400);
     assert_eq!(export(s(&key_file), "short").0, 400);
+    assert_eq!(export(s(&tmp.path().join("no/such/folder/k.key")), "long enough passphrase").0, 400);
     let (code, body) = export(s(&key_file), "long enough passphrase");
     assert_eq!(code, 200, "{body}");
     use std::os::unix::fs::PermissionsExt;

@@ -66,10 +66,7 @@ pub(crate) fn router(messages: Arc<Messages>) -> Router {
         .route("/api/v1/messages/{name}", get(history))
         .route("/api/v1/messages/{name}/read", axum::routing::post(read))
         .route("/api/v1/inbox", get(inbox))
-        .route(
-            "/api/v1/uploads",
-            axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES as usize)),
-        )
+        .route("/api/v1/uploads", axum::routing::post(upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/api/v1/files/{id}", get(download))
         .route("/api/v1/history/sync", axum::routing::post(sync))
         .route("/api/v1/groups", get(groups).post(create_group))
@@ -346,8 +343,9 @@ async fn history(
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "messages", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"),
     responses((status = 200, body = Upload), (status = 400, body = ErrorBody, description = "A bad query or a cut upload"),
+        (status = 413, body = ErrorBody, description = "Over MAX_UPLOAD_BYTES (the upload is removed)"),
         (status = 415, body = ErrorBody, description = "Not application/octet-stream"),
-        (status = 413, description = "Over MAX_UPLOAD_BYTES")))]
+))]
 async fn upload(
     State(m): S,
     query: Result<Query<UploadQuery>, QueryRejection>,
@@ -371,27 +369,38 @@ async fn upload(
     let dir = m.node.home().path("uploads").join(hex::encode(rand::random::<[u8; 8]>()));
     let io = |e: std::io::Error| ApiError::from(anyhow::Error::from(e).context("storing the upload"));
     tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    let part = dir.join(".part");
-    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                drop(file);
-                let _ = tokio::fs::remove_dir_all(&dir).await;
-                return Err(ApiError::bad_request(format!("the upload was cut: {e}")));
+    // every way out but success removes the folder: a cut, refused or failed upload leaves nothing
+    let stored = async {
+        let part = dir.join(".part");
+        let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+        let mut size = 0u64;
+        // the body is streamed, so DefaultBodyLimit does not apply: the limit is counted here
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the upload was cut: {e}")))?;
+            size += chunk.len() as u64;
+            if size > MAX_UPLOAD_BYTES {
+                return Err(ApiError::new(
+                    ErrorKind::PayloadTooLarge,
+                    format!("over the {MAX_UPLOAD_BYTES}-byte upload limit (send larger files by path)"),
+                ));
             }
-        };
-        size += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(io)?;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        let path = dir.join(&name);
+        tokio::fs::rename(&part, &path).await.map_err(io)?;
+        Ok(Upload { path: path.display().to_string(), size })
     }
-    file.sync_all().await.map_err(io)?;
-    drop(file);
-    let path = dir.join(&name);
-    tokio::fs::rename(&part, &path).await.map_err(io)?;
-    Ok(Json(Upload { path: path.display().to_string(), size }))
+    .await;
+    match stored {
+        Ok(u) => Ok(Json(u)),
+        Err(e) => {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            Err(e)
+        }
+    }
 }
 
 /// `name` made safe as one file name: no `/`, `\\` or NUL (each becomes `_`), no leading `.`, at most 200 bytes

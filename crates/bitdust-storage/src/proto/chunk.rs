@@ -121,7 +121,11 @@ impl ChunkKeys {
 /// [`ChunkError::Authentication`] for the wrong key or changed bytes, [`ChunkError::Malformed`] otherwise.
 pub fn open(chunk: &ChunkRef, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
     let name = || hex::encode(&chunk.id[..8]);
-    if sealed.len() < SEAL_OVERHEAD {
+    // the length comes from a tree, perhaps another user's: bounded before anything is allocated for it
+    if chunk.len > MAX_CHUNK {
+        return Err(ChunkError::Malformed(name(), format!("a length of {} is over {MAX_CHUNK}", chunk.len)));
+    }
+    if sealed.len() < SEAL_OVERHEAD || sealed.len() > MAX_CHUNK as usize + 1024 {
         return Err(ChunkError::Malformed(name(), format!("{} bytes", sealed.len())));
     }
     let flags = sealed[0];
@@ -226,6 +230,8 @@ mod tests {
             let wrong_id = ChunkRef { id: other.chunk.id, ..s.chunk };
             assert!(matches!(open(&wrong_id, &s.sealed), Err(ChunkError::Authentication(_))));
             assert!(open(&s.chunk, &s.sealed[..3]).is_err());
+            let huge = ChunkRef { len: u32::MAX, ..s.chunk };
+            assert!(matches!(open(&huge, &s.sealed), Err(ChunkError::Malformed(..))), "no 4 GiB allocation");
         }
         let text = vec![b'a'; 100_000];
         assert!(k.seal(&text, &mut z).sealed.len() < 1000, "text is compressed");

@@ -32,9 +32,10 @@ pub struct KeepPolicy {
 }
 
 impl KeepPolicy {
-    /// Whether no rule is given (forget refuses that: it would remove everything).
+    /// Whether no rule keeps anything: none given, or all 0 (restic's meaning; forget refuses that: it would remove
+    /// everything).
     pub fn is_empty(&self) -> bool {
-        self.rules().iter().all(|(_, n)| n.is_none())
+        self.rules().iter().all(|(_, n)| n.unwrap_or(0) == 0)
     }
 
     fn rules(&self) -> [(Rule, Option<u32>); 6] {
@@ -222,6 +223,8 @@ mod tests {
         assert_eq!(d.keep.iter().map(|k| k.0).collect::<Vec<_>>(), vec![5, 4]);
         assert_eq!(d.remove, vec![3, 2, 1]);
         assert!(KeepPolicy::default().is_empty());
+        assert!(KeepPolicy { last: Some(0), daily: Some(0), ..Default::default() }.is_empty(), "zeros keep nothing");
+        assert!(!KeepPolicy { last: Some(0), daily: Some(1), ..Default::default() }.is_empty());
         let all = apply(&KeepPolicy { last: Some(10), ..Default::default() }, &versions);
         assert!(all.remove.is_empty(), "more count than versions keeps all");
     }

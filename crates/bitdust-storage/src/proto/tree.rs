@@ -142,6 +142,9 @@ impl Tree {
                 if chunks.len() > MAX_FILE_CHUNKS {
                     return Err(TreeError::Malformed(format!("{}: {} chunks", shown(), chunks.len())));
                 }
+                if chunks.iter().any(|c| c.len > MAX_CHUNK) {
+                    return Err(TreeError::Malformed(format!("{}: a chunk over {MAX_CHUNK} bytes", shown())));
+                }
                 let sum: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
                 // with `more`, the rest is checked as the lists are read (ChunkList::decode and the reader's total)
                 if (more.is_none() && sum != *size) || sum > *size {
@@ -185,6 +188,9 @@ impl ChunkList {
         let list: Self = postcard::from_bytes(bytes).map_err(|e| TreeError::Malformed(e.to_string()))?;
         if list.chunks.len() > MAX_FILE_CHUNKS {
             return Err(TreeError::Malformed(format!("a chunk list of {}", list.chunks.len())));
+        }
+        if list.chunks.iter().any(|c| c.len > MAX_CHUNK) {
+            return Err(TreeError::Malformed(format!("a chunk over {MAX_CHUNK} bytes")));
         }
         Ok(list)
     }

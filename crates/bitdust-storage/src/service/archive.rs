@@ -104,9 +104,21 @@ struct Rules {
 }
 
 impl Rules {
-    /// Whether `path` (a directory if `is_dir`) is excluded: the deepest rule that matches decides.
+    /// Whether `path` (a directory if `is_dir`) is excluded: the command line's rules first (a file in the data
+    /// cannot take back what the user left out), then the deepest `.bitdustignore` rule that matches.
     fn excluded(&self, path: &Path, is_dir: bool) -> bool {
-        for g in self.stack.iter().rev() {
+        let (cli, files) = match self.stack.split_first() {
+            Some((c, f)) => (Some(c), f),
+            None => (None, &self.stack[..]),
+        };
+        if let Some(c) = cli {
+            match c.matched(path, is_dir) {
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+                ignore::Match::None => {}
+            }
+        }
+        for g in files.iter().rev() {
             match g.matched(path, is_dir) {
                 ignore::Match::Ignore(_) => return true,
                 ignore::Match::Whitelist(_) => return false,
@@ -178,12 +190,21 @@ fn walk(dir: &Path, rel: Vec<u8>, scan: &mut Scan, rules: &mut Rules) -> Result<
     }
     let ignore_file = dir.join(IGNORE_FILE);
     let pushed = if ignore_file.is_file() {
+        // as git does: a bad line (or an unreadable file) is skipped and said, the other lines still apply
         let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
         if let Some(e) = b.add(&ignore_file) {
-            return Err(ArchiveError::BadPattern(format!("{}: {e}", ignore_file.display())));
+            tracing::warn!(file = %ignore_file.display(), error = %e, "part of this ignore file was skipped");
         }
-        rules.stack.push(b.build().map_err(|e| ArchiveError::BadPattern(format!("{}: {e}", ignore_file.display())))?);
-        true
+        match b.build() {
+            Ok(g) => {
+                rules.stack.push(g);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(file = %ignore_file.display(), error = %e, "ignore file skipped");
+                false
+            }
+        }
     } else {
         false
     };
@@ -711,8 +732,6 @@ pub fn hash_file(path: &Path) -> Result<blake3::Hash, ArchiveError> {
 mod tests {
     use super::*;
 
-    /// Regression: skipping a lost block once pointed the open file at /dev/null and then removed "its temp
-    /// file", deleting /dev/null itself when run as root.
     #[test]
     fn excludes_patterns_ignore_files_caches_and_their_precedence() {
         let tmp = tempfile::tempdir().unwrap();
@@ -727,7 +746,7 @@ mod tests {
         w("notes.tmp", b"3");
         w("docs/a.tmp", b"4");
         w("docs/important.tmp", b"5");
-        w("docs/.bitdustignore", b"!important.tmp\nprivate/\n");
+        w("docs/.bitdustignore", b"*.tmp\n!important.tmp\nprivate/\n");
         w("docs/private/secret", b"6");
         w("cache/CACHEDIR.TAG", b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n");
         w("cache/blob", b"7");
@@ -737,10 +756,10 @@ mod tests {
             s.entries.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect()
         };
         let all = scan(&root).unwrap();
-        assert_eq!(all.excluded, 1, "docs/private, by docs/.bitdustignore");
+        assert_eq!(all.excluded, 2, "docs/a.tmp and docs/private, by docs/.bitdustignore");
         assert!(paths(&all).contains(&"docs/important.tmp".to_string()));
         assert!(!paths(&all).contains(&"docs/private".to_string()), "a .bitdustignore applies without options too");
-        let ex = Excludes { patterns: vec!["*.tmp".into(), "/build".into()], caches: true, one_file_system: true };
+        let ex = Excludes { patterns: vec!["/notes.tmp".into(), "/build".into()], caches: true, one_file_system: true };
         let s = scan_with(&root, &ex).unwrap();
         let p = paths(&s);
         for kept in [
@@ -759,14 +778,22 @@ mod tests {
         }
         // build (with its file, once), notes.tmp, docs/a.tmp, docs/private, cache/blob
         assert_eq!(s.excluded, 5);
-        // out.o, notes.tmp, docs/a.tmp and cache/blob: one byte each
-        assert_eq!(s.total_bytes, all.total_bytes - 4);
+        // out.o, notes.tmp and cache/blob: one byte each (docs/a.tmp was out of `all` too)
+        assert_eq!(s.total_bytes, all.total_bytes - 3);
         assert!(matches!(
             scan_with(&root, &Excludes { patterns: vec!["a[".into()], ..Default::default() }),
             Err(ArchiveError::BadPattern(_))
         ));
+        // a file in the data cannot take back what the command line leaves out; a bad line in it is skipped
+        w("docs/.bitdustignore", b"*.tmp\n!important.tmp\nprivate/\na[\n");
+        let strict = Excludes { patterns: vec!["*.tmp".into()], ..Default::default() };
+        let p = paths(&scan_with(&root, &strict).unwrap());
+        assert!(!p.contains(&"docs/important.tmp".to_string()), "the command line wins: {p:?}");
+        assert!(!p.contains(&"docs/private".to_string()), "the file's good lines still apply: {p:?}");
     }
 
+    /// Regression: skipping a lost block once pointed the open file at /dev/null and then removed "its temp
+    /// file", deleting /dev/null itself when run as root.
     #[test]
     fn skipping_a_lost_block_touches_nothing_outside_the_target() {
         let src = tempfile::tempdir().unwrap();

@@ -23,11 +23,11 @@ pub fn run(home: &Home, name: &str, request: ForgetRequest, json: bool) -> Resul
         request.keep_yearly,
     ]
     .iter()
-    .all(Option::is_none);
+    .all(|n| n.unwrap_or(0) == 0);
     if none {
         anyhow::bail!(
             "give at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, \
-             --keep-yearly: without one, forget would remove every version"
+             --keep-yearly above 0: without one, forget would remove every version"
         );
     }
     let path = format!("/backups/{}/forget", percent(name));

@@ -1,4 +1,5 @@
-//! `bitdust ui`: a one-time link that logs a browser into the daemon's web UI; opened at once on a desktop.
+//! `bitdust ui`: a one-time link that logs a browser into the daemon's web UI; opened at once on a desktop (through
+//! a 0600 page in the home that forwards to it, so the code never shows in a process's command line).
 
 use anyhow::Result;
 use bitdust::client::Client;
@@ -21,8 +22,16 @@ pub fn run(home: &Home, no_open: bool, json: bool) -> Result<()> {
     let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !no_open && (desktop || cfg!(target_os = "macos")) {
         let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+        // the browser is given a 0600 page in the home that forwards to the link, not the link itself: a command
+        // line is readable by every local user (/proc/PID/cmdline), and the code opens a session
+        let page = home.path("ui-login.html");
+        let html = format!(
+            "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=\"0;url={}\"><title>bitdust</title>",
+            login.url
+        );
+        bitdust_node::home::write_secret(&page, html.as_bytes())?;
         let opened = std::process::Command::new(opener)
-            .arg(&login.url)
+            .arg(&page)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -17,14 +17,15 @@ pub enum ForgetError {
     /// No such backup (hidden ones included: they are not the user's to forget).
     #[error("no backup named {0:?}")]
     Unknown(String),
-    /// No rule given: it would remove every version.
-    #[error("give at least one --keep-* rule: without one, forget would remove every version")]
+    /// No rule that keeps anything (none, or all 0): it would remove every version.
+    #[error("give at least one --keep-* rule above 0: without one, forget would remove every version")]
     NoPolicy,
 }
 
 impl Storage {
     /// Applies `keep` to backup `name`'s versions; unless `dry_run`, removes the others from the catalog (stored
-    /// on the suppliers) and deletes their fragments. Waits for a backup or restore of this node to end first.
+    /// on the suppliers) and deletes their fragments. A backup running meanwhile is not touched (its version is
+    /// not in the decision); a restore of a removed version fails (noted for the format-2 work: versions in use).
     ///
     /// # Errors
     /// [`ForgetError`], the database, or no supplier took the new catalog.
