@@ -8,20 +8,24 @@
 //! Each chunk, keyed by secrets derived from the master key ([`ChunkKeys`]):
 //! - `id = BLAKE3-keyed(id_key, plaintext)`: equal content has one id within one user's data; without the key a
 //!   supplier cannot test whether we hold a known file;
-//! - `key = BLAKE3-keyed(seal_key, plaintext)`: the chunk's own AES-256-GCM key, a function of its content under a
-//!   secret (Tahoe-LAFS's convergent encryption with a per-user convergence secret), so equal chunks seal to equal
-//!   bytes and are stored once; the nonce is zero, which is safe because a key only ever seals one plaintext;
-//! - sealed: `flags (1 byte: 1 = zstd) || AES-256-GCM(key, nonce 0, aad = id || flags, zstd(plaintext) or plaintext)`,
-//!   compressed (zstd level [`crate::proto::pipeline::ZSTD_LEVEL`]) only when that is smaller.
+//! - `key = BLAKE3-keyed(seal_key, plaintext)`: the chunk's own key, a function of its content under a secret
+//!   (Tahoe-LAFS's convergent encryption with a per-user convergence secret), so equal chunks seal to equal bytes
+//!   and are stored once;
+//! - sealed: `flags (1 byte: 1 = zstd) || AES-256-GCM-SIV(key, nonce 0, aad = id || flags, zstd(plaintext) or
+//!   plaintext)`, compressed (zstd level [`crate::proto::pipeline::ZSTD_LEVEL`]) only when that is smaller.
+//!   AES-GCM-SIV (RFC 8452, RustCrypto's `aes-gcm-siv`) is nonce-misuse resistant: the fixed nonce is safe even if
+//!   one plaintext were ever sealed two ways under its key (another zstd build compressing it differently), which
+//!   would reveal only that the two are equal; with AES-GCM that would have given the authentication key away.
 //!
 //! Opening needs the chunk's `(id, key)` ([`ChunkRef`]) and nothing else: a tree holds its files' chunk refs and its
 //! subtrees' refs, so the ref of a root tree is a capability for exactly that tree (a share of one version or one
 //! path), and sealed chunks can be moved between blocks (prune's repacking) without any key.
 
-use ring::aead::{Aad, Nonce};
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Key, Nonce};
 use serde::{Deserialize, Serialize};
 
-use crate::proto::pipeline::{aes_256_gcm, ZSTD_LEVEL};
+use crate::proto::pipeline::ZSTD_LEVEL;
 use bitdust_core::keys::MasterSecret;
 
 /// Smallest chunk FastCDC cuts (but a file's last chunk), bytes.
@@ -47,12 +51,15 @@ pub enum ChunkError {
 /// A chunk's id: keyed BLAKE3 of its plaintext.
 pub type ChunkId = [u8; 32];
 
+/// The fixed nonce (see the module's notes: AES-GCM-SIV under a key that seals one content).
+const NONCE: [u8; 12] = [0; 12];
+
 /// What opens one chunk: its id and key, and its plaintext length (to size buffers and report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChunkRef {
     /// The id.
     pub id: ChunkId,
-    /// The AES-256-GCM key.
+    /// The AES-256-GCM-SIV key.
     pub key: [u8; 32],
     /// Plaintext bytes.
     pub len: u32,
@@ -97,19 +104,13 @@ impl ChunkKeys {
             Some(c) => (1u8, c.as_slice()),
             None => (0u8, plain),
         };
-        let mut sealed = Vec::with_capacity(body.len() + SEAL_OVERHEAD);
+        let cipher = Aes256GcmSiv::new(&Key::<Aes256GcmSiv>::from(key));
+        let aad = aad(&id, flags);
+        // fails only past the 64 GiB plaintext limit of the mode, which a chunk (at most MAX_CHUNK) never reaches
+        let body = cipher.encrypt(&Nonce::from(NONCE), Payload { msg: body, aad: &aad }).unwrap_or_default();
+        let mut sealed = Vec::with_capacity(body.len() + 1);
         sealed.push(flags);
-        sealed.extend_from_slice(body);
-        let tag = aes_256_gcm(&key)
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::from(aad(&id, flags)),
-                &mut sealed[1..],
-            )
-            // ring fails only for a plaintext beyond GCM's 64 GiB limit, which a chunk never reaches
-            .map(|t| t.as_ref().to_vec())
-            .unwrap_or_default();
-        sealed.extend_from_slice(&tag);
+        sealed.extend_from_slice(&body);
         SealedChunk { chunk: ChunkRef { id, key, len: plain.len() as u32 }, sealed }
     }
 }
@@ -132,12 +133,11 @@ pub fn open(chunk: &ChunkRef, sealed: &[u8]) -> Result<Vec<u8>, ChunkError> {
     if flags > 1 {
         return Err(ChunkError::Malformed(name(), format!("unknown flags {flags}")));
     }
-    let mut body = sealed[1..].to_vec();
-    let plain_len = aes_256_gcm(&chunk.key)
-        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::from(aad(&chunk.id, flags)), &mut body)
-        .map_err(|_| ChunkError::Authentication(name()))?
-        .len();
-    body.truncate(plain_len);
+    let cipher = Aes256GcmSiv::new(&Key::<Aes256GcmSiv>::from(chunk.key));
+    let aad = aad(&chunk.id, flags);
+    let body = cipher
+        .decrypt(&Nonce::from(NONCE), Payload { msg: &sealed[1..], aad: &aad })
+        .map_err(|_| ChunkError::Authentication(name()))?;
     let plain = if flags == 1 {
         zstd::bulk::decompress(&body, chunk.len as usize)
             .map_err(|e| ChunkError::Malformed(name(), format!("decompression: {e}")))?
