@@ -177,19 +177,7 @@ impl BlockEncoder {
             .map_err(|_| PipelineError::Authentication(index))?;
         padded.extend_from_slice(tag.as_ref());
         padded.resize(k * shard_len, 0);
-        let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
-        let mut fragments = Vec::with_capacity(layout.n as usize);
-        let mut shard_hashes = Vec::with_capacity(layout.n as usize);
-        let mut add = |index: usize, shard: &[u8]| {
-            let (frag, hash) = fragment::build(index as u16, layout, block_id, shard);
-            fragments.push(frag);
-            shard_hashes.push(hash);
-        };
-        for (i, shard) in data.iter().enumerate() {
-            add(i, shard);
-        }
-        // parity goes from the encoder's buffers straight into its fragments
-        self.coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
+        let (fragments, shard_hashes) = fragments_of(&mut self.coder, layout, block_id, &padded, shard_len)?;
         Ok(EncodedBlock {
             meta: BlockMeta {
                 index,
@@ -313,18 +301,7 @@ impl PackCoder {
         let mut padded = Vec::with_capacity(k * shard_len);
         padded.extend_from_slice(pack);
         padded.resize(k * shard_len, 0);
-        let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
-        let mut fragments = Vec::with_capacity(layout.n as usize);
-        let mut shard_hashes = Vec::with_capacity(layout.n as usize);
-        let mut add = |i: usize, shard: &[u8]| {
-            let (frag, hash) = fragment::build(i as u16, layout, block_id, shard);
-            fragments.push(frag);
-            shard_hashes.push(hash);
-        };
-        for (i, shard) in data.iter().enumerate() {
-            add(i, shard);
-        }
-        self.coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
+        let (fragments, shard_hashes) = fragments_of(&mut self.coder, layout, block_id, &padded, shard_len)?;
         let len = pack.len() as u32;
         Ok(EncodedBlock {
             meta: BlockMeta {
@@ -362,6 +339,34 @@ impl PackCoder {
         pack.truncate(meta.cipher_len as usize);
         Ok(pack)
     }
+}
+
+/// A block's fragments and each shard's BLAKE3, by position.
+type Framed = (Vec<Vec<u8>>, Vec<[u8; 32]>);
+
+/// The `n` fragments of a block whose `k` data shards are `padded` cut every `shard_len` bytes, and each shard's
+/// BLAKE3: data shards framed as they are, parity shards framed straight from the encoder's buffers.
+fn fragments_of(
+    coder: &mut Coder,
+    layout: Layout,
+    block_id: [u8; 32],
+    padded: &[u8],
+    shard_len: usize,
+) -> Result<Framed, PipelineError> {
+    let data: Vec<&[u8]> = padded.chunks(shard_len).collect();
+    let mut fragments = Vec::with_capacity(layout.n as usize);
+    let mut shard_hashes = Vec::with_capacity(layout.n as usize);
+    let mut add = |i: usize, shard: &[u8]| {
+        let (frag, hash) = fragment::build(i as u16, layout, block_id, shard);
+        fragments.push(frag);
+        shard_hashes.push(hash);
+    };
+    for (i, shard) in data.iter().enumerate() {
+        add(i, shard);
+    }
+    let k = layout.k as usize;
+    coder.encode_each(layout, &data, |j, shard| add(k + j, shard))?;
+    Ok((fragments, shard_hashes))
 }
 
 /// A block's AES-256-GCM nonce (NIST SP 800-38D, 96-bit): its index, little-endian, then four zero bytes. Unique
