@@ -481,22 +481,19 @@ function chat(main) {
   const verifyBox = h("div", { id: "verify" });
   const conversation = live(async () => {
     if (!selected) return null;
-    if (selected.kind === "group") return { group: await api("GET", `/groups/${encodeURIComponent(selected.name)}/messages?limit=200`) };
+    const asked = selected;
+    if (selected.kind === "group") return { asked, group: await api("GET", `/groups/${encodeURIComponent(selected.name)}/messages?limit=200`) };
     const c = await api("GET", `/messages/${encodeURIComponent(selected.name)}?limit=200`);
     if (c.messages.some((m) => !m.outgoing && m.state !== "read")) api("POST", `/messages/${encodeURIComponent(selected.name)}/read`).catch(() => {});
     const info = (await api("GET", "/contacts")).contacts.find((x) => x.name === selected.name);
-    return { c, info };
+    return { asked, c, info };
   }, (data) => {
-    if (!data) return;
+    // an answer for a conversation no longer selected (the user picked another meanwhile) is not shown
+    if (!data || data.asked !== selected) return;
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
     if (data.group) {
       const g = data.group;
       const iAmAdmin = g.group.members.some((m) => m.me && m.admin);
-      const leave = h("button", { type: "button", class: "secondary" }, "Leave the group");
-      leave.addEventListener("click", async () => {
-        if (!confirm(`Leave ${g.group.name}? You will not read its new messages.`)) return;
-        try { await api("POST", `/groups/${encodeURIComponent(g.group.name)}/leave`); contacts.refresh(); } catch (e) { showError(sendErr, e); }
-      });
       fill(head, h("ul", { class: "members", "aria-label": "Members" }, g.group.members.map((m) => {
         const who = m.me ? "me" : m.contact || short(m.peer_id);
         const remove = iAmAdmin && !m.me ? h("button", { type: "button", class: "secondary", "aria-label": `Remove ${who}` }, "Remove") : "";
@@ -505,7 +502,7 @@ function chat(main) {
           try { await api("DELETE", `/groups/${encodeURIComponent(g.group.name)}/members/${encodeURIComponent(m.contact || m.peer_id)}`); conversation.refresh(); } catch (e) { showError(sendErr, e); }
         });
         return h("li", {}, who, m.admin ? " (admin) " : " ", remove);
-      })), controlsFor(g.group, iAmAdmin, leave));
+      })), ...controlsFor(g.group, iAmAdmin));
       fill(messages, g.messages.map((m) => h("li", { class: m.outgoing ? "out" : "in", "data-id": m.id },
         h("span", { class: "meta" }, `${m.outgoing ? "me" : m.from_contact || short(m.from)} · ${when(m.sent_unix_ms, true)}`), m.text)));
     } else {
@@ -546,27 +543,33 @@ function chat(main) {
     }
   };
 
-  // the group's form is built once per group and role, so a refresh never empties what is being typed in it
-  let controls = null;
-  let controlsKey = "";
-  const controlsFor = (g, admin, leave) => {
-    const key = `${g.name}\u0000${admin}`;
-    if (key !== controlsKey) {
-      controls = admin ? memberForm(g) : leave;
-      controlsKey = key;
+  // the group's controls are built once for the page and only shown or hidden, so no refresh can replace the form
+  // being typed in (a rebuilt form came back empty between a fill and its submit)
+  let controlsGroup = "";
+  const member = h("input", { name: "member", placeholder: "contact", autocomplete: "off", "aria-label": "Contact to add" });
+  const history = h("input", { type: "checkbox" });
+  const memberErr = h("span", { class: "error" });
+  const memberForm = h("form", { class: "row", "aria-label": "Add a member" }, member, h("label", { class: "check" }, history, "with history"), h("button", { type: "submit", class: "secondary" }, "Add member"), memberErr);
+  onSubmit(memberForm, memberErr, async () => {
+    await api("POST", `/groups/${encodeURIComponent(controlsGroup)}/members`, { contact: member.value.trim(), history: history.checked });
+    member.value = "";
+    conversation.refresh();
+  });
+  const leave = h("button", { type: "button", class: "secondary" }, "Leave the group");
+  leave.addEventListener("click", async () => {
+    const name = controlsGroup;
+    if (!confirm(`Leave ${name}? You will not read its new messages.`)) return;
+    try { await api("POST", `/groups/${encodeURIComponent(name)}/leave`); contacts.refresh(); } catch (e) { showError(sendErr, e); }
+  });
+  const controlsFor = (g, admin) => {
+    if (g.name !== controlsGroup) {
+      controlsGroup = g.name;
+      member.value = "";
+      showError(memberErr, null);
     }
-    return controls;
-  };
-  const memberForm = (g) => {
-    const member = h("input", { name: "member", placeholder: "contact", autocomplete: "off", "aria-label": "Contact to add" });
-    const history = h("input", { type: "checkbox" });
-    const e = h("span", { class: "error" });
-    const form = h("form", { class: "row", "aria-label": "Add a member" }, member, h("label", { class: "check" }, history, "with history"), h("button", { type: "submit", class: "secondary" }, "Add member"), e);
-    onSubmit(form, e, async () => {
-      await api("POST", `/groups/${encodeURIComponent(g.name)}/members`, { contact: member.value.trim(), history: history.checked });
-      conversation.refresh();
-    });
-    return form;
+    memberForm.hidden = !admin;
+    leave.hidden = admin;
+    return [memberForm, leave];
   };
 
   return all(contacts, conversation);
