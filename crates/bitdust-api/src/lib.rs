@@ -595,6 +595,14 @@ pub struct BackupReport {
     /// Paths left out by the excludes (a folder counts once, with everything in it).
     #[serde(default)]
     pub excluded: u64,
+    /// Incremental backups: bytes of content not stored before (the rest was deduplicated); a full backup sends
+    /// all of `bytes`.
+    #[serde(default)]
+    pub new_bytes: u64,
+    /// Incremental backups: files taken from the previous version without being read (size, mtime, ctime and
+    /// inode unchanged).
+    #[serde(default)]
+    pub unchanged_files: u64,
 }
 
 /// What a restore did.

@@ -12,13 +12,16 @@ use rand::RngCore;
 use ring::aead::{Aad, Nonce};
 use serde::{Deserialize, Serialize};
 
+use crate::proto::chunk::ChunkRef;
 use crate::proto::erasure::Layout;
+use crate::proto::pack::IndexEntry;
 use crate::proto::pipeline::BlockMeta;
 use bitdust_core::keys::{self, NodeKeys, SignatureError};
 
 const CATALOG_PURPOSE: &[u8] = b"bitdust/catalog/v1\0";
-/// Current catalog format.
-pub const CATALOG_FORMAT: u8 = 1;
+/// Current catalog format: 2 adds pack sets and snapshots (incremental backups); a format-1 catalog reads as a
+/// format-2 one without them.
+pub const CATALOG_FORMAT: u8 = 2;
 /// The largest sealed catalog accepted, in bytes (tens of thousands of files fit in a few MiB).
 pub const MAX_SEALED_CATALOG_BYTES: usize = 64 * 1024 * 1024;
 
@@ -130,7 +133,7 @@ pub struct Backup {
 }
 
 /// The whole catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     /// Format version ([`CATALOG_FORMAT`]).
     pub format: u8,
@@ -138,9 +141,153 @@ pub struct Catalog {
     pub revision: u64,
     /// The backups.
     pub backups: Vec<Backup>,
+    /// Format 2: the packs each incremental backup run wrote, oldest first. A run's blocks stay while any kept
+    /// snapshot uses a chunk in them (prune decides), whatever happens to the version that wrote them.
+    pub packs: Vec<PackSet>,
+    /// Format 2: what each incremental version holds (its [`Version`] has no entries and no blocks of its own).
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// The blocks one incremental backup run wrote (catalog format 2): packs of sealed chunks, erasure-coded without
+/// a second encryption ([`crate::proto::pipeline::PackCoder`]); fragment ids derive from `id` as a format-1
+/// version's do ([`crate::proto::pipeline::VersionKeys`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackSet {
+    /// Random id; the fragment-id key derives from it.
+    pub id: [u8; 16],
+    /// Unix seconds when the run ended.
+    pub created_unix: u64,
+    /// The ecc layout its blocks use.
+    pub layout: Layout,
+    /// Suppliers by position when it was written (peer id bytes).
+    pub suppliers: Vec<Vec<u8>>,
+    /// The packs; `index` is the place in this list.
+    pub blocks: Vec<BlockMeta>,
+    /// The index objects that say where this run's chunks are: each a sealed chunk in one of these blocks.
+    pub index: Vec<IndexRef>,
+}
+
+/// An index object (a postcard list of [`IndexEntry`], stored as a chunk) and where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRef {
+    /// Opens it.
+    pub chunk: ChunkRef,
+    /// Its block, offset and sealed length.
+    pub at: IndexEntry,
+}
+
+/// What an incremental version holds: its root tree and what its run found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The [`Version::id`] it belongs to.
+    pub version_id: [u8; 16],
+    /// Opens the root tree (for a single file: a tree of that one file).
+    pub root: ChunkRef,
+    /// The root folder's permission bits and modification time (its tree holds only what is in it).
+    pub root_mode: u32,
+    /// Seconds and nanoseconds.
+    pub root_mtime: (i64, u32),
+    /// Regular files, folders and symbolic links in it.
+    pub files: u64,
+    /// Folders.
+    pub dirs: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Plaintext bytes of the chunks this run stored (not found in earlier runs).
+    pub new_bytes: u64,
+    /// Files taken from the parent snapshot without being read (size, mtime, ctime, inode unchanged).
+    pub unchanged_files: u64,
+    /// Bytes the run's packs take on the suppliers (fragments, headers included).
+    pub stored_bytes: u64,
+    /// Files that kept changing while they were read (stored as last read, reported here).
+    pub changed: Vec<String>,
+}
+
+/// What a format-1 catalog was (kept to read one).
+#[derive(Deserialize)]
+struct CatalogV1 {
+    format: u8,
+    revision: u64,
+    backups: Vec<Backup>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One set of blocks that maintenance keeps: a format-1 version's or a format-2 pack set's.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockSet<'a> {
+    /// The version or pack set id (fragment ids derive from it).
+    pub id: [u8; 16],
+    /// Unix seconds it was made.
+    pub created_unix: u64,
+    /// Its layout.
+    pub layout: Layout,
+    /// Suppliers by position when it was written.
+    pub suppliers: &'a [Vec<u8>],
+    /// Its blocks.
+    pub blocks: &'a [BlockMeta],
+    /// Whether the blocks are packs ([`crate::proto::pipeline::PackCoder`]) rather than sealed blocks.
+    pub packed: bool,
 }
 
 impl Catalog {
+    /// An empty catalog of the current format.
+    pub fn new() -> Self {
+        Self { format: CATALOG_FORMAT, revision: 0, backups: Vec::new(), packs: Vec::new(), snapshots: Vec::new() }
+    }
+
+    /// Decodes a postcard catalog of format 1 or 2.
+    ///
+    /// # Errors
+    /// A message if it is of another format or malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.first() {
+            Some(1) => {
+                let v1: CatalogV1 = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+                let _ = v1.format;
+                Ok(Self { format: CATALOG_FORMAT, revision: v1.revision, backups: v1.backups, ..Self::default() })
+            }
+            Some(2) => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+            Some(f) => Err(format!("catalog format {f} is unknown (this program reads 1 and 2)")),
+            None => Err("empty catalog".into()),
+        }
+    }
+
+    /// Every set of blocks on the suppliers: format-1 versions, then format-2 pack sets.
+    pub fn block_sets(&self) -> impl Iterator<Item = BlockSet<'_>> {
+        let versions = self.backups.iter().flat_map(|b| b.versions.iter()).map(|v| BlockSet {
+            id: v.id,
+            created_unix: v.created_unix,
+            layout: v.layout,
+            suppliers: &v.suppliers,
+            blocks: &v.blocks,
+            packed: false,
+        });
+        let packs = self.packs.iter().map(|p| BlockSet {
+            id: p.id,
+            created_unix: p.created_unix,
+            layout: p.layout,
+            suppliers: &p.suppliers,
+            blocks: &p.blocks,
+            packed: true,
+        });
+        versions.chain(packs)
+    }
+
+    /// The block set `id`.
+    pub fn block_set(&self, id: &[u8; 16]) -> Option<BlockSet<'_>> {
+        self.block_sets().find(|s| &s.id == id)
+    }
+
+    /// The snapshot of `version`, if it is an incremental one.
+    pub fn snapshot(&self, version: &Version) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|s| s.version_id == version.id)
+    }
+
     /// Finds a backup by name.
     pub fn backup(&self, name: &str) -> Option<&Backup> {
         self.backups.iter().find(|b| b.name == name)
@@ -229,7 +376,7 @@ impl SealedCatalog {
             .map_err(|_| CatalogError::Authentication)?;
         let plain = zstd::bulk::decompress(compressed, MAX_SEALED_CATALOG_BYTES * 4)
             .map_err(|e| CatalogError::Malformed(e.to_string()))?;
-        let catalog: Catalog = postcard::from_bytes(&plain).map_err(|e| CatalogError::Malformed(e.to_string()))?;
+        let catalog = Catalog::decode(&plain).map_err(CatalogError::Malformed)?;
         if catalog.revision != self.revision {
             return Err(CatalogError::Malformed("revision differs from the sealed revision".into()));
         }
@@ -281,7 +428,7 @@ mod tests {
     #[test]
     fn catalog_seals_and_opens_only_for_its_owner() {
         let keys = NodeKeys::from_seed([5u8; 32]).unwrap();
-        let mut cat = Catalog { format: CATALOG_FORMAT, revision: 3, backups: vec![] };
+        let mut cat = Catalog { revision: 3, ..Catalog::new() };
         cat.backups.push(Backup {
             name: "docs".into(),
             source: b"/x/docs".to_vec(),

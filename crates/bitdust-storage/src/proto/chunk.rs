@@ -95,6 +95,15 @@ impl ChunkKeys {
         *blake3::keyed_hash(&self.id_key, plain).as_bytes()
     }
 
+    /// The ref of `plain` (its id, key and length) without sealing it: for a chunk stored already.
+    pub fn reference(&self, plain: &[u8]) -> ChunkRef {
+        ChunkRef {
+            id: self.id(plain),
+            key: *blake3::keyed_hash(&self.seal_key, plain).as_bytes(),
+            len: plain.len() as u32,
+        }
+    }
+
     /// Seals `plain` (compressing it with `compressor` when that makes it smaller).
     pub fn seal(&self, plain: &[u8], compressor: &mut zstd::bulk::Compressor<'_>) -> SealedChunk {
         let id = self.id(plain);

@@ -71,6 +71,11 @@ impl PackWriter {
         closed
     }
 
+    /// Where the chunks of the open pack are (the closed packs carry their own entries).
+    pub fn open_entries(&self) -> &[IndexEntry] {
+        self.current.as_ref().map_or(&[], |p| p.entries.as_slice())
+    }
+
     /// Bytes waiting in the open pack.
     pub fn pending(&self) -> usize {
         self.current.as_ref().map_or(0, |p| p.bytes.len())

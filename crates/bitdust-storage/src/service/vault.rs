@@ -107,7 +107,7 @@ impl Storage {
         };
         let mut total = 0;
         for v in &removed {
-            let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(v, p)).collect();
+            let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v.suppliers, p)).collect();
             let vkeys = VersionKeys::derive(self.node().keys().master(), v.id);
             let blocks: Vec<[u8; 32]> = v.blocks.iter().map(|b| b.block_id).collect();
             let deleted = self.delete_fragments_of(&peers, &vkeys, &blocks).await;

@@ -188,6 +188,11 @@ impl Net {
     }
 
     pub async fn customer(&self, name: &str, suppliers: u16, needed: u64) -> Arc<Peer> {
+        self.customer_with(name, suppliers, needed, false).await
+    }
+
+    /// A customer that backs up incrementally (catalog format 2) if `incremental`.
+    pub async fn customer_with(&self, name: &str, suppliers: u16, needed: u64, incremental: bool) -> Arc<Peer> {
         let c = start(
             self.dir.path(),
             name,
@@ -198,6 +203,7 @@ impl Net {
                 data_shards: 0,
                 needed_bytes: needed,
                 blocks_in_flight: 4,
+                incremental,
                 ..CustomerConfig::default()
             },
             None,

@@ -30,7 +30,7 @@ impl Storage {
     /// # Errors
     /// If the path is unreadable, too few suppliers are online, or an upload fails.
     pub async fn backup(self: &Arc<Self>, source: &Path, progress: Progress) -> Result<BackupReport> {
-        self.backup_as(source, None, &archive::Excludes::default(), progress).await
+        self.backup_with(source, &archive::Excludes::default(), progress).await
     }
 
     /// Backs up `source` as a new version, leaving out what `excludes` says (and what `.bitdustignore` files say).
@@ -43,6 +43,9 @@ impl Storage {
         excludes: &archive::Excludes,
         progress: Progress,
     ) -> Result<BackupReport> {
+        if self.config.customer.incremental {
+            return self.backup_incremental(source, excludes, progress).await;
+        }
         self.backup_as(source, None, excludes, progress).await
     }
 
@@ -136,7 +139,7 @@ impl Storage {
                 break;
             }
             sent.push(block.meta.block_id);
-            uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, progress.clone()));
+            uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, Some(progress.clone())));
         }
         drop(rx);
         while let Some(r) = uploads.next().await {
@@ -192,6 +195,8 @@ impl Storage {
             skipped: scan.skipped,
             changed,
             excluded: scan.excluded,
+            new_bytes: scan.total_bytes,
+            unchanged_files: 0,
         };
         match catalog.backups.iter_mut().find(|b| b.name == name) {
             Some(b) => b.versions.push(version),
@@ -269,12 +274,14 @@ impl Storage {
     }
 }
 
-async fn upload_block(
+/// Stores `block`'s fragments on `peers` (position by position), retrying with backoff; adds the block's plaintext
+/// to `progress` if given (an incremental backup counts bytes as it reads them instead).
+pub(super) async fn upload_block(
     node: Arc<Storage>,
     peers: Vec<PeerId>,
     vkeys: VersionKeys,
     block: EncodedBlock,
-    progress: Progress,
+    progress: Option<Progress>,
 ) -> Result<BlockMeta> {
     let EncodedBlock { meta, fragments } = block;
     let puts = fragments.into_iter().enumerate().map(|(position, data)| {
@@ -304,6 +311,8 @@ async fn upload_block(
         }
     });
     futures::future::try_join_all(puts).await?;
-    progress.add(meta.plain_len as u64);
+    if let Some(progress) = progress {
+        progress.add(meta.plain_len as u64);
+    }
     Ok(meta)
 }

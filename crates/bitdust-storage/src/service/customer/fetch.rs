@@ -3,14 +3,13 @@
 use anyhow::{bail, Result};
 use bitdust_core::PeerId;
 
-use crate::proto::catalog::Version;
 use crate::proto::wire::{Request, Response};
 use crate::service::Storage;
 
 impl Storage {
     /// Peers that may hold `version`'s fragment at `position`: the current supplier first, then the one
     /// at backup time.
-    pub(crate) fn peers_for(&self, version: &Version, position: u16) -> Vec<PeerId> {
+    pub(crate) fn peers_for(&self, suppliers: &[Vec<u8>], position: u16) -> Vec<PeerId> {
         let mut out = Vec::new();
         if let Some(p) = self
             .suppliers()
@@ -20,7 +19,7 @@ impl Storage {
         {
             out.push(p);
         }
-        if let Some(p) = version.suppliers.get(position as usize).and_then(|b| PeerId::from_bytes(b).ok()) {
+        if let Some(p) = suppliers.get(position as usize).and_then(|b| PeerId::from_bytes(b).ok()) {
             if !out.contains(&p) {
                 out.push(p);
             }

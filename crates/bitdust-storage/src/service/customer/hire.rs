@@ -292,9 +292,7 @@ impl Storage {
             // a crash leaves either the old supplier or the new one with its work queued.
             let catalog = self.catalog()?;
             let items: Vec<([u8; 16], u64, u16)> = catalog
-                .backups
-                .iter()
-                .flat_map(|b| b.versions.iter())
+                .block_sets()
                 .filter(|v| position < v.layout.n)
                 .flat_map(|v| (0..v.blocks.len() as u64).map(move |i| (v.id, i, position)))
                 .collect();

@@ -21,11 +21,14 @@
 //! ```
 
 mod backup;
+pub(crate) mod chunks;
 mod fetch;
 pub mod forget;
 pub(crate) mod hire;
+mod incremental;
 mod recovery;
 pub(crate) mod restore;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +38,7 @@ use bitdust_core::PeerId;
 use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
-use crate::proto::catalog::{Catalog, CATALOG_FORMAT};
+use crate::proto::catalog::Catalog;
 use crate::proto::wire::SignedContract;
 use crate::service::Storage;
 
@@ -47,10 +50,11 @@ const SUPPLIERS_KEY: &str = "suppliers";
 const FIRED_KEY: &str = "fired_suppliers";
 
 impl Versioned for Catalog {
-    const FORMAT: u16 = 1;
+    // 2: catalog format 2 (pack sets and snapshots); records 0 and 1 hold a format-1 catalog
+    const FORMAT: u16 = 2;
     fn migrate(format: u16, bytes: &[u8]) -> Result<Self, String> {
         match format {
-            0 => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+            0 | 1 => Catalog::decode(bytes),
             _ => Err(format!("unknown catalog record format {format}")),
         }
     }
@@ -113,11 +117,7 @@ impl Storage {
     /// # Errors
     /// On database failure.
     pub fn catalog(&self) -> Result<Catalog> {
-        Ok(self.node.db().get::<Catalog>(CATALOG_KEY)?.unwrap_or(Catalog {
-            format: CATALOG_FORMAT,
-            revision: 0,
-            backups: vec![],
-        }))
+        Ok(self.node.db().get::<Catalog>(CATALOG_KEY)?.unwrap_or_else(Catalog::new))
     }
 
     /// Hired suppliers, by position.

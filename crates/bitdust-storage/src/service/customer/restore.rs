@@ -39,6 +39,24 @@ impl Storage {
         force: bool,
         progress: Progress,
     ) -> Result<RestoreReport> {
+        self.restore_path(name, version, None, target, force, progress).await
+    }
+
+    /// Restores `name` (version `version`, default the latest) into `target`: only `path` (a file or folder in
+    /// the version, relative to its root) if given, fetching only the blocks it needs.
+    ///
+    /// # Errors
+    /// As [`Storage::restore`]; a `path` not in the version; a `path` in a version made before incremental
+    /// backups (those restore whole).
+    pub async fn restore_path(
+        self: &Arc<Self>,
+        name: &str,
+        version: Option<u32>,
+        path: Option<&str>,
+        target: &Path,
+        force: bool,
+        progress: Progress,
+    ) -> Result<RestoreReport> {
         let catalog = self.catalog()?;
         let backup = catalog.backup(name).ok_or_else(|| {
             let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
@@ -55,9 +73,28 @@ impl Storage {
             None => backup.versions.last().ok_or_else(|| anyhow!("backup {name:?} has no versions"))?,
         }
         .clone();
+        let path = path.map(|p| p.trim_matches('/')).unwrap_or_default();
+        if let Some(snapshot) = catalog.snapshot(&v) {
+            // the path is checked before the target is touched
+            let reader = super::chunks::ChunkReader::new(self, &catalog);
+            if !path.is_empty() {
+                self.sync_chunk_index(&catalog).await?;
+                self.flatten_check(&reader, snapshot, path.as_bytes()).await?;
+            }
+            prepare_target(target, force)?;
+            return self
+                .restore_snapshot(&catalog, name, &v, snapshot, backup.single_file, path.as_bytes(), target, progress)
+                .await;
+        }
+        if !path.is_empty() {
+            bail!(
+                "version {} of {name:?} was made before incremental backups: it restores whole (no --path)",
+                v.number
+            );
+        }
         prepare_target(target, force)?;
         // Per position, the current supplier first, then the one at backup time.
-        let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v, p)).collect();
+        let peers: Vec<Vec<PeerId>> = (0..v.layout.n).map(|p| self.peers_for(&v.suppliers, p)).collect();
         let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
         self.restore_version(name, v, vkeys, peers, Via::Own, target, progress).await
     }
@@ -116,6 +153,7 @@ impl Storage {
             bad: Mutex::new(HashSet::new()),
             failed: std::sync::atomic::AtomicU64::new(0),
             via,
+            packed: false,
         });
         let limit = self.config.customer.blocks_in_flight.max(1);
         let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
@@ -166,19 +204,21 @@ impl Storage {
 }
 
 /// What the block fetches of one restore share.
-struct BlockFetch {
-    layout: Layout,
+pub(crate) struct BlockFetch {
+    pub(crate) layout: Layout,
     /// Per position, the suppliers to ask in turn.
-    peers: Vec<Vec<PeerId>>,
-    vkeys: VersionKeys,
+    pub(crate) peers: Vec<Vec<PeerId>>,
+    pub(crate) vkeys: VersionKeys,
     /// Positions none of whose suppliers we were connected to when the restore began: asked after the others.
-    unconnected: HashSet<usize>,
+    pub(crate) unconnected: HashSet<usize>,
     /// Positions that failed or were slow during this restore: asked last.
-    bad: Mutex<HashSet<usize>>,
+    pub(crate) bad: Mutex<HashSet<usize>>,
     /// Fragments that were missing, unreachable or corrupt.
-    failed: std::sync::atomic::AtomicU64,
+    pub(crate) failed: std::sync::atomic::AtomicU64,
     /// Whose fragments, and how they are asked for.
-    via: Via,
+    pub(crate) via: Via,
+    /// Whether the blocks are packs (format 2: [`crate::proto::pipeline::PackCoder`], no block encryption).
+    pub(crate) packed: bool,
 }
 
 /// How a restore asks for fragments.
@@ -204,8 +244,9 @@ pub(crate) enum Via {
 
 /// Fetches k fragments of one block (hedging to other positions after [`HEDGE_AFTER`] without an answer), checks
 /// each against its hash and decodes the block on a blocking thread.
-async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta) -> Result<Vec<u8>> {
-    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed, via } = shared;
+pub(crate) async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta) -> Result<Vec<u8>> {
+    let BlockFetch { layout, peers, vkeys, unconnected, bad, failed, via, packed } = shared;
+    let packed = *packed;
     let layout = *layout;
     let k = layout.k as usize;
     let n = layout.n as usize;
@@ -291,8 +332,11 @@ async fn fetch_block(node: &Arc<Storage>, shared: &BlockFetch, meta: &BlockMeta)
     let meta = meta.clone();
     let vkeys = vkeys.clone();
     tokio::task::spawn_blocking(move || {
-        let mut dec = BlockDecoder::new(layout, &vkeys)?;
         let refs: Vec<(usize, &[u8])> = good.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        if packed {
+            return Ok(crate::proto::pipeline::PackCoder::new(layout).decode(&meta, &refs)?);
+        }
+        let mut dec = BlockDecoder::new(layout, &vkeys)?;
         Ok(dec.decode(&meta, &refs)?)
     })
     .await?

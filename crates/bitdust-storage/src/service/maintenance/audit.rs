@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::{bail, Result};
 use bitdust_core::PeerId;
 
-use crate::proto::catalog::Version;
+use crate::proto::catalog::BlockSet;
 use crate::proto::maintenance::{AuditOutcome, BlockRef};
 use crate::proto::pipeline::VersionKeys;
 use crate::proto::wire::{ErrorCode, Request, Response, MAX_LIST};
@@ -29,10 +29,8 @@ impl Storage {
             .filter(|i| i.positions.contains(&position))
             .map(|i| (i.version_id, i.block))
             .collect();
-        let candidates: Vec<(&Version, usize)> = catalog
-            .backups
-            .iter()
-            .flat_map(|b| b.versions.iter())
+        let candidates: Vec<(BlockSet<'_>, usize)> = catalog
+            .block_sets()
             .filter(|v| position < v.layout.n)
             .flat_map(|v| (0..v.blocks.len()).map(move |i| (v, i)))
             .filter(|(v, i)| !queue.contains(&(v.id, *i as u64)))
@@ -89,7 +87,7 @@ impl Storage {
     pub async fn sweep(&self, position: u16, peer: PeerId) -> Result<usize> {
         let catalog = self.catalog()?;
         let mut expected: HashMap<[u8; 32], ([u8; 16], u64)> = HashMap::new();
-        for v in catalog.backups.iter().flat_map(|b| b.versions.iter()).filter(|v| position < v.layout.n) {
+        for v in catalog.block_sets().filter(|v| position < v.layout.n) {
             let vkeys = VersionKeys::derive(self.node.keys().master(), v.id);
             for (i, b) in v.blocks.iter().enumerate() {
                 expected.insert(vkeys.fragment_id(&b.block_id, position), (v.id, i as u64));

@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Result};
 use bitdust_core::PeerId;
 use bitdust_node::automata::now_ms;
 
-use crate::proto::catalog::{Catalog, Version};
 use crate::proto::erasure::Coder;
 use crate::proto::maintenance::RebuildStats;
 use crate::proto::pipeline::VersionKeys;
@@ -16,10 +15,6 @@ use crate::proto::rebuild::{plan_block, regenerate};
 use crate::proto::wire::{Request, Response};
 use crate::service::maintenance::queue::{Outcome, Queue, QueueItem};
 use crate::service::Storage;
-
-fn find_version<'a>(catalog: &'a Catalog, id: &[u8; 16]) -> Option<&'a Version> {
-    catalog.backups.iter().flat_map(|b| b.versions.iter()).find(|v| &v.id == id)
-}
 
 impl Storage {
     /// Runs the first due items of the rebuild queue (`customer.blocks_in_flight` blocks concurrently). `down`
@@ -63,7 +58,7 @@ impl Storage {
     /// Rebuilds one queued block. Returns `(fragments stored, bytes sent, bytes fetched)`.
     async fn rebuild_item(&self, item: QueueItem, down: &[u16]) -> Result<(u64, u64, u64)> {
         let catalog = self.catalog()?;
-        let Some(version) = find_version(&catalog, &item.version_id) else {
+        let Some(version) = catalog.block_set(&item.version_id) else {
             self.finish_item(&item, &item.positions, Outcome::Done)?;
             return Ok((0, 0, 0));
         };
@@ -98,7 +93,7 @@ impl Storage {
                 break;
             }
             let id = vkeys.fragment_id(&meta.block_id, p);
-            match self.fetch_fragment(&self.peers_for(version, p), p, id).await {
+            match self.fetch_fragment(&self.peers_for(version.suppliers, p), p, id).await {
                 Ok(bytes) if crate::proto::rebuild::check_source(layout, meta, p, &bytes).is_ok() => {
                     sources.push((p, bytes))
                 }

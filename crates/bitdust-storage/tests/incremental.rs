@@ -1,0 +1,114 @@
+//! Incremental backups (catalog format 2) over an in-process network: deduplication across versions, the parent
+//! snapshot, partial restores, and a new device that has only the key.
+
+mod common;
+
+use std::time::Duration;
+
+use bitdust_core::keys::NodeKeys;
+use bitdust_node::Progress;
+use bitdust_storage::config::CustomerConfig;
+use common::*;
+
+/// Bytes the suppliers hold for `customer` (fragments and catalogs).
+fn held(net: &Net, customer: &Peer) -> u64 {
+    net.suppliers.iter().map(|s| s.store().map_or(0, |st| st.usage_of(&customer.peer_id()).unwrap().0)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_share_their_chunks_and_restore_whole_or_in_part() {
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer_with("alice", 4, 256 << 20, true).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 1);
+    let r1 = within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((r1.version, r1.files, r1.symlinks, r1.folders), (1, 4, 2, 5));
+    assert!(r1.new_bytes >= 9_000_000 && r1.blocks >= 3, "{r1:?}");
+    let catalog = alice.catalog().unwrap();
+    assert_eq!((catalog.packs.len(), catalog.snapshots.len()), (1, 1));
+    let after_first = held(&net, &alice);
+
+    // nothing changed: nothing read, nothing stored but the catalog
+    let r2 = within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((r2.version, r2.new_bytes, r2.blocks, r2.unchanged_files), (2, 0, 0, 4), "{r2:?}");
+    let grew = held(&net, &alice) - after_first;
+    assert!(grew < 64 * 1024, "an unchanged tree stored {grew} bytes");
+
+    // one byte changed in the middle of the 9 MB file (size and mtime kept: the ctime tells)
+    let big = src.join("big.bin");
+    let mtime = filetime::FileTime::from_last_modification_time(&std::fs::metadata(&big).unwrap());
+    let mut bytes = std::fs::read(&big).unwrap();
+    bytes[4_500_000] ^= 0xff;
+    std::fs::write(&big, &bytes).unwrap();
+    filetime::set_file_mtime(&big, mtime).unwrap();
+    let r3 = within("backup 3", alice.backup(&src, Progress::new())).await.unwrap();
+    assert!(r3.new_bytes > 0 && r3.new_bytes <= (8 << 20) + 64 * 1024, "one chunk or two and the trees: {r3:?}");
+    assert_eq!(r3.unchanged_files, 3, "{r3:?}");
+    eprintln!(
+        "first: {} new bytes in {} blocks; unchanged: {grew} bytes more; one byte changed: {} new bytes",
+        r1.new_bytes, r1.blocks, r3.new_bytes
+    );
+
+    let out3 = net.dir.path().join("out3");
+    within("restore 3", alice.restore(&r3.name, None, &out3, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out3);
+    let out1 = net.dir.path().join("out1");
+    let back = within("restore 1", alice.restore(&r1.name, Some(1), &out1, false, Progress::new())).await.unwrap();
+    assert_eq!(back.files, 4);
+    let mut was = bytes.clone();
+    was[4_500_000] ^= 0xff;
+    assert_eq!(std::fs::read(out1.join("big.bin")).unwrap(), was, "version 1 holds the old byte");
+
+    // one folder of a version, and one file
+    let part = net.dir.path().join("part");
+    let r = within(
+        "restore a folder",
+        alice.storage.restore_path(&r3.name, Some(3), Some("naïve café"), &part, false, Progress::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.files, 1);
+    assert_same(&src.join("naïve café"), &part);
+    let one = net.dir.path().join("one");
+    within(
+        "restore a file",
+        alice.storage.restore_path(&r3.name, None, Some("docs/read me.txt"), &one, false, Progress::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(one.join("read me.txt")).unwrap(), std::fs::read(src.join("docs/read me.txt")).unwrap());
+    // a path not in the version: a clear error, and the target is not even made
+    let none = net.dir.path().join("none");
+    let err =
+        alice.storage.restore_path(&r3.name, None, Some("docs/nope"), &none, false, Progress::new()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("is not in this version"), "{err:#}");
+    assert!(!none.exists());
+
+    // a new device with only the key: the catalog, then the chunk index from the index objects, then the files
+    let key_text = alice.home().keys().unwrap().export_text();
+    alice.shutdown().await;
+    drop(alice);
+    let keys = NodeKeys::import_text(&key_text).unwrap();
+    let fresh = start(
+        net.dir.path(),
+        "alice-new-device",
+        std::slice::from_ref(&net.boot_addr),
+        None,
+        CustomerConfig { incremental: true, ..CustomerConfig::default() },
+        Some(keys),
+    )
+    .await;
+    let catalog = within("recover", async {
+        loop {
+            match fresh.recover_catalog().await {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!((catalog.packs.len(), catalog.snapshots.len()), (2, 3));
+    let out = net.dir.path().join("out-new-device");
+    within("restore on the new device", fresh.restore(&r3.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
+}
