@@ -551,6 +551,37 @@ pub struct ForgetReport {
     pub dry_run: bool,
 }
 
+/// `POST /api/v1/prune`: delete from the suppliers what no kept version uses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PruneRequest {
+    /// Only say what would be deleted.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What `prune` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PruneReport {
+    /// Incremental versions whose trees were walked (every chunk they use is kept).
+    pub versions: usize,
+    /// Distinct chunks they use.
+    pub used_chunks: u64,
+    /// Blocks (packs) deleted: none of their chunks is used.
+    pub blocks_deleted: usize,
+    /// Blocks kept.
+    pub blocks_kept: usize,
+    /// Bytes the deleted blocks held on the suppliers (fragments, all positions).
+    pub freed_bytes: u64,
+    /// Sealed bytes in kept blocks that no version uses (freed once mostly-empty blocks are repacked).
+    pub unused_bytes_kept: u64,
+    /// Fragments the suppliers confirmed deleted (the rest go when their contracts end).
+    pub fragments_deleted: usize,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+}
+
 /// `POST /api/v1/restores`: restore a version into a folder.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreRequest {
@@ -563,6 +594,9 @@ pub struct RestoreRequest {
     /// Restore into a non-empty folder.
     #[serde(default)]
     pub force: bool,
+    /// Only this file or folder of the version (relative to its root; incremental versions only).
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// What a backup did.

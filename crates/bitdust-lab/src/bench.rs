@@ -88,6 +88,7 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
             version: None,
             to: to.to_string_lossy().into_owned(),
             force: false,
+            path: None,
         };
         alice.restore(&request, json_out)?;
         let secs = t.elapsed().as_secs_f64();

@@ -112,3 +112,53 @@ async fn versions_share_their_chunks_and_restore_whole_or_in_part() {
     within("restore on the new device", fresh.restore(&r3.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
 }
+
+/// forget then prune: the packs only a forgotten version used leave the suppliers (their held bytes drop by what
+/// the report says), packs a kept version still uses stay, and the kept version restores byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_what_no_kept_version_uses() {
+    use bitdust_storage::proto::policy::KeepPolicy;
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer_with("alice", 4, 256 << 20, true).await;
+    let src = net.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let random = |seed: u64, len: usize| -> Vec<u8> {
+        let mut x = 0x9e3779b97f4a7c15u64 ^ seed;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    std::fs::write(src.join("kept.bin"), random(1, 3 << 20)).unwrap();
+    std::fs::write(src.join("old.bin"), random(2, 6 << 20)).unwrap();
+    let r1 = within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
+    std::fs::remove_file(src.join("old.bin")).unwrap();
+    std::fs::write(src.join("new.bin"), random(3, 5 << 20)).unwrap();
+    let r2 = within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
+    assert!(r2.new_bytes >= 5 << 20 && r2.new_bytes < (5 << 20) + 64 * 1024, "{r2:?}");
+
+    // both versions kept: nothing to delete
+    let dry = within("prune, nothing forgotten", alice.storage.prune(true)).await.unwrap();
+    assert_eq!((dry.versions, dry.blocks_deleted, dry.freed_bytes), (2, 0, 0), "{dry:?}");
+
+    within("forget", alice.forget(&r1.name, &KeepPolicy { last: Some(1), ..Default::default() }, false)).await.unwrap();
+    let before = held(&net, &alice);
+    let dry = within("prune --dry-run", alice.storage.prune(true)).await.unwrap();
+    assert!(dry.blocks_deleted > 0 && dry.freed_bytes > 0, "{dry:?}");
+    assert_eq!(held(&net, &alice), before, "a dry run deletes nothing");
+    let done = within("prune", alice.storage.prune(false)).await.unwrap();
+    assert_eq!((done.blocks_deleted, done.freed_bytes), (dry.blocks_deleted, dry.freed_bytes));
+    assert!(done.fragments_deleted > 0 && done.blocks_kept > 0, "{done:?}");
+    let freed = before - held(&net, &alice);
+    assert!(freed + 64 * 1024 >= done.freed_bytes && freed <= done.freed_bytes + 64 * 1024, "{freed} vs {done:?}");
+    // what is left is what version 2 uses
+    let again = within("prune again", alice.storage.prune(false)).await.unwrap();
+    assert_eq!(again.blocks_deleted, 0, "{again:?}");
+    let out = net.dir.path().join("out");
+    within("restore 2", alice.restore(&r2.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
+}

@@ -108,6 +108,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Demo
         version: None,
         to: target.to_string_lossy().into_owned(),
         force: false,
+        path: None,
     };
     let restore = alice.restore(&request, json_out)?;
     let restore_secs = t.elapsed().as_secs_f64();

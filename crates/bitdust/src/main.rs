@@ -125,6 +125,15 @@ enum Cmd {
         /// Restore into a non-empty folder.
         #[arg(long)]
         force: bool,
+        /// Only this file or folder of the version (relative to the backed-up folder; incremental versions).
+        #[arg(long, value_name = "SUB/DIR")]
+        path: Option<String>,
+    },
+    /// Delete from the suppliers every block that no kept incremental version uses (after forget).
+    Prune {
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Remove the versions of a backup that a keep policy does not keep (restic's meaning) and free their space.
     Forget {
@@ -495,10 +504,11 @@ fn run(cli: Cli) -> Result<()> {
             Some((owner, name, version)) => cmd::share::ls(&home, &owner, &name, version, j),
             None => anyhow::bail!("expected OWNER:NAME[@VERSION] (bitdust shared lists them), got {spec:?}"),
         },
-        Cmd::Restore { name, to, force } => match cmd::share::split_owner(&name)? {
+        Cmd::Restore { name, to, force, path } => match cmd::share::split_owner(&name)? {
             Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
-            None => cmd::restore::run(&home, &name, &to, force, j),
+            None => cmd::restore::run(&home, &name, path, &to, force, j),
         },
+        Cmd::Prune { dry_run } => cmd::prune::run(&home, dry_run, j),
         Cmd::Share { name, with, title, description, keywords, write, read: _ } => {
             let described = cmd::share::Described { title, description, keywords, write };
             cmd::share::share(&home, &name, &with, described, j)

@@ -450,6 +450,28 @@ mod tests {
     }
 
     #[test]
+    fn a_format_1_catalog_reads_as_format_2_and_unknown_formats_are_refused() {
+        #[derive(Serialize)]
+        struct V1 {
+            format: u8,
+            revision: u64,
+            backups: Vec<Backup>,
+        }
+        let backups =
+            vec![Backup { name: "docs".into(), source: b"/x/docs".to_vec(), single_file: false, versions: vec![] }];
+        let old = postcard::to_stdvec(&V1 { format: 1, revision: 7, backups: backups.clone() }).unwrap();
+        let read = Catalog::decode(&old).unwrap();
+        assert_eq!((read.format, read.revision, &read.backups), (CATALOG_FORMAT, 7, &backups));
+        assert!(read.packs.is_empty() && read.snapshots.is_empty());
+        let now = postcard::to_stdvec(&read).unwrap();
+        assert_eq!(Catalog::decode(&now).unwrap(), read);
+        let mut future = now;
+        future[0] = 3;
+        assert!(Catalog::decode(&future).unwrap_err().contains("format 3"));
+        assert!(Catalog::decode(&[]).is_err());
+    }
+
+    #[test]
     fn names_are_unique_and_stable_per_source() {
         let mut cat = Catalog::default();
         cat.backups.push(Backup {

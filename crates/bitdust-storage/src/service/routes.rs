@@ -9,6 +9,7 @@
 //! | GET | `/api/v1/health` | | [`Health`]: per version, blocks full / degraded / lost, lost files; the queue |
 //! | GET | `/api/v1/backups` | | [`Backups`]: backups and their versions |
 //! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
+//! | POST | `/api/v1/prune` | [`PruneRequest`] | [`PruneReport`]: blocks no kept incremental version uses deleted from the suppliers |
 //! | POST | `/api/v1/backups/{name}/forget` | [`ForgetRequest`] | [`ForgetReport`]: versions the policy does not keep removed, their fragments deleted (400 no rule, 404 unknown backup) |
 //! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
 //! | POST | `/api/v1/restores` | [`RestoreRequest`] | [`JobStarted`] (404 unknown backup or version, 409 target not empty) |
@@ -22,8 +23,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
     BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, FilesQuery, ForgetReport, ForgetRequest, Health,
-    JobResult, JobStarted, PositionHealth, Replacing, RestoreRequest, StoreUsage, Supplier, Suppliers, VersionFiles,
-    VersionInfo,
+    JobResult, JobStarted, PositionHealth, PruneReport, PruneRequest, Replacing, RestoreRequest, StoreUsage, Supplier,
+    Suppliers, VersionFiles, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -43,6 +44,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/backups", get(backups).post(start_backup))
         .route("/api/v1/backups/{name}/files", get(version_files))
         .route("/api/v1/backups/{name}/forget", post(forget))
+        .route("/api/v1/prune", post(prune))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/store", get(store))
         .with_state(storage)
@@ -50,7 +52,19 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
 
 /// The routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(suppliers, hire, replace, health, backups, version_files, forget, start_backup, start_restore, store))]
+#[openapi(paths(
+    suppliers,
+    hire,
+    replace,
+    health,
+    backups,
+    version_files,
+    forget,
+    prune,
+    start_backup,
+    start_restore,
+    store
+))]
 struct StorageApi;
 
 /// The storage wing's part of the OpenAPI document.
@@ -136,11 +150,28 @@ async fn forget(
     }
 }
 
+/// Deletes from the suppliers every block no kept incremental version uses (restic's `prune`); with `dry_run`,
+/// only says what it would delete. Waits for a running backup.
+#[utoipa::path(post, path = "/api/v1/prune", tag = "storage", request_body = PruneRequest,
+    responses((status = 200, body = PruneReport), (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "A tree or the index could not be read: nothing changed")))]
+async fn prune(
+    State(s): S,
+    body: Result<Json<PruneRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<PruneReport> {
+    let Json(body) = body?;
+    s.prune(body.dry_run)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(bitdust_node::http::ErrorKind::Unavailable, format!("{e:#}")))
+}
+
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).
 #[utoipa::path(get, path = "/api/v1/backups/{name}/files", tag = "storage",
     params(("name" = String, Path, description = "The backup"), FilesQuery),
     responses((status = 200, body = VersionFiles), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "No such backup, version or folder")))]
+        (status = 404, body = ErrorBody, description = "No such backup, version or folder"),
+        (status = 503, body = ErrorBody, description = "An incremental version's trees could not be read from the suppliers")))]
 async fn version_files(
     State(s): S,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -158,6 +189,24 @@ async fn version_files(
     }
     .ok_or_else(|| ApiError::not_found(format!("{name} has no version {}", q.version.unwrap_or(0))))?;
     let dir = q.dir.trim_matches('/').as_bytes().to_vec();
+    if let Some(snapshot) = catalog.snapshot(version) {
+        let listed = s
+            .list_snapshot_dir(&catalog, snapshot, &dir)
+            .await
+            .map_err(|e| ApiError::new(bitdust_node::http::ErrorKind::Unavailable, format!("{e:#}")))?
+            .ok_or_else(|| ApiError::not_found(format!("no folder {:?} in {name}@{}", q.dir, version.number)))?;
+        let mut entries: Vec<bitdust_api::SharedEntry> = listed.iter().map(crate::service::share::api_entry).collect();
+        entries.sort_by(|a, b| (a.kind != "dir", &a.path).cmp(&(b.kind != "dir", &b.path)));
+        let more = entries.len().saturating_sub(bitdust_api::MAX_LISTED_ENTRIES);
+        entries.truncate(bitdust_api::MAX_LISTED_ENTRIES);
+        return Ok(Json(VersionFiles {
+            backup: name,
+            version: version.number,
+            dir: String::from_utf8_lossy(&dir).into_owned(),
+            entries,
+            more,
+        }));
+    }
     let is_dir = dir.is_empty()
         || version.entries.iter().any(|e| e.path == dir && matches!(e.kind, crate::proto::catalog::EntryKind::Dir));
     if !is_dir {
@@ -196,15 +245,28 @@ async fn backups(State(s): S) -> ApiResult<Backups> {
             versions: b
                 .versions
                 .iter()
-                .map(|v| VersionInfo {
-                    version: v.number,
-                    created_unix: v.created_unix,
-                    files: v.file_count(),
-                    entries: v.entries.len(),
-                    bytes: v.total_bytes,
-                    stored_bytes: v.stored_bytes(),
-                    blocks: v.blocks.len(),
-                    layout: v.layout.to_string(),
+                .map(|v| match catalog.snapshot(v) {
+                    // an incremental version: what its run stored (its other chunks are shared with older ones)
+                    Some(snap) => VersionInfo {
+                        version: v.number,
+                        created_unix: v.created_unix,
+                        files: snap.files as usize,
+                        entries: (snap.files + snap.dirs + snap.symlinks) as usize,
+                        bytes: v.total_bytes,
+                        stored_bytes: snap.stored_bytes,
+                        blocks: 0,
+                        layout: v.layout.to_string(),
+                    },
+                    None => VersionInfo {
+                        version: v.number,
+                        created_unix: v.created_unix,
+                        files: v.file_count(),
+                        entries: v.entries.len(),
+                        bytes: v.total_bytes,
+                        stored_bytes: v.stored_bytes(),
+                        blocks: v.blocks.len(),
+                        layout: v.layout.to_string(),
+                    },
                 })
                 .collect(),
         })
@@ -273,6 +335,11 @@ async fn start_restore(
             return Err(ApiError::not_found(format!("backup {:?} has no version {v}", body.name)));
         }
     }
+    if let Some(p) = body.path.as_deref().filter(|p| !p.trim_matches('/').is_empty()) {
+        s.check_restore_path(&catalog, backup, body.version, p)
+            .await
+            .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
+    }
     match std::fs::metadata(&to) {
         Ok(m) if m.is_dir() && !body.force && std::fs::read_dir(&to).is_ok_and(|mut d| d.next().is_some()) => {
             return Err(ApiError::new(
@@ -283,9 +350,12 @@ async fn start_restore(
         _ => prepare_target(&to, body.force).map_err(|e| ApiError::bad_request(format!("{e:#}")))?,
     }
     let target = format!("{}{}", body.name, body.version.map(|v| format!("@{v}")).unwrap_or_default());
+    let path = body.path.clone().filter(|p| !p.trim_matches('/').is_empty());
     let storage = s.clone();
     let (job, event_id) = s.node().jobs().spawn("restore", target, move |progress| async move {
-        Ok(JobResult::Restore(storage.restore(&body.name, body.version, &to, true, progress).await?))
+        Ok(JobResult::Restore(
+            storage.restore_path(&body.name, body.version, path.as_deref(), &to, true, progress).await?,
+        ))
     });
     Ok(Json(JobStarted { job, event_id }))
 }

@@ -98,6 +98,8 @@ impl Storage {
             if gone.is_empty() {
                 return Ok((0, 0));
             }
+            // an incremental version's chunks stay in their packs until prune finds no kept version uses them
+            catalog.snapshots.retain(|s| !gone.iter().any(|v| v.id == s.version_id));
             catalog.backups.retain(|b| !b.versions.is_empty());
             catalog.revision += 1;
             self.save_catalog(&catalog)?;

@@ -15,6 +15,7 @@ pub mod key;
 pub mod ls;
 pub mod msg;
 pub mod openapi;
+pub mod prune;
 pub mod restore;
 pub mod share;
 pub mod status;

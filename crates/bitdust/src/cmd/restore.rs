@@ -28,10 +28,10 @@ pub fn split_version(spec: &str) -> Result<(String, Option<u32>)> {
 ///
 /// # Errors
 /// Unknown backup or version, a target that is not empty (without `force`), a failed restore.
-pub fn run(home: &Home, spec: &str, to: &Path, force: bool, json: bool) -> Result<()> {
+pub fn run(home: &Home, spec: &str, path: Option<String>, to: &Path, force: bool, json: bool) -> Result<()> {
     let (name, version) = split_version(spec)?;
     let to = std::path::absolute(to)?;
-    let request = RestoreRequest { name, version, to: to.to_string_lossy().into_owned(), force };
+    let request = RestoreRequest { name, version, to: to.to_string_lossy().into_owned(), force, path };
     let r = Client::for_home(home)?.restore(&request, json)?;
     print(json, &r, |r| {
         format!(

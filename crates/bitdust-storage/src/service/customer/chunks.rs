@@ -38,8 +38,8 @@ pub(crate) const INDEX_OBJECT_ENTRIES: usize = 40_000;
 pub(crate) struct Located {
     /// The pack set.
     pub set: [u8; 16],
-    /// The block's index in the set.
-    pub block: u32,
+    /// The block's id (prune removes blocks from a set, so not its place in the list).
+    pub block: [u8; 32],
     /// First byte in the block.
     pub offset: u32,
     /// Sealed length.
@@ -86,10 +86,9 @@ pub(crate) fn block_places(set: &PackSet) -> HashMap<[u8; 32], u32> {
     set.blocks.iter().enumerate().map(|(i, b)| (b.block_id, i as u32)).collect()
 }
 
-/// The row an index entry of pack set `set` becomes, or `None` if its block is not in the set.
+/// The row an index entry of pack set `set` becomes, or `None` if its block is not in the set (any more).
 pub(crate) fn located(set: &PackSet, places: &HashMap<[u8; 32], u32>, e: &IndexEntry) -> Option<Located> {
-    let block = *places.get(&e.block)?;
-    Some(Located { set: set.id, block, offset: e.offset, len: e.len })
+    places.contains_key(&e.block).then_some(Located { set: set.id, block: e.block, offset: e.offset, len: e.len })
 }
 
 impl Storage {
@@ -137,12 +136,18 @@ impl Storage {
     }
 }
 
+/// A block of a pack set: (set id, block id).
+pub(crate) type BlockKey = ([u8; 16], [u8; 32]);
+
+/// A pack set as a reader keeps it: the set, its blocks' places by id, and how its blocks are fetched.
+type ReadableSet = (PackSet, HashMap<[u8; 32], u32>, Arc<BlockFetch>);
+
 /// Reads chunks and trees of this user's format-2 versions.
 pub(crate) struct ChunkReader {
     storage: Arc<Storage>,
-    sets: HashMap<[u8; 16], (PackSet, Arc<BlockFetch>)>,
+    sets: HashMap<[u8; 16], ReadableSet>,
     ids: HashSet<[u8; 16]>,
-    cache: Mutex<VecDeque<(([u8; 16], u32), Arc<Vec<u8>>)>>,
+    cache: Mutex<VecDeque<(BlockKey, Arc<Vec<u8>>)>>,
 }
 
 impl ChunkReader {
@@ -164,7 +169,7 @@ impl ChunkReader {
                     via: Via::Own,
                     packed: true,
                 };
-                (set.id, (set.clone(), Arc::new(fetch)))
+                (set.id, (set.clone(), block_places(set), Arc::new(fetch)))
             })
             .collect::<HashMap<_, _>>();
         let ids = sets.keys().copied().collect();
@@ -178,26 +183,26 @@ impl ChunkReader {
 
     /// Fragments that failed while reading (missing, unreachable, corrupt).
     pub(crate) fn failed_fragments(&self) -> u64 {
-        self.sets.values().map(|(_, f)| f.failed.load(std::sync::atomic::Ordering::Relaxed)).sum()
+        self.sets.values().map(|(_, _, f)| f.failed.load(std::sync::atomic::Ordering::Relaxed)).sum()
     }
 
     /// Block `block` of pack set `set`, decoded (from the cache if it was read lately).
     ///
     /// # Errors
     /// If the set or block is unknown or fewer than k fragments are available.
-    pub(crate) async fn block(&self, set: &[u8; 16], block: u32) -> Result<Arc<Vec<u8>>> {
-        let key = (*set, block);
+    pub(crate) async fn block(&self, set: &[u8; 16], block: &[u8; 32]) -> Result<Arc<Vec<u8>>> {
+        let key = (*set, *block);
         if let Some(hit) =
             self.cache.lock().ok().and_then(|c| c.iter().find(|(k, _)| *k == key).map(|(_, b)| b.clone()))
         {
             return Ok(hit);
         }
-        let (pack_set, fetch) =
+        let (pack_set, places, fetch) =
             self.sets.get(set).ok_or_else(|| anyhow!("pack set {} is not in the catalog", hex::encode(set)))?;
-        let meta = pack_set
-            .blocks
-            .get(block as usize)
-            .ok_or_else(|| anyhow!("pack set {} has no block {block}", hex::encode(set)))?;
+        let meta = places
+            .get(block)
+            .and_then(|i| pack_set.blocks.get(*i as usize))
+            .ok_or_else(|| anyhow!("pack set {} has no block {}", hex::encode(set), hex::encode(&block[..8])))?;
         let bytes = Arc::new(fetch_block(&self.storage, fetch, meta).await?);
         if let Ok(mut c) = self.cache.lock() {
             if c.len() >= PACK_CACHE {
@@ -213,7 +218,7 @@ impl ChunkReader {
     /// # Errors
     /// If its block cannot be read or the chunk does not open.
     pub(crate) async fn read_located(&self, chunk: &ChunkRef, at: Located) -> Result<Vec<u8>> {
-        let block = self.block(&at.set, at.block).await?;
+        let block = self.block(&at.set, &at.block).await?;
         let entry = IndexEntry { chunk: chunk.id, block: [0; 32], offset: at.offset, len: at.len };
         let sealed = pack::slice(&block, &entry).map_err(|e| anyhow!(e))?;
         Ok(chunk::open(chunk, sealed)?)

@@ -26,6 +26,7 @@ mod fetch;
 pub mod forget;
 pub(crate) mod hire;
 mod incremental;
+pub mod prune;
 mod recovery;
 pub(crate) mod restore;
 mod snapshot;

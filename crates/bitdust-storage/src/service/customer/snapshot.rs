@@ -16,7 +16,7 @@ use bitdust_node::Progress;
 use futures::stream::StreamExt;
 use tokio::sync::mpsc;
 
-use super::chunks::{ChunkReader, Located};
+use super::chunks::{BlockKey, ChunkReader, Located};
 use super::RestoreReport;
 use crate::proto::catalog::{Catalog, Entry, EntryKind, Snapshot, Version};
 use crate::proto::chunk::{self, ChunkRef};
@@ -33,6 +33,9 @@ pub(crate) struct Flat {
     /// Bytes of file contents.
     pub total: u64,
 }
+
+/// Consecutive chunks of one block (`None`: chunks no pack set holds), each with its place.
+type Visit = (Option<BlockKey>, Vec<(ChunkRef, Option<Located>)>);
 
 /// The entry a tree node becomes at `path`.
 fn entry(path: Vec<u8>, node: &Node, offset: u64) -> Entry {
@@ -144,6 +147,31 @@ impl Storage {
         Ok(flat)
     }
 
+    /// Checks that `path` is in version `version` (default the latest) of `backup`, before a restore of it is
+    /// started.
+    ///
+    /// # Errors
+    /// If the version is not incremental, `path` is not in it, or its trees cannot be read.
+    pub(crate) async fn check_restore_path(
+        self: &Arc<Self>,
+        catalog: &Catalog,
+        backup: &crate::proto::catalog::Backup,
+        version: Option<u32>,
+        path: &str,
+    ) -> Result<()> {
+        let v = match version {
+            Some(n) => backup.versions.iter().find(|v| v.number == n),
+            None => backup.versions.last(),
+        }
+        .ok_or_else(|| anyhow!("backup {:?} has no such version", backup.name))?;
+        let snapshot = catalog.snapshot(v).ok_or_else(|| {
+            anyhow!("version {} of {:?} was made before incremental backups: it restores whole", v.number, backup.name)
+        })?;
+        self.sync_chunk_index(catalog).await?;
+        let reader = ChunkReader::new(self, catalog);
+        self.flatten_check(&reader, snapshot, path.trim_matches('/').as_bytes()).await
+    }
+
     /// Checks that `path` is in `snapshot`.
     ///
     /// # Errors
@@ -214,7 +242,7 @@ impl Storage {
         progress.set_total(flat.total);
 
         // consecutive chunks of one block make one visit; a chunk no pack set holds is lost
-        let mut visits: Vec<(Option<([u8; 16], u32)>, Vec<(ChunkRef, Option<Located>)>)> = Vec::new();
+        let mut visits: Vec<Visit> = Vec::new();
         for c in &flat.chunks {
             let at = self.locate_chunk(reader.set_ids(), &c.id)?;
             let key = at.map(|l| (l.set, l.block));
@@ -251,7 +279,7 @@ impl Storage {
                     let Some((set, block)) = key else {
                         bail!("{} chunks are in no pack set of the catalog", parts.len());
                     };
-                    let bytes = reader.block(&set, block).await?;
+                    let bytes = reader.block(&set, &block).await?;
                     tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
                         let mut out = Vec::with_capacity(len as usize);
                         for (c, at) in &parts {
