@@ -568,11 +568,16 @@ pub struct PruneReport {
     pub used_chunks: u64,
     /// Blocks (packs) deleted: none of their chunks is used.
     pub blocks_deleted: usize,
+    /// Blocks repacked: more than 5% of their bytes unused; their used chunks moved into new blocks.
+    pub blocks_repacked: usize,
+    /// Sealed bytes moved by repacking.
+    pub repacked_bytes: u64,
     /// Blocks kept.
     pub blocks_kept: usize,
-    /// Bytes the deleted blocks held on the suppliers (fragments, all positions).
+    /// Bytes freed on the suppliers (fragments, all positions): the deleted and repacked blocks', less the new
+    /// blocks repacking wrote.
     pub freed_bytes: u64,
-    /// Sealed bytes in kept blocks that no version uses (freed once mostly-empty blocks are repacked).
+    /// Sealed bytes in kept blocks that no version uses (blocks under the repack threshold, or holding an index).
     pub unused_bytes_kept: u64,
     /// Fragments the suppliers confirmed deleted (the rest go when their contracts end).
     pub fragments_deleted: usize,

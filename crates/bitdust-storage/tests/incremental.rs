@@ -150,14 +150,18 @@ async fn prune_deletes_what_no_kept_version_uses() {
     let dry = within("prune --dry-run", alice.storage.prune(true)).await.unwrap();
     assert!(dry.blocks_deleted > 0 && dry.freed_bytes > 0, "{dry:?}");
     assert_eq!(held(&net, &alice), before, "a dry run deletes nothing");
+    // kept.bin shared a pack with the start of old.bin: that pack is repacked, old.bin's others deleted
+    assert!(dry.blocks_repacked >= 1 && dry.repacked_bytes >= 3 << 20, "{dry:?}");
     let done = within("prune", alice.storage.prune(false)).await.unwrap();
-    assert_eq!((done.blocks_deleted, done.freed_bytes), (dry.blocks_deleted, dry.freed_bytes));
-    assert!(done.fragments_deleted > 0 && done.blocks_kept > 0, "{done:?}");
+    assert_eq!((done.blocks_deleted, done.blocks_repacked), (dry.blocks_deleted, dry.blocks_repacked));
+    assert!(done.fragments_deleted > 0 && done.blocks_kept > 0 && done.freed_bytes > 0, "{done:?}");
     let freed = before - held(&net, &alice);
     assert!(freed + 64 * 1024 >= done.freed_bytes && freed <= done.freed_bytes + 64 * 1024, "{freed} vs {done:?}");
-    // what is left is what version 2 uses
+    // about old.bin's 6 MiB times n/k = 2 is gone
+    assert!(freed > 10 << 20, "{freed}");
+    // what is left is what version 2 uses, nearly all of it used
     let again = within("prune again", alice.storage.prune(false)).await.unwrap();
-    assert_eq!(again.blocks_deleted, 0, "{again:?}");
+    assert_eq!((again.blocks_deleted, again.blocks_repacked), (0, 0), "{again:?}");
     let out = net.dir.path().join("out");
     within("restore 2", alice.restore(&r2.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);

@@ -54,20 +54,26 @@ impl PackWriter {
     /// Never: a chunk larger than the capacity gets a pack of its own (cut by [`crate::proto::chunk::MAX_CHUNK`],
     /// a sealed chunk is always under [`BLOCK_SIZE`]).
     pub fn push(&mut self, chunk: &SealedChunk) -> Option<Pack> {
-        let fits = self.current.as_ref().is_some_and(|p| p.bytes.len() + chunk.sealed.len() <= self.capacity);
+        self.push_sealed(chunk.chunk.id, &chunk.sealed)
+    }
+
+    /// Adds the sealed chunk `sealed` of id `id` (moved from another pack by prune's repacking, which has no
+    /// key and needs none); returns the pack it closed, if any.
+    pub fn push_sealed(&mut self, id: ChunkId, sealed: &[u8]) -> Option<Pack> {
+        let fits = self.current.as_ref().is_some_and(|p| p.bytes.len() + sealed.len() <= self.capacity);
         let closed = if fits { None } else { self.current.take().filter(|p| !p.entries.is_empty()) };
         let pack = self.current.get_or_insert_with(|| Pack {
             block_id: rand::random(),
-            bytes: Vec::with_capacity(chunk.sealed.len().max(self.capacity.min(BLOCK_SIZE))),
+            bytes: Vec::with_capacity(sealed.len().max(self.capacity.min(BLOCK_SIZE))),
             entries: Vec::new(),
         });
         pack.entries.push(IndexEntry {
-            chunk: chunk.chunk.id,
+            chunk: id,
             block: pack.block_id,
             offset: pack.bytes.len() as u32,
-            len: chunk.sealed.len() as u32,
+            len: sealed.len() as u32,
         });
-        pack.bytes.extend_from_slice(&chunk.sealed);
+        pack.bytes.extend_from_slice(sealed);
         closed
     }
 

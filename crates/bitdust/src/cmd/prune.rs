@@ -21,11 +21,15 @@ pub fn run(home: &Home, dry_run: bool, json: bool) -> Result<()> {
 
 fn text(r: &PruneReport) -> String {
     let verb = if r.dry_run { "would delete" } else { "deleted" };
+    let verb2 = if r.dry_run { "repack" } else { "repacked" };
     format!(
-        "{} versions use {} chunks; {verb} {} blocks ({} on the suppliers){}, kept {} blocks ({} in them unused){}",
+        "{} versions use {} chunks; {verb} {} blocks and {verb2} {} ({} moved): {} freed on the suppliers{}, \
+         kept {} blocks ({} in them unused){}",
         r.versions,
         r.used_chunks,
         r.blocks_deleted,
+        r.blocks_repacked,
+        human_bytes(r.repacked_bytes),
         human_bytes(r.freed_bytes),
         if r.dry_run { String::new() } else { format!(", {} fragments confirmed deleted", r.fragments_deleted) },
         r.blocks_kept,

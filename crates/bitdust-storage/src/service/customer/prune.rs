@@ -14,18 +14,23 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 pub use bitdust_api::PruneReport;
 use bitdust_core::PeerId;
 
-use super::chunks::{BlockKey, ChunkReader, Located, CHUNK_INDEX, INDEXED_SETS};
-use crate::proto::chunk::{ChunkId, ChunkRef};
-use crate::proto::pipeline::VersionKeys;
+use super::chunks::{BlockKey, ChunkReader, IndexObject, Located, CHUNK_INDEX, INDEXED_SETS};
+use crate::proto::catalog::{IndexRef, PackSet};
+use crate::proto::chunk::{self, ChunkId, ChunkKeys, ChunkRef};
+use crate::proto::pack::{self, IndexEntry, Pack, PackWriter};
+use crate::proto::pipeline::{PackCoder, VersionKeys, BLOCK_SIZE};
 use crate::proto::tree::{ChunkList, NodeKind, Tree};
 use crate::service::Storage;
 
 /// Rows of the chunk index read per page.
 const PAGE: usize = 10_000;
+
+/// Repack a kept block when more than this share of its sealed bytes is unused (restic's default `--max-unused`).
+const REPACK_UNUSED: f64 = 0.05;
 
 /// What one block holds, from the chunk index.
 #[derive(Default)]
@@ -36,8 +41,10 @@ struct BlockUse {
     used: u64,
     /// Whether it holds an index object of its set.
     index: bool,
-    /// Its chunks.
-    rows: Vec<ChunkId>,
+    /// Its chunks and where each is.
+    rows: Vec<(ChunkId, Located)>,
+    /// The used ones.
+    used_ids: Vec<ChunkId>,
 }
 
 impl Storage {
@@ -109,44 +116,61 @@ impl Storage {
                 b.total += u64::from(l.len);
                 if used.contains(&id) {
                     b.used += u64::from(l.len);
+                    b.used_ids.push(id);
                 }
                 b.index |= index_objects.contains(&id);
-                b.rows.push(id);
+                b.rows.push((id, l));
             }
         }
-        let mut gone: Vec<([u8; 16], [u8; 32])> = Vec::new();
+        // blocks to delete (no used chunk) and to repack (kept, but more than REPACK_UNUSED of them unused)
+        let mut gone: Vec<BlockKey> = Vec::new();
+        let mut repack: Vec<BlockKey> = Vec::new();
         let mut unused_kept = 0u64;
         for set in &catalog.packs {
             let info = |b: &[u8; 32]| blocks.get(&(set.id, *b));
             // a block with no rows is kept: nothing is deleted that cannot be accounted for
             let dead = |b: &[u8; 32]| info(b).is_some_and(|u| u.used == 0 && !u.index);
-            // the set's index objects stay while it keeps a block with a used chunk (or one not accounted for)
-            let keeps_data = set.blocks.iter().any(|b| info(&b.block_id).is_none_or(|u| u.used > 0));
+            let to_repack = |b: &[u8; 32]| {
+                info(b).is_some_and(|u| {
+                    !u.index && u.used > 0 && (u.total - u.used) as f64 > u.total as f64 * REPACK_UNUSED
+                })
+            };
+            // the set's index objects stay while it keeps, unmoved, a block with a used chunk (or one not accounted
+            // for)
+            let keeps_data =
+                set.blocks.iter().any(|b| info(&b.block_id).is_none_or(|u| u.used > 0) && !to_repack(&b.block_id));
             for b in &set.blocks {
-                if !keeps_data || dead(&b.block_id) {
+                if to_repack(&b.block_id) {
+                    repack.push((set.id, b.block_id));
+                } else if !keeps_data || dead(&b.block_id) {
                     gone.push((set.id, b.block_id));
                 } else if let Some(u) = info(&b.block_id) {
                     unused_kept += u.total - u.used;
                 }
             }
         }
-        let gone_set: HashSet<([u8; 16], [u8; 32])> = gone.iter().copied().collect();
+        let stored = |set: &crate::proto::catalog::PackSet, b: &crate::proto::pipeline::BlockMeta| {
+            (u64::from(b.shard_len) + crate::proto::fragment::HEADER_LEN as u64) * u64::from(set.layout.n)
+        };
+        let removed: HashSet<BlockKey> = gone.iter().chain(&repack).copied().collect();
         let mut freed = 0u64;
         let mut kept = 0usize;
         for set in &catalog.packs {
             for b in &set.blocks {
-                if gone_set.contains(&(set.id, b.block_id)) {
-                    freed +=
-                        (u64::from(b.shard_len) + crate::proto::fragment::HEADER_LEN as u64) * u64::from(set.layout.n);
+                if removed.contains(&(set.id, b.block_id)) {
+                    freed += stored(set, b);
                 } else {
                     kept += 1;
                 }
             }
         }
+        let moved_bytes: u64 = repack.iter().filter_map(|k| blocks.get(k)).map(|u| u.used).sum();
         let mut report = PruneReport {
             versions: catalog.snapshots.len(),
             used_chunks: used.len() as u64,
             blocks_deleted: gone.len(),
+            blocks_repacked: repack.len(),
+            repacked_bytes: moved_bytes,
             blocks_kept: kept,
             freed_bytes: freed,
             unused_bytes_kept: unused_kept,
@@ -154,30 +178,52 @@ impl Storage {
             seconds: 0.0,
             dry_run,
         };
-        if dry_run || gone.is_empty() {
+        if dry_run || removed.is_empty() {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         }
 
+        // the used chunks of the blocks to repack move, sealed as they are, into a new pack set
+        let new_set = if repack.is_empty() {
+            None
+        } else {
+            let set = self.repack(&reader, &repack, &blocks).await.context("repacking")?;
+            report.freed_bytes =
+                report.freed_bytes.saturating_sub(set.0.blocks.iter().map(|b| stored(&set.0, b)).sum());
+            Some(set)
+        };
+
         // the catalog without them first, then the fragments
         let before = catalog.packs.clone();
         for set in &mut catalog.packs {
-            set.blocks.retain(|b| !gone_set.contains(&(set.id, b.block_id)));
+            set.blocks.retain(|b| !removed.contains(&(set.id, b.block_id)));
         }
         let emptied: Vec<[u8; 16]> = catalog.packs.iter().filter(|s| s.blocks.is_empty()).map(|s| s.id).collect();
         catalog.packs.retain(|s| !s.blocks.is_empty());
+        let mut moved_rows = Vec::new();
+        if let Some((set, rows)) = new_set {
+            catalog.packs.push(set);
+            moved_rows = rows;
+        }
         catalog.revision += 1;
         let rows: Vec<ChunkId> =
-            gone.iter().filter_map(|k| blocks.get(k)).flat_map(|u| u.rows.iter().copied()).collect();
+            removed.iter().filter_map(|k| blocks.get(k)).flat_map(|u| u.rows.iter().map(|(id, _)| *id)).collect();
+        let new_id = catalog.packs.last().map(|s| s.id).filter(|_| !moved_rows.is_empty());
         self.node.db().write(|tx| {
             tx.put_value(super::CATALOG_KEY, &catalog)?;
             let mut t = tx.table(CHUNK_INDEX)?;
             for id in &rows {
                 t.remove(id)?;
             }
+            for (id, l) in &moved_rows {
+                t.put(id, l)?;
+            }
             let mut s = tx.table(INDEXED_SETS)?;
             for id in &emptied {
                 s.remove(id)?;
+            }
+            if let Some(id) = new_id {
+                s.put(&id, &super::chunks::Indexed)?;
             }
             Ok(())
         })?;
@@ -185,7 +231,7 @@ impl Storage {
         self.push_catalog(&catalog, &peers).await?;
         for set in &before {
             let ids: Vec<[u8; 32]> =
-                set.blocks.iter().map(|b| b.block_id).filter(|b| gone_set.contains(&(set.id, *b))).collect();
+                set.blocks.iter().map(|b| b.block_id).filter(|b| removed.contains(&(set.id, *b))).collect();
             if ids.is_empty() {
                 continue;
             }
@@ -196,5 +242,110 @@ impl Storage {
         report.seconds = started.elapsed().as_secs_f64();
         tracing::info!(deleted = report.blocks_deleted, freed = report.freed_bytes, "pruned");
         Ok(report)
+    }
+
+    /// Moves the used chunks of `keys` (sealed as they are: no key is needed) into new packs on the current
+    /// suppliers, with an index object; returns the new pack set and the chunk index rows of the moved chunks.
+    /// What it stored is deleted again if it fails.
+    async fn repack(
+        self: &Arc<Self>,
+        reader: &ChunkReader,
+        keys: &[BlockKey],
+        blocks: &HashMap<BlockKey, BlockUse>,
+    ) -> Result<(PackSet, Vec<(ChunkId, Located)>)> {
+        let slots = self.ensure_suppliers_locked().await?;
+        let layout = self.config.customer.layout(slots.len() as u16)?;
+        let peers: Vec<PeerId> = slots.iter().map(super::SupplierSlot::peer).collect::<Result<_>>()?;
+        let set_id: [u8; 16] = rand::random();
+        let vkeys = VersionKeys::derive(self.node.keys().master(), set_id);
+        let mut job = Repack {
+            storage: self.clone(),
+            peers: peers.clone(),
+            vkeys: vkeys.clone(),
+            coder: PackCoder::new(layout),
+            metas: Vec::new(),
+            entries: Vec::new(),
+            sent: Vec::new(),
+        };
+        let mut writer = PackWriter::new(BLOCK_SIZE);
+        let result: Result<ChunkRef> = async {
+            for key in keys {
+                let Some(u) = blocks.get(key) else { continue };
+                let bytes = reader.block(&key.0, &key.1).await?;
+                let used: HashSet<&ChunkId> = u.used_ids.iter().collect();
+                for (id, l) in u.rows.iter().filter(|(id, _)| used.contains(id)) {
+                    let e = IndexEntry { chunk: *id, block: l.block, offset: l.offset, len: l.len };
+                    let sealed = pack::slice(&bytes, &e).map_err(|e| anyhow!(e))?;
+                    if let Some(p) = writer.push_sealed(*id, sealed) {
+                        job.upload(p).await?;
+                    }
+                }
+            }
+            let mut all = job.entries.clone();
+            all.extend_from_slice(writer.open_entries());
+            let object = postcard::to_allocvec(&IndexObject { format: 1, entries: all })?;
+            let keys = ChunkKeys::derive(self.node.keys().master());
+            let sealed = keys.seal(&object, &mut chunk::compressor()?);
+            if let Some(p) = writer.push(&sealed) {
+                job.upload(p).await?;
+            }
+            if let Some(p) = writer.finish() {
+                job.upload(p).await?;
+            }
+            Ok(sealed.chunk)
+        }
+        .await;
+        let index = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let by_position: Vec<Vec<PeerId>> = peers.iter().map(|p| vec![*p]).collect();
+                self.delete_fragments_of(&by_position, &vkeys, &job.sent).await;
+                return Err(e);
+            }
+        };
+        let at = job
+            .entries
+            .iter()
+            .find(|e| e.chunk == index.id)
+            .copied()
+            .ok_or_else(|| anyhow!("the index object was not stored"))?;
+        let mut metas = job.metas;
+        metas.sort_by_key(|m| m.index);
+        let set = PackSet {
+            id: set_id,
+            created_unix: bitdust_node::home::unix_now(),
+            layout,
+            suppliers: peers.iter().map(|p| p.to_bytes()).collect(),
+            blocks: metas,
+            index: vec![IndexRef { chunk: index, at }],
+        };
+        let places = super::chunks::block_places(&set);
+        let rows =
+            job.entries.iter().filter_map(|e| super::chunks::located(&set, &places, e).map(|l| (e.chunk, l))).collect();
+        Ok((set, rows))
+    }
+}
+
+/// A repack's uploads.
+struct Repack {
+    storage: Arc<Storage>,
+    peers: Vec<PeerId>,
+    vkeys: VersionKeys,
+    coder: PackCoder,
+    metas: Vec<crate::proto::pipeline::BlockMeta>,
+    entries: Vec<IndexEntry>,
+    sent: Vec<[u8; 32]>,
+}
+
+impl Repack {
+    async fn upload(&mut self, p: Pack) -> Result<()> {
+        let block = self.coder.encode(self.metas.len() as u64, p.block_id, &p.bytes)?;
+        self.sent.push(p.block_id);
+        self.entries.extend(p.entries);
+        let meta =
+            super::backup::upload_block(self.storage.clone(), self.peers.clone(), self.vkeys.clone(), block, None)
+                .await?;
+        self.metas.push(meta);
+        Ok(())
     }
 }
