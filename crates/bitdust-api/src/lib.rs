@@ -1294,6 +1294,67 @@ pub struct VersionFiles {
 /// Most entries one folder listing carries.
 pub const MAX_LISTED_ENTRIES: usize = 10_000;
 
+/// `GET /api/v1/backups/{name}/diff?from=A&to=B` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The older version.
+    #[param(minimum = 1, maximum = 4294967295_u64)]
+    pub from: u32,
+    /// The newer version.
+    #[param(minimum = 1, maximum = 4294967295_u64)]
+    pub to: u32,
+}
+
+/// What changed between two versions of a backup (a folder added or removed is listed once, not what is in it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VersionDiff {
+    /// The backup.
+    pub backup: String,
+    /// The older version.
+    pub from: u32,
+    /// The newer version.
+    pub to: u32,
+    /// In `to` only.
+    pub added: Vec<SharedEntry>,
+    /// In `from` only.
+    pub removed: Vec<SharedEntry>,
+    /// In both, with other contents, kind, permissions or link target (as in `to`).
+    pub changed: Vec<SharedEntry>,
+    /// Entries left out past [`MAX_LISTED_ENTRIES`] in all.
+    pub more: usize,
+}
+
+/// `GET /api/v1/find?pattern=GLOB` query.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FindQuery {
+    /// A glob (`*`, `?`, `[...]`, `**`) matched against each entry's name and its whole path.
+    pub pattern: String,
+}
+
+/// One match of `find`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Found {
+    /// The backup.
+    pub backup: String,
+    /// The version.
+    pub version: u32,
+    /// The entry.
+    pub entry: SharedEntry,
+}
+
+/// What `find` found, in every version of every backup.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FindResult {
+    /// The pattern.
+    pub pattern: String,
+    /// Matches, backup by backup, version by version, in tree order.
+    pub matches: Vec<Found>,
+    /// Matches left out past [`MAX_LISTED_ENTRIES`].
+    pub more: usize,
+}
+
 /// `GET /api/v1/shared/{owner}/{backup}`: a shared backup's versions and the files of one, fetched from the
 /// owner's suppliers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

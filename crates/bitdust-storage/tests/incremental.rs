@@ -49,6 +49,22 @@ async fn versions_share_their_chunks_and_restore_whole_or_in_part() {
         r1.new_bytes, r1.blocks, r3.new_bytes
     );
 
+    // diff: the unchanged version differs in nothing, the third in the one file
+    let same = alice.storage.diff(&r1.name, 1, 2).await.unwrap();
+    assert!(same.added.is_empty() && same.removed.is_empty() && same.changed.is_empty(), "{same:?}");
+    let d = alice.storage.diff(&r1.name, 2, 3).await.unwrap();
+    let changed: Vec<&str> = d.changed.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!((changed, d.added.len(), d.removed.len()), (vec!["big.bin"], 0, 0), "{d:?}");
+    let err = alice.storage.diff(&r1.name, 1, 9).await.unwrap_err();
+    assert!(format!("{err:#}").contains("no version 9"), "{err:#}");
+    // find: by name in every version, and by path
+    let f = alice.storage.find("*.txt").await.unwrap();
+    let hits: Vec<(u32, &str)> = f.matches.iter().map(|m| (m.version, m.entry.path.as_str())).collect();
+    assert_eq!(hits, vec![(1, "docs/read me.txt"), (2, "docs/read me.txt"), (3, "docs/read me.txt")]);
+    let f = alice.storage.find("naïve café/**/*.bin").await.unwrap();
+    assert_eq!(f.matches.len(), 3, "{f:?}");
+    assert!(alice.storage.find("[").await.is_err());
+
     let out3 = net.dir.path().join("out3");
     within("restore 3", alice.restore(&r3.name, None, &out3, false, Progress::new())).await.unwrap();
     assert_same(&src, &out3);

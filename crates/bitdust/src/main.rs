@@ -110,10 +110,25 @@ enum Cmd {
         #[arg(long)]
         one_file_system: bool,
     },
-    /// List backups and versions; or, given OWNER:NAME[@VERSION], the files of what OWNER shares with you.
+    /// List backups and versions; given NAME[@VERSION] [PATH], one folder of a version; given OWNER:NAME[@VERSION],
+    /// the files of what OWNER shares with you.
     Ls {
-        /// OWNER:NAME[@VERSION] of a share (OWNER: a contact's name or a peer id).
+        /// NAME[@VERSION] of yours, or OWNER:NAME[@VERSION] of a share (OWNER: a contact's name or a peer id).
         shared: Option<String>,
+        /// A folder in the version (default its root).
+        path: Option<String>,
+    },
+    /// What changed between two versions of a backup: NAME@A NAME@B.
+    Diff {
+        /// The older version, NAME@A.
+        from: String,
+        /// The newer version, NAME@B.
+        to: String,
+    },
+    /// Find files and folders by name or path (a glob: *, ?, [...], **) in every version of every backup.
+    Find {
+        /// The pattern.
+        pattern: String,
     },
     /// Restore NAME[@VERSION] (yours) or OWNER:NAME[@VERSION] (shared with you) into a folder.
     Restore {
@@ -499,11 +514,13 @@ fn run(cli: Cli) -> Result<()> {
             Some((owner, name, None)) => cmd::share::write(&home, &owner, &name, &path, j),
             _ => anyhow::bail!("--to takes OWNER:NAME (a share that lets you write), got {spec:?}"),
         },
-        Cmd::Ls { shared: None } => cmd::ls::run(&home, j),
-        Cmd::Ls { shared: Some(spec) } => match cmd::share::split_owner(&spec)? {
+        Cmd::Ls { shared: None, .. } => cmd::ls::run(&home, j),
+        Cmd::Ls { shared: Some(spec), path } => match cmd::share::split_owner(&spec)? {
             Some((owner, name, version)) => cmd::share::ls(&home, &owner, &name, version, j),
-            None => anyhow::bail!("expected OWNER:NAME[@VERSION] (bitdust shared lists them), got {spec:?}"),
+            None => cmd::ls::folder(&home, &spec, path.as_deref().unwrap_or(""), j),
         },
+        Cmd::Diff { from, to } => cmd::ls::diff(&home, &from, &to, j),
+        Cmd::Find { pattern } => cmd::ls::find(&home, &pattern, j),
         Cmd::Restore { name, to, force, path } => match cmd::share::split_owner(&name)? {
             Some((owner, backup, version)) => cmd::share::restore(&home, &owner, &backup, version, &to, force, j),
             None => cmd::restore::run(&home, &name, path, &to, force, j),

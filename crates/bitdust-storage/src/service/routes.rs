@@ -9,6 +9,8 @@
 //! | GET | `/api/v1/health` | | [`Health`]: per version, blocks full / degraded / lost, lost files; the queue |
 //! | GET | `/api/v1/backups` | | [`Backups`]: backups and their versions |
 //! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
+//! | GET | `/api/v1/backups/{name}/diff?from=A&to=B` | | [`VersionDiff`]: added, removed, changed (404 unknown backup or version) |
+//! | GET | `/api/v1/find?pattern=GLOB` | | [`FindResult`]: entries of every version whose name or path matches (400 bad pattern) |
 //! | POST | `/api/v1/prune` | [`PruneRequest`] | [`PruneReport`]: blocks no kept incremental version uses deleted from the suppliers |
 //! | POST | `/api/v1/backups/{name}/forget` | [`ForgetRequest`] | [`ForgetReport`]: versions the policy does not keep removed, their fragments deleted (400 no rule, 404 unknown backup) |
 //! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
@@ -22,7 +24,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, Backups, CustomerUsage, ErrorBody, FilesQuery, ForgetReport, ForgetRequest, Health,
+    BackupInfo, BackupRequest, Backups, CustomerUsage, DiffQuery, ErrorBody, FilesQuery, FindQuery, FindResult,
+    ForgetReport, ForgetRequest, Health, VersionDiff,
     JobResult, JobStarted, PositionHealth, PruneReport, PruneRequest, Replacing, RestoreRequest, StoreUsage, Supplier,
     Suppliers, VersionFiles, VersionInfo,
 };
@@ -45,6 +48,8 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/backups/{name}/files", get(version_files))
         .route("/api/v1/backups/{name}/forget", post(forget))
         .route("/api/v1/prune", post(prune))
+        .route("/api/v1/backups/{name}/diff", get(diff))
+        .route("/api/v1/find", get(find))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/store", get(store))
         .with_state(storage)
@@ -150,6 +155,54 @@ async fn forget(
     }
 }
 
+/// What changed between two versions of a backup: added, removed and changed entries (a folder added or removed
+/// counts once). Incremental versions skip the folders whose trees are the same.
+#[utoipa::path(get, path = "/api/v1/backups/{name}/diff", tag = "storage",
+    params(("name" = String, Path, description = "The backup"), DiffQuery),
+    responses((status = 200, body = VersionDiff), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such backup or version"),
+        (status = 503, body = ErrorBody, description = "A tree could not be read from the suppliers")))]
+async fn diff(
+    State(s): S,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    query: Result<axum::extract::Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<VersionDiff> {
+    let Path(name) = name?;
+    let catalog = s.catalog()?;
+    let backup = catalog
+        .backup(&name)
+        .filter(|b| !crate::service::vault::is_vault_backup(&b.name))
+        .ok_or_else(|| ApiError::not_found(format!("no backup named {name:?}")))?;
+    let axum::extract::Query(q) = query?;
+    for n in [q.from, q.to] {
+        if !backup.versions.iter().any(|v| v.number == n) {
+            return Err(ApiError::not_found(format!("backup {name:?} has no version {n}")));
+        }
+    }
+    s.diff(&name, q.from, q.to)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+}
+
+/// Every entry of every version of every backup whose name or whole path matches a glob.
+#[utoipa::path(get, path = "/api/v1/find", tag = "storage", params(FindQuery),
+    responses((status = 200, body = FindResult), (status = 400, body = ErrorBody, description = "A bad pattern"),
+        (status = 503, body = ErrorBody, description = "A tree could not be read from the suppliers")))]
+async fn find(
+    State(s): S,
+    query: Result<axum::extract::Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<FindResult> {
+    let axum::extract::Query(q) = query?;
+    if let Err(e) = globset::Glob::new(&q.pattern) {
+        return Err(ApiError::bad_request(format!("bad pattern {:?}: {e}", q.pattern)));
+    }
+    s.find(&q.pattern)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+}
+
 /// Deletes from the suppliers every block no kept incremental version uses (restic's `prune`); with `dry_run`,
 /// only says what it would delete. Waits for a running backup.
 #[utoipa::path(post, path = "/api/v1/prune", tag = "storage", request_body = PruneRequest,
@@ -163,7 +216,7 @@ async fn prune(
     s.prune(body.dry_run)
         .await
         .map(Json)
-        .map_err(|e| ApiError::new(bitdust_node::http::ErrorKind::Unavailable, format!("{e:#}")))
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).
@@ -193,7 +246,7 @@ async fn version_files(
         let listed = s
             .list_snapshot_dir(&catalog, snapshot, &dir)
             .await
-            .map_err(|e| ApiError::new(bitdust_node::http::ErrorKind::Unavailable, format!("{e:#}")))?
+            .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))?
             .ok_or_else(|| ApiError::not_found(format!("no folder {:?} in {name}@{}", q.dir, version.number)))?;
         let mut entries: Vec<bitdust_api::SharedEntry> = listed.iter().map(crate::service::share::api_entry).collect();
         entries.sort_by(|a, b| (a.kind != "dir", &a.path).cmp(&(b.kind != "dir", &b.path)));

@@ -21,6 +21,7 @@
 //! ```
 
 mod backup;
+mod browse;
 pub(crate) mod chunks;
 mod fetch;
 pub mod forget;

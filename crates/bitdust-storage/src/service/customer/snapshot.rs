@@ -38,7 +38,7 @@ pub(crate) struct Flat {
 type Visit = (Option<BlockKey>, Vec<(ChunkRef, Option<Located>)>);
 
 /// The entry a tree node becomes at `path`.
-fn entry(path: Vec<u8>, node: &Node, offset: u64) -> Entry {
+pub(super) fn entry(path: Vec<u8>, node: &Node, offset: u64) -> Entry {
     let kind = match &node.kind {
         NodeKind::Dir { .. } => EntryKind::Dir,
         NodeKind::File { size, .. } => EntryKind::File { size: *size, offset },
@@ -47,7 +47,7 @@ fn entry(path: Vec<u8>, node: &Node, offset: u64) -> Entry {
     Entry { path, kind, mode: node.mode, mtime_secs: node.mtime.0, mtime_nanos: node.mtime.1 }
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.is_empty() {
         return name.to_vec();
     }
