@@ -182,3 +182,52 @@ async fn prune_deletes_what_no_kept_version_uses() {
     within("restore 2", alice.restore(&r2.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
 }
+
+/// Pack sets are maintained as format-1 versions are: a lost supplier is replaced and every pack's fragment at its
+/// position rebuilt (keyless), so that the version restores after n-k more originals stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_supplier_is_replaced_and_its_packs_rebuilt() {
+    let net = Net::new(6, 1 << 30).await;
+    let config = config_with(
+        CustomerConfig {
+            suppliers: 4,
+            data_shards: 0,
+            needed_bytes: 256 << 20,
+            blocks_in_flight: 4,
+            incremental: true,
+            ..CustomerConfig::default()
+        },
+        fast_maintenance(),
+    );
+    let alice = start_with(
+        net.dir.path(),
+        "alice",
+        std::slice::from_ref(&net.boot_addr),
+        None,
+        config,
+        None,
+        "/ip4/127.0.0.1/tcp/0",
+    )
+    .await;
+    within("customer announced", alice.wait_announced()).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 3);
+    let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();
+    let peer_at = |p: u16| alice.suppliers().unwrap().into_iter().find(|s| s.position == p).unwrap().peer().unwrap();
+    let original: Vec<_> = (0..4).map(peer_at).collect();
+    net.supplier_of(&alice, 1).shutdown().await;
+    until("replacement hired and its packs rebuilt", || {
+        let health = alice.health().unwrap();
+        peer_at(1) != original[1]
+            && alice.rebuild_queue().unwrap().is_empty()
+            && health.iter().all(|h| h.blocks == r.blocks && h.full == h.blocks)
+    })
+    .await;
+    // n - k = 2 more originals go: the rebuilt position and one original must do
+    for p in [0u16, 2] {
+        net.suppliers.iter().find(|s| s.peer_id() == original[p as usize]).unwrap().shutdown().await;
+    }
+    let out = net.dir.path().join("out");
+    within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_same(&src, &out);
+}

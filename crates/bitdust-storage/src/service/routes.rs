@@ -25,9 +25,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
     BackupInfo, BackupRequest, Backups, CustomerUsage, DiffQuery, ErrorBody, FilesQuery, FindQuery, FindResult,
-    ForgetReport, ForgetRequest, Health, VersionDiff,
-    JobResult, JobStarted, PositionHealth, PruneReport, PruneRequest, Replacing, RestoreRequest, StoreUsage, Supplier,
-    Suppliers, VersionFiles, VersionInfo,
+    ForgetReport, ForgetRequest, Health, JobResult, JobStarted, PositionHealth, PruneReport, PruneRequest, Replacing,
+    RestoreRequest, StoreUsage, Supplier, Suppliers, VersionDiff, VersionFiles, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -179,10 +178,7 @@ async fn diff(
             return Err(ApiError::not_found(format!("backup {name:?} has no version {n}")));
         }
     }
-    s.diff(&name, q.from, q.to)
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+    s.diff(&name, q.from, q.to).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// Every entry of every version of every backup whose name or whole path matches a glob.
@@ -197,10 +193,7 @@ async fn find(
     if let Err(e) = globset::Glob::new(&q.pattern) {
         return Err(ApiError::bad_request(format!("bad pattern {:?}: {e}", q.pattern)));
     }
-    s.find(&q.pattern)
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+    s.find(&q.pattern).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// Deletes from the suppliers every block no kept incremental version uses (restic's `prune`); with `dry_run`,
@@ -213,10 +206,7 @@ async fn prune(
     body: Result<Json<PruneRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<PruneReport> {
     let Json(body) = body?;
-    s.prune(body.dry_run)
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+    s.prune(body.dry_run).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).

@@ -183,6 +183,9 @@ impl Storage {
             None => b.versions.iter().max_by_key(|v| v.number),
         }
         .ok_or_else(|| not_found(format!("backup {name} has no version {}", version.unwrap_or_default())))?;
+        if catalog.snapshot(v).is_some() {
+            bail!("{name}@{} is an incremental version: sharing those is not built yet (issue 18)", v.number);
+        }
         let inside = |e: &crate::proto::catalog::Entry| {
             e.path == path.as_bytes() || e.path.starts_with(format!("{path}/").as_bytes())
         };
@@ -289,6 +292,14 @@ impl Storage {
         };
         if chosen.is_empty() || chosen.len() > MAX_SHARED_VERSIONS {
             bail!("backup {backup} has {} versions to share", chosen.len());
+        }
+        if let Some(v) = chosen.iter().find(|v| catalog.snapshot(v).is_some()) {
+            // its files are in chunks shared with other versions: a grant of its blocks would hand those over too
+            bail!(
+                "{backup}@{} is an incremental version: sharing those is not built yet (issue 18); share a version \
+                 made with customer.incremental off",
+                v.number
+            );
         }
         let keys = self.node().keys();
         let mut versions = Vec::with_capacity(chosen.len());

@@ -41,9 +41,10 @@ impl<T> Listing<T> {
 
 fn same_contents(a: &Node, b: &Node) -> bool {
     match (&a.kind, &b.kind) {
-        (NodeKind::File { size: s1, chunks: c1, more: m1, .. }, NodeKind::File { size: s2, chunks: c2, more: m2, .. }) => {
-            s1 == s2 && m1.map(|m| m.id) == m2.map(|m| m.id) && c1.iter().map(|c| c.id).eq(c2.iter().map(|c| c.id))
-        }
+        (
+            NodeKind::File { size: s1, chunks: c1, more: m1, .. },
+            NodeKind::File { size: s2, chunks: c2, more: m2, .. },
+        ) => s1 == s2 && m1.map(|m| m.id) == m2.map(|m| m.id) && c1.iter().map(|c| c.id).eq(c2.iter().map(|c| c.id)),
         (NodeKind::Symlink { target: t1 }, NodeKind::Symlink { target: t2 }) => t1 == t2,
         (NodeKind::Dir { .. }, NodeKind::Dir { .. }) => true,
         _ => false,
@@ -88,7 +89,10 @@ impl Storage {
                             Some(o) => match (&o.kind, &n.kind) {
                                 (NodeKind::Dir { tree: t1 }, NodeKind::Dir { tree: t2 }) => {
                                     if o.mode != n.mode {
-                                        changed.push(count(&added, &removed, &changed), api_entry(&entry(path.clone(), &n, 0)));
+                                        changed.push(
+                                            count(&added, &removed, &changed),
+                                            api_entry(&entry(path.clone(), &n, 0)),
+                                        );
                                     }
                                     pairs.push((path, *t1, *t2));
                                 }
@@ -126,10 +130,20 @@ impl Storage {
                     removed.push(count(&added, &removed, &changed), api_entry(e));
                 }
             }
-            _ => bail!("versions {from} and {to} of {name:?} are of different formats (one made before incremental backups)"),
+            _ => bail!(
+                "versions {from} and {to} of {name:?} are of different formats (one made before incremental backups)"
+            ),
         }
         let more = added.more + removed.more + changed.more;
-        Ok(VersionDiff { backup: name.into(), from, to, added: added.items, removed: removed.items, changed: changed.items, more })
+        Ok(VersionDiff {
+            backup: name.into(),
+            from,
+            to,
+            added: added.items,
+            removed: removed.items,
+            changed: changed.items,
+            more,
+        })
     }
 
     /// Every entry of every version of every backup whose name or whole path matches `pattern` (a glob).

@@ -24,9 +24,44 @@ impl Storage {
         for it in self.rebuild_queue()? {
             queued.insert((it.version_id, it.block), it.positions);
         }
+        // incremental versions share the packs: each is as healthy as all of them (a lost pack may hold any
+        // version's chunks; which files it touches would need the trees read)
+        let mut packs = (0usize, 0usize, 0usize, u16::MAX, 0usize);
+        for set in &catalog.packs {
+            for i in 0..set.blocks.len() {
+                packs.0 += 1;
+                let q = queued.get(&(set.id, i as u64)).map(Vec::as_slice).unwrap_or(&[]);
+                match assess(set.layout, &unavailable_positions(set.layout, &down, &held, q)) {
+                    BlockHealth::Full => packs.1 += 1,
+                    BlockHealth::Degraded { can_still_lose, .. } => {
+                        packs.2 += 1;
+                        packs.3 = packs.3.min(can_still_lose);
+                    }
+                    BlockHealth::Lost { .. } => packs.4 += 1,
+                }
+            }
+        }
         let mut out = Vec::new();
         for b in &catalog.backups {
             for v in &b.versions {
+                if catalog.snapshot(v).is_some() {
+                    let (blocks, full, degraded, least, lost) = packs;
+                    out.push(VersionHealth {
+                        name: b.name.clone(),
+                        version: v.number,
+                        blocks,
+                        full,
+                        degraded,
+                        can_still_lose: if degraded == 0 && lost == 0 {
+                            v.layout.parity()
+                        } else {
+                            least.min(v.layout.parity())
+                        },
+                        lost,
+                        lost_files: Vec::new(),
+                    });
+                    continue;
+                }
                 let mut h = VersionHealth {
                     name: b.name.clone(),
                     version: v.number,
