@@ -97,6 +97,8 @@ pub struct DevnetOptions {
     pub customer: bool,
     /// Seconds DHT records live in new homes (`None`: the default, 48 hours).
     pub record_ttl_secs: Option<u64>,
+    /// Every node backs up incrementally (`customer.incremental`).
+    pub incremental: bool,
 }
 
 impl DevnetOptions {
@@ -110,6 +112,7 @@ impl DevnetOptions {
             maintenance: MaintenanceConfig::devnet(),
             customer: true,
             record_ttl_secs: None,
+            incremental: false,
         }
     }
 }
@@ -192,6 +195,7 @@ impl Devnet {
                         suppliers,
                         data_shards,
                         needed_bytes: DEVNET_NEEDED_BYTES,
+                        incremental: options.incremental,
                         ..CustomerConfig::default()
                     },
                     maintenance: options.maintenance.clone(),

@@ -288,6 +288,9 @@ enum Cmd {
         /// what happens when a customer stays away past their lifetime.
         #[arg(long)]
         record_ttl_secs: Option<u64>,
+        /// Back up incrementally in every home (customer.incremental = true in config.toml).
+        #[arg(long)]
+        incremental: bool,
     },
     /// Print the OpenAPI 3 document of the local API (what a daemon serves at /api/v1/openapi.json).
     Openapi,
@@ -547,12 +550,13 @@ fn run(cli: Cli) -> Result<()> {
             cmd::key::export(&home, &file, protection, j)
         }
         Cmd::Openapi => cmd::openapi::run(),
-        Cmd::Devnet { dir, suppliers, data_shards, spares, transports, no_customer, record_ttl_secs } => {
+        Cmd::Devnet { dir, suppliers, data_shards, spares, transports, no_customer, record_ttl_secs, incremental } => {
             let options = devnet::DevnetOptions {
                 data_shards,
                 transports,
                 customer: !no_customer,
                 record_ttl_secs,
+                incremental,
                 ..devnet::DevnetOptions::new(suppliers, spares)
             };
             devnet::run(&dir, &options)

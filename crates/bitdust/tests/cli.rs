@@ -649,3 +649,58 @@ fn bit_rot_is_found_by_the_suppliers_scrub_and_rebuilt() {
     assert_same(&src, &out);
     terminate(&mut net.0);
 }
+
+/// Incremental backups through the real binary (issue 18): a second backup of an unchanged tree stores nothing new,
+/// `ls NAME@V PATH`, `diff`, `find`, `restore --path`, `forget` then `prune`, and their errors.
+#[test]
+fn incremental_backups_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _devnet = devnet(&["--dir", s(&dir), "--suppliers", "4", "--incremental"]);
+    let alice = dir.join("alice");
+    let a = |args: &[&str]| -> Vec<String> {
+        let mut v = vec!["--home".to_string(), s(&alice).to_string()];
+        v.extend(args.iter().map(|x| x.to_string()));
+        v
+    };
+    let run_ok = |args: &[&str]| ok(&a(args).iter().map(String::as_str).collect::<Vec<_>>());
+    let run_json = |args: &[&str]| json(&a(args).iter().map(String::as_str).collect::<Vec<_>>());
+    let run_fails = |args: &[&str]| fails(&a(args).iter().map(String::as_str).collect::<Vec<_>>());
+    let src = tmp.path().join("src");
+    make_tree(&src);
+
+    let first = run_json(&["backup", s(&src)]);
+    assert!(first["new_bytes"].as_u64().unwrap() >= 6_000_000, "{first}");
+    let second = run_json(&["backup", s(&src)]);
+    assert_eq!((second["new_bytes"].as_u64(), second["unchanged_files"].as_u64()), (Some(0), Some(3)), "{second}");
+    std::fs::write(src.join("new.txt"), b"a new file\n").unwrap();
+    std::fs::remove_file(src.join("empty file")).unwrap();
+    let third = run_json(&["backup", s(&src)]);
+    assert_eq!(third["version"], 3);
+
+    let listing = run_ok(&["ls", "src@3", "dir with spaces/ünïcödé"]);
+    assert!(listing.contains("file.txt") && listing.contains("empty/"), "{listing}");
+    let diff = run_ok(&["diff", "src@2", "src@3"]);
+    assert!(diff.contains("+ new.txt") && diff.contains("- empty file") && diff.contains("1 added, 1 removed"), "{diff}");
+    let found = run_ok(&["find", "*.txt"]);
+    assert!(found.contains("src@1") && found.contains("src@3  ") && found.contains("new.txt"), "{found}");
+    assert!(run_fails(&["find", "a[b"]).contains("bad pattern"));
+    assert!(run_fails(&["diff", "src@1", "src@9"]).contains("no version 9"));
+    assert!(run_fails(&["ls", "src@3", "nope"]).contains("no folder"));
+
+    let part = tmp.path().join("part");
+    let r = run_json(&["restore", "src@3", "--path", "dir with spaces", "--to", s(&part)]);
+    assert_eq!(r["files"], 1, "{r}");
+    assert_same(&src.join("dir with spaces"), &part);
+    let nowhere = tmp.path().join("nowhere");
+    assert!(run_fails(&["restore", "src", "--path", "no/such", "--to", s(&nowhere)]).contains("not in this version"));
+    assert!(!nowhere.exists(), "a refused restore makes no folder");
+
+    run_ok(&["forget", "src", "--keep-last", "1"]);
+    let pruned = run_json(&["prune"]);
+    assert_eq!(pruned["versions"], 1, "{pruned}");
+    assert!(run_ok(&["prune", "--dry-run"]).contains("would delete 0 blocks"));
+    let out = tmp.path().join("out");
+    run_ok(&["restore", "src", "--to", s(&out)]);
+    assert_same(&src, &out);
+}
