@@ -398,6 +398,82 @@ pub struct StorageStatus {
     pub backups: usize,
     /// Catalog revision.
     pub catalog_revision: u64,
+    /// The backup sets the daemon runs, with their last and next runs.
+    #[serde(default)]
+    pub backup_sets: Vec<BackupSet>,
+}
+
+/// `POST /api/v1/schedules`: a backup set the daemon runs every `every_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleRequest {
+    /// Absolute path of the folder or file (it must exist now).
+    pub path: String,
+    /// Seconds between runs (at least 60).
+    #[schema(minimum = 60)]
+    pub every_secs: u64,
+    /// Patterns to leave out (gitignore syntax, as `backup --exclude`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Leave out folders tagged with `CACHEDIR.TAG`.
+    #[serde(default)]
+    pub exclude_caches: bool,
+    /// Stay on the path's file system.
+    #[serde(default)]
+    pub one_file_system: bool,
+    /// After each run, forget what this keeps not (restic's meaning; none given: every version stays), then
+    /// prune.
+    #[serde(default)]
+    pub keep: KeepRules,
+}
+
+/// Keep rules (`--keep-last N` ...), restic's meaning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeepRules {
+    /// The N newest.
+    pub last: Option<u32>,
+    /// The newest of each of the last N hours.
+    pub hourly: Option<u32>,
+    /// ... days.
+    pub daily: Option<u32>,
+    /// ... ISO weeks.
+    pub weekly: Option<u32>,
+    /// ... months.
+    pub monthly: Option<u32>,
+    /// ... years.
+    pub yearly: Option<u32>,
+}
+
+impl KeepRules {
+    /// Whether no rule keeps anything (then nothing is forgotten).
+    pub fn is_empty(&self) -> bool {
+        [self.last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly].iter().all(|n| n.unwrap_or(0) == 0)
+    }
+}
+
+/// A backup set and how its runs went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackupSet {
+    /// Its number.
+    pub id: u32,
+    /// What it backs up and how often.
+    pub request: ScheduleRequest,
+    /// When the last run ended (Unix seconds).
+    pub last_run_unix: Option<u64>,
+    /// What the last run did (`NAME@VERSION ...`) or why it failed.
+    pub last_result: Option<String>,
+    /// Whether the last run failed.
+    pub last_failed: bool,
+    /// When the next run is due (Unix seconds): a run missed while the machine slept runs once when it wakes.
+    pub next_run_unix: u64,
+    /// Whether a run is going on now (one at a time per set).
+    pub running: bool,
+}
+
+/// `GET /api/v1/schedules`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupSets {
+    /// The sets, by id.
+    pub sets: Vec<BackupSet>,
 }
 
 /// `GET /api/v1/suppliers`, `POST /api/v1/suppliers/hire`.

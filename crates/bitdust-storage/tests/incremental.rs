@@ -231,3 +231,65 @@ async fn a_lost_supplier_is_replaced_and_its_packs_rebuilt() {
     within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
 }
+
+/// Backup sets: bad requests are refused and change nothing; a set runs at once as a job, records its result and its
+/// next run one interval later, applies its keep policy; removing it stops it and leaves its versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_sets_run_record_and_keep() {
+    use bitdust_api::{KeepRules, ScheduleRequest};
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer_with("alice", 4, 256 << 20, true).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 1);
+    let request = |path: &std::path::Path, every: u64| ScheduleRequest {
+        path: path.to_string_lossy().into_owned(),
+        every_secs: every,
+        exclude: vec!["*.bin".into()],
+        exclude_caches: false,
+        one_file_system: false,
+        keep: KeepRules { last: Some(1), ..Default::default() },
+    };
+    for (bad, why) in [
+        (request(std::path::Path::new("relative"), 3600), "absolute"),
+        (request(&net.dir.path().join("missing"), 3600), "cannot back up"),
+        (request(&src, 30), "shortest interval"),
+        (ScheduleRequest { exclude: vec!["a/**/b[".into()], ..request(&src, 3600) }, "pattern"),
+    ] {
+        let err = alice.storage.add_backup_set(bad).unwrap_err();
+        assert!(format!("{err:#}").contains(why), "{err:#}");
+    }
+    assert!(alice.storage.backup_sets().unwrap().is_empty());
+
+    // a version made by hand first: the set's keep-last 1 forgets it after its own run
+    within("backup by hand", alice.backup(&src, Progress::new())).await.unwrap();
+    let set = alice.storage.add_backup_set(request(&src, 3600)).unwrap();
+    let done = within("the set's first run", async {
+        loop {
+            let s = alice.storage.backup_sets().unwrap().into_iter().find(|s| s.id == set.id).unwrap();
+            if s.last_run_unix.is_some() && !s.running {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(!done.last_failed, "{done:?}");
+    assert!(done.last_result.as_deref().unwrap().starts_with("src@2, forgot 1 versions"), "{done:?}");
+    assert_eq!(done.next_run_unix, done.last_run_unix.unwrap() + 3600);
+    let catalog = alice.catalog().unwrap();
+    let versions: Vec<u32> = catalog.backup("src").unwrap().versions.iter().map(|v| v.number).collect();
+    assert_eq!(versions, vec![2], "the set kept its last version only");
+    // its excludes applied: no .bin file in it
+    let found = alice.storage.find("*.bin").await.unwrap();
+    assert!(found.matches.is_empty(), "{found:?}");
+    // the job is in the log, as a backup of the set
+    assert!((1..16)
+        .filter_map(|id| alice.node().jobs().get(id))
+        .any(|j| j.kind == "backup" && j.target.starts_with("set 1:")));
+
+    let gone = alice.storage.remove_backup_set(set.id).unwrap();
+    assert_eq!(gone.id, set.id);
+    assert!(alice.storage.remove_backup_set(set.id).is_err(), "a set removed twice");
+    assert!(alice.storage.backup_sets().unwrap().is_empty());
+    assert_eq!(alice.catalog().unwrap().backup("src").unwrap().versions.len(), 1, "its versions stay");
+}

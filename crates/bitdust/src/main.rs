@@ -144,6 +144,11 @@ enum Cmd {
         #[arg(long, value_name = "SUB/DIR")]
         path: Option<String>,
     },
+    /// Backup sets the daemon runs on a schedule: add, list, remove.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCmd,
+    },
     /// Delete from the suppliers every block that no kept incremental version uses (after forget).
     Prune {
         /// Only show what would be deleted.
@@ -346,6 +351,52 @@ enum MsgCmd {
 }
 
 #[derive(Subcommand)]
+enum ScheduleCmd {
+    /// Back PATH up every interval (`30m`, `1h`, `1d`...); the first run starts now.
+    Add {
+        /// The folder or file.
+        path: PathBuf,
+        /// How often: a number and s, m, h, d or w.
+        #[arg(long, value_name = "INTERVAL")]
+        every: String,
+        /// Leave out paths matching PATTERN (gitignore syntax; repeatable).
+        #[arg(long, value_name = "PATTERN")]
+        exclude: Vec<String>,
+        /// Leave out the contents of folders tagged with a CACHEDIR.TAG.
+        #[arg(long)]
+        exclude_caches: bool,
+        /// Do not descend into other file systems.
+        #[arg(long)]
+        one_file_system: bool,
+        /// After each run keep the N newest versions (and forget, then prune, the rest).
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        /// ... the newest of each of the last N hours.
+        #[arg(long, value_name = "N")]
+        keep_hourly: Option<u32>,
+        /// ... days.
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        /// ... ISO weeks.
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        /// ... months.
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+        /// ... years.
+        #[arg(long, value_name = "N")]
+        keep_yearly: Option<u32>,
+    },
+    /// The backup sets, their last and next runs.
+    List,
+    /// Stop running backup set ID (its versions stay).
+    Remove {
+        /// The set's number (see `schedule list`).
+        id: u32,
+    },
+}
+
+#[derive(Subcommand)]
 enum GroupCmd {
     /// Create group NAME, with you as its admin (the only one who adds and removes members).
     Create {
@@ -529,6 +580,33 @@ fn run(cli: Cli) -> Result<()> {
             None => cmd::restore::run(&home, &name, path, &to, force, j),
         },
         Cmd::Prune { dry_run } => cmd::prune::run(&home, dry_run, j),
+        Cmd::Schedule { command } => match command {
+            ScheduleCmd::Add {
+                path,
+                every,
+                exclude,
+                exclude_caches,
+                one_file_system,
+                keep_last,
+                keep_hourly,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                keep_yearly,
+            } => {
+                let keep = bitdust_api::KeepRules {
+                    last: keep_last,
+                    hourly: keep_hourly,
+                    daily: keep_daily,
+                    weekly: keep_weekly,
+                    monthly: keep_monthly,
+                    yearly: keep_yearly,
+                };
+                cmd::schedule::add(&home, &path, &every, exclude, exclude_caches, one_file_system, keep, j)
+            }
+            ScheduleCmd::List => cmd::schedule::list(&home, j),
+            ScheduleCmd::Remove { id } => cmd::schedule::remove(&home, id, j),
+        },
         Cmd::Share { name, with, title, description, keywords, write, read: _ } => {
             let described = cmd::share::Described { title, description, keywords, write };
             cmd::share::share(&home, &name, &with, described, j)

@@ -681,7 +681,10 @@ fn incremental_backups_through_the_cli() {
     let listing = run_ok(&["ls", "src@3", "dir with spaces/ünïcödé"]);
     assert!(listing.contains("file.txt") && listing.contains("empty/"), "{listing}");
     let diff = run_ok(&["diff", "src@2", "src@3"]);
-    assert!(diff.contains("+ new.txt") && diff.contains("- empty file") && diff.contains("1 added, 1 removed"), "{diff}");
+    assert!(
+        diff.contains("+ new.txt") && diff.contains("- empty file") && diff.contains("1 added, 1 removed"),
+        "{diff}"
+    );
     let found = run_ok(&["find", "*.txt"]);
     assert!(found.contains("src@1") && found.contains("src@3  ") && found.contains("new.txt"), "{found}");
     assert!(run_fails(&["find", "a[b"]).contains("bad pattern"));
@@ -703,4 +706,17 @@ fn incremental_backups_through_the_cli() {
     let out = tmp.path().join("out");
     run_ok(&["restore", "src", "--to", s(&out)]);
     assert_same(&src, &out);
+
+    // a backup set the daemon runs: its first run now, then listed with its result and next run, in status too
+    let set = run_json(&["schedule", "add", s(&src), "--every", "1h", "--keep-last", "2"]);
+    let id = set["id"].as_u64().unwrap().to_string();
+    wait_until("the set's first run", || run_json(&["schedule", "list"])["sets"][0]["last_run_unix"].is_u64());
+    let listed = run_ok(&["schedule", "list"]);
+    assert!(listed.contains("every 1h") && listed.contains("last: src@4") && listed.contains("next in"), "{listed}");
+    assert!(run_ok(&["status"]).contains("backup set"));
+    assert!(run_fails(&["schedule", "add", s(&src), "--every", "10s"]).contains("shortest interval"));
+    assert!(run_fails(&["schedule", "add", s(&src), "--every", "1y"]).contains("unknown unit"));
+    assert!(run_fails(&["schedule", "remove", "99"]).contains("no backup set 99"));
+    assert!(run_ok(&["schedule", "remove", &id]).contains("removed"));
+    assert!(run_ok(&["schedule", "list"]).contains("no backup sets"));
 }

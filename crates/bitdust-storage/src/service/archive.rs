@@ -90,6 +90,18 @@ pub struct Excludes {
     pub one_file_system: bool,
 }
 
+/// Checks exclude patterns (gitignore syntax) before a backup is started.
+///
+/// # Errors
+/// The first pattern that is not valid, with the reason.
+pub fn check_patterns(root: &Path, patterns: &[String]) -> Result<(), ArchiveError> {
+    let mut check = ignore::gitignore::GitignoreBuilder::new(root);
+    for p in patterns {
+        check.add_line(None, p).map_err(|e| ArchiveError::BadPattern(format!("{p:?}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The file whose lines (gitignore syntax) exclude paths in its folder and below.
 pub const IGNORE_FILE: &str = ".bitdustignore";
 /// The first bytes of a valid `CACHEDIR.TAG`.

@@ -63,6 +63,10 @@ pub struct Storage {
     connections: Mutex<std::collections::BTreeMap<u16, ConnectionView>>,
     /// Inbox of the maintenance actor.
     maintenance: mpsc::Sender<maintenance::Command>,
+    /// Backup sets whose run is going on.
+    running_sets: customer::schedule::Running,
+    /// Wakes the backup-set runner when a set is added, removed or ends a run.
+    schedules_changed: Arc<tokio::sync::Notify>,
 }
 
 /// What maintenance knows of one position's supplier.
@@ -227,6 +231,8 @@ impl Service for StorageService {
             unhealthy_positions: Mutex::new(Vec::new()),
             connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,
+            running_sets: std::sync::Mutex::new(std::collections::HashSet::new()),
+            schedules_changed: Arc::new(tokio::sync::Notify::new()),
         });
         vault::clean_scratch(&storage);
         let as_vault: std::sync::Weak<dyn bitdust_node::Vault> = Arc::downgrade(&storage) as _;
@@ -243,6 +249,7 @@ impl Service for StorageService {
         tokio::spawn(customer::hire::publish_on_start(Arc::downgrade(&storage)));
         tokio::spawn(upkeep::priority_peers(Arc::downgrade(&storage)));
         tokio::spawn(customer::hire::renew_contracts(Arc::downgrade(&storage)));
+        tokio::spawn(customer::schedule::run(Arc::downgrade(&storage)));
         Ok(Started {
             handle: storage.clone(),
             routes: routes::router(storage.clone()),
@@ -271,6 +278,7 @@ impl StatusSection for Storage {
             suppliers_wanted: self.config.customer.suppliers,
             backups: catalog.backups.iter().filter(|b| !vault::is_vault_backup(&b.name)).count(),
             catalog_revision: catalog.revision,
+            backup_sets: self.backup_sets()?,
         });
         Ok(())
     }

@@ -11,6 +11,9 @@
 //! | POST | `/api/v1/backups` | [`BackupRequest`] | [`JobStarted`] |
 //! | GET | `/api/v1/backups/{name}/diff?from=A&to=B` | | [`VersionDiff`]: added, removed, changed (404 unknown backup or version) |
 //! | GET | `/api/v1/find?pattern=GLOB` | | [`FindResult`]: entries of every version whose name or path matches (400 bad pattern) |
+//! | GET | `/api/v1/schedules` | | [`BackupSets`]: the backup sets the daemon runs, last and next runs |
+//! | POST | `/api/v1/schedules` | [`ScheduleRequest`] | [`BackupSet`]: a new set, first run now (400 bad path, interval or pattern) |
+//! | DELETE | `/api/v1/schedules/{id}` | | [`BackupSet`]: the set removed (404 unknown) |
 //! | POST | `/api/v1/prune` | [`PruneRequest`] | [`PruneReport`]: blocks no kept incremental version uses deleted from the suppliers |
 //! | POST | `/api/v1/backups/{name}/forget` | [`ForgetRequest`] | [`ForgetReport`]: versions the policy does not keep removed, their fragments deleted (400 no rule, 404 unknown backup) |
 //! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
@@ -24,9 +27,10 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, Backups, CustomerUsage, DiffQuery, ErrorBody, FilesQuery, FindQuery, FindResult,
-    ForgetReport, ForgetRequest, Health, JobResult, JobStarted, PositionHealth, PruneReport, PruneRequest, Replacing,
-    RestoreRequest, StoreUsage, Supplier, Suppliers, VersionDiff, VersionFiles, VersionInfo,
+    BackupInfo, BackupRequest, BackupSet, BackupSets, Backups, CustomerUsage, DiffQuery, ErrorBody, FilesQuery,
+    FindQuery, FindResult, ForgetReport, ForgetRequest, Health, JobResult, JobStarted, PositionHealth, PruneReport,
+    PruneRequest, Replacing, RestoreRequest, ScheduleRequest, StoreUsage, Supplier, Suppliers, VersionDiff,
+    VersionFiles, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -49,6 +53,8 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/prune", post(prune))
         .route("/api/v1/backups/{name}/diff", get(diff))
         .route("/api/v1/find", get(find))
+        .route("/api/v1/schedules", get(schedules).post(add_schedule))
+        .route("/api/v1/schedules/{id}", axum::routing::delete(remove_schedule))
         .route("/api/v1/restores", post(start_restore))
         .route("/api/v1/store", get(store))
         .with_state(storage)
@@ -196,6 +202,45 @@ async fn find(
     s.find(&q.pattern).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
+/// The backup sets the daemon runs, with their last and next runs.
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "storage", responses((status = 200, body = BackupSets)))]
+async fn schedules(State(s): S) -> ApiResult<BackupSets> {
+    Ok(Json(BackupSets { sets: s.backup_sets()? }))
+}
+
+/// Adds a backup set; its first run starts now.
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "storage", request_body = ScheduleRequest,
+    responses((status = 200, body = BackupSet),
+        (status = 400, body = ErrorBody, description = "A relative or missing path, an interval under a minute, a bad pattern")))]
+async fn add_schedule(
+    State(s): S,
+    body: Result<Json<ScheduleRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<BackupSet> {
+    use crate::service::customer::schedule::ScheduleError;
+    let Json(body) = body?;
+    s.add_backup_set(body).map(Json).map_err(|e| match e.downcast_ref::<ScheduleError>() {
+        Some(ScheduleError::Bad(m)) => ApiError::bad_request(m.clone()),
+        _ => ApiError::from(e),
+    })
+}
+
+/// Removes a backup set (its versions stay).
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "storage",
+    params(("id" = u32, Path, description = "The set")),
+    responses((status = 200, body = BackupSet), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such set")))]
+async fn remove_schedule(
+    State(s): S,
+    id: Result<Path<u32>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<BackupSet> {
+    use crate::service::customer::schedule::ScheduleError;
+    let Path(id) = id?;
+    s.remove_backup_set(id).map(Json).map_err(|e| match e.downcast_ref::<ScheduleError>() {
+        Some(ScheduleError::Unknown(_)) => ApiError::not_found(e.to_string()),
+        _ => ApiError::from(e),
+    })
+}
+
 /// Deletes from the suppliers every block no kept incremental version uses (restic's `prune`); with `dry_run`,
 /// only says what it would delete. Waits for a running backup.
 #[utoipa::path(post, path = "/api/v1/prune", tag = "storage", request_body = PruneRequest,
@@ -339,10 +384,8 @@ async fn start_backup(
         one_file_system: body.one_file_system,
     };
     // a bad pattern is the request's fault: refused now, not as a failed job
-    let mut check = ignore::gitignore::GitignoreBuilder::new(&path);
-    for p in &excludes.patterns {
-        check.add_line(None, p).map_err(|e| ApiError::bad_request(format!("exclude pattern {p:?}: {e}")))?;
-    }
+    crate::service::archive::check_patterns(&path, &excludes.patterns)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let storage = s.clone();
     let (job, event_id) = s.node().jobs().spawn("backup", body.path.clone(), move |progress| async move {
         Ok(JobResult::Backup(storage.backup_with(&path, &excludes, progress).await?))

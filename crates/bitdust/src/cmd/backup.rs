@@ -55,6 +55,14 @@ pub fn run(home: &Home, path: &Path, excludes: Excludes, json: bool) -> Result<(
             human_bytes(r.stored_bytes),
             r.layout
         );
+        if r.new_bytes < r.bytes {
+            s += &format!(
+                "\n  {} new, {} already stored (deduplicated); {} files unchanged since the last version, not read",
+                human_bytes(r.new_bytes),
+                human_bytes(r.bytes - r.new_bytes),
+                r.unchanged_files
+            );
+        }
         for p in &r.skipped {
             s += &format!("\n  skipped (special file): {p}");
         }

@@ -17,6 +17,7 @@ pub mod msg;
 pub mod openapi;
 pub mod prune;
 pub mod restore;
+pub mod schedule;
 pub mod share;
 pub mod status;
 pub mod suppliers;

@@ -43,6 +43,9 @@ fn text(v: &Status) -> String {
             "customer    {} of {} suppliers hired, {} backups (catalog revision {})\n",
             st.suppliers_hired, st.suppliers_wanted, st.backups, st.catalog_revision
         );
+        for set in &st.backup_sets {
+            s += &format!("backup set  {}\n", super::schedule::line(set));
+        }
     }
     let reachability = match n.reachability {
         Reachability::Public => "public",

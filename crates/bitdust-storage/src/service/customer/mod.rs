@@ -30,6 +30,7 @@ mod incremental;
 pub mod prune;
 mod recovery;
 pub(crate) mod restore;
+pub mod schedule;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
