@@ -7,7 +7,9 @@
 # contact: a DHT lookup whose answer depends on the network, tested in crates/bitdust-messages/tests/contacts.rs;
 # storing the history on the suppliers, which this lone daemon has none of once a group exists: 503, tested in
 # crates/bitdust-messages/tests/history.rs and groups.rs); the settings (PUT /config would write random configs,
-# /key/export key files at random absolute paths: both tested in crates/bitdust/tests/api.rs).
+# /key/export key files at random absolute paths: both tested in crates/bitdust/tests/api.rs); adding a backup set
+# (POST /schedules would back up random real paths such as /; tested in crates/bitdust-storage/tests/incremental.rs
+# and crates/bitdust/tests/cli.rs).
 #
 # usage: lab/fuzz-api.sh [BITDUST BINARY, default target/debug/bitdust] [EXAMPLES PER OPERATION, default 100]
 set -euo pipefail
@@ -39,7 +41,7 @@ cd "$W"
     --exclude-path /api/v1/shutdown --exclude-path /api/v1/events --exclude-path /api/v1/events/ws \
     --exclude-path /api/v1/backups --exclude-path /api/v1/restores --exclude-path /api/v1/suppliers/hire \
     --exclude-path /api/v1/contacts --exclude-path /api/v1/history/sync \
-    --exclude-path /api/v1/config --exclude-path /api/v1/key/export \
+    --exclude-path /api/v1/config --exclude-path /api/v1/key/export --exclude-path /api/v1/schedules \
     --suppress-health-check=filter_too_much \
     --exclude-checks ensure_resource_availability \
     -n "$EXAMPLES"

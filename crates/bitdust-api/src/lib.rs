@@ -630,9 +630,9 @@ pub struct ForgetReport {
 /// `POST /api/v1/prune`: delete from the suppliers what no kept version uses.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PruneRequest {
-    /// Only say what would be deleted.
-    #[serde(default)]
-    pub dry_run: bool,
+    /// Only say what would be deleted (default false). An option, not a defaulted bool, so that a JSON array is
+    /// refused as a body (serde reads a struct of defaulted fields from `[]`).
+    pub dry_run: Option<bool>,
 }
 
 /// What `prune` did (or, with `dry_run`, would do).

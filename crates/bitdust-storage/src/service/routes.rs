@@ -251,7 +251,7 @@ async fn prune(
     body: Result<Json<PruneRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<PruneReport> {
     let Json(body) = body?;
-    s.prune(body.dry_run).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+    s.prune(body.dry_run.unwrap_or(false)).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).

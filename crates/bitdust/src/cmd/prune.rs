@@ -14,7 +14,7 @@ use super::print;
 /// # Errors
 /// A tree or the index could not be read (nothing changed), or the daemon does not answer.
 pub fn run(home: &Home, dry_run: bool, json: bool) -> Result<()> {
-    let report: PruneReport = Client::for_home(home)?.post("/prune", &PruneRequest { dry_run })?;
+    let report: PruneReport = Client::for_home(home)?.post("/prune", &PruneRequest { dry_run: Some(dry_run) })?;
     print(json, &report, text);
     Ok(())
 }
