@@ -153,7 +153,7 @@ async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   log(`devnet in ${W}`);
   const net = path.join(W, "net");
-  const { text: banner } = await startProcess(["devnet", "--dir", net, "--suppliers", "4", "--spares", "2"], /press Ctrl-C/, path.join(W, "devnet.log"));
+  const { text: banner } = await startProcess(["devnet", "--dir", net, "--suppliers", "4", "--spares", "2", "--incremental"], /press Ctrl-C/, path.join(W, "devnet.log"));
   const peers = Object.fromEntries([...banner.matchAll(/^\s+(\S+)\s+(12D3Koo\S+)/gm)].map((m) => [m[2], m[1]]));
   const alice = path.join(net, "alice");
   const bootstrap = bdJson(path.join(net, "bootstrap"), "status").listen_addrs.find((a) => a.includes("/tcp/"));
@@ -223,6 +223,29 @@ async function main() {
     await until("version 1 gone from the list", async () => (await p.$$("#backup-list button[data-browse]")).length === 1);
     assert.ok(await p.$("#backup-list button[data-browse$='@2']"));
     log("1: a second version, then forget --keep-last 1 (dry run, then for real) from the UI");
+    // prune: a dry run, then for real; what version 1 alone used (the old notes.txt) leaves the suppliers
+    await p.click("form[aria-label='Prune'] button[type=submit]");
+    await p.waitForSelector("#prune-report p[data-dry-run='true']");
+    await p.uncheck("#prune-dry-run");
+    await p.click("form[aria-label='Prune'] button[type=submit]");
+    const pruned = await p.waitForSelector("#prune-report p[data-dry-run='false']");
+    assert.ok((await pruned.textContent()).includes("1 versions use"), await pruned.textContent());
+    // one folder of the version restored alone
+    const part = path.join(W, "part");
+    await p.fill("#restore-path", "sub");
+    await p.fill("#restore-to", part);
+    await p.click("form[aria-label='Restore a version'] button[type=submit]");
+    await until("the partial restore", async () => fs.existsSync(path.join(part, "deeper/run.sh")) && (await p.$$(".job[data-state='done']")).length >= 4, 300000);
+    assert.deepEqual(tree(part), tree(path.join(src, "sub")), "the restored folder is identical");
+    await p.fill("#restore-path", "");
+    // a backup set: added, run at once by the daemon, listed with its result, removed
+    await p.fill("#schedule-path", src);
+    await p.fill("#schedule-keep-last", "3");
+    await p.click("form[aria-label='Add a backup set'] button[type=submit]");
+    await p.waitForSelector("#schedule-list tr[data-set='1'][data-ran='yes']", { timeout: 120000 });
+    await p.click("#schedule-list button[data-remove-set='1']");
+    await p.waitForSelector("#schedule-list p:has-text('No backup sets')");
+    log("1: prune, a partial restore and a backup set from the UI");
     await p.screenshot({ path: path.join(SHOTS, "backups.png"), fullPage: true });
 
     // ---------------------------------------------------------------- 2: chat between two browser sessions

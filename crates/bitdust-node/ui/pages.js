@@ -173,14 +173,16 @@ function backups(main) {
   const which = h("select", { id: "restore-version", name: "version", required: true });
   const to = h("input", { id: "restore-to", name: "to", required: true, placeholder: "/tmp/restored", autocomplete: "off" });
   const force = h("input", { type: "checkbox", id: "restore-force" });
+  const only = h("input", { id: "restore-path", name: "path", placeholder: "(all) or sub/folder", autocomplete: "off" });
   const restoreErr = errorLine();
   const restoreForm = h("form", { class: "row", "aria-label": "Restore a version" },
-    field("Backup and version", which), field("Into folder (empty)", to),
+    field("Backup and version", which), field("Only this file or folder", only), field("Into folder (empty)", to),
     h("label", { class: "check" }, force, "into a folder that is not empty"),
     h("button", { type: "submit" }, "Restore"));
   onSubmit(restoreForm, restoreErr, async () => {
     const [name, version] = JSON.parse(which.value);
-    await api("POST", "/restores", { name, version, to: to.value.trim(), force: force.checked });
+    const sub = only.value.trim();
+    await api("POST", "/restores", { name, version, to: to.value.trim(), force: force.checked, path: sub || null });
   });
   const list = h("div", { id: "backup-list" });
   const forgetWhich = h("select", { id: "forget-backup", required: true });
@@ -203,6 +205,48 @@ function backups(main) {
       h("p", {}, r.dry_run ? `Dry run: ${bytes(r.freed_bytes)} would be freed on the suppliers.` : `${bytes(r.freed_bytes)} freed on the suppliers (${r.fragments_deleted} fragments deleted).`));
     if (!r.dry_run) page.refresh();
   });
+  const pruneDry = h("input", { type: "checkbox", id: "prune-dry-run", checked: true });
+  const pruneErr = errorLine();
+  const pruneOut = h("div", { id: "prune-report", role: "status" });
+  const pruneForm = h("form", { class: "row", "aria-label": "Prune" },
+    h("label", { class: "check" }, pruneDry, "dry run (only show)"), h("button", { type: "submit" }, "Prune"));
+  onSubmit(pruneForm, pruneErr, async () => {
+    fill(pruneOut);
+    const r = await api("POST", "/prune", { dry_run: pruneDry.checked });
+    const verb = r.dry_run ? "would delete" : "deleted";
+    fill(pruneOut, h("p", { "data-deleted": r.blocks_deleted, "data-dry-run": String(r.dry_run) },
+      `${r.versions} versions use ${r.used_chunks} chunks; ${verb} ${r.blocks_deleted} blocks and ${r.dry_run ? "would repack" : "repacked"} ${r.blocks_repacked}: ` +
+      `${bytes(r.freed_bytes)} ${r.dry_run ? "would be " : ""}freed on the suppliers; ${r.blocks_kept} blocks kept.`));
+    if (!r.dry_run) page.refresh();
+  });
+  const sets = h("div", { id: "schedule-list" });
+  const setPath = h("input", { id: "schedule-path", required: true, placeholder: "/home/me/Documents", autocomplete: "off" });
+  const setEvery = h("select", { id: "schedule-every" },
+    [["1 hour", 3600], ["6 hours", 21600], ["1 day", 86400], ["1 week", 604800]].map(([t, v]) => h("option", { value: String(v) }, t)));
+  const setKeep = h("input", { type: "number", min: 0, id: "schedule-keep-last", size: 4, class: "small" });
+  const setErr = errorLine();
+  const setForm = h("form", { class: "row", "aria-label": "Add a backup set" },
+    field("Folder or file", setPath), field("Every", setEvery), field("Keep last (then forget and prune)", setKeep),
+    h("button", { type: "submit" }, "Add"));
+  onSubmit(setForm, setErr, async () => {
+    const keep = setKeep.value !== "" ? { last: Number(setKeep.value) } : {};
+    await api("POST", "/schedules", { path: setPath.value.trim(), every_secs: Number(setEvery.value), keep });
+    setPath.value = "";
+    schedule.refresh();
+  });
+  const schedule = live(() => api("GET", "/schedules"), (v) => {
+    const now = Date.now() / 1000;
+    fill(sets, v.sets.length ? table(["Set", "Path", "Every", "Last run", "Next run", ""], v.sets.map((x) => {
+      const remove = h("button", { type: "button", class: "secondary", "data-remove-set": x.id }, "Remove");
+      remove.addEventListener("click", async () => {
+        try { await api("DELETE", `/schedules/${x.id}`); schedule.refresh(); } catch (e) { showError(setErr, e); }
+      });
+      const last = !x.last_result ? "never" : x.last_failed ? h("span", { class: "bad" }, "failed: " + x.last_result) : h("span", { class: "ok" }, x.last_result);
+      const next = x.running ? "running now" : x.next_run_unix <= now ? "due now" : when(x.next_run_unix);
+      return h("tr", { "data-set": x.id, "data-ran": x.last_run_unix ? "yes" : "no" }, h("td", {}, String(x.id)), h("td", { class: "mono" }, x.request.path),
+        h("td", {}, duration(x.request.every_secs)), h("td", {}, last), h("td", {}, next), h("td", {}, remove));
+    }), "Backup sets") : h("p", {}, "No backup sets."));
+  }, anyOf("job_ended"), 10000, setErr);
   const browser = h("div", { id: "file-browser" }, h("p", {}, "Pick Browse on a version."));
   const browse = async (name, version, dir) => {
     try {
@@ -230,7 +274,8 @@ function backups(main) {
     h("section", { class: "card", "aria-label": "Backups and versions" }, h("h2", {}, "Backups and versions"), err2, list),
     h("section", { class: "card", "aria-label": "Files of a version" }, h("h2", {}, "Files"), browser),
     card("Forget old versions", forgetForm, forgetErr, forgetOut),
-    card("Not here yet", h("p", {}, "Restoring one file or folder, schedules and prune come with incremental backups (issue 18).")),
+    card("Prune", h("p", {}, "Deletes from the suppliers what no kept incremental version uses (after Forget)."), pruneForm, pruneErr, pruneOut),
+    card("Backup sets", sets, setForm, setErr),
   );
   const renderJobs = () => {
     const shown = [...jobs.values()].filter((j) => j.kind === "backup" || j.kind === "restore").sort((a, b) => b.id - a.id).slice(0, 8);
@@ -267,8 +312,9 @@ function backups(main) {
     onEvent(ev) {
       if (ev.type.startsWith("job_")) renderJobs();
       page.onEvent(ev);
+      schedule.onEvent(ev);
     },
-    unmount() { clearInterval(ticker); page.unmount(); },
+    unmount() { clearInterval(ticker); page.unmount(); schedule.unmount(); },
   };
 }
 
