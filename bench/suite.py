@@ -18,6 +18,8 @@ Then, bitdust alone:
   is lost for good;
 - `bitdust-lab messages`: private message latency (p50, p99), messages per second, a file's MB/s and offline
   delivery time between two devnet daemons;
+- bench/incremental.py: incremental backups beside restic (re-backup of an unchanged folder, one byte changed in a
+  large file, ten daily versions, forget and prune, a million small files);
 - `bitdust-lab sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
 Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
@@ -347,14 +349,20 @@ def main():
         heal = heal_bench(lab, args.quick)
         sim = simulate(lab, args.quick, args.sim_nodes)
         msgs = messages_bench(lab, args.quick)
+        import incremental  # bench/incremental.py: issue 18's rows, beside restic
+        inc_work = os.path.join(work, "incremental")
+        os.makedirs(inc_work)
+        inc = incremental.run(binary, inc_work, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim, "messages": msgs}, f, indent=2)
+        json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim, "messages": msgs,
+                   "incremental": inc}, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
     report += render_rest(scan, heal, sim)
     report += render_messages(msgs)
+    report += "\n" + incremental.render(inc)
     if chart(tahoe, args.out):
         report += ("\n![throughput against file size](throughput-vs-size.png)\n"
                    "![throughput against supplier count](throughput-vs-suppliers.png)\n"
