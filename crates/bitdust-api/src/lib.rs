@@ -663,6 +663,51 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
+/// `POST /api/v1/check`: verify the catalog, the indexes and the trees; optionally read fragments back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CheckRequest {
+    /// Also fetch every fragment of this share of the blocks (0 to 100, percent) and check each against its hash.
+    #[schema(minimum = 0.0, maximum = 100.0)]
+    pub read_data_percent: Option<f64>,
+}
+
+/// What `check` found. Each problem list holds at most 100 lines.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckReport {
+    /// The local catalog's revision.
+    pub revision: u64,
+    /// Suppliers holding the catalog at this revision.
+    pub catalog_copies_ok: usize,
+    /// Suppliers whose copy is missing, older or unreadable.
+    pub catalog_problems: Vec<String>,
+    /// Index objects read back from the suppliers.
+    pub index_objects: usize,
+    /// Their entries.
+    pub index_entries: u64,
+    /// Entries pointing outside their set or block, or disagreeing with this device's chunk index.
+    pub index_problems: Vec<String>,
+    /// Incremental versions whose trees were walked.
+    pub versions: usize,
+    /// Distinct trees read.
+    pub trees: usize,
+    /// Distinct chunks the versions use.
+    pub chunks_used: u64,
+    /// Chunks a version uses that no index places (they cannot be restored).
+    pub missing_chunks: Vec<String>,
+    /// Blocks on the suppliers (all versions).
+    pub blocks: usize,
+    /// Blocks whose every fragment was fetched (`read_data_percent`).
+    pub blocks_read: usize,
+    /// Fragments fetched.
+    pub fragments_read: u64,
+    /// Fragments missing, unreachable or not matching their hash.
+    pub fragments_bad: Vec<String>,
+    /// Whether nothing was found wrong.
+    pub ok: bool,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
 /// `POST /api/v1/restores`: restore a version into a folder.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RestoreRequest {

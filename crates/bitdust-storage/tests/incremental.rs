@@ -75,6 +75,36 @@ async fn versions_share_their_chunks_and_restore_whole_or_in_part() {
     was[4_500_000] ^= 0xff;
     assert_eq!(std::fs::read(out1.join("big.bin")).unwrap(), was, "version 1 holds the old byte");
 
+    // check: all in order, every fragment read back
+    let c = within("check", alice.storage.check(Some(100.0))).await.unwrap();
+    assert!(c.ok && c.catalog_copies_ok == 4 && c.index_objects == 2 && c.versions == 3, "{c:?}");
+    assert_eq!((c.blocks_read, c.fragments_read), (c.blocks, 4 * c.blocks as u64), "{c:?}");
+    assert!(alice.storage.check(Some(101.0)).await.is_err());
+
+    // a lying supplier: every fragment the supplier at position 0 holds is damaged on its disk (it would serve
+    // them as they are); the restore checks each against its hash, takes other positions and still comes out whole
+    let liar = net.supplier_of(&alice, 0);
+    let damaged = fragment_files(&liar);
+    assert!(!damaged.is_empty());
+    for f in &damaged {
+        let mut b = std::fs::read(f).unwrap();
+        let last = b.len() - 1;
+        b[last] ^= 0x55;
+        std::fs::write(f, b).unwrap();
+    }
+    let out_liar = net.dir.path().join("out-liar");
+    let r = within("restore past a lying supplier", alice.restore(&r3.name, None, &out_liar, false, Progress::new()))
+        .await
+        .unwrap();
+    assert!(r.fragments_failed > 0, "{r:?}");
+    assert_same(&src, &out_liar);
+    // check --read-data finds every damaged fragment, which a restore (k of n) passed over
+    let c = within("check after the damage", alice.storage.check(Some(100.0))).await.unwrap();
+    assert!(
+        !c.ok && c.fragments_bad.len() == c.blocks && c.fragments_bad.iter().all(|l| l.contains("position 0")),
+        "{c:?}"
+    );
+
     // one folder of a version, and one file
     let part = net.dir.path().join("part");
     let r = within(
@@ -292,4 +322,43 @@ async fn backup_sets_run_record_and_keep() {
     assert!(alice.storage.remove_backup_set(set.id).is_err(), "a set removed twice");
     assert!(alice.storage.backup_sets().unwrap().is_empty());
     assert_eq!(alice.catalog().unwrap().backup("src").unwrap().versions.len(), 1, "its versions stay");
+}
+
+/// Honest snapshots: a file rewritten without pause while it is backed up is read twice, then named in the report
+/// (and the version's summary) as changed while read; the other files are stored as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_keeps_changing_while_read_is_reported() {
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer_with("alice", 4, 256 << 20, true).await;
+    let src = net.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("calm.txt"), b"nothing happens here\n").unwrap();
+    let busy = src.join("busy.log");
+    std::fs::write(&busy, vec![0u8; 8 << 20]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, busy) = (stop.clone(), busy.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // rewritten in place, growing: size, mtime and ctime move all the time
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&busy).unwrap();
+                f.write_all(&i.to_le_bytes()).unwrap();
+                i += 1;
+            }
+        })
+    };
+    let r = within("backup", alice.backup(&src, Progress::new())).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let r = r.unwrap();
+    assert_eq!(r.changed.len(), 1, "{r:?}");
+    assert!(r.changed[0].ends_with("busy.log"), "{r:?}");
+    let catalog = alice.catalog().unwrap();
+    assert_eq!(catalog.snapshots[0].changed, r.changed, "the version's summary names it too");
+    let out = net.dir.path().join("out");
+    within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
+    assert_eq!(std::fs::read(out.join("calm.txt")).unwrap(), b"nothing happens here\n");
+    assert!(std::fs::metadata(out.join("busy.log")).unwrap().len() >= 8 << 20, "stored as last read");
 }

@@ -144,6 +144,13 @@ enum Cmd {
         #[arg(long, value_name = "SUB/DIR")]
         path: Option<String>,
     },
+    /// Verify the catalog on every supplier, the indexes and the trees; --read-data [PERCENT] also fetches every
+    /// fragment of that share of the blocks (all without a number) and checks it.
+    Check {
+        /// Percent of the blocks to read back (no number: 100).
+        #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100")]
+        read_data: Option<f64>,
+    },
     /// Backup sets the daemon runs on a schedule: add, list, remove.
     Schedule {
         #[command(subcommand)]
@@ -580,6 +587,7 @@ fn run(cli: Cli) -> Result<()> {
             None => cmd::restore::run(&home, &name, path, &to, force, j),
         },
         Cmd::Prune { dry_run } => cmd::prune::run(&home, dry_run, j),
+        Cmd::Check { read_data } => cmd::prune::check(&home, read_data, j),
         Cmd::Schedule { command } => match command {
             ScheduleCmd::Add {
                 path,

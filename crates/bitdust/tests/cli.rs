@@ -699,6 +699,9 @@ fn incremental_backups_through_the_cli() {
     assert!(run_fails(&["restore", "src", "--path", "no/such", "--to", s(&nowhere)]).contains("not in this version"));
     assert!(!nowhere.exists(), "a refused restore makes no folder");
 
+    let checked = run_ok(&["check", "--read-data"]);
+    assert!(checked.contains("no problems found") && checked.contains("read back"), "{checked}");
+    assert!(run_fails(&["check", "--read-data", "150"]).contains("0 to 100"));
     run_ok(&["forget", "src", "--keep-last", "1"]);
     let pruned = run_json(&["prune"]);
     assert_eq!(pruned["versions"], 1, "{pruned}");

@@ -14,6 +14,7 @@
 //! | GET | `/api/v1/schedules` | | [`BackupSets`]: the backup sets the daemon runs, last and next runs |
 //! | POST | `/api/v1/schedules` | [`ScheduleRequest`] | [`BackupSet`]: a new set, first run now (400 bad path, interval or pattern) |
 //! | DELETE | `/api/v1/schedules/{id}` | | [`BackupSet`]: the set removed (404 unknown) |
+//! | POST | `/api/v1/check` | [`CheckRequest`] | [`CheckReport`]: catalog copies, indexes, trees, and fragments read back (400 percent out of range) |
 //! | POST | `/api/v1/prune` | [`PruneRequest`] | [`PruneReport`]: blocks no kept incremental version uses deleted from the suppliers |
 //! | POST | `/api/v1/backups/{name}/forget` | [`ForgetRequest`] | [`ForgetReport`]: versions the policy does not keep removed, their fragments deleted (400 no rule, 404 unknown backup) |
 //! | GET | `/api/v1/backups/{name}/files?version=N&dir=PATH` | | [`VersionFiles`]: one folder of a version's tree (404 unknown backup, version or folder) |
@@ -27,10 +28,10 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bitdust_api::{
-    BackupInfo, BackupRequest, BackupSet, BackupSets, Backups, CustomerUsage, DiffQuery, ErrorBody, FilesQuery,
-    FindQuery, FindResult, ForgetReport, ForgetRequest, Health, JobResult, JobStarted, PositionHealth, PruneReport,
-    PruneRequest, Replacing, RestoreRequest, ScheduleRequest, StoreUsage, Supplier, Suppliers, VersionDiff,
-    VersionFiles, VersionInfo,
+    BackupInfo, BackupRequest, BackupSet, BackupSets, Backups, CheckReport, CheckRequest, CustomerUsage, DiffQuery,
+    ErrorBody, FilesQuery, FindQuery, FindResult, ForgetReport, ForgetRequest, Health, JobResult, JobStarted,
+    PositionHealth, PruneReport, PruneRequest, Replacing, RestoreRequest, ScheduleRequest, StoreUsage, Supplier,
+    Suppliers, VersionDiff, VersionFiles, VersionInfo,
 };
 use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
 use utoipa::OpenApi;
@@ -53,6 +54,7 @@ pub(crate) fn router(storage: Arc<Storage>) -> Router {
         .route("/api/v1/prune", post(prune))
         .route("/api/v1/backups/{name}/diff", get(diff))
         .route("/api/v1/find", get(find))
+        .route("/api/v1/check", post(check))
         .route("/api/v1/schedules", get(schedules).post(add_schedule))
         .route("/api/v1/schedules/{id}", axum::routing::delete(remove_schedule))
         .route("/api/v1/restores", post(start_restore))
@@ -202,6 +204,23 @@ async fn find(
     s.find(&q.pattern).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
+/// Verifies the catalog copies on the suppliers, the index objects and the trees; with `read_data_percent`, fetches
+/// every fragment of that share of the blocks and checks it. Problems are in the report (`ok` false), not errors.
+#[utoipa::path(post, path = "/api/v1/check", tag = "storage", request_body = CheckRequest,
+    responses((status = 200, body = CheckReport), (status = 400, body = ErrorBody, description = "A percent out of range")))]
+async fn check(
+    State(s): S,
+    body: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<CheckReport> {
+    let Json(body) = body?;
+    if let Some(p) = body.read_data_percent {
+        if !(0.0..=100.0).contains(&p) {
+            return Err(ApiError::bad_request(format!("read_data_percent must be from 0 to 100, not {p}")));
+        }
+    }
+    Ok(Json(s.check(body.read_data_percent).await?))
+}
+
 /// The backup sets the daemon runs, with their last and next runs.
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "storage", responses((status = 200, body = BackupSets)))]
 async fn schedules(State(s): S) -> ApiResult<BackupSets> {
@@ -251,7 +270,10 @@ async fn prune(
     body: Result<Json<PruneRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<PruneReport> {
     let Json(body) = body?;
-    s.prune(body.dry_run.unwrap_or(false)).await.map(Json).map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
+    s.prune(body.dry_run.unwrap_or(false))
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("{e:#}")))
 }
 
 /// One folder of a version's tree, from the catalog (nothing is fetched from the suppliers).

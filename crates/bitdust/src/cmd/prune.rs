@@ -1,9 +1,9 @@
 //! `bitdust prune [--dry-run]`: delete from the suppliers every block no kept incremental version uses (restic's
-//! prune; run it after `forget`).
+//! prune; run it after `forget`). `bitdust check [--read-data [PERCENT]]`: is everything there?
 
 use anyhow::Result;
 use bitdust::client::Client;
-use bitdust_api::{PruneReport, PruneRequest};
+use bitdust_api::{CheckReport, CheckRequest, PruneReport, PruneRequest};
 use bitdust_core::human_bytes;
 use bitdust_node::Home;
 
@@ -36,4 +36,38 @@ fn text(r: &PruneReport) -> String {
         human_bytes(r.unused_bytes_kept),
         if r.dry_run { " (dry run: nothing changed)".to_string() } else { format!(" in {:.1} s", r.seconds) },
     )
+}
+
+/// `check`: prints the report; fails (exit status 1) if anything is wrong.
+///
+/// # Errors
+/// Problems found, a percent out of range, or the daemon does not answer.
+pub fn check(home: &Home, read_data: Option<f64>, json: bool) -> Result<()> {
+    let r: CheckReport = Client::for_home(home)?.post("/check", &CheckRequest { read_data_percent: read_data })?;
+    print(json, &r, |r| {
+        let mut s = format!(
+            "catalog revision {}: {} supplier copies up to date\n{} index objects ({} entries)\n{} versions: {} trees, {} \
+             chunks used",
+            r.revision, r.catalog_copies_ok, r.index_objects, r.index_entries, r.versions, r.trees, r.chunks_used
+        );
+        if r.blocks_read > 0 {
+            s += &format!("\nread back {} of {} blocks: {} fragments", r.blocks_read, r.blocks, r.fragments_read);
+        }
+        for (what, list) in [
+            ("catalog", &r.catalog_problems),
+            ("index", &r.index_problems),
+            ("missing", &r.missing_chunks),
+            ("fragment", &r.fragments_bad),
+        ] {
+            for line in list {
+                s += &format!("\n  {what}: {line}");
+            }
+        }
+        s += if r.ok { "\nno problems found" } else { "\nPROBLEMS FOUND" };
+        s
+    });
+    if !r.ok {
+        anyhow::bail!("check found problems");
+    }
+    Ok(())
 }

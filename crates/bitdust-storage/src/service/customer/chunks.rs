@@ -225,7 +225,12 @@ impl ChunkReader {
     }
 
     /// Opens the index object `r` of `set`.
-    async fn read_at(&self, set: &PackSet, places: &HashMap<[u8; 32], u32>, r: &IndexRef) -> Result<Vec<u8>> {
+    pub(crate) async fn read_at(
+        &self,
+        set: &PackSet,
+        places: &HashMap<[u8; 32], u32>,
+        r: &IndexRef,
+    ) -> Result<Vec<u8>> {
         let at =
             located(set, places, &r.at).ok_or_else(|| anyhow!("an index object in a block its set does not have"))?;
         self.read_located(&r.chunk, at).await

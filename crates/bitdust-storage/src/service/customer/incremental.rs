@@ -533,13 +533,20 @@ impl Builder {
 
     /// Stores the index objects, closes the open packs and returns what the run made.
     fn finish(mut self, root: ChunkRef) -> Result<Built> {
-        let mut all: Vec<IndexEntry> = self.entries.clone();
-        all.extend_from_slice(self.data.open_entries());
-        all.extend_from_slice(self.meta.open_entries());
+        // the open packs' entries are taken first: storing the index objects may close those packs
+        let mut open: Vec<IndexEntry> = self.data.open_entries().to_vec();
+        open.extend_from_slice(self.meta.open_entries());
+        // each object is stored as soon as it is full (storing may close packs: their entries are appended to
+        // `self.entries` past `closed`, already counted through `open`)
+        let closed = self.entries.len();
         let mut index = Vec::new();
-        for part in all.chunks(INDEX_OBJECT_ENTRIES) {
-            let bytes = postcard::to_allocvec(&IndexObject { format: 1, entries: part.to_vec() })?;
-            index.push(self.store(&bytes, true)?);
+        let mut part = Vec::with_capacity(INDEX_OBJECT_ENTRIES.min(closed + open.len()));
+        for i in 0..closed + open.len() {
+            part.push(if i < closed { self.entries[i] } else { open[i - closed] });
+            if part.len() == INDEX_OBJECT_ENTRIES || i + 1 == closed + open.len() {
+                let bytes = postcard::to_allocvec(&IndexObject { format: 1, entries: std::mem::take(&mut part) })?;
+                index.push(self.store(&bytes, true)?);
+            }
         }
         if let Some(p) = self.data.finish() {
             self.emit(p)?;

@@ -22,6 +22,7 @@
 
 mod backup;
 mod browse;
+pub mod check;
 pub(crate) mod chunks;
 mod fetch;
 pub mod forget;
