@@ -1,7 +1,7 @@
 //! Backup sets the daemon runs (`bitdust schedule add PATH --every 1h ...`).
 //!
 //! Each set is a path, an interval, excludes and an optional keep policy; they are kept in the node database. The
-//! runner wakes at least every [`TICK`] and compares the wall clock with each set's next run, so a run missed while
+//! runner wakes at least every 20 s and compares the wall clock with each set's next run, so a run missed while
 //! the machine slept (the monotonic clock stops then) runs once, soon after it wakes, not once per missed interval.
 //! A due set runs as a `backup` job (its progress and end in the events stream and on the Backups page); one run
 //! per set at a time; runs of different sets wait for each other on the customer lock. After a run that stored a
