@@ -144,15 +144,7 @@ async fn versions_share_their_chunks_and_restore_whole_or_in_part() {
         Some(keys),
     )
     .await;
-    let catalog = within("recover", async {
-        loop {
-            match fresh.recover_catalog().await {
-                Ok(c) => break c,
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    })
-    .await;
+    let catalog = recover(&fresh).await;
     assert_eq!((catalog.packs.len(), catalog.snapshots.len()), (2, 3));
     let out = net.dir.path().join("out-new-device");
     within("restore on the new device", fresh.restore(&r3.name, None, &out, false, Progress::new())).await.unwrap();
@@ -218,28 +210,7 @@ async fn prune_deletes_what_no_kept_version_uses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_supplier_is_replaced_and_its_packs_rebuilt() {
     let net = Net::new(6, 1 << 30).await;
-    let config = config_with(
-        CustomerConfig {
-            suppliers: 4,
-            data_shards: 0,
-            needed_bytes: 256 << 20,
-            blocks_in_flight: 4,
-            incremental: true,
-            ..CustomerConfig::default()
-        },
-        fast_maintenance(),
-    );
-    let alice = start_with(
-        net.dir.path(),
-        "alice",
-        std::slice::from_ref(&net.boot_addr),
-        None,
-        config,
-        None,
-        "/ip4/127.0.0.1/tcp/0",
-    )
-    .await;
-    within("customer announced", alice.wait_announced()).await;
+    let alice = net.healing_customer("alice", 4, true).await;
     let src = net.dir.path().join("src");
     make_tree(&src, 3);
     let r = within("backup", alice.backup(&src, Progress::new())).await.unwrap();

@@ -161,16 +161,7 @@ async fn restore_from_key_on_a_new_device() {
         Some(keys),
     )
     .await;
-    let catalog = within("recover", async {
-        loop {
-            match fresh.recover_catalog().await {
-                Ok(c) => break c,
-                // the DHT may not know our supplier list yet: retry with a short backoff
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    })
-    .await;
+    let catalog = recover(&fresh).await;
     assert_eq!(catalog.backups.len(), 1);
     let out = net.dir.path().join("out");
     within("restore", fresh.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();

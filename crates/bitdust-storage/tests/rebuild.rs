@@ -8,34 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitdust_node::{Progress, StartOptions};
-use bitdust_storage::config::CustomerConfig;
 use bitdust_storage::proto::fragment;
 use bitdust_storage::proto::pipeline::VersionKeys;
 use common::*;
 
 async fn healing_customer(net: &Net, name: &str, n: u16) -> Arc<Peer> {
-    let config = config_with(
-        CustomerConfig {
-            suppliers: n,
-            data_shards: 0,
-            needed_bytes: 256 << 20,
-            blocks_in_flight: 4,
-            ..CustomerConfig::default()
-        },
-        fast_maintenance(),
-    );
-    let c = start_with(
-        net.dir.path(),
-        name,
-        std::slice::from_ref(&net.boot_addr),
-        None,
-        config,
-        None,
-        "/ip4/127.0.0.1/tcp/0",
-    )
-    .await;
-    within("customer announced", c.wait_announced()).await;
-    c
+    net.healing_customer(name, n, false).await
 }
 
 fn fully_redundant(node: &Peer) -> bool {

@@ -166,24 +166,8 @@ enum Cmd {
     Forget {
         /// The backup.
         name: String,
-        /// Keep the N newest versions.
-        #[arg(long, value_name = "N")]
-        keep_last: Option<u32>,
-        /// Keep the newest version of each of the last N hours that have one.
-        #[arg(long, value_name = "N")]
-        keep_hourly: Option<u32>,
-        /// ... of each of the last N days (UTC).
-        #[arg(long, value_name = "N")]
-        keep_daily: Option<u32>,
-        /// ... of each of the last N ISO weeks.
-        #[arg(long, value_name = "N")]
-        keep_weekly: Option<u32>,
-        /// ... of each of the last N months.
-        #[arg(long, value_name = "N")]
-        keep_monthly: Option<u32>,
-        /// ... of each of the last N years.
-        #[arg(long, value_name = "N")]
-        keep_yearly: Option<u32>,
+        #[command(flatten)]
+        keep: KeepArgs,
         /// Only show what would be removed.
         #[arg(long)]
         dry_run: bool,
@@ -357,6 +341,42 @@ enum MsgCmd {
     },
 }
 
+/// restic's keep rules, for `forget` and `schedule add`.
+#[derive(clap::Args)]
+struct KeepArgs {
+    /// Keep the N newest versions.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest version of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// ... of each of the last N days (UTC).
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// ... of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// ... of each of the last N months.
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// ... of each of the last N years.
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+}
+
+impl From<KeepArgs> for bitdust_api::KeepRules {
+    fn from(k: KeepArgs) -> Self {
+        Self {
+            last: k.keep_last,
+            hourly: k.keep_hourly,
+            daily: k.keep_daily,
+            weekly: k.keep_weekly,
+            monthly: k.keep_monthly,
+            yearly: k.keep_yearly,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ScheduleCmd {
     /// Back PATH up every interval (`30m`, `1h`, `1d`...); the first run starts now.
@@ -375,24 +395,9 @@ enum ScheduleCmd {
         /// Do not descend into other file systems.
         #[arg(long)]
         one_file_system: bool,
-        /// After each run keep the N newest versions (and forget, then prune, the rest).
-        #[arg(long, value_name = "N")]
-        keep_last: Option<u32>,
-        /// ... the newest of each of the last N hours.
-        #[arg(long, value_name = "N")]
-        keep_hourly: Option<u32>,
-        /// ... days.
-        #[arg(long, value_name = "N")]
-        keep_daily: Option<u32>,
-        /// ... ISO weeks.
-        #[arg(long, value_name = "N")]
-        keep_weekly: Option<u32>,
-        /// ... months.
-        #[arg(long, value_name = "N")]
-        keep_monthly: Option<u32>,
-        /// ... years.
-        #[arg(long, value_name = "N")]
-        keep_yearly: Option<u32>,
+        /// After each run, forget what these rules do not keep, then prune.
+        #[command(flatten)]
+        keep: KeepArgs,
     },
     /// The backup sets, their last and next runs.
     List,
@@ -525,14 +530,15 @@ fn run(cli: Cli) -> Result<()> {
             tokio::runtime::Runtime::new()?.block_on(cmd::daemon::run(home, opts, storage))
         }
         Cmd::Status => cmd::status::run(&home, j),
-        Cmd::Forget { name, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, dry_run } => {
+        Cmd::Forget { name, keep, dry_run } => {
+            let k = bitdust_api::KeepRules::from(keep);
             let request = bitdust_api::ForgetRequest {
-                keep_last,
-                keep_hourly,
-                keep_daily,
-                keep_weekly,
-                keep_monthly,
-                keep_yearly,
+                keep_last: k.last,
+                keep_hourly: k.hourly,
+                keep_daily: k.daily,
+                keep_weekly: k.weekly,
+                keep_monthly: k.monthly,
+                keep_yearly: k.yearly,
                 dry_run,
             };
             cmd::forget::run(&home, &name, request, j)
@@ -589,28 +595,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Prune { dry_run } => cmd::prune::run(&home, dry_run, j),
         Cmd::Check { read_data } => cmd::prune::check(&home, read_data, j),
         Cmd::Schedule { command } => match command {
-            ScheduleCmd::Add {
-                path,
-                every,
-                exclude,
-                exclude_caches,
-                one_file_system,
-                keep_last,
-                keep_hourly,
-                keep_daily,
-                keep_weekly,
-                keep_monthly,
-                keep_yearly,
-            } => {
-                let keep = bitdust_api::KeepRules {
-                    last: keep_last,
-                    hourly: keep_hourly,
-                    daily: keep_daily,
-                    weekly: keep_weekly,
-                    monthly: keep_monthly,
-                    yearly: keep_yearly,
-                };
-                cmd::schedule::add(&home, &path, &every, exclude, exclude_caches, one_file_system, keep, j)
+            ScheduleCmd::Add { path, every, exclude, exclude_caches, one_file_system, keep } => {
+                cmd::schedule::add(&home, &path, &every, exclude, exclude_caches, one_file_system, keep.into(), j)
             }
             ScheduleCmd::List => cmd::schedule::list(&home, j),
             ScheduleCmd::Remove { id } => cmd::schedule::remove(&home, id, j),

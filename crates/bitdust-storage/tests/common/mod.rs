@@ -96,6 +96,20 @@ impl Peer {
 
 pub use bitdust_testkit::{until, within};
 
+/// The catalog a new device gets from the suppliers with the key alone, retried while the DHT does not know the
+/// supplier list yet.
+pub async fn recover(fresh: &Peer) -> bitdust_storage::proto::catalog::Catalog {
+    within("recover", async {
+        loop {
+            match fresh.recover_catalog().await {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await
+}
+
 /// The wings of a test node: storage, supplying `donate` bytes if given.
 pub fn wings(donate: Option<u64>) -> impl Fn() -> Vec<Box<dyn bitdust_node::Service>> {
     move || vec![StorageService::new(Overrides { donate_bytes: donate }) as Box<dyn bitdust_node::Service>]
@@ -207,6 +221,34 @@ impl Net {
                 ..CustomerConfig::default()
             },
             None,
+        )
+        .await;
+        within("customer announced", c.wait_announced()).await;
+        c
+    }
+
+    /// A customer with `n` suppliers and the short maintenance timings ([`fast_maintenance`]), so that a lost
+    /// supplier is replaced within seconds; incremental backups if `incremental`.
+    pub async fn healing_customer(&self, name: &str, n: u16, incremental: bool) -> Arc<Peer> {
+        let config = config_with(
+            CustomerConfig {
+                suppliers: n,
+                data_shards: 0,
+                needed_bytes: 256 << 20,
+                blocks_in_flight: 4,
+                incremental,
+                ..CustomerConfig::default()
+            },
+            fast_maintenance(),
+        );
+        let c = start_with(
+            self.dir.path(),
+            name,
+            std::slice::from_ref(&self.boot_addr),
+            None,
+            config,
+            None,
+            "/ip4/127.0.0.1/tcp/0",
         )
         .await;
         within("customer announced", c.wait_announced()).await;

@@ -60,21 +60,12 @@ impl Storage {
     ) -> Result<BackupReport> {
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
-        let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
-        let scan = {
-            let s = source.clone();
-            let excludes = excludes.clone();
-            tokio::task::spawn_blocking(move || archive::scan_with(&s, &excludes)).await??
-        };
-        progress.set_total(scan.total_bytes);
-        let slots = self.ensure_suppliers_locked().await?;
-        let layout = self.config.customer.layout(slots.len() as u16)?;
-        let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
+        let Prepared { source, scan, layout, peers } = self.prepare_backup(source, excludes, &progress).await?;
         let version_id: [u8; 16] = rand::random();
         let vkeys = VersionKeys::derive(self.node.keys().master(), version_id);
 
         // Encoder on a blocking thread, feeding a bounded queue.
-        let (tx, mut rx) = mpsc::channel::<Result<EncodedBlock>>(2);
+        let (tx, rx) = mpsc::channel::<Result<EncodedBlock>>(2);
         let encoder_keys = vkeys.clone();
         let src = source.clone();
         let entries_for_reader = archive::Scan {
@@ -111,53 +102,15 @@ impl Storage {
             reader.changed
         });
 
-        let mut metas: Vec<BlockMeta> = Vec::new();
-        // every block sent, so that a failed backup deletes what it stored
-        let mut sent: Vec<[u8; 32]> = Vec::new();
-        let mut uploads = FuturesUnordered::new();
-        let limit = self.config.customer.blocks_in_flight.max(1);
-        let mut failure = None;
-        while let Some(block) = rx.recv().await {
-            let block = match block {
-                Ok(b) => b,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            while uploads.len() >= limit {
-                match uploads.next().await {
-                    Some(Ok(meta)) => metas.push(meta),
-                    Some(Err(e)) => {
-                        failure = Some(e);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if failure.is_some() {
-                break;
-            }
-            sent.push(block.meta.block_id);
-            uploads.push(upload_block(self.clone(), peers.clone(), vkeys.clone(), block, Some(progress.clone())));
-        }
-        drop(rx);
-        while let Some(r) = uploads.next().await {
-            match r {
-                Ok(meta) => metas.push(meta),
-                Err(e) => failure = failure.or(Some(e)),
-            }
-        }
+        let Uploaded { metas, sent, failure } = self.upload_all(rx, &peers, &vkeys, Some(&progress)).await;
         let changed = encoder.await.unwrap_or_default();
         if let Some(e) = failure {
             self.delete_fragments(&peers, &vkeys, &sent).await;
             return Err(e.context("backup failed; the catalog is unchanged and what it stored is deleted"));
         }
-        metas.sort_by_key(|m| m.index);
 
         let mut catalog = self.catalog()?;
-        let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
-        let base: String = base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect();
+        let base = name_base(&source);
         let (name, src_bytes) = match as_named {
             Some(named) => named,
             None => {
@@ -208,10 +161,82 @@ impl Storage {
         Ok(BackupReport { seconds: started.elapsed().as_secs_f64(), ..report })
     }
 
+    /// What every backup does first, under the customer lock: the path made absolute, scanned with `excludes`
+    /// (its size set as `progress`'s total), and the suppliers hired (or found) with their layout.
+    ///
+    /// # Errors
+    /// A path that cannot be read or a bad pattern; too few suppliers.
+    pub(super) async fn prepare_backup(
+        &self,
+        source: &Path,
+        excludes: &archive::Excludes,
+        progress: &Progress,
+    ) -> Result<Prepared> {
+        let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
+        let scan = {
+            let s = source.clone();
+            let excludes = excludes.clone();
+            tokio::task::spawn_blocking(move || archive::scan_with(&s, &excludes)).await??
+        };
+        progress.set_total(scan.total_bytes);
+        let slots = self.ensure_suppliers_locked().await?;
+        let layout = self.config.customer.layout(slots.len() as u16)?;
+        let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
+        Ok(Prepared { source, scan, layout, peers })
+    }
+
+    /// Uploads the blocks `rx` yields to `peers` (position by position), `blocks_in_flight` at once, counting each
+    /// block's plaintext into `progress` if given. Stops taking blocks at the first failure (its producer then
+    /// finds the queue closed); returns what was stored and the failure, for the caller to delete or record.
+    pub(super) async fn upload_all(
+        self: &Arc<Self>,
+        mut rx: mpsc::Receiver<Result<EncodedBlock>>,
+        peers: &[PeerId],
+        vkeys: &VersionKeys,
+        progress: Option<&Progress>,
+    ) -> Uploaded {
+        let mut done = Uploaded { metas: Vec::new(), sent: Vec::new(), failure: None };
+        let mut uploads = FuturesUnordered::new();
+        let limit = self.config.customer.blocks_in_flight.max(1);
+        while let Some(block) = rx.recv().await {
+            let block = match block {
+                Ok(b) => b,
+                Err(e) => {
+                    done.failure = Some(e);
+                    break;
+                }
+            };
+            while uploads.len() >= limit {
+                match uploads.next().await {
+                    Some(Ok(meta)) => done.metas.push(meta),
+                    Some(Err(e)) => {
+                        done.failure = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if done.failure.is_some() {
+                break;
+            }
+            done.sent.push(block.meta.block_id);
+            uploads.push(upload_block(self.clone(), peers.to_vec(), vkeys.clone(), block, progress.cloned()));
+        }
+        drop(rx);
+        while let Some(r) = uploads.next().await {
+            match r {
+                Ok(meta) => done.metas.push(meta),
+                Err(e) => done.failure = done.failure.or(Some(e)),
+            }
+        }
+        done.metas.sort_by_key(|m| m.index);
+        done
+    }
+
     /// Deletes the fragments of `blocks` from the suppliers (a failed backup's: no catalog refers to them, and they
     /// would count against our needed space for nothing). Best effort, a few at a time, each given 10 s; what is
     /// left is freed when the contract ends.
-    async fn delete_fragments(&self, peers: &[PeerId], vkeys: &VersionKeys, blocks: &[[u8; 32]]) {
+    pub(super) async fn delete_fragments(&self, peers: &[PeerId], vkeys: &VersionKeys, blocks: &[[u8; 32]]) {
         let by_position: Vec<Vec<PeerId>> = peers.iter().map(|p| vec![*p]).collect();
         let deleted = self.delete_fragments_of(&by_position, vkeys, blocks).await;
         tracing::info!(deleted, "fragments of the failed backup deleted");
@@ -272,6 +297,35 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// A backup's path, scan, layout and suppliers ([`Storage::prepare_backup`]).
+pub(super) struct Prepared {
+    /// The canonical path.
+    pub source: std::path::PathBuf,
+    /// What is under it.
+    pub scan: archive::Scan,
+    /// RS(k, n) for the hired suppliers.
+    pub layout: crate::proto::erasure::Layout,
+    /// The suppliers by position.
+    pub peers: Vec<PeerId>,
+}
+
+/// What [`Storage::upload_all`] did.
+pub(super) struct Uploaded {
+    /// The blocks stored, by index.
+    pub metas: Vec<BlockMeta>,
+    /// Every block sent, stored or not (what a failed backup deletes).
+    pub sent: Vec<[u8; 32]>,
+    /// The first failure, of a block or of its upload.
+    pub failure: Option<anyhow::Error>,
+}
+
+/// The name a new backup of `source` starts from: its file name (`root` for `/`), with `@`, `/` and control
+/// characters replaced (they would not parse in `NAME@VERSION`).
+pub(super) fn name_base(source: &Path) -> String {
+    let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
+    base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect()
 }
 
 /// Stores `block`'s fragments on `peers` (position by position), retrying with backoff; adds the block's plaintext

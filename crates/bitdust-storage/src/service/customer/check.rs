@@ -24,9 +24,7 @@ use futures::stream::StreamExt;
 
 use super::chunks::{block_places, ChunkReader, IndexObject};
 use crate::proto::catalog::SealedCatalog;
-use crate::proto::chunk::{ChunkId, ChunkRef};
 use crate::proto::pipeline::VersionKeys;
-use crate::proto::tree::{ChunkList, NodeKind, Tree};
 use crate::proto::wire::{Request, Response};
 use crate::service::Storage;
 
@@ -150,57 +148,16 @@ impl Storage {
         }
 
         // the trees
-        let mut used: HashSet<ChunkId> = HashSet::new();
-        let mut walked: HashSet<ChunkId> = HashSet::new();
-        for snap in &catalog.snapshots {
-            let mut trees: Vec<ChunkRef> = vec![snap.root];
-            while let Some(first) = trees.pop() {
-                if !walked.insert(first.id) {
-                    continue;
-                }
-                let mut part = Some(first);
-                while let Some(p) = part {
-                    used.insert(p.id);
-                    let tree = match reader.read(&p).await.and_then(|b| Ok(Tree::decode(&b)?)) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            note(
-                                &mut report.missing_chunks,
-                                format!("a tree of {}: {e:#}", hex::encode(&snap.version_id[..4])),
-                            );
-                            break;
-                        }
-                    };
-                    report.trees += 1;
-                    for node in &tree.nodes {
-                        match &node.kind {
-                            NodeKind::Dir { tree } => trees.push(*tree),
-                            NodeKind::File { chunks, more, .. } => {
-                                used.extend(chunks.iter().map(|c| c.id));
-                                let mut next = *more;
-                                while let Some(l) = next {
-                                    if !used.insert(l.id) {
-                                        break;
-                                    }
-                                    match reader.read(&l).await.and_then(|b| Ok(ChunkList::decode(&b)?)) {
-                                        Ok(list) => {
-                                            used.extend(list.chunks.iter().map(|c| c.id));
-                                            next = list.more;
-                                        }
-                                        Err(e) => {
-                                            note(&mut report.missing_chunks, format!("a chunk list: {e:#}"));
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            NodeKind::Symlink { .. } => {}
-                        }
-                    }
-                    part = tree.next;
-                }
+        let used = match reader.used_chunks(&catalog.snapshots).await {
+            Ok(u) => {
+                report.trees = u.trees;
+                u.ids
             }
-        }
+            Err(e) => {
+                note(&mut report.missing_chunks, format!("{e:#}"));
+                HashSet::new()
+            }
+        };
         report.chunks_used = used.len() as u64;
         for id in &used {
             if self.locate_chunk(reader.set_ids(), id)?.is_none() {

@@ -17,11 +17,11 @@ use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
 use super::restore::{fetch_block, BlockFetch, Via};
-use crate::proto::catalog::{Catalog, IndexRef, PackSet};
+use crate::proto::catalog::{Catalog, IndexRef, PackSet, Snapshot};
 use crate::proto::chunk::{self, ChunkId, ChunkRef};
 use crate::proto::pack::{self, IndexEntry};
 use crate::proto::pipeline::VersionKeys;
-use crate::proto::tree::{ChunkList, Tree};
+use crate::proto::tree::{ChunkList, NodeKind, Tree};
 use crate::service::Storage;
 
 /// Table: chunk id → [`Located`].
@@ -107,11 +107,12 @@ impl Storage {
     /// If an index object cannot be fetched or opened.
     pub(crate) async fn sync_chunk_index(self: &Arc<Self>, catalog: &Catalog) -> Result<usize> {
         let mut added = 0;
+        let mut reader = None;
         for set in &catalog.packs {
             if self.node.db().record::<Indexed>(INDEXED_SETS, &set.id)?.is_some() {
                 continue;
             }
-            let reader = ChunkReader::new(self, catalog);
+            let reader = reader.get_or_insert_with(|| ChunkReader::new(self, catalog));
             let places = block_places(set);
             let mut rows = Vec::new();
             for r in &set.index {
@@ -299,4 +300,58 @@ impl ChunkReader {
         }
         Ok(out)
     }
+
+    /// Every chunk `snapshots` use: their tree parts, chunk lists and file chunks (restic's mark). A tree id seen
+    /// once is not walked again (unchanged folders are shared between versions).
+    ///
+    /// # Errors
+    /// The first tree or chunk list that cannot be read: the set would be incomplete, so nothing may be decided
+    /// from it.
+    pub(crate) async fn used_chunks(&self, snapshots: &[Snapshot]) -> Result<Used> {
+        let mut used = Used { ids: HashSet::new(), trees: 0 };
+        let mut walked: HashSet<ChunkId> = HashSet::new();
+        for snap in snapshots {
+            let mut trees: Vec<ChunkRef> = vec![snap.root];
+            while let Some(first) = trees.pop() {
+                if !walked.insert(first.id) {
+                    continue;
+                }
+                let mut part = Some(first);
+                while let Some(p) = part {
+                    used.ids.insert(p.id);
+                    let tree = Tree::decode(&self.read(&p).await.context("reading a tree")?)?;
+                    used.trees += 1;
+                    for node in &tree.nodes {
+                        match &node.kind {
+                            NodeKind::Dir { tree } => trees.push(*tree),
+                            NodeKind::File { chunks, more, .. } => {
+                                used.ids.extend(chunks.iter().map(|c| c.id));
+                                let mut next = *more;
+                                while let Some(l) = next {
+                                    if !used.ids.insert(l.id) {
+                                        break;
+                                    }
+                                    let list =
+                                        ChunkList::decode(&self.read(&l).await.context("reading a chunk list")?)?;
+                                    used.ids.extend(list.chunks.iter().map(|c| c.id));
+                                    next = list.more;
+                                }
+                            }
+                            NodeKind::Symlink { .. } => {}
+                        }
+                    }
+                    part = tree.next;
+                }
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// What [`ChunkReader::used_chunks`] found.
+pub(crate) struct Used {
+    /// The chunks.
+    pub ids: HashSet<ChunkId>,
+    /// Distinct tree parts read.
+    pub trees: usize,
 }

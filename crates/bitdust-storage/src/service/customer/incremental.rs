@@ -23,14 +23,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use bitdust_core::PeerId;
 use bitdust_node::home::unix_now;
 use bitdust_node::Progress;
-use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
+use super::backup::{name_base, Prepared, Uploaded};
 use super::chunks::{block_places, located, ChunkReader, IndexObject, Located, INDEXED_SETS, INDEX_OBJECT_ENTRIES};
-use super::{BackupReport, SupplierSlot};
+use super::BackupReport;
 use crate::proto::catalog::{Backup, EntryKind, IndexRef, PackSet, Snapshot, Version};
 use crate::proto::chunk::{self, ChunkId, ChunkKeys, ChunkRef};
 use crate::proto::pack::{IndexEntry, Pack, PackWriter};
@@ -69,21 +68,11 @@ impl Storage {
     ) -> Result<BackupReport> {
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
-        let source = std::fs::canonicalize(source).with_context(|| format!("cannot back up {}", source.display()))?;
-        let scan = {
-            let s = source.clone();
-            let excludes = excludes.clone();
-            tokio::task::spawn_blocking(move || archive::scan_with(&s, &excludes)).await??
-        };
-        progress.set_total(scan.total_bytes);
-        let slots = self.ensure_suppliers_locked().await?;
-        let layout = self.config.customer.layout(slots.len() as u16)?;
-        let peers: Vec<PeerId> = slots.iter().map(SupplierSlot::peer).collect::<Result<_>>()?;
+        let Prepared { source, scan, layout, peers } = self.prepare_backup(source, excludes, &progress).await?;
         let catalog = self.catalog()?;
         self.sync_chunk_index(&catalog).await.context("the chunk index could not be read from the suppliers")?;
 
-        let base = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "root".into());
-        let base: String = base.chars().map(|c| if c == '@' || c == '/' || c.is_control() { '_' } else { c }).collect();
+        let base = name_base(&source);
         let src_bytes = source.as_os_str().as_encoded_bytes().to_vec();
         let name = catalog.name_for(&src_bytes, &base);
         let parent = catalog
@@ -98,7 +87,7 @@ impl Storage {
         let set_id: [u8; 16] = rand::random();
         let vkeys = VersionKeys::derive(self.node.keys().master(), set_id);
         let reader = Arc::new(ChunkReader::new(self, &catalog));
-        let (tx, mut rx) = mpsc::channel::<EncodedBlock>(2);
+        let (tx, rx) = mpsc::channel::<Result<EncodedBlock>>(2);
         let builder = {
             let storage = self.clone();
             let reader = reader.clone();
@@ -112,45 +101,15 @@ impl Storage {
             })
         };
 
-        let mut metas = Vec::new();
-        let mut sent: Vec<[u8; 32]> = Vec::new();
-        let mut uploads = FuturesUnordered::new();
-        let limit = self.config.customer.blocks_in_flight.max(1);
-        let mut failure: Option<anyhow::Error> = None;
-        while let Some(block) = rx.recv().await {
-            while uploads.len() >= limit {
-                match uploads.next().await {
-                    Some(Ok(meta)) => metas.push(meta),
-                    Some(Err(e)) => {
-                        failure = Some(e);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if failure.is_some() {
-                break;
-            }
-            sent.push(block.meta.block_id);
-            uploads.push(super::backup::upload_block(self.clone(), peers.clone(), vkeys.clone(), block, None));
-        }
-        drop(rx);
-        while let Some(r) = uploads.next().await {
-            match r {
-                Ok(meta) => metas.push(meta),
-                Err(e) => failure = failure.or(Some(e)),
-            }
-        }
+        let Uploaded { metas, sent, failure } = self.upload_all(rx, &peers, &vkeys, None).await;
         let built = builder.await.map_err(|e| anyhow!("the backup's reader stopped: {e}")).and_then(|r| r);
         let built = match (built, failure) {
             (Ok(b), None) => b,
             (Ok(_), Some(e)) | (Err(_), Some(e)) | (Err(e), None) => {
-                let by_position: Vec<Vec<PeerId>> = peers.iter().map(|p| vec![*p]).collect();
-                self.delete_fragments_of(&by_position, &vkeys, &sent).await;
+                self.delete_fragments(&peers, &vkeys, &sent).await;
                 return Err(e.context("backup failed; the catalog is unchanged and what it stored is deleted"));
             }
         };
-        metas.sort_by_key(|m| m.index);
 
         let set = PackSet {
             id: set_id,
@@ -167,8 +126,7 @@ impl Storage {
             match at {
                 Some(at) if places.contains_key(&at.block) => index.push(IndexRef { chunk: *r, at }),
                 _ => {
-                    let by_position: Vec<Vec<PeerId>> = peers.iter().map(|p| vec![*p]).collect();
-                    self.delete_fragments_of(&by_position, &vkeys, &sent).await;
+                    self.delete_fragments(&peers, &vkeys, &sent).await;
                     return Err(anyhow!("an index object of this run is in no block it stored (a bug)"));
                 }
             }
@@ -270,7 +228,7 @@ struct Builder {
     meta: PackWriter,
     coder: PackCoder,
     next_block: u64,
-    tx: mpsc::Sender<EncodedBlock>,
+    tx: mpsc::Sender<Result<EncodedBlock>>,
     progress: Progress,
     seen: HashSet<ChunkId>,
     entries: Vec<IndexEntry>,
@@ -289,7 +247,7 @@ impl Builder {
         reader: Arc<ChunkReader>,
         handle: tokio::runtime::Handle,
         layout: crate::proto::erasure::Layout,
-        tx: mpsc::Sender<EncodedBlock>,
+        tx: mpsc::Sender<Result<EncodedBlock>>,
         progress: Progress,
     ) -> Result<Self> {
         let keys = ChunkKeys::derive(storage.node.keys().master());
@@ -338,7 +296,7 @@ impl Builder {
         let block = self.coder.encode(self.next_block, pack.block_id, &pack.bytes)?;
         self.next_block += 1;
         self.entries.extend(pack.entries);
-        self.tx.blocking_send(block).map_err(|_| anyhow!("the upload stopped"))
+        self.tx.blocking_send(Ok(block)).map_err(|_| anyhow!("the upload stopped"))
     }
 
     /// The parent snapshot's listing of a directory, or nothing if it cannot be read (its files are read then).
@@ -429,7 +387,6 @@ impl Builder {
         if let Some(up) = stack.last_mut() {
             up.nodes.push(Node { name: f.name, kind: NodeKind::Dir { tree }, mode: f.mode, mtime: f.mtime });
         }
-        let _ = f.rel;
         Ok(())
     }
 
@@ -505,8 +462,7 @@ impl Builder {
                 break;
             }
         }
-        let (size, mtime, ctime, inode) = ident(&stat);
-        let _ = size;
+        let (_, mtime, ctime, inode) = ident(&stat);
         let (chunks, more) = self.chunk_list(refs)?;
         Ok(Some(Node {
             name,

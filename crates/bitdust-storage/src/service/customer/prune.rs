@@ -23,7 +23,6 @@ use crate::proto::catalog::{IndexRef, PackSet};
 use crate::proto::chunk::{self, ChunkId, ChunkKeys, ChunkRef};
 use crate::proto::pack::{self, IndexEntry, Pack, PackWriter};
 use crate::proto::pipeline::{PackCoder, VersionKeys, BLOCK_SIZE};
-use crate::proto::tree::{ChunkList, NodeKind, Tree};
 use crate::service::Storage;
 
 /// Rows of the chunk index read per page.
@@ -61,41 +60,7 @@ impl Storage {
         let reader = ChunkReader::new(self, &catalog);
 
         // mark
-        let mut used: HashSet<ChunkId> = HashSet::new();
-        let mut walked: HashSet<ChunkId> = HashSet::new();
-        for snap in &catalog.snapshots {
-            let mut trees: Vec<ChunkRef> = vec![snap.root];
-            while let Some(first) = trees.pop() {
-                if !walked.insert(first.id) {
-                    continue;
-                }
-                let mut part = Some(first);
-                while let Some(p) = part {
-                    used.insert(p.id);
-                    let tree = Tree::decode(&reader.read(&p).await.context("reading a tree")?)?;
-                    for node in &tree.nodes {
-                        match &node.kind {
-                            NodeKind::Dir { tree } => trees.push(*tree),
-                            NodeKind::File { chunks, more, .. } => {
-                                used.extend(chunks.iter().map(|c| c.id));
-                                let mut next = *more;
-                                while let Some(l) = next {
-                                    if !used.insert(l.id) {
-                                        break;
-                                    }
-                                    let list =
-                                        ChunkList::decode(&reader.read(&l).await.context("reading a chunk list")?)?;
-                                    used.extend(list.chunks.iter().map(|c| c.id));
-                                    next = list.more;
-                                }
-                            }
-                            NodeKind::Symlink { .. } => {}
-                        }
-                    }
-                    part = tree.next;
-                }
-            }
-        }
+        let used = reader.used_chunks(&catalog.snapshots).await?.ids;
 
         // sweep: each block's chunks from the index
         let sets: HashSet<[u8; 16]> = catalog.packs.iter().map(|s| s.id).collect();

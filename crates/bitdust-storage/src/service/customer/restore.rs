@@ -76,9 +76,9 @@ impl Storage {
         let path = path.map(|p| p.trim_matches('/')).unwrap_or_default();
         if let Some(snapshot) = catalog.snapshot(&v) {
             // the path is checked before the target is touched
-            let reader = super::chunks::ChunkReader::new(self, &catalog);
             if !path.is_empty() {
                 self.sync_chunk_index(&catalog).await?;
+                let reader = super::chunks::ChunkReader::new(self, &catalog);
                 self.flatten_check(&reader, snapshot, path.as_bytes()).await?;
             }
             prepare_target(target, force)?;
@@ -122,25 +122,6 @@ impl Storage {
             futures::future::join_all(all.iter().map(|p| node.node().lookup_identity(*p))).await;
         });
 
-        let (tx, mut rx) = mpsc::channel::<(BlockMeta, Result<Vec<u8>>)>(2);
-        let target_buf = target.to_path_buf();
-        let entries = v.entries.clone();
-        let writer = tokio::task::spawn_blocking(move || -> Result<(u64, u64, Vec<String>)> {
-            let mut w = TreeWriter::new(&target_buf, entries);
-            let mut lost = Vec::new();
-            while let Some((meta, data)) = rx.blocking_recv() {
-                match data {
-                    Ok(d) => w.write(&d)?,
-                    Err(e) => {
-                        tracing::warn!(block = meta.index, error = %format!("{e:#}"), "block lost");
-                        lost.extend(w.skip(meta.plain_len as u64)?);
-                    }
-                }
-            }
-            let (files, bytes) = w.finish()?;
-            Ok((files, bytes, lost))
-        });
-
         // Suppliers we are connected to answer without a dial: ask them first. A supplier that just went away
         // has lost its connections, and dialing it would cost the hedge delay (or a dial timeout) per block.
         let connected = self.node.network().connected_peers().await.unwrap_or_default();
@@ -156,7 +137,7 @@ impl Storage {
             packed: false,
         });
         let limit = self.config.customer.blocks_in_flight.max(1);
-        let mut fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
+        let fetches = futures::stream::iter(v.blocks.clone().into_iter().map(|meta| {
             let node = self.clone();
             let shared = shared.clone();
             async move {
@@ -165,19 +146,10 @@ impl Storage {
             }
         }))
         .buffered(limit);
-        let mut first_error: Option<String> = None;
-        while let Some((meta, r)) = fetches.next().await {
-            match &r {
-                Ok(_) => progress.add(meta.plain_len as u64),
-                Err(e) if first_error.is_none() => first_error = Some(format!("{e:#}")),
-                Err(_) => {}
-            }
-            if tx.send((meta, r)).await.is_err() {
-                break;
-            }
-        }
-        drop(tx);
-        let (files, bytes, lost) = writer.await??;
+        let written =
+            write_tree(target, v.entries.clone(), fetches.map(|(meta, r)| (u64::from(meta.plain_len), r)), &progress)
+                .await?;
+        let (files, bytes, lost, first_error) = (written.files, written.bytes, written.lost, written.first_error);
         let report = RestoreReport {
             name: name.to_string(),
             version: v.number,
@@ -201,6 +173,64 @@ impl Storage {
         }
         Ok(report)
     }
+}
+
+/// What [`write_tree`] wrote.
+pub(crate) struct Written {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files that could not be restored (parts of them were lost).
+    pub lost: Vec<String>,
+    /// The first lost part's error.
+    pub first_error: Option<String>,
+}
+
+/// Writes `entries` under `target` (prepared) through [`TreeWriter`] on a blocking thread, from `parts`: the
+/// archive stream in order, each part its length and its bytes or why they are lost (the files they belong to
+/// are then skipped and named). Each part's length goes into `progress` once it arrived.
+///
+/// # Errors
+/// If the target cannot be written.
+pub(crate) async fn write_tree(
+    target: &Path,
+    entries: Vec<crate::proto::catalog::Entry>,
+    parts: impl futures::Stream<Item = (u64, Result<Vec<u8>>)>,
+    progress: &Progress,
+) -> Result<Written> {
+    let (tx, mut rx) = mpsc::channel::<(u64, Result<Vec<u8>>)>(2);
+    let target_buf = target.to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || -> Result<(u64, u64, Vec<String>)> {
+        let mut w = TreeWriter::new(&target_buf, entries);
+        let mut lost = Vec::new();
+        while let Some((len, data)) = rx.blocking_recv() {
+            match data {
+                Ok(d) => w.write(&d)?,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "part of the stream lost");
+                    lost.extend(w.skip(len)?);
+                }
+            }
+        }
+        let (files, bytes) = w.finish()?;
+        Ok((files, bytes, lost))
+    });
+    let mut first_error: Option<String> = None;
+    futures::pin_mut!(parts);
+    while let Some((len, r)) = parts.next().await {
+        match &r {
+            Ok(_) => progress.add(len),
+            Err(e) if first_error.is_none() => first_error = Some(format!("{e:#}")),
+            Err(_) => {}
+        }
+        if tx.send((len, r)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let (files, bytes, lost) = writer.await??;
+    Ok(Written { files, bytes, lost, first_error })
 }
 
 /// What the block fetches of one restore share.

@@ -14,14 +14,12 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use bitdust_node::Progress;
 use futures::stream::StreamExt;
-use tokio::sync::mpsc;
 
 use super::chunks::{BlockKey, ChunkReader, Located};
 use super::RestoreReport;
 use crate::proto::catalog::{Catalog, Entry, EntryKind, Snapshot, Version};
 use crate::proto::chunk::{self, ChunkRef};
 use crate::proto::tree::{Node, NodeKind};
-use crate::service::archive::TreeWriter;
 use crate::service::Storage;
 
 /// A version's tree (or a part of it) as a restore writes it.
@@ -252,26 +250,8 @@ impl Storage {
             }
         }
 
-        let (tx, mut rx) = mpsc::channel::<(u64, Result<Vec<u8>>)>(2);
-        let target_buf = target.to_path_buf();
-        let entries = flat.entries;
-        let writer = tokio::task::spawn_blocking(move || -> Result<(u64, u64, Vec<String>)> {
-            let mut w = TreeWriter::new(&target_buf, entries);
-            let mut lost = Vec::new();
-            while let Some((len, data)) = rx.blocking_recv() {
-                match data {
-                    Ok(d) => w.write(&d)?,
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "chunks lost");
-                        lost.extend(w.skip(len)?);
-                    }
-                }
-            }
-            let (files, bytes) = w.finish()?;
-            Ok((files, bytes, lost))
-        });
         let limit = self.config.customer.blocks_in_flight.max(1);
-        let mut fetches = futures::stream::iter(visits.into_iter().map(|(key, parts)| {
+        let fetches = futures::stream::iter(visits.into_iter().map(|(key, parts)| {
             let reader = reader.clone();
             async move {
                 let len: u64 = parts.iter().map(|(c, _)| u64::from(c.len)).sum();
@@ -302,19 +282,8 @@ impl Storage {
             }
         }))
         .buffered(limit);
-        let mut first_error: Option<String> = None;
-        while let Some((len, r)) = fetches.next().await {
-            match &r {
-                Ok(_) => progress.add(len),
-                Err(e) if first_error.is_none() => first_error = Some(format!("{e:#}")),
-                Err(_) => {}
-            }
-            if tx.send((len, r)).await.is_err() {
-                break;
-            }
-        }
-        drop(tx);
-        let (files, bytes, lost) = writer.await??;
+        let written = super::restore::write_tree(target, flat.entries, fetches, &progress).await?;
+        let (files, bytes, lost, first_error) = (written.files, written.bytes, written.lost, written.first_error);
         let report = RestoreReport {
             name: name.to_string(),
             version: v.number,
