@@ -153,7 +153,7 @@ async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
   log(`devnet in ${W}`);
   const net = path.join(W, "net");
-  const { text: banner } = await startProcess(["devnet", "--dir", net, "--suppliers", "4", "--spares", "2", "--incremental"], /press Ctrl-C/, path.join(W, "devnet.log"));
+  const { text: banner } = await startProcess(["devnet", "--dir", net, "--suppliers", "4", "--spares", "2"], /press Ctrl-C/, path.join(W, "devnet.log"));
   const peers = Object.fromEntries([...banner.matchAll(/^\s+(\S+)\s+(12D3Koo\S+)/gm)].map((m) => [m[2], m[1]]));
   const alice = path.join(net, "alice");
   const bootstrap = bdJson(path.join(net, "bootstrap"), "status").listen_addrs.find((a) => a.includes("/tcp/"));

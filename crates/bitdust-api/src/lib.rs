@@ -178,6 +178,9 @@ pub struct Job {
     pub done_bytes: u64,
     /// Bytes in all (0 until known).
     pub total_bytes: u64,
+    /// Of `done_bytes`, those a backup had to store (the rest were found in earlier versions: deduplicated).
+    #[serde(default)]
+    pub new_bytes: u64,
     /// The result, once done.
     pub result: Option<JobResult>,
     /// The error, once failed.
@@ -336,6 +339,9 @@ pub enum EventKind {
         done_bytes: u64,
         /// Bytes in all (0 until known).
         total_bytes: u64,
+        /// Of `done_bytes`, those a backup had to store (the rest were deduplicated).
+        #[serde(default)]
+        new_bytes: u64,
     },
     /// A job ended.
     JobEnded {
@@ -1541,7 +1547,7 @@ mod tests {
     fn every_event_kind_round_trips_through_json() {
         let kinds = [
             EventKind::JobStarted { job: 1, kind: "backup".into(), target: "/x".into() },
-            EventKind::JobProgress { job: 1, done_bytes: 2, total_bytes: 3 },
+            EventKind::JobProgress { job: 1, done_bytes: 2, total_bytes: 3, new_bytes: 1 },
             EventKind::JobEnded { job: 1, state: JobState::Done },
             EventKind::AutomatonChanged { name: "n".into(), kind: "k".into(), state: "s".into() },
             EventKind::HealthChanged { queued_blocks: 4, down_positions: vec![1] },

@@ -15,7 +15,7 @@ use bitdust_core::human_bytes;
 use bitdust_storage::config::MaintenanceConfig;
 use serde_json::{json, Value};
 
-use bitdust::client::Client;
+use bitdust::client::{Client, Follow};
 use bitdust::devnet::{Devnet, DevnetOptions};
 use bitdust::out;
 
@@ -78,7 +78,7 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
 
     say("backing up".into());
     let t = Instant::now();
-    let backup = alice.backup(&src, json_out)?;
+    let backup = alice.backup(&src, if json_out { Follow::Quiet } else { Follow::Bar })?;
     let up = t.elapsed().as_secs_f64();
 
     let restore = |to: &Path| -> Result<f64> {
@@ -90,7 +90,7 @@ pub fn run(size: u64, suppliers: u16, fire_after_secs: u64, dir: Option<&Path>, 
             force: false,
             path: None,
         };
-        alice.restore(&request, json_out)?;
+        alice.restore(&request, if json_out { Follow::Quiet } else { Follow::Bar })?;
         let secs = t.elapsed().as_secs_f64();
         let got = bitdust_storage::service::archive::hash_file(&to.join("random.bin"))?;
         anyhow::ensure!(got == src_hash, "restored bytes differ from the original");

@@ -275,3 +275,92 @@ async fn a_shared_path_holds_only_that_path() {
     let catalog = storage.catalog().unwrap();
     assert_eq!(catalog.backups.iter().filter(|b| !b.name.starts_with("shared/")).count(), 1);
 }
+
+/// Sharing an incremental version (issue 18) against a grantee who would read more: alice backs up a folder with a
+/// secret file, deletes the secret and backs up again, and shares only version 2 with bob. The blocks bob is
+/// granted hold the secret's chunk (version 1's pack), but no tree he can open names it: his listing and restore
+/// are version 2 exactly, version 1 is refused, and nothing he keeps holds the secret. While the share lives,
+/// forget + prune leave his blocks where his manifest says (his restore still works); once revoked, prune repacks
+/// them and alice's own restore is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_share_opens_only_its_version_and_survives_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_network, b) = supplier_network(dir.path(), 3).await;
+    let alice = full_node(home(dir.path(), "alice", &customer_config(3, 64 << 20), None), &b, None).await;
+    let storage = alice.service::<Storage>().unwrap();
+    within("alice hires", storage.ensure_suppliers()).await.unwrap();
+    let bob = full_node(home(dir.path(), "bob", &Config::default(), None), &b, None).await;
+    let (a, bm) = (messages(&alice), messages(&bob));
+    a.add_contact("bob", None).await.unwrap();
+    bm.add_contact("alice", None).await.unwrap();
+
+    let src = dir.path().join("docs");
+    tree(&src, 1);
+    let canary = format!("CANARY-{:032x}", rand_u128());
+    std::fs::write(src.join("secret.txt"), canary.repeat(100)).unwrap();
+    let v1 = within("backup 1", storage.backup(&src, Progress::new())).await.unwrap();
+    std::fs::remove_file(src.join("secret.txt")).unwrap();
+    std::fs::write(src.join("a.txt"), "alice's notes, round 2").unwrap();
+    let v2 = within("backup 2", storage.backup(&src, Progress::new())).await.unwrap();
+    assert_eq!((v2.version, v2.unchanged_files), (2, 1), "big.bin was taken from version 1 unread");
+
+    let to_bob = within("share version 2", a.share(&v1.name, Some(2), "bob", false)).await.unwrap();
+    until("bob holds it", || bm.shared().is_ok_and(|s| s.len() == 1)).await;
+    let listing = within("bob lists", bm.shared_listing("alice", &v1.name, None)).await.unwrap();
+    let mut paths: Vec<&str> = listing.entries.iter().map(|e| e.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["", "a.txt", "sub", "sub/big.bin"], "version 2's tree, no secret");
+    assert_eq!((listing.version, listing.versions.len(), listing.versions[0].files), (2, 1, 2));
+    let out = dir.path().join("bob-restore");
+    let report = within("bob restores", bm.restore_shared("alice", &v1.name, None, &out, false)).await.unwrap();
+    assert_eq!(report.files, 2);
+    assert!(same_tree(&src, &out) && !out.join("secret.txt").exists(), "version 2, byte for byte");
+    let err = bm.restore_shared("alice", &v1.name, Some(1), &dir.path().join("bob-v1"), false).await;
+    assert!(format!("{:#}", err.unwrap_err()).contains("not shared"), "version 1 is not his");
+    let leaked: Vec<_> = walk(&dir.path().join("bob"))
+        .into_iter()
+        .chain(walk(&out))
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.windows(canary.len()).any(|w| w == canary.as_bytes())))
+        .collect();
+    assert!(leaked.is_empty(), "the secret is in bob's files: {leaked:?}");
+
+    // version 1 goes; its pack (big.bin's chunk beside the secret's) is mostly unused, but bob's grant pins it
+    let keep = bitdust_storage::proto::policy::KeepPolicy { last: Some(1), ..Default::default() };
+    within("forget 1", storage.forget(&v1.name, &keep, false)).await.unwrap();
+    let pruned = within("prune while shared", storage.prune(false)).await.unwrap();
+    assert_eq!(pruned.blocks_repacked, 0, "a shared block stays where the manifest says: {pruned:?}");
+    let again = dir.path().join("bob-again");
+    within("bob restores after prune", bm.restore_shared("alice", &v1.name, None, &again, false)).await.unwrap();
+    assert!(same_tree(&src, &again));
+
+    // revoked: prune is free to move them, and alice's own restore is whole
+    within("revoke", a.revoke(&to_bob.id, None)).await.unwrap();
+    let pruned = within("prune after revoke", storage.prune(false)).await.unwrap();
+    assert!(pruned.blocks_repacked >= 1 && pruned.freed_bytes > 0, "{pruned:?}");
+    let mine = dir.path().join("alice-restore");
+    within("alice restores", storage.restore(&v1.name, None, &mine, false, Progress::new())).await.unwrap();
+    assert!(same_tree(&src, &mine) && !mine.join("secret.txt").exists());
+    assert_eq!((a.refused(), bm.refused()), (0, 0));
+}
+
+fn rand_u128() -> u128 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    t.as_nanos() ^ u128::from(std::process::id())
+}
+
+/// Every file under `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

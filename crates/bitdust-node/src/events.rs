@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     fn progress(job: u64) -> EventKind {
-        EventKind::JobProgress { job, done_bytes: 1, total_bytes: 2 }
+        EventKind::JobProgress { job, done_bytes: 1, total_bytes: 2, new_bytes: 0 }
     }
 
     #[tokio::test]

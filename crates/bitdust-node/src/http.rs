@@ -147,6 +147,44 @@ bad_request_from!(
     axum::extract::rejection::JsonRejection
 );
 
+/// A JSON request body that must be an object: serde also reads a struct from an array (`[null]` as a struct of
+/// defaults), which the OpenAPI document does not allow. A number with no fractional part counts as an integer
+/// (`2.0` for `2`), as in JSON Schema. Anything else is a 400 with an [`ErrorBody`].
+pub struct JsonObject<T>(pub T);
+
+/// Turns every float with no fractional part that fits an `i64` or `u64` into that integer.
+fn integral(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if f >= 0.0 && f < u64::MAX as f64 {
+                    *n = (f as u64).into();
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral),
+        _ => {}
+    }
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(mut value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        integral(&mut value);
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        serde_json::from_value(value)
+            .map(JsonObject)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    }
+}
+
 /// Whether `a` and `b` are equal, in time independent of where they differ (for secrets and proofs of them).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -600,4 +638,34 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Req {
+        n: Option<u32>,
+    }
+
+    async fn parse(body: &str) -> Result<Req, String> {
+        use axum::extract::FromRequest;
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .map_err(|e| e.to_string())?;
+        JsonObject::<Req>::from_request(req, &()).await.map(|JsonObject(r)| r).map_err(|e| e.message)
+    }
+
+    #[tokio::test]
+    async fn a_body_is_an_object_and_an_integral_float_an_integer() {
+        assert_eq!(parse(r#"{"n": 2}"#).await, Ok(Req { n: Some(2) }));
+        assert_eq!(parse(r#"{"n": 2.0, "extra": [1.0]}"#).await, Ok(Req { n: Some(2) }), "JSON Schema's integer");
+        assert!(parse("[null]").await.unwrap_err().contains("must be a JSON object"), "serde would take it");
+        assert!(parse(r#"{"n": 2.5}"#).await.unwrap_err().contains("invalid request body"));
+        assert!(parse(r#"{"n": -1.0}"#).await.is_err(), "a u32 is not negative");
+        assert!(parse("{").await.is_err());
+    }
 }

@@ -23,6 +23,7 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub struct Progress {
     done: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
+    new: Arc<AtomicU64>,
 }
 
 impl Progress {
@@ -38,9 +39,19 @@ impl Progress {
     pub fn add(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
     }
+    /// Adds bytes of a backup that had to be stored (not found in an earlier version: deduplicated bytes are the
+    /// rest of `done`).
+    pub fn add_new(&self, n: u64) {
+        self.new.fetch_add(n, Ordering::Relaxed);
+    }
     /// (done, total), in bytes.
     pub fn get(&self) -> (u64, u64) {
         (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+    }
+    /// (done, total, new), in bytes.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let (done, total) = self.get();
+        (done, total, self.new.load(Ordering::Relaxed))
     }
 }
 
@@ -88,6 +99,7 @@ impl Jobs {
             state: JobState::Running,
             done_bytes: 0,
             total_bytes: 0,
+            new_bytes: 0,
             result: None,
             error: None,
         };
@@ -106,23 +118,22 @@ impl Jobs {
             let work = work(progress.clone());
             tokio::pin!(work);
             let mut tick = tokio::time::interval(PROGRESS_EVERY);
-            let mut last = (0, 0);
+            let mut last = (0, 0, 0);
+            let report = |last: &mut (u64, u64, u64)| {
+                let now = progress.counts();
+                if now != *last {
+                    *last = now;
+                    let (done_bytes, total_bytes, new_bytes) = now;
+                    inner.events.push(EventKind::JobProgress { job: id, done_bytes, total_bytes, new_bytes });
+                }
+            };
             let result = loop {
                 tokio::select! {
                     r = &mut work => break r,
-                    _ = tick.tick() => {
-                        let (done_bytes, total_bytes) = progress.get();
-                        if (done_bytes, total_bytes) != last {
-                            last = (done_bytes, total_bytes);
-                            inner.events.push(EventKind::JobProgress { job: id, done_bytes, total_bytes });
-                        }
-                    }
+                    _ = tick.tick() => report(&mut last),
                 }
             };
-            let (done_bytes, total_bytes) = progress.get();
-            if (done_bytes, total_bytes) != last {
-                inner.events.push(EventKind::JobProgress { job: id, done_bytes, total_bytes });
-            }
+            report(&mut last);
             let state = if result.is_ok() { JobState::Done } else { JobState::Failed };
             if let Ok(mut jobs) = inner.jobs.lock() {
                 if let Some((job, _)) = jobs.get_mut(&id) {
@@ -161,7 +172,7 @@ impl Jobs {
         let jobs = self.inner.jobs.lock().ok()?;
         let (job, progress) = jobs.get(&id)?;
         let mut job = job.clone();
-        (job.done_bytes, job.total_bytes) = progress.get();
+        (job.done_bytes, job.total_bytes, job.new_bytes) = progress.counts();
         Some(job)
     }
 }
@@ -205,7 +216,9 @@ mod tests {
         assert_eq!((done.state, done.done_bytes, done.total_bytes), (JobState::Done, 4, 10));
         assert!(matches!(done.result, Some(JobResult::Restore(ref r)) if r.files == 3));
         let log = events.since(0);
-        assert!(log.iter().any(|e| e.kind == EventKind::JobProgress { job: id, done_bytes: 4, total_bytes: 10 }));
+        assert!(log
+            .iter()
+            .any(|e| e.kind == EventKind::JobProgress { job: id, done_bytes: 4, total_bytes: 10, new_bytes: 0 }));
         assert!(log.iter().any(|e| e.kind == EventKind::JobEnded { job: id, state: JobState::Done }));
         let (failed, _) = jobs.spawn("restore", "y".into(), |_| async { Err(anyhow::anyhow!("no backup named y")) });
         let failed = jobs.wait(failed, Duration::from_secs(10)).await.unwrap();

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use crate::http::JsonObject;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -92,9 +92,8 @@ pub(crate) async fn config(State(s): State<SettingsState>) -> ApiResult<ConfigTe
     responses((status = 200, body = ConfigSaved), (status = 400, body = ErrorBody, description = "What is wrong; nothing written")))]
 pub(crate) async fn put_config(
     State(s): State<SettingsState>,
-    body: Result<Json<ConfigUpdate>, JsonRejection>,
+    JsonObject(body): JsonObject<ConfigUpdate>,
 ) -> ApiResult<ConfigSaved> {
-    let Json(body) = body?;
     let config = check_config(&body.toml, &s.checks).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let home = s.node.home();
     home.save_config(&config)?;
@@ -108,9 +107,8 @@ pub(crate) async fn put_config(
         (status = 409, body = ErrorBody, description = "The file exists")))]
 pub(crate) async fn export_key(
     State(s): State<SettingsState>,
-    body: Result<Json<KeyExportRequest>, JsonRejection>,
+    JsonObject(body): JsonObject<KeyExportRequest>,
 ) -> ApiResult<KeyExported> {
-    let Json(body) = body?;
     let passphrase = Zeroizing::new(body.passphrase);
     let file = Path::new(&body.file);
     if !file.is_absolute() {

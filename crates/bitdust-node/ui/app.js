@@ -124,6 +124,7 @@ function jobEvent(ev) {
     const j = jobs.get(ev.job) || { id: ev.job, kind: "job", target: "", state: "running", started: ev.time_unix_ms, seen: Date.now() };
     j.done = ev.done_bytes;
     j.total = ev.total_bytes;
+    j.fresh = ev.new_bytes || 0;
     jobs.set(ev.job, j);
   } else if (ev.type === "job_ended") {
     const j = jobs.get(ev.job);
@@ -148,7 +149,8 @@ export function jobView(j) {
     const pct = j.total ? Math.floor((100 * j.done) / j.total) : 0;
     fill(row, h("strong", {}, label), " ",
       h("progress", { max: j.total || 1, value: j.done || 0, "aria-label": `${label} progress` }), " ",
-      `${pct}% · ${bytes(j.done)} of ${bytes(j.total)} · ${bytes(rate)}/s · ETA ${duration(eta)}`);
+      `${pct}% · ${bytes(j.done)} of ${bytes(j.total)} · ${bytes(rate)}/s · ETA ${duration(eta)}`,
+      j.kind === "backup" && j.done ? ` · ${bytes(j.fresh || 0)} new, ${bytes(j.done - (j.fresh || 0))} deduplicated` : "");
   } else {
     const took = j.ended && j.started ? (j.ended - j.started) / 1000 : NaN;
     fill(row, h("strong", {}, label), " ",

@@ -191,8 +191,8 @@ pub struct CustomerConfig {
     /// Length of the contracts proposed to suppliers, in seconds; each is renewed when half of it has passed
     /// (suppliers refuse contracts outside their bounds: by default 1 hour to 90 days).
     pub contract_secs: u64,
-    /// Back up incrementally (catalog format 2: content-defined chunks stored once, trees, packs); off keeps the
-    /// format-1 backup, which uploads the whole tree each time.
+    /// Back up incrementally (catalog format 2: content-defined chunks stored once, trees, packs; the default);
+    /// off makes format-1 versions, which upload the whole tree each time.
     pub incremental: bool,
 }
 
@@ -218,7 +218,7 @@ impl Default for CustomerConfig {
             blocks_in_flight: 4,
             one_per_network: true,
             contract_secs: 30 * 24 * 3600,
-            incremental: false,
+            incremental: true,
         }
     }
 }

@@ -205,6 +205,51 @@ async fn prune_deletes_what_no_kept_version_uses() {
     assert_same(&src, &out);
 }
 
+/// A restore running while its version is forgotten and pruned: prune waits for it (the packs lock), so the restore
+/// is whole, and then frees the version's packs. Without the lock, prune deletes packs the restore has yet to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_waits_for_a_restore_of_what_it_deletes() {
+    use bitdust_storage::proto::policy::KeepPolicy;
+    let net = Net::new(4, 1 << 30).await;
+    let alice = net.customer_with("alice", 4, 256 << 20, true).await;
+    let src = net.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut x = 0x2545f4914f6cdd1du64;
+    let old: Vec<u8> = (0..48 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("old.bin"), &old).unwrap();
+    let r1 = within("backup 1", alice.backup(&src, Progress::new())).await.unwrap();
+    std::fs::remove_file(src.join("old.bin")).unwrap();
+    std::fs::write(src.join("new.txt"), b"what is left").unwrap();
+    within("backup 2", alice.backup(&src, Progress::new())).await.unwrap();
+
+    // version 1's restore starts (12 packs, 4 in flight)...
+    let out = net.dir.path().join("out");
+    let progress = Progress::new();
+    let restore = tokio::spawn({
+        let (alice, out, progress) = (alice.clone(), out.clone(), progress.clone());
+        let name = r1.name.clone();
+        async move { alice.restore(&name, Some(1), &out, false, progress).await }
+    });
+    until("the restore is under way", || progress.get().0 > 0).await;
+    // ...and version 1 is forgotten and pruned meanwhile
+    within("forget 1", alice.forget(&r1.name, &KeepPolicy { last: Some(1), ..Default::default() }, false))
+        .await
+        .unwrap();
+    let pruned = within("prune", alice.storage.prune(false)).await.unwrap();
+    assert!(restore.is_finished(), "prune ran before the restore ended");
+    let restored = restore.await.unwrap();
+    assert!(restored.is_ok(), "the restore lost packs under it: {:#}", restored.unwrap_err());
+    assert_eq!(std::fs::read(out.join("old.bin")).unwrap(), old, "byte for byte");
+    assert!(pruned.blocks_deleted >= 10 && pruned.freed_bytes > 48 << 20, "then its packs went: {pruned:?}");
+}
+
 /// Pack sets are maintained as format-1 versions are: a lost supplier is replaced and every pack's fragment at its
 /// position rebuilt (keyless), so that the version restores after n-k more originals stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

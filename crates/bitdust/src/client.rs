@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
+use bitdust_core::human_bytes;
+
 use anyhow::{anyhow, bail, Context, Result};
 use bitdust_api::{
     BackupReport, BackupRequest, ErrorBody, EventKind, Events, Job, JobResult, JobStarted, JobState, Proof,
@@ -17,6 +19,40 @@ use serde::Serialize;
 
 /// How long one events long poll waits when a progress bar is shown (it redraws between polls).
 const BAR_POLL_MS: u64 = 250;
+
+/// How a command waits for a job (a backup, a restore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// A progress bar on stderr if it is a terminal.
+    Bar,
+    /// Nothing until it ends.
+    Quiet,
+    /// A JSON line on stdout per progress event (`--json`).
+    JsonLines,
+}
+
+/// One `--json` progress line, as restic's status lines: `message_type` `status`, `seconds_elapsed`,
+/// `percent_done` (0 to 1), `total_bytes`, `bytes_done`, `seconds_remaining` (once there is a rate), and for a
+/// backup `new_bytes` (stored) and `deduplicated_bytes` (found in earlier versions).
+fn status_line(elapsed: Duration, done: u64, total: u64, new: Option<u64>) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let mut v = serde_json::json!({
+        "message_type": "status",
+        "seconds_elapsed": secs,
+        "percent_done": if total > 0 { (done as f64 / total as f64).min(1.0) } else { 0.0 },
+        "total_bytes": total,
+        "bytes_done": done,
+    });
+    if rate > 0.0 && total >= done {
+        v["seconds_remaining"] = serde_json::json!((total - done) as f64 / rate);
+    }
+    if let Some(new) = new {
+        v["new_bytes"] = serde_json::json!(new);
+        v["deduplicated_bytes"] = serde_json::json!(done.saturating_sub(new));
+    }
+    v.to_string()
+}
 /// How long one job long poll waits when no bar is drawn (the daemon's limit).
 const JOB_WAIT_MS: u64 = 30_000;
 
@@ -173,21 +209,24 @@ impl Client {
         self.handle(r)
     }
 
-    /// Backs up `path` and waits for the report (a progress bar on a terminal unless `quiet`).
+    /// Backs up `path` and waits for the report, following it as `follow` says.
     ///
     /// # Errors
     /// The daemon's error or the job's.
-    pub fn backup(&self, path: &Path, quiet: bool) -> Result<BackupReport> {
-        self.backup_with(BackupRequest { path: path.to_string_lossy().into_owned(), ..BackupRequest::default() }, quiet)
+    pub fn backup(&self, path: &Path, follow: Follow) -> Result<BackupReport> {
+        self.backup_with(
+            BackupRequest { path: path.to_string_lossy().into_owned(), ..BackupRequest::default() },
+            follow,
+        )
     }
 
     /// Backs up as `request` says (path and excludes) and waits for the report.
     ///
     /// # Errors
     /// The daemon's error or the job's.
-    pub fn backup_with(&self, request: BackupRequest, quiet: bool) -> Result<BackupReport> {
+    pub fn backup_with(&self, request: BackupRequest, follow: Follow) -> Result<BackupReport> {
         let started: JobStarted = self.post("/backups", &request)?;
-        match self.wait_job(started, "backup ", quiet)? {
+        match self.wait_job(started, "backup", follow)? {
             JobResult::Backup(r) => Ok(r),
             JobResult::Restore(_) => bail!("the daemon answered a backup job with a restore report"),
         }
@@ -197,36 +236,40 @@ impl Client {
     ///
     /// # Errors
     /// The daemon's error or the job's.
-    pub fn restore(&self, request: &RestoreRequest, quiet: bool) -> Result<RestoreReport> {
+    pub fn restore(&self, request: &RestoreRequest, follow: Follow) -> Result<RestoreReport> {
         let started: JobStarted = self.post("/restores", request)?;
-        match self.wait_job(started, "restore", quiet)? {
+        match self.wait_job(started, "restore", follow)? {
             JobResult::Restore(r) => Ok(r),
             JobResult::Backup(_) => bail!("the daemon answered a restore job with a backup report"),
         }
     }
 
-    /// Waits for job `started` to end and returns its result, or its error. On a terminal (unless `quiet`) it
-    /// follows the job through the event log and draws a progress bar; if the log moved on faster than we read it
-    /// (a gap in the ids), the job itself is asked. Otherwise it long-polls the job, which answers once it ends.
+    /// Waits for job `started` (a `label` job: `backup` or `restore`) to end and returns its result, or its error.
+    /// With [`Follow::Bar`] on a terminal it follows the job through the event log and draws a progress bar (a
+    /// backup's splits new bytes from deduplicated ones); with [`Follow::JsonLines`] it prints each progress event
+    /// as a JSON line on stdout (restic's `--json` status lines); if the log moved on faster than we read it (a gap
+    /// in the ids), the job itself is asked. Otherwise it long-polls the job, which answers once it ends.
     ///
     /// # Errors
     /// The job's error, or the daemon's.
-    pub fn wait_job(&self, started: JobStarted, label: &str, quiet: bool) -> Result<JobResult> {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    pub fn wait_job(&self, started: JobStarted, label: &str, follow: Follow) -> Result<JobResult> {
+        let bar = (follow == Follow::Bar && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    "{prefix} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            b.set_message(label.to_string());
+            b.set_prefix(format!("{label:<7}"));
             b
         });
+        let lines = follow == Follow::JsonLines;
+        let began = std::time::Instant::now();
         let id = started.job;
-        let Some(bar) = bar else {
-            // no bar to draw: the job's own long poll answers once, when it ends
+        if bar.is_none() && !lines {
+            // nothing to draw: the job's own long poll answers once, when it ends
             loop {
                 let job: Job = self.get(&format!("/jobs/{id}?wait_ms={JOB_WAIT_MS}"))?;
                 match job.state {
@@ -235,7 +278,7 @@ impl Client {
                     JobState::Failed => return Err(anyhow!("{}", job.error.unwrap_or_else(|| "job failed".into()))),
                 }
             }
-        };
+        }
         let poll = BAR_POLL_MS;
         let mut since = started.event_id.saturating_sub(1);
         loop {
@@ -245,9 +288,24 @@ impl Client {
             for e in &page.events {
                 since = e.id;
                 match &e.kind {
-                    EventKind::JobProgress { job, done_bytes, total_bytes } if *job == id => {
-                        bar.set_length(*total_bytes);
-                        bar.set_position(*done_bytes);
+                    EventKind::JobProgress { job, done_bytes, total_bytes, new_bytes } if *job == id => {
+                        let backup = label == "backup";
+                        if let Some(bar) = &bar {
+                            bar.set_length(*total_bytes);
+                            bar.set_position(*done_bytes);
+                            if backup {
+                                bar.set_message(format!(
+                                    "{} new, {} deduplicated",
+                                    human_bytes(*new_bytes),
+                                    human_bytes(done_bytes.saturating_sub(*new_bytes))
+                                ));
+                            }
+                        }
+                        if lines {
+                            let status =
+                                status_line(began.elapsed(), *done_bytes, *total_bytes, backup.then_some(*new_bytes));
+                            crate::out!("{status}");
+                        }
                     }
                     EventKind::JobEnded { job, .. } if *job == id => ended = true,
                     _ => {}
@@ -261,11 +319,15 @@ impl Client {
                 match job.state {
                     JobState::Running => continue,
                     JobState::Done => {
-                        bar.finish_and_clear();
+                        if let Some(bar) = &bar {
+                            bar.finish_and_clear();
+                        }
                         return job.result.ok_or_else(|| anyhow!("job {id} ended without a result"));
                     }
                     JobState::Failed => {
-                        bar.abandon();
+                        if let Some(bar) = &bar {
+                            bar.abandon();
+                        }
                         return Err(anyhow!("{}", job.error.unwrap_or_else(|| "job failed".into())));
                     }
                 }

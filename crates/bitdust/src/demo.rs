@@ -9,7 +9,7 @@ use bitdust_api::{RestoreRequest, Suppliers};
 use bitdust_core::human_bytes;
 use serde::Serialize;
 
-use crate::client::Client;
+use crate::client::{Client, Follow};
 use crate::devnet::Devnet;
 use crate::out;
 
@@ -84,7 +84,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Demo
 
     say(format!("2. backing up {}", path.display()));
     let t = Instant::now();
-    let backup = alice.backup(&path, json_out)?;
+    let backup = alice.backup(&path, if json_out { Follow::Quiet } else { Follow::Bar })?;
     let backup_secs = t.elapsed().as_secs_f64();
     let (bytes, stored) = (backup.bytes, backup.stored_bytes);
 
@@ -110,7 +110,7 @@ pub fn run(path: Option<PathBuf>, suppliers: u16, json_out: bool) -> Result<Demo
         force: false,
         path: None,
     };
-    let restore = alice.restore(&request, json_out)?;
+    let restore = alice.restore(&request, if json_out { Follow::Quiet } else { Follow::Bar })?;
     let restore_secs = t.elapsed().as_secs_f64();
 
     say("5. verifying the restored tree against the original".into());

@@ -112,7 +112,7 @@ impl DevnetOptions {
             maintenance: MaintenanceConfig::devnet(),
             customer: true,
             record_ttl_secs: None,
-            incremental: false,
+            incremental: true,
         }
     }
 }

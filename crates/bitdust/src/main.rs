@@ -284,9 +284,10 @@ enum Cmd {
         /// what happens when a customer stays away past their lifetime.
         #[arg(long)]
         record_ttl_secs: Option<u64>,
-        /// Back up incrementally in every home (customer.incremental = true in config.toml).
+        /// Back up the whole tree each time in every home (catalog format 1: customer.incremental = false in
+        /// config.toml) instead of incrementally.
         #[arg(long)]
-        incremental: bool,
+        no_incremental: bool,
     },
     /// Print the OpenAPI 3 document of the local API (what a daemon serves at /api/v1/openapi.json).
     Openapi,
@@ -622,13 +623,22 @@ fn run(cli: Cli) -> Result<()> {
             cmd::key::export(&home, &file, protection, j)
         }
         Cmd::Openapi => cmd::openapi::run(),
-        Cmd::Devnet { dir, suppliers, data_shards, spares, transports, no_customer, record_ttl_secs, incremental } => {
+        Cmd::Devnet {
+            dir,
+            suppliers,
+            data_shards,
+            spares,
+            transports,
+            no_customer,
+            record_ttl_secs,
+            no_incremental,
+        } => {
             let options = devnet::DevnetOptions {
                 data_shards,
                 transports,
                 customer: !no_customer,
                 record_ttl_secs,
-                incremental,
+                incremental: !no_incremental,
                 ..devnet::DevnetOptions::new(suppliers, spares)
             };
             devnet::run(&dir, &options)

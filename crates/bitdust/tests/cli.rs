@@ -656,7 +656,7 @@ fn bit_rot_is_found_by_the_suppliers_scrub_and_rebuilt() {
 fn incremental_backups_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
-    let _devnet = devnet(&["--dir", s(&dir), "--suppliers", "4", "--incremental"]);
+    let _devnet = devnet(&["--dir", s(&dir), "--suppliers", "4"]);
     let alice = dir.join("alice");
     let a = |args: &[&str]| -> Vec<String> {
         let mut v = vec!["--home".to_string(), s(&alice).to_string()];
@@ -669,10 +669,18 @@ fn incremental_backups_through_the_cli() {
     let src = tmp.path().join("src");
     make_tree(&src);
 
-    let first = run_json(&["backup", s(&src)]);
+    // --json: status lines (the job's progress, new and deduplicated bytes apart), then the summary
+    let mut lines = json_lines(&a(&["backup", s(&src)]).iter().map(String::as_str).collect::<Vec<_>>());
+    let first = lines.pop().unwrap();
     assert!(first["new_bytes"].as_u64().unwrap() >= 6_000_000, "{first}");
-    let second = run_json(&["backup", s(&src)]);
+    let last = lines.last().unwrap_or_else(|| panic!("no status line before {first}"));
+    // every file byte is new the first time (the summary also counts the trees it stored)
+    assert_eq!((&last["bytes_done"], &last["new_bytes"]), (&first["bytes"], &first["bytes"]), "{last} {first}");
+    let mut lines = json_lines(&a(&["backup", s(&src)]).iter().map(String::as_str).collect::<Vec<_>>());
+    let second = lines.pop().unwrap();
     assert_eq!((second["new_bytes"].as_u64(), second["unchanged_files"].as_u64()), (Some(0), Some(3)), "{second}");
+    let last = lines.last().unwrap_or_else(|| panic!("no status line before {second}"));
+    assert_eq!((&last["new_bytes"], &last["deduplicated_bytes"]), (&0.into(), &second["bytes"]), "{last}");
     std::fs::write(src.join("new.txt"), b"a new file\n").unwrap();
     std::fs::remove_file(src.join("empty file")).unwrap();
     let third = run_json(&["backup", s(&src)]);

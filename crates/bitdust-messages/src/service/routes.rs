@@ -34,7 +34,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -46,7 +46,7 @@ use bitdust_api::{
     SharedRestoreRequest, SharedWriteReport, SharedWriteRequest, Shares, Upload, UploadQuery,
 };
 use bitdust_core::keys::short_peer_id;
-use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
+use bitdust_node::http::{ApiError, ApiResult, ErrorKind, JsonObject};
 use utoipa::OpenApi;
 
 use crate::proto::contacts::{Contact, ContactError};
@@ -230,8 +230,7 @@ async fn contacts(State(m): S) -> ApiResult<Contacts> {
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "messages", request_body = AddContact,
     responses((status = 200, body = ContactInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
-async fn add(State(m): S, body: Result<Json<AddContact>, JsonRejection>) -> ApiResult<ContactInfo> {
-    let Json(body) = body?;
+async fn add(State(m): S, JsonObject(body): JsonObject<AddContact>) -> ApiResult<ContactInfo> {
     let c = m.add_contact(&body.who, body.name.as_deref()).await.map_err(error)?;
     Ok(Json(info(&c)))
 }
@@ -299,8 +298,7 @@ fn message(m: &Messages, e: &Entry) -> MessageInfo {
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
     responses((status = 200, body = MessageInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn send(State(m): S, body: Result<Json<SendMessage>, JsonRejection>) -> ApiResult<MessageInfo> {
-    let Json(body) = body?;
+async fn send(State(m): S, JsonObject(body): JsonObject<SendMessage>) -> ApiResult<MessageInfo> {
     // an unknown contact first (404), whatever else is wrong with the request
     m.contacts().map_err(error)?.named(&body.to).map_err(|e| error(e.into()))?;
     if body.text.len() > crate::proto::wire::MAX_TEXT_BYTES {
@@ -559,8 +557,7 @@ async fn groups(State(m): S) -> ApiResult<Groups> {
 /// Creates a group with this node as its admin and only member.
 #[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,
     responses((status = 200, body = GroupInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_group(State(m): S, body: Result<Json<CreateGroup>, JsonRejection>) -> ApiResult<GroupInfo> {
-    let Json(body) = body?;
+async fn create_group(State(m): S, JsonObject(body): JsonObject<CreateGroup>) -> ApiResult<GroupInfo> {
     m.group_create(&body.name).await.map_err(error)?;
     Ok(Json(group_info(&m, &m.group(&body.name).map_err(error)?)))
 }
@@ -582,9 +579,9 @@ async fn group(State(m): S, name: Result<Path<String>, PathRejection>) -> ApiRes
 async fn add_member(
     State(m): S,
     name: Result<Path<String>, PathRejection>,
-    body: Result<Json<AddMember>, JsonRejection>,
+    JsonObject(body): JsonObject<AddMember>,
 ) -> ApiResult<GroupInfo> {
-    let (Path(name), Json(body)) = (name?, body?);
+    let Path(name) = name?;
     let roster = m.group_add(&name, &body.contact, body.history).await.map_err(error)?;
     Ok(Json(group_info(&m, &m.group(&hex::encode(roster.group)).map_err(error)?)))
 }
@@ -619,9 +616,9 @@ async fn leave_group(State(m): S, name: Result<Path<String>, PathRejection>) -> 
 async fn group_send(
     State(m): S,
     name: Result<Path<String>, PathRejection>,
-    body: Result<Json<SendGroupMessage>, JsonRejection>,
+    JsonObject(body): JsonObject<SendGroupMessage>,
 ) -> ApiResult<GroupSentInfo> {
-    let (Path(name), Json(body)) = (name?, body?);
+    let Path(name) = name?;
     // an unknown group first (404), whatever else is wrong with the request
     m.group(&name).map_err(error)?;
     if body.text.len() > crate::proto::wire::MAX_TEXT_BYTES {
@@ -682,8 +679,8 @@ async fn shares(State(m): S) -> ApiResult<Shares> {
 #[utoipa::path(post, path = "/api/v1/shares", tag = "sharing", request_body = ShareRequest,
     responses((status = 200, body = ShareInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> ApiResult<ShareInfo> {
-    let Json(mut body) = body?;
+async fn share(State(m): S, JsonObject(body): JsonObject<ShareRequest>) -> ApiResult<ShareInfo> {
+    let mut body = body;
     if let Some(path) = body.path.take() {
         if body.write {
             let refusal = crate::service::shares::ShareRefusal::Conflict("a share of a path is read-only".into());
@@ -710,11 +707,7 @@ async fn share(State(m): S, body: Result<Json<ShareRequest>, JsonRejection>) -> 
 #[utoipa::path(post, path = "/api/v1/shared/write", tag = "sharing", request_body = SharedWriteRequest,
     responses((status = 200, body = SharedWriteReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn write_shared(
-    State(m): S,
-    body: Result<Json<SharedWriteRequest>, JsonRejection>,
-) -> ApiResult<SharedWriteReport> {
-    let Json(body) = body?;
+async fn write_shared(State(m): S, JsonObject(body): JsonObject<SharedWriteRequest>) -> ApiResult<SharedWriteReport> {
     let started = std::time::Instant::now();
     if !m.may_write(&body.owner, &body.backup).map_err(error)? {
         let what = format!("{}:{} is shared with you read-only", body.owner, body.backup);
@@ -746,9 +739,9 @@ async fn search(State(m): S, query: Result<Query<SearchQuery>, QueryRejection>) 
 async fn revoke(
     State(m): S,
     id: Result<Path<String>, PathRejection>,
-    body: Result<Json<RevokeRequest>, JsonRejection>,
+    JsonObject(body): JsonObject<RevokeRequest>,
 ) -> ApiResult<RevokeReport> {
-    let (Path(id), Json(body)) = (id?, body?);
+    let Path(id) = id?;
     let started = std::time::Instant::now();
     let (share, revoked, suppliers_confirmed, suppliers) = m.revoke(&id, body.from.as_deref()).await.map_err(error)?;
     Ok(Json(RevokeReport { share, revoked, suppliers_confirmed, suppliers, seconds: started.elapsed().as_secs_f64() }))
@@ -779,11 +772,7 @@ async fn shared_listing(
 #[utoipa::path(post, path = "/api/v1/shared/restore", tag = "sharing", request_body = SharedRestoreRequest,
     responses((status = 200, body = RestoreReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-async fn restore_shared(
-    State(m): S,
-    body: Result<Json<SharedRestoreRequest>, JsonRejection>,
-) -> ApiResult<RestoreReport> {
-    let Json(body) = body?;
+async fn restore_shared(State(m): S, JsonObject(body): JsonObject<SharedRestoreRequest>) -> ApiResult<RestoreReport> {
     let to = std::path::PathBuf::from(&body.to);
     Ok(Json(m.restore_shared(&body.owner, &body.backup, body.version, &to, body.force).await.map_err(error)?))
 }

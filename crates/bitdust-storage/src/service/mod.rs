@@ -19,7 +19,7 @@ pub mod archive;
 pub mod customer;
 pub mod maintenance;
 mod routes;
-mod share;
+pub(crate) mod share;
 pub mod store;
 mod supplier;
 mod upkeep;
@@ -56,6 +56,9 @@ pub struct Storage {
     store: Option<Arc<FragmentStore>>,
     /// Serialises catalog changes and supplier changes.
     customer_lock: AsyncMutex<()>,
+    /// Restores and checks of incremental versions read (shared), prune writes: a restore never sees the packs it
+    /// reads deleted or moved under it, and prune waits for the restores running.
+    packs_lock: tokio::sync::RwLock<()>,
     /// Positions whose supplier is offline, refused or fired, or fails its audits (maintained by the maintenance
     /// actor; [`crate::proto::maintenance::Maintenance::unhealthy_positions`]).
     unhealthy_positions: Mutex<Vec<u16>>,
@@ -228,6 +231,7 @@ impl Service for StorageService {
             protocol: spec.name,
             store: store.clone(),
             customer_lock: AsyncMutex::new(()),
+            packs_lock: tokio::sync::RwLock::new(()),
             unhealthy_positions: Mutex::new(Vec::new()),
             connections: Mutex::new(std::collections::BTreeMap::new()),
             maintenance: maintenance_tx,

@@ -31,9 +31,9 @@ use bitdust_api::{
     BackupInfo, BackupRequest, BackupSet, BackupSets, Backups, CheckReport, CheckRequest, CustomerUsage, DiffQuery,
     ErrorBody, FilesQuery, FindQuery, FindResult, ForgetReport, ForgetRequest, Health, JobResult, JobStarted,
     PositionHealth, PruneReport, PruneRequest, Replacing, RestoreRequest, ScheduleRequest, StoreUsage, Supplier,
-    Suppliers, VersionDiff, VersionFiles, VersionInfo,
+    Suppliers, VersionDiff, VersionFiles,
 };
-use bitdust_node::http::{ApiError, ApiResult, ErrorKind};
+use bitdust_node::http::{ApiError, ApiResult, ErrorKind, JsonObject};
 use utoipa::OpenApi;
 
 use crate::service::customer::prepare_target;
@@ -135,7 +135,7 @@ async fn hire(State(s): S) -> ApiResult<Suppliers> {
 async fn forget(
     State(s): S,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    body: Result<Json<ForgetRequest>, axum::extract::rejection::JsonRejection>,
+    JsonObject(body): JsonObject<ForgetRequest>,
 ) -> ApiResult<ForgetReport> {
     use crate::service::customer::forget::ForgetError;
     let Path(name) = name?;
@@ -143,7 +143,6 @@ async fn forget(
     if s.catalog()?.backup(&name).filter(|b| !crate::service::vault::is_vault_backup(&b.name)).is_none() {
         return Err(ApiError::not_found(ForgetError::Unknown(name).to_string()));
     }
-    let Json(body) = body?;
     let keep = crate::proto::policy::KeepPolicy {
         last: body.keep_last,
         hourly: body.keep_hourly,
@@ -208,11 +207,7 @@ async fn find(
 /// every fragment of that share of the blocks and checks it. Problems are in the report (`ok` false), not errors.
 #[utoipa::path(post, path = "/api/v1/check", tag = "storage", request_body = CheckRequest,
     responses((status = 200, body = CheckReport), (status = 400, body = ErrorBody, description = "A percent out of range")))]
-async fn check(
-    State(s): S,
-    body: Result<Json<CheckRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<CheckReport> {
-    let Json(body) = body?;
+async fn check(State(s): S, JsonObject(body): JsonObject<CheckRequest>) -> ApiResult<CheckReport> {
     if let Some(p) = body.read_data_percent {
         if !(0.0..=100.0).contains(&p) {
             return Err(ApiError::bad_request(format!("read_data_percent must be from 0 to 100, not {p}")));
@@ -231,12 +226,8 @@ async fn schedules(State(s): S) -> ApiResult<BackupSets> {
 #[utoipa::path(post, path = "/api/v1/schedules", tag = "storage", request_body = ScheduleRequest,
     responses((status = 200, body = BackupSet),
         (status = 400, body = ErrorBody, description = "A relative or missing path, an interval under a minute, a bad pattern")))]
-async fn add_schedule(
-    State(s): S,
-    body: Result<Json<ScheduleRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<BackupSet> {
+async fn add_schedule(State(s): S, JsonObject(body): JsonObject<ScheduleRequest>) -> ApiResult<BackupSet> {
     use crate::service::customer::schedule::ScheduleError;
-    let Json(body) = body?;
     s.add_backup_set(body).map(Json).map_err(|e| match e.downcast_ref::<ScheduleError>() {
         Some(ScheduleError::Bad(m)) => ApiError::bad_request(m.clone()),
         _ => ApiError::from(e),
@@ -265,11 +256,7 @@ async fn remove_schedule(
 #[utoipa::path(post, path = "/api/v1/prune", tag = "storage", request_body = PruneRequest,
     responses((status = 200, body = PruneReport), (status = 400, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "A tree or the index could not be read: nothing changed")))]
-async fn prune(
-    State(s): S,
-    body: Result<Json<PruneRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<PruneReport> {
-    let Json(body) = body?;
+async fn prune(State(s): S, JsonObject(body): JsonObject<PruneRequest>) -> ApiResult<PruneReport> {
     s.prune(body.dry_run.unwrap_or(false))
         .await
         .map(Json)
@@ -352,33 +339,7 @@ async fn backups(State(s): S) -> ApiResult<Backups> {
         .map(|b| BackupInfo {
             name: b.name.clone(),
             source: String::from_utf8_lossy(&b.source).into_owned(),
-            versions: b
-                .versions
-                .iter()
-                .map(|v| match catalog.snapshot(v) {
-                    // an incremental version: what its run stored (its other chunks are shared with older ones)
-                    Some(snap) => VersionInfo {
-                        version: v.number,
-                        created_unix: v.created_unix,
-                        files: snap.files as usize,
-                        entries: (snap.files + snap.dirs + snap.symlinks) as usize,
-                        bytes: v.total_bytes,
-                        stored_bytes: snap.stored_bytes,
-                        blocks: 0,
-                        layout: v.layout.to_string(),
-                    },
-                    None => VersionInfo {
-                        version: v.number,
-                        created_unix: v.created_unix,
-                        files: v.file_count(),
-                        entries: v.entries.len(),
-                        bytes: v.total_bytes,
-                        stored_bytes: v.stored_bytes(),
-                        blocks: v.blocks.len(),
-                        layout: v.layout.to_string(),
-                    },
-                })
-                .collect(),
+            versions: b.versions.iter().map(|v| crate::service::share::version_info(v, catalog.snapshot(v))).collect(),
         })
         .collect();
     Ok(Json(Backups { revision: catalog.revision, backups }))
@@ -389,11 +350,7 @@ async fn backups(State(s): S) -> ApiResult<Backups> {
     post, path = "/api/v1/backups", tag = "storage", request_body = BackupRequest,
     responses((status = 200, body = JobStarted), (status = 400, body = ErrorBody, description = "Not an absolute path, or unreadable"))
 )]
-async fn start_backup(
-    State(s): S,
-    body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<JobStarted> {
-    let Json(body) = body?;
+async fn start_backup(State(s): S, JsonObject(body): JsonObject<BackupRequest>) -> ApiResult<JobStarted> {
     let path = PathBuf::from(&body.path);
     if !path.is_absolute() {
         return Err(ApiError::bad_request("path must be absolute"));
@@ -425,11 +382,7 @@ async fn start_backup(
         (status = 409, body = ErrorBody, description = "The target is not empty (use force)")
     )
 )]
-async fn start_restore(
-    State(s): S,
-    body: Result<Json<RestoreRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<JobStarted> {
-    let Json(body) = body?;
+async fn start_restore(State(s): S, JsonObject(body): JsonObject<RestoreRequest>) -> ApiResult<JobStarted> {
     let to = PathBuf::from(&body.to);
     if !to.is_absolute() {
         return Err(ApiError::bad_request("target must be absolute"));

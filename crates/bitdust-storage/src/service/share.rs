@@ -22,10 +22,13 @@ use bitdust_node::vault::{ShareError, MAX_CAPABILITY_BYTES};
 use bitdust_store::Versioned;
 use serde::{Deserialize, Serialize};
 
-use crate::proto::catalog::{EntryKind, Version};
+use crate::proto::catalog::{Catalog, EntryKind, PackSet, Snapshot, Version};
+use crate::proto::chunk::ChunkId;
+use crate::proto::erasure::Layout;
 use crate::proto::grant::{SignedAccessGrant, MAX_GRANT_FRAGMENTS, MAX_REVOKE};
 use crate::proto::pipeline::VersionKeys;
 use crate::proto::wire::{Request, Response};
+use crate::service::customer::chunks::{BlockKey, ChunkReader, Located};
 use crate::service::customer::restore::Via;
 use crate::service::vault::SHARED_PREFIX;
 use crate::service::Storage;
@@ -56,10 +59,105 @@ struct Manifest {
     owner: Vec<u8>,
     /// The backup's name.
     backup: String,
-    /// The versions shared, oldest first.
+    /// The versions shared, oldest first (an incremental one with no entries, no blocks and no keys: its
+    /// snapshot is in `packs`).
     versions: Vec<SharedVersion>,
     /// The grants covering every fragment of them.
     grants: Vec<SignedAccessGrant>,
+    /// The incremental versions' part, if one is shared.
+    packs: Option<SharedPacks>,
+}
+
+/// A manifest made before incremental versions could be shared (no `packs`).
+#[derive(Deserialize)]
+struct ManifestV1 {
+    owner: Vec<u8>,
+    backup: String,
+    versions: Vec<SharedVersion>,
+    grants: Vec<SignedAccessGrant>,
+}
+
+impl Manifest {
+    /// Decodes a manifest of either form.
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if let Ok(m) = postcard::from_bytes::<Manifest>(bytes) {
+            return Ok(m);
+        }
+        let m: ManifestV1 = postcard::from_bytes(bytes).context("malformed manifest")?;
+        Ok(Self { owner: m.owner, backup: m.backup, versions: m.versions, grants: m.grants, packs: None })
+    }
+}
+
+/// What opens shared incremental versions (catalog format 2). The root tree refs open exactly those versions'
+/// trees, and through them their files' chunks: the blocks granted hold other chunks of the owner too, sealed
+/// under keys the grantee never gets. Pack sets come with their fragment-id key only (packs have no block key).
+#[derive(Serialize, Deserialize)]
+struct SharedPacks {
+    /// Whether the backup is of a single file.
+    single_file: bool,
+    /// Per shared version number, its snapshot.
+    snapshots: Vec<(u32, Snapshot)>,
+    /// The pack sets holding their chunks, with only the blocks that do, and no index refs.
+    sets: Vec<SharedSet>,
+    /// Where each chunk the snapshots use is.
+    chunks: Vec<(ChunkId, Located)>,
+}
+
+/// A pack set as shared.
+#[derive(Serialize, Deserialize)]
+struct SharedSet {
+    set: PackSet,
+    /// Derives its fragment ids ([`VersionKeys`]).
+    id_key: [u8; 32],
+}
+
+impl SharedPacks {
+    fn snapshot(&self, number: u32) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|(n, _)| *n == number).map(|(_, s)| s)
+    }
+
+    /// The fragment id of every block, at every position.
+    fn fragment_ids(&self) -> Vec<[u8; 32]> {
+        let mut out = Vec::new();
+        for s in &self.sets {
+            let vkeys = VersionKeys::from_secrets(s.set.id, ([0; 32], s.id_key));
+            for b in &s.set.blocks {
+                out.extend((0..s.set.layout.n).map(|p| vkeys.fragment_id(&b.block_id, p)));
+            }
+        }
+        out
+    }
+}
+
+/// The blocks a live share of incremental versions was granted: prune does not repack them (the grantee's
+/// manifest says where its chunks are) until the share is revoked or expires.
+#[derive(Serialize, Deserialize)]
+struct Pin {
+    expires_unix: u64,
+    blocks: Vec<BlockKey>,
+}
+
+impl Versioned for Pin {
+    const FORMAT: u16 = 1;
+}
+
+/// Table: grant id -> [`Pin`].
+const PINS: &str = "storage/share_pins";
+
+/// The blocks live shares pin (see [`Pin`]).
+///
+/// # Errors
+/// On database failure.
+pub(crate) fn pinned_blocks(storage: &Storage) -> Result<std::collections::HashSet<BlockKey>> {
+    let now = unix_now();
+    Ok(storage
+        .node()
+        .db()
+        .records::<Pin>(PINS, None, usize::MAX)?
+        .into_iter()
+        .filter(|(_, p)| p.expires_unix.saturating_add(crate::proto::grant::SKEW_SECS) >= now)
+        .flat_map(|(_, p)| p.blocks)
+        .collect())
 }
 
 /// What the grantee holds: how to fetch the manifest.
@@ -106,14 +204,40 @@ fn grants_for(
 ) -> Result<Vec<SignedAccessGrant>> {
     let ids: Vec<[u8; 32]> =
         version.blocks.iter().flat_map(|b| (0..version.layout.n).map(|p| vkeys.fragment_id(&b.block_id, p))).collect();
+    sign_grants(keys, &ids, id, grantee, expires_unix)
+}
+
+/// Fragment ids `ids` cut into signed grants of at most [`MAX_GRANT_FRAGMENTS`].
+fn sign_grants(
+    keys: &bitdust_core::keys::NodeKeys,
+    ids: &[[u8; 32]],
+    id: [u8; 16],
+    grantee: Option<&PeerId>,
+    expires_unix: u64,
+) -> Result<Vec<SignedAccessGrant>> {
     ids.chunks(MAX_GRANT_FRAGMENTS)
         .map(|chunk| Ok(SignedAccessGrant::sign(keys, id, grantee, chunk.to_vec(), expires_unix)?))
         .collect()
 }
 
-/// The entries of `v` as the API lists them.
-fn entries_of(v: &Version) -> Vec<bitdust_api::SharedEntry> {
-    v.entries.iter().map(api_entry).collect()
+/// Per position of `n`, who may hold an owner's fragments: its supplier there in `list` (its signed supplier list),
+/// then the one in `then` (at backup time).
+fn peers_by_position(list: &[(u16, Vec<u8>)], n: u16, then: &[Vec<u8>]) -> Vec<Vec<PeerId>> {
+    (0..n)
+        .map(|p| {
+            let mut out: Vec<PeerId> = list
+                .iter()
+                .filter(|(pos, _)| *pos == p)
+                .filter_map(|(_, peer)| PeerId::from_bytes(peer).ok())
+                .collect();
+            if let Some(at) = then.get(p as usize).and_then(|b| PeerId::from_bytes(b).ok()) {
+                if !out.contains(&at) {
+                    out.push(at);
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// An entry as the API lists it.
@@ -126,15 +250,21 @@ pub(crate) fn api_entry(e: &crate::proto::catalog::Entry) -> bitdust_api::Shared
     bitdust_api::SharedEntry { path: String::from_utf8_lossy(&e.path).into_owned(), kind: kind.into(), size }
 }
 
-fn version_info(v: &Version) -> bitdust_api::VersionInfo {
+/// Version `v` as the API lists it; `snapshot` if it is an incremental one (then its stored bytes are what its run
+/// stored: its other chunks are shared with older versions).
+pub(crate) fn version_info(v: &Version, snapshot: Option<&Snapshot>) -> bitdust_api::VersionInfo {
+    let (files, entries, stored_bytes, blocks) = match snapshot {
+        Some(s) => (s.files as usize, (s.files + s.dirs + s.symlinks) as usize, s.stored_bytes, 0),
+        None => (v.file_count(), v.entries.len(), v.stored_bytes(), v.blocks.len()),
+    };
     bitdust_api::VersionInfo {
         version: v.number,
         created_unix: v.created_unix,
-        files: v.file_count(),
-        entries: v.entries.len(),
+        files,
+        entries,
         bytes: v.total_bytes,
-        stored_bytes: v.stored_bytes(),
-        blocks: v.blocks.len(),
+        stored_bytes,
+        blocks,
         layout: v.layout.to_string(),
     }
 }
@@ -183,15 +313,27 @@ impl Storage {
             None => b.versions.iter().max_by_key(|v| v.number),
         }
         .ok_or_else(|| not_found(format!("backup {name} has no version {}", version.unwrap_or_default())))?;
-        if catalog.snapshot(v).is_some() {
-            bail!("{name}@{} is an incremental version: sharing those is not built yet (issue 18)", v.number);
-        }
-        let inside = |e: &crate::proto::catalog::Entry| {
-            e.path == path.as_bytes() || e.path.starts_with(format!("{path}/").as_bytes())
+        // an incremental version: the path is found in its trees (a folder or a file; None: not in it)
+        let incremental_dir = match catalog.snapshot(v) {
+            Some(snapshot) if !b.single_file => {
+                self.sync_chunk_index(&catalog).await?;
+                let reader = ChunkReader::new(self, &catalog);
+                match self.snapshot_node(&reader, snapshot, path.as_bytes()).await?.map(|n| n.kind) {
+                    Some(crate::proto::tree::NodeKind::Dir { .. }) => Some(true),
+                    Some(crate::proto::tree::NodeKind::File { .. }) => Some(false),
+                    _ => return Err(not_found(format!("{name}@{} has no {path}", v.number))),
+                }
+            }
+            _ => {
+                let inside = |e: &crate::proto::catalog::Entry| {
+                    e.path == path.as_bytes() || e.path.starts_with(format!("{path}/").as_bytes())
+                };
+                if b.single_file || !v.entries.iter().any(inside) {
+                    return Err(not_found(format!("{name}@{} has no {path}", v.number)));
+                }
+                None
+            }
         };
-        if b.single_file || !v.entries.iter().any(inside) {
-            return Err(not_found(format!("{name}@{} has no {path}", v.number)));
-        }
         let id = blake3::hash(&[name.as_bytes(), &[0], &v.id, path.as_bytes()].concat());
         let copy = format!("{SHARED_PREFIX}path-{}", hex::encode(&id.as_bytes()[..16]));
         let number = v.number;
@@ -201,8 +343,22 @@ impl Storage {
         drop(catalog);
         let scratch = crate::service::vault::Scratch::new(self)?;
         let tree = scratch.path().join("tree");
-        self.restore(name, Some(number), &tree, false, bitdust_node::Progress::new()).await?;
-        let source = tree.join(path);
+        let source = match incremental_dir {
+            // only the path is fetched: a folder restores as the target, a file into it
+            Some(dir) => {
+                let p = bitdust_node::Progress::new();
+                self.restore_path(name, Some(number), Some(path), &tree, false, p).await?;
+                if dir {
+                    tree
+                } else {
+                    tree.join(path.rsplit('/').next().unwrap_or(path))
+                }
+            }
+            None => {
+                self.restore(name, Some(number), &tree, false, bitdust_node::Progress::new()).await?;
+                tree.join(path)
+            }
+        };
         let named = (copy.clone(), format!("{name}@{number}/{path}").into_bytes());
         let report = self
             .backup_as(
@@ -293,31 +449,44 @@ impl Storage {
         if chosen.is_empty() || chosen.len() > MAX_SHARED_VERSIONS {
             bail!("backup {backup} has {} versions to share", chosen.len());
         }
-        if let Some(v) = chosen.iter().find(|v| catalog.snapshot(v).is_some()) {
-            // its files are in chunks shared with other versions: a grant of its blocks would hand those over too
-            bail!(
-                "{backup}@{} is an incremental version: sharing those is not built yet (issue 18); share a version \
-                 made with customer.incremental off",
-                v.number
-            );
-        }
+        // no prune moves the shared chunks between reading where they are and pinning them
+        let packs_guard = self.packs_lock.read().await;
         let keys = self.node().keys();
         let mut versions = Vec::with_capacity(chosen.len());
         let mut grants = Vec::new();
+        let mut snapshots = Vec::new();
         for v in chosen {
-            let vkeys = VersionKeys::derive(keys.master(), v.id);
-            grants.extend(grants_for(keys, v, &vkeys, grant_id, grantee.as_ref(), expires_unix)?);
             let mut version = v.clone();
             if let Some((_, number)) = shown {
                 version.number = number;
             }
+            if let Some(snapshot) = catalog.snapshot(v) {
+                // its trees and chunks are opened by its snapshot's refs, listed once for all in `packs`
+                snapshots.push((version.number, snapshot.clone()));
+                versions.push(SharedVersion { version, secrets: ([0; 32], [0; 32]) });
+                continue;
+            }
+            let vkeys = VersionKeys::derive(keys.master(), v.id);
+            grants.extend(grants_for(keys, v, &vkeys, grant_id, grantee.as_ref(), expires_unix)?);
             versions.push(SharedVersion { version, secrets: vkeys.secrets() });
         }
+        let packs = if snapshots.is_empty() {
+            None
+        } else {
+            let packs = self.shared_packs(&catalog, b.single_file, snapshots).await?;
+            grants.extend(sign_grants(keys, &packs.fragment_ids(), grant_id, grantee.as_ref(), expires_unix)?);
+            Some(packs)
+        };
+        let pin = packs.as_ref().map(|p| Pin {
+            expires_unix,
+            blocks: p.sets.iter().flat_map(|s| s.set.blocks.iter().map(|b| (s.set.id, b.block_id))).collect(),
+        });
         let manifest = Manifest {
             owner: self.node().peer_id().to_bytes(),
             backup: shown.map_or(backup, |(name, _)| name).to_string(),
             versions,
             grants,
+            packs,
         };
         let bytes = postcard::to_stdvec(&manifest)?;
         if bytes.len() > MAX_MANIFEST_BYTES {
@@ -326,6 +495,12 @@ impl Storage {
         // the manifest is stored like a backup of one file, on our suppliers; a share given again (new versions)
         // replaces it
         let name = manifest_name(&grant_id);
+        if let Some(pin) = &pin {
+            // before the manifest is stored: a prune from now on leaves these blocks where the manifest says
+            self.node().db().write(|tx| tx.table(PINS)?.put(&grant_id, pin))?;
+        }
+        // (storing takes the customer lock, which a prune waiting for this guard holds)
+        drop(packs_guard);
         let stored = self.store_one_file(&name, "manifest", b"manifest".to_vec(), &bytes).await?;
         let manifest_version = self
             .catalog()?
@@ -352,6 +527,10 @@ impl Storage {
             let mut t = tx.table(REVOKED)?;
             for (id, expires) in grants {
                 t.put(id, &Expiry(*expires))?;
+            }
+            let mut pins = tx.table(PINS)?;
+            for (id, _) in grants {
+                pins.remove(id)?;
             }
             Ok(())
         })?;
@@ -429,7 +608,7 @@ impl Storage {
                 }
             }
         };
-        let manifest: Manifest = postcard::from_bytes(&bytes).context("malformed manifest")?;
+        let manifest = Manifest::decode(&bytes)?;
         if manifest.owner != owner.to_bytes() {
             bail!("the share's manifest names another owner");
         }
@@ -474,29 +653,84 @@ impl Storage {
         Ok(bytes)
     }
 
+    /// `owner`'s signed supplier list in the DHT (position, peer id bytes); empty if it cannot be found.
+    async fn owner_suppliers(&self, owner: PeerId) -> Vec<(u16, Vec<u8>)> {
+        use bitdust_core::record::{RecordKind, SupplierList};
+        match self.node().network().get_record(RecordKind::Suppliers, owner).await {
+            Ok(rec) => SupplierList::decode(&rec.payload).map(|l| l.suppliers).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Per position, who may hold `owner`'s fragments of `v`: its current supplier there (its signed supplier list
     /// in the DHT), then the one at backup time.
     async fn peers_of_owner(&self, owner: PeerId, v: &Version) -> Vec<Vec<PeerId>> {
-        use bitdust_core::record::{RecordKind, SupplierList};
-        let list = match self.node().network().get_record(RecordKind::Suppliers, owner).await {
-            Ok(rec) => SupplierList::decode(&rec.payload).map(|l| l.suppliers).unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        (0..v.layout.n)
-            .map(|p| {
-                let mut out: Vec<PeerId> = list
-                    .iter()
-                    .filter(|(pos, _)| *pos == p)
-                    .filter_map(|(_, peer)| PeerId::from_bytes(peer).ok())
-                    .collect();
-                if let Some(then) = v.suppliers.get(p as usize).and_then(|b| PeerId::from_bytes(b).ok()) {
-                    if !out.contains(&then) {
-                        out.push(then);
-                    }
-                }
-                out
+        peers_by_position(&self.owner_suppliers(owner).await, v.layout.n, &v.suppliers)
+    }
+
+    /// The pack sets, chunk places and snapshots that open the incremental versions `snapshots` (numbered as
+    /// shared) of a backup (of a single file if `single_file`): every tree, chunk list and file chunk they use is
+    /// located, and each set keeps only the blocks holding one.
+    ///
+    /// # Errors
+    /// If a tree cannot be read or a chunk is in no pack set.
+    async fn shared_packs(
+        self: &Arc<Self>,
+        catalog: &Catalog,
+        single_file: bool,
+        snapshots: Vec<(u32, Snapshot)>,
+    ) -> Result<SharedPacks> {
+        self.sync_chunk_index(catalog).await?;
+        let reader = ChunkReader::new(self, catalog);
+        let snaps: Vec<Snapshot> = snapshots.iter().map(|(_, s)| s.clone()).collect();
+        let used = reader.used_chunks(&snaps).await.context("reading the shared versions' trees")?;
+        let mut chunks = Vec::with_capacity(used.ids.len());
+        let mut blocks: std::collections::HashSet<BlockKey> = std::collections::HashSet::new();
+        for id in used.ids {
+            let at = reader
+                .locate(&id)?
+                .ok_or_else(|| anyhow!("chunk {} of a shared version is in no pack set", hex::encode(&id[..8])))?;
+            blocks.insert((at.set, at.block));
+            chunks.push((id, at));
+        }
+        chunks.sort_unstable_by_key(|(id, _)| *id);
+        let master = self.node().keys().master();
+        let sets = catalog
+            .packs
+            .iter()
+            .filter(|set| set.blocks.iter().any(|b| blocks.contains(&(set.id, b.block_id))))
+            .map(|set| {
+                let mut set = set.clone();
+                set.blocks.retain(|b| blocks.contains(&(set.id, b.block_id)));
+                set.index.clear();
+                SharedSet { id_key: VersionKeys::derive(master, set.id).secrets().1, set }
             })
-            .collect()
+            .collect();
+        Ok(SharedPacks { single_file, snapshots, sets, chunks })
+    }
+
+    /// A reader of `owner`'s shared pack sets `packs` through `grants`.
+    ///
+    /// # Errors
+    /// If a set's layout is not a valid one or does not match its suppliers.
+    async fn shared_reader(
+        self: &Arc<Self>,
+        owner: PeerId,
+        packs: &SharedPacks,
+        grants: Vec<SignedAccessGrant>,
+    ) -> Result<ChunkReader> {
+        let list = self.owner_suppliers(owner).await;
+        let mut sets = Vec::with_capacity(packs.sets.len());
+        for s in &packs.sets {
+            let l = s.set.layout;
+            if Layout::new(l.k, l.n).is_err() || l.n as usize != s.set.suppliers.len() {
+                bail!("a shared pack set's layout {l} does not match its {} suppliers", s.set.suppliers.len());
+            }
+            let peers = peers_by_position(&list, l.n, &s.set.suppliers);
+            sets.push((s.set.clone(), VersionKeys::from_secrets(s.set.id, ([0; 32], s.id_key)), peers));
+        }
+        let via = Via::Shared { owner, grants: Arc::new(grants) };
+        Ok(ChunkReader::shared(self, sets, via, packs.chunks.iter().copied().collect()))
     }
 
     /// See [`bitdust_node::Vault::open_share`].
@@ -506,14 +740,24 @@ impl Storage {
         key: &[u8],
         version: Option<u32>,
     ) -> Result<bitdust_api::SharedListing> {
-        let manifest = self.manifest(owner, key).await.map_err(unavailable)?;
-        let chosen = pick(&manifest, version)?;
+        let mut manifest = self.manifest(owner, key).await.map_err(unavailable)?;
+        let number = pick(&manifest, version)?.version.number;
+        let entries = match manifest.packs.as_ref().and_then(|p| p.snapshot(number).map(|s| (p, s))) {
+            Some((packs, snapshot)) => {
+                let grants = std::mem::take(&mut manifest.grants);
+                let reader = self.shared_reader(owner, packs, grants).await?;
+                let flat = self.flatten(&reader, snapshot, packs.single_file, b"").await.map_err(unavailable)?;
+                flat.entries.iter().map(api_entry).collect()
+            }
+            None => pick(&manifest, version)?.version.entries.iter().map(api_entry).collect(),
+        };
+        let snapshot = |n: u32| manifest.packs.as_ref().and_then(|p| p.snapshot(n));
         Ok(bitdust_api::SharedListing {
             owner: owner.to_string(),
             backup: manifest.backup.clone(),
-            versions: manifest.versions.iter().map(|s| version_info(&s.version)).collect(),
-            version: chosen.version.number,
-            entries: entries_of(&chosen.version),
+            versions: manifest.versions.iter().map(|s| version_info(&s.version, snapshot(s.version.number))).collect(),
+            version: number,
+            entries,
         })
     }
 
@@ -531,6 +775,25 @@ impl Storage {
         let index = manifest.versions.iter().position(|s| s.version.number == number).unwrap_or_default();
         let chosen = manifest.versions.swap_remove(index);
         let v = chosen.version;
+        if let Some(packs) = manifest.packs.take().filter(|p| p.snapshot(number).is_some()) {
+            crate::service::customer::prepare_target(target, force)
+                .map_err(|e| ShareError::BadRequest(format!("{e:#}")))?;
+            let reader = self.shared_reader(owner, &packs, std::mem::take(&mut manifest.grants)).await?;
+            let snapshot = packs.snapshot(number).cloned().ok_or_else(|| anyhow!("the shared version is gone"))?;
+            return self
+                .restore_snapshot(
+                    Arc::new(reader),
+                    &manifest.backup,
+                    number,
+                    &snapshot,
+                    packs.single_file,
+                    b"",
+                    target,
+                    bitdust_node::Progress::new(),
+                )
+                .await
+                .map_err(unavailable);
+        }
         if v.layout.n as usize != v.suppliers.len() {
             bail!("the shared version's layout does not match its suppliers");
         }

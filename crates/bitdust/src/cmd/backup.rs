@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use bitdust_core::human_bytes;
 use bitdust_node::Home;
 
-use super::print;
+use super::print_summary;
 use bitdust_api::BackupRequest;
 
 /// What the command line leaves out: `--exclude`, `--exclude-file`, `--exclude-caches`, `--one-file-system`.
@@ -21,7 +21,7 @@ pub struct Excludes {
     /// Stay on the folder's file system.
     pub one_file_system: bool,
 }
-use bitdust::client::Client;
+use bitdust::client::{Client, Follow};
 
 /// Runs the command.
 ///
@@ -41,8 +41,8 @@ pub fn run(home: &Home, path: &Path, excludes: Excludes, json: bool) -> Result<(
         exclude_caches: excludes.caches,
         one_file_system: excludes.one_file_system,
     };
-    let r = Client::for_home(home)?.backup_with(request, json)?;
-    print(json, &r, |r| {
+    let r = Client::for_home(home)?.backup_with(request, if json { Follow::JsonLines } else { Follow::Bar })?;
+    print_summary(json, &r, |r| {
         let mut s = format!(
             "backed up {} as {}@{}: {} files, {} in {:.2} s ({:.1} MB/s); {} stored with {}",
             abs.display(),

@@ -38,6 +38,20 @@ pub fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> Strin
     }
 }
 
+/// Prints a job's report: with `json`, one compact JSON line with `"message_type": "summary"` (after the job's
+/// status lines: restic's `--json` form), otherwise `text(value)`.
+pub fn print_summary<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) {
+    if json {
+        let mut v = serde_json::to_value(value).unwrap_or_default();
+        if let Some(map) = v.as_object_mut() {
+            map.insert("message_type".into(), "summary".into());
+        }
+        out!("{v}");
+    } else {
+        out!("{}", text(value));
+    }
+}
+
 /// The feature wings the daemon runs.
 pub fn wings(storage: Overrides) -> Vec<Box<dyn Service>> {
     vec![StorageService::new(storage), MessagesService::new()]

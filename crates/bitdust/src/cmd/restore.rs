@@ -7,8 +7,8 @@ use bitdust_api::RestoreRequest;
 use bitdust_core::human_bytes;
 use bitdust_node::Home;
 
-use super::print;
-use bitdust::client::Client;
+use super::print_summary;
+use bitdust::client::{Client, Follow};
 
 /// `NAME@VERSION` or `NAME`.
 ///
@@ -32,8 +32,8 @@ pub fn run(home: &Home, spec: &str, path: Option<String>, to: &Path, force: bool
     let (name, version) = split_version(spec)?;
     let to = std::path::absolute(to)?;
     let request = RestoreRequest { name, version, to: to.to_string_lossy().into_owned(), force, path };
-    let r = Client::for_home(home)?.restore(&request, json)?;
-    print(json, &r, |r| {
+    let r = Client::for_home(home)?.restore(&request, if json { Follow::JsonLines } else { Follow::Bar })?;
+    print_summary(json, &r, |r| {
         format!(
             "restored {}@{} into {}: {} files, {} in {:.2} s ({:.1} MB/s){}",
             r.name,

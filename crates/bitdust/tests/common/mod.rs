@@ -34,10 +34,26 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `bitdust --json ARGS` and parses its output: a backup's or restore's is JSON lines (status lines, then the
+/// summary), whose last line is returned.
 pub fn json(args: &[&str]) -> Value {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
+    if args.iter().any(|a| *a == "backup" || *a == "restore") {
+        return json_lines(args).pop().expect("a summary line");
+    }
     serde_json::from_str(&ok(&a)).expect("JSON output")
+}
+
+/// Runs `bitdust --json ARGS` for a backup or restore: its JSON lines, checked to be status lines then one summary.
+pub fn json_lines(args: &[&str]) -> Vec<Value> {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = ok(&a);
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert!(lines.last().is_some_and(|l| l["message_type"] == "summary"), "{out}");
+    assert!(lines[..lines.len() - 1].iter().all(|l| l["message_type"] == "status"), "{out}");
+    lines
 }
 
 pub fn s(p: &Path) -> &str {

@@ -367,6 +367,7 @@ pub(super) async fn upload_block(
     futures::future::try_join_all(puts).await?;
     if let Some(progress) = progress {
         progress.add(meta.plain_len as u64);
+        progress.add_new(meta.plain_len as u64);
     }
     Ok(meta)
 }

@@ -51,6 +51,7 @@ impl Storage {
         }
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
+        let _packs = self.packs_lock.read().await;
         let catalog = self.catalog()?;
         let mut report = CheckReport {
             revision: catalog.revision,

@@ -143,11 +143,21 @@ pub(crate) type BlockKey = ([u8; 16], [u8; 32]);
 /// A pack set as a reader keeps it: the set, its blocks' places by id, and how its blocks are fetched.
 type ReadableSet = (PackSet, HashMap<[u8; 32], u32>, Arc<BlockFetch>);
 
-/// Reads chunks and trees of this user's format-2 versions.
+/// Where a reader finds chunks.
+enum Locator {
+    /// This device's chunk index (our own versions).
+    Index,
+    /// A list given with the sets (another owner's versions, from a share's manifest).
+    Given(HashMap<ChunkId, Located>),
+}
+
+/// Reads chunks and trees of format-2 versions: this user's ([`ChunkReader::new`]) or another owner's shared with
+/// us ([`ChunkReader::shared`]).
 pub(crate) struct ChunkReader {
     storage: Arc<Storage>,
     sets: HashMap<[u8; 16], ReadableSet>,
     ids: HashSet<[u8; 16]>,
+    locator: Locator,
     cache: Mutex<VecDeque<(BlockKey, Arc<Vec<u8>>)>>,
 }
 
@@ -160,21 +170,59 @@ impl ChunkReader {
             .iter()
             .map(|set| {
                 let peers: Vec<Vec<PeerId>> = (0..set.layout.n).map(|p| storage.peers_for(&set.suppliers, p)).collect();
+                (set.clone(), VersionKeys::derive(master, set.id), peers)
+            })
+            .collect();
+        Self::over(storage, sets, Via::Own, Locator::Index)
+    }
+
+    /// A reader over another owner's pack sets `sets` (each with its keys and, per position, the peers to ask),
+    /// fetched `via` a share's grants, finding chunks in `located`.
+    pub(crate) fn shared(
+        storage: &Arc<Storage>,
+        sets: Vec<(PackSet, VersionKeys, Vec<Vec<PeerId>>)>,
+        via: Via,
+        located: HashMap<ChunkId, Located>,
+    ) -> Self {
+        Self::over(storage, sets, via, Locator::Given(located))
+    }
+
+    fn over(
+        storage: &Arc<Storage>,
+        sets: Vec<(PackSet, VersionKeys, Vec<Vec<PeerId>>)>,
+        via: Via,
+        locator: Locator,
+    ) -> Self {
+        let sets = sets
+            .into_iter()
+            .map(|(set, vkeys, peers)| {
                 let fetch = BlockFetch {
                     layout: set.layout,
                     peers,
-                    vkeys: VersionKeys::derive(master, set.id),
+                    vkeys,
                     unconnected: HashSet::new(),
                     bad: Mutex::new(HashSet::new()),
                     failed: std::sync::atomic::AtomicU64::new(0),
-                    via: Via::Own,
+                    via: via.clone(),
                     packed: true,
                 };
-                (set.id, (set.clone(), block_places(set), Arc::new(fetch)))
+                let places = block_places(&set);
+                (set.id, (set, places, Arc::new(fetch)))
             })
             .collect::<HashMap<_, _>>();
         let ids = sets.keys().copied().collect();
-        Self { storage: storage.clone(), sets, ids, cache: Mutex::new(VecDeque::new()) }
+        Self { storage: storage.clone(), sets, ids, locator, cache: Mutex::new(VecDeque::new()) }
+    }
+
+    /// Where chunk `id` is, if a set this reader reads holds it.
+    ///
+    /// # Errors
+    /// On database failure.
+    pub(crate) fn locate(&self, id: &ChunkId) -> Result<Option<Located>> {
+        match &self.locator {
+            Locator::Index => self.storage.locate_chunk(&self.ids, id),
+            Locator::Given(map) => Ok(map.get(id).copied().filter(|l| self.ids.contains(&l.set))),
+        }
     }
 
     /// The pack sets it reads.
@@ -243,8 +291,7 @@ impl ChunkReader {
     /// If no pack set holds it, or it cannot be read.
     pub(crate) async fn read(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
         let at = self
-            .storage
-            .locate_chunk(&self.ids, &chunk.id)?
+            .locate(&chunk.id)?
             .ok_or_else(|| anyhow!("chunk {} is in no pack set of the catalog", hex::encode(&chunk.id[..8])))?;
         self.read_located(chunk, at).await
     }

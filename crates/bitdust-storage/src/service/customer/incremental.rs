@@ -285,6 +285,9 @@ impl Builder {
         let sealed = self.keys.seal(plain, &mut self.compressor);
         self.seen.insert(r.id);
         self.new_bytes += plain.len() as u64;
+        if !meta {
+            self.progress.add_new(plain.len() as u64);
+        }
         let closed = if meta { self.meta.push(&sealed) } else { self.data.push(&sealed) };
         if let Some(pack) = closed {
             self.emit(pack)?;

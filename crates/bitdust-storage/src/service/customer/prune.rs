@@ -5,10 +5,11 @@
 //! folders are shared between versions), collecting the ids of the tree parts, chunk lists and file chunks they
 //! use. Sweep: the chunk index gives each block's chunks; a block none of whose chunks is used goes, except one
 //! holding an index object of a pack set that keeps other blocks (the set's index must stay readable); a set left
-//! with nothing else goes whole. The new catalog is stored first, then the fragments are deleted (a crash between
+//! with nothing else goes whole. A block a live share of an incremental version was granted is not repacked (the
+//! grantee's manifest says where its chunks are) until the share is revoked or expires. The new catalog is stored first, then the fragments are deleted (a crash between
 //! leaves fragments no catalog refers to, freed when their contracts end). Any read that fails stops prune before
-//! it changes anything: nothing is deleted on a guess. It holds the customer lock: a backup waits for it, and it
-//! for a backup.
+//! it changes anything: nothing is deleted on a guess. It holds the customer lock (a backup waits for it, and it
+//! for a backup) and the packs lock (it waits for the restores and checks running, and they for it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ impl Storage {
     pub async fn prune(self: &Arc<Self>, dry_run: bool) -> Result<PruneReport> {
         let started = Instant::now();
         let _g = self.customer_lock.lock().await;
+        let _packs = self.packs_lock.write().await;
         let mut catalog = self.catalog()?;
         self.sync_chunk_index(&catalog).await.context("the chunk index could not be read")?;
         let reader = ChunkReader::new(self, &catalog);
@@ -87,7 +89,9 @@ impl Storage {
                 b.rows.push((id, l));
             }
         }
-        // blocks to delete (no used chunk) and to repack (kept, but more than REPACK_UNUSED of them unused)
+        // blocks to delete (no used chunk) and to repack (kept, but more than REPACK_UNUSED of them unused, and not
+        // pinned by a live share: its grantee's manifest says where its chunks are)
+        let pinned = crate::service::share::pinned_blocks(self)?;
         let mut gone: Vec<BlockKey> = Vec::new();
         let mut repack: Vec<BlockKey> = Vec::new();
         let mut unused_kept = 0u64;
@@ -96,9 +100,10 @@ impl Storage {
             // a block with no rows is kept: nothing is deleted that cannot be accounted for
             let dead = |b: &[u8; 32]| info(b).is_some_and(|u| u.used == 0 && !u.index);
             let to_repack = |b: &[u8; 32]| {
-                info(b).is_some_and(|u| {
-                    !u.index && u.used > 0 && (u.total - u.used) as f64 > u.total as f64 * REPACK_UNUSED
-                })
+                !pinned.contains(&(set.id, *b))
+                    && info(b).is_some_and(|u| {
+                        !u.index && u.used > 0 && (u.total - u.used) as f64 > u.total as f64 * REPACK_UNUSED
+                    })
             };
             // the set's index objects stay while it keeps, unmoved, a block with a used chunk (or one not accounted
             // for)

@@ -57,6 +57,8 @@ impl Storage {
         force: bool,
         progress: Progress,
     ) -> Result<RestoreReport> {
+        // a prune waits until this restore has read what it needs (and this restore for a prune running)
+        let _packs = self.packs_lock.read().await;
         let catalog = self.catalog()?;
         let backup = catalog.backup(name).ok_or_else(|| {
             let names: Vec<&str> = catalog.backups.iter().map(|b| b.name.as_str()).collect();
@@ -76,15 +78,14 @@ impl Storage {
         let path = path.map(|p| p.trim_matches('/')).unwrap_or_default();
         if let Some(snapshot) = catalog.snapshot(&v) {
             // the path is checked before the target is touched
+            self.sync_chunk_index(&catalog).await?;
+            let reader = Arc::new(super::chunks::ChunkReader::new(self, &catalog));
             if !path.is_empty() {
-                self.sync_chunk_index(&catalog).await?;
-                let reader = super::chunks::ChunkReader::new(self, &catalog);
                 self.flatten_check(&reader, snapshot, path.as_bytes()).await?;
             }
             prepare_target(target, force)?;
-            return self
-                .restore_snapshot(&catalog, name, &v, snapshot, backup.single_file, path.as_bytes(), target, progress)
-                .await;
+            let (single, bytes) = (backup.single_file, path.as_bytes());
+            return self.restore_snapshot(reader, name, v.number, snapshot, single, bytes, target, progress).await;
         }
         if !path.is_empty() {
             bail!(

@@ -17,7 +17,7 @@ use futures::stream::StreamExt;
 
 use super::chunks::{BlockKey, ChunkReader, Located};
 use super::RestoreReport;
-use crate::proto::catalog::{Catalog, Entry, EntryKind, Snapshot, Version};
+use crate::proto::catalog::{Catalog, Entry, EntryKind, Snapshot};
 use crate::proto::chunk::{self, ChunkRef};
 use crate::proto::tree::{Node, NodeKind};
 use crate::service::Storage;
@@ -170,6 +170,19 @@ impl Storage {
         self.flatten_check(&reader, snapshot, path.trim_matches('/').as_bytes()).await
     }
 
+    /// The node at `path` (components joined by `/`) in `snapshot`, or `None` if it is not in it.
+    ///
+    /// # Errors
+    /// If a tree cannot be read.
+    pub(crate) async fn snapshot_node(
+        &self,
+        reader: &ChunkReader,
+        snapshot: &Snapshot,
+        path: &[u8],
+    ) -> Result<Option<Node>> {
+        find(reader, snapshot, path).await
+    }
+
     /// Checks that `path` is in `snapshot`.
     ///
     /// # Errors
@@ -215,8 +228,8 @@ impl Storage {
         Ok(Some(listing.nodes.iter().map(|n| entry(join(dir, &n.name), n, 0)).collect()))
     }
 
-    /// Restores incremental version `v` of backup `name` (only `path` under it if not empty) into `target`
-    /// (prepared).
+    /// Restores version `number` (of backup `name`, for the report) whose snapshot is `snapshot` (of a backup of a
+    /// single file if `single_file`) through `reader` (only `path` under it if not empty) into `target` (prepared).
     ///
     /// # Errors
     /// If `path` is not in the version, a tree cannot be read, or chunks are lost (the files they belong to are
@@ -224,9 +237,9 @@ impl Storage {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn restore_snapshot(
         self: &Arc<Self>,
-        catalog: &Catalog,
+        reader: Arc<ChunkReader>,
         name: &str,
-        v: &Version,
+        number: u32,
         snapshot: &Snapshot,
         single_file: bool,
         path: &[u8],
@@ -234,15 +247,13 @@ impl Storage {
         progress: Progress,
     ) -> Result<RestoreReport> {
         let started = Instant::now();
-        self.sync_chunk_index(catalog).await?;
-        let reader = Arc::new(ChunkReader::new(self, catalog));
         let flat = self.flatten(&reader, snapshot, single_file, path).await?;
         progress.set_total(flat.total);
 
         // consecutive chunks of one block make one visit; a chunk no pack set holds is lost
         let mut visits: Vec<Visit> = Vec::new();
         for c in &flat.chunks {
-            let at = self.locate_chunk(reader.set_ids(), &c.id)?;
+            let at = reader.locate(&c.id)?;
             let key = at.map(|l| (l.set, l.block));
             match visits.last_mut() {
                 Some((k, parts)) if *k == key && key.is_some() => parts.push((*c, at)),
@@ -286,7 +297,7 @@ impl Storage {
         let (files, bytes, lost, first_error) = (written.files, written.bytes, written.lost, written.first_error);
         let report = RestoreReport {
             name: name.to_string(),
-            version: v.number,
+            version: number,
             target: target.display().to_string(),
             files,
             bytes,
