@@ -2,19 +2,22 @@
 # Where the CPU of one upload and one restore goes: the customer daemon against its suppliers.
 #
 #   bash bench/cpu-split.sh [SIZE_MIB=1024] [SUPPLIERS=10] [DATA_SHARDS=3] [TRANSPORTS=both|tcp|quic]
+#                           [FORMAT=incremental|whole]
 #
+# FORMAT: the default incremental backups (catalog format 2) or whole-tree ones (format 1, devnet --no-incremental).
 # Starts `bitdust devnet` (one process per node on 127.0.0.1), backs up SIZE_MIB of random bytes, restores them,
 # checks the bytes, and prints wall time and the user / system CPU seconds of the customer (alice) and of all
 # suppliers together, read from /proc/<pid>/stat around each step.
 set -euo pipefail
-MIB=${1:-1024}; SUPPLIERS=${2:-10}; K=${3:-3}; TRANSPORTS=${4:-both}
+MIB=${1:-1024}; SUPPLIERS=${2:-10}; K=${3:-3}; TRANSPORTS=${4:-both}; FORMAT=${5:-incremental}
+case "$FORMAT" in incremental) FLAG=() ;; whole) FLAG=(--no-incremental) ;; *) echo "FORMAT: incremental or whole" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --locked -p bitdust --manifest-path "$ROOT/Cargo.toml" >&2
 BIN="$ROOT/target/release/bitdust"
 WORK=$(mktemp -d /tmp/bitdust-cpu-split-XXXXXX)
 trap 'kill "$DEVNET" 2>/dev/null; wait "$DEVNET" 2>/dev/null; rm -rf "$WORK"' EXIT
 head -c "${MIB}M" /dev/urandom > "$WORK/data.bin"
-"$BIN" devnet --dir "$WORK/net" --suppliers "$SUPPLIERS" --data-shards "$K" --spares 0 --transports "$TRANSPORTS" > "$WORK/devnet.out" 2> "$WORK/devnet.log" &
+"$BIN" devnet --dir "$WORK/net" --suppliers "$SUPPLIERS" --data-shards "$K" --spares 0 --transports "$TRANSPORTS" "${FLAG[@]}" > "$WORK/devnet.out" 2> "$WORK/devnet.log" &
 DEVNET=$!
 until grep -q "press Ctrl-C" "$WORK/devnet.out"; do
     kill -0 "$DEVNET" 2>/dev/null || { tail -3 "$WORK/devnet.log" >&2; exit 1; }

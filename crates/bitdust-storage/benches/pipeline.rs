@@ -1,6 +1,7 @@
 //! Pipeline micro-benchmarks, one core, on 4 MiB blocks (the pipeline's block size):
-//! - `stage/*`: each stage alone: zstd level 1 compression of incompressible and of text-like data, AES-256-GCM
-//!   sealing, BLAKE3 hashing;
+//! - `stage/*`: each stage alone: zstd level 1 compression of incompressible and of text-like data (whole, and
+//!   behind the compression probe), AES-256-GCM sealing (and ChaCha20-Poly1305, the transports'), BLAKE3 hashing;
+//! - `chunk/*`: an incremental backup's new 1 MiB chunk, ref and seal;
 //! - `rs-encode/n` and `rs-decode-lost/n`: Reed-Solomon alone for BitDust's supplier counts 2, 4, 7, 13, 18,
 //!   26, 64 (RS(ceil(n/2), n)): parity of one block, and rebuilding it with n - k data shards lost (the most
 //!   a layout survives);
@@ -12,10 +13,11 @@
 //! archive reader lives. Run: `cargo bench -p bitdust-core --bench pipeline` (add `-- --quick` for a fast pass).
 
 use bitdust_core::keys::NodeKeys;
+use bitdust_storage::proto::chunk::{self, ChunkKeys};
 use bitdust_storage::proto::erasure::{Coder, Layout};
-use bitdust_storage::proto::pipeline::{BlockDecoder, BlockEncoder, VersionKeys, BLOCK_SIZE};
+use bitdust_storage::proto::pipeline::{compress_if_worth, BlockDecoder, BlockEncoder, VersionKeys, BLOCK_SIZE};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 
 fn random_block() -> Vec<u8> {
     let mut x = 0x2545F4914F6CDD1Du64;
@@ -67,6 +69,9 @@ fn bench(c: &mut Criterion) {
     let mut zstd = zstd::bulk::Compressor::new(bitdust_storage::proto::pipeline::ZSTD_LEVEL).expect("zstd");
     g.bench_function("zstd-1-random", |b| b.iter(|| zstd.compress(&plain).expect("compress")));
     g.bench_function("zstd-1-text", |b| b.iter(|| zstd.compress(&text).expect("compress")));
+    // the compression probe: incompressible data is sampled and left alone; text is sampled, then compressed
+    g.bench_function("probe-zstd-1-random", |b| b.iter(|| compress_if_worth(&mut zstd, &plain)));
+    g.bench_function("probe-zstd-1-text", |b| b.iter(|| compress_if_worth(&mut zstd, &text)));
     let aes = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).expect("key"));
     let mut sealed = plain.clone();
     g.bench_function("aes-256-gcm", |b| {
@@ -76,7 +81,33 @@ fn bench(c: &mut Criterion) {
                 .expect("seal")
         })
     });
+    // the transports' AEADs (Noise and libp2p-tls negotiate ChaCha20-Poly1305 between rust-libp2p peers)
+    let chacha = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("key"));
+    g.bench_function("chacha20-poly1305", |b| {
+        b.iter(|| {
+            sealed.copy_from_slice(&plain);
+            chacha
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut sealed)
+                .expect("seal")
+        })
+    });
     g.bench_function("blake3", |b| b.iter(|| blake3::hash(&plain)));
+    g.finish();
+
+    // an incremental backup's new chunk (1 MiB, FastCDC's average): its ref (two keyed BLAKE3 hashes), then sealing
+    // (probe, zstd, AES-256-GCM-SIV); `ref-then-seal` hashed it twice more before `seal_with`
+    let chunk_keys = ChunkKeys::derive(NodeKeys::from_seed([1; 32]).expect("seed").master());
+    let mut g = c.benchmark_group("chunk");
+    g.throughput(Throughput::Bytes(1 << 20));
+    g.sample_size(20);
+    for (name, data) in [("random", &plain[..1 << 20]), ("text", &text[..1 << 20])] {
+        g.bench_function(BenchmarkId::new("ref-then-seal", name), |b| {
+            b.iter(|| (chunk_keys.reference(data), chunk_keys.seal(data, &mut zstd)))
+        });
+        g.bench_function(BenchmarkId::new("ref-then-seal-with", name), |b| {
+            b.iter(|| chunk::seal_with(chunk_keys.reference(data), data, &mut zstd))
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("rs");

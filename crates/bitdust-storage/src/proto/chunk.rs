@@ -106,22 +106,26 @@ impl ChunkKeys {
 
     /// Seals `plain` (compressing it with `compressor` when that makes it smaller).
     pub fn seal(&self, plain: &[u8], compressor: &mut zstd::bulk::Compressor<'_>) -> SealedChunk {
-        let id = self.id(plain);
-        let key = *blake3::keyed_hash(&self.seal_key, plain).as_bytes();
-        let compressed = compressor.compress(plain).ok().filter(|c| c.len() < plain.len());
-        let (flags, body) = match &compressed {
-            Some(c) => (1u8, c.as_slice()),
-            None => (0u8, plain),
-        };
-        let cipher = Aes256GcmSiv::new(&Key::<Aes256GcmSiv>::from(key));
-        let aad = aad(&id, flags);
-        // fails only past the 64 GiB plaintext limit of the mode, which a chunk (at most MAX_CHUNK) never reaches
-        let body = cipher.encrypt(&Nonce::from(NONCE), Payload { msg: body, aad: &aad }).unwrap_or_default();
-        let mut sealed = Vec::with_capacity(body.len() + 1);
-        sealed.push(flags);
-        sealed.extend_from_slice(&body);
-        SealedChunk { chunk: ChunkRef { id, key, len: plain.len() as u32 }, sealed }
+        seal_with(self.reference(plain), plain, compressor)
     }
+}
+
+/// Seals `plain` whose ref `r` ([`ChunkKeys::reference`]) is computed already (a backup looks a chunk up by its
+/// ref before it seals it: its two keyed hashes are not computed twice).
+pub fn seal_with(r: ChunkRef, plain: &[u8], compressor: &mut zstd::bulk::Compressor<'_>) -> SealedChunk {
+    let compressed = crate::proto::pipeline::compress_if_worth(compressor, plain);
+    let (flags, body) = match &compressed {
+        Some(c) => (1u8, c.as_slice()),
+        None => (0u8, plain),
+    };
+    let cipher = Aes256GcmSiv::new(&Key::<Aes256GcmSiv>::from(r.key));
+    let aad = aad(&r.id, flags);
+    // fails only past the 64 GiB plaintext limit of the mode, which a chunk (at most MAX_CHUNK) never reaches
+    let body = cipher.encrypt(&Nonce::from(NONCE), Payload { msg: body, aad: &aad }).unwrap_or_default();
+    let mut sealed = Vec::with_capacity(body.len() + 1);
+    sealed.push(flags);
+    sealed.extend_from_slice(&body);
+    SealedChunk { chunk: ChunkRef { id: r.id, key: r.key, len: plain.len() as u32 }, sealed }
 }
 
 /// Opens `sealed` with `chunk`'s key: checks the tag (with the id as associated data), decompresses, checks the

@@ -25,6 +25,35 @@ pub const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 /// zstd level: 1 is the fastest standard level; it still shrinks text several times, and incompressible
 /// blocks are stored raw.
 pub const ZSTD_LEVEL: i32 = 1;
+
+/// The compression probe ([`compress_if_worth`]): samples of this many bytes...
+const PROBE_SAMPLE: usize = 4096;
+/// ...this many, spread over the input...
+const PROBE_SAMPLES: usize = 4;
+/// ...must compress below this ratio for the whole input to be compressed.
+const PROBE_RATIO: f64 = 0.97;
+
+/// `plain` compressed with `compressor` if that pays, else `None`. An input of at least 64 KiB is first probed:
+/// four 4 KiB samples spread over it are compressed, and unless they shrink below 97% the input is stored as it
+/// is (already compressed or encrypted data: photos, videos, archives), saving the work of compressing it whole.
+/// Borg's `auto` compression decides the same way with a fast first pass
+/// (<https://borgbackup.readthedocs.io/en/stable/usage/help.html#borg-help-compression>). A compressed result is
+/// kept only if smaller.
+pub fn compress_if_worth(compressor: &mut zstd::bulk::Compressor<'_>, plain: &[u8]) -> Option<Vec<u8>> {
+    if plain.len() >= PROBE_SAMPLE * PROBE_SAMPLES * 4 {
+        let step = plain.len() / PROBE_SAMPLES;
+        let (mut raw, mut packed) = (0usize, 0usize);
+        for i in 0..PROBE_SAMPLES {
+            let sample = &plain[i * step..i * step + PROBE_SAMPLE];
+            raw += sample.len();
+            packed += compressor.compress(sample).map_or(sample.len(), |c| c.len());
+        }
+        if packed as f64 >= raw as f64 * PROBE_RATIO {
+            return None;
+        }
+    }
+    compressor.compress(plain).ok().filter(|c| c.len() < plain.len())
+}
 /// AES-GCM tag length.
 const TAG_LEN: usize = 16;
 
@@ -159,7 +188,7 @@ impl BlockEncoder {
             return Err(PipelineError::TooLarge(plain.len()));
         }
         let block_id = self.keys.block_id(index);
-        let compressed = self.compressor.compress(plain).ok().filter(|c| c.len() < plain.len());
+        let compressed = compress_if_worth(&mut self.compressor, plain);
         let (body, is_compressed) = match &compressed {
             Some(c) => (c.as_slice(), true),
             None => (plain, false),
@@ -408,6 +437,22 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_probe_skips_incompressible_data_and_keeps_compressing_the_rest() {
+        let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap();
+        assert_eq!(compress_if_worth(&mut c, &data(7, 1 << 20, false)), None, "random: not compressed");
+        let text = data(7, 1 << 20, true);
+        assert!(compress_if_worth(&mut c, &text).is_some_and(|z| z.len() < text.len() / 10), "text: compressed");
+        // under the probe's size the whole input decides, as before
+        assert!(compress_if_worth(&mut c, &text[..1000]).is_some());
+        assert_eq!(compress_if_worth(&mut c, &data(7, 1000, false)), None);
+        // random data with compressible stretches the samples miss is stored as it is (the probe's trade-off);
+        // mostly compressible data with a random stretch is compressed
+        let mut mixed = text.clone();
+        mixed[..100_000].copy_from_slice(&data(9, 100_000, false));
+        assert!(compress_if_worth(&mut c, &mixed).is_some());
     }
 
     proptest! {

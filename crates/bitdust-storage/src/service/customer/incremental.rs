@@ -282,7 +282,7 @@ impl Builder {
         if self.seen.contains(&r.id) || self.storage.locate_chunk(self.reader.set_ids(), &r.id)?.is_some() {
             return Ok(r);
         }
-        let sealed = self.keys.seal(plain, &mut self.compressor);
+        let sealed = chunk::seal_with(r, plain, &mut self.compressor);
         self.seen.insert(r.id);
         self.new_bytes += plain.len() as u64;
         if !meta {
