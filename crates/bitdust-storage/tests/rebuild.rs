@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitdust_node::{Progress, StartOptions};
+use bitdust_storage::config::{CustomerConfig, MaintenanceConfig};
 use bitdust_storage::proto::fragment;
 use bitdust_storage::proto::pipeline::VersionKeys;
 use common::*;
@@ -62,6 +63,39 @@ async fn a_lost_supplier_is_replaced_and_its_fragments_rebuilt_for_real() {
     let out = net.dir.path().join("out");
     within("restore", alice.restore(&r.name, None, &out, false, Progress::new())).await.unwrap();
     assert_same(&src, &out);
+}
+
+/// The durability study's finding (issue 19): every run of a customer started a supplier's fire-after clock again,
+/// so a customer never up for fire-after at a stretch never replaced a dead supplier. The silence is saved and
+/// carried over: a customer that saw 8 s of a supplier's silence (fire-after 12 s), restarted, replaces it about
+/// 4 s into its next run, not 12.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_start_the_fire_clock_again() {
+    let net = Net::new(6, 1 << 30).await;
+    let customer = CustomerConfig { suppliers: 4, needed_bytes: 64 << 20, blocks_in_flight: 4, ..Default::default() };
+    let config = config_with(customer, MaintenanceConfig { fire_after_ms: 12_000, ..fast_maintenance() });
+    let boot = std::slice::from_ref(&net.boot_addr);
+    let tcp = "/ip4/127.0.0.1/tcp/0";
+    let alice = start_with(net.dir.path(), "alice", boot, None, config, None, tcp).await;
+    within("announced", alice.wait_announced()).await;
+    let src = net.dir.path().join("src");
+    make_tree(&src, 3);
+    within("backup", alice.backup(&src, Progress::new())).await.unwrap();
+    let lost = peer_at(&alice, 1);
+    net.supplier_of(&alice, 1).shutdown().await;
+    // the customer runs through 8 s of the supplier's silence, then stops
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(peer_at(&alice, 1), lost, "not fired before fire-after");
+    let home = alice.home().clone();
+    alice.shutdown().await;
+    drop(alice);
+
+    let alice = restart(&home, bitdust_testkit::loopback(boot), None).await;
+    let restarted = std::time::Instant::now();
+    until("the silent supplier is replaced", || peer_at(&alice, 1) != lost).await;
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(10), "replaced {took:?} into the new run: the clock started again");
+    eprintln!("replaced {:.1} s after the restart (fire-after 12 s, 8 s carried)", took.as_secs_f64());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,24 @@ impl SupplierConnection {
         }
     }
 
+    /// Milliseconds since its last answer (or since it was created, if it never answered), at `now_ms`.
+    pub fn silent_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_seen_ms.unwrap_or(self.created_ms))
+    }
+
+    /// Counts `silent_ms` of silence observed before this connection was created (an earlier run of the customer:
+    /// only time the customer was running counts, so a customer that is never up for `fire_after_ms` at a stretch
+    /// still fires a supplier that stays silent). At most `fire_after_ms - offline_after_ms` is carried, so a
+    /// supplier is never fired sooner than `offline_after_ms` after a restart: heartbeats get their chance first.
+    /// Ignored once the supplier has answered.
+    pub fn carry_silence(&mut self, silent_ms: u64, now_ms: u64) {
+        if self.last_seen_ms.is_some() {
+            return;
+        }
+        let most = self.timings.fire_after_ms.saturating_sub(self.timings.offline_after_ms);
+        self.created_ms = now_ms.saturating_sub(silent_ms.min(most));
+    }
+
     fn go(&mut self, to: State, event: &str, now_ms: u64) {
         debug_assert!(
             bitdust_core::automata::allowed(TRANSITIONS, self.state.name(), event, to.name()),
@@ -177,7 +195,7 @@ impl SupplierConnection {
                     self.last_heartbeat_ms = Some(now_ms);
                     out.push(Action::SendHeartbeat);
                 }
-                let silent = now_ms.saturating_sub(self.last_seen_ms.unwrap_or(self.created_ms));
+                let silent = self.silent_ms(now_ms);
                 match self.state {
                     State::Connected if silent >= self.timings.suspect_after_ms => {
                         self.go(State::Suspect, "no_answer_suspect_after", now_ms)

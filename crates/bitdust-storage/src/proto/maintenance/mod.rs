@@ -117,6 +117,10 @@ pub enum Input {
     Suppliers(Vec<(u16, PeerId)>),
     /// The durable rebuild queue holds this many blocks.
     Queued(usize),
+    /// Silence observed in earlier runs, per position and supplier, in milliseconds ([`Maintenance::silences`] as
+    /// last saved): fed once after the first [`Input::Suppliers`] of a run, so a restart does not start the
+    /// fire-after clock again (see [`conn_fsm::SupplierConnection::carry_silence`]).
+    Silence(Vec<(u16, PeerId, u64)>),
     /// The user asks to replace the supplier at `position`.
     ReplaceRequested {
         /// Position.
@@ -330,6 +334,13 @@ impl Maintenance {
             Input::Tick => {}
             Input::Suppliers(slots) => self.follow(&slots, now_ms),
             Input::Queued(n) => self.queued = n,
+            Input::Silence(carried) => {
+                for (position, peer, silent_ms) in carried {
+                    if let Some(c) = self.connection_of(position, peer) {
+                        c.fsm.carry_silence(silent_ms, now_ms);
+                    }
+                }
+            }
             Input::ReplaceRequested { position, reason } => {
                 let peer = self.connections.get(&position).map(|c| c.peer);
                 firing.push((position, peer, reason));
@@ -464,6 +475,12 @@ impl Maintenance {
     }
 
     /// Follows the hired suppliers: a new supplier at a position gets a new connection.
+    /// Each supplier's silence at `now_ms` (milliseconds since its last answer, or since this run started following
+    /// it): what a customer saves to feed [`Input::Silence`] after a restart.
+    pub fn silences(&self, now_ms: u64) -> Vec<(u16, PeerId, u64)> {
+        self.connections.iter().map(|(p, c)| (*p, c.peer, c.fsm.silent_ms(now_ms))).collect()
+    }
+
     fn follow(&mut self, slots: &[(u16, PeerId)], now_ms: u64) {
         self.connections.retain(|p, _| slots.iter().any(|(q, _)| q == p));
         for (position, peer) in slots {
@@ -563,6 +580,44 @@ mod tests {
         m.handle(Input::HeartbeatDone { position: 0, peer: a, answer: alive }, 5_200);
         assert_eq!(m.connections()[&0].fsm.state, conn_fsm::State::Connecting);
         assert_eq!(m.connections()[&0].peer, b);
+    }
+
+    /// The durability simulator's finding (issue 19): a customer restarted before fire-after never fired a dead
+    /// supplier, since every run started its clock again. Silence carried over counts; never fired sooner than
+    /// offline-after into a run; a supplier that answers is not fired.
+    #[test]
+    fn silence_carried_over_a_restart_counts_toward_firing() {
+        let fired = |out: &[Action]| out.iter().any(|a| matches!(a, Action::Replace { position: 0, .. }));
+        let (a, b) = (peer(), peer());
+        // a first run: 4 s of silence (fire-after is 15 s), then the customer stops
+        let mut m = Maintenance::new(POLICY, 0);
+        m.handle(Input::Suppliers(vec![(0, a)]), 0);
+        assert!(!fired(&m.handle(Input::Tick, 4_000)));
+        let saved = m.silences(4_000);
+        assert_eq!(saved, vec![(0, a, 4_000)]);
+        // the next run starts at 100 s: without the carried silence it would wait 15 s
+        let mut m = Maintenance::new(POLICY, 100_000);
+        m.handle(Input::Suppliers(vec![(0, a)]), 100_000);
+        m.handle(Input::Silence(saved.clone()), 100_000);
+        assert!(!fired(&m.handle(Input::Tick, 110_900)));
+        assert!(fired(&m.handle(Input::Tick, 111_100)), "4 s carried + 11 s = fire-after");
+        // carried silence past fire-after still leaves offline-after (6 s) for heartbeats
+        let mut m = Maintenance::new(POLICY, 100_000);
+        m.handle(Input::Suppliers(vec![(0, a)]), 100_000);
+        m.handle(Input::Silence(vec![(0, a, 3_600_000)]), 100_000);
+        assert!(!fired(&m.handle(Input::Tick, 105_000)));
+        assert!(fired(&m.handle(Input::Tick, 106_100)));
+        // silence saved for another supplier of the position, or a supplier that answers: nothing carried
+        let mut m = Maintenance::new(POLICY, 100_000);
+        m.handle(Input::Suppliers(vec![(0, a)]), 100_000);
+        m.handle(Input::Silence(vec![(0, b, 3_600_000)]), 100_000);
+        assert!(!fired(&m.handle(Input::Tick, 106_100)));
+        let mut m = Maintenance::new(POLICY, 100_000);
+        m.handle(Input::Suppliers(vec![(0, a)]), 100_000);
+        let alive = HeartbeatAnswer::Alive { used_bytes: 1, fragments: 1 };
+        m.handle(Input::HeartbeatDone { position: 0, peer: a, answer: alive }, 100_010);
+        m.handle(Input::Silence(vec![(0, a, 3_600_000)]), 100_020);
+        assert!(!fired(&m.handle(Input::Tick, 106_100)), "it answered in this run");
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
             Err(e) => tracing::warn!(error = %e, "rebuild queue migration stopped"),
         }
     }
+    // silence saved by earlier runs, fed once the suppliers are known (a restart does not restart the fire clock)
+    let mut carried = storage.upgrade().map(|s| load_silence(&s)).filter(|c| !c.is_empty());
+    let mut silence_saved_ms = now_ms();
+    let save_silence_every = cfg.heartbeat_ms.saturating_mul(5).clamp(1_000, SAVE_SILENCE_MS);
     let (done_tx, mut done_rx) = mpsc::channel::<Input>(INBOX_CAPACITY);
     // what the last health event said: (queued blocks, down positions)
     let mut last_health: Option<(u64, Vec<u16>)> = None;
@@ -80,6 +84,15 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
         let slots: Vec<(u16, PeerId)> =
             s.suppliers().unwrap_or_default().iter().filter_map(|x| Some((x.position, x.peer().ok()?))).collect();
         actions.extend(state.handle(Input::Suppliers(slots), now));
+        if let Some(c) = carried.take() {
+            actions.extend(state.handle(Input::Silence(c), now));
+        }
+        if now.saturating_sub(silence_saved_ms) >= save_silence_every {
+            silence_saved_ms = now;
+            if let Err(e) = save_silence(&s, &state.silences(now)) {
+                tracing::warn!(error = %format!("{e:#}"), "suppliers' silence not saved");
+            }
+        }
         let queued = queue::Queue::new(s.node.db()).len().unwrap_or(0);
         actions.extend(state.handle(Input::Queued(queued as usize), now));
         actions.extend(state.handle(input, now));
@@ -99,6 +112,52 @@ pub(crate) async fn run(storage: Weak<Storage>, mut commands: mpsc::Receiver<Com
         }
         publish(&s, &state);
     }
+}
+
+/// Table: position (big-endian) -> [`Silent`]: each supplier's silence as last saved.
+const SILENCE: &str = "maintenance/silence";
+/// How often the suppliers' silence is saved at most, in milliseconds (what a crash can lose of it); five
+/// heartbeat periods if that is less, but not under a second.
+const SAVE_SILENCE_MS: u64 = 60_000;
+
+/// A supplier's silence, saved so that a restart carries it over ([`Input::Silence`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Silent {
+    /// Its peer id bytes.
+    peer: Vec<u8>,
+    /// Milliseconds without an answer while this customer ran.
+    silent_ms: u64,
+}
+
+impl bitdust_store::Versioned for Silent {
+    const FORMAT: u16 = 1;
+}
+
+/// The silence saved by earlier runs (rows that do not decode are skipped).
+fn load_silence(s: &Storage) -> Vec<(u16, PeerId, u64)> {
+    let rows = s.node.db().records::<Silent>(SILENCE, None, usize::MAX).unwrap_or_default();
+    rows.into_iter()
+        .filter_map(|(k, v)| {
+            let position = u16::from_be_bytes(<[u8; 2]>::try_from(k.as_slice()).ok()?);
+            Some((position, PeerId::from_bytes(&v.peer).ok()?, v.silent_ms))
+        })
+        .collect()
+}
+
+/// Saves `silences` (replacing what was saved).
+fn save_silence(s: &Storage, silences: &[(u16, PeerId, u64)]) -> Result<()> {
+    let old = s.node.db().records::<Silent>(SILENCE, None, usize::MAX)?;
+    s.node.db().write(|tx| {
+        let mut t = tx.table(SILENCE)?;
+        for (k, _) in &old {
+            t.remove(k)?;
+        }
+        for (position, peer, silent_ms) in silences {
+            t.put(&position.to_be_bytes(), &Silent { peer: peer.to_bytes(), silent_ms: *silent_ms })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Carries out one action; its result comes back on `done` as an input.
