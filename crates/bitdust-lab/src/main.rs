@@ -7,9 +7,12 @@
 //! - `bitdust-lab groups`: group message latency with N members in one process;
 //! - `bitdust-lab sim`: N full nodes in one process over libp2p's memory transport: DHT lookup hops and latency,
 //!   memory per idle node, time to hire;
+//! - `bitdust-lab durability`: the yearly probability of losing a block per erasure layout, from a Markov chain of
+//!   failures, correlated failures and repairs;
 //! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
 
 mod bench;
+mod durability;
 mod groups;
 mod messages;
 mod sim;
@@ -101,6 +104,35 @@ enum Cmd {
         #[arg(long, hide = true)]
         child: bool,
     },
+    /// Yearly probability of losing a block, per layout: a Markov chain of permanent failures (λ per position per
+    /// year), correlated failures (a share of positions at once) and repairs (mean time E[R]: fire-after, hiring
+    /// and rebuilding), with every position repaired at once, one at a time, and never.
+    Durability {
+        /// Layouts as k/n, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = ["2/4".to_string(), "4/8".into(), "3/10".into(), "8/16".into(), "16/32".into()])]
+        layouts: Vec<String>,
+        /// Permanent failures per position per year (1.2: the Storj v3 whitepaper's 10% a month assumption).
+        #[arg(long, default_value_t = 1.2)]
+        lambda: f64,
+        /// Mean hours to repair a position: fire-after (24 h by default) plus hiring and rebuilding.
+        #[arg(long, default_value_t = 26.4)]
+        repair_hours: f64,
+        /// Correlated failures per year.
+        #[arg(long, default_value_t = 0.0)]
+        shock_rate: f64,
+        /// Share of positions one correlated failure takes.
+        #[arg(long, default_value_t = 0.1)]
+        shock_share: f64,
+    },
+}
+
+fn parse_layout(s: &str) -> Result<(u16, u16)> {
+    let (k, n) = s.split_once('/').ok_or_else(|| anyhow::anyhow!("layout {s:?}: expected k/n"))?;
+    let (k, n): (u16, u16) = (k.trim().parse()?, n.trim().parse()?);
+    if k == 0 || k >= n || n > 256 {
+        bail!("layout {s:?}: need 1 <= k < n <= 256");
+    }
+    Ok((k, n))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -131,6 +163,41 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Groups { members, messages, dir } => groups::run(&members, messages, dir.as_deref(), j),
+        Cmd::Durability { layouts, lambda, repair_hours, shock_rate, shock_share } => {
+            let layouts = layouts.iter().map(|l| parse_layout(l)).collect::<Result<Vec<_>>>()?;
+            if !(lambda >= 0.0 && repair_hours > 0.0 && shock_rate >= 0.0 && (0.0..=1.0).contains(&shock_share)) {
+                bail!("need lambda >= 0, repair-hours > 0, shock-rate >= 0 and 0 <= shock-share <= 1");
+            }
+            let r = durability::report(&layouts, lambda, repair_hours, (shock_rate, shock_share));
+            if j {
+                out!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                out!(
+                    "λ = {lambda}/yr per position, E[R] = {repair_hours} h, correlated failures {shock_rate}/yr taking \
+                     {:.0}% of positions",
+                    shock_share * 100.0
+                );
+                out!(
+                    "{:<11} {:>9} {:>14} {:>14} {:>14}",
+                    "layout",
+                    "overhead",
+                    "loss/yr",
+                    "serial repair",
+                    "no repair"
+                );
+                for row in &r.rows {
+                    out!(
+                        "{:<11} {:>8.2}x {:>14.3e} {:>14.3e} {:>14.3e}",
+                        row.layout,
+                        row.overhead,
+                        row.loss_per_year,
+                        row.loss_per_year_serial,
+                        row.loss_per_year_no_repair
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Sim { nodes, lookups, hire, dir, idle_secs, search, child } => {
             let options = sim::SimOptions { lookups, hire, idle_secs, dir, search };
             match (child, nodes.as_slice()) {
