@@ -105,7 +105,7 @@ enum Cmd {
         child: bool,
     },
     /// Yearly probability of losing a block, per layout: a Markov chain of permanent failures (λ per position per
-    /// year), correlated failures (a share of positions at once) and repairs (mean time E[R]: fire-after, hiring
+    /// year), correlated failures (a share of positions at once) and repairs (mean time to repair: fire-after, hiring
     /// and rebuilding), with every position repaired at once, one at a time, and never.
     Durability {
         /// Layouts as k/n, comma-separated.

@@ -51,6 +51,7 @@ mod addresses;
 mod driver;
 pub mod frame;
 mod handle;
+mod security;
 mod store;
 mod swarm;
 

@@ -15,10 +15,11 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     autonat, connection_limits, dcutr, identify, identity::Keypair, kad, memory_connection_limits, noise, ping, quic,
-    relay, request_response, tcp, yamux, PeerId, StreamProtocol,
+    relay, request_response, tcp, tls, yamux, PeerId, StreamProtocol,
 };
 
 use crate::frame::{Budget, FrameCodec, ProtocolSpec};
+use crate::security::SelectSecurity;
 use crate::store::DhtStore;
 use crate::{NetError, NetLimits, RelayLimits, KAD_PROTOCOL};
 
@@ -133,40 +134,60 @@ pub(crate) fn build(spec: SwarmSpec<'_>) -> Result<libp2p::Swarm<Behaviour>, Net
     if names.len() != protocols.len() {
         return Err(NetError::Transport("a protocol is registered twice".into()));
     }
-    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_other_transport(|key| transport(key, memory))
+    let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
+    let behaviour =
+        |key: &Keypair, relay_client| behaviour(key, relay_client, relay_limits, protocols, record_ttl, limits);
+    if memory {
+        return Ok(builder
+            .with_other_transport(memory_transport)
+            .map_err(|e| build_error(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| build_error(&e))?
+            .with_behaviour(behaviour)
+            .map_err(|e| build_error(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+            .build());
+    }
+    Ok(builder
+        .with_other_transport(network_transport)
         .map_err(|e| build_error(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .with_relay_client((tls::Config::new, noise::Config::new), yamux::Config::default)
         .map_err(|e| build_error(&e))?
-        .with_behaviour(|key, relay_client| behaviour(key, relay_client, relay_limits, protocols, record_ttl, limits))
+        .with_behaviour(behaviour)
         .map_err(|e| build_error(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build())
 }
 
-/// The base transport: memory, or TCP (Noise, Yamux; upgraded as libp2p's own `with_tcp` does, V1Lazy) or
-/// QUIC, whichever the address asks for.
-fn transport(
+/// TCP or QUIC, whichever the address asks for. TCP offers TLS 1.3 (AES-GCM first on CPUs with AES instructions:
+/// vendor/libp2p-tls) before Noise, which peers that speak only Noise (js-libp2p's defaults) still get, with writes
+/// coalesced below it ([`crate::security::coalesced`]); then Yamux, upgraded as libp2p's own `with_tcp` does
+/// (V1Lazy). QUIC is TLS 1.3 too.
+fn network_transport(
     key: &Keypair,
-    memory: bool,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
-    if memory {
-        return Ok(libp2p::core::transport::MemoryTransport::default()
-            .upgrade(Version::V1)
-            .authenticate(noise::Config::new(key)?)
-            .multiplex(yamux::Config::default())
-            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-            .boxed());
-    }
+    let security = SelectSecurity(tls::Config::new(key)?, noise::Config::new(key)?);
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .map(|stream, _| crate::security::coalesced(stream))
         .upgrade(Version::V1Lazy)
-        .authenticate(noise::Config::new(key)?)
+        .authenticate(security)
         .multiplex(yamux::Config::default())
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
     let quic = quic::tokio::Transport::new(quic::Config::new(key))
         .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)));
     Ok(tcp.or_transport(quic).map(|either, _| either.into_inner()).boxed())
+}
+
+/// The in-process transport of simulations: memory, Noise, Yamux.
+fn memory_transport(
+    key: &Keypair,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(libp2p::core::transport::MemoryTransport::default()
+        .upgrade(Version::V1)
+        .authenticate(noise::Config::new(key)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed())
 }
 
 fn behaviour(
