@@ -199,10 +199,12 @@ async fn a_writer_adds_a_version_everyone_restores_and_a_reader_cannot_write() {
     tree(&bobs, 2);
     std::fs::write(bobs.join("from-bob.txt"), "bob was here").unwrap();
     within("bob writes", bm.contribute(&alice_id, &v1.name, &bobs)).await.unwrap();
-    until("alice took version 2", || {
-        storage.catalog().is_ok_and(|c| c.backup(&v1.name).is_some_and(|b| b.versions.len() == 2))
+    // the version enters the catalog first, then the share records its author: wait on the record
+    until("alice took version 2 and recorded its author", || {
+        a.shares().is_ok_and(|s| s.iter().any(|s| s.id == rw.id && !s.contributions.is_empty()))
     })
     .await;
+    assert_eq!(storage.catalog().unwrap().backup(&v1.name).unwrap().versions.len(), 2);
     let info = a.shares().unwrap().into_iter().find(|s| s.id == rw.id).unwrap();
     assert_eq!(info.contributions.len(), 1);
     assert_eq!((info.contributions[0].version, info.contributions[0].author_name.as_deref()), (2, Some("bob")));
