@@ -113,6 +113,11 @@ impl HireFire {
         vec![Action::Replace { position, reason }]
     }
 
+    /// When time alone next changes this automaton (ms): the end of a cool-down. `None` otherwise.
+    pub fn next_deadline(&self) -> Option<u64> {
+        (self.state == State::CoolingDown).then(|| self.since_ms.saturating_add(self.cool_down_ms))
+    }
+
     /// Feeds one event at `now_ms`.
     pub fn handle(&mut self, event: Event, now_ms: u64) -> Vec<Action> {
         match event {

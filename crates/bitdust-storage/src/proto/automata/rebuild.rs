@@ -114,6 +114,11 @@ impl Rebuild {
         self.state = to;
     }
 
+    /// When time alone next changes this automaton (ms): the retry of blocked work. `None` otherwise.
+    pub fn next_deadline(&self) -> Option<u64> {
+        (self.state == State::Waiting).then(|| self.since_ms.saturating_add(self.retry_ms))
+    }
+
     /// Feeds one event at `now_ms`.
     pub fn handle(&mut self, event: Event, now_ms: u64) -> Vec<Action> {
         match event {

@@ -169,6 +169,29 @@ impl SupplierConnection {
         self.created_ms = now_ms.saturating_sub(silent_ms.min(most));
     }
 
+    /// When time alone next changes this connection (ms): it turns suspect, offline, or asks to be fired, if no
+    /// answer comes before. `None` once fired or refused, or once its firing was asked. Heartbeats are not
+    /// counted (see [`Self::next_heartbeat_ms`]).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let since = self.last_seen_ms.unwrap_or(self.created_ms);
+        let after = match self.state {
+            State::Connected => self.timings.suspect_after_ms,
+            State::Connecting | State::Suspect => self.timings.offline_after_ms,
+            State::Offline if !self.fire_requested => self.timings.fire_after_ms,
+            State::Offline | State::Refused(_) | State::Fired => return None,
+        };
+        Some(since.saturating_add(after))
+    }
+
+    /// When the next heartbeat is due (ms); `None` once fired.
+    pub fn next_heartbeat_ms(&self) -> Option<u64> {
+        match (&self.state, self.last_heartbeat_ms) {
+            (State::Fired, _) => None,
+            (_, None) => Some(self.created_ms),
+            (_, Some(t)) => Some(t.saturating_add(self.timings.heartbeat_ms)),
+        }
+    }
+
     fn go(&mut self, to: State, event: &str, now_ms: u64) {
         debug_assert!(
             bitdust_core::automata::allowed(TRANSITIONS, self.state.name(), event, to.name()),

@@ -264,6 +264,27 @@ impl Connection {
     }
 }
 
+/// When a [`Maintenance`] state next needs time (ms since the same origin as `now_ms`), by kind; `None`: nothing
+/// of that kind is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Deadlines {
+    /// The next timer that changes a state by itself: a supplier turning suspect, offline or fired for silence, the
+    /// end of a cool-down, the retry of blocked rebuild work.
+    pub timers: Option<u64>,
+    /// The next audit due.
+    pub audit: Option<u64>,
+    /// The next heartbeat due. A simulator that answers every heartbeat at each wake may skip these: between
+    /// wakes nothing changes for a supplier that is up, and a supplier going down is an event of its own.
+    pub heartbeat: Option<u64>,
+}
+
+impl Deadlines {
+    /// The earliest of all three.
+    pub fn earliest(&self) -> Option<u64> {
+        [self.timers, self.audit, self.heartbeat].into_iter().flatten().min()
+    }
+}
+
 /// The composed maintenance state of one customer.
 #[derive(Debug, Clone)]
 pub struct Maintenance {
@@ -322,6 +343,26 @@ impl Maintenance {
     /// The down suppliers with their positions (see [`Action::Rebuild`]).
     pub fn down_suppliers(&self) -> Vec<(u16, PeerId)> {
         self.connections.iter().filter(|(_, c)| c.is_down()).map(|(p, c)| (*p, c.peer)).collect()
+    }
+
+    /// When the state next needs time, by kind, so that a driver can sleep (or a simulator jump) between them
+    /// instead of ticking: feeding [`Input::Tick`] at each of these times, and answering what it asks, gives the
+    /// same transitions as ticking every moment.
+    pub fn deadlines(&self) -> Deadlines {
+        let live = || self.connections.values().filter(|c| c.fsm.state != conn_fsm::State::Fired);
+        let audit_interval = self.policy.audit_interval_ms;
+        Deadlines {
+            timers: live()
+                .filter_map(|c| c.fsm.next_deadline())
+                .chain(self.hire_fire.next_deadline())
+                .chain(self.rebuild.next_deadline())
+                .min(),
+            audit: live()
+                .filter(|c| c.fsm.state == conn_fsm::State::Connected && !c.audit_in_flight)
+                .map(|c| c.last_audit_ms.saturating_add(audit_interval))
+                .min(),
+            heartbeat: live().filter(|c| !c.heartbeat_in_flight).filter_map(|c| c.fsm.next_heartbeat_ms()).min(),
+        }
     }
 
     /// Feeds one input at `now_ms`; returns what to do. After the input itself, every automaton gets the
@@ -788,5 +829,61 @@ mod tests {
         assert!(!m.handle(Input::Tick, 7_100).iter().any(|x| matches!(x, Action::Rebuild { .. })), "one at a time");
         let out = m.handle(Input::RebuildDone(Ok(Some(RebuildStats { fragments: 2, ..Default::default() }))), 7_200);
         assert!(out.iter().any(|x| matches!(x, Action::Rebuild { .. })), "more queued: next run {out:?}");
+    }
+
+    /// A driver that wakes only at the deadlines (what the durability simulator does) sees the same firing, at the
+    /// same moment, as one that ticks every 100 ms; one that skips heartbeat wakes too.
+    #[test]
+    fn waking_at_the_deadlines_is_ticking_every_moment() {
+        let (a, b) = (peer(), peer());
+        // a answers until 4 s and never again; b always answers; the customer wakes as `next` says, to 40 s
+        let run = |next: &dyn Fn(&Maintenance, u64) -> u64| {
+            let mut m = Maintenance::new(POLICY, 0);
+            let mut fired = Vec::new();
+            let mut audits = 0;
+            let mut now = 0;
+            let mut input = Input::Suppliers(vec![(0, a), (1, b)]);
+            while now <= 40_000 {
+                let mut todo = m.handle(input, now);
+                while let Some(action) = todo.pop() {
+                    let answer = match action {
+                        Action::Heartbeat { position, peer } => {
+                            let up = peer == b || now <= 4_000;
+                            let answer = if up {
+                                HeartbeatAnswer::Alive { used_bytes: 1, fragments: 1 }
+                            } else {
+                                HeartbeatAnswer::Failed("down".into())
+                            };
+                            Input::HeartbeatDone { position, peer, answer }
+                        }
+                        Action::Audit { position, peer } => {
+                            audits += 1;
+                            Input::AuditDone { position, peer, outcome: AuditOutcome::Passed }
+                        }
+                        Action::Replace { position, old, .. } => {
+                            fired.push((now, position, old));
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    todo.extend(m.handle(answer, now));
+                }
+                now = next(&m, now).max(now + 1);
+                input = Input::Tick;
+            }
+            (fired, audits)
+        };
+        let ticking = run(&|_, now| now + 100);
+        assert_eq!(ticking.0, vec![(19_000, 0, Some(a))], "fired fire-after past its last answer");
+        let waking = run(&|m, _| m.deadlines().earliest().unwrap_or(u64::MAX));
+        assert_eq!(waking, ticking);
+        // without heartbeat wakes (a simulator's driver): a's last answer is at the wake before it went down, here 0
+        // s, so the down event itself must be a wake: 4 s is one
+        let sparse = run(&|m, now| {
+            let d = m.deadlines();
+            [d.timers, d.audit, (now < 4_000).then_some(4_000)].into_iter().flatten().min().unwrap_or(u64::MAX)
+        });
+        assert_eq!(sparse.0, ticking.0);
+        assert!(sparse.1 > 0, "audits still run");
     }
 }
