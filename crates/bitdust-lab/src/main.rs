@@ -12,6 +12,7 @@
 //! - `lab-delay` (its own binary): the NAT lab's user-space latency emulator.
 
 mod bench;
+mod churn;
 mod durability;
 mod groups;
 mod messages;
@@ -104,6 +105,46 @@ enum Cmd {
         #[arg(long, hide = true)]
         child: bool,
     },
+    /// The durability study's event-driven tier: a population of nodes with sessions, departures, disk losses
+    /// and correlated departures; customers keep their data whole with the real maintenance state. Per layout and
+    /// fire-after: position losses, time to full redundancy, false firings, repair traffic, losses counted, and the
+    /// chain's yearly loss from the measured rates.
+    Churn {
+        /// Scenario: storj (always-on nodes, 1% leave a month), whitepaper (10% a month), home (10% a month, half
+        /// of the nodes desktops).
+        #[arg(long, default_value = "storj")]
+        scenario: String,
+        /// Nodes in the population.
+        #[arg(long, default_value_t = 100_000)]
+        nodes: usize,
+        /// Customers simulated (each stores on n of the nodes).
+        #[arg(long, default_value_t = 2_000)]
+        customers: usize,
+        /// Simulated years.
+        #[arg(long, default_value_t = 1.0)]
+        years: f64,
+        /// Layouts as k/n, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = ["2/4".to_string(), "4/8".into(), "3/10".into(), "8/16".into(), "8/20".into(), "16/32".into()])]
+        layouts: Vec<String>,
+        /// Fire-after values in hours, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [24.0])]
+        fire_after_h: Vec<f64>,
+        /// Audit interval, hours.
+        #[arg(long, default_value_t = 1.0)]
+        audit_interval_h: f64,
+        /// Plain data per customer, GiB.
+        #[arg(long, default_value_t = 10.0)]
+        data_gib: f64,
+        /// Departures per node per year instead of the scenario's.
+        #[arg(long)]
+        departures: Option<f64>,
+        /// Correlated departures per year, and the share of nodes each takes ("0.5,0.1").
+        #[arg(long)]
+        shock: Option<String>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Yearly probability of losing a block, per layout: a Markov chain of permanent failures (λ per position per
     /// year), correlated failures (a share of positions at once) and repairs (mean time to repair: fire-after, hiring
     /// and rebuilding), with every position repaired at once, one at a time, and never.
@@ -195,6 +236,80 @@ fn run(cli: Cli) -> Result<()> {
                         row.loss_per_year_no_repair
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Churn {
+            scenario,
+            nodes,
+            customers,
+            years,
+            layouts,
+            fire_after_h,
+            audit_interval_h,
+            data_gib,
+            departures,
+            shock,
+            seed,
+        } => {
+            let mut sc = churn::Scenario::named(&scenario)?;
+            if let Some(d) = departures {
+                sc.departures_per_year = d;
+            }
+            if let Some(s) = shock {
+                let (rate, share) = s.split_once(',').ok_or_else(|| anyhow::anyhow!("--shock RATE,SHARE"))?;
+                (sc.shocks_per_year, sc.shock_share) = (rate.trim().parse()?, share.trim().parse()?);
+            }
+            let ok = |x: f64| x.is_finite() && x >= 0.0;
+            if !(ok(sc.departures_per_year) && ok(sc.shocks_per_year) && (0.0..=1.0).contains(&sc.shock_share))
+                || !(years > 0.0 && years <= 100.0 && data_gib > 0.0 && nodes <= 10_000_000 && customers <= nodes)
+            {
+                bail!(
+                    "need rates >= 0, a shock share in [0, 1], 0 < years <= 100, data > 0, customers <= nodes <= 1e7"
+                );
+            }
+            let mut rows = Vec::new();
+            for layout in &layouts {
+                let (k, n) = parse_layout(layout)?;
+                for &fire in &fire_after_h {
+                    let o = churn::Options {
+                        nodes,
+                        customers,
+                        years,
+                        k,
+                        n,
+                        data_bytes: (data_gib * f64::from(1u32 << 30)) as u64,
+                        units: 16,
+                        fire_after_h: fire,
+                        audit_interval_h,
+                        seed,
+                    };
+                    let r = churn::run(&o, &sc)?;
+                    if !j {
+                        out!(
+                            "{:<11} fire {:>5.1} h: {:>5.2}x  λ {:.3}/yr (false firings {:.3})  E[R] {:.1} h (p99 {:.1})  \
+                             repair {:.0} MB/day  losses {} in {:.0} customer-years (loss/yr {:.2e})  chain loss/yr \
+                             {:.2e}  [{:.0} s]",
+                            r.layout,
+                            r.fire_after_h,
+                            r.overhead,
+                            r.position_losses_per_year,
+                            r.false_firings_per_year,
+                            r.repair_mean_h,
+                            r.repair_p99_h,
+                            r.repair_mb_per_day,
+                            r.losses,
+                            r.customer_years,
+                            r.measured_loss_per_year,
+                            r.chain_loss_per_year,
+                            r.wall_secs
+                        );
+                    }
+                    rows.push(r);
+                }
+            }
+            if j {
+                out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "scenario": sc, "rows": rows }))?);
             }
             Ok(())
         }

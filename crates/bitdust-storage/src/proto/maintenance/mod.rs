@@ -137,6 +137,11 @@ pub enum Input {
         /// Its answer.
         answer: HeartbeatAnswer,
     },
+    /// Heartbeat answers, each as it came at its own time (at most the `now_ms` given with the input, in any
+    /// order): the same as one [`Input::HeartbeatDone`] at each of those times, without the timers running in
+    /// between. A driver that wakes only at deadlines (the durability simulator) answers every supplier at once
+    /// this way, and says until when a supplier that went down since its last wake was heard.
+    Heard(Vec<Heard>),
     /// An audit of the supplier at `position` ended.
     AuditDone {
         /// Position.
@@ -160,6 +165,19 @@ pub enum Input {
     },
     /// A rebuild run ended: what it did (`None`: the queue was empty), or why nothing could be rebuilt.
     RebuildDone(Result<Option<RebuildStats>, String>),
+}
+
+/// One heartbeat answer of [`Input::Heard`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// Position.
+    pub position: u16,
+    /// The supplier that answered (ignored if it no longer holds the position).
+    pub peer: PeerId,
+    /// Its answer.
+    pub answer: HeartbeatAnswer,
+    /// When it came (ms).
+    pub at_ms: u64,
 }
 
 /// What the executor must do.
@@ -387,17 +405,13 @@ impl Maintenance {
                 firing.push((position, peer, reason));
             }
             Input::HeartbeatDone { position, peer, answer } => {
-                if let Some(c) = self.connection_of(position, peer) {
-                    c.heartbeat_in_flight = false;
-                    let event = match answer {
-                        HeartbeatAnswer::Alive { used_bytes, fragments } => {
-                            c.holds = Some((used_bytes, fragments));
-                            conn_fsm::Event::HeartbeatOk
-                        }
-                        HeartbeatAnswer::Refused(reason) => conn_fsm::Event::Refused(reason),
-                        HeartbeatAnswer::Failed(_) => conn_fsm::Event::HeartbeatFailed,
-                    };
-                    firing.extend(Self::requests(c.fsm.handle(event, now_ms), position, peer));
+                firing.extend(self.heard(Heard { position, peer, answer, at_ms: now_ms }));
+            }
+            Input::Heard(mut answers) => {
+                answers.sort_by_key(|h| h.at_ms);
+                for h in answers {
+                    let at_ms = h.at_ms.min(now_ms);
+                    firing.extend(self.heard(Heard { at_ms, ..h }));
                 }
             }
             Input::AuditDone { position, peer, outcome } => {
@@ -529,6 +543,21 @@ impl Maintenance {
                 self.connections.insert(*position, Connection::new(*peer, self.policy.timings, now_ms));
             }
         }
+    }
+
+    /// Takes one heartbeat answer; returns the firing requests it makes.
+    fn heard(&mut self, h: Heard) -> Vec<(u16, Option<PeerId>, String)> {
+        let Some(c) = self.connection_of(h.position, h.peer) else { return Vec::new() };
+        c.heartbeat_in_flight = false;
+        let event = match h.answer {
+            HeartbeatAnswer::Alive { used_bytes, fragments } => {
+                c.holds = Some((used_bytes, fragments));
+                conn_fsm::Event::HeartbeatOk
+            }
+            HeartbeatAnswer::Refused(reason) => conn_fsm::Event::Refused(reason),
+            HeartbeatAnswer::Failed(_) => conn_fsm::Event::HeartbeatFailed,
+        };
+        Self::requests(c.fsm.handle(event, h.at_ms), h.position, h.peer).collect()
     }
 
     /// The connection at `position` if `peer` still holds it (answers from a replaced supplier are dropped).
@@ -885,5 +914,27 @@ mod tests {
         });
         assert_eq!(sparse.0, ticking.0);
         assert!(sparse.1 > 0, "audits still run");
+    }
+
+    /// Answers heard together, each at its own time: a supplier heard until 2 s is fired fire-after past 2 s, not
+    /// past the moment the batch came in; the timers do not run between the answers (a supplier silent since 0
+    /// and heard at 30 s in the same batch is not fired).
+    #[test]
+    fn answers_heard_together_count_at_their_own_times() {
+        let (a, b) = (peer(), peer());
+        let mut m = Maintenance::new(POLICY, 0);
+        m.handle(Input::Suppliers(vec![(0, a), (1, b)]), 0);
+        let alive = HeartbeatAnswer::Alive { used_bytes: 1, fragments: 1 };
+        let heard = |position, peer, at_ms| Heard { position, peer, answer: alive.clone(), at_ms };
+        let out = m.handle(Input::Heard(vec![heard(1, b, 30_000), heard(0, a, 2_000)]), 30_000);
+        assert!(!out.iter().any(|x| matches!(x, Action::Replace { .. })), "{out:?}");
+        // the timers ran once, after the batch: a, silent since 2 s, is suspect; its next deadline is offline-after
+        assert_eq!(m.connections()[&0].fsm.last_seen_ms, Some(2_000));
+        assert_eq!(m.connections()[&0].fsm.state, conn_fsm::State::Suspect);
+        assert_eq!(m.connections()[&0].fsm.next_deadline(), Some(2_000 + POLICY.timings.offline_after_ms));
+        assert_eq!(m.connections()[&1].fsm.state, conn_fsm::State::Connected);
+        let out = m.handle(Input::Heard(vec![heard(1, b, 30_001)]), 30_001);
+        assert_eq!(m.connections()[&0].fsm.state, conn_fsm::State::Offline);
+        assert!(out.iter().any(|x| matches!(x, Action::Replace { position: 0, .. })), "silent 28 s > 15 s: {out:?}");
     }
 }
