@@ -72,6 +72,27 @@ impl<A: std::error::Error + 'static, B: std::error::Error + 'static> std::error:
     }
 }
 
+/// A security upgrade under way: the remote peer and the stream of the negotiated side.
+type Upgrading<TA, TB, EA, EB> = BoxFuture<'static, Result<(PeerId, Either<TA, TB>), SecurityError<EA, EB>>>;
+
+/// The negotiated side's upgrade, boxed, its stream and error tagged with the side.
+fn tagged<FA, FB, TA, TB, EA, EB>(
+    side: Either<FA, FB>,
+) -> Upgrading<TA, TB, EA, EB>
+where
+    FA: std::future::Future<Output = Result<(PeerId, TA), EA>> + Send + 'static,
+    FB: std::future::Future<Output = Result<(PeerId, TB), EB>> + Send + 'static,
+    TA: 'static,
+    TB: 'static,
+    EA: 'static,
+    EB: 'static,
+{
+    match side {
+        Either::Left(a) => a.map_ok(|(peer, s)| (peer, Either::Left(s))).map_err(SecurityError::First).boxed(),
+        Either::Right(b) => b.map_ok(|(peer, s)| (peer, Either::Right(s))).map_err(SecurityError::Second).boxed(),
+    }
+}
+
 impl<A: UpgradeInfo, B: UpgradeInfo> UpgradeInfo for SelectSecurity<A, B> {
     type Info = Proto<A::Info, B::Info>;
     type InfoIter = std::vec::IntoIter<Self::Info>;
@@ -99,20 +120,10 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, Self::Error>>;
 
     fn upgrade_inbound(self, socket: C, info: Self::Info) -> Self::Future {
-        match info {
-            Proto::First(i) => self
-                .0
-                .upgrade_inbound(socket, i)
-                .map_ok(|(peer, s)| (peer, Either::Left(s)))
-                .map_err(SecurityError::First)
-                .boxed(),
-            Proto::Second(i) => self
-                .1
-                .upgrade_inbound(socket, i)
-                .map_ok(|(peer, s)| (peer, Either::Right(s)))
-                .map_err(SecurityError::Second)
-                .boxed(),
-        }
+        tagged(match info {
+            Proto::First(i) => Either::Left(self.0.upgrade_inbound(socket, i)),
+            Proto::Second(i) => Either::Right(self.1.upgrade_inbound(socket, i)),
+        })
     }
 }
 
@@ -132,19 +143,9 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, Self::Error>>;
 
     fn upgrade_outbound(self, socket: C, info: Self::Info) -> Self::Future {
-        match info {
-            Proto::First(i) => self
-                .0
-                .upgrade_outbound(socket, i)
-                .map_ok(|(peer, s)| (peer, Either::Left(s)))
-                .map_err(SecurityError::First)
-                .boxed(),
-            Proto::Second(i) => self
-                .1
-                .upgrade_outbound(socket, i)
-                .map_ok(|(peer, s)| (peer, Either::Right(s)))
-                .map_err(SecurityError::Second)
-                .boxed(),
-        }
+        tagged(match info {
+            Proto::First(i) => Either::Left(self.0.upgrade_outbound(socket, i)),
+            Proto::Second(i) => Either::Right(self.1.upgrade_outbound(socket, i)),
+        })
     }
 }

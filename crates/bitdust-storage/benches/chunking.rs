@@ -3,7 +3,9 @@
 //! measuring). Two trees: one 64 MiB file, and 2,048 files of 16 KiB (32 MiB, where per-file open and metadata
 //! costs dominate).
 //!
-//! Run: `cargo bench -p bitdust-node --bench chunking` (add `-- --quick` for a fast pass).
+//! Run: `cargo bench -p bitdust-storage --bench chunking` (add `-- --quick` for a fast pass).
+
+mod common;
 
 use std::path::Path;
 
@@ -12,16 +14,7 @@ use bitdust_storage::service::archive::{scan, StreamReader};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
-    let mut x = seed | 1;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
-    std::fs::write(path, bytes).expect("writing a bench file");
+    std::fs::write(path, common::pseudo_random(seed, len)).expect("writing a bench file");
 }
 
 /// Reads the whole tree at `root` in blocks; returns the bytes read.

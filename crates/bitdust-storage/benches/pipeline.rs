@@ -12,6 +12,8 @@
 //! Chunking (cutting files into blocks) is benchmarked in `bitdust-node` (`--bench chunking`), where the
 //! archive reader lives. Run: `cargo bench -p bitdust-core --bench pipeline` (add `-- --quick` for a fast pass).
 
+mod common;
+
 use bitdust_core::keys::NodeKeys;
 use bitdust_storage::proto::chunk::{self, ChunkKeys};
 use bitdust_storage::proto::erasure::{Coder, Layout};
@@ -20,15 +22,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 
 fn random_block() -> Vec<u8> {
-    let mut x = 0x2545F4914F6CDD1Du64;
-    (0..BLOCK_SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::pseudo_random(0x2545F4914F6CDD1D, BLOCK_SIZE)
 }
 
 /// Text-like, compressible data: words from a small vocabulary (zstd level 1 reaches about 3-4x on it).
@@ -47,12 +41,11 @@ fn text_block() -> Vec<u8> {
         "node ",
         "\n",
     ];
-    let mut x = 0x9E3779B97F4A7C15u64;
     let mut out = Vec::with_capacity(BLOCK_SIZE);
-    while out.len() < BLOCK_SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+    for x in common::xorshift(0x9E3779B97F4A7C15) {
+        if out.len() >= BLOCK_SIZE {
+            break;
+        }
         out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
     }
     out.truncate(BLOCK_SIZE);
