@@ -20,9 +20,12 @@ Then, bitdust alone:
   delivery time between two devnet daemons;
 - bench/incremental.py: incremental backups beside restic (re-backup of an unchanged folder, one byte changed in a
   large file, ten daily versions, forget and prune, a million small files);
+- bench/durability.py: the durability study (`bitdust-lab churn`) per scenario and layout: yearly loss against
+  stored bytes per byte and repair traffic;
 - `bitdust-lab sim`: an in-process network of 100, 300 and 1,000 nodes (DHT lookup hops and latency for identity
   and nickname records, memory and CPU per idle node, time for a new customer to hire n suppliers).
-Charts: throughput against file size, throughput against supplier count, lookup hops against network size.
+Charts: throughput against file size, throughput against supplier count, lookup hops against network size,
+durability against overhead and repair traffic.
 
 usage: python3 bench/suite.py [--quick] [--sizes 1M,100M,1G] [--folder PATH] [--no-tahoe-folder]
                               [--sim-nodes 100,300] [--out DIR] [--bitdust PATH]
@@ -353,20 +356,28 @@ def main():
         inc_work = os.path.join(work, "incremental")
         os.makedirs(inc_work)
         inc = incremental.run(binary, inc_work, args.quick)
+        import durability  # bench/durability.py: issue 19's durability rows and chart
+        dur = durability.run(lab, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"transfers": results, "suppliers": scan, "heal": heal, "sim": sim, "messages": msgs,
-                   "incremental": inc}, f, indent=2)
+                   "incremental": inc, "durability": dur}, f, indent=2)
     report = render(results, sizes, tahoe.label, time.perf_counter() - started)
     report += render_rest(scan, heal, sim)
     report += render_messages(msgs)
     report += "\n" + incremental.render(inc)
+    report += "\n" + durability.render(dur)
     if chart(tahoe, args.out):
         report += ("\n![throughput against file size](throughput-vs-size.png)\n"
                    "![throughput against supplier count](throughput-vs-suppliers.png)\n"
                    "![lookup hops against network size](hops-vs-nodes.png)\n")
+        dur_json = os.path.join(args.out, "durability.json")
+        with open(dur_json, "w") as f:
+            json.dump(dur, f)
+        if durability.chart(os.path.join(tahoe.venv, "bin", "python"), dur_json, args.out):
+            report += "![durability against overhead and repair traffic](durability.png)\n"
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)
     print(report)

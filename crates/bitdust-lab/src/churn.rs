@@ -88,12 +88,14 @@ pub struct Scenario {
     pub upload_mbit: f64,
     /// Seconds to hire a replacement (the lab's measured hiring time is about this on a 1,000-node network).
     pub hire_secs: f64,
+    /// Customers hire only always-on nodes (as a selection by observed uptime would): what the policy could do.
+    pub hire_always_on: bool,
 }
 
 impl Scenario {
     /// A named scenario: `storj` (always-on nodes, departures of about 1% a month), `whitepaper` (the Storj v3
     /// whitepaper's 10% a month), `home` (the whitepaper's departures, half the nodes desktops that sleep at night
-    /// and some weekends).
+    /// and some weekends), `home-picky` (the same, customers hiring only always-on nodes).
     ///
     /// # Errors
     /// An unknown name.
@@ -114,12 +116,14 @@ impl Scenario {
             shock_share: 0.1,
             upload_mbit: 20.0,
             hire_secs: 30.0,
+            hire_always_on: false,
         };
         Ok(match name {
             "storj" => base,
             "whitepaper" => Self { departures_per_year: 1.2, ..base },
             "home" => Self { departures_per_year: 1.2, always_on_share: 0.5, customer_always_on_share: 0.2, ..base },
-            _ => bail!("unknown scenario {name:?}: storj, whitepaper or home"),
+            "home-picky" => Self { hire_always_on: true, ..Self::named("home")? },
+            _ => bail!("unknown scenario {name:?}: storj, whitepaper, home or home-picky"),
         })
     }
 }
@@ -415,6 +419,7 @@ impl World {
             let i = self.rng.gen_range(0..self.nodes.len()) as u32;
             let n = &self.nodes[i as usize];
             if !n.up
+                || (self.sc.hire_always_on && !n.always_on)
                 || taken.iter().any(|s| s.node == i && s.epoch == n.epoch)
                 || n.supplies.iter().any(|(x, _)| *x == c)
             {
@@ -755,6 +760,26 @@ impl World {
             return false;
         }
         self.losses += 1;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let cu = &self.customers[c as usize];
+            let slots: Vec<String> = cu
+                .slots
+                .iter()
+                .map(|s| {
+                    let state = if s.gone {
+                        "gone"
+                    } else if self.slot_up(s) {
+                        "up"
+                    } else {
+                        "down"
+                    };
+                    let since = s.lacking_since.map(|t| (self.now - t) as f64 / HOUR_MS);
+                    format!("{state} have {}/{units} queued {} lacking {since:.1?} h", s.have, s.queued)
+                })
+                .collect();
+            let m = cu.state.as_ref().map(|m| (m.hire_fire().state.clone(), m.rebuild().state.clone()));
+            tracing::debug!(c, up = cu.up, always_on = cu.always_on, ?m, ?slots, "a customer lost data");
+        }
         let old = std::mem::take(&mut self.customers[c as usize].slots);
         for (p, s) in old.iter().enumerate() {
             let node = &mut self.nodes[s.node as usize];

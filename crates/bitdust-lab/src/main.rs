@@ -108,10 +108,11 @@ enum Cmd {
     /// The durability study's event-driven tier: a population of nodes with sessions, departures, disk losses
     /// and correlated departures; customers keep their data whole with the real maintenance state. Per layout and
     /// fire-after: position losses, time to full redundancy, false firings, repair traffic, losses counted, and the
-    /// chain's yearly loss from the measured rates.
+    /// chain's yearly loss from the measured rates. With --json: a line with the scenario, then a line per row as it
+    /// ends.
     Churn {
         /// Scenario: storj (always-on nodes, 1% leave a month), whitepaper (10% a month), home (10% a month, half
-        /// of the nodes desktops).
+        /// of the nodes desktops), home-picky (home, customers hiring only always-on nodes).
         #[arg(long, default_value = "storj")]
         scenario: String,
         /// Nodes in the population.
@@ -268,7 +269,9 @@ fn run(cli: Cli) -> Result<()> {
                     "need rates >= 0, a shock share in [0, 1], 0 < years <= 100, data > 0, customers <= nodes <= 1e7"
                 );
             }
-            let mut rows = Vec::new();
+            if j {
+                out!("{}", serde_json::to_string(&serde_json::json!({ "scenario": sc }))?);
+            }
             for layout in &layouts {
                 let (k, n) = parse_layout(layout)?;
                 for &fire in &fire_after_h {
@@ -285,7 +288,9 @@ fn run(cli: Cli) -> Result<()> {
                         seed,
                     };
                     let r = churn::run(&o, &sc)?;
-                    if !j {
+                    if j {
+                        out!("{}", serde_json::to_string(&r)?);
+                    } else {
                         out!(
                             "{:<11} fire {:>5.1} h: {:>5.2}x  λ {:.3}/yr (false firings {:.3})  E[R] {:.1} h (p99 {:.1})  \
                              repair {:.0} MB/day  losses {} in {:.0} customer-years (loss/yr {:.2e})  chain loss/yr \
@@ -305,11 +310,7 @@ fn run(cli: Cli) -> Result<()> {
                             r.wall_secs
                         );
                     }
-                    rows.push(r);
                 }
-            }
-            if j {
-                out!("{}", serde_json::to_string_pretty(&serde_json::json!({ "scenario": sc, "rows": rows }))?);
             }
             Ok(())
         }

@@ -76,9 +76,7 @@ impl<A: std::error::Error + 'static, B: std::error::Error + 'static> std::error:
 type Upgrading<TA, TB, EA, EB> = BoxFuture<'static, Result<(PeerId, Either<TA, TB>), SecurityError<EA, EB>>>;
 
 /// The negotiated side's upgrade, boxed, its stream and error tagged with the side.
-fn tagged<FA, FB, TA, TB, EA, EB>(
-    side: Either<FA, FB>,
-) -> Upgrading<TA, TB, EA, EB>
+fn tagged<FA, FB, TA, TB, EA, EB>(side: Either<FA, FB>) -> Upgrading<TA, TB, EA, EB>
 where
     FA: std::future::Future<Output = Result<(PeerId, TA), EA>> + Send + 'static,
     FB: std::future::Future<Output = Result<(PeerId, TB), EB>> + Send + 'static,

@@ -61,7 +61,8 @@ impl Storage {
         self.save_suppliers(&slots)?;
         if slots.len() < n as usize {
             bail!(
-                "too few suppliers online: hired {} of {n} ({found} candidates found in the DHT{}{})",
+                "too few suppliers online: hired {} of {n} ({found} candidates found in the DHT{}{}); a network this \
+                 small needs customer.suppliers lowered in config.toml",
                 slots.len(),
                 if errors.is_empty() { "" } else { "; refusals: " },
                 errors.join("; ")
