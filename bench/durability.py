@@ -23,7 +23,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = ["storj", "whitepaper", "home"]
-LAYOUTS = ["2/4", "4/8", "3/10", "8/16", "4/10", "6/15", "8/20", "16/32"]
+LAYOUTS = ["2/4", "4/8", "3/10", "8/16", "12/24", "4/10", "6/15", "8/20", "16/32"]
 
 
 def run(lab, quick):

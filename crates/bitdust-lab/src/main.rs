@@ -125,7 +125,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1.0)]
         years: f64,
         /// Layouts as k/n, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = ["2/4".to_string(), "4/8".into(), "3/10".into(), "8/16".into(), "8/20".into(), "16/32".into()])]
+        #[arg(long, value_delimiter = ',', default_values_t = ["2/4".to_string(), "4/8".into(), "3/10".into(), "8/16".into(), "12/24".into(), "8/20".into(), "16/32".into()])]
         layouts: Vec<String>,
         /// Fire-after values in hours, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = [24.0])]
