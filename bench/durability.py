@@ -10,7 +10,7 @@ at once, and one at a time: the two bound it). Writes durability.json, a markdow
 against stored bytes per byte, with repair traffic beside it.
 
 usage: python3 bench/durability.py [--quick] [--lab PATH] [--out DIR]
-  --quick  10,000 nodes, 300 customers, one simulated year per row (about a minute);
+  --quick  5,000 nodes, 200 customers, five layouts, one simulated year per row (a minute or two);
            full: 100,000 nodes, 2,000 customers (the home scenario is the slow one: desktops come and go daily)
 Builds bitdust-lab in release mode unless --lab is given. The chart needs matplotlib: the suite passes its
 virtualenv's python; alone, this script uses python3's if it has matplotlib, else target/bench/plot-venv.
@@ -24,17 +24,19 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = ["storj", "whitepaper", "home"]
 LAYOUTS = ["2/4", "4/8", "3/10", "8/16", "12/24", "4/10", "6/15", "8/20", "16/32"]
+QUICK_LAYOUTS = ["2/4", "4/8", "3/10", "12/24", "8/20"]
 
 
 def run(lab, quick):
     """Runs every scenario; returns {"scenarios": [{"scenario": ..., "rows": [...]}], "settings": ...}."""
-    nodes, customers = (10_000, 300) if quick else (100_000, 2_000)
+    nodes, customers = (5_000, 200) if quick else (100_000, 2_000)
+    layouts = QUICK_LAYOUTS if quick else LAYOUTS
     out = {"settings": {"nodes": nodes, "customers": customers, "years": 1, "data_gib": 10, "fire_after_h": 24,
                         "audit_interval_h": 1}, "scenarios": []}
     for scenario in SCENARIOS:
         print(f"durability: {scenario} ({nodes} nodes, {customers} customers) ...", flush=True)
         r = subprocess.run([lab, "--json", "churn", "--scenario", scenario, "--nodes", str(nodes), "--customers",
-                            str(customers), "--layouts", ",".join(LAYOUTS)], capture_output=True, text=True)
+                            str(customers), "--layouts", ",".join(layouts)], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"bitdust-lab churn {scenario}: {r.stderr[-2000:]}")
         lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
@@ -74,32 +76,32 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 d = json.load(open(sys.argv[1]))
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
 for sc in d["scenarios"]:
     name = sc["scenario"]["name"]
     rows = sorted(sc["rows"], key=lambda r: r["overhead"])
-    xs = [r["overhead"] for r in rows]
-    # the chain's figure, floored for the log scale; a counted loss rate where there were losses
+    # the chain's serial-repair figure (the bound), floored for the log scale; counted rates where there were losses
     ys = [max(r["chain_serial_loss_per_year"], 1e-30) for r in rows]
-    line, = axes[0].plot(xs, ys, marker="o", linestyle="none", label=f"{name} (chain, serial repair)")
-    for r, x, y in zip(rows, xs, ys):
-        axes[0].annotate(r["layout"].replace("RS", ""), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    counted = [(r["overhead"], r["measured_loss_per_year"]) for r in rows if r["losses"] > 0]
-    if counted:
-        axes[0].plot(*zip(*counted), marker="x", linestyle="none", color=line.get_color(), label=f"{name} (counted)")
-    axes[1].plot(xs, [r["repair_mb_per_day"] for r in rows], marker="o", linestyle="none", label=name,
-                 color=line.get_color())
-axes[0].axhline(1e-9, color="grey", linestyle="--", label="1e-9")
-axes[0].set_yscale("log")
+    color = None
+    for ax, key in ((axes[0], "overhead"), (axes[1], "repair_mb_per_day")):
+        xs = [r[key] for r in rows]
+        line, = ax.plot(xs, ys, marker="o", linestyle="none", color=color, label=f"{name} (chain, serial repair)")
+        color = line.get_color()
+        for r, x, y in zip(rows, xs, ys):
+            ax.annotate(r["layout"].replace("RS", ""), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        counted = [(r[key], r["measured_loss_per_year"]) for r in rows if r["losses"] > 0]
+        if counted:
+            ax.plot(*zip(*counted), marker="x", linestyle="none", color=color, label=f"{name} (counted)")
+for ax in axes:
+    ax.axhline(1e-9, color="grey", linestyle="--", label="1e-9")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+axes[1].set_xscale("log")
 axes[0].set_xlabel("stored bytes per byte (n/k)")
+axes[1].set_xlabel("repair traffic, MB per customer per day (10 GiB each)")
 axes[0].set_ylabel("yearly probability of losing a block")
 axes[0].set_title("durability against overhead")
-axes[0].grid(True, which="both", alpha=0.3)
-axes[0].legend(fontsize=7)
-axes[1].set_xlabel("stored bytes per byte (n/k)")
-axes[1].set_ylabel("repair MB per customer per day")
-axes[1].set_title("repair traffic against overhead")
-axes[1].grid(True, alpha=0.3)
+axes[1].set_title("durability against repair traffic")
 axes[1].legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(os.path.join(sys.argv[2], "durability.png"), dpi=110)
