@@ -3,7 +3,7 @@
 
 Installs tahoe-lafs from PyPI into a virtualenv (target/bench/tahoe-venv, once), starts a local grid on
 127.0.0.1 (one introducer, 10 storage nodes, one client; shares.needed=3, happy=7, total=10) and two bitdust
-devnets (the default layout, 4 suppliers RS(2, 4), and RS(3, 10) on 10 suppliers like Tahoe), then for each
+devnets (RS(2, 4) on 4 suppliers, the default before RS(12, 24), and RS(3, 10) on 10 suppliers like Tahoe), then for each
 size uploads and downloads one random file with each and checks the bytes. It measures wall time, CPU seconds
 (every process of the system: daemons from /proc/PID/stat, command-line clients from rusage), the peak
 resident memory of the client-side daemon (VmHWM of the Tahoe client node, of bitdust's customer daemon) and
