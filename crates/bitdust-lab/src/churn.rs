@@ -151,6 +151,12 @@ pub struct Options {
     pub audit_interval_h: f64,
     /// Seed.
     pub seed: u64,
+    /// The whole maintenance policy, instead of the internet defaults with `fire_after_h` and `audit_interval_h`
+    /// (the check against the in-process network runs the devnet's).
+    #[serde(skip)]
+    pub policy: Option<Policy>,
+    /// Each customer's supplier at position 0 leaves for good at this time (ms), besides the scenario's churn.
+    pub scripted_departure_ms: Option<u64>,
 }
 
 /// What one run measured.
@@ -177,10 +183,12 @@ pub struct Outcome {
     pub false_firings_per_year: f64,
     /// Mean hours from a position losing its data to holding all of it again (the chain's E\[R\]).
     pub repair_mean_h: f64,
-    /// Median and 99th percentile of the same, hours.
+    /// Median of the same, hours.
     pub repair_p50_h: f64,
     /// 99th percentile, hours.
     pub repair_p99_h: f64,
+    /// Median hours from a supplier leaving for good to its replacement (detection, hysteresis, hiring).
+    pub replaced_p50_h: f64,
     /// Repair bytes moved (fetched + sent) per customer per day, MB (every node a customer: per node per day).
     pub repair_mb_per_day: f64,
     /// The chain's yearly loss probability from the measured λ and E\[R\] (and the scenario's correlated failures),
@@ -272,6 +280,7 @@ struct World {
     position_losses: u64,
     false_firings: u64,
     repairs_h: Vec<f64>,
+    replaced_h: Vec<f64>,
     repair_bytes: f64,
     handle_calls: u64,
 }
@@ -301,13 +310,13 @@ impl World {
         if timings.fire_after_ms <= timings.offline_after_ms {
             bail!("fire-after must be longer than offline-after (10 minutes)");
         }
-        let policy = Policy {
+        let policy = o.policy.unwrap_or(Policy {
             timings,
             cool_down_ms: 600_000,
             audit_interval_ms: ((o.audit_interval_h * HOUR_MS) as u64).max(60_000),
             audit_failures_to_fire: 3,
             rebuild_retry_ms: 60_000,
-        };
+        });
         let rng = StdRng::seed_from_u64(o.seed);
         let mut w = Self {
             o,
@@ -324,6 +333,7 @@ impl World {
             position_losses: 0,
             false_firings: 0,
             repairs_h: Vec::new(),
+            replaced_h: Vec::new(),
             repair_bytes: 0.0,
             handle_calls: 0,
         };
@@ -360,6 +370,16 @@ impl World {
         }
         if let Some(t) = exp_ms(&mut w.rng, w.sc.shocks_per_year) {
             w.at(t, Ev::Shock);
+        }
+        if let Some(t) = w.o.scripted_departure_ms {
+            for c in &w.customers {
+                if let Some(s) = c.slots.first() {
+                    let ev = Ev::Depart(s.node, s.epoch);
+                    w.seq += 1;
+                    w.heap.push(Reverse((t, w.seq)));
+                    w.events.insert(w.seq, ev);
+                }
+            }
         }
         Ok(w)
     }
@@ -731,6 +751,9 @@ impl World {
                         self.false_firings += 1;
                         self.position_losses += 1;
                     }
+                    if let (true, Some(left)) = (current.gone, current.down_since) {
+                        self.replaced_h.push((self.now - left) as f64 / HOUR_MS);
+                    }
                     new.lacking_since = current.lacking_since.or(Some(self.now));
                     self.nodes[new.node as usize].supplies.push((c, position));
                     let peer = new.peer;
@@ -974,6 +997,11 @@ pub fn run(o: &Options, sc: &Scenario) -> Result<Outcome> {
         false_firings_per_year: w.false_firings as f64 / position_years,
         repair_mean_h,
         repair_p50_h: percentile(&repairs, 0.5),
+        replaced_p50_h: {
+            let mut r = std::mem::take(&mut w.replaced_h);
+            r.sort_by(f64::total_cmp);
+            percentile(&r, 0.5)
+        },
         repair_p99_h: percentile(&repairs, 0.99),
         repair_mb_per_day: w.repair_bytes / 1e6 / (customer_years * 365.25),
         chain_loss_per_year: chain.loss_probability(1.0),
@@ -1001,6 +1029,8 @@ mod tests {
             fire_after_h: 24.0,
             audit_interval_h: 1.0,
             seed: 7,
+            policy: None,
+            scripted_departure_ms: None,
         }
     }
 

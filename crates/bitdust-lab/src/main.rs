@@ -101,6 +101,10 @@ enum Cmd {
         /// nodes search for them).
         #[arg(long, default_value_t = 0)]
         search: usize,
+        /// Customers that each lose one supplier for good (devnet maintenance timings): time to its replacement and
+        /// to full redundancy, beside what `churn` predicts for the same timings and the hiring time measured here.
+        #[arg(long, default_value_t = 0)]
+        repair: usize,
         /// Run one size in this process (used by the parent).
         #[arg(long, hide = true)]
         child: bool,
@@ -286,6 +290,8 @@ fn run(cli: Cli) -> Result<()> {
                         fire_after_h: fire,
                         audit_interval_h,
                         seed,
+                        policy: None,
+                        scripted_departure_ms: None,
                     };
                     let r = churn::run(&o, &sc)?;
                     if j {
@@ -314,8 +320,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, search, child } => {
-            let options = sim::SimOptions { lookups, hire, idle_secs, dir, search };
+        Cmd::Sim { nodes, lookups, hire, dir, idle_secs, search, repair, child } => {
+            let options = sim::SimOptions { lookups, hire, idle_secs, dir, search, repair };
             match (child, nodes.as_slice()) {
                 (true, [n]) => sim::run_child(*n, &options),
                 (true, _) => bail!("a simulation child runs exactly one size"),

@@ -73,6 +73,30 @@ pub struct SimOptions {
     /// Keyword searches of public shares to time (0: none; otherwise [`SEARCH_PUBLISHERS`] customers publish a
     /// share each and [`SEARCHERS`] new nodes search).
     pub search: usize,
+    /// Customers that each lose one supplier for good (0: none; see [`RepairFigures`]).
+    pub repair: usize,
+}
+
+/// A supplier lost for good, measured on the network and predicted by `churn` (issue 19: the durability
+/// simulator's check on a short horizon). Each of `customers` new customers (devnet maintenance timings, RS(2, 4),
+/// 256 KiB of data) hires, backs up, and loses one supplier (its node stopped); the figures are seconds from the
+/// stop. `churn` runs the real maintenance state with the same policy and the median hiring time measured here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepairFigures {
+    /// Customers measured.
+    pub customers: usize,
+    /// The policy's fire-after, seconds.
+    pub fire_after_secs: f64,
+    /// Hiring 4 suppliers, seconds.
+    pub hire_secs: Spread,
+    /// From the stop to the replacement's contract.
+    pub replaced_after_secs: Spread,
+    /// From the stop to every block whole again.
+    pub full_after_secs: Spread,
+    /// `churn`'s median of the first, seconds.
+    pub predicted_replaced_secs: f64,
+    /// `churn`'s median of the second, seconds.
+    pub predicted_full_secs: f64,
 }
 
 /// Customers that publish a public share when searches are measured.
@@ -179,6 +203,9 @@ pub struct SimReport {
     pub hire: Vec<HireFigure>,
     /// Keyword searches (when asked for).
     pub search: Option<SearchFigures>,
+    /// Suppliers lost and replaced (when asked for).
+    #[serde(default)]
+    pub repair: Option<RepairFigures>,
 }
 
 /// `bitdust-lab sim`: runs each size in `nodes` in a child process and prints the reports.
@@ -186,7 +213,7 @@ pub struct SimReport {
 /// # Errors
 /// If a child fails or prints no report.
 pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
-    let SimOptions { lookups, hire, idle_secs, dir, search } = options;
+    let SimOptions { lookups, hire, idle_secs, dir, search, repair } = options;
     let exe = std::env::current_exe().context("locating the bitdust executable")?;
     let mut reports = Vec::new();
     for &n in nodes {
@@ -200,6 +227,7 @@ pub fn run(nodes: &[usize], options: &SimOptions, json: bool) -> Result<()> {
             cmd.args(["--hire", &list.join(",")]);
         }
         cmd.args(["--idle-secs", &idle_secs.to_string(), "--search", &search.to_string()]);
+        cmd.args(["--repair", &repair.to_string()]);
         if let Some(d) = dir {
             cmd.arg("--dir").arg(d);
         }
@@ -241,10 +269,23 @@ fn print_row(r: &SimReport) {
             s.found_all, s.searches, s.publishers, s.latency_ms.median, s.latency_ms.p99, s.publish_secs.median
         )
     });
+    let repair = r.repair.as_ref().map_or_else(String::new, |x| {
+        format!(
+            "\n  a supplier lost (fire-after {:.0} s, {} customers): replaced after {:.1} s (churn predicts {:.1}), \
+             whole after {:.1} s (churn {:.1}); hiring {:.1} s",
+            x.fire_after_secs,
+            x.customers,
+            x.replaced_after_secs.median,
+            x.predicted_replaced_secs,
+            x.full_after_secs.median,
+            x.predicted_full_secs,
+            x.hire_secs.median
+        )
+    });
     out!(
         "{} nodes (hop bound {}): started in {:.1} s ({} announcements retried), {:.2} MiB per idle node \
          ({:.1} connections; {:.1} after lookups), idle CPU {:.1}% of a core, routing table {:.0} peers, \
-         AutoNAT {:?}\n{}\n{}\n  hire: {}{}",
+         AutoNAT {:?}\n{}\n{}\n  hire: {}{}{}",
         r.nodes,
         r.hop_bound,
         r.start_secs,
@@ -259,6 +300,7 @@ fn print_row(r: &SimReport) {
         lookups("nickname", &r.nickname),
         if hire.is_empty() { "-".to_string() } else { hire.join(", ") },
         search,
+        repair,
     );
 }
 
@@ -298,6 +340,11 @@ pub(crate) fn default_dir() -> PathBuf {
 /// A simulated node's config: memory transport, a supplier donating [`DONATED_BYTES`] if `supplier`, hiring `hire`
 /// suppliers (at least 2) when asked.
 pub(crate) fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<Config> {
+    node_config_with(supplier, hire, idle_secs, MaintenanceConfig::default())
+}
+
+/// [`node_config`] with the maintenance settings given.
+fn node_config_with(supplier: bool, hire: u16, idle_secs: u64, maintenance: MaintenanceConfig) -> Result<Config> {
     let mut config = Config {
         listen: vec!["/memory/0".into()],
         idle_timeout_secs: idle_secs,
@@ -311,7 +358,7 @@ pub(crate) fn node_config(supplier: bool, hire: u16, idle_secs: u64) -> Result<C
             ..SupplierConfig::default()
         },
         customer: CustomerConfig { suppliers: hire.max(2), needed_bytes: 1 << 20, ..CustomerConfig::default() },
-        maintenance: MaintenanceConfig::default(),
+        maintenance,
     }
     .write_into(&mut config)?;
     Ok(config)
@@ -464,6 +511,10 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
         0 => None,
         count => Some(measure_search(dir, &bootstrap, count, idle_secs).await?),
     };
+    let repair = match options.repair {
+        0 => None,
+        count => Some(measure_repair(dir, &bootstrap, &daemons, count, idle_secs).await?),
+    };
     let (base, idle) = (rss_base.unwrap_or(0.0), rss_idle.unwrap_or(0.0));
     Ok(SimReport {
         nodes: n,
@@ -483,6 +534,106 @@ async fn simulate(dir: &Path, n: usize, options: &SimOptions) -> Result<SimRepor
         nickname: nickname.figures(),
         hire: hires,
         search,
+        repair,
+    })
+}
+
+/// See [`RepairFigures`]. The supplier lost is never one of the bootstrap nodes (later customers join through them).
+async fn measure_repair(
+    dir: &Path,
+    bootstrap: &[String],
+    daemons: &[Daemon],
+    count: usize,
+    idle_secs: u64,
+) -> Result<RepairFigures> {
+    const DATA_BYTES: usize = 256 << 10;
+    let maintenance = MaintenanceConfig::devnet();
+    let policy = maintenance.policy();
+    let (mut hire, mut replaced, mut full) = (Vec::new(), Vec::new(), Vec::new());
+    let mut customers = Vec::new();
+    for i in 0..count {
+        let config = node_config_with(false, 4, idle_secs, maintenance.clone())?;
+        let c = start_node(dir, &format!("repair-{i}"), &config, bootstrap, false).await?;
+        c.node().wait_announced().await;
+        let storage = c.service::<Storage>().context("the storage wing runs")?;
+        let t = Instant::now();
+        storage.ensure_suppliers().await.context("a repair customer hiring")?;
+        hire.push(t.elapsed().as_secs_f64());
+        let data = dir.join(format!("repair-{i}-data"));
+        std::fs::create_dir_all(&data)?;
+        std::fs::write(data.join("data.bin"), (0..DATA_BYTES).map(|_| rand::random::<u8>()).collect::<Vec<u8>>())?;
+        storage.backup(&data, bitdust_node::Progress::new()).await?;
+        // the first position whose supplier is not a bootstrap node
+        let slots = storage.suppliers()?;
+        let (position, lost, daemon) = slots
+            .iter()
+            .find_map(|s| {
+                let peer = PeerId::from_bytes(&s.peer_id).ok()?;
+                let d = daemons.iter().skip(BOOTSTRAP_NODES).find(|d| d.node().peer_id() == peer)?;
+                Some((s.position, s.peer_id.clone(), d))
+            })
+            .context("every supplier is a bootstrap node")?;
+        daemon.shutdown().await;
+        let t = Instant::now();
+        let mut replaced_after = None;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if replaced_after.is_none()
+                && storage.suppliers()?.iter().any(|s| s.position == position && s.peer_id != lost)
+            {
+                replaced_after = Some(t.elapsed().as_secs_f64());
+            }
+            let whole = storage.health()?.iter().all(|v| v.full == v.blocks) && storage.rebuild_queue()?.is_empty();
+            if let (Some(r), true) = (replaced_after, whole) {
+                replaced.push(r);
+                full.push(t.elapsed().as_secs_f64());
+                break;
+            }
+            if t.elapsed().as_secs() > 300 {
+                bail!("customer {i}: no full redundancy 300 s after losing a supplier");
+            }
+        }
+        customers.push(c);
+    }
+    let hire_secs = Spread::of(hire);
+    // churn with the same policy: nodes that never go down, one scripted departure per customer, links far faster
+    // than 256 KiB needs (the memory transport)
+    let forever = crate::churn::Sessions { up_median_h: 1e9, up_sigma: 0.0, down_median_h: 1.0, down_sigma: 0.0 };
+    let scenario = crate::churn::Scenario {
+        departures_per_year: 0.0,
+        disk_losses_per_year: 0.0,
+        always_on_share: 1.0,
+        customer_always_on_share: 1.0,
+        always_on: forever,
+        desktop: forever,
+        upload_mbit: 1000.0,
+        hire_secs: hire_secs.median,
+        ..crate::churn::Scenario::named("storj")?
+    };
+    let o = crate::churn::Options {
+        nodes: daemons.len().max(5),
+        customers: 100,
+        years: 1.0 / (365.25 * 24.0),
+        k: 2,
+        n: 4,
+        data_bytes: DATA_BYTES as u64,
+        units: 16,
+        fire_after_h: 1.0,
+        audit_interval_h: 1.0,
+        seed: 1,
+        policy: Some(policy),
+        scripted_departure_ms: Some(60_000),
+    };
+    let predicted = crate::churn::run(&o, &scenario)?;
+    drop(customers);
+    Ok(RepairFigures {
+        customers: count,
+        fire_after_secs: policy.timings.fire_after_ms as f64 / 1000.0,
+        hire_secs,
+        replaced_after_secs: Spread::of(replaced),
+        full_after_secs: Spread::of(full),
+        predicted_replaced_secs: predicted.replaced_p50_h * 3600.0,
+        predicted_full_secs: predicted.repair_p50_h * 3600.0,
     })
 }
 
