@@ -372,16 +372,26 @@ impl World {
             w.at(t, Ev::Shock);
         }
         if let Some(t) = w.o.scripted_departure_ms {
-            for c in &w.customers {
-                if let Some(s) = c.slots.first() {
-                    let ev = Ev::Depart(s.node, s.epoch);
-                    w.seq += 1;
-                    w.heap.push(Reverse((t, w.seq)));
-                    w.events.insert(w.seq, ev);
-                }
+            let first: Vec<(u32, u32)> =
+                w.customers.iter().filter_map(|c| c.slots.first()).map(|s| (s.node, s.epoch)).collect();
+            for (node, epoch) in first {
+                w.at(t, Ev::Depart(node, epoch));
             }
         }
         Ok(w)
+    }
+
+    /// Runs every event up to `end_ms`.
+    fn run_until(&mut self, end_ms: u64) {
+        while let Some(Reverse((t, seq))) = self.heap.pop() {
+            if t > end_ms {
+                break;
+            }
+            self.now = t;
+            if let Some(ev) = self.events.remove(&seq) {
+                self.step(ev);
+            }
+        }
     }
 
     fn upload(&mut self) -> f64 {
@@ -959,16 +969,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub fn run(o: &Options, sc: &Scenario) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let mut w = World::new(o.clone(), sc.clone())?;
-    let end = (o.years * YEAR_MS) as u64;
-    while let Some(Reverse((t, seq))) = w.heap.pop() {
-        if t > end {
-            break;
-        }
-        w.now = t;
-        if let Some(ev) = w.events.remove(&seq) {
-            w.step(ev);
-        }
-    }
+    w.run_until((o.years * YEAR_MS) as u64);
     let customer_years = o.customers as f64 * o.years;
     let position_years = customer_years * f64::from(o.n);
     let mut repairs = std::mem::take(&mut w.repairs_h);
@@ -1064,16 +1065,7 @@ mod tests {
         let desktop = Sessions { up_median_h: 8.0, up_sigma: 0.3, down_median_h: 12.0, down_sigma: 0.3 };
         let sc = Scenario { customer_always_on_share: 0.0, desktop, ..steady(2.0) };
         let mut w = World::new(options(2, 4, 100, 1_000), sc).unwrap();
-        let end = YEAR_MS as u64 / 4;
-        while let Some(Reverse((t, seq))) = w.heap.pop() {
-            if t > end {
-                break;
-            }
-            w.now = t;
-            if let Some(ev) = w.events.remove(&seq) {
-                w.step(ev);
-            }
-        }
+        w.run_until(YEAR_MS as u64 / 4);
         assert!(w.customers.iter().all(|c| !c.always_on));
         let repaired = w.repairs_h.len();
         assert!(repaired > 20, "only {repaired} positions repaired of ~{} lost", w.position_losses);
